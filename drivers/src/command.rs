@@ -1,0 +1,64 @@
+//! What the gateway asks devices to do: [`Command`], its [`CommandOutcome`],
+//! and the [`CommandRequest`] that carries a reply channel to the driver.
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+/// An actuation or query addressed to one device.
+///
+/// Device families add variants as they land; a driver answers commands it
+/// does not implement with [`CommandOutcome::Unsupported`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// Read the device now and report its current values.
+    Poll,
+    /// Drive every actuator of the device to its safe state.
+    SafeState,
+}
+
+impl Command {
+    /// The command's wire name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Poll => "poll",
+            Command::SafeState => "safe_state",
+        }
+    }
+}
+
+/// How a device answered a command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", content = "detail", rename_all = "snake_case")]
+pub enum CommandOutcome {
+    /// Carried out.
+    Done,
+    /// Refused by a safety rule or the device's state (the reason says which).
+    Refused(String),
+    /// Attempted but failed (the device or transport said why).
+    Failed(String),
+    /// The driver does not implement this command.
+    Unsupported,
+}
+
+/// A command on its way to a driver, with the channel for its answer.
+#[derive(Debug)]
+pub struct CommandRequest {
+    /// What to do.
+    pub command: Command,
+    /// Where the driver sends the outcome; dropping it reports `Failed`.
+    pub reply: oneshot::Sender<CommandOutcome>,
+}
+
+impl CommandRequest {
+    /// Creates a request and the receiver for its outcome.
+    pub fn new(command: Command) -> (Self, oneshot::Receiver<CommandOutcome>) {
+        let (reply, rx) = oneshot::channel();
+        (Self { command, reply }, rx)
+    }
+
+    /// Answers the request; a requester that stopped waiting is not an error.
+    pub fn answer(self, outcome: CommandOutcome) {
+        let _ = self.reply.send(outcome);
+    }
+}

@@ -1,0 +1,25 @@
+//! The device side of Gatehouse: the contract every driver implements, the
+//! events and commands that cross it, and one module per device family with
+//! its simulator.
+//!
+//! Layout:
+//! - [`contract`]: the [`Driver`] trait, [`DriverContext`] (event sender,
+//!   command inbox, health reporter, cancellation), [`Health`] and the
+//!   classified [`DriverError`].
+//! - [`event`]: [`DeviceEvent`] (what devices report) and [`Class`].
+//! - [`command`]: [`Command`] (what the gateway asks devices to do) and its
+//!   [`CommandOutcome`].
+//! - [`sim`]: simulated devices; they are both the demo estate and test peers.
+//!
+//! Nothing in this crate knows about the store, the uplink or the web panel.
+
+pub mod command;
+pub mod contract;
+pub mod event;
+pub mod sim;
+
+pub use command::{Command, CommandOutcome, CommandRequest};
+pub use contract::{
+    DeviceId, Driver, DriverContext, DriverError, EventSender, Health, HealthReporter, Inbound,
+};
+pub use event::{Class, DeviceEvent};
