@@ -288,8 +288,7 @@ pub trait Driver: Send + 'static {
 
     /// Runs until cancelled (`Ok`) or until it fails (`Err`). Called again by
     /// the supervisor after a retryable error, with the same context.
-    fn run<'a>(&'a mut self, ctx: &'a mut DriverContext)
-    -> BoxFuture<'a, Result<(), DriverError>>;
+    fn run<'a>(&'a mut self, ctx: &'a mut DriverContext) -> BoxFuture<'a, Result<(), DriverError>>;
 }
 
 /// The wall clock in Unix milliseconds (0 if the clock is before 1970).

@@ -11,7 +11,9 @@ use serde::Serialize;
 ///
 /// The store never drops `Access`, `Alarm` or `Audit` silently; `Telemetry`
 /// is shed first when space runs out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Class {
     /// Somebody or something passed (or was refused at) a gate or door.

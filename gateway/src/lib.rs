@@ -1,7 +1,30 @@
-//! Gatehouse, the estate edge gateway: configuration, supervisor, pipeline,
-//! rules, store and web listeners. The `gatehouse` binary is a thin shell
-//! over this library.
+//! Gatehouse, the estate edge gateway, as a library. The `gatehouse` binary
+//! is a thin shell over it.
+//!
+//! Code map:
+//! - [`config`]: TOML → validated [`config::Config`], every problem located.
+//! - [`app`]: start a whole gateway from a config; phased shutdown.
+//! - [`supervisor`]: driver tasks, restarts with backoff, the [`supervisor::Drivers`] registry.
+//! - [`devices`]: config `type` → driver.
+//! - [`pipeline`]: the one loop that stamps, decides, actuates and records.
+//! - [`rules`]: pure decision functions.
+//! - [`store`]: the durable queue and database (SQLite).
+//! - [`wire`]: the versioned envelope (the platform contract).
+//! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`).
+//! - [`metrics`], [`logging`], [`clock`], [`tasks`]: cross-cutting pieces.
+//! - [`cli`]: the command line.
 
+pub mod app;
+pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod devices;
+pub mod logging;
+pub mod metrics;
+pub mod pipeline;
+pub mod rules;
 pub mod store;
+pub mod supervisor;
+pub mod tasks;
+pub mod web;
 pub mod wire;

@@ -105,10 +105,7 @@ impl Driver for TankSim {
         "sim-tank"
     }
 
-    fn run<'a>(
-        &'a mut self,
-        ctx: &'a mut DriverContext,
-    ) -> BoxFuture<'a, Result<(), DriverError>> {
+    fn run<'a>(&'a mut self, ctx: &'a mut DriverContext) -> BoxFuture<'a, Result<(), DriverError>> {
         async move {
             let mut ticker = tokio::time::interval(self.interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -177,7 +174,9 @@ mod tests {
         let first = rx.recv().await.expect("level");
         assert_eq!(first.event.kind(), "point_value");
         let second = rx.recv().await.expect("pressure");
-        assert!(matches!(second.event, DeviceEvent::PointValue { ref point, .. } if point == "pressure"));
+        assert!(
+            matches!(second.event, DeviceEvent::PointValue { ref point, .. } if point == "pressure")
+        );
 
         let (request, outcome) = CommandRequest::new(Command::Poll);
         cmd_tx.send(request).await.expect("inbox open");

@@ -171,3 +171,6 @@ pub fn parse(_text: &str, file: &str) -> Result<Config, ConfigErrors> {
         }],
     })
 }
+
+/// The compiled-in demo configuration (`gatehouse demo`). STUB.
+pub const DEMO_TOML: &str = "";

@@ -108,7 +108,11 @@ impl Store {
     }
 
     /// Up to `limit` events with `seq > after`, oldest first.
-    pub async fn read_after(&self, _after: Seq, _limit: usize) -> Result<Vec<Envelope>, StoreError> {
+    pub async fn read_after(
+        &self,
+        _after: Seq,
+        _limit: usize,
+    ) -> Result<Vec<Envelope>, StoreError> {
         Ok(Vec::new())
     }
 

@@ -1,0 +1,357 @@
+//! Starting and stopping a whole gateway: the store, the pipeline, the
+//! supervised drivers and the panel listener, wired together from a
+//! [`Config`].
+//!
+//! Shutdown is phased under one budget (`supervisor.drain_budget`):
+//! 1. readiness turns to draining and a `gateway_stopping` audit event is
+//!    recorded;
+//! 2. drivers are cancelled: they stop intake and put actuators in their
+//!    safe state;
+//! 3. the pipeline stops taking input, drains what it holds and waits until
+//!    it is on disk;
+//! 4. the store flushes and checkpoints;
+//! 5. the panel listener stops.
+//!
+//! If the budget runs out, the report names the tasks still running.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use drivers::Class;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::pipeline::{GATEWAY_DEVICE, Pipeline, PipelineHandle, Stamper};
+use crate::store::{OpenReport, Pressure, Store, StoreConfig, StoreError};
+use crate::supervisor::{self, Drivers};
+use crate::tasks::Tasks;
+use crate::web::{self, PanelState, Readiness};
+use crate::{clock, devices};
+
+/// Capacity of the device-event channel into the pipeline.
+const DEVICE_EVENTS: usize = 1024;
+
+/// How often the clock's synchronisation is checked.
+const CLOCK_CHECK: Duration = Duration::from_secs(60);
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The panel address could not be bound.
+    #[error("panel listener {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The store could not be opened (and could not be replaced).
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A start-up task failed unexpectedly.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// What a shutdown achieved.
+#[derive(Debug, Clone)]
+pub struct ShutdownReport {
+    /// Tasks still running when the budget ran out (empty when clean).
+    pub stragglers: Vec<String>,
+    /// How long the shutdown took.
+    pub elapsed: Duration,
+}
+
+impl ShutdownReport {
+    /// Whether everything stopped within the budget.
+    pub fn is_clean(&self) -> bool {
+        self.stragglers.is_empty()
+    }
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Running {
+    /// Where the panel, the API and `/metrics` listen.
+    pub panel_addr: SocketAddr,
+    /// The store.
+    pub store: Store,
+    /// Control inputs (commands, records) into the pipeline.
+    pub pipeline: PipelineHandle,
+    /// The supervised devices.
+    pub drivers: Drivers,
+    /// What happened while opening the store.
+    pub open_report: OpenReport,
+    readiness: watch::Sender<Readiness>,
+    drain_budget: Duration,
+    drivers_cancel: CancellationToken,
+    driver_tasks: Tasks,
+    aux_cancel: CancellationToken,
+    aux_tasks: Tasks,
+    intake: CancellationToken,
+    pipeline_task: JoinHandle<()>,
+    web_cancel: CancellationToken,
+    web_task: JoinHandle<()>,
+}
+
+/// Starts a gateway from `config`.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let data_dir = config.gateway.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
+
+    // The panel answers /healthz and /readyz from the first moment.
+    let listener = TcpListener::bind(config.panel.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.panel.listen,
+            source,
+        })?;
+    let panel_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.panel.listen,
+        source,
+    })?;
+    let (readiness, readiness_rx) = watch::channel(Readiness::Starting("opening the store"));
+    let live = Arc::new(OnceLock::new());
+    let metrics = Arc::new(Metrics::new().with_live_state(live.clone()));
+    let web_cancel = CancellationToken::new();
+    let router = web::router(PanelState {
+        metrics: metrics.clone(),
+        readiness: readiness_rx,
+        metrics_token: config.panel.metrics_token.clone(),
+    });
+    let web_task = tokio::spawn(serve(listener, router, web_cancel.clone()));
+
+    let store_config = StoreConfig {
+        path: data_dir.join("gatehouse.db"),
+        max_bytes: config.store.max_bytes,
+        critical_reserve_bytes: config.store.critical_reserve_bytes,
+        group_commit_window: config.store.group_commit_window,
+    };
+    let opened = tokio::task::spawn_blocking(move || Store::open(store_config)).await;
+    let (store, open_report) = match opened {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(error)) => {
+            web_cancel.cancel();
+            return Err(error.into());
+        }
+        Err(join) => {
+            web_cancel.cancel();
+            return Err(StartError::Internal(join.to_string()));
+        }
+    };
+    readiness.send_replace(Readiness::Starting("starting drivers"));
+
+    let (device_tx, device_rx) = mpsc::channel(DEVICE_EVENTS);
+    let drivers_cancel = CancellationToken::new();
+    let mut driver_tasks = Tasks::default();
+    let drivers = supervisor::start(
+        devices::build(&config.devices),
+        &device_tx,
+        &config.supervisor,
+        &drivers_cancel,
+        &mut driver_tasks,
+    );
+    drop(device_tx);
+    let _ = live.set((store.clone(), drivers.clone()));
+
+    let stamper = Stamper::new(&config.gateway.estate_id, &config.gateway.gateway_id);
+    stamper.set_clock_synced(clock::is_synchronised());
+    let (pipeline, handle) = Pipeline::new(
+        device_rx,
+        store.clone(),
+        drivers.clone(),
+        stamper.clone(),
+        config.alarms.clone(),
+        metrics.clone(),
+    );
+    let intake = CancellationToken::new();
+    let pipeline_task = tokio::spawn(pipeline.run(intake.clone()));
+
+    let aux_cancel = CancellationToken::new();
+    let mut aux_tasks = Tasks::default();
+    aux_tasks.spawn(
+        "store pressure watch",
+        watch_pressure(store.pressure(), handle.clone(), aux_cancel.clone()),
+    );
+    aux_tasks.spawn("clock check", check_clock(stamper, aux_cancel.clone()));
+
+    if let Some(quarantine) = &open_report.quarantined {
+        tracing::error!(
+            moved_to = %quarantine.moved_to.display(),
+            reason = %quarantine.reason,
+            "The database was unreadable; it was moved aside and a fresh one started."
+        );
+        let body = serde_json::json!({
+            "moved_to": quarantine.moved_to.display().to_string(),
+            "reason": quarantine.reason,
+        });
+        if let Err(error) = handle
+            .record(GATEWAY_DEVICE, "store_quarantined", Class::Alarm, body)
+            .await
+        {
+            tracing::error!(%error, "The quarantine alarm was not stored.");
+        }
+    }
+    let started = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "devices": config.devices.len(),
+        "queued": open_report.depth,
+    });
+    if let Err(error) = handle
+        .record(GATEWAY_DEVICE, "gateway_started", Class::Audit, started)
+        .await
+    {
+        tracing::error!(%error, "The start record was not stored.");
+    }
+
+    readiness.send_replace(Readiness::Ready);
+    tracing::info!(panel = %panel_addr, devices = drivers.len(), queued = open_report.depth, "Gateway ready.");
+    Ok(Running {
+        panel_addr,
+        store,
+        pipeline: handle,
+        drivers,
+        open_report,
+        readiness,
+        drain_budget: config.supervisor.drain_budget,
+        drivers_cancel,
+        driver_tasks,
+        aux_cancel,
+        aux_tasks,
+        intake,
+        pipeline_task,
+        web_cancel,
+        web_task,
+    })
+}
+
+impl Running {
+    /// Runs until `signal` resolves, then shuts down.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> ShutdownReport {
+        signal.await;
+        self.shutdown().await
+    }
+
+    /// Shuts the gateway down within the drain budget.
+    pub async fn shutdown(self) -> ShutdownReport {
+        let started = Instant::now();
+        let deadline = started + self.drain_budget;
+        let remaining = || deadline.saturating_duration_since(Instant::now());
+        let mut stragglers = Vec::new();
+        tracing::info!(budget = ?self.drain_budget, "Shutting down.");
+        self.readiness.send_replace(Readiness::Draining);
+
+        let stopping = serde_json::json!({"version": env!("CARGO_PKG_VERSION")});
+        let _ = tokio::time::timeout(
+            remaining(),
+            self.pipeline
+                .record(GATEWAY_DEVICE, "gateway_stopping", Class::Audit, stopping),
+        )
+        .await;
+
+        self.drivers_cancel.cancel();
+        stragglers.extend(self.driver_tasks.join_within(remaining()).await);
+        self.aux_cancel.cancel();
+        stragglers.extend(self.aux_tasks.join_within(remaining()).await);
+
+        self.intake.cancel();
+        let mut pipeline_task = self.pipeline_task;
+        if tokio::time::timeout(remaining(), &mut pipeline_task)
+            .await
+            .is_err()
+        {
+            pipeline_task.abort();
+            stragglers.push("pipeline".into());
+        }
+        match tokio::time::timeout(remaining(), self.store.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "The store did not close cleanly."),
+            Err(_) => stragglers.push("store".into()),
+        }
+
+        self.web_cancel.cancel();
+        let mut web_task = self.web_task;
+        if tokio::time::timeout(remaining(), &mut web_task)
+            .await
+            .is_err()
+        {
+            web_task.abort();
+            stragglers.push("panel listener".into());
+        }
+        let report = ShutdownReport {
+            stragglers,
+            elapsed: started.elapsed(),
+        };
+        if report.is_clean() {
+            tracing::info!(elapsed = ?report.elapsed, "Stopped.");
+        } else {
+            tracing::error!(stragglers = ?report.stragglers, "Shutdown budget exhausted.");
+        }
+        report
+    }
+}
+
+async fn serve(listener: TcpListener, router: axum::Router, cancel: CancellationToken) {
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(error) = axum::serve(listener, app)
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await
+    {
+        tracing::error!(%error, "Panel listener failed.");
+    }
+}
+
+/// Records an alarm whenever the store's pressure changes.
+async fn watch_pressure(
+    mut pressure: watch::Receiver<Pressure>,
+    pipeline: PipelineHandle,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            changed = pressure.changed() => if changed.is_err() { return },
+        }
+        let state = *pressure.borrow_and_update();
+        let (name, active) = match state {
+            Pressure::Normal => ("normal", false),
+            Pressure::SheddingTelemetry => ("shedding_telemetry", true),
+            Pressure::OverCapacity => ("over_capacity", true),
+        };
+        tracing::warn!(state = name, "Store pressure changed.");
+        let body = serde_json::json!({"state": name, "active": active});
+        if let Err(error) = pipeline
+            .record(GATEWAY_DEVICE, "store_pressure", Class::Alarm, body)
+            .await
+        {
+            tracing::error!(%error, "The store pressure alarm was not stored.");
+        }
+    }
+}
+
+async fn check_clock(stamper: Stamper, cancel: CancellationToken) {
+    let mut ticker = tokio::time::interval(CLOCK_CHECK);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticker.tick() => stamper.set_clock_synced(clock::is_synchronised()),
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The `gatehouse` command line: `run`, `check-config`, `demo`. Each command
+//! returns a [`CliError`] whose [`CliError::exit_code`] `main` exits with
+//! (64 for a bad configuration, as systemd's `RestartPreventExitStatus=`
+//! expects).
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{self, StartError};
+use crate::config::{self, Config, ConfigErrors};
+
+/// Exit status for a configuration the gateway cannot use (EX_USAGE).
+pub const EXIT_CONFIG: u8 = 64;
+
+/// Gatehouse: the estate edge gateway for guard rooms.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway with a configuration file.
+    Run {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a configuration file, list every problem, exit 64 if there are any.
+    CheckConfig {
+        /// The configuration file (TOML).
+        file: PathBuf,
+    },
+    /// Run a simulated estate with the compiled-in demo configuration.
+    Demo {
+        /// Where the demo keeps its database (default: a folder in the temp dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Panel, API and /metrics address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The configuration has problems (already printed).
+    #[error("{0}")]
+    Config(ConfigErrors),
+    /// The gateway could not start.
+    #[error("could not start: {0}")]
+    Start(#[from] StartError),
+    /// Shutdown ran out of time.
+    #[error("shutdown budget exhausted; still running: {}", .0.join(", "))]
+    Unclean(Vec<String>),
+}
+
+impl CliError {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(_) => EXIT_CONFIG,
+            CliError::Start(_) | CliError::Unclean(_) => 1,
+        }
+    }
+}
+
+/// Runs a parsed command line until it finishes (for `run` and `demo`: until
+/// SIGTERM or SIGINT).
+pub async fn execute(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Run { config } => {
+            let config = load_reporting(&config)?;
+            serve(config).await
+        }
+        Command::Demo { data_dir, listen } => {
+            let mut config = config::parse(config::DEMO_TOML, "demo.toml").map_err(|errors| {
+                print_problems(&errors);
+                CliError::Config(errors)
+            })?;
+            config.gateway.data_dir =
+                data_dir.unwrap_or_else(|| std::env::temp_dir().join("gatehouse-demo"));
+            config.panel.listen = listen;
+            serve(config).await
+        }
+    }
+}
+
+fn check_config(file: &Path) -> Result<(), CliError> {
+    let config = load_reporting(file)?;
+    println!(
+        "{}: ok ({} device(s), {} alarm rule(s))",
+        file.display(),
+        config.devices.len(),
+        config.alarms.len()
+    );
+    Ok(())
+}
+
+fn load_reporting(file: &Path) -> Result<Config, CliError> {
+    config::load(file).map_err(|errors| {
+        print_problems(&errors);
+        CliError::Config(errors)
+    })
+}
+
+fn print_problems(errors: &ConfigErrors) {
+    let mut err = std::io::stderr().lock();
+    for p in &errors.problems {
+        let _ = writeln!(err, "{}:{}: {}: {}", p.file, p.line, p.key, p.message);
+    }
+    let _ = writeln!(err, "{} problem(s) found.", errors.problems.len());
+}
+
+async fn serve(config: Config) -> Result<(), CliError> {
+    let data_dir = config.gateway.data_dir.clone();
+    let running = app::start(config).await?;
+    // Tests and the demo's user read this line for the actual address.
+    println!("Gatehouse panel: http://{}/", running.panel_addr);
+    println!("Data directory: {}", data_dir.display());
+    let _ = std::io::stdout().flush();
+    let report = running.run_until(shutdown_signal()).await;
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(CliError::Unclean(report.stragglers))
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "SIGTERM handler unavailable; stopping on Ctrl-C only.");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_parses_each_subcommand() {
+        let cli =
+            Cli::try_parse_from(["gatehouse", "demo", "--listen", "127.0.0.1:0"]).expect("demo");
+        assert!(
+            matches!(cli.command, Command::Demo { data_dir: None, listen } if listen.port() == 0)
+        );
+        let cli = Cli::try_parse_from(["gatehouse", "check-config", "a.toml"]).expect("check");
+        assert!(
+            matches!(cli.command, Command::CheckConfig { ref file } if file == Path::new("a.toml"))
+        );
+        let cli = Cli::try_parse_from(["gatehouse", "run", "--config", "g.toml"]).expect("run");
+        assert!(matches!(cli.command, Command::Run { .. }));
+        assert!(Cli::try_parse_from(["gatehouse", "run"]).is_err());
+    }
+
+    #[test]
+    fn a_bad_configuration_exits_64() {
+        let error = CliError::Config(ConfigErrors { problems: vec![] });
+        assert_eq!(error.exit_code(), 64);
+        assert_eq!(CliError::Unclean(vec!["pipeline".into()]).exit_code(), 1);
+    }
+}

@@ -1,0 +1,446 @@
+//! The pipeline: the one loop every input passes through.
+//!
+//! Device events (from drivers and ingress listeners) and control inputs
+//! (commands from the panel or the platform, and the gateway's own records)
+//! are stamped into [`Envelope`]s, run through the local [`rules`], turned
+//! into commands for drivers, and submitted to the store. A producer's
+//! acknowledgement is completed only after its event is on disk.
+//!
+//! **Invariants:**
+//! - Local before remote: nothing here waits on the network.
+//! - Durable before acknowledged: an ack is sent only after the store's
+//!   commit returned.
+//! - Every actuation, whoever asked for it, goes through [`Control::Command`]
+//!   and is recorded as an `audit` event with its origin and outcome.
+//! - Events are submitted to the store in the order the pipeline received
+//!   them, so sequence numbers follow arrival order.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use drivers::contract::{NotStored, Receipt, now_ms};
+use drivers::{Class, Command, CommandOutcome, DeviceEvent, Inbound};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::config::ThresholdAlarm;
+use crate::metrics::Metrics;
+use crate::rules::threshold::{self, Transition};
+use crate::store::{AppendTicket, Store};
+use crate::supervisor::Drivers;
+use crate::wire::{Envelope, SCHEMA_VERSION};
+
+/// Device id used for events about the gateway itself.
+pub const GATEWAY_DEVICE: &str = "gateway";
+
+/// How long a driver may take to answer a command.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Submitted batches whose acknowledgement is still pending. Bounds memory:
+/// when the disk is slow the pipeline waits instead of queueing without end.
+const IN_FLIGHT: usize = 4096;
+
+type Ack = oneshot::Sender<Result<Receipt, NotStored>>;
+
+/// Stamps envelopes with the gateway's identity and clock.
+#[derive(Debug, Clone)]
+pub struct Stamper {
+    estate_id: Arc<str>,
+    gateway_id: Arc<str>,
+    clock_synced: Arc<AtomicBool>,
+}
+
+impl Stamper {
+    /// A stamper for this estate and gateway.
+    pub fn new(estate_id: &str, gateway_id: &str) -> Self {
+        Self {
+            estate_id: estate_id.into(),
+            gateway_id: gateway_id.into(),
+            clock_synced: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Records whether the wall clock is synchronised (checked periodically).
+    pub fn set_clock_synced(&self, synced: bool) {
+        self.clock_synced.store(synced, Ordering::Relaxed);
+    }
+
+    /// A new envelope, not yet stored (`seq` 0).
+    pub fn stamp(
+        &self,
+        device_id: &str,
+        kind: &str,
+        class: Class,
+        body: serde_json::Value,
+        device_time_ms: Option<i64>,
+    ) -> Envelope {
+        Envelope {
+            schema: SCHEMA_VERSION,
+            id: Uuid::now_v7(),
+            seq: 0,
+            time_ms: now_ms(),
+            clock_synced: self.clock_synced.load(Ordering::Relaxed),
+            device_time_ms,
+            estate_id: self.estate_id.to_string(),
+            gateway_id: self.gateway_id.to_string(),
+            device_id: device_id.to_owned(),
+            kind: kind.to_owned(),
+            class,
+            body,
+        }
+    }
+}
+
+/// Who asked for a command, through which door, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Origin {
+    /// User name, platform id, or rule name.
+    pub actor: String,
+    /// The channel: `panel`, `platform`, `cli`, `rule`.
+    pub via: String,
+    /// The reason given (mandatory for manual actuation at the panel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The remote address, when the command came over the network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+}
+
+/// The result of a command, after it was audited.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandReport {
+    /// What the device said.
+    pub outcome: CommandOutcome,
+    /// Sequence number of the audit event, if it was stored.
+    pub audit_seq: Option<u64>,
+}
+
+/// An input that is not a device event.
+#[derive(Debug)]
+pub enum Control {
+    /// A command for one device.
+    Command {
+        /// Target device id.
+        device_id: String,
+        /// What to do.
+        command: Command,
+        /// Who asked.
+        origin: Origin,
+        /// Where the audited result goes.
+        reply: oneshot::Sender<CommandReport>,
+    },
+    /// An event the gateway itself records (alarms about the store, lifecycle).
+    Record {
+        /// The device it is about ([`GATEWAY_DEVICE`] for the gateway).
+        device_id: String,
+        /// Event kind.
+        kind: String,
+        /// Priority class.
+        class: Class,
+        /// Body.
+        body: serde_json::Value,
+        /// Completed once stored.
+        ack: Option<Ack>,
+    },
+}
+
+/// A cloneable handle for sending control inputs to the pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineHandle {
+    control: mpsc::Sender<Control>,
+}
+
+impl PipelineHandle {
+    /// Sends a command through the pipeline and waits for its audited result.
+    pub async fn command(
+        &self,
+        device_id: &str,
+        command: Command,
+        origin: Origin,
+    ) -> CommandReport {
+        let (reply, rx) = oneshot::channel();
+        let sent = self
+            .control
+            .send(Control::Command {
+                device_id: device_id.to_owned(),
+                command,
+                origin,
+                reply,
+            })
+            .await;
+        if sent.is_err() {
+            return CommandReport {
+                outcome: CommandOutcome::Failed("gateway is shutting down".into()),
+                audit_seq: None,
+            };
+        }
+        rx.await.unwrap_or(CommandReport {
+            outcome: CommandOutcome::Failed("gateway is shutting down".into()),
+            audit_seq: None,
+        })
+    }
+
+    /// Records a gateway event and waits until it is on disk.
+    pub async fn record(
+        &self,
+        device_id: &str,
+        kind: &str,
+        class: Class,
+        body: serde_json::Value,
+    ) -> Result<Receipt, NotStored> {
+        let (ack, rx) = oneshot::channel();
+        self.control
+            .send(Control::Record {
+                device_id: device_id.to_owned(),
+                kind: kind.to_owned(),
+                class,
+                body,
+                ack: Some(ack),
+            })
+            .await
+            .map_err(|_| NotStored("gateway is shutting down".into()))?;
+        rx.await
+            .unwrap_or_else(|_| Err(NotStored("gateway is shutting down".into())))
+    }
+}
+
+/// A submitted batch waiting for the disk, with whom to tell.
+struct Completion {
+    ticket: AppendTicket,
+    ack: Option<Ack>,
+    labels: Vec<(String, Class)>,
+}
+
+/// The pipeline task's state. Build with [`Pipeline::new`], run with [`Pipeline::run`].
+#[derive(Debug)]
+pub struct Pipeline {
+    devices: mpsc::Receiver<Inbound>,
+    control: mpsc::Receiver<Control>,
+    store: Store,
+    drivers: Drivers,
+    stamper: Stamper,
+    alarms: Vec<ThresholdAlarm>,
+    alarm_active: Vec<bool>,
+    metrics: Arc<Metrics>,
+    commands: TaskTracker,
+}
+
+impl Pipeline {
+    /// A pipeline reading device events from `devices`; returns it and the
+    /// handle for control inputs.
+    pub fn new(
+        devices: mpsc::Receiver<Inbound>,
+        store: Store,
+        drivers: Drivers,
+        stamper: Stamper,
+        alarms: Vec<ThresholdAlarm>,
+        metrics: Arc<Metrics>,
+    ) -> (Self, PipelineHandle) {
+        let (control_tx, control) = mpsc::channel(256);
+        let alarm_active = vec![false; alarms.len()];
+        let pipeline = Self {
+            devices,
+            control,
+            store,
+            drivers,
+            stamper,
+            alarms,
+            alarm_active,
+            metrics,
+            commands: TaskTracker::new(),
+        };
+        (
+            pipeline,
+            PipelineHandle {
+                control: control_tx,
+            },
+        )
+    }
+
+    /// Runs until `intake` is cancelled, then drains what was already
+    /// received and waits until all of it is on disk.
+    pub async fn run(mut self, intake: CancellationToken) {
+        let (completions_tx, completions_rx) = mpsc::channel(IN_FLIGHT);
+        let completer = tokio::spawn(complete(completions_rx, self.metrics.clone()));
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                biased;
+                () = intake.cancelled(), if !closing => {
+                    closing = true;
+                    self.devices.close();
+                    self.control.close();
+                }
+                Some(control) = self.control.recv() => {
+                    self.on_control(control, &completions_tx).await;
+                }
+                Some(inbound) = self.devices.recv() => {
+                    self.on_device(inbound, &completions_tx).await;
+                }
+                else => break,
+            }
+        }
+        self.commands.close();
+        self.commands.wait().await;
+        drop(completions_tx);
+        if let Err(error) = completer.await {
+            tracing::error!(%error, "Acknowledgement task failed.");
+        }
+    }
+
+    async fn on_device(&mut self, inbound: Inbound, completions: &mpsc::Sender<Completion>) {
+        let Inbound {
+            device_id,
+            event,
+            device_time_ms,
+            ack,
+        } = inbound;
+        let device = device_id.as_str();
+        let mut batch = vec![self.stamper.stamp(
+            device,
+            event.kind(),
+            event.class(),
+            event.body(),
+            device_time_ms,
+        )];
+        if let DeviceEvent::PointValue { point, value, unit } = &event {
+            for (index, rule) in self.alarms.iter().enumerate() {
+                if rule.device != device || &rule.point != point {
+                    continue;
+                }
+                let active = self.alarm_active[index];
+                let Some(transition) = threshold::evaluate(rule, active, *value) else {
+                    continue;
+                };
+                let body = match transition {
+                    Transition::Raised { limit, threshold } => {
+                        self.alarm_active[index] = true;
+                        serde_json::json!({"point": point, "value": value, "unit": unit,
+                            "active": true, "limit": limit, "threshold": threshold})
+                    }
+                    Transition::Cleared => {
+                        self.alarm_active[index] = false;
+                        serde_json::json!({"point": point, "value": value, "unit": unit,
+                            "active": false})
+                    }
+                };
+                batch.push(
+                    self.stamper
+                        .stamp(device, "threshold_alarm", Class::Alarm, body, None),
+                );
+            }
+        }
+        submit(&self.store, batch, ack, completions).await;
+    }
+
+    async fn on_control(&mut self, control: Control, completions: &mpsc::Sender<Completion>) {
+        match control {
+            Control::Record {
+                device_id,
+                kind,
+                class,
+                body,
+                ack,
+            } => {
+                let envelope = self.stamper.stamp(&device_id, &kind, class, body, None);
+                submit(&self.store, vec![envelope], ack, completions).await;
+            }
+            Control::Command {
+                device_id,
+                command,
+                origin,
+                reply,
+            } => {
+                let pending = match self.drivers.get(&device_id) {
+                    None => Err(CommandOutcome::Failed(format!(
+                        "unknown device {device_id}"
+                    ))),
+                    Some(handle) => handle.try_command(command.clone()),
+                };
+                let store = self.store.clone();
+                let stamper = self.stamper.clone();
+                let metrics = self.metrics.clone();
+                self.commands.spawn(async move {
+                    let outcome = match pending {
+                        Err(outcome) => outcome,
+                        Ok(rx) => match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
+                            Ok(Ok(outcome)) => outcome,
+                            Ok(Err(_)) => CommandOutcome::Failed("driver dropped the command".into()),
+                            Err(_) => CommandOutcome::Failed("device did not answer in time".into()),
+                        },
+                    };
+                    let body = serde_json::json!({
+                        "command": command,
+                        "outcome": outcome,
+                        "origin": origin,
+                    });
+                    let audit = stamper.stamp(&device_id, "command", Class::Audit, body, None);
+                    let audit_seq = match store.append(audit).await {
+                        Ok(seq) => {
+                            metrics.appended("command", Class::Audit);
+                            Some(seq)
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, device = %device_id, "Audit record of a command was not stored.");
+                            None
+                        }
+                    };
+                    let _ = reply.send(CommandReport { outcome, audit_seq });
+                });
+            }
+        }
+    }
+}
+
+async fn submit(
+    store: &Store,
+    batch: Vec<Envelope>,
+    ack: Option<Ack>,
+    completions: &mpsc::Sender<Completion>,
+) {
+    let labels = batch.iter().map(|e| (e.kind.clone(), e.class)).collect();
+    let ticket = store.submit(batch);
+    let completion = Completion {
+        ticket,
+        ack,
+        labels,
+    };
+    if let Err(mpsc::error::SendError(completion)) = completions.send(completion).await {
+        // The completer only stops after the pipeline; answer directly.
+        if let Some(ack) = completion.ack {
+            let _ = ack.send(Err(NotStored("gateway is shutting down".into())));
+        }
+    }
+}
+
+/// Completes acknowledgements in submission order as the store commits.
+async fn complete(mut completions: mpsc::Receiver<Completion>, metrics: Arc<Metrics>) {
+    while let Some(Completion {
+        ticket,
+        ack,
+        labels,
+    }) = completions.recv().await
+    {
+        let results = ticket.wait().await;
+        for ((kind, class), result) in labels.iter().zip(&results) {
+            match result {
+                Ok(_) => metrics.appended(kind, *class),
+                Err(error) => {
+                    tracing::debug!(%error, kind, "Event not stored.");
+                }
+            }
+        }
+        if let Some(ack) = ack {
+            let answer = match results.into_iter().next() {
+                Some(Ok(seq)) => Ok(Receipt { seq }),
+                Some(Err(error)) => Err(NotStored(error.to_string())),
+                None => Err(NotStored("store returned no result".into())),
+            };
+            let _ = ack.send(answer);
+        }
+    }
+}

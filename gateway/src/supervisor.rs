@@ -1,0 +1,449 @@
+//! The supervisor: runs every driver as a task with its [`DriverContext`],
+//! restarts failing drivers with jittered exponential backoff, stops
+//! misconfigured ones without spinning, and keeps the [`Drivers`] registry
+//! through which everyone else reaches a device (its command inbox and its
+//! health).
+//!
+//! **Invariant:** one task per driver, and so one owner per physical
+//! resource; nothing else talks to a device except through its handle.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drivers::contract::HealthState;
+use drivers::{
+    Command, CommandOutcome, CommandRequest, DeviceEvent, DeviceId, Driver, DriverContext,
+    DriverError, EventSender, Health, HealthReporter, Inbound,
+};
+use rand::Rng;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::SupervisorConfig;
+use crate::tasks::Tasks;
+
+/// How many commands may wait in one driver's inbox.
+const INBOX_CAPACITY: usize = 16;
+
+/// A run that lasted this long resets the backoff.
+const STABLE_RUN: Duration = Duration::from_secs(60);
+
+/// Repeated failures of one driver are logged at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// The supervisor's view of one device.
+#[derive(Debug, Clone)]
+pub struct DriverHandle {
+    /// The device's id.
+    pub id: DeviceId,
+    /// Display name.
+    pub name: String,
+    /// Driver type, e.g. `sim-tank`.
+    pub kind: &'static str,
+    commands: mpsc::Sender<CommandRequest>,
+    health: watch::Receiver<Health>,
+}
+
+impl DriverHandle {
+    /// The device's current health.
+    pub fn health(&self) -> Health {
+        self.health.borrow().clone()
+    }
+
+    /// Hands a command to the driver without waiting for room: a driver whose
+    /// inbox is full or that has stopped answers at once with `Failed`.
+    pub fn try_command(
+        &self,
+        command: Command,
+    ) -> Result<tokio::sync::oneshot::Receiver<CommandOutcome>, CommandOutcome> {
+        let (request, outcome) = CommandRequest::new(command);
+        match self.commands.try_send(request) {
+            Ok(()) => Ok(outcome),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(CommandOutcome::Failed("device busy".into()))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(CommandOutcome::Failed("driver stopped".into()))
+            }
+        }
+    }
+}
+
+/// Every configured device's handle, by id. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Drivers(Arc<BTreeMap<DeviceId, DriverHandle>>);
+
+impl Drivers {
+    /// The handle of `id`.
+    pub fn get(&self, id: &str) -> Option<&DriverHandle> {
+        self.0.get(&DeviceId::new(id))
+    }
+
+    /// All handles, ordered by id.
+    pub fn iter(&self) -> impl Iterator<Item = &DriverHandle> {
+        self.0.values()
+    }
+
+    /// Number of devices.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A driver ready to be supervised.
+pub struct Supervised {
+    /// Device id.
+    pub id: DeviceId,
+    /// Display name.
+    pub name: String,
+    /// The driver.
+    pub driver: Box<dyn Driver>,
+}
+
+impl std::fmt::Debug for Supervised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervised")
+            .field("id", &self.id)
+            .field("kind", &self.driver.kind())
+            .finish()
+    }
+}
+
+/// Starts every driver in its own task under `tasks`, each cancelled by
+/// `cancel`, and returns the registry of their handles.
+pub fn start(
+    supervised: Vec<Supervised>,
+    events: &mpsc::Sender<Inbound>,
+    config: &SupervisorConfig,
+    cancel: &CancellationToken,
+    tasks: &mut Tasks,
+) -> Drivers {
+    let mut handles = BTreeMap::new();
+    for Supervised { id, name, driver } in supervised {
+        let (commands_tx, commands_rx) = mpsc::channel(INBOX_CAPACITY);
+        let (health, health_rx) = HealthReporter::new();
+        let ctx = DriverContext {
+            device_id: id.clone(),
+            events: EventSender::new(id.clone(), events.clone()),
+            commands: commands_rx,
+            health,
+            cancel: cancel.child_token(),
+        };
+        let kind = driver.kind();
+        let span = tracing::info_span!("driver", device = %id, kind);
+        let backoff = Backoff::new(config.backoff_initial, config.backoff_max);
+        tasks.spawn(
+            format!("driver {id}"),
+            supervise(driver, ctx, backoff).instrument(span),
+        );
+        handles.insert(
+            id.clone(),
+            DriverHandle {
+                id,
+                name,
+                kind,
+                commands: commands_tx,
+                health: health_rx,
+            },
+        );
+    }
+    Drivers(Arc::new(handles))
+}
+
+/// Runs one driver until it is cancelled or fails for good.
+async fn supervise(mut driver: Box<dyn Driver>, mut ctx: DriverContext, mut backoff: Backoff) {
+    let alarms = ctx.events.clone();
+    let mut health = ctx.health.subscribe();
+    let mut alarm_raised = false;
+    let mut log_limit = LogLimit::default();
+    loop {
+        let started = Instant::now();
+        let result = {
+            let run = driver.run(&mut ctx);
+            tokio::pin!(run);
+            loop {
+                tokio::select! {
+                    result = &mut run => break result,
+                    Ok(()) = health.changed() => {
+                        let recovered = health.borrow_and_update().state == HealthState::Ok;
+                        if recovered && alarm_raised {
+                            alarm_raised = false;
+                            tracing::info!("Driver recovered.");
+                            let _ = alarms.emit(driver_alarm(false, "recovered")).await;
+                        }
+                    }
+                }
+            }
+        };
+        let error = match result {
+            Ok(()) => break,
+            Err(_) if ctx.cancel.is_cancelled() => break,
+            Err(error) => error,
+        };
+        let message = error.to_string();
+        if !error.is_retryable() {
+            tracing::error!(error = %message, "Driver stopped; it will not be restarted until the configuration changes.");
+            ctx.health.stopped(Some(&message));
+            if !matches!(error, DriverError::PipelineClosed) {
+                let _ = alarms.emit(driver_alarm(true, &message)).await;
+            }
+            return;
+        }
+        ctx.health.degraded(&message);
+        ctx.health.restarted();
+        if let Some(suppressed) = log_limit.allow(Instant::now()) {
+            tracing::warn!(error = %message, suppressed, "Driver failed; restarting with backoff.");
+        }
+        if !alarm_raised {
+            alarm_raised = true;
+            let _ = alarms.emit(driver_alarm(true, &message)).await;
+        }
+        if started.elapsed() >= STABLE_RUN {
+            backoff.reset();
+        }
+        let delay = backoff.next_delay(&mut rand::rng());
+        tokio::select! {
+            () = ctx.cancel.cancelled() => break,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+    ctx.health.stopped(None);
+}
+
+fn driver_alarm(active: bool, message: &str) -> DeviceEvent {
+    DeviceEvent::DeviceAlarm {
+        code: "driver_failed".into(),
+        message: message.to_owned(),
+        active,
+    }
+}
+
+/// Jittered exponential backoff: each delay is drawn from the upper half of
+/// a window that doubles per failure up to `max`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    failures: u32,
+}
+
+impl Backoff {
+    /// A backoff starting at `initial`, capped at `max`.
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Self {
+            initial,
+            max: max.max(initial),
+            failures: 0,
+        }
+    }
+
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self, rng: &mut impl Rng) -> Duration {
+        let factor = 2u32.saturating_pow(self.failures.min(20));
+        self.failures = self.failures.saturating_add(1);
+        let window = self.initial.saturating_mul(factor).min(self.max);
+        let half = window / 2;
+        half + half.mul_f64(rng.random_range(0.0..=1.0))
+    }
+
+    /// Back to the first delay (after a long healthy run).
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// Lets one log line through per [`LOG_EVERY`], counting the rest.
+#[derive(Debug, Default)]
+struct LogLimit {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl LogLimit {
+    /// `Some(suppressed since the last line)` when a line may be logged now.
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.duration_since(last) < LOG_EVERY => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+    use futures::future::BoxFuture;
+    use rand::SeedableRng;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn backoff_grows_with_jitter_and_stays_capped() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let d0 = b.next_delay(&mut rng);
+        assert!(d0 >= Duration::from_millis(50) && d0 <= Duration::from_millis(100));
+        let d1 = b.next_delay(&mut rng);
+        assert!(d1 >= Duration::from_millis(100) && d1 <= Duration::from_millis(200));
+        for _ in 0..30 {
+            assert!(b.next_delay(&mut rng) <= Duration::from_secs(2));
+        }
+        b.reset();
+        assert!(b.next_delay(&mut rng) <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn log_limit_lets_one_line_a_minute_through_and_counts_the_rest() {
+        let mut limit = LogLimit::default();
+        let t0 = Instant::now();
+        assert_eq!(limit.allow(t0), Some(0));
+        assert_eq!(limit.allow(t0 + Duration::from_secs(1)), None);
+        assert_eq!(limit.allow(t0 + Duration::from_secs(2)), None);
+        assert_eq!(limit.allow(t0 + Duration::from_secs(61)), Some(2));
+    }
+
+    /// Fails `failures` times with `error`, then runs until cancelled.
+    struct Flaky {
+        failures: u32,
+        error: DriverError,
+        runs: Arc<AtomicU32>,
+    }
+
+    impl Driver for Flaky {
+        fn kind(&self) -> &'static str {
+            "flaky"
+        }
+        fn run<'a>(
+            &'a mut self,
+            ctx: &'a mut DriverContext,
+        ) -> BoxFuture<'a, Result<(), DriverError>> {
+            async move {
+                let run = self.runs.fetch_add(1, Ordering::SeqCst);
+                if run < self.failures {
+                    return Err(self.error.clone());
+                }
+                ctx.health.ok();
+                ctx.cancel.cancelled().await;
+                Ok(())
+            }
+            .boxed()
+        }
+    }
+
+    fn config() -> SupervisorConfig {
+        SupervisorConfig {
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+            drain_budget: Duration::from_secs(5),
+        }
+    }
+
+    async fn wait_for_state(handle: &DriverHandle, state: HealthState) -> Health {
+        let mut rx = handle.health.clone();
+        let health = rx
+            .wait_for(|h| h.state == state)
+            .await
+            .expect("health sender alive");
+        health.clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn supervisor_restarts_a_transient_failure_and_reports_recovery() {
+        let runs = Arc::new(AtomicU32::new(0));
+        let (tx, mut rx) = mpsc::channel(8);
+        let cancel = CancellationToken::new();
+        let mut tasks = Tasks::default();
+        let drivers = start(
+            vec![Supervised {
+                id: DeviceId::new("d1"),
+                name: "d1".into(),
+                driver: Box::new(Flaky {
+                    failures: 2,
+                    error: DriverError::Transient("link down".into()),
+                    runs: runs.clone(),
+                }),
+            }],
+            &tx,
+            &config(),
+            &cancel,
+            &mut tasks,
+        );
+        let handle = drivers.get("d1").expect("registered");
+        let health = wait_for_state(handle, HealthState::Ok).await;
+        assert_eq!(health.restarts, 2);
+        assert_eq!(health.last_error.as_deref(), Some("transient: link down"));
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+
+        let raised = rx.recv().await.expect("alarm raised");
+        assert!(matches!(
+            raised.event,
+            DeviceEvent::DeviceAlarm { active: true, .. }
+        ));
+        let cleared = rx.recv().await.expect("alarm cleared");
+        assert!(matches!(
+            cleared.event,
+            DeviceEvent::DeviceAlarm { active: false, .. }
+        ));
+
+        cancel.cancel();
+        assert!(tasks.join_within(Duration::from_secs(1)).await.is_empty());
+        assert_eq!(handle.health().state, HealthState::Stopped);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn supervisor_stops_a_misconfigured_driver_without_retrying() {
+        let runs = Arc::new(AtomicU32::new(0));
+        let (tx, mut rx) = mpsc::channel(8);
+        let cancel = CancellationToken::new();
+        let mut tasks = Tasks::default();
+        let drivers = start(
+            vec![Supervised {
+                id: DeviceId::new("d2"),
+                name: "d2".into(),
+                driver: Box::new(Flaky {
+                    failures: u32::MAX,
+                    error: DriverError::Misconfigured("no such port".into()),
+                    runs: runs.clone(),
+                }),
+            }],
+            &tx,
+            &config(),
+            &cancel,
+            &mut tasks,
+        );
+        let handle = drivers.get("d2").expect("registered");
+        let health = wait_for_state(handle, HealthState::Stopped).await;
+        assert_eq!(
+            health.last_error.as_deref(),
+            Some("misconfigured: no such port")
+        );
+        assert!(tasks.join_within(Duration::from_secs(1)).await.is_empty());
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "a misconfigured driver must not spin"
+        );
+        let alarm = rx.recv().await.expect("alarm");
+        assert!(matches!(
+            alarm.event,
+            DeviceEvent::DeviceAlarm { active: true, .. }
+        ));
+        // The stopped driver answers commands at once instead of hanging.
+        let outcome = handle.try_command(Command::Poll).expect_err("stopped");
+        assert_eq!(outcome, CommandOutcome::Failed("driver stopped".into()));
+    }
+}
