@@ -6,6 +6,7 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -69,6 +70,30 @@ impl CliError {
         match self {
             CliError::Config(_) => EXIT_CONFIG,
             CliError::Start(_) | CliError::Unclean(_) => 1,
+        }
+    }
+}
+
+/// The whole program: parse the command line, set up logging, run, and map
+/// the outcome to an exit status (0, 1, or 64 for a bad configuration).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::logging::init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("gatehouse: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // Configuration problems were already listed one per line.
+            if !matches!(error, CliError::Config(_)) {
+                eprintln!("gatehouse: {error}");
+            }
+            ExitCode::from(error.exit_code())
         }
     }
 }

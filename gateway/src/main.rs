@@ -1,28 +1,6 @@
-//! The `gatehouse` binary: parse the command line, set up logging, run, and
-//! turn the outcome into an exit status. Everything else is in the library.
+//! The `gatehouse` binary. Everything is in the library: [`gateway::cli::main`]
+//! parses the command line, sets up logging, runs, and picks the exit status.
 
-use std::process::ExitCode;
-
-use clap::Parser;
-use gateway::cli::{self, Cli};
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    gateway::logging::init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("gatehouse: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(cli::execute(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            if !matches!(error, cli::CliError::Config(_)) {
-                eprintln!("gatehouse: {error}");
-            }
-            ExitCode::from(error.exit_code())
-        }
-    }
+fn main() -> std::process::ExitCode {
+    gateway::cli::main()
 }

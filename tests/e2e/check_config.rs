@@ -1,0 +1,71 @@
+//! `gatehouse check-config`: every problem listed with its location, exit 64.
+
+use std::process::Command;
+
+#[test]
+fn check_config_lists_every_problem_with_its_line_and_exits_64() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        r#"[gateway]
+estate_id = "e1"
+gateway_id = "g1"
+colour = "blue"
+
+[store]
+group_commit_window = "soon"
+
+[[devices]]
+id = "tank-1"
+type = "sim-tank"
+height_m = "tall"
+
+[[alarms]]
+device = "tank-9"
+point = "level"
+below = 1.0
+"#,
+    )
+    .expect("write");
+    let output = Command::new(crate::GATEHOUSE)
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "stderr:\n{stderr}");
+    let name = file.display().to_string();
+    for (line, key) in [
+        (4, "gateway.colour"),
+        (7, "store.group_commit_window"),
+        (12, "devices[0].height_m"),
+        (15, "alarms[0].device"),
+    ] {
+        let expected = format!("{name}:{line}: {key}:");
+        assert!(
+            stderr.contains(&expected),
+            "missing `{expected}` in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("tank-9"), "{stderr}");
+}
+
+#[test]
+fn check_config_accepts_the_example_file_and_exits_0() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/gateway.example.toml"
+    );
+    let output = Command::new(crate::GATEHOUSE)
+        .arg("check-config")
+        .arg(example)
+        .env("GATEHOUSE_METRICS_TOKEN", "example-token")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(stdout.contains(": ok"), "{stdout}");
+    assert!(!stdout.contains("example-token") && !stderr.contains("example-token"));
+}

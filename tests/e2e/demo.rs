@@ -1,0 +1,77 @@
+//! `gatehouse demo`: becomes ready, events flow to the store, SIGTERM drains.
+
+use std::time::Duration;
+
+use gatehouse_tests::{DEADLINE, GatewayProcess, eventually, metric_sum};
+use nix::sys::signal::Signal;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_becomes_ready_and_its_events_reach_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let mut gateway = GatewayProcess::demo(crate::GATEHOUSE, &data_dir)
+        .await
+        .expect("demo starts");
+    gateway.wait_ready().await.expect("demo ready");
+
+    let appended = eventually("telemetry appended by the demo", DEADLINE, || {
+        let gateway = &gateway;
+        async move {
+            let text = gateway.metrics().await.ok()?;
+            let n = metric_sum(
+                &text,
+                "gatehouse_events_appended_total",
+                r#"kind="point_value""#,
+            );
+            (n >= 4.0).then_some(text)
+        }
+    })
+    .await
+    .expect("events flow");
+    assert!(appended.contains("gatehouse_driver_up{"), "{appended}");
+    assert!(appended.contains("gatehouse_build_info"), "{appended}");
+
+    gateway.signal(Signal::SIGTERM).expect("sigterm");
+    let status = gateway.wait_exit(DEADLINE).await.expect("exits");
+    assert!(
+        status.success(),
+        "demo exit {status}; log:\n{}",
+        gateway.log_text()
+    );
+
+    let events = crate::read_all(&data_dir);
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert!(kinds.contains(&"gateway_started"), "{kinds:?}");
+    assert!(kinds.contains(&"point_value"), "{kinds:?}");
+    assert!(kinds.contains(&"gateway_stopping"), "{kinds:?}");
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "sequence numbers increase"
+    );
+    assert!(events.iter().all(|e| e.estate_id == "demo-estate"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_and_exits_zero_within_the_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(&config, gatehouse_tests::test_config(&data_dir)).expect("config");
+    let mut gateway = GatewayProcess::run(crate::GATEHOUSE, &config)
+        .await
+        .expect("starts");
+    gateway.wait_ready().await.expect("ready");
+    gateway.signal(Signal::SIGTERM).expect("sigterm");
+    // The test config's drain budget is 5 s; allow process exit overhead.
+    let status = gateway
+        .wait_exit(Duration::from_secs(5) + Duration::from_secs(2))
+        .await
+        .expect("exits within the drain budget");
+    assert_eq!(status.code(), Some(0), "log:\n{}", gateway.log_text());
+    assert!(
+        gateway.log_text().contains("Stopped."),
+        "{}",
+        gateway.log_text()
+    );
+}
