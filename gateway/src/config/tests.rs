@@ -481,3 +481,16 @@ fn demo_config_is_valid() {
     // And with the real environment, as the demo mode loads it.
     assert!(parse(DEMO_TOML, "demo.toml").is_ok());
 }
+
+#[test]
+fn example_config_is_valid() {
+    let text = include_str!("../../../config/gateway.example.toml");
+    let vars = env(&[("GATEHOUSE_METRICS_TOKEN", "example-token")]);
+    let config = parse_with(text, "gateway.example.toml", &vars).unwrap();
+    assert_eq!(
+        config.panel.metrics_token.as_ref().map(Secret::expose),
+        Some("example-token")
+    );
+    assert!(!config.devices.is_empty());
+    assert!(!config.alarms.is_empty());
+}
