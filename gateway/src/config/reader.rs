@@ -355,7 +355,15 @@ impl<'d, 'i> Section<'d, 'i> {
             }
         };
         let mut s = Section::from_table(self.diag, path, span, table);
-        let var = s.take_nonempty_str("env");
+        // An invalid name is not echoed: it may be the secret itself, pasted
+        // into the wrong place.
+        let var = s.take_with("env", |v| match v {
+            DeValue::String(name) if is_env_name(name) => Ok(name.to_string()),
+            DeValue::String(_) => Err("not a valid environment variable name \
+                 (letters, digits and '_', not starting with a digit)"
+                .to_owned()),
+            other => Err(expected("an environment variable name", other)),
+        });
         let file = s.take_path("file");
         let secret = match (var, file) {
             (Some(_), Some(_)) => {
@@ -506,4 +514,10 @@ pub(crate) fn is_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: a portable environment variable name.
+fn is_env_name(s: &str) -> bool {
+    s.bytes().next().is_some_and(|b| !b.is_ascii_digit())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }

@@ -207,7 +207,7 @@ fn read_devices(sections: Vec<Section<'_, '_>>) -> (Vec<DeviceConfig>, Vec<Strin
             found
         });
         let kind = device_type.map(|t| (t.read)(&mut s));
-        s.finish_with(|key| judge_device_key(key, device_type));
+        s.finish_with(|key| judge_device_key(key, device_type, DEVICE_TYPES));
         if let (Some(id), Some(kind)) = (id, kind) {
             devices.push(DeviceConfig {
                 name: name.unwrap_or_else(|| id.clone()),
@@ -220,9 +220,13 @@ fn read_devices(sections: Vec<Section<'_, '_>>) -> (Vec<DeviceConfig>, Vec<Strin
 }
 
 /// What to say about a device key that neither the common keys nor the
-/// device's type took.
-fn judge_device_key(key: &str, device_type: Option<&DeviceType>) -> Leftover {
-    let owner = DEVICE_TYPES.iter().find(|t| t.keys.contains(&key));
+/// device's type took, given every known type.
+pub(crate) fn judge_device_key(
+    key: &str,
+    device_type: Option<&DeviceType>,
+    types: &[DeviceType],
+) -> Leftover {
+    let owner = types.iter().find(|t| t.keys.contains(&key));
     match (device_type, owner) {
         (Some(this), Some(other)) => Leftover::Message(format!(
             "unknown key for type {:?} (it is a key of type {:?})",

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::schema::DEVICE_TYPES;
+use super::reader::Leftover;
+use super::schema::{DEVICE_TYPES, DeviceType, judge_device_key};
 use super::*;
 
 /// A test environment: only the given variables.
@@ -421,6 +422,10 @@ fn secret_sources_that_fail_are_located_problems() {
         ("env = \"A\", file = \"/b\"".to_owned(), "not both"),
         (String::new(), "needs `env`"),
         ("value = \"s3cr3t\"".to_owned(), "unknown key"),
+        (
+            "env = \"s3cr3t pasted here\"".to_owned(),
+            "not a valid environment variable name",
+        ),
     ] {
         let text = format!("{MINIMAL}[panel]\nmetrics_token = {{ {source} }}\n");
         let problems = problems_in(&text);
@@ -449,6 +454,44 @@ fn device_type_key_lists_match_their_readers() {
             device_type.name
         );
     }
+}
+
+#[test]
+fn a_key_of_another_device_type_is_named_as_such() {
+    fn unused(_: &mut reader::Section<'_, '_>) -> DeviceKind {
+        DeviceKind::SimTank {
+            height_m: 1.0,
+            interval: Duration::from_secs(1),
+        }
+    }
+    let types = [
+        DeviceType {
+            name: "alpha",
+            keys: &["height_m"],
+            read: unused,
+        },
+        DeviceType {
+            name: "beta",
+            keys: &["port"],
+            read: unused,
+        },
+    ];
+    let Leftover::Message(message) = judge_device_key("port", Some(&types[0]), &types) else {
+        panic!("a message expected");
+    };
+    assert_eq!(
+        message,
+        "unknown key for type \"alpha\" (it is a key of type \"beta\")"
+    );
+    assert!(matches!(
+        judge_device_key("colour", Some(&types[0]), &types),
+        Leftover::Unknown
+    ));
+    // With the type unknown, its keys cannot be judged: the type is the news.
+    assert!(matches!(
+        judge_device_key("port", None, &types),
+        Leftover::Ignore
+    ));
 }
 
 #[test]
