@@ -1,6 +1,28 @@
 //! Gateway configuration: the validated, typed [`Config`], and loading it from
-//! TOML with every problem reported with its location. STUB loader: the real
-//! implementation replaces `load`/`parse`.
+//! TOML with every problem reported with its location.
+//!
+//! Loading validates once, into types, and reports *every* problem (unknown
+//! keys, wrong types, invalid values, missing keys, duplicate ids, references
+//! to undefined devices) as a [`Problem`] with file, line and dotted key path;
+//! [`ConfigErrors::render`] prints them one per line as
+//! `FILE:LINE: KEY: MESSAGE`. A TOML syntax error is one located problem.
+//!
+//! Secrets (`[panel] metrics_token`) come only from an environment variable
+//! (`{ env = "NAME" }`) or a file (`{ file = "/path" }`), looked up through
+//! the [`Env`] seam; their values never appear in problems or `Debug` output.
+//!
+//! Layout: `reader` is the reusable spanned-document reader (`Section` with
+//! `take_*` methods), `schema` the sections, keys, defaults and checks, `env`
+//! the environment seam. `config/gateway.example.toml` at the repository root
+//! documents every key.
+
+mod env;
+mod reader;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+pub use env::{Env, ProcessEnv};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -126,6 +148,10 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// The demo estate's configuration (`config/demo.toml`), used by the demo
+/// mode; it is valid (a unit test asserts it).
+pub const DEMO_TOML: &str = include_str!("../../../config/demo.toml");
+
 /// Every problem found in a configuration file.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{} problem(s) in the configuration", .problems.len())]
@@ -134,43 +160,94 @@ pub struct ConfigErrors {
     pub problems: Vec<Problem>,
 }
 
+impl ConfigErrors {
+    /// One line per problem, `FILE:LINE: KEY: MESSAGE`, each ending in a
+    /// newline; what `gatehouse check-config` prints.
+    pub fn render(&self) -> String {
+        self.problems.iter().map(|p| format!("{p}\n")).collect()
+    }
+}
+
 /// One problem, with its location.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// The file it is in.
     pub file: String,
-    /// 1-based line.
+    /// 1-based line; 0 when the problem is about the whole file (e.g. it
+    /// cannot be read).
     pub line: usize,
-    /// Dotted key path, e.g. `devices[2].interval`.
+    /// Dotted key path, e.g. `devices[2].interval`; empty for syntax errors
+    /// and whole-file problems.
     pub key: String,
     /// What is wrong.
     pub message: String,
 }
 
-/// Reads and validates a configuration file.
+/// `FILE:LINE: KEY: MESSAGE`, leaving out the line when it is 0 and the key
+/// when it is empty.
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:", self.file)?;
+        if self.line > 0 {
+            write!(f, "{}:", self.line)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, " {}:", self.key)?;
+        }
+        write!(f, " {}", self.message)
+    }
+}
+
+/// Reads and validates a configuration file, with the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, &ProcessEnv)
+}
+
+/// Reads and validates a configuration file, looking up environment
+/// variables in `env`.
+pub fn load_with(path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
         problems: vec![Problem {
-            file: path.display().to_string(),
+            file: file.clone(),
             line: 0,
             key: String::new(),
-            message: e.to_string(),
+            message: format!("cannot read the configuration file: {e}"),
         }],
     })?;
-    parse(&text, &path.display().to_string())
+    parse_with(&text, &file, env)
 }
 
-/// Validates configuration text; `file` names it in problems.
-pub fn parse(_text: &str, file: &str) -> Result<Config, ConfigErrors> {
-    Err(ConfigErrors {
-        problems: vec![Problem {
-            file: file.into(),
-            line: 0,
-            key: String::new(),
-            message: "not implemented".into(),
-        }],
-    })
+/// Validates configuration text, with the process environment; `file` names
+/// it in problems.
+pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+    parse_with(text, file, &ProcessEnv)
 }
 
-/// The compiled-in demo configuration (`gatehouse demo`). STUB.
-pub const DEMO_TOML: &str = "";
+/// Validates configuration text, looking up environment variables in `env`;
+/// `file` names it in problems.
+pub fn parse_with(text: &str, file: &str, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    let diag = reader::Diagnostics::new(file, text);
+    // The parser reports some errors in a later pass than others, so the
+    // first one reported is not always the first in the file: report the
+    // earliest. Later syntax errors are often echoes of the first, and the
+    // document after a syntax error is a guess, so nothing else is checked.
+    let (doc, syntax_errors) = toml::de::DeTable::parse_recoverable(text);
+    let first_error = syntax_errors
+        .iter()
+        .min_by_key(|e| e.span().map_or(usize::MAX, |span| span.start));
+    if let Some(e) = first_error {
+        let span = e.span().unwrap_or(0..0);
+        diag.report(&span, "", format!("invalid TOML: {}", e.message()));
+        return Err(ConfigErrors {
+            problems: diag.into_problems(),
+        });
+    }
+    let config = schema::build(reader::Section::root(&diag, doc), env);
+    let problems = diag.into_problems();
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors { problems })
+    }
+}

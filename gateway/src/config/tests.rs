@@ -1,0 +1,539 @@
+//! Unit tests of the loader: every problem collected and located, defaults,
+//! secrets (never leaked), and the shipped demo and example files.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::reader::Leftover;
+use super::schema::{DEVICE_TYPES, DeviceType, judge_device_key};
+use super::*;
+
+/// A test environment: only the given variables.
+fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
+    vars.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn check(text: &str) -> Result<Config, ConfigErrors> {
+    parse_with(text, "test.toml", &env(&[]))
+}
+
+fn problems_in(text: &str) -> Vec<Problem> {
+    match check(text) {
+        Ok(config) => panic!("expected problems, got {config:?}"),
+        Err(e) => e.problems,
+    }
+}
+
+/// (line, key) of each problem.
+fn located(problems: &[Problem]) -> Vec<(usize, &str)> {
+    problems.iter().map(|p| (p.line, p.key.as_str())).collect()
+}
+
+fn find<'a>(problems: &'a [Problem], key: &str) -> &'a Problem {
+    problems
+        .iter()
+        .find(|p| p.key == key)
+        .unwrap_or_else(|| panic!("no problem at {key}: {problems:#?}"))
+}
+
+const MINIMAL: &str = "[gateway]\nestate_id = \"e1\"\ngateway_id = \"g1\"\n";
+
+#[test]
+fn every_problem_is_reported_with_line_and_key() {
+    let text = r#"[gateway]
+estate_id = "demo"
+gateway_id = "gw-1"
+colour = "blue"
+[store]
+max_bytes = 12
+group_commit_window = "5 parsecs"
+[panel]
+listen = 8080
+metrics_token = "hunter2-inline"
+[[devices]]
+id = "tank-1"
+type = "sim-tank"
+[[devices]]
+id = "tank-1"
+type = "sim-tank"
+intervall = "1s"
+[[alarms]]
+device = "tank-9"
+point = "level"
+below = 1.5
+"#;
+    let problems = problems_in(text);
+    assert_eq!(
+        located(&problems),
+        vec![
+            (4, "gateway.colour"),
+            (7, "store.group_commit_window"),
+            (9, "panel.listen"),
+            (10, "panel.metrics_token"),
+            (15, "devices[1].id"),
+            (17, "devices[1].intervall"),
+            (19, "alarms[0].device"),
+        ],
+        "{problems:#?}"
+    );
+    assert!(problems.iter().all(|p| p.file == "test.toml"));
+    assert!(
+        find(&problems, "store.group_commit_window")
+            .message
+            .contains("invalid duration")
+    );
+    assert!(
+        find(&problems, "panel.listen")
+            .message
+            .contains("found integer")
+    );
+    assert!(
+        find(&problems, "panel.metrics_token")
+            .message
+            .contains("must come from a file or an environment variable")
+    );
+    assert!(
+        find(&problems, "devices[1].id")
+            .message
+            .contains("first defined on line 12")
+    );
+    assert!(
+        find(&problems, "devices[1].intervall")
+            .message
+            .contains("did you mean `interval`")
+    );
+    assert!(
+        find(&problems, "alarms[0].device")
+            .message
+            .contains("\"tank-9\"")
+    );
+    let rendered = ConfigErrors { problems }.render();
+    assert!(!rendered.contains("hunter2"), "{rendered}");
+}
+
+#[test]
+fn render_prints_one_line_per_problem() {
+    let errors = check("[gateway]\nestate_id = \"Bad Id\"\ngateway_id = \"g\"\n").unwrap_err();
+    assert_eq!(
+        errors.render(),
+        "test.toml:2: gateway.estate_id: invalid id \"Bad Id\": \
+         use 1 to 64 characters from a-z, 0-9, '_' and '-'\n"
+    );
+    let unreadable = Problem {
+        file: "/nope.toml".into(),
+        line: 0,
+        key: String::new(),
+        message: "cannot read".into(),
+    };
+    assert_eq!(unreadable.to_string(), "/nope.toml: cannot read");
+}
+
+#[test]
+fn a_syntax_error_is_one_located_problem() {
+    let text = "[gateway]\nestate_id = \"unterminated\ngateway_id = 5\n[store\n";
+    let problems = problems_in(text);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].line, 2);
+    assert_eq!(problems[0].key, "");
+    assert!(problems[0].message.starts_with("invalid TOML"));
+}
+
+#[test]
+fn missing_required_keys_are_reported_at_the_table() {
+    let problems = problems_in("# nothing\n");
+    assert_eq!(
+        located(&problems),
+        vec![(1, "gateway.estate_id"), (1, "gateway.gateway_id")]
+    );
+    let problems = problems_in("\n[gateway]\ngateway_id = \"g\"\n[[devices]]\nname = \"x\"\n");
+    assert_eq!(
+        located(&problems),
+        vec![
+            (2, "gateway.estate_id"),
+            (4, "devices[0].id"),
+            (4, "devices[0].type")
+        ]
+    );
+    assert!(problems.iter().all(|p| p.message == "missing required key"));
+}
+
+#[test]
+fn defaults_are_applied() {
+    let text = format!("{MINIMAL}[[devices]]\nid = \"t1\"\ntype = \"sim-tank\"\n");
+    let config = check(&text).unwrap();
+    assert_eq!(config.gateway.estate_id, "e1");
+    assert_eq!(config.gateway.gateway_id, "g1");
+    assert_eq!(config.gateway.data_dir, PathBuf::from("/var/lib/gatehouse"));
+    assert_eq!(config.store.max_bytes, 256 * 1024 * 1024);
+    assert_eq!(config.store.critical_reserve_bytes, 32 * 1024 * 1024);
+    assert_eq!(config.store.group_commit_window, Duration::from_millis(2));
+    assert_eq!(config.panel.listen.to_string(), "127.0.0.1:8080");
+    assert!(config.panel.metrics_token.is_none());
+    assert_eq!(
+        config.supervisor.backoff_initial,
+        Duration::from_millis(500)
+    );
+    assert_eq!(config.supervisor.backoff_max, Duration::from_secs(30));
+    assert_eq!(config.supervisor.drain_budget, Duration::from_secs(10));
+    assert!(config.alarms.is_empty());
+    let [device] = config.devices.as_slice() else {
+        panic!("one device expected: {:?}", config.devices)
+    };
+    assert_eq!(device.id, "t1");
+    assert_eq!(device.name, "t1");
+    let DeviceKind::SimTank { height_m, interval } = &device.kind;
+    assert_eq!(*height_m, 4.0);
+    assert_eq!(*interval, Duration::from_secs(2));
+}
+
+#[test]
+fn values_are_converted() {
+    let text = format!(
+        "{MINIMAL}[store]\nmax_bytes = \"1GB\"\ncritical_reserve_bytes = 4096\n\
+         group_commit_window = \"5ms\"\n[panel]\nlisten = \"[::1]:9000\"\n\
+         [supervisor]\nbackoff_initial = \"1s\"\nbackoff_max = \"2m\"\ndrain_budget = \"0s\"\n\
+         [[devices]]\nid = \"t-1\"\nname = \"1号楼二次供水水箱\"\ntype = \"sim-tank\"\n\
+         height_m = 3\ninterval = \"1500ms\"\n\
+         [[alarms]]\ndevice = \"t-1\"\npoint = \"level\"\nabove = 2.5\nbelow = 1\nhysteresis = 0.25\n"
+    );
+    let config = check(&text).unwrap();
+    assert_eq!(config.store.max_bytes, 1_000_000_000);
+    assert_eq!(config.store.critical_reserve_bytes, 4096);
+    assert_eq!(config.store.group_commit_window, Duration::from_millis(5));
+    assert_eq!(config.panel.listen.to_string(), "[::1]:9000");
+    assert_eq!(config.supervisor.backoff_max, Duration::from_secs(120));
+    assert_eq!(config.supervisor.drain_budget, Duration::ZERO);
+    assert_eq!(config.devices[0].name, "1号楼二次供水水箱");
+    let DeviceKind::SimTank { height_m, interval } = &config.devices[0].kind;
+    assert_eq!((*height_m, *interval), (3.0, Duration::from_millis(1500)));
+    let alarm = &config.alarms[0];
+    assert_eq!(
+        (alarm.device.as_str(), alarm.point.as_str()),
+        ("t-1", "level")
+    );
+    assert_eq!(
+        (alarm.above, alarm.below, alarm.hysteresis),
+        (Some(2.5), Some(1.0), 0.25)
+    );
+}
+
+#[test]
+fn invalid_values_are_located_problems() {
+    let text = format!(
+        "{MINIMAL}\
+[store]
+max_bytes = \"lots\"
+critical_reserve_bytes = -1
+group_commit_window = \"1s\"
+[supervisor]
+backoff_initial = \"10s\"
+backoff_max = \"5s\"
+[[devices]]
+id = \"t1\"
+type = \"sim-tank\"
+height_m = -2.0
+interval = \"0s\"
+"
+    );
+    let problems = problems_in(&text);
+    assert_eq!(
+        located(&problems),
+        vec![
+            (5, "store.max_bytes"),
+            (6, "store.critical_reserve_bytes"),
+            (7, "store.group_commit_window"),
+            (10, "supervisor.backoff_max"),
+            (14, "devices[0].height_m"),
+            (15, "devices[0].interval"),
+        ],
+        "{problems:#?}"
+    );
+    assert!(
+        find(&problems, "store.max_bytes")
+            .message
+            .contains("invalid byte size")
+    );
+    assert!(
+        find(&problems, "store.critical_reserve_bytes")
+            .message
+            .contains("negative")
+    );
+    assert!(
+        find(&problems, "store.group_commit_window")
+            .message
+            .contains("at most 100ms")
+    );
+    assert!(
+        find(&problems, "supervisor.backoff_max")
+            .message
+            .contains("backoff_initial")
+    );
+}
+
+#[test]
+fn unknown_tables_types_and_device_types_are_reported() {
+    let text = format!(
+        "{MINIMAL}[gatway]\nx = 1\n[[devices]]\nid = \"t1\"\ntype = \"sim-tnak\"\nheight_m = 2.0\n\
+         [[devices]]\nid = \"t2\"\ntype = 7\n[panel]\nmetrics_token = 5\n"
+    );
+    let problems = problems_in(&text);
+    assert_eq!(
+        located(&problems),
+        vec![
+            (4, "gatway"),
+            (8, "devices[0].type"),
+            (12, "devices[1].type"),
+            (14, "panel.metrics_token"),
+        ],
+        "{problems:#?}"
+    );
+    assert!(
+        find(&problems, "gatway")
+            .message
+            .contains("did you mean `gateway`")
+    );
+    let unknown_type = &find(&problems, "devices[0].type").message;
+    assert!(
+        unknown_type.contains("did you mean \"sim-tank\""),
+        "{unknown_type}"
+    );
+    assert!(
+        unknown_type.contains("known types: sim-tank"),
+        "{unknown_type}"
+    );
+    assert!(
+        find(&problems, "devices[1].type")
+            .message
+            .contains("found integer")
+    );
+}
+
+#[test]
+fn alarm_rules_are_checked() {
+    let text = format!(
+        "{MINIMAL}[[devices]]\nid = \"t1\"\ntype = \"sim-tank\"\n\
+[[alarms]]
+device = \"t1\"
+point = \"level\"
+[[alarms]]
+device = \"t1\"
+point = \"\"
+above = 1.0
+below = 2.0
+hysteresis = -0.5
+[[alarms]]
+point = \"level\"
+below = 1
+"
+    );
+    let problems = problems_in(&text);
+    assert_eq!(
+        located(&problems),
+        vec![
+            (7, "alarms[0]"),
+            (12, "alarms[1].point"),
+            (14, "alarms[1].below"),
+            (15, "alarms[1].hysteresis"),
+            (16, "alarms[2].device"),
+        ],
+        "{problems:#?}"
+    );
+    assert!(
+        find(&problems, "alarms[0]")
+            .message
+            .contains("`above`, `below`")
+    );
+    assert!(
+        find(&problems, "alarms[1].below")
+            .message
+            .contains("less than above")
+    );
+}
+
+#[test]
+fn secret_from_env_is_resolved_and_never_shown() {
+    let text = format!("{MINIMAL}[panel]\nmetrics_token = {{ env = \"GH_TOKEN_TEST\" }}\n");
+    let config = parse_with(
+        &text,
+        "t.toml",
+        &env(&[("GH_TOKEN_TEST", "s3cr3t-from-env")]),
+    )
+    .unwrap();
+    let token = config.panel.metrics_token.as_ref().unwrap();
+    assert_eq!(token.expose(), "s3cr3t-from-env");
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("s3cr3t"), "{debug}");
+    assert!(debug.contains("<redacted>"));
+}
+
+#[test]
+fn secret_from_file_is_trimmed_and_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metrics.token");
+    std::fs::write(&path, "s3cr3t-from-file\n").unwrap();
+    let text = format!(
+        "{MINIMAL}[panel]\nmetrics_token = {{ file = {:?} }}\n",
+        path.display().to_string()
+    );
+    let config = check(&text).unwrap();
+    assert_eq!(
+        config.panel.metrics_token.as_ref().unwrap().expose(),
+        "s3cr3t-from-file"
+    );
+    assert!(!format!("{config:?}").contains("s3cr3t"));
+
+    // With another problem in the file the secret is still read, and still
+    // not shown anywhere.
+    let broken = format!("{text}bogus = 1\n");
+    let errors = check(&broken).unwrap_err();
+    assert_eq!(located(&errors.problems), vec![(6, "panel.bogus")]);
+    assert!(!errors.render().contains("s3cr3t"));
+    assert!(!format!("{errors:?}").contains("s3cr3t"));
+}
+
+#[test]
+fn secret_sources_that_fail_are_located_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent.token");
+    let empty = dir.path().join("empty.token");
+    std::fs::write(&empty, "\n").unwrap();
+    let text = format!(
+        "{MINIMAL}[panel]\nmetrics_token = {{ env = \"UNSET_VAR\" }}\n\
+         [[devices]]\nid = \"t1\"\ntype = \"sim-tank\"\n"
+    );
+    let problems = problems_in(&text);
+    assert_eq!(located(&problems), vec![(5, "panel.metrics_token.env")]);
+    assert!(problems[0].message.contains("UNSET_VAR is not set"));
+
+    for (source, expect) in [
+        (
+            format!("file = {:?}", missing.display().to_string()),
+            "cannot read secret file",
+        ),
+        (
+            format!("file = {:?}", empty.display().to_string()),
+            "is empty",
+        ),
+        ("env = \"A\", file = \"/b\"".to_owned(), "not both"),
+        (String::new(), "needs `env`"),
+        ("value = \"s3cr3t\"".to_owned(), "unknown key"),
+        (
+            "env = \"s3cr3t pasted here\"".to_owned(),
+            "not a valid environment variable name",
+        ),
+    ] {
+        let text = format!("{MINIMAL}[panel]\nmetrics_token = {{ {source} }}\n");
+        let problems = problems_in(&text);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.line == 5 && p.message.contains(expect)),
+            "{source}: {problems:#?}"
+        );
+        assert!(problems.iter().all(|p| !p.message.contains("s3cr3t")));
+    }
+}
+
+#[test]
+fn device_type_key_lists_match_their_readers() {
+    // `DeviceType::keys` drives the "key of another type" message, so it must
+    // list exactly the keys the type's reader takes.
+    for device_type in DEVICE_TYPES {
+        let diag = reader::Diagnostics::new("t.toml", "");
+        let mut section = reader::Section::root(&diag, toml::de::DeTable::parse("").unwrap());
+        (device_type.read)(&mut section);
+        assert_eq!(
+            section.known_keys(),
+            device_type.keys,
+            "{}",
+            device_type.name
+        );
+    }
+}
+
+#[test]
+fn a_key_of_another_device_type_is_named_as_such() {
+    fn unused(_: &mut reader::Section<'_, '_>) -> DeviceKind {
+        DeviceKind::SimTank {
+            height_m: 1.0,
+            interval: Duration::from_secs(1),
+        }
+    }
+    let types = [
+        DeviceType {
+            name: "alpha",
+            keys: &["height_m"],
+            read: unused,
+        },
+        DeviceType {
+            name: "beta",
+            keys: &["port"],
+            read: unused,
+        },
+    ];
+    let Leftover::Message(message) = judge_device_key("port", Some(&types[0]), &types) else {
+        panic!("a message expected");
+    };
+    assert_eq!(
+        message,
+        "unknown key for type \"alpha\" (it is a key of type \"beta\")"
+    );
+    assert!(matches!(
+        judge_device_key("colour", Some(&types[0]), &types),
+        Leftover::Unknown
+    ));
+    // With the type unknown, its keys cannot be judged: the type is the news.
+    assert!(matches!(
+        judge_device_key("port", None, &types),
+        Leftover::Ignore
+    ));
+}
+
+#[test]
+fn load_reads_files_and_reports_unreadable_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, MINIMAL).unwrap();
+    assert_eq!(load(&path).unwrap().gateway.gateway_id, "g1");
+
+    let absent = dir.path().join("absent.toml");
+    let errors = load(&absent).unwrap_err();
+    assert_eq!(errors.problems.len(), 1);
+    assert_eq!(errors.problems[0].line, 0);
+    assert_eq!(errors.problems[0].file, absent.display().to_string());
+}
+
+#[test]
+fn demo_config_is_valid() {
+    let config = parse_with(DEMO_TOML, "demo.toml", &env(&[])).unwrap();
+    assert_eq!(config.gateway.estate_id, "demo-estate");
+    assert_eq!(config.gateway.gateway_id, "gw-demo");
+    assert_eq!(config.devices.len(), 2);
+    assert!(config.devices.iter().all(|d| !d.name.is_ascii()));
+    assert!(
+        config
+            .alarms
+            .iter()
+            .any(|a| a.point == "level" && a.below.is_some())
+    );
+    // And with the real environment, as the demo mode loads it.
+    assert!(parse(DEMO_TOML, "demo.toml").is_ok());
+}
+
+#[test]
+fn example_config_is_valid() {
+    let text = include_str!("../../../config/gateway.example.toml");
+    let vars = env(&[("GATEHOUSE_METRICS_TOKEN", "example-token")]);
+    let config = parse_with(text, "gateway.example.toml", &vars).unwrap();
+    assert_eq!(
+        config.panel.metrics_token.as_ref().map(Secret::expose),
+        Some("example-token")
+    );
+    assert!(!config.devices.is_empty());
+    assert!(!config.alarms.is_empty());
+}
