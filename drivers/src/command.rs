@@ -15,6 +15,21 @@ pub enum Command {
     Poll,
     /// Drive every actuator of the device to its safe state.
     SafeState,
+    /// Raise a barrier arm (it closes by itself once the vehicle has passed).
+    OpenBarrier,
+    /// Lower a barrier arm now (refused while the loop is occupied).
+    CloseBarrier,
+    /// Raise a barrier arm and keep it up until released (fire, emergency).
+    HoldOpen,
+    /// End a hold-open; the arm closes when the loop is clear.
+    ReleaseHold,
+    /// Unlock a door for a pulse.
+    PulseDoor {
+        /// Door number on a multi-door controller (1–4); `None` for a single door.
+        door: Option<u8>,
+        /// Pulse length; `None` uses the door's configured time.
+        duration_ms: Option<u64>,
+    },
 }
 
 impl Command {
@@ -23,6 +38,11 @@ impl Command {
         match self {
             Command::Poll => "poll",
             Command::SafeState => "safe_state",
+            Command::OpenBarrier => "open_barrier",
+            Command::CloseBarrier => "close_barrier",
+            Command::HoldOpen => "hold_open",
+            Command::ReleaseHold => "release_hold",
+            Command::PulseDoor { .. } => "pulse_door",
         }
     }
 }

@@ -67,6 +67,56 @@ impl std::fmt::Display for Class {
     }
 }
 
+/// Colour of a licence plate (Chinese plates: blue ordinary, yellow large
+/// or coach, green new-energy, white police/military, black foreign/embassy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PlateColour {
+    /// Not reported or not recognised.
+    #[default]
+    Unknown,
+    /// 蓝牌: ordinary small vehicles.
+    Blue,
+    /// 黄牌: large vehicles, coaches, learners.
+    Yellow,
+    /// 白牌: police, armed police, military.
+    White,
+    /// 黑牌: foreign-owned, embassy, HK/Macau cross-border.
+    Black,
+    /// 绿牌: new-energy small vehicles (gradient green).
+    Green,
+    /// 黄绿牌: new-energy large vehicles.
+    YellowGreen,
+}
+
+/// Position of a barrier arm, as the lane's limit switches and timers tell it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArmState {
+    /// Down, at the closed limit.
+    Closed,
+    /// Rising.
+    Opening,
+    /// Up, at the open limit.
+    Open,
+    /// Falling.
+    Closing,
+    /// Held up on command (fire, emergency, events) until released.
+    HeldOpen,
+    /// Position unknown (no limit reached in time, or the module is offline).
+    Unknown,
+}
+
+/// A door alarm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoorAlarmKind {
+    /// Open longer than allowed (propped open).
+    HeldOpen,
+    /// Opened without a grant, an exit-button press or a remote open.
+    ForcedOpen,
+}
+
 /// Something a device reported.
 ///
 /// Each variant is one event `kind` (its snake_case name); the variant's
@@ -92,6 +142,93 @@ pub enum DeviceEvent {
         /// `true` when raised, `false` when cleared.
         active: bool,
     },
+    /// The device (or the module behind it) went offline or came back.
+    DeviceLink {
+        /// `true` when it answers again.
+        online: bool,
+        /// Why it is considered offline, or what answered.
+        detail: String,
+    },
+    /// A plate camera read a licence plate.
+    PlateRead {
+        /// The plate as read, colour prefix removed (`苏A8HK52`), or an
+        /// empty string for a vehicle without a readable plate (无牌车).
+        plate: String,
+        /// Plate colour.
+        colour: PlateColour,
+        /// Recognition confidence 0–100, when the camera gives one.
+        confidence: Option<u8>,
+        /// What triggered the read: `video`, `loop`, `software`, `virtual_loop`, `other`.
+        trigger: String,
+        /// The camera's own id of this read (Vzenith `plateid`, Hikvision
+        /// `UUID`), used to recognise resends.
+        read_id: Option<String>,
+        /// A stored read the camera re-sends after being offline.
+        resend: bool,
+        /// Saved image files (names relative to the image directory).
+        images: Vec<String>,
+    },
+    /// A barrier arm changed position.
+    BarrierState {
+        /// The new position.
+        state: ArmState,
+    },
+    /// The loop detector (地感) under the arm changed.
+    LoopState {
+        /// `true` while a vehicle is on the loop.
+        occupied: bool,
+    },
+    /// The barrier did not do what it was told (limit not reached in time,
+    /// a command refused by the interlock, a module error).
+    BarrierFault {
+        /// What went wrong.
+        message: String,
+    },
+    /// A card (or code) was presented at a reader.
+    CardRead {
+        /// Card number (decimal) or credential as the reader gives it.
+        card: String,
+        /// Reader format: `w26`, `w34`, `serial`, `wg`, `keypad`.
+        format: String,
+        /// Facility code, for Wiegand formats that carry one.
+        facility: Option<u32>,
+        /// Door number on a multi-door controller (1–4), when known.
+        door: Option<u8>,
+    },
+    /// A reader delivered something that is not a credential (bad parity,
+    /// wrong length, bad checksum).
+    ReadRejected {
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A door contact opened or closed.
+    DoorState {
+        /// `true` when open.
+        open: bool,
+        /// Door number on a multi-door controller, when known.
+        door: Option<u8>,
+    },
+    /// A door alarm was raised or cleared.
+    DoorAlarm {
+        /// Which alarm.
+        alarm: DoorAlarmKind,
+        /// `true` when raised, `false` when cleared.
+        active: bool,
+        /// Door number on a multi-door controller, when known.
+        door: Option<u8>,
+    },
+    /// The exit button (出门按钮) was pressed.
+    ExitButton {
+        /// Door number, when known.
+        door: Option<u8>,
+    },
+    /// A door relay was energised for a pulse.
+    RelayPulse {
+        /// How long, in milliseconds.
+        duration_ms: u64,
+        /// Door number, when known.
+        door: Option<u8>,
+    },
 }
 
 impl DeviceEvent {
@@ -100,14 +237,35 @@ impl DeviceEvent {
         match self {
             DeviceEvent::PointValue { .. } => "point_value",
             DeviceEvent::DeviceAlarm { .. } => "device_alarm",
+            DeviceEvent::DeviceLink { .. } => "device_link",
+            DeviceEvent::PlateRead { .. } => "plate_read",
+            DeviceEvent::BarrierState { .. } => "barrier_state",
+            DeviceEvent::LoopState { .. } => "loop_state",
+            DeviceEvent::BarrierFault { .. } => "barrier_fault",
+            DeviceEvent::CardRead { .. } => "card_read",
+            DeviceEvent::ReadRejected { .. } => "read_rejected",
+            DeviceEvent::DoorState { .. } => "door_state",
+            DeviceEvent::DoorAlarm { .. } => "door_alarm",
+            DeviceEvent::ExitButton { .. } => "exit_button",
+            DeviceEvent::RelayPulse { .. } => "relay_pulse",
         }
     }
 
     /// The event's priority class.
     pub fn class(&self) -> Class {
         match self {
-            DeviceEvent::PointValue { .. } => Class::Telemetry,
-            DeviceEvent::DeviceAlarm { .. } => Class::Alarm,
+            DeviceEvent::PointValue { .. } | DeviceEvent::LoopState { .. } => Class::Telemetry,
+            DeviceEvent::DeviceAlarm { .. }
+            | DeviceEvent::DeviceLink { .. }
+            | DeviceEvent::BarrierFault { .. }
+            | DeviceEvent::DoorAlarm { .. } => Class::Alarm,
+            DeviceEvent::PlateRead { .. }
+            | DeviceEvent::BarrierState { .. }
+            | DeviceEvent::CardRead { .. }
+            | DeviceEvent::ReadRejected { .. }
+            | DeviceEvent::DoorState { .. }
+            | DeviceEvent::ExitButton { .. }
+            | DeviceEvent::RelayPulse { .. } => Class::Access,
         }
     }
 
@@ -134,6 +292,60 @@ mod tests {
         assert_eq!(Class::parse("bogus"), None);
         assert!(Class::Telemetry.is_sheddable());
         assert!(!Class::Access.is_sheddable());
+    }
+
+    #[test]
+    fn kind_matches_the_serialised_tag_for_every_variant() {
+        let events = [
+            DeviceEvent::DeviceLink {
+                online: false,
+                detail: "timeout".into(),
+            },
+            DeviceEvent::PlateRead {
+                plate: "苏A8HK52".into(),
+                colour: PlateColour::Blue,
+                confidence: Some(90),
+                trigger: "video".into(),
+                read_id: None,
+                resend: false,
+                images: vec![],
+            },
+            DeviceEvent::BarrierState {
+                state: ArmState::Open,
+            },
+            DeviceEvent::LoopState { occupied: true },
+            DeviceEvent::BarrierFault {
+                message: "x".into(),
+            },
+            DeviceEvent::CardRead {
+                card: "1".into(),
+                format: "w26".into(),
+                facility: None,
+                door: None,
+            },
+            DeviceEvent::ReadRejected {
+                reason: "parity".into(),
+            },
+            DeviceEvent::DoorState {
+                open: true,
+                door: Some(1),
+            },
+            DeviceEvent::DoorAlarm {
+                alarm: DoorAlarmKind::HeldOpen,
+                active: true,
+                door: None,
+            },
+            DeviceEvent::ExitButton { door: None },
+            DeviceEvent::RelayPulse {
+                duration_ms: 3000,
+                door: None,
+            },
+        ];
+        for event in events {
+            let tagged = serde_json::to_value(&event).expect("serialises");
+            assert_eq!(tagged["kind"], event.kind());
+            assert!(event.body().get("kind").is_none());
+        }
     }
 
     #[test]

@@ -22,4 +22,4 @@ pub use command::{Command, CommandOutcome, CommandRequest};
 pub use contract::{
     DeviceId, Driver, DriverContext, DriverError, EventSender, Health, HealthReporter, Inbound,
 };
-pub use event::{Class, DeviceEvent};
+pub use event::{ArmState, Class, DeviceEvent, DoorAlarmKind, PlateColour};

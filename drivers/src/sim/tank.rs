@@ -122,6 +122,7 @@ impl Driver for TankSim {
                             }
                             // A tank sensor has no actuator: always safe.
                             Command::SafeState => CommandOutcome::Done,
+                            _ => CommandOutcome::Unsupported,
                         };
                         request.answer(outcome);
                     }
