@@ -2,5 +2,9 @@
 //! clocks, no channels; the pipeline feeds them and carries out the result.
 //!
 //! - [`threshold`]: alarms when a measured point leaves its configured band.
+//! - [`plate`]: Chinese plate normalisation and OCR-confusable variants.
+//! - [`vehicle`]: allow / deny / ask the guard at a lane; repeated-read filter.
 
+pub mod plate;
 pub mod threshold;
+pub mod vehicle;
