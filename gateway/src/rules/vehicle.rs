@@ -298,7 +298,7 @@ fn resident_decision(resident: &Resident, lane: &LanePolicy, now: i64) -> Decisi
     if let Some(reason) = window(now, resident.valid_from, resident.valid_to) {
         return Decision::new(Verdict::Deny, reason);
     }
-    if !resident.lanes.is_empty() && !resident.lanes.iter().any(|l| *l == lane.lane) {
+    if !resident.lanes.is_empty() && !resident.lanes.contains(&lane.lane) {
         return Decision::new(Verdict::Deny, Reason::LaneNotAllowed);
     }
     Decision::new(
