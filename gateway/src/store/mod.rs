@@ -44,7 +44,8 @@
 //! lets it run beside the writer), on tokio's blocking pool; the stored
 //! envelope's `seq` is set from the row. [`Store::ack`] and
 //! [`Store::ack_seqs`] delete through the writer. When the queue is empty
-//! after an ack (or the freelist is large) the writer runs
+//! after an ack (and a few pages are free), or the freelist is large, the
+//! writer runs
 //! `PRAGMA incremental_vacuum` and `wal_checkpoint(TRUNCATE)`, so the file
 //! shrinks back.
 //!
@@ -239,7 +240,8 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // The last handle is gone: let the writer finish and stop.
+        // The last handle is gone: let the writer finish its batch, checkpoint
+        // and stop (this blocks the dropping thread that long; prefer close()).
         let _ = self.tx.send(Request::Close { reply: None });
         if let Some(thread) = self
             .thread

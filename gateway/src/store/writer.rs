@@ -23,6 +23,10 @@ pub const MAX_BATCH_EVENTS: usize = 1024;
 /// are still queued.
 const RECLAIM_FREELIST_PAGES: i64 = 2048;
 
+/// Free pages worth returning once the queue is empty: below this, a queue
+/// kept empty by a live uplink would vacuum and truncate on every ack.
+const RECLAIM_EMPTY_MIN_PAGES: i64 = 16;
+
 /// How often a summary of dropped and refused events is logged, at most.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -394,7 +398,10 @@ impl Writer {
             .conn
             .query_row("PRAGMA freelist_count", [], |r| r.get(0));
         match free {
-            Ok(free) if self.acct.depth == 0 || free > RECLAIM_FREELIST_PAGES => {
+            Ok(free)
+                if (self.acct.depth == 0 && free >= RECLAIM_EMPTY_MIN_PAGES)
+                    || free > RECLAIM_FREELIST_PAGES =>
+            {
                 if let Err(err) = self.incremental_vacuum() {
                     tracing::warn!(error = %err, "incremental vacuum failed");
                 }
