@@ -1,13 +1,106 @@
-//! The durable event queue and the gateway's database (SQLite, WAL,
-//! `synchronous=FULL`). STUB: the real implementation replaces this file.
+//! The durable event queue and the gateway's database.
+//!
+//! # Design constraints
+//!
+//! The gateway runs on a Pi-class box with an SD card and unreliable power.
+//! A producer (a camera's push, a card read) is answered only after its event
+//! is on disk, and an event leaves the queue only after the platform has
+//! confirmed it. Hence SQLite (rusqlite, bundled) in WAL mode with
+//! `synchronous=FULL`: NORMAL lost acknowledged events in power-cut tests and
+//! must never be used here. `auto_vacuum=INCREMENTAL` is set before the
+//! first table exists so space can be handed back after a backlog drains.
+//!
+//! # Schema ([`schema`])
+//!
+//! Versioned with `rusqlite_migration` (`PRAGMA user_version`):
+//!
+//! - M1: `events (seq INTEGER PRIMARY KEY AUTOINCREMENT, id, class, kind,
+//!   device_id, time_ms, size, payload)`; `payload` is the envelope's JSON
+//!   (written with `seq = 0`), `size` its length in bytes, `class` the
+//!   [`Class::index`].
+//! - M2: `meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)` and the index
+//!   `events (class, seq)` used to shed the oldest telemetry.
+//!
+//! Later tables (plate lists, credentials, users, sessions, audit) are one
+//! more migration each; their code opens its own connection with
+//! [`Store::connect`]. A file written by newer code (a higher
+//! `user_version`) is refused with [`StoreError::SchemaTooNew`], not
+//! quarantined.
+//!
+//! # Append ([`writer`])
+//!
+//! One writer thread owns the write connection. [`Store::submit`] encodes
+//! the envelopes on the caller's thread and sends them over a channel
+//! synchronously, so sequence order is call order; the returned
+//! [`AppendTicket`] resolves after the commit. The writer drains everything
+//! queued, waits up to `group_commit_window` for more appends (closing the
+//! window early once as many requests are back as the previous commit
+//! answered, so a lone appender never waits), caps a batch at
+//! [`MAX_BATCH_EVENTS`], commits once, then answers every ticket.
+//!
+//! # Read and ack
+//!
+//! [`Store::read_after`] reads oldest first on a separate connection (WAL
+//! lets it run beside the writer), on tokio's blocking pool; the stored
+//! envelope's `seq` is set from the row. [`Store::ack`] and
+//! [`Store::ack_seqs`] delete through the writer. When the queue is empty
+//! after an ack (and a few pages are free), or the freelist is large, the
+//! writer runs
+//! `PRAGMA incremental_vacuum` and `wal_checkpoint(TRUNCATE)`, so the file
+//! shrinks back.
+//!
+//! # Bounding ([`policy`])
+//!
+//! The queue is bounded by the encoded bytes of its events (`size`, summed at
+//! open and kept in memory). Above `max_bytes`, new events displace the
+//! oldest telemetry; telemetry that cannot make room that way is refused
+//! ([`StoreError::Full`]). Access, alarm and audit events may then use
+//! `critical_reserve_bytes` above `max_bytes` ([`Pressure::OverCapacity`],
+//! which the gateway raises as an alarm) and are refused loudly beyond it.
+//! Every drop and refusal is counted ([`StoreStats::dropped`]) and summarised
+//! in the log at most once a minute.
+//!
+//! # Quarantine ([`quarantine`])
+//!
+//! A file that is corrupt or not a database (on open, `PRAGMA quick_check`
+//! or migration) is moved aside with its `-wal`/`-shm` to
+//! `<name>.corrupt-<unix-seconds>` and a fresh store is started
+//! ([`OpenReport::quarantined`]), so the gateway does not crash-loop.
+//!
+//! # Invariants
+//!
+//! - An append is answered only after COMMIT with `synchronous=FULL` has
+//!   returned.
+//! - `seq` never goes back: AUTOINCREMENT never reuses a number, even after
+//!   every row is deleted and the file is reopened. (A quarantined file takes
+//!   its sequence with it: the fresh store starts again at 1, which the open
+//!   report makes known.)
+//! - Access, alarm and audit events are never dropped silently: they are
+//!   stored, or the producer gets [`StoreError::Full`].
+//! - `stats()` runs no SQL: it reads the writer's published accounting.
 
-use std::path::PathBuf;
+mod policy;
+mod quarantine;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use drivers::Class;
-use tokio::sync::watch;
+use rusqlite::Connection;
+use tokio::sync::{oneshot, watch};
 
 use crate::wire::Envelope;
+
+pub use schema::SCHEMA_VERSION;
+pub use writer::MAX_BATCH_EVENTS;
+
+use policy::Limits;
+use writer::{Accounting, Encoded, Request, Shared, Writer};
 
 /// Sequence number of a stored event.
 pub type Seq = u64;
@@ -23,6 +116,19 @@ pub struct StoreConfig {
     pub critical_reserve_bytes: u64,
     /// How long the writer waits to gather concurrent appends into one commit.
     pub group_commit_window: Duration,
+}
+
+impl StoreConfig {
+    /// A configuration with the gateway's defaults: 256 MiB queue, 32 MiB
+    /// critical reserve, 2 ms group-commit window.
+    pub fn new(path: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            path: path.into(),
+            max_bytes: 256 * 1024 * 1024,
+            critical_reserve_bytes: 32 * 1024 * 1024,
+            group_commit_window: Duration::from_millis(2),
+        }
+    }
 }
 
 /// Store pressure, published on every change.
@@ -84,66 +190,344 @@ pub enum StoreError {
     /// The writer thread is gone.
     #[error("store closed")]
     Closed,
+    /// The database was written by newer code; it is left untouched.
+    #[error("database schema version {found} is newer than this gateway supports ({supported})")]
+    SchemaTooNew {
+        /// The file's `user_version`.
+        found: i64,
+        /// The newest version this code knows.
+        supported: usize,
+    },
+    /// Migrating the schema failed.
+    #[error("schema migration: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    /// Even a fresh database file could not be used.
+    #[error("database unusable: {0}")]
+    Unusable(String),
+    /// A stored row could not be decoded (it is not skipped silently).
+    #[error("stored event {seq} is unreadable: {reason}")]
+    CorruptRow {
+        /// The row's sequence number (ack it to get past it).
+        seq: Seq,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The envelope could not be encoded.
+    #[error("encoding the envelope: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// A write failed (the transaction was rolled back).
+    #[error("write failed: {0}")]
+    Write(String),
+    /// Filesystem error (quarantine, thread start).
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// The queue handle (cheap to clone).
 #[derive(Debug, Clone)]
-pub struct Store;
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    tx: mpsc::Sender<Request>,
+    reader: Mutex<Option<Connection>>,
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: let the writer finish its batch, checkpoint
+        // and stop (this blocks the dropping thread that long; prefer close()).
+        let _ = self.tx.send(Request::Close { reply: None });
+        if let Some(thread) = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Why opening failed.
+enum OpenFailure {
+    /// The file is damaged or not a database: quarantine it.
+    Corrupt(String),
+    /// Anything else: report it, touch nothing.
+    Other(StoreError),
+}
+
+impl From<rusqlite::Error> for OpenFailure {
+    fn from(err: rusqlite::Error) -> OpenFailure {
+        if schema::is_corruption(&err) {
+            OpenFailure::Corrupt(err.to_string())
+        } else {
+            OpenFailure::Other(err.into())
+        }
+    }
+}
+
+/// Opens, checks and migrates the write connection.
+fn open_checked(path: &Path) -> Result<Connection, OpenFailure> {
+    let mut conn = schema::connect(path)?;
+    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if check != "ok" {
+        return Err(OpenFailure::Corrupt(format!("quick_check: {check}")));
+    }
+    let found = schema::user_version(&conn)?;
+    if found > SCHEMA_VERSION as i64 {
+        return Err(OpenFailure::Other(StoreError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        }));
+    }
+    if let Err(err) = schema::MIGRATIONS.to_latest(&mut conn) {
+        return Err(if schema::is_migration_corruption(&err) {
+            OpenFailure::Corrupt(err.to_string())
+        } else {
+            OpenFailure::Other(err.into())
+        });
+    }
+    Ok(conn)
+}
 
 impl Store {
     /// Opens (or creates) the store, quarantining an unusable file.
-    pub fn open(_config: StoreConfig) -> Result<(Store, OpenReport), StoreError> {
-        Err(StoreError::Closed)
+    pub fn open(config: StoreConfig) -> Result<(Store, OpenReport), StoreError> {
+        let path = config.path.clone();
+        let (conn, quarantined) = match open_checked(&path) {
+            Ok(conn) => (conn, None),
+            Err(OpenFailure::Other(err)) => return Err(err),
+            Err(OpenFailure::Corrupt(reason)) => {
+                let q = quarantine::quarantine(&path, reason)?;
+                match open_checked(&path) {
+                    Ok(conn) => (conn, Some(q)),
+                    Err(OpenFailure::Other(err)) => return Err(err),
+                    Err(OpenFailure::Corrupt(reason)) => return Err(StoreError::Unusable(reason)),
+                }
+            }
+        };
+        let acct = Accounting::load(&conn)?;
+        let reader = schema::connect(&path)?;
+        let limits = Limits {
+            max_bytes: config.max_bytes,
+            critical_reserve_bytes: config.critical_reserve_bytes,
+        };
+        let pressure = policy::next_pressure(limits, acct.usage.total(), false, Pressure::Normal);
+        let shared = Arc::new(Shared {
+            accounting: Mutex::new(acct.clone()),
+            pressure: watch::channel(pressure).0,
+        });
+        let report = OpenReport {
+            quarantined,
+            depth: acct.depth,
+        };
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer::new(
+            conn,
+            rx,
+            shared.clone(),
+            limits,
+            config.group_commit_window,
+            acct,
+            pressure,
+        );
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer.run())?;
+        let inner = Inner {
+            path,
+            tx,
+            reader: Mutex::new(Some(reader)),
+            shared,
+            thread: Mutex::new(Some(thread)),
+        };
+        Ok((
+            Store {
+                inner: Arc::new(inner),
+            },
+            report,
+        ))
+    }
+
+    /// Opens another connection to the same database with the store's
+    /// pragmas (WAL, `synchronous=FULL`, busy timeout), for the gateway's
+    /// other tables.
+    pub fn connect(&self) -> Result<Connection, StoreError> {
+        Ok(schema::connect(&self.inner.path)?)
     }
 
     /// Appends one event; returns once it is on disk.
-    pub async fn append(&self, _event: Envelope) -> Result<Seq, StoreError> {
-        Err(StoreError::Closed)
+    pub async fn append(&self, event: Envelope) -> Result<Seq, StoreError> {
+        self.submit(vec![event])
+            .wait()
+            .await
+            .into_iter()
+            .next()
+            .unwrap_or(Err(StoreError::Closed))
     }
 
     /// Queues events for the writer in call order; the ticket resolves once
     /// they are on disk (one result per event).
-    pub fn submit(&self, _events: Vec<Envelope>) -> AppendTicket {
-        AppendTicket
+    pub fn submit(&self, events: Vec<Envelope>) -> AppendTicket {
+        let count = events.len();
+        if count == 0 {
+            return AppendTicket { count, rx: None };
+        }
+        let events = events.into_iter().map(encode).collect();
+        let (reply, rx) = oneshot::channel();
+        match self.inner.tx.send(Request::Append { events, reply }) {
+            Ok(()) => AppendTicket {
+                count,
+                rx: Some(rx),
+            },
+            Err(_) => AppendTicket { count, rx: None },
+        }
     }
 
     /// Up to `limit` events with `seq > after`, oldest first.
-    pub async fn read_after(
-        &self,
-        _after: Seq,
-        _limit: usize,
-    ) -> Result<Vec<Envelope>, StoreError> {
-        Ok(Vec::new())
+    pub async fn read_after(&self, after: Seq, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.read_after(after, limit))
+            .await
+            .map_err(|_| StoreError::Closed)?
     }
 
     /// Deletes every event with `seq <= upto`; returns how many.
-    pub async fn ack(&self, _upto: Seq) -> Result<u64, StoreError> {
-        Ok(0)
+    pub async fn ack(&self, upto: Seq) -> Result<u64, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.request(Request::Ack { upto, reply })?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// The queue's current statistics.
+    /// Deletes exactly the events with these sequence numbers (missing ones
+    /// are ignored); returns how many were deleted.
+    pub async fn ack_seqs(&self, seqs: &[Seq]) -> Result<u64, StoreError> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.request(Request::AckSeqs {
+            seqs: seqs.to_vec(),
+            reply,
+        })?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The queue's current statistics (no SQL: the writer's last published
+    /// accounting plus the files' sizes).
     pub fn stats(&self) -> StoreStats {
-        StoreStats::default()
+        let acct = self.inner.shared.snapshot();
+        let file_len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        StoreStats {
+            depth: acct.depth,
+            bytes: acct.usage.total(),
+            file_bytes: file_len(&self.inner.path)
+                + file_len(&quarantine::with_suffix(&self.inner.path, "-wal")),
+            oldest_time_ms: acct.oldest_time_ms,
+            dropped: acct.dropped,
+        }
     }
 
     /// Pressure changes.
     pub fn pressure(&self) -> watch::Receiver<Pressure> {
-        watch::channel(Pressure::Normal).1
+        self.inner.shared.pressure.subscribe()
     }
 
     /// Waits until everything submitted so far is on disk, then stops the writer.
     pub async fn close(&self) -> Result<(), StoreError> {
-        Ok(())
+        let (reply, rx) = oneshot::channel();
+        self.request(Request::Close { reply: Some(reply) })?;
+        let result = rx.await.map_err(|_| StoreError::Closed)?;
+        *self
+            .inner
+            .reader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            // The writer has answered and is returning: this join is short.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        result
     }
+
+    fn request(&self, req: Request) -> Result<(), StoreError> {
+        self.inner.tx.send(req).map_err(|_| StoreError::Closed)
+    }
+}
+
+impl Inner {
+    fn read_after(&self, after: Seq, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        let guard = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let conn = guard.as_ref().ok_or(StoreError::Closed)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, payload FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = stmt.query(rusqlite::params![after, limit])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let seq = row.get::<_, i64>(0)?.max(0) as Seq;
+            let payload = row.get_ref(1)?;
+            let bytes = payload.as_bytes().map_err(|e| StoreError::CorruptRow {
+                seq,
+                reason: e.to_string(),
+            })?;
+            let mut env: Envelope =
+                serde_json::from_slice(bytes).map_err(|e| StoreError::CorruptRow {
+                    seq,
+                    reason: e.to_string(),
+                })?;
+            env.seq = seq;
+            out.push(env);
+        }
+        Ok(out)
+    }
+}
+
+/// Encodes an envelope for its row (with `seq = 0`: the row's `seq` is the truth).
+fn encode(mut env: Envelope) -> Result<Encoded, StoreError> {
+    env.seq = 0;
+    let payload = serde_json::to_string(&env)?;
+    Ok(Encoded {
+        class: env.class,
+        id: env.id.hyphenated().to_string(),
+        kind: env.kind,
+        device_id: env.device_id,
+        time_ms: env.time_ms,
+        payload,
+    })
 }
 
 /// Resolves to one result per submitted event.
 #[derive(Debug)]
-pub struct AppendTicket;
+pub struct AppendTicket {
+    count: usize,
+    rx: Option<oneshot::Receiver<Vec<Result<Seq, StoreError>>>>,
+}
 
 impl AppendTicket {
     /// Waits for the writer's answer.
     pub async fn wait(self) -> Vec<Result<Seq, StoreError>> {
-        Vec::new()
+        let closed = |n: usize| (0..n).map(|_| Err(StoreError::Closed)).collect();
+        match self.rx {
+            None => closed(self.count),
+            Some(rx) => rx.await.unwrap_or_else(|_| closed(self.count)),
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,142 @@
+//! The database schema and connection setup: the versioned migrations
+//! (`user_version`, via `rusqlite_migration`) and the pragmas every
+//! connection to the gateway's database gets. Adding a table is one more
+//! `M::up(..)` line at the end of [`MIGRATION_LIST`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode};
+use rusqlite_migration::{M, Migrations};
+
+/// Every migration, oldest first. Never edit or reorder a released entry:
+/// append a new one.
+const MIGRATION_LIST: &[M<'static>] = &[
+    // 1: the event queue.
+    M::up(
+        "CREATE TABLE events (
+            seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+            id        TEXT    NOT NULL,
+            class     INTEGER NOT NULL,
+            kind      TEXT    NOT NULL,
+            device_id TEXT    NOT NULL,
+            time_ms   INTEGER NOT NULL,
+            size      INTEGER NOT NULL,
+            payload   TEXT    NOT NULL
+        );",
+    ),
+    // 2: small key/value settings; per-class index for shedding telemetry.
+    M::up(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         CREATE INDEX events_class_seq ON events (class, seq);",
+    ),
+];
+
+/// The migrations, for `to_latest`.
+pub(crate) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
+
+/// The schema version this code writes (the number of migrations).
+pub const SCHEMA_VERSION: usize = MIGRATION_LIST.len();
+
+/// How long a connection waits on another's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens a connection with the store's pragmas.
+pub(crate) fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+/// Applies the pragmas: `auto_vacuum=INCREMENTAL` first (it only takes
+/// effect before the first table exists), WAL, `synchronous=FULL` (never
+/// NORMAL: it loses acknowledged events on power loss), a busy timeout and a
+/// small page cache.
+pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("journal_mode WAL refused (got {mode})")),
+        ));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    // 2 MiB page cache (negative = KiB); the queue is append/scan, not random.
+    conn.pragma_update(None, "cache_size", -2048)?;
+    // Keep a WAL left behind by a big ack from squatting on the card.
+    conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+/// The database's `user_version`.
+pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Whether an error means the file is damaged or not a database at all
+/// (as opposed to, say, a permission problem or a full disk).
+pub(crate) fn is_corruption(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+    )
+}
+
+/// Same, for a migration failure.
+pub(crate) fn is_migration_corruption(err: &rusqlite_migration::Error) -> bool {
+    match err {
+        rusqlite_migration::Error::RusqliteError { err, .. } => is_corruption(err),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        MIGRATIONS.validate().expect("migrations validate");
+        assert_eq!(SCHEMA_VERSION, 2);
+    }
+
+    #[test]
+    fn new_database_gets_incremental_auto_vacuum_wal_and_full_sync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = connect(&dir.path().join("g.db")).expect("connect");
+        MIGRATIONS.to_latest(&mut conn).expect("migrate");
+        let auto_vacuum: i64 = conn
+            .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+            .expect("q");
+        assert_eq!(auto_vacuum, 2, "INCREMENTAL");
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("q");
+        assert_eq!(mode, "wal");
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .expect("q");
+        assert_eq!(sync, 2, "FULL");
+        assert_eq!(user_version(&conn).expect("version"), SCHEMA_VERSION as i64);
+        let index: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_class_seq'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("q");
+        assert_eq!(index, 1);
+    }
+
+    #[test]
+    fn garbage_is_recognised_as_corruption() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("g.db");
+        std::fs::write(&path, vec![0x5a; 8192]).expect("write garbage");
+        let err = connect(&path).expect_err("garbage is not a database");
+        assert!(is_corruption(&err), "{err}");
+    }
+}

@@ -1,0 +1,419 @@
+//! Unit tests of the store handle: reads and acks, sequence numbers,
+//! bounding, migrations, quarantine, space reclamation and shutdown.
+
+use std::time::{Duration, Instant};
+
+use drivers::Class;
+use uuid::Uuid;
+
+use super::*;
+use crate::wire::{Envelope, SCHEMA_VERSION as WIRE_VERSION};
+
+fn env(class: Class, body_len: usize) -> Envelope {
+    Envelope {
+        schema: WIRE_VERSION,
+        id: Uuid::now_v7(),
+        seq: 0,
+        time_ms: 1_764_000_000_000 + body_len as i64,
+        clock_synced: true,
+        device_time_ms: None,
+        estate_id: "e1".into(),
+        gateway_id: "g1".into(),
+        device_id: "dev-1".into(),
+        kind: "point_value".into(),
+        class,
+        body: serde_json::json!({ "pad": "x".repeat(body_len) }),
+    }
+}
+
+fn config(dir: &tempfile::TempDir) -> StoreConfig {
+    StoreConfig {
+        group_commit_window: Duration::ZERO,
+        ..StoreConfig::new(dir.path().join("gatehouse.db"))
+    }
+}
+
+#[tokio::test]
+async fn appends_are_read_back_in_order_and_acks_delete() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, report) = Store::open(config(&dir)).expect("open");
+    assert!(report.quarantined.is_none());
+    assert_eq!(report.depth, 0);
+
+    let events: Vec<Envelope> = Class::ALL.into_iter().map(|c| env(c, 10)).collect();
+    let mut seqs = Vec::new();
+    for e in &events {
+        seqs.push(store.append(e.clone()).await.expect("append"));
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+
+    let read = store.read_after(0, 100).await.expect("read");
+    assert_eq!(read.len(), 4);
+    for ((got, want), seq) in read.iter().zip(&events).zip(&seqs) {
+        assert_eq!(got.seq, *seq);
+        assert_eq!(
+            Envelope {
+                seq: 0,
+                ..got.clone()
+            },
+            *want
+        );
+    }
+    let page = store.read_after(seqs[0], 2).await.expect("read");
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs[1..3]);
+
+    let stats = store.stats();
+    assert_eq!(stats.depth, 4);
+    assert_eq!(
+        stats.bytes,
+        events.iter().map(|e| e.encoded_len() as u64).sum::<u64>()
+    );
+    assert_eq!(stats.oldest_time_ms, Some(events[0].time_ms));
+    assert!(stats.file_bytes > 0);
+
+    assert_eq!(store.ack(seqs[1]).await.expect("ack"), 2);
+    assert_eq!(store.ack(seqs[1]).await.expect("ack again"), 0);
+    assert_eq!(store.stats().oldest_time_ms, Some(events[2].time_ms));
+    assert_eq!(store.ack_seqs(&[seqs[3], 9999]).await.expect("ack_seqs"), 1);
+    let left = store.read_after(0, 100).await.expect("read");
+    assert_eq!(
+        left.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![seqs[2]]
+    );
+    assert_eq!(store.stats().depth, 1);
+    assert_eq!(store.stats().bytes, events[2].encoded_len() as u64);
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn submit_keeps_call_order_and_concurrent_appends_share_commits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(config(&dir)).expect("open");
+    let tickets: Vec<AppendTicket> = (0..200)
+        .map(|i| store.submit(vec![env(Class::Access, i % 7)]))
+        .collect();
+    let mut seqs = Vec::new();
+    for t in tickets {
+        let r = t.wait().await;
+        assert_eq!(r.len(), 1);
+        seqs.push(*r[0].as_ref().expect("appended"));
+    }
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "seq order is call order"
+    );
+    let commits = store.inner.shared.snapshot().commits;
+    assert!(commits < 50, "200 queued appends took {commits} commits");
+
+    let many = store
+        .submit((0..5).map(|_| env(Class::Audit, 3)).collect())
+        .wait()
+        .await;
+    assert_eq!(many.len(), 5);
+    assert!(many.iter().all(Result::is_ok));
+    assert!(store.submit(Vec::new()).wait().await.is_empty());
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn seq_never_goes_back_after_a_full_drain_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(config(&dir)).expect("open");
+    let mut last = 0;
+    for _ in 0..5 {
+        last = store.append(env(Class::Alarm, 5)).await.expect("append");
+    }
+    assert_eq!(store.ack(last).await.expect("ack"), 5);
+    store.close().await.expect("close");
+    drop(store);
+
+    let (store, report) = Store::open(config(&dir)).expect("reopen");
+    assert_eq!(report.depth, 0);
+    let next = store.append(env(Class::Alarm, 5)).await.expect("append");
+    assert!(next > last, "seq went back: {next} after {last}");
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn closed_store_refuses_work() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(config(&dir)).expect("open");
+    let ticket = store.submit(vec![env(Class::Access, 1)]);
+    store.close().await.expect("close");
+    assert!(
+        ticket.wait().await[0].is_ok(),
+        "submitted before close is committed"
+    );
+    assert!(matches!(
+        store.append(env(Class::Access, 1)).await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(store.ack(1).await, Err(StoreError::Closed)));
+    assert!(matches!(
+        store.read_after(0, 1).await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(store.close().await, Err(StoreError::Closed)));
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_stops_the_writer_and_checkpoints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(config(&dir)).expect("open");
+    let copy = store.clone();
+    copy.append(env(Class::Access, 100)).await.expect("append");
+    drop(store);
+    let wal = quarantine::with_suffix(&dir.path().join("gatehouse.db"), "-wal");
+    assert!(
+        std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) > 0,
+        "still open: WAL in use"
+    );
+    drop(copy);
+    // Drop joined the writer, which truncated the WAL on its way out.
+    assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+    let (store, report) = Store::open(config(&dir)).expect("reopen");
+    assert_eq!(report.depth, 1);
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn full_store_sheds_oldest_telemetry_and_never_drops_critical_silently() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let size = env(Class::Telemetry, 100).encoded_len() as u64;
+    let cfg = StoreConfig {
+        max_bytes: size * 4,
+        critical_reserve_bytes: size * 2,
+        ..config(&dir)
+    };
+    let (store, _) = Store::open(cfg).expect("open");
+    let mut pressure = store.pressure();
+    assert_eq!(*pressure.borrow_and_update(), Pressure::Normal);
+
+    let mut telemetry = Vec::new();
+    for _ in 0..4 {
+        telemetry.push(
+            store
+                .append(env(Class::Telemetry, 100))
+                .await
+                .expect("fits"),
+        );
+    }
+    assert_eq!(*pressure.borrow_and_update(), Pressure::Normal);
+    // A fifth telemetry event displaces the oldest.
+    let fifth = store
+        .append(env(Class::Telemetry, 100))
+        .await
+        .expect("sheds");
+    assert!(pressure.has_changed().expect("watch"));
+    assert_eq!(*pressure.borrow_and_update(), Pressure::SheddingTelemetry);
+    let seqs: Vec<Seq> = store
+        .read_after(0, 10)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, vec![telemetry[1], telemetry[2], telemetry[3], fifth]);
+    assert_eq!(store.stats().dropped[Class::Telemetry.index()], 1);
+
+    // Critical events displace telemetry, then use the reserve.
+    for _ in 0..6 {
+        store
+            .append(env(Class::Alarm, 100))
+            .await
+            .expect("critical fits");
+    }
+    assert_eq!(*pressure.borrow_and_update(), Pressure::OverCapacity);
+    let classes: Vec<Class> = store
+        .read_after(0, 10)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.class)
+        .collect();
+    assert_eq!(
+        classes,
+        vec![Class::Alarm; 6],
+        "all telemetry was shed first"
+    );
+    // Beyond the reserve: refused, loudly.
+    assert!(matches!(
+        store.append(env(Class::Access, 100)).await,
+        Err(StoreError::Full {
+            class: Class::Access
+        })
+    ));
+    assert!(matches!(
+        store.append(env(Class::Telemetry, 1)).await,
+        Err(StoreError::Full {
+            class: Class::Telemetry
+        })
+    ));
+    let stats = store.stats();
+    assert_eq!(stats.depth, 6);
+    assert_eq!(stats.dropped[Class::Access.index()], 1);
+    assert_eq!(stats.dropped[Class::Telemetry.index()], 6);
+    assert_eq!(stats.dropped[Class::Alarm.index()], 0);
+
+    // Draining brings the pressure back to normal.
+    store.ack(Seq::MAX).await.expect("ack");
+    assert_eq!(*pressure.borrow_and_update(), Pressure::Normal);
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn space_is_returned_after_the_backlog_is_acked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(config(&dir)).expect("open");
+    for _ in 0..20 {
+        let batch = (0..250).map(|_| env(Class::Telemetry, 400)).collect();
+        assert!(store.submit(batch).wait().await.iter().all(Result::is_ok));
+    }
+    let full = store.stats().file_bytes;
+    assert!(full > 5_000 * 400, "file holds the backlog: {full}");
+    assert_eq!(store.ack(Seq::MAX).await.expect("ack"), 5_000);
+    let drained = store.stats().file_bytes;
+    assert!(
+        drained < full / 10,
+        "space not returned: {full} -> {drained}"
+    );
+    assert_eq!(store.stats().depth, 0);
+    assert_eq!(store.stats().oldest_time_ms, None);
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_version_1_database_is_migrated_with_its_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(&dir);
+    let original = env(Class::Access, 20);
+    {
+        let mut conn = schema::connect(&cfg.path).expect("connect");
+        schema::MIGRATIONS.to_version(&mut conn, 1).expect("to v1");
+        let payload = serde_json::to_string(&original).expect("encode");
+        conn.execute(
+            "INSERT INTO events (id, class, kind, device_id, time_ms, size, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rusqlite::params![
+                original.id.to_string(),
+                Class::Access.index() as i64,
+                original.kind,
+                original.device_id,
+                original.time_ms,
+                payload.len() as i64,
+                payload
+            ],
+        )
+        .expect("insert");
+        assert_eq!(schema::user_version(&conn).expect("version"), 1);
+    }
+    let (store, report) = Store::open(cfg).expect("open");
+    assert!(report.quarantined.is_none());
+    assert_eq!(report.depth, 1);
+    let conn = store.connect().expect("connect");
+    assert_eq!(
+        schema::user_version(&conn).expect("version"),
+        SCHEMA_VERSION as i64
+    );
+    conn.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')", [])
+        .expect("meta exists");
+    let read = store.read_after(0, 10).await.expect("read");
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].id, original.id);
+    assert_eq!(read[0].seq, 1);
+    assert_eq!(store.stats().bytes, original.encoded_len() as u64);
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused_not_quarantined() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(&dir);
+    {
+        let (store, _) = Store::open(cfg.clone()).expect("open");
+        store.append(env(Class::Audit, 1)).await.expect("append");
+        store
+            .connect()
+            .expect("connect")
+            .pragma_update(None, "user_version", 99)
+            .expect("bump");
+        store.close().await.expect("close");
+    }
+    match Store::open(cfg.clone()) {
+        Err(StoreError::SchemaTooNew {
+            found: 99,
+            supported,
+        }) => assert_eq!(supported, SCHEMA_VERSION),
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+    assert!(cfg.path.exists(), "the file stays where it is");
+    let siblings = std::fs::read_dir(dir.path()).expect("ls").count();
+    assert!(
+        std::fs::read_dir(dir.path()).expect("ls").all(|e| !e
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .contains("corrupt")),
+        "{siblings} files, one quarantined"
+    );
+}
+
+#[tokio::test]
+async fn a_garbage_file_is_quarantined_and_a_fresh_store_works() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(&dir);
+    let garbage: Vec<u8> = (0..16_384u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&cfg.path, &garbage).expect("write garbage");
+    let (store, report) = Store::open(cfg.clone()).expect("open");
+    let q = report.quarantined.expect("quarantined");
+    assert_eq!(std::fs::read(&q.moved_to).expect("old file kept"), garbage);
+    assert!(q.reason.contains("not a database"), "{}", q.reason);
+    assert_eq!(report.depth, 0);
+    let seq = store
+        .append(env(Class::Alarm, 1))
+        .await
+        .expect("fresh store works");
+    assert_eq!(store.read_after(0, 1).await.expect("read")[0].seq, seq);
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_corrupt_row_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(config(&dir)).expect("open");
+    let good = store.append(env(Class::Access, 1)).await.expect("append");
+    store
+        .connect()
+        .expect("connect")
+        .execute(
+            "INSERT INTO events (id, class, kind, device_id, time_ms, size, payload) VALUES ('x', 0, 'k', 'd', 0, 8, 'not json')",
+            [],
+        )
+        .expect("insert");
+    match store.read_after(0, 10).await {
+        Err(StoreError::CorruptRow { seq, .. }) => assert_eq!(seq, good + 1),
+        other => panic!("expected CorruptRow, got {other:?}"),
+    }
+    // Acking past it unblocks the reader.
+    store.ack_seqs(&[good + 1]).await.expect("ack");
+    assert_eq!(store.read_after(0, 10).await.expect("read").len(), 1);
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn stats_are_published_after_each_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(config(&dir)).expect("open");
+    let e = env(Class::Telemetry, 10);
+    let ticket = store.submit(vec![e.clone(), e.clone()]);
+    // Wait on the condition, with a deadline, rather than sleeping.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.stats().depth < 2 {
+        assert!(Instant::now() < deadline, "stats never showed the appends");
+        tokio::task::yield_now().await;
+    }
+    assert!(ticket.wait().await.iter().all(Result::is_ok));
+    assert_eq!(store.stats().bytes, 2 * e.encoded_len() as u64);
+    store.close().await.expect("close");
+}

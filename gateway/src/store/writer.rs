@@ -1,0 +1,590 @@
+//! The writer thread: the only owner of the write connection. It receives
+//! [`Request`]s over a channel in call order, gathers concurrent appends into
+//! one transaction (group commit), applies the capacity policy, commits with
+//! `synchronous=FULL`, and only then answers every request in the batch. It
+//! also keeps the in-memory accounting behind [`super::Store::stats`] and
+//! publishes pressure changes.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use drivers::Class;
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use tokio::sync::{oneshot, watch};
+
+use super::policy::{self, Decision, Limits, Usage};
+use super::{Pressure, Seq, StoreError};
+
+/// Most events committed in one transaction.
+pub const MAX_BATCH_EVENTS: usize = 1024;
+
+/// Free pages (4 KiB each) above which space is returned even while events
+/// are still queued.
+const RECLAIM_FREELIST_PAGES: i64 = 2048;
+
+/// Free pages worth returning once the queue is empty: below this, a queue
+/// kept empty by a live uplink would vacuum and truncate on every ack.
+const RECLAIM_EMPTY_MIN_PAGES: i64 = 16;
+
+/// How often a summary of dropped and refused events is logged, at most.
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+const TELEMETRY: i64 = Class::Telemetry as i64;
+
+/// An envelope ready for its row: encoded by the submitting thread.
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    pub(crate) class: Class,
+    pub(crate) id: String,
+    pub(crate) kind: String,
+    pub(crate) device_id: String,
+    pub(crate) time_ms: i64,
+    pub(crate) payload: String,
+}
+
+/// Answer to an append: one result per event.
+pub(crate) type AppendReply = oneshot::Sender<Vec<Result<Seq, StoreError>>>;
+
+/// What the writer is asked to do.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// Store these events (an entry is already an error when it failed to encode).
+    Append {
+        events: Vec<Result<Encoded, StoreError>>,
+        reply: AppendReply,
+    },
+    /// Delete every event with `seq <= upto`.
+    Ack {
+        upto: Seq,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    /// Delete exactly these events.
+    AckSeqs {
+        seqs: Vec<Seq>,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    /// Commit what came before, checkpoint and stop.
+    Close {
+        reply: Option<oneshot::Sender<Result<(), StoreError>>>,
+    },
+}
+
+impl Request {
+    fn event_count(&self) -> usize {
+        match self {
+            Request::Append { events, .. } => events.len(),
+            _ => 1,
+        }
+    }
+}
+
+/// The queue's accounting, kept by the writer and published after each commit.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Accounting {
+    pub(crate) depth: u64,
+    pub(crate) usage: Usage,
+    pub(crate) oldest_time_ms: Option<i64>,
+    pub(crate) dropped: [u64; 4],
+    /// Transactions committed since open (for tests and diagnostics).
+    pub(crate) commits: u64,
+}
+
+impl Accounting {
+    /// Reads the accounting from the table (at open).
+    pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Accounting> {
+        let mut acct = Accounting::default();
+        let mut stmt = conn
+            .prepare("SELECT class, count(*), coalesce(sum(size), 0) FROM events GROUP BY class")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let class: i64 = row.get(0)?;
+            let count: i64 = row.get(1)?;
+            let bytes: i64 = row.get(2)?;
+            // An unknown class counts as critical: it is never shed.
+            let index = usize::try_from(class)
+                .ok()
+                .and_then(Class::from_index)
+                .unwrap_or(Class::Access)
+                .index();
+            acct.depth += count.max(0) as u64;
+            acct.usage.class_bytes[index] += bytes.max(0) as u64;
+        }
+        acct.oldest_time_ms = oldest_time(conn)?;
+        Ok(acct)
+    }
+}
+
+fn oldest_time(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row("SELECT time_ms FROM events ORDER BY seq LIMIT 1", [], |r| {
+        r.get(0)
+    })
+    .optional()
+}
+
+/// State shared between the writer and the handles.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) accounting: Mutex<Accounting>,
+    pub(crate) pressure: watch::Sender<Pressure>,
+}
+
+impl Shared {
+    pub(crate) fn snapshot(&self) -> Accounting {
+        self.accounting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Rate-limited summary of dropped and refused events.
+#[derive(Debug, Default)]
+struct DropLog {
+    pending: [u64; 4],
+    last: Option<Instant>,
+}
+
+impl DropLog {
+    fn record(&mut self, before: &[u64; 4], after: &[u64; 4]) {
+        for i in 0..4 {
+            self.pending[i] += after[i].saturating_sub(before[i]);
+        }
+        if self.due() {
+            self.flush();
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        self.pending.iter().any(|&n| n > 0)
+    }
+
+    fn due(&self) -> bool {
+        self.last.is_none_or(|t| t.elapsed() >= DROP_LOG_INTERVAL)
+    }
+
+    /// Time until a pending summary is due.
+    fn wait(&self) -> Option<Duration> {
+        if !self.has_pending() {
+            return None;
+        }
+        Some(self.last.map_or(Duration::ZERO, |t| {
+            DROP_LOG_INTERVAL.saturating_sub(t.elapsed())
+        }))
+    }
+
+    fn flush(&mut self) {
+        if !self.has_pending() {
+            return;
+        }
+        let [access, alarm, audit, telemetry] = self.pending;
+        if access + alarm + audit > 0 {
+            tracing::error!(
+                access,
+                alarm,
+                audit,
+                telemetry,
+                "store full: events refused (critical events refused, producers got errors)"
+            );
+        } else {
+            tracing::warn!(telemetry, "store full: telemetry shed or refused");
+        }
+        self.pending = [0; 4];
+        self.last = Some(Instant::now());
+    }
+}
+
+/// The writer thread's state.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub(crate) conn: Connection,
+    pub(crate) rx: Receiver<Request>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) limits: Limits,
+    pub(crate) window: Duration,
+    pub(crate) acct: Accounting,
+    pub(crate) pressure: Pressure,
+    drop_log: DropLog,
+    /// Requests answered by the last commit: the window closes early once
+    /// this many are back, so a lone appender never waits for company.
+    last_batch_requests: usize,
+}
+
+/// What a request got, before the commit decides whether it stands.
+enum Answer {
+    Append(Vec<Result<Seq, StoreError>>),
+    Ack(u64),
+    Close,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        conn: Connection,
+        rx: Receiver<Request>,
+        shared: Arc<Shared>,
+        limits: Limits,
+        window: Duration,
+        acct: Accounting,
+        pressure: Pressure,
+    ) -> Writer {
+        Writer {
+            conn,
+            rx,
+            shared,
+            limits,
+            window,
+            acct,
+            pressure,
+            drop_log: DropLog::default(),
+            last_batch_requests: 0,
+        }
+    }
+
+    /// Runs until closed or every handle is gone.
+    pub(crate) fn run(mut self) {
+        while let Some(batch) = self.next_batch() {
+            if self.process(batch) {
+                return;
+            }
+        }
+        // Every handle dropped without close(): still leave a tidy file.
+        self.checkpoint();
+        self.drop_log.flush();
+    }
+
+    /// Blocks for the next request, then gathers a group-commit batch.
+    fn next_batch(&mut self) -> Option<Vec<Request>> {
+        let first = loop {
+            match self.drop_log.wait() {
+                None => break self.rx.recv().ok()?,
+                Some(wait) => match self.rx.recv_timeout(wait) {
+                    Ok(req) => break req,
+                    Err(RecvTimeoutError::Timeout) => self.drop_log.flush(),
+                    Err(RecvTimeoutError::Disconnected) => return None,
+                },
+            }
+        };
+        let mut events = first.event_count();
+        let mut open = !matches!(first, Request::Close { .. });
+        let has_append = matches!(first, Request::Append { .. });
+        let mut batch = vec![first];
+        let deadline = Instant::now() + self.window;
+        while open && events < MAX_BATCH_EVENTS {
+            // Everything already queued, then (for appends) a short wait for
+            // more, which ends early once as many requests are back as the
+            // last commit answered.
+            let next = match self.rx.try_recv() {
+                Ok(req) => req,
+                Err(_) => {
+                    let now = Instant::now();
+                    if !has_append || now >= deadline || batch.len() >= self.last_batch_requests {
+                        break;
+                    }
+                    match self.rx.recv_timeout(deadline - now) {
+                        Ok(req) => req,
+                        Err(_) => break,
+                    }
+                }
+            };
+            events += next.event_count();
+            open = !matches!(next, Request::Close { .. });
+            batch.push(next);
+        }
+        self.last_batch_requests = batch.len();
+        Some(batch)
+    }
+
+    /// Applies a batch in one transaction and answers it. Returns whether to stop.
+    fn process(&mut self, batch: Vec<Request>) -> bool {
+        let mut scratch = self.acct.clone();
+        let outcome = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                let answers = apply(&tx, &batch, &mut scratch, self.limits)?;
+                tx.commit()?;
+                Ok(answers)
+            });
+        let mut stop = false;
+        match outcome {
+            Ok(answers) => {
+                scratch.commits += 1;
+                let deleted_by_ack = answers
+                    .iter()
+                    .any(|a| matches!(a, Answer::Ack(n) if *n > 0));
+                let shed = scratch.dropped[Class::Telemetry.index()]
+                    > self.acct.dropped[Class::Telemetry.index()];
+                self.drop_log.record(&self.acct.dropped, &scratch.dropped);
+                self.acct = scratch;
+                self.publish(shed);
+                if deleted_by_ack {
+                    self.reclaim();
+                }
+                for (req, answer) in batch.into_iter().zip(answers) {
+                    match (req, answer) {
+                        (Request::Append { reply, .. }, Answer::Append(results)) => {
+                            let _ = reply.send(results);
+                        }
+                        (
+                            Request::Ack { reply, .. } | Request::AckSeqs { reply, .. },
+                            Answer::Ack(n),
+                        ) => {
+                            let _ = reply.send(Ok(n));
+                        }
+                        (Request::Close { reply }, Answer::Close) => {
+                            self.checkpoint();
+                            self.drop_log.flush();
+                            if let Some(reply) = reply {
+                                let _ = reply.send(Ok(()));
+                            }
+                            stop = true;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "store commit failed; the batch is answered with errors");
+                for req in batch {
+                    match req {
+                        Request::Append { events, reply } => {
+                            let _ = reply.send(events.iter().map(|_| Err(failed(&err))).collect());
+                        }
+                        Request::Ack { reply, .. } | Request::AckSeqs { reply, .. } => {
+                            let _ = reply.send(Err(failed(&err)));
+                        }
+                        Request::Close { reply } => {
+                            self.checkpoint();
+                            if let Some(reply) = reply {
+                                let _ = reply.send(Err(failed(&err)));
+                            }
+                            stop = true;
+                        }
+                    }
+                }
+            }
+        }
+        stop
+    }
+
+    fn publish(&mut self, shed_now: bool) {
+        *self
+            .shared
+            .accounting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = self.acct.clone();
+        let next = policy::next_pressure(
+            self.limits,
+            self.acct.usage.total(),
+            shed_now,
+            self.pressure,
+        );
+        if next != self.pressure {
+            tracing::info!(from = ?self.pressure, to = ?next, "store pressure changed");
+            self.pressure = next;
+        }
+        self.shared.pressure.send_if_modified(|p| {
+            let changed = *p != next;
+            *p = next;
+            changed
+        });
+    }
+
+    /// Returns free pages to the filesystem once the backlog has drained (or
+    /// the freelist is large), then truncates the WAL.
+    fn reclaim(&mut self) {
+        let free: rusqlite::Result<i64> = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0));
+        match free {
+            Ok(free)
+                if (self.acct.depth == 0 && free >= RECLAIM_EMPTY_MIN_PAGES)
+                    || free > RECLAIM_FREELIST_PAGES =>
+            {
+                if let Err(err) = self.incremental_vacuum() {
+                    tracing::warn!(error = %err, "incremental vacuum failed");
+                }
+                self.checkpoint();
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "reading the freelist failed"),
+        }
+    }
+
+    /// Frees every free page. The pragma frees one page per step, so it is
+    /// stepped to the end (`execute_batch` would stop after the first).
+    fn incremental_vacuum(&mut self) -> rusqlite::Result<()> {
+        let mut stmt = self.conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut rows = stmt.query([])?;
+        while rows.next()?.is_some() {}
+        Ok(())
+    }
+
+    fn checkpoint(&mut self) {
+        let result: rusqlite::Result<(i64, i64, i64)> =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                });
+        match result {
+            Ok((0, _, _)) => {}
+            Ok((busy, log, done)) => tracing::debug!(busy, log, done, "WAL checkpoint incomplete"),
+            Err(err) => tracing::warn!(error = %err, "WAL checkpoint failed"),
+        }
+    }
+}
+
+/// An error for each request of a failed batch (`rusqlite::Error` is not `Clone`).
+fn failed(err: &rusqlite::Error) -> StoreError {
+    match err {
+        rusqlite::Error::SqliteFailure(e, msg) => {
+            StoreError::Db(rusqlite::Error::SqliteFailure(*e, msg.clone()))
+        }
+        other => StoreError::Write(other.to_string()),
+    }
+}
+
+fn to_sql_seq(seq: Seq) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// Applies every request of a batch inside `tx`, updating `acct`.
+fn apply(
+    tx: &Transaction<'_>,
+    batch: &[Request],
+    acct: &mut Accounting,
+    limits: Limits,
+) -> rusqlite::Result<Vec<Answer>> {
+    let mut answers = Vec::with_capacity(batch.len());
+    let mut oldest_stale = false;
+    for req in batch {
+        answers.push(match req {
+            Request::Append { events, .. } => {
+                let mut results = Vec::with_capacity(events.len());
+                for event in events {
+                    let event = match event {
+                        Ok(e) => e,
+                        Err(e) => {
+                            results.push(Err(StoreError::Write(e.to_string())));
+                            continue;
+                        }
+                    };
+                    results.push(insert(tx, event, acct, limits, &mut oldest_stale)?);
+                }
+                Answer::Append(results)
+            }
+            Request::Ack { upto, .. } => {
+                let mut stmt =
+                    tx.prepare_cached("DELETE FROM events WHERE seq <= ?1 RETURNING class, size")?;
+                let n = forget_deleted(stmt.query(params![to_sql_seq(*upto)])?, acct)?;
+                oldest_stale |= n > 0;
+                Answer::Ack(n)
+            }
+            Request::AckSeqs { seqs, .. } => {
+                let mut stmt =
+                    tx.prepare_cached("DELETE FROM events WHERE seq = ?1 RETURNING class, size")?;
+                let mut n = 0;
+                for seq in seqs {
+                    n += forget_deleted(stmt.query(params![to_sql_seq(*seq)])?, acct)?;
+                }
+                oldest_stale |= n > 0;
+                Answer::Ack(n)
+            }
+            Request::Close { .. } => Answer::Close,
+        });
+    }
+    if oldest_stale {
+        acct.oldest_time_ms = oldest_time(tx)?;
+    }
+    Ok(answers)
+}
+
+/// Subtracts deleted `(class, size)` rows from the accounting; returns how many.
+fn forget_deleted(mut rows: rusqlite::Rows<'_>, acct: &mut Accounting) -> rusqlite::Result<u64> {
+    let mut n = 0;
+    while let Some(row) = rows.next()? {
+        let class: i64 = row.get(0)?;
+        let size: i64 = row.get(1)?;
+        let index = usize::try_from(class)
+            .ok()
+            .and_then(Class::from_index)
+            .unwrap_or(Class::Access)
+            .index();
+        acct.usage.class_bytes[index] =
+            acct.usage.class_bytes[index].saturating_sub(size.max(0) as u64);
+        acct.depth = acct.depth.saturating_sub(1);
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Applies the policy to one event and stores it.
+fn insert(
+    tx: &Transaction<'_>,
+    event: &Encoded,
+    acct: &mut Accounting,
+    limits: Limits,
+    oldest_stale: &mut bool,
+) -> rusqlite::Result<Result<Seq, StoreError>> {
+    let size = event.payload.len() as u64;
+    let class = event.class;
+    match policy::decide(limits, &acct.usage, class, size) {
+        Decision::Refuse => {
+            acct.dropped[class.index()] += 1;
+            return Ok(Err(StoreError::Full { class }));
+        }
+        Decision::ShedThenAccept { bytes } => {
+            shed_telemetry(tx, bytes, acct)?;
+            *oldest_stale = true;
+        }
+        Decision::Accept => {}
+    }
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO events (id, class, kind, device_id, time_ms, size, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    stmt.execute(params![
+        event.id,
+        class.index() as i64,
+        event.kind,
+        event.device_id,
+        event.time_ms,
+        size as i64,
+        event.payload,
+    ])?;
+    let seq = tx.last_insert_rowid();
+    if acct.depth == 0 {
+        acct.oldest_time_ms = Some(event.time_ms);
+    }
+    acct.depth += 1;
+    acct.usage.class_bytes[class.index()] += size;
+    Ok(Ok(seq.max(0) as Seq))
+}
+
+/// Deletes the oldest telemetry until at least `need` bytes are freed.
+fn shed_telemetry(tx: &Transaction<'_>, need: u64, acct: &mut Accounting) -> rusqlite::Result<()> {
+    let mut freed = 0u64;
+    let mut count = 0u64;
+    let mut last = None;
+    {
+        let mut stmt =
+            tx.prepare_cached("SELECT seq, size FROM events WHERE class = ?1 ORDER BY seq")?;
+        let mut rows = stmt.query(params![TELEMETRY])?;
+        while freed < need {
+            let Some(row) = rows.next()? else { break };
+            last = Some(row.get::<_, i64>(0)?);
+            freed += row.get::<_, i64>(1)?.max(0) as u64;
+            count += 1;
+        }
+    }
+    if let Some(last) = last {
+        let mut stmt = tx.prepare_cached("DELETE FROM events WHERE class = ?1 AND seq <= ?2")?;
+        stmt.execute(params![TELEMETRY, last])?;
+    }
+    let t = Class::Telemetry.index();
+    acct.usage.class_bytes[t] = acct.usage.class_bytes[t].saturating_sub(freed);
+    acct.depth = acct.depth.saturating_sub(count);
+    acct.dropped[t] += count;
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! Shared helpers of the store's integration tests: envelopes, the writer
+//! child process (the test binary re-invoked with `GATEHOUSE_STORE_CHILD`
+//! set, which appends concurrently and prints `ACK <seq> <id>` after each
+//! append returns) and the check that every acknowledged event survived.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use drivers::Class;
+use gateway::store::{Seq, Store, StoreConfig};
+use gateway::wire::{Envelope, SCHEMA_VERSION};
+use rand::Rng;
+use uuid::Uuid;
+
+/// Environment variable that turns the child entry test into the writer.
+pub(crate) const CHILD_ENV: &str = "GATEHOUSE_STORE_CHILD";
+
+/// The child stops by itself after this many appends (the parent kills it long before).
+const CHILD_MAX_EVENTS: u64 = 50_000;
+
+/// Concurrent appenders in the child, so group commits happen.
+const CHILD_APPENDERS: usize = 8;
+
+/// An envelope of `class` with a body of about `body_len` bytes.
+pub(crate) fn envelope(class: Class, body_len: usize) -> Envelope {
+    Envelope {
+        schema: SCHEMA_VERSION,
+        id: Uuid::now_v7(),
+        seq: 0,
+        time_ms: 1_764_000_000_000,
+        clock_synced: true,
+        device_time_ms: None,
+        estate_id: "estate-1".into(),
+        gateway_id: "gw-1".into(),
+        device_id: "dev-1".into(),
+        kind: "test".into(),
+        class,
+        body: serde_json::json!({ "pad": "x".repeat(body_len) }),
+    }
+}
+
+/// The store file inside a data directory.
+pub(crate) fn db_path(dir: &Path) -> PathBuf {
+    dir.join("gatehouse.db")
+}
+
+/// A store configuration for `dir` with a large bound (nothing is shed).
+pub(crate) fn config(dir: &Path) -> StoreConfig {
+    StoreConfig::new(db_path(dir))
+}
+
+/// When this process is the writer child, appends until killed; otherwise returns at once.
+pub(crate) fn child_main_if_requested() {
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).expect("create data dir");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let (store, _) = Store::open(config(&dir)).expect("child opens the store");
+        let budget = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(CHILD_MAX_EVENTS));
+        let mut tasks = Vec::new();
+        for _ in 0..CHILD_APPENDERS {
+            let store = store.clone();
+            let budget = budget.clone();
+            tasks.push(tokio::spawn(async move {
+                while budget
+                    .fetch_update(
+                        std::sync::atomic::Ordering::SeqCst,
+                        std::sync::atomic::Ordering::SeqCst,
+                        |n| n.checked_sub(1),
+                    )
+                    .is_ok()
+                {
+                    let (class, len) = {
+                        let mut rng = rand::rng();
+                        (Class::ALL[rng.random_range(0..4)], rng.random_range(0..600))
+                    };
+                    let event = envelope(class, len);
+                    let id = event.id;
+                    let seq = store.append(event).await.expect("child append");
+                    // println! writes whole lines to the (line-buffered) stdout.
+                    println!("ACK {seq} {id}");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("appender");
+        }
+        store.close().await.expect("close");
+    });
+}
+
+/// Runs the writer child on `dir`, SIGKILLs it after `acks` acknowledgements
+/// and returns every acknowledgement it printed (including ones printed
+/// after the count was reached but before the kill landed).
+pub(crate) fn run_child_and_kill(test_name: &str, dir: &Path, acks: usize) -> Vec<(Seq, Uuid)> {
+    let exe = std::env::current_exe().expect("current test binary");
+    let mut child = Command::new(exe)
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("child stdout");
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut acked = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut killed = false;
+    loop {
+        if !killed && acked.len() >= acks {
+            child.kill().expect("SIGKILL the child");
+            killed = true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(ack) = parse_ack(&line) {
+                    acked.push(ack);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!(
+                    "child produced {} of {acks} ACKs before the deadline",
+                    acked.len()
+                );
+            }
+        }
+    }
+    let status = child.wait().expect("wait child");
+    reader.join().expect("reader thread");
+    assert!(
+        killed,
+        "child exited ({status}) after only {} of {acks} ACKs",
+        acked.len()
+    );
+    acked
+}
+
+fn parse_ack(line: &str) -> Option<(Seq, Uuid)> {
+    let mut parts = line.strip_prefix("ACK ")?.split(' ');
+    let seq = parts.next()?.parse().ok()?;
+    let id = parts.next()?.parse().ok()?;
+    Some((seq, id))
+}
+
+/// Every event in the store at `dir` (opening it as the gateway would).
+pub(crate) fn read_all(dir: &Path) -> Vec<Envelope> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (store, report) = Store::open(config(dir)).expect("open after the cut");
+        assert!(
+            report.quarantined.is_none(),
+            "store was quarantined after a cut: {report:?}"
+        );
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store.read_after(after, 10_000).await.expect("read");
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            all.extend(page);
+        }
+        assert_eq!(all.len() as u64, report.depth);
+        store.close().await.expect("close");
+        all
+    })
+}
+
+/// Checks the store against every acknowledgement so far; returns the highest stored seq.
+pub(crate) fn verify(stored: &[Envelope], acked: &HashMap<Uuid, Seq>) -> Seq {
+    let mut ids = HashSet::new();
+    let mut by_id = HashMap::new();
+    for e in stored {
+        assert!(ids.insert(e.id), "event {} stored twice", e.id);
+        by_id.insert(e.id, e.seq);
+    }
+    assert!(
+        stored.windows(2).all(|w| w[0].seq < w[1].seq),
+        "reads are in seq order"
+    );
+    let mut lost = 0;
+    for (id, seq) in acked {
+        match by_id.get(id) {
+            Some(s) => assert_eq!(s, seq, "event {id} changed seq"),
+            None => lost += 1,
+        }
+    }
+    assert_eq!(
+        lost,
+        0,
+        "{lost} of {} acknowledged events lost",
+        acked.len()
+    );
+    stored.last().map_or(0, |e| e.seq)
+}
