@@ -39,7 +39,7 @@ async fn demo_becomes_ready_and_its_events_reach_the_store() {
         gateway.log_text()
     );
 
-    let events = crate::read_all(&data_dir);
+    let events = crate::read_all(&data_dir).await;
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert!(kinds.contains(&"gateway_started"), "{kinds:?}");
     assert!(kinds.contains(&"point_value"), "{kinds:?}");

@@ -41,7 +41,7 @@ async fn corrupt_database_is_quarantined_and_the_gateway_runs() {
         .collect();
     assert_eq!(quarantined.len(), 1, "{quarantined:?}");
 
-    let events = crate::read_all(&data_dir);
+    let events = crate::read_all(&data_dir).await;
     let alarm = events
         .iter()
         .find(|e| e.kind == "store_quarantined")
