@@ -10,7 +10,7 @@
 //!
 //! Adding a section is a few lines:
 //!
-//! ```ignore
+//! ```text
 //! let mut s = root.take_table("relay");
 //! let addr = s.take_addr("listen").unwrap_or(DEFAULT);
 //! let token = s.require("token", |s, k| s.take_secret(k, env));
