@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::pipeline::{GATEWAY_DEVICE, Pipeline, PipelineHandle, Stamper};
+use crate::pipeline::{EventFeed, GATEWAY_DEVICE, Pipeline, PipelineHandle, Stamper};
 use crate::store::{OpenReport, Pressure, Store, StoreConfig, StoreError};
 use crate::supervisor::{self, Drivers};
 use crate::tasks::Tasks;
@@ -96,6 +96,8 @@ pub struct Running {
     pub drivers: Drivers,
     /// What happened while opening the store.
     pub open_report: OpenReport,
+    /// Recorded events, after they are on disk.
+    pub feed: EventFeed,
     readiness: watch::Sender<Readiness>,
     drain_budget: Duration,
     drivers_cancel: CancellationToken,
@@ -173,6 +175,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let stamper = Stamper::new(&config.gateway.estate_id, &config.gateway.gateway_id);
     stamper.set_clock_synced(clock::is_synchronised());
+    let feed = EventFeed::new();
     let (pipeline, handle) = Pipeline::new(
         device_rx,
         store.clone(),
@@ -180,6 +183,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         stamper.clone(),
         config.alarms.clone(),
         metrics.clone(),
+        feed.clone(),
     );
     let intake = CancellationToken::new();
     let pipeline_task = tokio::spawn(pipeline.run(intake.clone()));
@@ -229,6 +233,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         pipeline: handle,
         drivers,
         open_report,
+        feed,
         readiness,
         drain_budget: config.supervisor.drain_budget,
         drivers_cancel,

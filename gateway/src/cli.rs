@@ -148,12 +148,15 @@ fn print_problems(errors: &ConfigErrors) {
 
 async fn serve(config: Config) -> Result<(), CliError> {
     let data_dir = config.gateway.data_dir.clone();
+    // Install the handlers before anything starts, so a SIGTERM that arrives
+    // during start-up drains instead of killing the process.
+    let signal = shutdown_signal();
     let running = app::start(config).await?;
     // Tests and the demo's user read this line for the actual address.
     println!("Gatehouse panel: http://{}/", running.panel_addr);
     println!("Data directory: {}", data_dir.display());
     let _ = std::io::stdout().flush();
-    let report = running.run_until(shutdown_signal()).await;
+    let report = running.run_until(signal).await;
     if report.is_clean() {
         Ok(())
     } else {
@@ -161,19 +164,28 @@ async fn serve(config: Config) -> Result<(), CliError> {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Installs SIGTERM and SIGINT handlers now; the future resolves when
+/// either signal arrives.
+fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        Err(error) => {
-            tracing::warn!(%error, "SIGTERM handler unavailable; stopping on Ctrl-C only.");
-            let _ = tokio::signal::ctrl_c().await;
+            (term, int) => {
+                let error = term.err().or(int.err()).map(|e| e.to_string());
+                tracing::warn!(
+                    ?error,
+                    "Signal handlers unavailable; stopping on Ctrl-C only."
+                );
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }

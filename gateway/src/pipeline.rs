@@ -22,7 +22,7 @@ use std::time::Duration;
 use drivers::contract::{NotStored, Receipt, now_ms};
 use drivers::{Class, Command, CommandOutcome, DeviceEvent, Inbound};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -208,11 +208,53 @@ impl PipelineHandle {
     }
 }
 
+/// How many recorded events a slow feed subscriber may fall behind before it
+/// misses some (it is told how many; the store still has them all).
+const FEED_CAPACITY: usize = 1024;
+
+/// Recorded events, published after they are on disk (with their `seq`), for
+/// the panel's live page and local journals. Subscribers that fall behind
+/// lose the oldest (`RecvError::Lagged`); nothing waits for them.
+#[derive(Debug, Clone)]
+pub struct EventFeed {
+    tx: broadcast::Sender<Arc<Envelope>>,
+}
+
+impl Default for EventFeed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventFeed {
+    /// A feed with no subscribers yet.
+    pub fn new() -> Self {
+        Self {
+            tx: broadcast::channel(FEED_CAPACITY).0,
+        }
+    }
+
+    /// A new subscriber, receiving events recorded from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
+        self.tx.subscribe()
+    }
+
+    fn wanted(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
+    fn publish(&self, envelope: Envelope) {
+        let _ = self.tx.send(Arc::new(envelope));
+    }
+}
+
 /// A submitted batch waiting for the disk, with whom to tell.
 struct Completion {
     ticket: AppendTicket,
     ack: Option<Ack>,
     labels: Vec<(String, Class)>,
+    /// Copies for the feed, kept only while somebody listens.
+    copies: Option<Vec<Envelope>>,
 }
 
 /// The pipeline task's state. Build with [`Pipeline::new`], run with [`Pipeline::run`].
@@ -226,6 +268,7 @@ pub struct Pipeline {
     alarms: Vec<ThresholdAlarm>,
     alarm_active: Vec<bool>,
     metrics: Arc<Metrics>,
+    feed: EventFeed,
     commands: TaskTracker,
 }
 
@@ -239,6 +282,7 @@ impl Pipeline {
         stamper: Stamper,
         alarms: Vec<ThresholdAlarm>,
         metrics: Arc<Metrics>,
+        feed: EventFeed,
     ) -> (Self, PipelineHandle) {
         let (control_tx, control) = mpsc::channel(256);
         let alarm_active = vec![false; alarms.len()];
@@ -251,6 +295,7 @@ impl Pipeline {
             alarms,
             alarm_active,
             metrics,
+            feed,
             commands: TaskTracker::new(),
         };
         (
@@ -265,7 +310,11 @@ impl Pipeline {
     /// received and waits until all of it is on disk.
     pub async fn run(mut self, intake: CancellationToken) {
         let (completions_tx, completions_rx) = mpsc::channel(IN_FLIGHT);
-        let completer = tokio::spawn(complete(completions_rx, self.metrics.clone()));
+        let completer = tokio::spawn(complete(
+            completions_rx,
+            self.metrics.clone(),
+            self.feed.clone(),
+        ));
         let mut closing = false;
         loop {
             tokio::select! {
@@ -334,7 +383,7 @@ impl Pipeline {
                 );
             }
         }
-        submit(&self.store, batch, ack, completions).await;
+        submit(&self.store, &self.feed, batch, ack, completions).await;
     }
 
     async fn on_control(&mut self, control: Control, completions: &mpsc::Sender<Completion>) {
@@ -347,7 +396,7 @@ impl Pipeline {
                 ack,
             } => {
                 let envelope = self.stamper.stamp(&device_id, &kind, class, body, None);
-                submit(&self.store, vec![envelope], ack, completions).await;
+                submit(&self.store, &self.feed, vec![envelope], ack, completions).await;
             }
             Control::Command {
                 device_id,
@@ -364,6 +413,7 @@ impl Pipeline {
                 let store = self.store.clone();
                 let stamper = self.stamper.clone();
                 let metrics = self.metrics.clone();
+                let feed = self.feed.clone();
                 self.commands.spawn(async move {
                     let outcome = match pending {
                         Err(outcome) => outcome,
@@ -379,9 +429,14 @@ impl Pipeline {
                         "origin": origin,
                     });
                     let audit = stamper.stamp(&device_id, "command", Class::Audit, body, None);
+                    let copy = feed.wanted().then(|| audit.clone());
                     let audit_seq = match store.append(audit).await {
                         Ok(seq) => {
                             metrics.appended("command", Class::Audit);
+                            if let Some(mut copy) = copy {
+                                copy.seq = seq;
+                                feed.publish(copy);
+                            }
                             Some(seq)
                         }
                         Err(error) => {
@@ -398,16 +453,19 @@ impl Pipeline {
 
 async fn submit(
     store: &Store,
+    feed: &EventFeed,
     batch: Vec<Envelope>,
     ack: Option<Ack>,
     completions: &mpsc::Sender<Completion>,
 ) {
     let labels = batch.iter().map(|e| (e.kind.clone(), e.class)).collect();
+    let copies = feed.wanted().then(|| batch.clone());
     let ticket = store.submit(batch);
     let completion = Completion {
         ticket,
         ack,
         labels,
+        copies,
     };
     if let Err(mpsc::error::SendError(completion)) = completions.send(completion).await {
         // The completer only stops after the pipeline; answer directly.
@@ -418,14 +476,27 @@ async fn submit(
 }
 
 /// Completes acknowledgements in submission order as the store commits.
-async fn complete(mut completions: mpsc::Receiver<Completion>, metrics: Arc<Metrics>) {
+async fn complete(
+    mut completions: mpsc::Receiver<Completion>,
+    metrics: Arc<Metrics>,
+    feed: EventFeed,
+) {
     while let Some(Completion {
         ticket,
         ack,
         labels,
+        copies,
     }) = completions.recv().await
     {
         let results = ticket.wait().await;
+        if let Some(copies) = copies {
+            for (mut envelope, result) in copies.into_iter().zip(&results) {
+                if let Ok(seq) = result {
+                    envelope.seq = *seq;
+                    feed.publish(envelope);
+                }
+            }
+        }
         for ((kind, class), result) in labels.iter().zip(&results) {
             match result {
                 Ok(_) => metrics.appended(kind, *class),

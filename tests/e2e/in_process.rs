@@ -80,3 +80,30 @@ async fn commands_are_carried_out_and_audited_with_their_origin() {
     assert_eq!(audit.body["outcome"]["outcome"], "done");
     assert!(running.shutdown().await.is_clean());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn event_feed_publishes_recorded_events_with_their_sequence_numbers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = start(dir.path()).await;
+    let mut feed = running.feed.subscribe();
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let event = tokio::time::timeout(DEADLINE, feed.recv())
+            .await
+            .expect("an event within the deadline")
+            .expect("feed open");
+        seen.push(event);
+    }
+    assert!(
+        seen.iter().all(|e| e.seq > 0),
+        "published after the store assigned seq"
+    );
+    assert!(seen.windows(2).all(|w| w[0].seq < w[1].seq));
+    let stored = running
+        .store
+        .read_after(seen[0].seq - 1, 1)
+        .await
+        .expect("read");
+    assert_eq!(stored[0].id, seen[0].id, "the feed carries what is on disk");
+    assert!(running.shutdown().await.is_clean());
+}
