@@ -19,6 +19,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod devices;
+pub mod lists;
 pub mod logging;
 pub mod metrics;
 pub mod pipeline;

@@ -1,0 +1,767 @@
+//! Vehicle lists in the database: residents' vehicles, visitor passes, the
+//! blacklist and the vehicles currently inside, with an in-memory snapshot
+//! ([`PlateLists`]) that lane decisions read without touching the disk.
+//!
+//! Every change is written in one transaction and then the snapshot is
+//! rebuilt and swapped, so a decision sees either the old lists or the new
+//! ones, never half of a change. CSV import validates every row first
+//! (plates are normalised; dates parsed) and writes the good rows in one
+//! transaction; rejected rows come back with their line numbers and reasons.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use super::ListError;
+use super::time::{format_bound, parse_ms, parse_optional_ms};
+use crate::rules::plate::{PlateText, normalise};
+use crate::rules::vehicle::{Blacklisted, PlateLists, Resident, VisitorPass};
+use crate::store::Store;
+
+/// Which list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListKind {
+    /// Residents' vehicles.
+    Residents,
+    /// Visitor passes.
+    Visitors,
+    /// Blacklist.
+    Blacklist,
+}
+
+impl ListKind {
+    /// Parses `residents`, `visitors`, `blacklist`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "residents" => Some(Self::Residents),
+            "visitors" => Some(Self::Visitors),
+            "blacklist" => Some(Self::Blacklist),
+            _ => None,
+        }
+    }
+
+    /// The CSV header for this list.
+    pub fn header(self) -> &'static [&'static str] {
+        match self {
+            Self::Residents => &["plate", "house", "owner", "valid_from", "valid_to", "lanes"],
+            Self::Visitors => &["plate", "host_unit", "valid_from", "valid_to", "single_use"],
+            Self::Blacklist => &["plate", "reason"],
+        }
+    }
+}
+
+/// A new visitor pass, before it has an id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewVisitorPass {
+    /// Plate as entered (normalised on insert).
+    pub plate: String,
+    /// Host's house / unit.
+    pub host_unit: String,
+    /// Valid from (Unix ms).
+    pub valid_from: i64,
+    /// Valid until (Unix ms).
+    pub valid_to: i64,
+    /// One entry only.
+    pub single_use: bool,
+    /// Who registered it.
+    pub created_by: String,
+}
+
+/// A rejected CSV row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    /// 1-based line number in the file (the header is line 1).
+    pub line: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// The outcome of an import.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    /// Rows written.
+    pub written: usize,
+    /// Rows refused, with reasons.
+    pub rejected: Vec<Rejected>,
+}
+
+/// A row of the list being imported, validated.
+#[derive(Debug, Clone)]
+enum Row {
+    Resident(Resident),
+    Visitor(NewVisitorPass),
+    Blacklisted(Blacklisted),
+}
+
+/// The vehicle lists: database plus in-memory snapshot. Cheap to share
+/// (`Arc`); every method is synchronous and short (call it from
+/// `spawn_blocking` on an async hot path).
+#[derive(Debug)]
+pub struct PlateRegistry {
+    conn: Mutex<Connection>,
+    snapshot: RwLock<Arc<PlateLists>>,
+    inside: Mutex<HashMap<String, (String, i64)>>,
+}
+
+/// Normalises a plate typed by a person or a platform; a no-plate marker is
+/// not a listable plate.
+pub fn canonical_plate(raw: &str) -> Result<String, ListError> {
+    match normalise(raw) {
+        Ok(PlateText::Plate { text, .. }) => Ok(text),
+        Ok(PlateText::NoPlate) => Err(ListError::Invalid("a plate is required".into())),
+        Err(error) => Err(ListError::Invalid(format!(
+            "invalid plate {raw:?}: {error}"
+        ))),
+    }
+}
+
+fn now_ms() -> i64 {
+    drivers::contract::now_ms()
+}
+
+impl PlateRegistry {
+    /// Opens the lists in the store's database and loads the snapshot.
+    pub fn open(store: &Store) -> Result<Self, ListError> {
+        Self::from_connection(store.connect()?)
+    }
+
+    /// Uses an open connection (migrated to the current schema).
+    pub fn from_connection(conn: Connection) -> Result<Self, ListError> {
+        let registry = Self {
+            conn: Mutex::new(conn),
+            snapshot: RwLock::new(Arc::new(PlateLists::default())),
+            inside: Mutex::new(HashMap::new()),
+        };
+        registry.reload()?;
+        let inside = {
+            let conn = registry.lock();
+            let mut stmt = conn.prepare("SELECT plate, lane, entered_ms FROM vehicles_inside")?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))))?;
+            rows.collect::<Result<HashMap<_, _>, _>>()?
+        };
+        *registry
+            .inside
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = inside;
+        Ok(registry)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current lists, for decisions.
+    pub fn snapshot(&self) -> Arc<PlateLists> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Re-reads every list from the database and swaps the snapshot.
+    pub fn reload(&self) -> Result<(), ListError> {
+        let lists = {
+            let conn = self.lock();
+            load(&conn)?
+        };
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(lists);
+        Ok(())
+    }
+
+    /// Adds or replaces a resident's vehicle.
+    pub fn upsert_resident(&self, resident: &Resident) -> Result<(), ListError> {
+        let plate = canonical_plate(&resident.plate)?;
+        check_window(resident.valid_from, resident.valid_to)?;
+        if resident.house.trim().is_empty() {
+            return Err(ListError::Invalid("house is required".into()));
+        }
+        self.lock().execute(
+            "INSERT INTO resident_vehicles (plate, house, owner, valid_from, valid_to, lanes, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (plate) DO UPDATE SET house = ?2, owner = ?3, valid_from = ?4,
+                 valid_to = ?5, lanes = ?6, updated_ms = ?7",
+            params![
+                plate,
+                resident.house.trim(),
+                resident.owner.trim(),
+                resident.valid_from,
+                resident.valid_to,
+                resident.lanes.join(","),
+                now_ms()
+            ],
+        )?;
+        self.reload()
+    }
+
+    /// Removes a resident's vehicle; `false` if it was not listed.
+    pub fn remove_resident(&self, plate: &str) -> Result<bool, ListError> {
+        let plate = canonical_plate(plate)?;
+        let n = self
+            .lock()
+            .execute("DELETE FROM resident_vehicles WHERE plate = ?1", [plate])?;
+        self.reload()?;
+        Ok(n > 0)
+    }
+
+    /// Registers a visitor pass; returns its id.
+    pub fn add_visitor(&self, pass: &NewVisitorPass) -> Result<i64, ListError> {
+        let plate = canonical_plate(&pass.plate)?;
+        check_window(Some(pass.valid_from), Some(pass.valid_to))?;
+        if pass.host_unit.trim().is_empty() {
+            return Err(ListError::Invalid("host unit is required".into()));
+        }
+        let id = {
+            let conn = self.lock();
+            conn.execute(
+                "INSERT INTO visitor_passes (plate, host_unit, valid_from, valid_to, single_use, created_by, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    plate,
+                    pass.host_unit.trim(),
+                    pass.valid_from,
+                    pass.valid_to,
+                    pass.single_use,
+                    pass.created_by,
+                    now_ms()
+                ],
+            )?;
+            conn.last_insert_rowid()
+        };
+        self.reload()?;
+        Ok(id)
+    }
+
+    /// Revokes a visitor pass; `false` if there was no such active pass.
+    pub fn revoke_visitor(&self, id: i64) -> Result<bool, ListError> {
+        let n = self.lock().execute(
+            "UPDATE visitor_passes SET revoked = 1 WHERE id = ?1 AND revoked = 0",
+            [id],
+        )?;
+        self.reload()?;
+        Ok(n > 0)
+    }
+
+    /// Marks a single-use pass as used.
+    pub fn mark_pass_used(&self, id: i64) -> Result<(), ListError> {
+        self.lock()
+            .execute("UPDATE visitor_passes SET used = 1 WHERE id = ?1", [id])?;
+        self.reload()
+    }
+
+    /// Adds or replaces a blacklist entry.
+    pub fn upsert_blacklist(&self, entry: &Blacklisted) -> Result<(), ListError> {
+        let plate = canonical_plate(&entry.plate)?;
+        self.lock().execute(
+            "INSERT INTO blacklist (plate, reason, updated_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (plate) DO UPDATE SET reason = ?2, updated_ms = ?3",
+            params![plate, entry.reason.trim(), now_ms()],
+        )?;
+        self.reload()
+    }
+
+    /// Removes a blacklist entry; `false` if it was not listed.
+    pub fn remove_blacklist(&self, plate: &str) -> Result<bool, ListError> {
+        let plate = canonical_plate(plate)?;
+        let n = self
+            .lock()
+            .execute("DELETE FROM blacklist WHERE plate = ?1", [plate])?;
+        self.reload()?;
+        Ok(n > 0)
+    }
+
+    /// Active (not revoked) visitor passes, newest first.
+    pub fn visitor_passes(&self) -> Result<Vec<VisitorPass>, ListError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT id, plate, host_unit, valid_from, valid_to, single_use, used
+             FROM visitor_passes WHERE revoked = 0 ORDER BY id DESC",
+        )?;
+        let rows = stmt.query_map([], visitor_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records that a vehicle entered through `lane`.
+    pub fn entered(&self, plate: &str, lane: &str, at_ms: i64) -> Result<(), ListError> {
+        self.inside
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(plate.to_owned(), (lane.to_owned(), at_ms));
+        self.lock().execute(
+            "INSERT INTO vehicles_inside (plate, lane, entered_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (plate) DO UPDATE SET lane = ?2, entered_ms = ?3",
+            params![plate, lane, at_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Records that a vehicle left; returns when it entered, if recorded.
+    pub fn exited(&self, plate: &str) -> Result<Option<i64>, ListError> {
+        let entered = self
+            .inside
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(plate)
+            .map(|(_, t)| t);
+        self.lock()
+            .execute("DELETE FROM vehicles_inside WHERE plate = ?1", [plate])?;
+        Ok(entered)
+    }
+
+    /// Whether a vehicle is recorded inside (in memory; no IO).
+    pub fn is_inside(&self, plate: &str) -> bool {
+        self.inside
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(plate)
+    }
+
+    /// Vehicles currently inside: `(plate, lane, entered_ms)`, oldest first.
+    pub fn inside(&self) -> Vec<(String, String, i64)> {
+        let mut v: Vec<_> = self
+            .inside
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(p, (l, t))| (p.clone(), l.clone(), *t))
+            .collect();
+        v.sort_by_key(|(_, _, t)| *t);
+        v
+    }
+
+    /// Validates a CSV file of `kind` without writing anything: how many
+    /// rows would be written, and which would be refused.
+    pub fn check_csv(&self, kind: ListKind, input: impl Read) -> Result<ImportReport, ListError> {
+        let (rows, rejected) = parse_csv(kind, input)?;
+        Ok(ImportReport {
+            written: rows.len(),
+            rejected,
+        })
+    }
+
+    /// Imports a CSV file of `kind`: validates every row, then writes the
+    /// valid ones in one transaction. `progress` is called with the number of
+    /// rows written so far.
+    pub fn import_csv(
+        &self,
+        kind: ListKind,
+        input: impl Read,
+        mut progress: impl FnMut(u64),
+    ) -> Result<ImportReport, ListError> {
+        let (rows, rejected) = parse_csv(kind, input)?;
+        let written = rows.len();
+        {
+            let mut conn = self.lock();
+            let tx = conn.transaction()?;
+            let now = now_ms();
+            for (i, (_, row)) in rows.into_iter().enumerate() {
+                match row {
+                    Row::Resident(r) => {
+                        tx.execute(
+                            "INSERT INTO resident_vehicles (plate, house, owner, valid_from, valid_to, lanes, updated_ms)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                             ON CONFLICT (plate) DO UPDATE SET house = ?2, owner = ?3, valid_from = ?4,
+                                 valid_to = ?5, lanes = ?6, updated_ms = ?7",
+                            params![r.plate, r.house, r.owner, r.valid_from, r.valid_to, r.lanes.join(","), now],
+                        )?;
+                    }
+                    Row::Visitor(v) => {
+                        tx.execute(
+                            "INSERT INTO visitor_passes (plate, host_unit, valid_from, valid_to, single_use, created_by, created_ms)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                            params![v.plate, v.host_unit, v.valid_from, v.valid_to, v.single_use, v.created_by, now],
+                        )?;
+                    }
+                    Row::Blacklisted(b) => {
+                        tx.execute(
+                            "INSERT INTO blacklist (plate, reason, updated_ms) VALUES (?1, ?2, ?3)
+                             ON CONFLICT (plate) DO UPDATE SET reason = ?2, updated_ms = ?3",
+                            params![b.plate, b.reason, now],
+                        )?;
+                    }
+                }
+                progress(i as u64 + 1);
+            }
+            tx.commit()?;
+        }
+        self.reload()?;
+        Ok(ImportReport { written, rejected })
+    }
+
+    /// Writes a list as CSV with a header.
+    pub fn export_csv(&self, kind: ListKind, output: impl Write) -> Result<usize, ListError> {
+        let mut out = csv::Writer::from_writer(output);
+        out.write_record(kind.header())?;
+        let lists = self.snapshot();
+        let bound = |t: Option<i64>, end: bool| t.map(|t| format_bound(t, end)).unwrap_or_default();
+        let mut n = 0;
+        match kind {
+            ListKind::Residents => {
+                let mut rows: Vec<_> = lists.residents.values().collect();
+                rows.sort_by(|a, b| a.plate.cmp(&b.plate));
+                for r in rows {
+                    out.write_record([
+                        r.plate.as_str(),
+                        &r.house,
+                        &r.owner,
+                        &bound(r.valid_from, false),
+                        &bound(r.valid_to, true),
+                        &r.lanes.join(";"),
+                    ])?;
+                    n += 1;
+                }
+            }
+            ListKind::Visitors => {
+                for v in self.visitor_passes()? {
+                    out.write_record([
+                        v.plate.as_str(),
+                        &v.host_unit,
+                        &format_bound(v.valid_from, false),
+                        &format_bound(v.valid_to, true),
+                        if v.single_use { "yes" } else { "no" },
+                    ])?;
+                    n += 1;
+                }
+            }
+            ListKind::Blacklist => {
+                let mut rows: Vec<_> = lists.blacklist.values().collect();
+                rows.sort_by(|a, b| a.plate.cmp(&b.plate));
+                for b in rows {
+                    out.write_record([b.plate.as_str(), &b.reason])?;
+                    n += 1;
+                }
+            }
+        }
+        out.flush().map_err(csv::Error::from)?;
+        Ok(n)
+    }
+
+    /// The version of a synced list (0 when never synced).
+    pub fn list_version(&self, list: &str) -> Result<u64, ListError> {
+        let v: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT version FROM list_versions WHERE list = ?1",
+                [list],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+    }
+}
+
+fn check_window(from: Option<i64>, to: Option<i64>) -> Result<(), ListError> {
+    match (from, to) {
+        (Some(f), Some(t)) if t <= f => Err(ListError::Invalid(
+            "the validity window ends before it starts".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn visitor_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VisitorPass> {
+    Ok(VisitorPass {
+        id: r.get(0)?,
+        plate: r.get(1)?,
+        host_unit: r.get(2)?,
+        valid_from: r.get(3)?,
+        valid_to: r.get(4)?,
+        single_use: r.get(5)?,
+        used: r.get(6)?,
+    })
+}
+
+fn load(conn: &Connection) -> Result<PlateLists, ListError> {
+    let mut stmt = conn.prepare(
+        "SELECT plate, house, owner, valid_from, valid_to, lanes FROM resident_vehicles",
+    )?;
+    let residents = stmt
+        .query_map([], |r| {
+            let lanes: String = r.get(5)?;
+            Ok(Resident {
+                plate: r.get(0)?,
+                house: r.get(1)?,
+                owner: r.get(2)?,
+                valid_from: r.get(3)?,
+                valid_to: r.get(4)?,
+                lanes: lanes
+                    .split(',')
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut stmt = conn.prepare(
+        "SELECT id, plate, host_unit, valid_from, valid_to, single_use, used
+         FROM visitor_passes WHERE revoked = 0",
+    )?;
+    let visitors = stmt
+        .query_map([], visitor_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut stmt = conn.prepare("SELECT plate, reason FROM blacklist")?;
+    let blacklist = stmt
+        .query_map([], |r| {
+            Ok(Blacklisted {
+                plate: r.get(0)?,
+                reason: r.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PlateLists::new(residents, visitors, blacklist))
+}
+
+fn parse_csv(
+    kind: ListKind,
+    input: impl Read,
+) -> Result<(Vec<(u64, Row)>, Vec<Rejected>), ListError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(input);
+    let header: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
+    let expected = kind.header();
+    if header
+        .iter()
+        .map(String::as_str)
+        .ne(expected.iter().copied())
+    {
+        return Err(ListError::Invalid(format!(
+            "line 1: the header must be `{}`, found `{}`",
+            expected.join(","),
+            header.join(",")
+        )));
+    }
+    let mut rows = Vec::new();
+    let mut rejected = Vec::new();
+    let mut seen = HashMap::new();
+    for record in reader.records() {
+        let record = record?;
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != expected.len() {
+            rejected.push(Rejected {
+                line,
+                reason: format!("expected {} fields, found {}", expected.len(), record.len()),
+            });
+            continue;
+        }
+        let fields: Vec<&str> = record.iter().collect();
+        let parsed = parse_row(kind, &fields);
+        match parsed {
+            Ok(row) => {
+                let plate = match &row {
+                    Row::Resident(r) => r.plate.clone(),
+                    Row::Visitor(v) => v.plate.clone(),
+                    Row::Blacklisted(b) => b.plate.clone(),
+                };
+                if kind != ListKind::Visitors
+                    && let Some(first) = seen.insert(plate.clone(), line)
+                {
+                    rejected.push(Rejected {
+                        line,
+                        reason: format!("{plate} already appears on line {first}"),
+                    });
+                    continue;
+                }
+                rows.push((line, row));
+            }
+            Err(reason) => rejected.push(Rejected { line, reason }),
+        }
+    }
+    Ok((rows, rejected))
+}
+
+fn parse_row(kind: ListKind, fields: &[&str]) -> Result<Row, String> {
+    let field = |i: usize| fields.get(i).copied().unwrap_or("");
+    let plate = canonical_plate(field(0)).map_err(|e| e.to_string())?;
+    match kind {
+        ListKind::Residents => {
+            let house = field(1);
+            if house.is_empty() {
+                return Err("house is required".into());
+            }
+            let valid_from = parse_optional_ms(field(3), false)?;
+            let valid_to = parse_optional_ms(field(4), true)?;
+            check_window(valid_from, valid_to).map_err(|e| e.to_string())?;
+            let lanes = field(5)
+                .split([';', ','])
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect();
+            Ok(Row::Resident(Resident {
+                plate,
+                house: house.to_owned(),
+                owner: field(2).to_owned(),
+                valid_from,
+                valid_to,
+                lanes,
+            }))
+        }
+        ListKind::Visitors => {
+            let host_unit = field(1);
+            if host_unit.is_empty() {
+                return Err("host_unit is required".into());
+            }
+            let valid_from = parse_ms(field(2), false)?;
+            let valid_to = parse_ms(field(3), true)?;
+            check_window(Some(valid_from), Some(valid_to)).map_err(|e| e.to_string())?;
+            let single_use = match field(4).to_ascii_lowercase().as_str() {
+                "yes" | "true" | "1" | "single" | "是" => true,
+                "no" | "false" | "0" | "multiple" | "否" => false,
+                other => return Err(format!("single_use must be yes or no, not {other:?}")),
+            };
+            Ok(Row::Visitor(NewVisitorPass {
+                plate,
+                host_unit: host_unit.to_owned(),
+                valid_from,
+                valid_to,
+                single_use,
+                created_by: "import".into(),
+            }))
+        }
+        ListKind::Blacklist => Ok(Row::Blacklisted(Blacklisted {
+            plate,
+            reason: field(1).to_owned(),
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreConfig;
+
+    fn registry() -> (tempfile::TempDir, Store, PlateRegistry) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = Store::open(StoreConfig::new(dir.path().join("g.db"))).expect("store");
+        let registry = PlateRegistry::open(&store).expect("registry");
+        (dir, store, registry)
+    }
+
+    #[tokio::test]
+    async fn plates_csv_import_writes_good_rows_and_reports_bad_ones_by_line() {
+        let (_dir, _store, registry) = registry();
+        let csv = "plate,house,owner,valid_from,valid_to,lanes\n\
+                   苏A8HK52,3-2-1201,王芳,,,\n\
+                   苏a 12345,1-1-101,李雷,2026-01-01,2026-12-31,south-in;north-in\n\
+                   XX123,1-1-102,bad,,,\n\
+                   苏A8HK52,9-9-909,dup,,,\n\
+                   苏B00001,,no house,,,\n\
+                   苏B00002,2-2-202,window,2026-12-31,2026-01-01,\n";
+        let mut calls = 0;
+        let report = registry
+            .import_csv(ListKind::Residents, csv.as_bytes(), |_| calls += 1)
+            .expect("import");
+        assert_eq!(report.written, 2);
+        assert_eq!(calls, 2);
+        let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![4, 5, 6, 7]);
+        assert!(
+            report.rejected[1].reason.contains("line 2"),
+            "{:?}",
+            report.rejected
+        );
+        assert!(report.rejected[3].reason.contains("ends before it starts"));
+        let lists = registry.snapshot();
+        let resident = lists
+            .residents
+            .get("苏A12345")
+            .expect("normalised plate imported");
+        assert_eq!(resident.lanes, vec!["south-in", "north-in"]);
+        assert!(resident.valid_to.is_some());
+    }
+
+    #[tokio::test]
+    async fn plates_csv_with_a_wrong_header_is_refused_whole() {
+        let (_dir, _store, registry) = registry();
+        let err = registry
+            .import_csv(
+                ListKind::Blacklist,
+                "car,why\n苏A00000,x\n".as_bytes(),
+                |_| {},
+            )
+            .expect_err("bad header");
+        assert!(err.to_string().contains("line 1"), "{err}");
+        assert!(registry.snapshot().blacklist.is_empty());
+    }
+
+    #[tokio::test]
+    async fn plates_export_then_import_round_trips() {
+        let (_dir, _store, registry) = registry();
+        let csv = "plate,house,owner,valid_from,valid_to,lanes\n苏A8HK52,3-2-1201,王芳,,2026-12-31,south-in\n";
+        registry
+            .import_csv(ListKind::Residents, csv.as_bytes(), |_| {})
+            .expect("import");
+        let mut out = Vec::new();
+        assert_eq!(
+            registry
+                .export_csv(ListKind::Residents, &mut out)
+                .expect("export"),
+            1
+        );
+        let (_dir2, _store2, other) = registry_pair();
+        let report = other
+            .import_csv(ListKind::Residents, out.as_slice(), |_| {})
+            .expect("re-import");
+        assert_eq!(report.written, 1, "{:?}", report.rejected);
+        assert_eq!(other.snapshot().residents, registry.snapshot().residents);
+    }
+
+    fn registry_pair() -> (tempfile::TempDir, Store, PlateRegistry) {
+        registry()
+    }
+
+    #[tokio::test]
+    async fn plates_visitor_pass_lifecycle_and_inside_tracking_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("g.db");
+        let id = {
+            let (store, _) = Store::open(StoreConfig::new(&path)).expect("store");
+            let registry = PlateRegistry::open(&store).expect("registry");
+            let id = registry
+                .add_visitor(&NewVisitorPass {
+                    plate: "浙B66666".into(),
+                    host_unit: "3-2-1201".into(),
+                    valid_from: 0,
+                    valid_to: 10,
+                    single_use: true,
+                    created_by: "guard".into(),
+                })
+                .expect("pass");
+            registry.mark_pass_used(id).expect("used");
+            registry
+                .entered("浙B66666", "south-in", 5)
+                .expect("entered");
+            store.close().await.expect("close");
+            id
+        };
+        let (store, _) = Store::open(StoreConfig::new(&path)).expect("reopen");
+        let registry = PlateRegistry::open(&store).expect("registry");
+        assert!(registry.snapshot().visitors["浙B66666"][0].used);
+        assert!(registry.is_inside("浙B66666"));
+        assert_eq!(registry.exited("浙B66666").expect("exit"), Some(5));
+        assert!(!registry.is_inside("浙B66666"));
+        assert!(registry.revoke_visitor(id).expect("revoke"));
+        assert!(registry.snapshot().visitors.is_empty());
+        let bad = registry.add_visitor(&NewVisitorPass {
+            plate: "浙B66666".into(),
+            host_unit: "x".into(),
+            valid_from: 10,
+            valid_to: 5,
+            single_use: false,
+            created_by: "guard".into(),
+        });
+        assert!(
+            bad.is_err(),
+            "a window that ends before it starts is refused"
+        );
+    }
+}
