@@ -13,6 +13,7 @@
 //!
 //! Nothing in this crate knows about the store, the uplink or the web panel.
 
+pub mod barrier;
 pub mod command;
 pub mod contract;
 pub mod event;

@@ -1,0 +1,274 @@
+//! The barrier driver against the simulated controller over Modbus/TCP.
+
+mod barrier_support;
+
+use std::time::Duration;
+
+use barrier_support::{DEADLINE, Rig, lane_config, sim_config};
+use drivers::barrier::{BusConfig, BusError, BusHandle, ModbusBus, Transport};
+use drivers::sim::barrier::{BarrierSim, BarrierSimConfig, SimArm, SimCommand, SimHandle};
+use drivers::{ArmState, Command, CommandOutcome, DeviceEvent};
+use tokio_modbus::{Request, Response};
+
+async fn sim_and_bus(config: BarrierSimConfig, timeout: Duration) -> (SimHandle, BusHandle) {
+    let (addr, sim) = BarrierSim::spawn_tcp(config).await.expect("sim binds");
+    let bus = ModbusBus::spawn(BusConfig {
+        transport: Transport::Tcp { addr },
+        timeout,
+    });
+    (sim, bus)
+}
+
+#[tokio::test]
+async fn barrier_tcp_opens_and_closes_after_the_car_has_left() {
+    let (sim, bus) = sim_and_bus(sim_config(), Duration::from_millis(500)).await;
+    let mut rig = Rig::start(bus, lane_config());
+    rig.wait_for("link up", |e| {
+        matches!(e, DeviceEvent::DeviceLink { online: true, .. })
+    })
+    .await;
+    rig.arm(ArmState::Closed).await;
+
+    assert_eq!(
+        rig.command(Command::OpenBarrier).await,
+        CommandOutcome::Done
+    );
+    rig.arm(ArmState::Open).await;
+    assert_eq!(sim.arm(), SimArm::Open);
+
+    sim.vehicle_arrives();
+    rig.wait_for("loop occupied", |e| {
+        *e == DeviceEvent::LoopState { occupied: true }
+    })
+    .await;
+    // The car stays on the loop for several poll cycles: no close.
+    let polls = sim.requests();
+    tokio::time::timeout(DEADLINE, async {
+        while sim.requests() < polls + 10 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the driver keeps polling");
+    assert_eq!(sim.close_commands(), 0);
+    assert_eq!(sim.arm(), SimArm::Open);
+
+    sim.vehicle_leaves();
+    rig.wait_for("loop clear", |e| {
+        *e == DeviceEvent::LoopState { occupied: false }
+    })
+    .await;
+    rig.arm(ArmState::Closing).await;
+    rig.arm(ArmState::Closed).await;
+    assert_eq!(sim.arm(), SimArm::Closed);
+    assert_eq!(
+        sim.commands_seen(),
+        vec![SimCommand::Open, SimCommand::Close]
+    );
+    assert_eq!(sim.closes_onto_occupied_loop(), 0);
+    assert_eq!(sim.coils(), [false; 8], "every pulse ended");
+    assert_eq!(rig.stop().await, Ok(()));
+}
+
+#[tokio::test]
+async fn lane_interlock_tcp_close_command_while_occupied_never_reaches_the_coil() {
+    let (sim, bus) = sim_and_bus(sim_config(), Duration::from_millis(500)).await;
+    let mut rig = Rig::start(bus, lane_config());
+    rig.arm(ArmState::Closed).await;
+    assert_eq!(
+        rig.command(Command::OpenBarrier).await,
+        CommandOutcome::Done
+    );
+    rig.arm(ArmState::Open).await;
+    sim.vehicle_arrives();
+    rig.wait_for("loop occupied", |e| {
+        *e == DeviceEvent::LoopState { occupied: true }
+    })
+    .await;
+
+    for _ in 0..3 {
+        let outcome = rig.command(Command::CloseBarrier).await;
+        assert!(
+            matches!(&outcome, CommandOutcome::Refused(r) if r.contains("loop occupied")),
+            "{outcome:?}"
+        );
+    }
+    rig.wait_for("interlock fault", |e| {
+        matches!(e, DeviceEvent::BarrierFault { message } if message.contains("close_barrier refused"))
+    })
+    .await;
+    let close_coil_on = sim.coil_writes().iter().any(|w| w.coil == 1 && w.on);
+    assert!(
+        !close_coil_on,
+        "a close reached the coil: {:?}",
+        sim.coil_writes()
+    );
+    assert_eq!(sim.close_commands(), 0);
+    assert_eq!(sim.arm(), SimArm::Open);
+
+    // Once the car has gone, the lane closes by itself.
+    sim.vehicle_leaves();
+    rig.arm(ArmState::Closed).await;
+    assert_eq!(sim.close_commands(), 1);
+    assert_eq!(sim.closes_onto_occupied_loop(), 0);
+    assert_eq!(rig.stop().await, Ok(()));
+}
+
+#[tokio::test]
+async fn barrier_tcp_jammed_arm_raises_a_fault() {
+    let config = BarrierSimConfig {
+        jammed: true,
+        ..sim_config()
+    };
+    let (sim, bus) = sim_and_bus(config, Duration::from_millis(500)).await;
+    let mut lane = lane_config();
+    lane.lane.travel_timeout = Duration::from_millis(300);
+    let mut rig = Rig::start(bus, lane);
+    rig.arm(ArmState::Closed).await;
+    assert_eq!(
+        rig.command(Command::OpenBarrier).await,
+        CommandOutcome::Done
+    );
+    rig.arm(ArmState::Opening).await;
+    let fault = rig
+        .wait_for("travel fault", |e| {
+            matches!(e, DeviceEvent::BarrierFault { .. })
+        })
+        .await;
+    assert!(
+        matches!(&fault, DeviceEvent::BarrierFault { message } if message.contains("open limit")),
+        "{fault:?}"
+    );
+    rig.arm(ArmState::Unknown).await;
+    assert_eq!(
+        sim.commands_seen(),
+        vec![SimCommand::Open, SimCommand::Stop]
+    );
+    assert_eq!(sim.arm(), SimArm::Closed, "the jammed arm never moved");
+    assert_eq!(rig.stop().await, Ok(()));
+}
+
+#[tokio::test]
+async fn barrier_tcp_peer_restart_goes_offline_then_online_and_works_again() {
+    let (sim, bus) = sim_and_bus(sim_config(), Duration::from_millis(200)).await;
+    let mut rig = Rig::start(bus, lane_config());
+    rig.arm(ArmState::Closed).await;
+
+    sim.stop().await;
+    rig.wait_for("link down", |e| {
+        matches!(e, DeviceEvent::DeviceLink { online: false, .. })
+    })
+    .await;
+    rig.arm(ArmState::Unknown).await;
+    assert_eq!(
+        rig.health.borrow().state,
+        drivers::contract::HealthState::Degraded
+    );
+
+    sim.restart().await.expect("rebinds the same port");
+    rig.wait_for("link up", |e| {
+        matches!(e, DeviceEvent::DeviceLink { online: true, .. })
+    })
+    .await;
+    rig.arm(ArmState::Closed).await;
+    assert_eq!(
+        rig.command(Command::OpenBarrier).await,
+        CommandOutcome::Done
+    );
+    rig.arm(ArmState::Open).await;
+    assert_eq!(sim.arm(), SimArm::Open);
+    assert_eq!(
+        rig.health.borrow().state,
+        drivers::contract::HealthState::Ok
+    );
+    assert_eq!(rig.stop().await, Ok(()));
+}
+
+#[tokio::test]
+async fn barrier_tcp_late_reply_does_not_corrupt_the_next_request() {
+    let (sim, bus) = sim_and_bus(sim_config(), Duration::from_millis(100)).await;
+    // Settle the connection, then make the next answer arrive late.
+    assert_eq!(bus.read_inputs(1, 0, 3).await, Ok(vec![false, false, true]));
+    sim.delay_next_reply(Duration::from_millis(300));
+    assert_eq!(
+        bus.read_inputs(1, 0, 3).await,
+        Err(BusError::Timeout(Duration::from_millis(100)))
+    );
+    // The next requests get their own answers, not the late one.
+    bus.write_coil(1, 5, true).await.expect("write answered");
+    match bus.call(1, Request::ReadCoils(0, 8)).await {
+        Ok(Response::ReadCoils(bits)) => {
+            assert_eq!(
+                bits[..8],
+                [false, false, false, false, false, true, false, false]
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    sim.vehicle_arrives();
+    assert_eq!(bus.read_inputs(1, 0, 1).await, Ok(vec![true]));
+    assert!(sim.coils()[5]);
+}
+
+#[tokio::test]
+async fn barrier_tcp_cancel_turns_outputs_off_and_leaves_the_arm_up() {
+    let (sim, bus) = sim_and_bus(sim_config(), Duration::from_millis(500)).await;
+    let mut rig = Rig::start(bus, lane_config());
+    rig.arm(ArmState::Closed).await;
+    assert_eq!(rig.command(Command::HoldOpen).await, CommandOutcome::Done);
+    rig.arm(ArmState::HeldOpen).await;
+    let health = rig.health.clone();
+    assert_eq!(rig.stop().await, Ok(()));
+
+    let writes = sim.coil_writes();
+    let last: Vec<(u16, bool)> = writes
+        .iter()
+        .rev()
+        .take(3)
+        .map(|w| (w.coil, w.on))
+        .collect();
+    assert_eq!(last, vec![(2, false), (1, false), (0, false)]);
+    assert_eq!(sim.close_commands(), 0, "safe state never closes");
+    assert_eq!(sim.arm(), SimArm::Open);
+    assert_eq!(
+        health.borrow().state,
+        drivers::contract::HealthState::Stopped
+    );
+}
+
+#[tokio::test]
+async fn barrier_tcp_commands_other_than_barrier_ones_are_unsupported() {
+    let (_sim, bus) = sim_and_bus(sim_config(), Duration::from_millis(500)).await;
+    let mut rig = Rig::start(bus, lane_config());
+    rig.arm(ArmState::Closed).await;
+    let outcome = rig
+        .command(Command::PulseDoor {
+            door: None,
+            duration_ms: None,
+        })
+        .await;
+    assert_eq!(outcome, CommandOutcome::Unsupported);
+    assert_eq!(rig.command(Command::Poll).await, CommandOutcome::Done);
+    assert_eq!(rig.command(Command::SafeState).await, CommandOutcome::Done);
+    assert_eq!(rig.stop().await, Ok(()));
+}
+
+#[tokio::test]
+async fn barrier_tcp_shared_bus_serialises_requests_from_many_handles() {
+    let (sim, bus) = sim_and_bus(sim_config(), Duration::from_millis(500)).await;
+    let calls = (0..20u16).map(|i| {
+        let bus = bus.clone();
+        tokio::spawn(async move { bus.write_coil(1, i % 8, i % 2 == 0).await })
+    });
+    for call in calls {
+        assert_eq!(call.await.expect("joined"), Ok(()));
+    }
+    assert_eq!(sim.coil_writes().len(), 20);
+    // A request to a slave id that does not answer times out, and the bus
+    // still serves the next one.
+    assert!(matches!(
+        bus.read_inputs(9, 0, 1).await,
+        Err(BusError::Timeout(_))
+    ));
+    assert_eq!(bus.read_inputs(1, 0, 1).await, Ok(vec![false]));
+}
