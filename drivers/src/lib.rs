@@ -15,6 +15,7 @@
 
 pub mod command;
 pub mod contract;
+pub mod door;
 pub mod event;
 pub mod sim;
 
