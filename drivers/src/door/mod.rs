@@ -21,5 +21,6 @@ pub mod serial;
 pub mod serial_driver;
 pub mod state;
 pub mod wg;
+pub mod wg_driver;
 pub mod wiegand;
 pub mod wiegand_driver;
