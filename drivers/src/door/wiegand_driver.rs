@@ -4,13 +4,15 @@
 //!
 //! A frame ends when the next edge's timestamp is past the gap, or when a
 //! timer one gap after the last edge fires (the tick): the driver never
-//! sleeps waiting for bits.
+//! sleeps waiting for bits. D0 and D1 are separate queues, so after each
+//! edge the driver takes whatever both lines have already delivered and
+//! feeds it to the decoder in timestamp order.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
-use super::gpio::{GpioError, InputLine};
+use super::gpio::{Edge, GpioError, InputLine};
 use super::wiegand::{DataLine, WiegandConfig, WiegandDecoder, WiegandFrame};
 use crate::command::{Command, CommandOutcome};
 use crate::contract::{Driver, DriverContext, DriverError};
@@ -74,6 +76,24 @@ async fn report(
     ctx.events.emit(event).await
 }
 
+/// Most edges taken from one line per drain (a frame is at most 64).
+const MAX_DRAIN: usize = 256;
+
+/// Appends the edges `line` has already delivered, without waiting.
+fn drain<L: InputLine>(
+    line: &mut L,
+    which: DataLine,
+    batch: &mut Vec<(DataLine, Edge)>,
+) -> Result<(), DriverError> {
+    for _ in 0..MAX_DRAIN {
+        match line.next_edge().now_or_never() {
+            Some(edge) => batch.push((which, edge.map_err(line_error)?)),
+            None => break,
+        }
+    }
+    Ok(())
+}
+
 fn line_error(error: GpioError) -> DriverError {
     DriverError::Transient(format!("wiegand line: {error}"))
 }
@@ -118,12 +138,20 @@ impl<L: InputLine + 'static> Driver for WiegandReader<L> {
                         continue;
                     }
                 };
-                let bit_edge = edge.rising == self.bits_on_rising;
-                if let Some(frame) = self.decoder.edge(line, bit_edge, edge.timestamp) {
-                    report(ctx, self.door, frame).await?;
-                }
-                if bit_edge {
-                    frame_end = Some(Instant::now() + self.config.frame_gap());
+                // D0 and D1 are separate queues: take everything already
+                // delivered on both and replay it in timestamp order.
+                let mut batch = vec![(line, edge)];
+                drain(&mut self.d0, DataLine::D0, &mut batch)?;
+                drain(&mut self.d1, DataLine::D1, &mut batch)?;
+                batch.sort_by_key(|(_, edge)| edge.timestamp);
+                for (line, edge) in batch {
+                    let bit_edge = edge.rising == self.bits_on_rising;
+                    if let Some(frame) = self.decoder.edge(line, bit_edge, edge.timestamp) {
+                        report(ctx, self.door, frame).await?;
+                    }
+                    if bit_edge {
+                        frame_end = Some(Instant::now() + self.config.frame_gap());
+                    }
                 }
             }
         }
