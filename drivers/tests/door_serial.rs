@@ -53,7 +53,7 @@ fn serial_binary_frames_skip_noise_and_reject_bad_checksums() {
             0xBC,
             0x61,
             0x4E,
-            0x00 ^ 0xBC ^ 0x61 ^ 0x4E,
+            0xBC ^ 0x61 ^ 0x4E,
             0x03
         ]
     );
