@@ -47,15 +47,7 @@ fn serial_binary_frames_skip_noise_and_reject_bad_checksums() {
     let frame = encode(&framing, 0x00BC_614E);
     assert_eq!(
         frame,
-        vec![
-            0x02,
-            0x00,
-            0xBC,
-            0x61,
-            0x4E,
-            0xBC ^ 0x61 ^ 0x4E,
-            0x03
-        ]
+        vec![0x02, 0x00, 0xBC, 0x61, 0x4E, 0xBC ^ 0x61 ^ 0x4E, 0x03]
     );
     let mut d = SerialDecoder::new(framing).expect("framing");
     let mut bytes = vec![0xFF, 0x55];

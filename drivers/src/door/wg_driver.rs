@@ -170,6 +170,9 @@ struct Session<'a> {
     opens: VecDeque<(Instant, CommandRequest)>,
 }
 
+/// An event index this far below the last one means a reset log.
+const RESET_MARGIN: u32 = 10_000;
+
 fn transient(e: io::Error) -> DriverError {
     DriverError::Transient(format!("wg udp: {e}"))
 }
@@ -309,7 +312,15 @@ impl Session<'_> {
         let record = status.event;
         let previous = self.last_index.replace(record.index);
         // The first record seen is history (it may be days old): skip it.
-        if previous.is_none() || previous == Some(record.index) {
+        // Later, only newer records count (a status reply may overtake a
+        // push); a much smaller index means the controller's log was reset.
+        let newer = previous.is_some_and(|last| {
+            record.index > last || record.index.saturating_add(RESET_MARGIN) < last
+        });
+        if !newer {
+            if let Some(last) = previous {
+                self.last_index = Some(last.max(record.index));
+            }
             return Ok(());
         }
         for event in record_events(&record) {
