@@ -61,7 +61,7 @@ impl FakeInputHandle {
         changed
     }
 
-    /// Drives the line to `level`, stamped with the tokio clock.
+    /// Drives the line to `level`, stamped with [`monotonic_now`].
     pub fn set_now(&self, level: bool) -> bool {
         self.set(level, monotonic_now())
     }
@@ -72,11 +72,11 @@ impl FakeInputHandle {
     }
 }
 
-/// A monotonic timestamp from the tokio clock (follows paused time).
+/// Real monotonic time since the first call in this process (like the
+/// kernel's edge timestamps, it does not follow paused tokio time).
 pub fn monotonic_now() -> Duration {
     static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    let origin = Instant::from_std(*ORIGIN.get_or_init(std::time::Instant::now));
-    Instant::now().saturating_duration_since(origin)
+    ORIGIN.get_or_init(std::time::Instant::now).elapsed()
 }
 
 impl InputLine for FakeInput {
