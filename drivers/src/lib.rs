@@ -16,6 +16,7 @@
 pub mod barrier;
 pub mod command;
 pub mod contract;
+pub mod door;
 pub mod event;
 pub mod sim;
 

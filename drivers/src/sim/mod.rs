@@ -3,6 +3,7 @@
 //! code paths as an estate with hardware.
 
 pub mod barrier;
+pub mod door;
 pub mod tank;
 
 pub use tank::{TankModel, TankSim};

@@ -89,6 +89,9 @@ pub struct ImportReport {
     pub rejected: Vec<Rejected>,
 }
 
+/// Valid rows with their line numbers, and the rejected ones.
+type ParsedCsv = (Vec<(u64, Row)>, Vec<Rejected>);
+
 /// A row of the list being imported, validated.
 #[derive(Debug, Clone)]
 enum Row {
@@ -518,10 +521,7 @@ fn load(conn: &Connection) -> Result<PlateLists, ListError> {
     Ok(PlateLists::new(residents, visitors, blacklist))
 }
 
-fn parse_csv(
-    kind: ListKind,
-    input: impl Read,
-) -> Result<(Vec<(u64, Row)>, Vec<Rejected>), ListError> {
+fn parse_csv(kind: ListKind, input: impl Read) -> Result<ParsedCsv, ListError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)

@@ -1,0 +1,236 @@
+//! Serial card readers: the frame decoder on byte vectors (split reads,
+//! noise, bad checksums, bad lines), and the driver over a pseudo-terminal,
+//! including losing the adapter and finding it again behind a stable link.
+
+use std::time::Duration;
+
+use drivers::command::{Command, CommandOutcome, CommandRequest};
+use drivers::contract::{
+    DeviceId, DriverContext, EventSender, HealthReporter, HealthState, Inbound,
+};
+use drivers::door::serial::{Checksum, Framing, SerialDecoder, SerialError, encode};
+use drivers::door::serial_driver::{SerialReader, SerialReaderConfig};
+use drivers::sim::door::SerialReaderSim;
+use drivers::{DeviceEvent, Driver};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+fn binary(checksum: Checksum) -> Framing {
+    Framing::Binary {
+        stx: 0x02,
+        etx: 0x03,
+        data_len: 4,
+        checksum,
+    }
+}
+
+#[test]
+fn serial_ascii_lines_decode_across_split_reads() {
+    let mut d = SerialDecoder::new(Framing::AsciiHex).expect("framing");
+    assert!(d.push(b"00AB").is_empty(), "no terminator yet");
+    assert_eq!(
+        d.push(b"12CD\r\n0000007B\n"),
+        vec![Ok("11211469".to_string()), Ok("123".to_string())]
+    );
+    assert_eq!(
+        d.push(b"12G4\r\n"),
+        vec![Err(SerialError::NotHex("12G4".into()))]
+    );
+    let long = [b'A'; 40];
+    assert_eq!(d.push(&long), vec![Err(SerialError::LineTooLong(40))]);
+    assert_eq!(d.push(b"\r\nFF\r"), vec![Ok("255".to_string())]);
+}
+
+#[test]
+fn serial_binary_frames_skip_noise_and_reject_bad_checksums() {
+    let framing = binary(Checksum::Xor);
+    let frame = encode(&framing, 0x00BC_614E);
+    assert_eq!(
+        frame,
+        vec![0x02, 0x00, 0xBC, 0x61, 0x4E, 0xBC ^ 0x61 ^ 0x4E, 0x03]
+    );
+    let mut d = SerialDecoder::new(framing).expect("framing");
+    let mut bytes = vec![0xFF, 0x55];
+    bytes.extend_from_slice(&frame[..3]);
+    assert!(d.push(&bytes).is_empty(), "half a frame");
+    assert_eq!(d.push(&frame[3..]), vec![Ok("12345678".to_string())]);
+
+    let mut corrupt = frame.clone();
+    corrupt[5] ^= 0x01;
+    assert_eq!(
+        d.push(&corrupt),
+        vec![Err(SerialError::BadChecksum {
+            got: frame[5] ^ 0x01,
+            expected: frame[5]
+        })]
+    );
+}
+
+#[test]
+fn serial_binary_sum_checksum_and_resync_after_a_false_start() {
+    let framing = binary(Checksum::Sum);
+    let frame = encode(&framing, 0xFFFF_FFFF);
+    assert_eq!(frame[5], 0xFC, "0xFF * 4 mod 256");
+    let mut d = SerialDecoder::new(framing).expect("framing");
+    // A stray STX whose "frame" has no ETX, then a good frame.
+    let mut bytes = vec![0x02, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60];
+    bytes.extend_from_slice(&frame);
+    let frames = d.push(&bytes);
+    assert_eq!(frames.first(), Some(&Err(SerialError::Unterminated(0x60))));
+    assert_eq!(frames.last(), Some(&Ok(u32::MAX.to_string())));
+}
+
+#[test]
+fn serial_framing_with_impossible_length_is_refused() {
+    let framing = Framing::Binary {
+        stx: 2,
+        etx: 3,
+        data_len: 9,
+        checksum: Checksum::Xor,
+    };
+    assert_eq!(
+        SerialDecoder::new(framing).err(),
+        Some(SerialError::BadDataLen(9))
+    );
+}
+
+struct Harness {
+    rx: mpsc::Receiver<Inbound>,
+    commands: mpsc::Sender<CommandRequest>,
+    health: watch::Receiver<drivers::contract::Health>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), drivers::DriverError>>,
+}
+
+fn start(config: SerialReaderConfig) -> Harness {
+    let (tx, rx) = mpsc::channel(32);
+    let (cmd_tx, cmd_rx) = mpsc::channel(4);
+    let (health, health_rx) = HealthReporter::new();
+    let cancel = CancellationToken::new();
+    let id = DeviceId::new("reader-485");
+    let mut ctx = DriverContext {
+        device_id: id.clone(),
+        events: EventSender::new(id, tx),
+        commands: cmd_rx,
+        health,
+        cancel: cancel.clone(),
+    };
+    let mut driver = SerialReader::new(config).expect("framing");
+    let task = tokio::spawn(async move { driver.run(&mut ctx).await });
+    Harness {
+        rx,
+        commands: cmd_tx,
+        health: health_rx,
+        cancel,
+        task,
+    }
+}
+
+impl Harness {
+    async fn next(&mut self) -> DeviceEvent {
+        tokio::time::timeout(Duration::from_secs(10), self.rx.recv())
+            .await
+            .expect("an event within the deadline")
+            .expect("driver alive")
+            .event
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        assert_eq!(self.task.await.expect("joined"), Ok(()));
+    }
+}
+
+fn config(path: std::path::PathBuf, framing: Framing) -> SerialReaderConfig {
+    SerialReaderConfig {
+        path,
+        baud: 9600,
+        framing,
+        door: Some(2),
+        reconnect_min_ms: 20,
+        reconnect_max_ms: 100,
+    }
+}
+
+fn card(n: u64) -> DeviceEvent {
+    DeviceEvent::CardRead {
+        card: n.to_string(),
+        format: "serial".into(),
+        facility: None,
+        door: Some(2),
+    }
+}
+
+#[tokio::test]
+async fn serial_reader_reads_cards_and_rejects_bad_frames_over_a_pty() {
+    let framing = binary(Checksum::Xor);
+    let mut sim = SerialReaderSim::new(framing.clone()).expect("pty");
+    let mut h = start(config(sim.path().to_path_buf(), framing.clone()));
+    assert!(matches!(
+        h.next().await,
+        DeviceEvent::DeviceLink { online: true, .. }
+    ));
+
+    sim.send_card(0x00BC_614E).expect("write");
+    assert_eq!(h.next().await, card(12_345_678));
+
+    let mut bad = encode(&framing, 42);
+    bad[5] ^= 0xFF;
+    sim.send_raw(&bad).expect("write");
+    assert!(
+        matches!(h.next().await, DeviceEvent::ReadRejected { reason } if reason.contains("checksum"))
+    );
+    assert_eq!(h.health.borrow().state, HealthState::Ok);
+
+    let (request, outcome) = CommandRequest::new(Command::Poll);
+    h.commands.send(request).await.expect("inbox");
+    assert_eq!(outcome.await.expect("answered"), CommandOutcome::Done);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn serial_reader_goes_offline_when_the_adapter_vanishes_and_reconnects_via_its_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let link = dir.path().join("ttyReader");
+    let first = SerialReaderSim::new(Framing::AsciiHex).expect("pty");
+    std::os::unix::fs::symlink(first.path(), &link).expect("symlink");
+
+    let mut h = start(config(link.clone(), Framing::AsciiHex));
+    assert!(matches!(
+        h.next().await,
+        DeviceEvent::DeviceLink { online: true, .. }
+    ));
+    let mut first = first;
+    first.send_card(7).expect("write");
+    assert_eq!(h.next().await, card(7));
+
+    // Unplug: the pty disappears, and its link dangles.
+    drop(first);
+    match h.next().await {
+        DeviceEvent::DeviceLink {
+            online: false,
+            detail,
+        } => assert!(!detail.is_empty()),
+        other => panic!("expected offline, got {other:?}"),
+    }
+    assert_eq!(h.health.borrow().state, HealthState::Degraded);
+    let (request, outcome) = CommandRequest::new(Command::Poll);
+    h.commands.send(request).await.expect("inbox");
+    assert!(matches!(
+        outcome.await.expect("answered"),
+        CommandOutcome::Failed(_)
+    ));
+
+    // Plug back in: a new pty behind the same stable path.
+    let mut second = SerialReaderSim::new(Framing::AsciiHex).expect("pty");
+    std::fs::remove_file(&link).expect("unlink");
+    std::os::unix::fs::symlink(second.path(), &link).expect("symlink");
+    assert!(matches!(
+        h.next().await,
+        DeviceEvent::DeviceLink { online: true, .. }
+    ));
+    second.send_card(0xABCD).expect("write");
+    assert_eq!(h.next().await, card(0xABCD));
+    assert_eq!(h.health.borrow().state, HealthState::Ok);
+    h.stop().await;
+}
