@@ -75,11 +75,14 @@ impl DriverError {
     }
 }
 
-/// Proof that an event reached the store's disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Proof that an event reached the store's disk, with what the gateway's
+/// rules decided about it (for a plate read: allow or not, and why).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Receipt {
     /// The event's sequence number in the store.
     pub seq: u64,
+    /// The rules' annotation of the event (decision, reason …), if any.
+    pub decided: Option<serde_json::Value>,
 }
 
 /// Why an event was not stored (the store refused or failed).
@@ -336,7 +339,10 @@ mod tests {
             inbound
                 .ack
                 .expect("an ack channel")
-                .send(Ok(Receipt { seq: 7 }))
+                .send(Ok(Receipt {
+                    seq: 7,
+                    decided: None,
+                }))
                 .expect("sender waiting");
         });
         let event = DeviceEvent::DeviceAlarm {

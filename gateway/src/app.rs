@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::coordinators::threshold::ThresholdAlarms;
 use crate::metrics::Metrics;
 use crate::pipeline::{EventFeed, GATEWAY_DEVICE, Pipeline, PipelineHandle, Stamper};
 use crate::store::{OpenReport, Pressure, Store, StoreConfig, StoreError};
@@ -181,7 +182,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store.clone(),
         drivers.clone(),
         stamper.clone(),
-        config.alarms.clone(),
+        vec![Box::new(ThresholdAlarms::new(config.alarms.clone()))],
         metrics.clone(),
         feed.clone(),
     );

@@ -18,6 +18,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod coordinators;
 pub mod devices;
 pub mod lists;
 pub mod logging;

@@ -27,15 +27,46 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use crate::config::ThresholdAlarm;
 use crate::metrics::Metrics;
-use crate::rules::threshold::{self, Transition};
 use crate::store::{AppendTicket, Store};
 use crate::supervisor::Drivers;
 use crate::wire::{Envelope, SCHEMA_VERSION};
 
 /// Device id used for events about the gateway itself.
 pub const GATEWAY_DEVICE: &str = "gateway";
+
+/// An event to record beside the one that caused it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The device it is about.
+    pub device_id: String,
+    /// Event kind.
+    pub kind: String,
+    /// Priority class.
+    pub class: Class,
+    /// Body.
+    pub body: serde_json::Value,
+}
+
+/// What a coordinator decided about one device event.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Decided {
+    /// Fields added to the recorded event's body (a decision and its
+    /// reason); they also come back to the producer in its [`Receipt`].
+    pub annotate: serde_json::Map<String, serde_json::Value>,
+    /// Further events to record with it (alarms, vehicle entered …).
+    pub records: Vec<Record>,
+    /// Commands for devices, sent before the events are stored.
+    pub commands: Vec<(String, Command)>,
+}
+
+/// A domain's local rules, run by the pipeline on every device event (the
+/// vehicle lanes, the doors, threshold alarms). Implementations keep their
+/// state in memory and call pure rule functions; they must not block.
+pub trait Coordinator: Send + std::fmt::Debug {
+    /// Looks at one event; `None` when it is not this coordinator's business.
+    fn on_event(&mut self, device_id: &str, event: &DeviceEvent, now_ms: i64) -> Option<Decided>;
+}
 
 /// How long a driver may take to answer a command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -251,7 +282,8 @@ impl EventFeed {
 /// A submitted batch waiting for the disk, with whom to tell.
 struct Completion {
     ticket: AppendTicket,
-    ack: Option<Ack>,
+    /// The producer's acknowledgement and what the rules decided for it.
+    ack: Option<(Ack, Option<serde_json::Value>)>,
     labels: Vec<(String, Class)>,
     /// Copies for the feed, kept only while somebody listens.
     copies: Option<Vec<Envelope>>,
@@ -265,8 +297,7 @@ pub struct Pipeline {
     store: Store,
     drivers: Drivers,
     stamper: Stamper,
-    alarms: Vec<ThresholdAlarm>,
-    alarm_active: Vec<bool>,
+    coordinators: Vec<Box<dyn Coordinator>>,
     metrics: Arc<Metrics>,
     feed: EventFeed,
     commands: TaskTracker,
@@ -280,20 +311,18 @@ impl Pipeline {
         store: Store,
         drivers: Drivers,
         stamper: Stamper,
-        alarms: Vec<ThresholdAlarm>,
+        coordinators: Vec<Box<dyn Coordinator>>,
         metrics: Arc<Metrics>,
         feed: EventFeed,
     ) -> (Self, PipelineHandle) {
         let (control_tx, control) = mpsc::channel(256);
-        let alarm_active = vec![false; alarms.len()];
         let pipeline = Self {
             devices,
             control,
             store,
             drivers,
             stamper,
-            alarms,
-            alarm_active,
+            coordinators,
             metrics,
             feed,
             commands: TaskTracker::new(),
@@ -349,41 +378,80 @@ impl Pipeline {
             ack,
         } = inbound;
         let device = device_id.as_str();
-        let mut batch = vec![self.stamper.stamp(
-            device,
-            event.kind(),
-            event.class(),
-            event.body(),
-            device_time_ms,
-        )];
-        if let DeviceEvent::PointValue { point, value, unit } = &event {
-            for (index, rule) in self.alarms.iter().enumerate() {
-                if rule.device != device || &rule.point != point {
-                    continue;
-                }
-                let active = self.alarm_active[index];
-                let Some(transition) = threshold::evaluate(rule, active, *value) else {
-                    continue;
-                };
-                let body = match transition {
-                    Transition::Raised { limit, threshold } => {
-                        self.alarm_active[index] = true;
-                        serde_json::json!({"point": point, "value": value, "unit": unit,
-                            "active": true, "limit": limit, "threshold": threshold})
-                    }
-                    Transition::Cleared => {
-                        self.alarm_active[index] = false;
-                        serde_json::json!({"point": point, "value": value, "unit": unit,
-                            "active": false})
-                    }
-                };
-                batch.push(
-                    self.stamper
-                        .stamp(device, "threshold_alarm", Class::Alarm, body, None),
-                );
+        let now = now_ms();
+        let mut body = event.body();
+        let mut extra = Vec::new();
+        let mut commands = Vec::new();
+        let mut annotation = serde_json::Map::new();
+        for coordinator in &mut self.coordinators {
+            if let Some(decided) = coordinator.on_event(device, &event, now) {
+                annotation.extend(decided.annotate);
+                extra.extend(decided.records);
+                commands.extend(decided.commands);
             }
         }
-        submit(&self.store, &self.feed, batch, ack, completions).await;
+        if let Some(map) = body.as_object_mut() {
+            map.extend(annotation.clone());
+        }
+        let mut batch =
+            vec![
+                self.stamper
+                    .stamp(device, event.kind(), event.class(), body, device_time_ms),
+            ];
+        for record in extra {
+            batch.push(self.stamper.stamp(
+                &record.device_id,
+                &record.kind,
+                record.class,
+                record.body,
+                None,
+            ));
+        }
+        // Actuate first (local before remote, and before the disk): the
+        // commands do not wait for the append.
+        for (target, command) in commands {
+            self.dispatch(target, command);
+        }
+        let decided = (!annotation.is_empty()).then_some(serde_json::Value::Object(annotation));
+        submit(
+            &self.store,
+            &self.feed,
+            batch,
+            ack.map(|a| (a, decided)),
+            completions,
+        )
+        .await;
+    }
+
+    /// Sends a rule's command to a device without waiting; a failure is
+    /// recorded as a `command_failed` alarm.
+    fn dispatch(&self, device_id: String, command: Command) {
+        let pending = match self.drivers.get(&device_id) {
+            None => Err(CommandOutcome::Failed(format!(
+                "unknown device {device_id}"
+            ))),
+            Some(handle) => handle.try_command(command.clone()),
+        };
+        let store = self.store.clone();
+        let stamper = self.stamper.clone();
+        self.commands.spawn(async move {
+            let outcome = match pending {
+                Err(outcome) => outcome,
+                Ok(rx) => match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
+                    Ok(Ok(outcome)) => outcome,
+                    Ok(Err(_)) => CommandOutcome::Failed("driver dropped the command".into()),
+                    Err(_) => CommandOutcome::Failed("device did not answer in time".into()),
+                },
+            };
+            if outcome != CommandOutcome::Done {
+                tracing::warn!(device = %device_id, command = command.name(), ?outcome, "A rule's command was not carried out.");
+                let body = serde_json::json!({"command": command, "outcome": outcome});
+                let alarm = stamper.stamp(&device_id, "command_failed", Class::Alarm, body, None);
+                if let Err(error) = store.append(alarm).await {
+                    tracing::error!(%error, "The command_failed alarm was not stored.");
+                }
+            }
+        });
     }
 
     async fn on_control(&mut self, control: Control, completions: &mpsc::Sender<Completion>) {
@@ -396,7 +464,14 @@ impl Pipeline {
                 ack,
             } => {
                 let envelope = self.stamper.stamp(&device_id, &kind, class, body, None);
-                submit(&self.store, &self.feed, vec![envelope], ack, completions).await;
+                submit(
+                    &self.store,
+                    &self.feed,
+                    vec![envelope],
+                    ack.map(|a| (a, None)),
+                    completions,
+                )
+                .await;
             }
             Control::Command {
                 device_id,
@@ -455,7 +530,7 @@ async fn submit(
     store: &Store,
     feed: &EventFeed,
     batch: Vec<Envelope>,
-    ack: Option<Ack>,
+    ack: Option<(Ack, Option<serde_json::Value>)>,
     completions: &mpsc::Sender<Completion>,
 ) {
     let labels = batch.iter().map(|e| (e.kind.clone(), e.class)).collect();
@@ -469,7 +544,7 @@ async fn submit(
     };
     if let Err(mpsc::error::SendError(completion)) = completions.send(completion).await {
         // The completer only stops after the pipeline; answer directly.
-        if let Some(ack) = completion.ack {
+        if let Some((ack, _)) = completion.ack {
             let _ = ack.send(Err(NotStored("gateway is shutting down".into())));
         }
     }
@@ -505,9 +580,9 @@ async fn complete(
                 }
             }
         }
-        if let Some(ack) = ack {
+        if let Some((ack, decided)) = ack {
             let answer = match results.into_iter().next() {
-                Some(Ok(seq)) => Ok(Receipt { seq }),
+                Some(Ok(seq)) => Ok(Receipt { seq, decided }),
                 Some(Err(error)) => Err(NotStored(error.to_string())),
                 None => Err(NotStored("store returned no result".into())),
             };
