@@ -26,6 +26,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::lanes::board::LaneBoard;
+use crate::lanes::coordinator::LaneCoordinator;
+use crate::lanes::images::ImageStore;
+use crate::lanes::ingress::{self, CameraEntry, IngressState};
+use crate::lists::plates::PlateRegistry;
+use drivers::{DeviceId, EventSender};
 use crate::coordinators::threshold::ThresholdAlarms;
 use crate::metrics::Metrics;
 use crate::pipeline::{EventFeed, GATEWAY_DEVICE, Pipeline, PipelineHandle, Stamper};
@@ -66,6 +72,20 @@ pub enum StartError {
     /// A start-up task failed unexpectedly.
     #[error("internal: {0}")]
     Internal(String),
+    /// The lists could not be loaded.
+    #[error("lists: {0}")]
+    Lists(#[from] crate::lists::ListError),
+    /// The image folder could not be created.
+    #[error("image folder: {0}")]
+    Images(std::io::Error),
+    /// The device listener could not be bound.
+    #[error("device listener {addr}: {source}")]
+    BindIngress {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
 /// What a shutdown achieved.
@@ -99,7 +119,15 @@ pub struct Running {
     pub open_report: OpenReport,
     /// Recorded events, after they are on disk.
     pub feed: EventFeed,
+    /// Vehicle lists (residents, visitors, blacklist, vehicles inside).
+    pub plates: Arc<PlateRegistry>,
+    /// The lanes as the guard sees them, and reads waiting for a guard.
+    pub board: LaneBoard,
+    /// Where plate cameras push (`None` when no camera is configured).
+    pub ingress_addr: Option<SocketAddr>,
     readiness: watch::Sender<Readiness>,
+    ingress_cancel: CancellationToken,
+    ingress_task: Option<JoinHandle<()>>,
     drain_budget: Duration,
     drivers_cancel: CancellationToken,
     driver_tasks: Tasks,
@@ -159,20 +187,75 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             return Err(StartError::Internal(join.to_string()));
         }
     };
+    readiness.send_replace(Readiness::Starting("loading lists"));
+    let plates = {
+        let store = store.clone();
+        let loaded = tokio::task::spawn_blocking(move || PlateRegistry::open(&store)).await;
+        match loaded {
+            Ok(Ok(registry)) => Arc::new(registry),
+            Ok(Err(error)) => {
+                web_cancel.cancel();
+                return Err(error.into());
+            }
+            Err(join) => {
+                web_cancel.cancel();
+                return Err(StartError::Internal(join.to_string()));
+            }
+        }
+    };
+    let board = LaneBoard::new(&config.lanes);
+    let images = ImageStore::open(
+        data_dir.join("images"),
+        config.ingress.images_max_bytes,
+        metrics.clone(),
+    )
+    .map_err(StartError::Images)?;
     readiness.send_replace(Readiness::Starting("starting drivers"));
 
     let (device_tx, device_rx) = mpsc::channel(DEVICE_EVENTS);
     let drivers_cancel = CancellationToken::new();
     let mut driver_tasks = Tasks::default();
+    let built = devices::build(&config.devices);
     let drivers = supervisor::start(
-        devices::build(&config.devices),
+        built.supervised,
         &device_tx,
         &config.supervisor,
         &drivers_cancel,
         &mut driver_tasks,
     );
-    drop(device_tx);
     let _ = live.set((store.clone(), drivers.clone()));
+
+    // The device-side listener: plate cameras push here.
+    let ingress_cancel = CancellationToken::new();
+    let (ingress_addr, ingress_task) = if built.cameras.is_empty() {
+        (None, None)
+    } else {
+        let listener = TcpListener::bind(config.ingress.listen)
+            .await
+            .map_err(|source| StartError::BindIngress {
+                addr: config.ingress.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::BindIngress {
+            addr: config.ingress.listen,
+            source,
+        })?;
+        let cameras = built
+            .cameras
+            .into_iter()
+            .map(|(id, (vendor, seen))| {
+                let events = EventSender::new(DeviceId::new(id.as_str()), device_tx.clone());
+                (id, CameraEntry { vendor, seen, events })
+            })
+            .collect();
+        let state = IngressState::new(cameras, images.clone(), metrics.clone());
+        let max_body = usize::try_from(config.ingress.max_body_bytes).unwrap_or(usize::MAX);
+        let router = ingress::router(state, max_body);
+        let task = tokio::spawn(serve(listener, router, ingress_cancel.clone()));
+        tracing::info!(listen = %addr, "Device listener ready.");
+        (Some(addr), Some(task))
+    };
+    drop(device_tx);
 
     let stamper = Stamper::new(&config.gateway.estate_id, &config.gateway.gateway_id);
     stamper.set_clock_synced(clock::is_synchronised());
@@ -182,7 +265,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store.clone(),
         drivers.clone(),
         stamper.clone(),
-        vec![Box::new(ThresholdAlarms::new(config.alarms.clone()))],
+        vec![
+            Box::new(ThresholdAlarms::new(config.alarms.clone())),
+            Box::new(LaneCoordinator::new(&config, plates.clone(), board.clone())),
+        ],
         metrics.clone(),
         feed.clone(),
     );
@@ -235,6 +321,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         drivers,
         open_report,
         feed,
+        plates,
+        board,
+        ingress_addr,
+        ingress_cancel,
+        ingress_task,
         readiness,
         drain_budget: config.supervisor.drain_budget,
         drivers_cancel,
@@ -272,6 +363,14 @@ impl Running {
         )
         .await;
 
+        // Stop intake: the device listener, then the drivers.
+        self.ingress_cancel.cancel();
+        if let Some(mut task) = self.ingress_task
+            && tokio::time::timeout(remaining(), &mut task).await.is_err()
+        {
+            task.abort();
+            stragglers.push("device listener".into());
+        }
         self.drivers_cancel.cancel();
         stragglers.extend(self.driver_tasks.join_within(remaining()).await);
         self.aux_cancel.cancel();

@@ -1,30 +1,83 @@
 //! Builds drivers from validated device configuration: the one place that
-//! maps a config `type` to a driver implementation.
+//! maps a config `type` to a driver implementation. Barriers on the same
+//! Modbus line share one bus task (one owner per physical bus); plate
+//! cameras get a liveness driver whose tap the ingress listener holds.
 
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use drivers::DeviceId;
+use drivers::barrier::{BarrierConfig, BarrierDriver, BusConfig, BusHandle, ModbusBus, Transport};
 use drivers::sim::TankSim;
 
-use crate::config::{DeviceConfig, DeviceKind};
+use crate::config::{CameraVendor, DeviceConfig, DeviceKind, ModbusTransport};
+use crate::lanes::link::{CameraLink, Seen};
 use crate::supervisor::Supervised;
 
-/// A supervised driver for each configured device, in configuration order.
-pub fn build(devices: &[DeviceConfig]) -> Vec<Supervised> {
-    devices.iter().map(build_one).collect()
+/// The drivers to supervise, and the taps of the push-only cameras.
+#[derive(Debug, Default)]
+pub struct Built {
+    /// One per configured device, in configuration order.
+    pub supervised: Vec<Supervised>,
+    /// Plate cameras: id → (vendor, liveness tap).
+    pub cameras: HashMap<String, (CameraVendor, Seen)>,
 }
 
-fn build_one(device: &DeviceConfig) -> Supervised {
-    let driver: Box<dyn drivers::Driver> = match &device.kind {
-        DeviceKind::SimTank { height_m, interval } => {
-            Box::new(TankSim::new(*height_m, *interval, seed(&device.id)))
-        }
-    };
-    Supervised {
-        id: DeviceId::new(device.id.as_str()),
-        name: device.name.clone(),
-        driver,
+/// A supervised driver for each configured device. Must run inside the
+/// async runtime (bus tasks are spawned here).
+pub fn build(devices: &[DeviceConfig]) -> Built {
+    let mut built = Built::default();
+    let mut buses: HashMap<ModbusTransport, BusHandle> = HashMap::new();
+    for device in devices {
+        let driver: Box<dyn drivers::Driver> = match &device.kind {
+            DeviceKind::SimTank { height_m, interval } => {
+                Box::new(TankSim::new(*height_m, *interval, seed(&device.id)))
+            }
+            DeviceKind::LprCamera {
+                vendor,
+                offline_after,
+                ..
+            } => {
+                let (link, seen) = CameraLink::new(*offline_after);
+                built.cameras.insert(device.id.clone(), (*vendor, seen));
+                Box::new(link)
+            }
+            DeviceKind::ModbusBarrier {
+                transport,
+                slave,
+                map,
+                lane,
+                poll_interval,
+                timeout,
+            } => {
+                let bus = buses
+                    .entry(transport.clone())
+                    .or_insert_with(|| {
+                        ModbusBus::spawn(BusConfig {
+                            transport: match transport {
+                                ModbusTransport::Tcp(addr) => Transport::Tcp { addr: *addr },
+                                ModbusTransport::Rtu { path, baud } => Transport::Rtu {
+                                    path: path.clone(),
+                                    baud: *baud,
+                                },
+                            },
+                            timeout: *timeout,
+                        })
+                    })
+                    .clone();
+                let mut config = BarrierConfig::new(*slave, map.clone());
+                config.lane = lane.clone();
+                config.poll_interval = *poll_interval;
+                Box::new(BarrierDriver::new(bus, config))
+            }
+        };
+        built.supervised.push(Supervised {
+            id: DeviceId::new(device.id.as_str()),
+            name: device.name.clone(),
+            driver,
+        });
     }
+    built
 }
 
 /// A stable per-device seed, so each simulated device behaves differently
@@ -40,21 +93,51 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[test]
-    fn each_configured_device_gets_a_driver_of_its_type() {
-        let devices = vec![DeviceConfig {
-            id: "tank-1".into(),
-            name: "1号楼水箱".into(),
-            kind: DeviceKind::SimTank {
-                height_m: 4.0,
-                interval: Duration::from_secs(1),
+    #[tokio::test]
+    async fn each_configured_device_gets_a_driver_of_its_type() {
+        let barrier = |id: &str, slave: u8| DeviceConfig {
+            id: id.into(),
+            name: id.into(),
+            kind: DeviceKind::ModbusBarrier {
+                transport: ModbusTransport::Rtu {
+                    path: "/dev/ttyUSB0".into(),
+                    baud: 9600,
+                },
+                slave,
+                map: drivers::barrier::Preset::WaveshareRtuRelay
+                    .map()
+                    .expect("preset map"),
+                lane: drivers::barrier::LaneConfig::default(),
+                poll_interval: Duration::from_millis(50),
+                timeout: Duration::from_millis(300),
             },
-        }];
+        };
+        let devices = vec![
+            DeviceConfig {
+                id: "tank-1".into(),
+                name: "1号楼水箱".into(),
+                kind: DeviceKind::SimTank {
+                    height_m: 4.0,
+                    interval: Duration::from_secs(1),
+                },
+            },
+            DeviceConfig {
+                id: "cam-1".into(),
+                name: "南门相机".into(),
+                kind: DeviceKind::LprCamera {
+                    vendor: CameraVendor::Vzenith,
+                    lane: "south-in".into(),
+                    offline_after: Duration::from_secs(90),
+                },
+            },
+            barrier("barrier-1", 1),
+            barrier("barrier-2", 2),
+        ];
         let built = build(&devices);
-        assert_eq!(built.len(), 1);
-        assert_eq!(built[0].id.as_str(), "tank-1");
-        assert_eq!(built[0].name, "1号楼水箱");
-        assert_eq!(built[0].driver.kind(), "sim-tank");
+        let kinds: Vec<_> = built.supervised.iter().map(|s| s.driver.kind()).collect();
+        assert_eq!(kinds, vec!["sim-tank", "lpr-camera", "modbus-barrier", "modbus-barrier"]);
+        assert_eq!(built.supervised[0].name, "1号楼水箱");
+        assert!(built.cameras.contains_key("cam-1"));
         assert_ne!(seed("tank-1"), seed("tank-2"));
     }
 }

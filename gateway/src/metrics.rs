@@ -42,6 +42,7 @@ pub struct Metrics {
     registry: Registry,
     events_appended: Family<EventLabels, Counter>,
     http_rejected: Family<RejectLabels, Counter>,
+    images_pruned: Counter,
 }
 
 impl Default for Metrics {
@@ -66,10 +67,17 @@ impl Metrics {
             "HTTP requests rejected, by route and reason",
             http_rejected.clone(),
         );
+        let images_pruned = Counter::default();
+        registry.register(
+            "images_pruned",
+            "Snapshot images deleted (oldest first) to stay within the image budget",
+            images_pruned.clone(),
+        );
         Self {
             registry,
             events_appended,
             http_rejected,
+            images_pruned,
         }
     }
 
@@ -98,6 +106,11 @@ impl Metrics {
         self.http_rejected
             .get_or_create(&RejectLabels { route, reason })
             .inc();
+    }
+
+    /// Counts snapshot images deleted for space.
+    pub fn images_pruned(&self, n: u64) {
+        self.images_pruned.inc_by(n);
     }
 
     /// The Prometheus text exposition.

@@ -43,6 +43,77 @@ pub struct Config {
     pub devices: Vec<DeviceConfig>,
     /// `[[alarms]]`: threshold alarms on device points; each names a device.
     pub alarms: Vec<ThresholdAlarm>,
+    /// `[ingress]`: the device-side HTTP listener (plate-camera pushes).
+    pub ingress: IngressConfig,
+    /// `[[lanes]]`: vehicle lanes; each names its barrier device (or the camera relay).
+    pub lanes: Vec<LaneConfig>,
+}
+
+/// `[ingress]`.
+#[derive(Debug, Clone)]
+pub struct IngressConfig {
+    /// Listen address for device pushes (default `0.0.0.0:8081`).
+    pub listen: SocketAddr,
+    /// Largest accepted push body (images included).
+    pub max_body_bytes: u64,
+    /// Disk budget for saved snapshots; the oldest are deleted first.
+    pub images_max_bytes: u64,
+}
+
+/// A lane's direction.
+pub use crate::rules::vehicle::{Direction as LaneDirection, ExitPolicy};
+
+/// One `[[lanes]]` entry.
+#[derive(Debug, Clone)]
+pub struct LaneConfig {
+    /// Unique lane id.
+    pub id: String,
+    /// Display name (e.g. 南门入口).
+    pub name: String,
+    /// Entry or exit.
+    pub direction: LaneDirection,
+    /// The `modbus-barrier` device that raises this lane's arm, or `None`
+    /// when the camera's own relay does (the camera's HTTP reply opens it).
+    pub barrier: Option<String>,
+    /// Reads below this confidence go to the guard.
+    pub min_confidence: u8,
+    /// Who may leave without the guard (exit lanes).
+    pub exit_policy: ExitPolicy,
+    /// Reads of the same plate within this window count once.
+    pub repeat_window: Duration,
+}
+
+/// Plate-camera vendors (payload formats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraVendor {
+    /// Vzenith/臻识 `AlarmInfoPlate` JSON (and OEM brands).
+    Vzenith,
+    /// Hikvision ISAPI ANPR XML.
+    Hikvision,
+    /// Huaxia mode-5 form posts.
+    Huaxia,
+}
+
+impl CameraVendor {
+    /// Whether the vendor's HTTP reply can open the barrier through the
+    /// camera's own relay.
+    pub fn replies_open(self) -> bool {
+        matches!(self, CameraVendor::Vzenith | CameraVendor::Huaxia)
+    }
+}
+
+/// How a barrier's IO module is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ModbusTransport {
+    /// Modbus TCP.
+    Tcp(SocketAddr),
+    /// Modbus RTU on an RS-485 serial port (shared by lanes on the same path).
+    Rtu {
+        /// Serial device path.
+        path: String,
+        /// Baud rate.
+        baud: u32,
+    },
 }
 
 /// `[gateway]`.
@@ -101,6 +172,30 @@ pub struct DeviceConfig {
 /// Device families.
 #[derive(Debug, Clone)]
 pub enum DeviceKind {
+    /// `type = "lpr-camera"`: a plate camera that pushes to `POST /lpr/{id}`.
+    LprCamera {
+        /// Payload format.
+        vendor: CameraVendor,
+        /// The lane it watches.
+        lane: String,
+        /// Considered offline after this long without a push or heartbeat.
+        offline_after: Duration,
+    },
+    /// `type = "modbus-barrier"`: a barrier driven through a Modbus IO module.
+    ModbusBarrier {
+        /// Where the module is.
+        transport: ModbusTransport,
+        /// Modbus slave (unit) id.
+        slave: u8,
+        /// Register map (from a preset, with overrides).
+        map: drivers::barrier::RegisterMap,
+        /// Lane timing.
+        lane: drivers::barrier::LaneConfig,
+        /// Input polling interval.
+        poll_interval: Duration,
+        /// Timeout of every Modbus request.
+        timeout: Duration,
+    },
     /// `type = "sim-tank"`: a simulated water tank.
     SimTank {
         /// Tank height in metres.

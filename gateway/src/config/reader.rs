@@ -196,6 +196,18 @@ impl<'d, 'i> Section<'d, 'i> {
             .report(&self.span_of(key), &self.key_path(key), message);
     }
 
+    /// The string value of `key` without taking it (for cross-references
+    /// that must be known before the key's own section is read).
+    pub(crate) fn peek_str(&self, key: &str) -> Option<String> {
+        self.entries
+            .iter()
+            .find(|e| e.key == key)
+            .and_then(|e| match e.value.get_ref() {
+                DeValue::String(s) => Some(s.to_string()),
+                _ => None,
+            })
+    }
+
     /// Removes `key` and returns its raw value.
     pub(crate) fn take_raw(&mut self, key: &str) -> Option<Spanned<DeValue<'i>>> {
         if !self.known.iter().any(|k| k == key) {
@@ -328,6 +340,66 @@ impl<'d, 'i> Section<'d, 'i> {
             } else {
                 Err("must be a finite number".to_owned())
             }
+        })
+    }
+
+    /// A boolean.
+    pub(crate) fn take_bool(&mut self, key: &str) -> Option<bool> {
+        self.take_with(key, |v| match v {
+            DeValue::Boolean(b) => Ok(*b),
+            other => Err(expected("true or false", other)),
+        })
+    }
+
+    /// An integer within `min..=max`.
+    pub(crate) fn take_int(&mut self, key: &str, min: i64, max: i64) -> Option<i64> {
+        self.take_with(key, |v| match v {
+            DeValue::Integer(i) => {
+                let n = i64::from_str_radix(i.as_str(), i.radix())
+                    .map_err(|e| format!("invalid integer: {e}"))?;
+                if (min..=max).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err(format!("must be between {min} and {max}, found {n}"))
+                }
+            }
+            other => Err(expected("an integer", other)),
+        })
+    }
+
+    /// One of a fixed set of words.
+    pub(crate) fn take_choice(
+        &mut self,
+        key: &str,
+        choices: &[&'static str],
+    ) -> Option<&'static str> {
+        self.take_with(key, |v| match v {
+            DeValue::String(s) => choices
+                .iter()
+                .copied()
+                .find(|c| *c == s.as_ref())
+                .ok_or_else(|| {
+                    format!(
+                        "unknown value {:?}; expected one of: {}",
+                        s.as_ref(),
+                        choices.join(", ")
+                    )
+                }),
+            other => Err(expected("a string", other)),
+        })
+    }
+
+    /// An array of strings.
+    pub(crate) fn take_str_list(&mut self, key: &str) -> Option<Vec<String>> {
+        self.take_with(key, |v| match v {
+            DeValue::Array(items) => items
+                .iter()
+                .map(|item| match item.get_ref() {
+                    DeValue::String(s) => Ok(s.to_string()),
+                    other => Err(expected("an array of strings", other)),
+                })
+                .collect(),
+            other => Err(expected("an array of strings", other)),
         })
     }
 

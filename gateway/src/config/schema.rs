@@ -13,7 +13,8 @@ use std::time::Duration;
 use super::env::Env;
 use super::reader::{Leftover, Section, suggest};
 use super::{
-    Config, DeviceConfig, DeviceKind, GatewayConfig, PanelConfig, StoreSection, SupervisorConfig,
+    CameraVendor, Config, DeviceConfig, DeviceKind, ExitPolicy, GatewayConfig, IngressConfig,
+    LaneConfig, LaneDirection, ModbusTransport, PanelConfig, StoreSection, SupervisorConfig,
     ThresholdAlarm,
 };
 
@@ -53,12 +54,54 @@ pub(crate) struct DeviceType {
     pub(crate) read: fn(&mut Section<'_, '_>) -> DeviceKind,
 }
 
+/// `[ingress] listen` default: every interface, port 8081.
+pub(crate) const DEFAULT_INGRESS_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8081));
+/// `[ingress] max_body_bytes` default: room for two JPEG snapshots in base64.
+pub(crate) const DEFAULT_INGRESS_MAX_BODY: u64 = 8 << 20;
+/// `[ingress] images_max_bytes` default.
+pub(crate) const DEFAULT_IMAGES_MAX_BYTES: u64 = 2 << 30;
+/// `lpr-camera` `offline_after` default (heartbeats come every 5–30 s).
+pub(crate) const DEFAULT_CAMERA_OFFLINE_AFTER: Duration = Duration::from_secs(90);
+
 /// Every device family; add a line here (and a reader) for a new driver.
-pub(crate) const DEVICE_TYPES: &[DeviceType] = &[DeviceType {
-    name: "sim-tank",
-    keys: &["height_m", "interval"],
-    read: read_sim_tank,
-}];
+pub(crate) const DEVICE_TYPES: &[DeviceType] = &[
+    DeviceType {
+        name: "sim-tank",
+        keys: &["height_m", "interval"],
+        read: read_sim_tank,
+    },
+    DeviceType {
+        name: "lpr-camera",
+        keys: &["vendor", "lane", "offline_after"],
+        read: read_lpr_camera,
+    },
+    DeviceType {
+        name: "modbus-barrier",
+        keys: &[
+            "address",
+            "serial",
+            "baud",
+            "slave",
+            "preset",
+            "open_coil",
+            "close_coil",
+            "stop_coil",
+            "loop_input",
+            "loop_active_low",
+            "limit_switches",
+            "open_limit_input",
+            "closed_limit_input",
+            "pulse",
+            "auto_close_delay",
+            "unused_close_after",
+            "travel_timeout",
+            "poll_interval",
+            "timeout",
+        ],
+        read: read_modbus_barrier,
+    },
+];
 
 /// Builds the configuration from the document's root, recording problems.
 pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
@@ -66,12 +109,19 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
     let store = read_store(root.take_table("store"));
     let panel = read_panel(root.take_table("panel"), env);
     let supervisor = read_supervisor(root.take_table("supervisor"));
-    let (devices, defined) = read_devices(root.take_tables("devices"));
+    let ingress = read_ingress(root.take_table("ingress"));
+    let lane_sections = root.take_tables("lanes");
+    let lane_ids: Vec<String> = lane_sections
+        .iter()
+        .filter_map(|s| s.peek_str("id"))
+        .collect();
+    let (devices, defined) = read_devices(root.take_tables("devices"), &lane_ids);
     let alarms = root
         .take_tables("alarms")
         .into_iter()
         .map(|s| read_alarm(s, &defined))
         .collect();
+    let lanes = read_lanes(lane_sections, &devices, &defined);
     root.finish();
     Config {
         gateway,
@@ -80,6 +130,8 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         supervisor,
         devices,
         alarms,
+        ingress,
+        lanes,
     }
 }
 
@@ -171,7 +223,10 @@ fn read_supervisor(mut s: Section<'_, '_>) -> SupervisorConfig {
 /// Reads `[[devices]]`; also returns every id that was written down (even on
 /// an otherwise invalid device), so alarms are checked against what the
 /// operator meant and one mistake is not reported twice.
-fn read_devices(sections: Vec<Section<'_, '_>>) -> (Vec<DeviceConfig>, Vec<String>) {
+fn read_devices(
+    sections: Vec<Section<'_, '_>>,
+    lane_ids: &[String],
+) -> (Vec<DeviceConfig>, Vec<String>) {
     let mut devices = Vec::new();
     // id -> line of its first definition.
     let mut first_line: HashMap<String, usize> = HashMap::new();
@@ -207,6 +262,18 @@ fn read_devices(sections: Vec<Section<'_, '_>>) -> (Vec<DeviceConfig>, Vec<Strin
             found
         });
         let kind = device_type.map(|t| (t.read)(&mut s));
+        if let Some(DeviceKind::LprCamera { lane, .. }) = &kind
+            && !lane.is_empty()
+            && !lane_ids.contains(lane)
+        {
+            let hint = suggest(lane, lane_ids.iter().map(String::as_str))
+                .map(|close| format!("; did you mean {close:?}?"))
+                .unwrap_or_default();
+            s.problem(
+                "lane",
+                format!("no lane with id {lane:?} is defined in [[lanes]]{hint}"),
+            );
+        }
         s.finish_with(|key| judge_device_key(key, device_type, DEVICE_TYPES));
         if let (Some(id), Some(kind)) = (id, kind) {
             devices.push(DeviceConfig {
@@ -294,4 +361,271 @@ fn read_alarm(mut s: Section<'_, '_>, defined: &[String]) -> ThresholdAlarm {
         below,
         hysteresis,
     }
+}
+
+fn read_ingress(mut s: Section<'_, '_>) -> IngressConfig {
+    let listen = s.take_addr("listen").unwrap_or(DEFAULT_INGRESS_LISTEN);
+    let max_body_bytes = s
+        .take_bytes("max_body_bytes")
+        .unwrap_or(DEFAULT_INGRESS_MAX_BODY);
+    if max_body_bytes < 1024 {
+        s.problem("max_body_bytes", "must be at least 1KiB");
+    }
+    let images_max_bytes = s
+        .take_bytes("images_max_bytes")
+        .unwrap_or(DEFAULT_IMAGES_MAX_BYTES);
+    s.finish();
+    IngressConfig {
+        listen,
+        max_body_bytes,
+        images_max_bytes,
+    }
+}
+
+fn read_lpr_camera(s: &mut Section<'_, '_>) -> DeviceKind {
+    let vendor = match s.require("vendor", |s, k| {
+        s.take_choice(k, &["vzenith", "hikvision", "huaxia"])
+    }) {
+        Some("hikvision") => CameraVendor::Hikvision,
+        Some("huaxia") => CameraVendor::Huaxia,
+        _ => CameraVendor::Vzenith,
+    };
+    let lane = s.require("lane", Section::take_id).unwrap_or_default();
+    let offline_after = s
+        .take_duration("offline_after")
+        .unwrap_or(DEFAULT_CAMERA_OFFLINE_AFTER);
+    if offline_after.is_zero() {
+        s.problem("offline_after", "must be greater than zero");
+    }
+    DeviceKind::LprCamera {
+        vendor,
+        lane,
+        offline_after,
+    }
+}
+
+fn read_modbus_barrier(s: &mut Section<'_, '_>) -> DeviceKind {
+    use drivers::barrier::{DigitalInput, LaneConfig as ArmTiming, Preset};
+    let address = s.take_addr("address");
+    let serial = s.take_path("serial");
+    let baud = s.take_int("baud", 1200, 921_600).unwrap_or(9600);
+    let transport = match (address, serial) {
+        (Some(addr), None) => ModbusTransport::Tcp(addr),
+        (None, Some(path)) => ModbusTransport::Rtu {
+            path: path.display().to_string(),
+            baud: u32::try_from(baud).unwrap_or(9600),
+        },
+        (Some(addr), Some(_)) => {
+            s.problem(
+                "serial",
+                "give either `address` (Modbus TCP) or `serial` (Modbus RTU), not both",
+            );
+            ModbusTransport::Tcp(addr)
+        }
+        (None, None) => {
+            if !s.was_present("address") && !s.was_present("serial") {
+                s.problem("", "needs `address` (Modbus TCP, e.g. \"192.168.1.50:502\") or `serial` (Modbus RTU, e.g. \"/dev/ttyUSB0\")");
+            }
+            ModbusTransport::Rtu {
+                path: String::new(),
+                baud: 9600,
+            }
+        }
+    };
+    let slave = s.take_int("slave", 1, 247).unwrap_or(1);
+    let preset_names: Vec<&'static str> = Preset::ALL.iter().map(|(n, _)| *n).collect();
+    let preset = s
+        .take_choice("preset", &preset_names)
+        .and_then(Preset::from_name)
+        .unwrap_or(Preset::WaveshareRtuRelay);
+    let coil = |s: &mut Section<'_, '_>, key: &str| {
+        s.take_int(key, 0, i64::from(u16::MAX))
+            .and_then(|n| u16::try_from(n).ok())
+    };
+    let open_coil = coil(s, "open_coil");
+    let close_coil = coil(s, "close_coil");
+    let stop_coil = coil(s, "stop_coil");
+    let loop_input = coil(s, "loop_input");
+    let open_limit = coil(s, "open_limit_input");
+    let closed_limit = coil(s, "closed_limit_input");
+    let loop_active_low = s.take_bool("loop_active_low").unwrap_or(false);
+    let limit_switches = s.take_bool("limit_switches").unwrap_or(true);
+    let pulse = s.take_duration("pulse");
+    let mut map = preset.map().unwrap_or_else(|| {
+        for key in ["open_coil", "close_coil", "loop_input"] {
+            if !s.was_present(key) {
+                s.problem(key, "required with preset = \"custom\"");
+            }
+        }
+        drivers::barrier::RegisterMap {
+            open_coil: 0,
+            close_coil: 1,
+            stop_coil: None,
+            pulse: Duration::from_millis(500),
+            loop_detector: DigitalInput::high(0),
+            open_limit: None,
+            closed_limit: None,
+        }
+    });
+    if let Some(c) = open_coil {
+        map.open_coil = c;
+    }
+    if let Some(c) = close_coil {
+        map.close_coil = c;
+    }
+    if stop_coil.is_some() {
+        map.stop_coil = stop_coil;
+    }
+    if let Some(i) = loop_input {
+        map.loop_detector = DigitalInput::high(i);
+    }
+    map.loop_detector.active_low = loop_active_low;
+    if let Some(i) = open_limit {
+        map.open_limit = Some(DigitalInput::high(i));
+    }
+    if let Some(i) = closed_limit {
+        map.closed_limit = Some(DigitalInput::high(i));
+    }
+    if !limit_switches {
+        map.open_limit = None;
+        map.closed_limit = None;
+    }
+    if let Some(pulse) = pulse {
+        if pulse.is_zero() || pulse > Duration::from_secs(10) {
+            s.problem("pulse", "must be between 1ms and 10s");
+        }
+        map.pulse = pulse;
+    }
+    if map.open_coil == map.close_coil {
+        s.problem("close_coil", "must differ from open_coil");
+    }
+    let defaults = ArmTiming::default();
+    let auto_close_delay = s
+        .take_duration("auto_close_delay")
+        .unwrap_or(defaults.auto_close_delay);
+    let unused_close_after = match s.take_duration("unused_close_after") {
+        Some(d) if d.is_zero() => None,
+        Some(d) => Some(d),
+        None => defaults.unused_close_after,
+    };
+    let travel_timeout = s
+        .take_duration("travel_timeout")
+        .unwrap_or(defaults.travel_timeout);
+    let poll_interval = s
+        .take_duration("poll_interval")
+        .unwrap_or(Duration::from_millis(50));
+    let timeout = s
+        .take_duration("timeout")
+        .unwrap_or(Duration::from_millis(300));
+    for (key, d) in [
+        ("travel_timeout", travel_timeout),
+        ("poll_interval", poll_interval),
+        ("timeout", timeout),
+    ] {
+        if d.is_zero() {
+            s.problem(key, "must be greater than zero");
+        }
+    }
+    DeviceKind::ModbusBarrier {
+        transport,
+        slave: u8::try_from(slave).unwrap_or(1),
+        lane: ArmTiming {
+            auto_close_delay,
+            unused_close_after,
+            travel_timeout,
+            has_open_limit: map.open_limit.is_some(),
+            has_closed_limit: map.closed_limit.is_some(),
+        },
+        map,
+        poll_interval,
+        timeout,
+    }
+}
+
+/// Reads `[[lanes]]`, checking each lane's barrier against the devices.
+fn read_lanes(
+    sections: Vec<Section<'_, '_>>,
+    devices: &[DeviceConfig],
+    defined: &[String],
+) -> Vec<LaneConfig> {
+    let mut lanes = Vec::new();
+    let mut first_line: HashMap<String, usize> = HashMap::new();
+    for mut s in sections {
+        let id = s.require("id", Section::take_id);
+        if let Some(id) = &id {
+            if let Some(line) = first_line.get(id) {
+                s.problem(
+                    "id",
+                    format!("duplicate lane id {id:?} (first defined on line {line})"),
+                );
+            } else {
+                first_line.insert(id.clone(), s.line_of("id"));
+            }
+        }
+        let name = s.take_nonempty_str("name");
+        let direction = match s.require("direction", |s, k| s.take_choice(k, &["entry", "exit"])) {
+            Some("exit") => LaneDirection::Exit,
+            _ => LaneDirection::Entry,
+        };
+        let barrier = s.require("barrier", Section::take_str);
+        let cameras: Vec<&DeviceConfig> = devices
+            .iter()
+            .filter(|d| matches!(&d.kind, DeviceKind::LprCamera { lane, .. } if Some(lane) == id.as_ref()))
+            .collect();
+        let barrier = match barrier.as_deref() {
+            Some("camera") => {
+                let relay_capable = cameras.iter().any(|d| {
+                    matches!(d.kind, DeviceKind::LprCamera { vendor, .. } if vendor.replies_open())
+                });
+                if !relay_capable {
+                    s.problem(
+                        "barrier",
+                        "\"camera\" needs a vzenith or huaxia lpr-camera on this lane (their HTTP reply opens the relay)",
+                    );
+                }
+                None
+            }
+            Some(device) => {
+                match devices.iter().find(|d| d.id == device) {
+                    Some(d) if !matches!(d.kind, DeviceKind::ModbusBarrier { .. }) => s.problem(
+                        "barrier",
+                        format!("device {device:?} is not a modbus-barrier"),
+                    ),
+                    None if !defined.iter().any(|d| d == device) => {
+                        let hint = suggest(device, defined.iter().map(String::as_str))
+                            .map(|close| format!("; did you mean {close:?}?"))
+                            .unwrap_or_default();
+                        s.problem(
+                            "barrier",
+                            format!("no device with id {device:?} is defined in [[devices]] (or write \"camera\" for the camera's relay){hint}"),
+                        );
+                    }
+                    _ => {}
+                }
+                Some(device.to_owned())
+            }
+            None => None,
+        };
+        let min_confidence = s.take_int("min_confidence", 0, 100).unwrap_or(80);
+        let exit_policy = match s.take_choice("exit_policy", &["open_all", "recorded_or_listed"]) {
+            Some("recorded_or_listed") => ExitPolicy::RecordedOrListed,
+            _ => ExitPolicy::OpenAll,
+        };
+        let repeat_window = s
+            .take_duration("repeat_window")
+            .unwrap_or(Duration::from_secs(10));
+        s.finish();
+        if let Some(id) = id {
+            lanes.push(LaneConfig {
+                name: name.unwrap_or_else(|| id.clone()),
+                id,
+                direction,
+                barrier,
+                min_confidence: u8::try_from(min_confidence).unwrap_or(80),
+                exit_policy,
+                repeat_window,
+            });
+        }
+    }
+    lanes
 }

@@ -318,6 +318,15 @@ impl PlateRegistry {
         Ok(entered)
     }
 
+    /// When a vehicle recorded inside entered (in memory; no IO).
+    pub fn entered_at(&self, plate: &str) -> Option<i64> {
+        self.inside
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(plate)
+            .map(|(_, t)| *t)
+    }
+
     /// Whether a vehicle is recorded inside (in memory; no IO).
     pub fn is_inside(&self, plate: &str) -> bool {
         self.inside

@@ -1,0 +1,191 @@
+//! The lanes board: what the guard sees of each lane (arm position, loop,
+//! the last vehicle, the last fault) and the reads waiting for a guard's
+//! decision. Shared between the lane coordinator (which writes it from
+//! events) and the panel and platform (which read it and take pending reads).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use drivers::ArmState;
+use serde::Serialize;
+
+use crate::config::{LaneConfig, LaneDirection};
+use crate::rules::vehicle::{Reason, Verdict};
+
+/// Pending reads older than this are dropped (the car has gone).
+pub const PENDING_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// The last vehicle a lane saw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastVehicle {
+    /// Canonical plate ("" for no plate).
+    pub plate: String,
+    /// When (Unix ms).
+    pub time_ms: i64,
+    /// The decision.
+    pub verdict: Verdict,
+    /// Why.
+    pub reason: Reason,
+    /// Snapshot files.
+    pub images: Vec<String>,
+}
+
+/// One lane as the guard sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LaneView {
+    /// Lane id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Entry or exit.
+    pub direction: LaneDirection,
+    /// The barrier device, or `None` for a camera relay.
+    pub barrier: Option<String>,
+    /// Arm position, once reported.
+    pub arm: Option<ArmState>,
+    /// Loop occupied, once reported.
+    pub loop_occupied: Option<bool>,
+    /// The last vehicle.
+    pub last: Option<LastVehicle>,
+    /// The last barrier fault, until the arm moves normally again.
+    pub fault: Option<String>,
+}
+
+/// A read waiting for a guard: the car is at the barrier.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PendingRead {
+    /// Pending id (used by the Allow / Deny buttons).
+    pub id: String,
+    /// Lane id.
+    pub lane: String,
+    /// Camera device id.
+    pub camera: String,
+    /// The plate as normalised ("" for no plate).
+    pub plate: String,
+    /// The listed plate it resembles, for a fuzzy match.
+    pub candidate: Option<String>,
+    /// Why the guard is asked.
+    pub reason: Reason,
+    /// Snapshot files.
+    pub images: Vec<String>,
+    /// When (Unix ms).
+    pub time_ms: i64,
+}
+
+#[derive(Debug, Default)]
+struct Board {
+    lanes: BTreeMap<String, LaneView>,
+    pending: Vec<PendingRead>,
+}
+
+/// The shared board (cheap to clone).
+#[derive(Debug, Clone, Default)]
+pub struct LaneBoard(Arc<Mutex<Board>>);
+
+impl LaneBoard {
+    /// A board for the configured lanes.
+    pub fn new(lanes: &[LaneConfig]) -> Self {
+        let board = Board {
+            lanes: lanes
+                .iter()
+                .map(|l| {
+                    (
+                        l.id.clone(),
+                        LaneView {
+                            id: l.id.clone(),
+                            name: l.name.clone(),
+                            direction: l.direction,
+                            barrier: l.barrier.clone(),
+                            arm: None,
+                            loop_occupied: None,
+                            last: None,
+                            fault: None,
+                        },
+                    )
+                })
+                .collect(),
+            pending: Vec::new(),
+        };
+        Self(Arc::new(Mutex::new(board)))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Board) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Every lane, ordered by id.
+    pub fn lanes(&self) -> Vec<LaneView> {
+        self.with(|b| b.lanes.values().cloned().collect())
+    }
+
+    /// One lane.
+    pub fn lane(&self, id: &str) -> Option<LaneView> {
+        self.with(|b| b.lanes.get(id).cloned())
+    }
+
+    /// Reads waiting for a guard, oldest first.
+    pub fn pending(&self) -> Vec<PendingRead> {
+        self.with(|b| b.pending.clone())
+    }
+
+    /// Removes and returns a pending read (a guard decided it).
+    pub fn take_pending(&self, id: &str) -> Option<PendingRead> {
+        self.with(|b| {
+            let index = b.pending.iter().position(|p| p.id == id)?;
+            Some(b.pending.remove(index))
+        })
+    }
+
+    pub(crate) fn add_pending(&self, read: PendingRead) {
+        self.with(|b| {
+            let horizon = read.time_ms - PENDING_TTL_MS;
+            b.pending.retain(|p| {
+                let expired = p.time_ms < horizon;
+                let same_car = p.lane == read.lane && p.plate == read.plate;
+                !expired && !same_car
+            });
+            b.pending.push(read);
+        });
+    }
+
+    pub(crate) fn update(&self, lane: &str, f: impl FnOnce(&mut LaneView)) {
+        self.with(|b| {
+            if let Some(view) = b.lanes.get_mut(lane) {
+                f(view);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(id: &str, lane: &str, plate: &str, t: i64) -> PendingRead {
+        PendingRead {
+            id: id.into(),
+            lane: lane.into(),
+            camera: "cam".into(),
+            plate: plate.into(),
+            candidate: None,
+            reason: Reason::UnknownPlate,
+            images: vec![],
+            time_ms: t,
+        }
+    }
+
+    #[test]
+    fn pending_reads_expire_and_a_new_read_of_the_same_car_replaces_the_old() {
+        let board = LaneBoard::default();
+        board.add_pending(pending("a", "in", "京A11111", 0));
+        board.add_pending(pending("b", "in", "京A22222", 1));
+        board.add_pending(pending("c", "in", "京A11111", 2));
+        let ids: Vec<_> = board.pending().into_iter().map(|p| p.id).collect();
+        assert_eq!(ids, vec!["b", "c"]);
+        board.add_pending(pending("d", "out", "京A33333", PENDING_TTL_MS + 2));
+        let ids: Vec<_> = board.pending().into_iter().map(|p| p.id).collect();
+        assert_eq!(ids, vec!["c", "d"], "b expired");
+        assert_eq!(board.take_pending("c").map(|p| p.plate), Some("京A11111".into()));
+        assert!(board.take_pending("c").is_none());
+    }
+}

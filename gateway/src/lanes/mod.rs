@@ -1,0 +1,110 @@
+//! Vehicle lanes (道闸): plate reads in, decisions, barrier commands and
+//! the lanes board out.
+//!
+//! - [`coordinator`]: the pipeline's lane rules (decide each read, command the
+//!   barrier, record entries and exits, keep the board).
+//! - [`board`]: what the guard sees, and the reads waiting for a guard.
+//! - [`link`]: plate-camera liveness (online while pushes keep coming).
+//! - [`ingress`]: the device-side HTTP listener cameras push to.
+//! - [`guard_decision`]: carrying out a guard's Allow / Deny on a pending read.
+
+pub mod board;
+pub mod coordinator;
+pub mod images;
+pub mod ingress;
+pub mod link;
+
+use std::sync::Arc;
+
+use drivers::{Class, Command, CommandOutcome};
+use serde::Serialize;
+
+use crate::config::LaneDirection;
+use crate::lists::plates::PlateRegistry;
+use crate::pipeline::{Origin, PipelineHandle};
+pub use board::{LaneBoard, LaneView, PendingRead};
+
+/// What happened when a guard decided a pending read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GuardOutcome {
+    /// The read that was decided.
+    pub read: PendingRead,
+    /// Whether the guard let it through.
+    pub allowed: bool,
+    /// The barrier's answer when allowed (`None` when denied).
+    pub outcome: Option<CommandOutcome>,
+}
+
+/// Why a guard decision could not be carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    /// No such pending read (already decided, or expired).
+    #[error("no pending read {0}")]
+    NotPending(String),
+}
+
+/// Carries out a guard's decision on a pending read: Allow raises the lane's
+/// barrier (through the pipeline, so it is audited with the guard's name and
+/// reason) and records the vehicle's entry or exit; both are recorded as a
+/// `guard_decision` audit event.
+pub async fn guard_decision(
+    board: &LaneBoard,
+    registry: &Arc<PlateRegistry>,
+    pipeline: &PipelineHandle,
+    pending_id: &str,
+    allow: bool,
+    origin: Origin,
+) -> Result<GuardOutcome, GuardError> {
+    let read = board
+        .take_pending(pending_id)
+        .ok_or_else(|| GuardError::NotPending(pending_id.to_owned()))?;
+    let lane = board.lane(&read.lane);
+    let mut outcome = None;
+    if allow {
+        let result = match lane.as_ref().and_then(|l| l.barrier.clone()) {
+            Some(barrier) => {
+                pipeline
+                    .command(&barrier, Command::OpenBarrier, origin.clone())
+                    .await
+                    .outcome
+            }
+            None => CommandOutcome::Unsupported,
+        };
+        if let (CommandOutcome::Done, Some(lane)) = (&result, &lane)
+            && !read.plate.is_empty()
+            && let Some(record) = coordinator::passage_record(
+                registry,
+                &lane.id,
+                lane.direction,
+                &read.plate,
+                drivers::contract::now_ms(),
+            )
+        {
+            let _ = pipeline
+                .record(&record.device_id, &record.kind, record.class, record.body)
+                .await;
+        }
+        outcome = Some(result);
+    }
+    let body = serde_json::json!({
+        "pending_id": read.id,
+        "lane": read.lane,
+        "plate": read.plate,
+        "candidate": read.candidate,
+        "allowed": allow,
+        "outcome": outcome,
+        "origin": origin,
+        "direction": lane.map(|l| l.direction).unwrap_or(LaneDirection::Entry),
+    });
+    if let Err(error) = pipeline
+        .record(&read.camera, "guard_decision", Class::Audit, body)
+        .await
+    {
+        tracing::error!(%error, "A guard decision was not recorded.");
+    }
+    Ok(GuardOutcome {
+        read,
+        allowed: allow,
+        outcome,
+    })
+}
