@@ -16,6 +16,7 @@
 pub mod command;
 pub mod contract;
 pub mod event;
+pub mod lpr;
 pub mod sim;
 
 pub use command::{Command, CommandOutcome, CommandRequest};
