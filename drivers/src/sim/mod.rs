@@ -2,6 +2,7 @@
 //! protocol peer) so that `gatehouse demo` and the tests exercise the same
 //! code paths as an estate with hardware.
 
+pub mod camera;
 pub mod tank;
 
 pub use tank::{TankModel, TankSim};
