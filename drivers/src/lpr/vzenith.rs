@@ -23,24 +23,22 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<CameraMessage, P
     if body.trim_ascii().is_empty() {
         return Err(ParseError::Empty);
     }
+    // Some firmware labels its JSON with a form content type: a body that
+    // starts like a JSON object is read as one whatever the header says.
+    let text = decode_text(body);
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        return parse_json(trimmed);
+    }
     match media_type(content_type).as_deref() {
         Some("multipart/form-data") => heartbeat_multipart(content_type, body),
         Some("application/x-www-form-urlencoded") => heartbeat_form(body),
-        media => {
-            let text = decode_text(body);
-            let trimmed = text.trim_start();
-            if trimmed.starts_with('{') || media.is_some_and(|m| m.contains("json")) {
-                parse_json(trimmed)
-            } else if multipart::looks_like_multipart(body) {
-                heartbeat_multipart(content_type, body)
-            } else if media.is_none() && trimmed.contains('=') {
-                heartbeat_form(body)
-            } else {
-                Err(ParseError::UnsupportedContentType(truncate(
-                    content_type.unwrap_or("none"),
-                )))
-            }
-        }
+        Some(m) if m.contains("json") => parse_json(trimmed),
+        _ if multipart::looks_like_multipart(body) => heartbeat_multipart(content_type, body),
+        None if trimmed.contains('=') => heartbeat_form(body),
+        _ => Err(ParseError::UnsupportedContentType(truncate(
+            content_type.unwrap_or("none"),
+        ))),
     }
 }
 
@@ -576,6 +574,21 @@ mod tests {
             parse(Some("image/jpeg"), b"\xFF\xD8\xFF"),
             Err(ParseError::UnsupportedContentType(_))
         ));
+    }
+
+    #[test]
+    fn json_under_a_form_content_type_is_still_json() {
+        let body = plate_json(json!({"license": "京A12345"}));
+        for ct in [
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+            "text/plain",
+        ] {
+            assert!(
+                matches!(parse(Some(ct), &body), Ok(CameraMessage::Plate(_))),
+                "{ct}"
+            );
+        }
     }
 
     #[test]
