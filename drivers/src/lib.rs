@@ -18,6 +18,7 @@ pub mod command;
 pub mod contract;
 pub mod door;
 pub mod event;
+pub mod lpr;
 pub mod sim;
 
 pub use command::{Command, CommandOutcome, CommandRequest};

@@ -26,13 +26,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::coordinators::threshold::ThresholdAlarms;
 use crate::lanes::board::LaneBoard;
 use crate::lanes::coordinator::LaneCoordinator;
 use crate::lanes::images::ImageStore;
 use crate::lanes::ingress::{self, CameraEntry, IngressState};
 use crate::lists::plates::PlateRegistry;
-use drivers::{DeviceId, EventSender};
-use crate::coordinators::threshold::ThresholdAlarms;
 use crate::metrics::Metrics;
 use crate::pipeline::{EventFeed, GATEWAY_DEVICE, Pipeline, PipelineHandle, Stamper};
 use crate::store::{OpenReport, Pressure, Store, StoreConfig, StoreError};
@@ -40,6 +39,7 @@ use crate::supervisor::{self, Drivers};
 use crate::tasks::Tasks;
 use crate::web::{self, PanelState, Readiness};
 use crate::{clock, devices};
+use drivers::{DeviceId, EventSender};
 
 /// Capacity of the device-event channel into the pipeline.
 const DEVICE_EVENTS: usize = 1024;
@@ -236,16 +236,25 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 addr: config.ingress.listen,
                 source,
             })?;
-        let addr = listener.local_addr().map_err(|source| StartError::BindIngress {
-            addr: config.ingress.listen,
-            source,
-        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::BindIngress {
+                addr: config.ingress.listen,
+                source,
+            })?;
         let cameras = built
             .cameras
             .into_iter()
             .map(|(id, (vendor, seen))| {
                 let events = EventSender::new(DeviceId::new(id.as_str()), device_tx.clone());
-                (id, CameraEntry { vendor, seen, events })
+                (
+                    id,
+                    CameraEntry {
+                        vendor,
+                        seen,
+                        events,
+                    },
+                )
             })
             .collect();
         let state = IngressState::new(cameras, images.clone(), metrics.clone());

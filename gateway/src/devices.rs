@@ -57,7 +57,7 @@ pub fn build(devices: &[DeviceConfig]) -> Built {
                             transport: match transport {
                                 ModbusTransport::Tcp(addr) => Transport::Tcp { addr: *addr },
                                 ModbusTransport::Rtu { path, baud } => Transport::Rtu {
-                                    path: path.clone(),
+                                    path: path.into(),
                                     baud: *baud,
                                 },
                             },
@@ -135,7 +135,10 @@ mod tests {
         ];
         let built = build(&devices);
         let kinds: Vec<_> = built.supervised.iter().map(|s| s.driver.kind()).collect();
-        assert_eq!(kinds, vec!["sim-tank", "lpr-camera", "modbus-barrier", "modbus-barrier"]);
+        assert_eq!(
+            kinds,
+            vec!["sim-tank", "lpr-camera", "modbus-barrier", "modbus-barrier"]
+        );
         assert_eq!(built.supervised[0].name, "1号楼水箱");
         assert!(built.cameras.contains_key("cam-1"));
         assert_ne!(seed("tank-1"), seed("tank-2"));

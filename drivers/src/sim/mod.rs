@@ -3,6 +3,7 @@
 //! code paths as an estate with hardware.
 
 pub mod barrier;
+pub mod camera;
 pub mod door;
 pub mod tank;
 

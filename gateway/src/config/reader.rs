@@ -389,20 +389,6 @@ impl<'d, 'i> Section<'d, 'i> {
         })
     }
 
-    /// An array of strings.
-    pub(crate) fn take_str_list(&mut self, key: &str) -> Option<Vec<String>> {
-        self.take_with(key, |v| match v {
-            DeValue::Array(items) => items
-                .iter()
-                .map(|item| match item.get_ref() {
-                    DeValue::String(s) => Ok(s.to_string()),
-                    other => Err(expected("an array of strings", other)),
-                })
-                .collect(),
-            other => Err(expected("an array of strings", other)),
-        })
-    }
-
     /// A secret, given as `{ env = "VAR" }` or `{ file = "/path" }`, never
     /// inline. The value never appears in a problem.
     pub(crate) fn take_secret(&mut self, key: &str, env: &dyn Env) -> Option<Secret> {

@@ -186,7 +186,9 @@ fn defaults_are_applied() {
     };
     assert_eq!(device.id, "t1");
     assert_eq!(device.name, "t1");
-    let DeviceKind::SimTank { height_m, interval } = &device.kind;
+    let DeviceKind::SimTank { height_m, interval } = &device.kind else {
+        panic!("expected a sim-tank")
+    };
     assert_eq!(*height_m, 4.0);
     assert_eq!(*interval, Duration::from_secs(2));
 }
@@ -209,7 +211,9 @@ fn values_are_converted() {
     assert_eq!(config.supervisor.backoff_max, Duration::from_secs(120));
     assert_eq!(config.supervisor.drain_budget, Duration::ZERO);
     assert_eq!(config.devices[0].name, "1号楼二次供水水箱");
-    let DeviceKind::SimTank { height_m, interval } = &config.devices[0].kind;
+    let DeviceKind::SimTank { height_m, interval } = &config.devices[0].kind else {
+        panic!("expected a sim-tank")
+    };
     assert_eq!((*height_m, *interval), (3.0, Duration::from_millis(1500)));
     let alarm = &config.alarms[0];
     assert_eq!(

@@ -185,7 +185,10 @@ mod tests {
         board.add_pending(pending("d", "out", "京A33333", PENDING_TTL_MS + 2));
         let ids: Vec<_> = board.pending().into_iter().map(|p| p.id).collect();
         assert_eq!(ids, vec!["c", "d"], "b expired");
-        assert_eq!(board.take_pending("c").map(|p| p.plate), Some("京A11111".into()));
+        assert_eq!(
+            board.take_pending("c").map(|p| p.plate),
+            Some("京A11111".into())
+        );
         assert!(board.take_pending("c").is_none());
     }
 }

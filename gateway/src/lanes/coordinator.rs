@@ -76,7 +76,10 @@ impl LaneCoordinator {
             barrier_lane,
             registry,
             board,
-            deduper: Deduper::new(i64::try_from(window.as_millis()).unwrap_or(i64::MAX), READ_ID_MEMORY),
+            deduper: Deduper::new(
+                i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
+                READ_ID_MEMORY,
+            ),
         }
     }
 
@@ -100,8 +103,14 @@ impl LaneCoordinator {
             Ok(plate) => plate,
             Err(error) => {
                 annotate.insert("decision".into(), json!("ignored"));
-                annotate.insert("reason".into(), json!({"code": "unreadable", "detail": error.to_string()}));
-                return Some(Decided { annotate, ..Decided::default() });
+                annotate.insert(
+                    "reason".into(),
+                    json!({"code": "unreadable", "detail": error.to_string()}),
+                );
+                return Some(Decided {
+                    annotate,
+                    ..Decided::default()
+                });
             }
         };
         let text = match &plate {
@@ -114,12 +123,18 @@ impl LaneCoordinator {
             // long gone; record it, do not open.
             annotate.insert("decision".into(), json!("ignored"));
             annotate.insert("reason".into(), json!({"code": "resend"}));
-            return Some(Decided { annotate, ..Decided::default() });
+            return Some(Decided {
+                annotate,
+                ..Decided::default()
+            });
         }
         if !self.deduper.admit(camera, &lane.id, &text, read_id, now) {
             annotate.insert("decision".into(), json!("repeat"));
             annotate.insert("reason".into(), json!({"code": "repeat"}));
-            return Some(Decided { annotate, ..Decided::default() });
+            return Some(Decided {
+                annotate,
+                ..Decided::default()
+            });
         }
         let lists = self.registry.snapshot();
         let inside = !text.is_empty() && self.registry.is_inside(&text);
@@ -140,7 +155,9 @@ impl LaneCoordinator {
             Verdict::Allow => {
                 match &lane.barrier {
                     Some(barrier) => {
-                        decided.commands.push((barrier.clone(), Command::OpenBarrier));
+                        decided
+                            .commands
+                            .push((barrier.clone(), Command::OpenBarrier));
                         annotate.insert("open_via".into(), json!("barrier"));
                     }
                     None => {
@@ -156,7 +173,9 @@ impl LaneCoordinator {
                     });
                 }
                 if !text.is_empty() {
-                    decided.records.extend(self.passage(&lane.id, lane.direction, &text, now));
+                    decided
+                        .records
+                        .extend(self.passage(&lane.id, lane.direction, &text, now));
                 }
             }
             Verdict::AskGuard => {
@@ -195,7 +214,13 @@ impl LaneCoordinator {
     }
 
     /// Records a vehicle entering or leaving through a lane.
-    fn passage(&self, lane: &str, direction: LaneDirection, plate: &str, now: i64) -> Option<Record> {
+    fn passage(
+        &self,
+        lane: &str,
+        direction: LaneDirection,
+        plate: &str,
+        now: i64,
+    ) -> Option<Record> {
         passage_record(&self.registry, lane, direction, plate, now)
     }
 
@@ -209,7 +234,8 @@ impl LaneCoordinator {
                 }
             }),
             DeviceEvent::LoopState { occupied } => {
-                self.board.update(lane, |v| v.loop_occupied = Some(*occupied));
+                self.board
+                    .update(lane, |v| v.loop_occupied = Some(*occupied));
             }
             DeviceEvent::BarrierFault { message } => {
                 self.board.update(lane, |v| v.fault = Some(message.clone()));
@@ -240,7 +266,8 @@ pub(crate) fn passage_record(
         class: Class::Access,
         body,
     };
-    let (plate_owned, lane_owned, registry_owned) = (plate.to_owned(), lane.to_owned(), registry.clone());
+    let (plate_owned, lane_owned, registry_owned) =
+        (plate.to_owned(), lane.to_owned(), registry.clone());
     match direction {
         LaneDirection::Entry => {
             tokio::task::spawn_blocking(move || {
@@ -248,7 +275,10 @@ pub(crate) fn passage_record(
                     tracing::error!(%error, "A vehicle's entry was not recorded in the inside list.");
                 }
             });
-            Some(record("vehicle_entered", json!({"plate": plate, "lane": lane})))
+            Some(record(
+                "vehicle_entered",
+                json!({"plate": plate, "lane": lane}),
+            ))
         }
         LaneDirection::Exit => {
             let entered = registry.entered_at(plate);

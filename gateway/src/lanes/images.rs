@@ -117,7 +117,10 @@ impl ImageStore {
         self.inner.used.store(used, Ordering::Relaxed);
         self.inner.metrics.images_pruned(deleted);
         if deleted > 0 {
-            tracing::info!(deleted, "Oldest snapshot images deleted to stay within the image budget.");
+            tracing::info!(
+                deleted,
+                "Oldest snapshot images deleted to stay within the image budget."
+            );
         }
         deleted
     }
@@ -169,7 +172,8 @@ mod tests {
     async fn images_are_saved_and_the_oldest_deleted_beyond_the_budget() {
         let dir = tempfile::tempdir().expect("tempdir");
         let metrics = Arc::new(Metrics::new());
-        let store = ImageStore::open(dir.path().join("images"), 10_000, metrics.clone()).expect("open");
+        let store =
+            ImageStore::open(dir.path().join("images"), 10_000, metrics.clone()).expect("open");
         let mut names = Vec::new();
         for _ in 0..5 {
             names.extend(store.save(&[jpeg(3_000)]).await);
@@ -179,7 +183,11 @@ mod tests {
         store.prune();
         let left: Vec<bool> = names.iter().map(|n| store.dir().join(n).exists()).collect();
         assert_eq!(left, vec![false, false, true, true, true], "oldest first");
-        assert!(metrics.render().contains("gatehouse_images_pruned_total 2"), "{}", metrics.render());
+        assert!(
+            metrics.render().contains("gatehouse_images_pruned_total 2"),
+            "{}",
+            metrics.render()
+        );
         assert!(store.resolve(&names[4]).is_some_and(|p| p.exists()));
         assert!(store.resolve("../gatehouse.db").is_none());
         assert!(store.resolve("/etc/passwd").is_none());

@@ -53,7 +53,11 @@ pub struct IngressState {
 
 impl IngressState {
     /// State for the listener.
-    pub fn new(cameras: HashMap<String, CameraEntry>, images: ImageStore, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        cameras: HashMap<String, CameraEntry>,
+        images: ImageStore,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             cameras: Arc::new(cameras),
             images,
@@ -79,7 +83,12 @@ fn vendor(v: CameraVendor) -> Vendor {
     }
 }
 
-fn reject(state: &IngressState, status: StatusCode, reason: &'static str, detail: String) -> Response {
+fn reject(
+    state: &IngressState,
+    status: StatusCode,
+    reason: &'static str,
+    detail: String,
+) -> Response {
     state.metrics.rejected("lpr", reason);
     (status, format!("{detail}\n")).into_response()
 }
@@ -93,7 +102,10 @@ async fn push(
     let Some(camera) = state.cameras.get(&camera_id) else {
         let now = Instant::now();
         let log = {
-            let mut last = state.last_unknown_log.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut last = state
+                .last_unknown_log
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             let due = last.is_none_or(|t| now.duration_since(t) >= UNKNOWN_LOG_EVERY);
             if due {
                 *last = Some(now);
@@ -103,23 +115,39 @@ async fn push(
         if log {
             tracing::warn!(camera = %camera_id, "Push from an unknown camera id (further ones are not logged for a minute).");
         }
-        return reject(&state, StatusCode::NOT_FOUND, "unknown_camera", format!("unknown camera {camera_id:?}"));
+        return reject(
+            &state,
+            StatusCode::NOT_FOUND,
+            "unknown_camera",
+            format!("unknown camera {camera_id:?}"),
+        );
     };
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
             let status = rejection.status();
-            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "unreadable" };
+            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "unreadable"
+            };
             return reject(&state, status, reason, rejection.body_text());
         }
     };
     camera.seen.tap();
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let message = match lpr::parse(vendor(camera.vendor), content_type, &body) {
         Ok(message) => message,
         Err(error) => {
             tracing::debug!(camera = %camera_id, %error, "Malformed camera push.");
-            return reject(&state, StatusCode::BAD_REQUEST, "malformed", error.to_string());
+            return reject(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                error.to_string(),
+            );
         }
     };
     match message {
@@ -143,7 +171,11 @@ async fn plate(state: &IngressState, camera: &CameraEntry, payload: PlateReadPay
         resend: payload.resend,
         images,
     };
-    match camera.events.emit_durable(event, payload.device_time_ms).await {
+    match camera
+        .events
+        .emit_durable(event, payload.device_time_ms)
+        .await
+    {
         Ok(receipt) => {
             let open = receipt
                 .decided
@@ -158,7 +190,12 @@ async fn plate(state: &IngressState, camera: &CameraEntry, payload: PlateReadPay
         }
         Err(error) => {
             tracing::warn!(%error, "A plate read was not stored; the camera will resend it.");
-            reject(state, StatusCode::SERVICE_UNAVAILABLE, "not_stored", error.to_string())
+            reject(
+                state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_stored",
+                error.to_string(),
+            )
         }
     }
 }

@@ -79,10 +79,7 @@ impl Driver for CameraLink {
         "lpr-camera"
     }
 
-    fn run<'a>(
-        &'a mut self,
-        ctx: &'a mut DriverContext,
-    ) -> BoxFuture<'a, Result<(), DriverError>> {
+    fn run<'a>(&'a mut self, ctx: &'a mut DriverContext) -> BoxFuture<'a, Result<(), DriverError>> {
         async move {
             loop {
                 tokio::select! {
@@ -137,11 +134,20 @@ mod tests {
 
         seen.tap();
         let offline = rx.recv().await.expect("offline after 90 s");
-        assert!(matches!(offline.event, DeviceEvent::DeviceLink { online: false, .. }));
-        assert_eq!(health_rx.borrow().state, drivers::contract::HealthState::Degraded);
+        assert!(matches!(
+            offline.event,
+            DeviceEvent::DeviceLink { online: false, .. }
+        ));
+        assert_eq!(
+            health_rx.borrow().state,
+            drivers::contract::HealthState::Degraded
+        );
         seen.tap();
         let online = rx.recv().await.expect("online again");
-        assert!(matches!(online.event, DeviceEvent::DeviceLink { online: true, .. }));
+        assert!(matches!(
+            online.event,
+            DeviceEvent::DeviceLink { online: true, .. }
+        ));
         cancel.cancel();
         assert_eq!(task.await.expect("joined"), Ok(()));
     }
