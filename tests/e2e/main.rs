@@ -4,6 +4,7 @@
 mod check_config;
 mod demo;
 mod in_process;
+mod lanes;
 mod lifecycle;
 
 use std::path::Path;

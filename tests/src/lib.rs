@@ -57,6 +57,69 @@ below = 3.9
     )
 }
 
+/// A configuration with two vehicle lanes: `south-in` (entry) whose
+/// barrier is a Modbus TCP module at `barrier` watched by Vzenith camera
+/// `cam-south-in`, and `south-out` (exit, open to all) opened by its Huaxia
+/// camera's relay (`cam-south-out`). Both listeners on port 0.
+pub fn lanes_config(data_dir: &Path, barrier: SocketAddr) -> String {
+    format!(
+        r#"
+[gateway]
+estate_id = "test-estate"
+gateway_id = "gw-test"
+data_dir = "{}"
+
+[panel]
+listen = "127.0.0.1:0"
+
+[ingress]
+listen = "127.0.0.1:0"
+max_body_bytes = "64KiB"
+
+[supervisor]
+drain_budget = "5s"
+
+[[devices]]
+id = "cam-south-in"
+name = "南门入口相机"
+type = "lpr-camera"
+vendor = "vzenith"
+lane = "south-in"
+
+[[devices]]
+id = "cam-south-out"
+name = "南门出口相机"
+type = "lpr-camera"
+vendor = "huaxia"
+lane = "south-out"
+
+[[devices]]
+id = "barrier-south-in"
+name = "南门入口道闸"
+type = "modbus-barrier"
+address = "{barrier}"
+preset = "waveshare-rtu-relay"
+poll_interval = "20ms"
+auto_close_delay = "200ms"
+
+[[lanes]]
+id = "south-in"
+name = "南门入口"
+direction = "entry"
+barrier = "barrier-south-in"
+min_confidence = 80
+
+[[lanes]]
+id = "south-out"
+name = "南门出口"
+direction = "exit"
+barrier = "camera"
+exit_policy = "open_all"
+"#,
+        data_dir.display()
+    )
+}
+
 /// Polls `check` every few milliseconds until it returns `Some`, or fails
 /// after `deadline` with `what` in the message.
 pub async fn eventually<T, F, Fut>(

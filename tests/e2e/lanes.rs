@@ -1,0 +1,300 @@
+//! Vehicle lanes end to end: a simulated plate camera pushes real payload
+//! shapes to the device listener, the gateway decides, and a simulated
+//! barrier controller (a Modbus TCP server) is driven.
+
+use std::sync::Arc;
+
+use drivers::lpr::Vendor;
+use drivers::sim::barrier::{BarrierSim, BarrierSimConfig, SimCommand, SimHandle};
+use drivers::sim::camera::CameraSim;
+use drivers::{Class, PlateColour};
+use gatehouse_tests::{DEADLINE, eventually, metric_sum};
+use gateway::app::Running;
+use gateway::pipeline::Origin;
+use gateway::rules::vehicle::{Blacklisted, Resident};
+use gateway::wire::Envelope;
+
+struct Estate {
+    running: Running,
+    barrier: SimHandle,
+    _dir: tempfile::TempDir,
+}
+
+impl Estate {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (addr, barrier) = BarrierSim::spawn_tcp(BarrierSimConfig {
+            rise: std::time::Duration::from_millis(100),
+            fall: std::time::Duration::from_millis(100),
+            ..BarrierSimConfig::default()
+        })
+        .await
+        .expect("barrier simulator");
+        let text = gatehouse_tests::lanes_config(&dir.path().join("data"), addr);
+        let config = gateway::config::parse(&text, "lanes.toml").expect("valid lanes config");
+        let running = gateway::app::start(config).await.expect("starts");
+        let plates = running.plates.clone();
+        tokio::task::spawn_blocking(move || {
+            plates
+                .upsert_resident(&Resident {
+                    plate: "苏A8HK52".into(),
+                    house: "3-2-1201".into(),
+                    owner: "王芳".into(),
+                    valid_from: None,
+                    valid_to: None,
+                    lanes: vec![],
+                })
+                .expect("resident");
+            plates
+                .upsert_blacklist(&Blacklisted {
+                    plate: "苏A00000".into(),
+                    reason: "欠费".into(),
+                })
+                .expect("blacklist");
+        })
+        .await
+        .expect("lists");
+        Self {
+            running,
+            barrier,
+            _dir: dir,
+        }
+    }
+
+    fn camera(&self, id: &str, vendor: Vendor) -> CameraSim {
+        let addr = self.running.ingress_addr.expect("device listener");
+        CameraSim::new(&format!("http://{addr}"), id, vendor).expect("camera sim")
+    }
+
+    fn opens(&self) -> usize {
+        self.barrier
+            .commands_seen()
+            .iter()
+            .filter(|c| **c == SimCommand::Open)
+            .count()
+    }
+
+    async fn event(&self, what: &str, matches: impl Fn(&Envelope) -> bool) -> Envelope {
+        let store = self.running.store.clone();
+        let matches = Arc::new(matches);
+        eventually(what, DEADLINE, || {
+            let store = store.clone();
+            let matches = matches.clone();
+            async move {
+                let events = store.read_after(0, 100_000).await.ok()?;
+                events.into_iter().find(|e| matches(e))
+            }
+        })
+        .await
+        .expect(what)
+    }
+}
+
+fn plate_read<'a>(plate: &'a str) -> impl Fn(&Envelope) -> bool + 'a {
+    move |e| e.kind == "plate_read" && e.body["plate"] == plate
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lanes_vzenith_resident_read_opens_the_modbus_barrier_and_is_recorded() {
+    let estate = Estate::start().await;
+    let camera = estate.camera("cam-south-in", Vendor::Vzenith);
+    let reply = camera
+        .push_plate("苏A8HK52", PlateColour::Blue, 95)
+        .await
+        .expect("push");
+    assert_eq!(reply.status, 200);
+    assert!(
+        !reply.opened,
+        "this lane opens through its Modbus barrier, not the camera relay"
+    );
+    eventually("the OPEN relay pulsed", DEADLINE, || async {
+        (estate.opens() == 1).then_some(())
+    })
+    .await
+    .expect("barrier opened");
+
+    let read = estate.event("the plate read", plate_read("苏A8HK52")).await;
+    assert_eq!(read.class, Class::Access);
+    assert_eq!(read.device_id, "cam-south-in");
+    assert_eq!(read.body["decision"], "allow");
+    assert_eq!(read.body["reason"]["code"], "resident");
+    assert_eq!(read.body["reason"]["house"], "3-2-1201");
+    assert_eq!(read.body["lane"], "south-in");
+    assert_eq!(read.body["open_via"], "barrier");
+    let entered = estate
+        .event("vehicle entered", |e| e.kind == "vehicle_entered")
+        .await;
+    assert_eq!(entered.body["plate"], "苏A8HK52");
+
+    // The same car read again a moment later counts once.
+    camera
+        .push_plate("苏A8HK52", PlateColour::Blue, 95)
+        .await
+        .expect("push");
+    let repeat = estate
+        .event("the repeated read", |e| {
+            e.kind == "plate_read" && e.body["decision"] == "repeat"
+        })
+        .await;
+    assert_eq!(repeat.body["plate"], "苏A8HK52");
+    assert_eq!(estate.opens(), 1, "a repeated read does not open again");
+    assert!(estate.running.shutdown().await.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lanes_fuzzy_read_never_opens_and_the_guard_decides_with_one_click() {
+    let estate = Estate::start().await;
+    let camera = estate.camera("cam-south-in", Vendor::Vzenith);
+    // 8 read as B: one OCR-confusable character away from a resident.
+    camera
+        .push_plate("苏ABHK52", PlateColour::Blue, 95)
+        .await
+        .expect("push");
+    let read = estate.event("the fuzzy read", plate_read("苏ABHK52")).await;
+    assert_eq!(read.body["decision"], "ask_guard");
+    assert_eq!(read.body["reason"]["code"], "fuzzy_match");
+    assert_eq!(read.body["candidate"], "苏A8HK52");
+    assert_eq!(estate.opens(), 0, "a fuzzy match never opens by itself");
+
+    let pending = estate.running.board.pending();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].candidate.as_deref(), Some("苏A8HK52"));
+    let origin = Origin {
+        actor: "guard-li".into(),
+        via: "panel".into(),
+        reason: Some("核对车辆，是业主的车".into()),
+        remote: None,
+    };
+    let outcome = gateway::lanes::guard_decision(
+        &estate.running.board,
+        &estate.running.plates,
+        &estate.running.pipeline,
+        &pending[0].id,
+        true,
+        origin,
+    )
+    .await
+    .expect("decided");
+    assert_eq!(outcome.outcome, Some(drivers::CommandOutcome::Done));
+    eventually("the guard's open reached the relay", DEADLINE, || async {
+        (estate.opens() == 1).then_some(())
+    })
+    .await
+    .expect("opened");
+    let audit = estate
+        .event("the guard decision", |e| e.kind == "guard_decision")
+        .await;
+    assert_eq!(audit.class, Class::Audit);
+    assert_eq!(audit.body["origin"]["actor"], "guard-li");
+    assert_eq!(audit.body["allowed"], true);
+    assert!(estate.running.board.pending().is_empty());
+    let again = gateway::lanes::guard_decision(
+        &estate.running.board,
+        &estate.running.plates,
+        &estate.running.pipeline,
+        &pending[0].id,
+        true,
+        Origin {
+            actor: "guard-li".into(),
+            via: "panel".into(),
+            reason: None,
+            remote: None,
+        },
+    )
+    .await;
+    assert!(again.is_err(), "a pending read is decided once");
+    assert!(estate.running.shutdown().await.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lanes_blacklisted_and_unknown_plates_keep_the_barrier_down() {
+    let estate = Estate::start().await;
+    let camera = estate.camera("cam-south-in", Vendor::Vzenith);
+    camera
+        .push_plate("苏A00000", PlateColour::Blue, 95)
+        .await
+        .expect("push");
+    camera
+        .push_plate("京C99999", PlateColour::Blue, 95)
+        .await
+        .expect("push");
+    let denied = estate
+        .event("the blacklisted read", plate_read("苏A00000"))
+        .await;
+    assert_eq!(denied.body["decision"], "deny");
+    assert_eq!(denied.body["reason"]["reason"], "欠费");
+    let unknown = estate
+        .event("the unknown read", plate_read("京C99999"))
+        .await;
+    assert_eq!(unknown.body["decision"], "ask_guard");
+    assert_eq!(unknown.body["reason"]["code"], "unknown_plate");
+    assert_eq!(estate.opens(), 0);
+    assert!(estate.running.shutdown().await.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lanes_huaxia_exit_lane_opens_through_the_camera_reply() {
+    let estate = Estate::start().await;
+    let camera = estate.camera("cam-south-out", Vendor::Huaxia);
+    let reply = camera
+        .push_plate("浙B12345", PlateColour::Blue, 90)
+        .await
+        .expect("push");
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.opened,
+        "the reply carries gpio_data to open: {:?}",
+        reply.json
+    );
+    let read = estate.event("the exit read", plate_read("浙B12345")).await;
+    assert_eq!(read.body["decision"], "allow");
+    assert_eq!(read.body["open_via"], "camera");
+    let exit = estate
+        .event("exit without entry", |e| e.kind == "exit_without_entry")
+        .await;
+    assert_eq!(exit.body["plate"], "浙B12345");
+    assert!(estate.running.shutdown().await.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingress_rejects_malformed_unknown_and_oversized_pushes_with_reasons_and_counts() {
+    let estate = Estate::start().await;
+    let addr = estate.running.ingress_addr.expect("listener");
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Vec<u8>| {
+        client
+            .post(format!("http://{addr}{path}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let malformed = post("/lpr/cam-south-in", b"{\"AlarmInfoPlate\": {".to_vec())
+        .await
+        .expect("answered");
+    assert_eq!(malformed.status(), 400);
+    assert!(malformed.text().await.expect("body").contains("JSON"));
+    let unknown = post("/lpr/cam-nowhere", b"{}".to_vec())
+        .await
+        .expect("answered");
+    assert_eq!(unknown.status(), 404);
+    let huge = post("/lpr/cam-south-in", vec![b' '; 128 * 1024])
+        .await
+        .expect("answered");
+    assert_eq!(huge.status(), 413);
+
+    let metrics = reqwest::get(format!("http://{}/metrics", estate.running.panel_addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for reason in ["malformed", "unknown_camera", "too_large"] {
+        let n = metric_sum(
+            &metrics,
+            "gatehouse_http_rejected_total",
+            &format!("reason=\"{reason}\""),
+        );
+        assert_eq!(n, 1.0, "{reason} in:\n{metrics}");
+    }
+    assert!(estate.running.shutdown().await.is_clean());
+}
