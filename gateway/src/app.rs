@@ -291,6 +291,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         watch_pressure(store.pressure(), handle.clone(), aux_cancel.clone()),
     );
     aux_tasks.spawn("clock check", check_clock(stamper, aux_cancel.clone()));
+    aux_tasks.spawn(
+        "list refresh",
+        refresh_lists(plates.clone(), aux_cancel.clone()),
+    );
 
     if let Some(quarantine) = &open_report.quarantined {
         tracing::error!(
@@ -456,6 +460,29 @@ async fn watch_pressure(
             .await
         {
             tracing::error!(%error, "The store pressure alarm was not stored.");
+        }
+    }
+}
+
+/// How often the gateway looks for list changes made by another process.
+const LIST_REFRESH: Duration = Duration::from_secs(2);
+
+/// Picks up list changes made outside the gateway (the `plates` CLI).
+async fn refresh_lists(plates: Arc<PlateRegistry>, cancel: CancellationToken) {
+    let mut ticker = tokio::time::interval(LIST_REFRESH);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let plates = plates.clone();
+        match tokio::task::spawn_blocking(move || plates.refresh_if_changed()).await {
+            Ok(Ok(true)) => tracing::info!("Vehicle lists changed outside the gateway; reloaded."),
+            Ok(Ok(false)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "Vehicle lists could not be checked for changes.")
+            }
+            Err(error) => tracing::warn!(%error, "Vehicle list check failed."),
         }
     }
 }

@@ -39,6 +39,15 @@ pub enum Command {
         /// The configuration file (TOML).
         file: PathBuf,
     },
+    /// Manage the vehicle lists: residents' vehicles, visitor passes, blacklist.
+    Plates {
+        /// Where the database is.
+        #[command(flatten)]
+        db: crate::lists::cli::DbArgs,
+        /// What to do.
+        #[command(subcommand)]
+        action: crate::lists::cli::PlatesCommand,
+    },
     /// Run a simulated estate with the compiled-in demo configuration.
     Demo {
         /// Where the demo keeps its database (default: a folder in the temp dir).
@@ -59,6 +68,9 @@ pub enum CliError {
     /// The gateway could not start.
     #[error("could not start: {0}")]
     Start(#[from] StartError),
+    /// A list command failed.
+    #[error("plates: {0}")]
+    Plates(#[from] crate::lists::cli::PlatesCliError),
     /// Shutdown ran out of time.
     #[error("shutdown budget exhausted; still running: {}", .0.join(", "))]
     Unclean(Vec<String>),
@@ -69,7 +81,8 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Config(_) => EXIT_CONFIG,
-            CliError::Start(_) | CliError::Unclean(_) => 1,
+            CliError::Plates(crate::lists::cli::PlatesCliError::Config(_)) => EXIT_CONFIG,
+            CliError::Start(_) | CliError::Unclean(_) | CliError::Plates(_) => 1,
         }
     }
 }
@@ -103,6 +116,7 @@ pub fn main() -> ExitCode {
 pub async fn execute(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Plates { db, action } => Ok(crate::lists::cli::run(&db, action).await?),
         Command::Run { config } => {
             let config = load_reporting(&config)?;
             serve(config).await
@@ -115,7 +129,7 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
             config.gateway.data_dir =
                 data_dir.unwrap_or_else(|| std::env::temp_dir().join("gatehouse-demo"));
             config.panel.listen = listen;
-            serve(config).await
+            serve_demo(config).await
         }
     }
 }
@@ -157,6 +171,37 @@ async fn serve(config: Config) -> Result<(), CliError> {
     println!("Data directory: {}", data_dir.display());
     let _ = std::io::stdout().flush();
     let report = running.run_until(signal).await;
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(CliError::Unclean(report.stragglers))
+    }
+}
+
+/// Runs the demo estate: simulators first, then the gateway, then traffic.
+async fn serve_demo(mut config: Config) -> Result<(), CliError> {
+    let data_dir = config.gateway.data_dir.clone();
+    let signal = shutdown_signal();
+    let estate = crate::demo::prepare(&mut config)
+        .await
+        .map_err(|e| CliError::Start(StartError::Internal(format!("demo simulators: {e}"))))?;
+    let running = app::start(config.clone()).await?;
+    let plates = running.plates.clone();
+    match tokio::task::spawn_blocking(move || crate::demo::seed_lists(&plates)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "Demo lists were not seeded."),
+        Err(error) => tracing::warn!(%error, "Demo lists were not seeded."),
+    }
+    let traffic = tokio_util::sync::CancellationToken::new();
+    crate::demo::spawn_traffic(&running, &config, estate, traffic.clone());
+    println!("Gatehouse panel: http://{}/", running.panel_addr);
+    if let Some(addr) = running.ingress_addr {
+        println!("Device listener: http://{addr}/lpr/{{camera_id}}");
+    }
+    println!("Data directory: {}", data_dir.display());
+    let _ = std::io::stdout().flush();
+    let report = running.run_until(signal).await;
+    traffic.cancel();
     if report.is_clean() {
         Ok(())
     } else {

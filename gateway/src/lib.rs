@@ -19,6 +19,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod coordinators;
+pub mod demo;
 pub mod devices;
 pub mod lanes;
 pub mod lists;

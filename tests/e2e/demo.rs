@@ -29,6 +29,20 @@ async fn demo_becomes_ready_and_its_events_reach_the_store() {
     .await
     .expect("events flow");
     assert!(appended.contains("gatehouse_driver_up{"), "{appended}");
+    eventually("a simulated car at the south gate", DEADLINE, || {
+        let gateway = &gateway;
+        async move {
+            let text = gateway.metrics().await.ok()?;
+            let n = metric_sum(
+                &text,
+                "gatehouse_events_appended_total",
+                r#"kind="plate_read""#,
+            );
+            (n >= 1.0).then_some(())
+        }
+    })
+    .await
+    .expect("demo traffic reaches the gateway");
     assert!(appended.contains("gatehouse_build_info"), "{appended}");
 
     gateway.signal(Signal::SIGTERM).expect("sigterm");
@@ -43,6 +57,7 @@ async fn demo_becomes_ready_and_its_events_reach_the_store() {
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert!(kinds.contains(&"gateway_started"), "{kinds:?}");
     assert!(kinds.contains(&"point_value"), "{kinds:?}");
+    assert!(kinds.contains(&"plate_read"), "{kinds:?}");
     assert!(kinds.contains(&"gateway_stopping"), "{kinds:?}");
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert!(

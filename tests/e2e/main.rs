@@ -6,6 +6,7 @@ mod demo;
 mod in_process;
 mod lanes;
 mod lifecycle;
+mod plates_cli;
 
 use std::path::Path;
 

@@ -19,6 +19,7 @@
 mod env;
 mod reader;
 mod schema;
+pub use schema::DEFAULT_DATA_DIR;
 #[cfg(test)]
 mod tests;
 

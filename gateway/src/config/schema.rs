@@ -19,7 +19,7 @@ use super::{
 };
 
 /// `[gateway] data_dir` default.
-pub(crate) const DEFAULT_DATA_DIR: &str = "/var/lib/gatehouse";
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/gatehouse";
 /// `[store] max_bytes` default: 256 MiB.
 pub(crate) const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 /// `[store] critical_reserve_bytes` default: 32 MiB.
@@ -88,10 +88,10 @@ pub(crate) const DEVICE_TYPES: &[DeviceType] = &[
             "close_coil",
             "stop_coil",
             "loop_input",
-            "loop_active_low",
-            "limit_switches",
             "open_limit_input",
             "closed_limit_input",
+            "loop_active_low",
+            "limit_switches",
             "pulse",
             "auto_close_delay",
             "unused_close_after",

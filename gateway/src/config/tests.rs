@@ -517,8 +517,9 @@ fn demo_config_is_valid() {
     let config = parse_with(DEMO_TOML, "demo.toml", &env(&[])).unwrap();
     assert_eq!(config.gateway.estate_id, "demo-estate");
     assert_eq!(config.gateway.gateway_id, "gw-demo");
-    assert_eq!(config.devices.len(), 2);
+    assert_eq!(config.devices.len(), 5);
     assert!(config.devices.iter().all(|d| !d.name.is_ascii()));
+    assert_eq!(config.lanes.len(), 2, "an entry and an exit lane");
     assert!(
         config
             .alarms

@@ -5,6 +5,7 @@
 //!   vehicles currently inside; CSV import and export.
 //! - [`time`]: the date formats the lists accept (CSV, forms) and print.
 
+pub mod cli;
 pub mod plates;
 pub mod time;
 

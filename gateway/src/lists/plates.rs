@@ -108,6 +108,8 @@ pub struct PlateRegistry {
     conn: Mutex<Connection>,
     snapshot: RwLock<Arc<PlateLists>>,
     inside: Mutex<HashMap<String, (String, i64)>>,
+    /// The lists' revision this snapshot was loaded at.
+    rev: Mutex<i64>,
 }
 
 /// Normalises a plate typed by a person or a platform; a no-plate marker is
@@ -138,7 +140,9 @@ impl PlateRegistry {
             conn: Mutex::new(conn),
             snapshot: RwLock::new(Arc::new(PlateLists::default())),
             inside: Mutex::new(HashMap::new()),
+            rev: Mutex::new(0),
         };
+        *registry.rev.lock().unwrap_or_else(PoisonError::into_inner) = read_rev(&registry.lock())?;
         registry.reload()?;
         let inside = {
             let conn = registry.lock();
@@ -156,6 +160,46 @@ impl PlateRegistry {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `change` in one transaction that also bumps the lists'
+    /// revision, then swaps in a fresh snapshot. Another process (the CLI)
+    /// writing through its own registry bumps the same revision, which the
+    /// gateway notices in [`PlateRegistry::refresh_if_changed`].
+    fn write<T>(
+        &self,
+        change: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, ListError> {
+        let (value, rev) = {
+            let mut conn = self.lock();
+            let tx = conn.transaction()?;
+            let value = change(&tx)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('plates_rev', '1')
+                 ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                [],
+            )?;
+            let rev = read_rev(&tx)?;
+            tx.commit()?;
+            (value, rev)
+        };
+        self.reload()?;
+        *self.rev.lock().unwrap_or_else(PoisonError::into_inner) = rev;
+        Ok(value)
+    }
+
+    /// Reloads the snapshot if another process changed the lists (the CLI
+    /// importing a file while the gateway runs). Returns whether it did.
+    pub fn refresh_if_changed(&self) -> Result<bool, ListError> {
+        let rev = read_rev(&self.lock())?;
+        let mut seen = self.rev.lock().unwrap_or_else(PoisonError::into_inner);
+        if *seen == rev {
+            return Ok(false);
+        }
+        *seen = rev;
+        drop(seen);
+        self.reload()?;
+        Ok(true)
     }
 
     /// The current lists, for decisions.
@@ -186,31 +230,31 @@ impl PlateRegistry {
         if resident.house.trim().is_empty() {
             return Err(ListError::Invalid("house is required".into()));
         }
-        self.lock().execute(
-            "INSERT INTO resident_vehicles (plate, house, owner, valid_from, valid_to, lanes, updated_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (plate) DO UPDATE SET house = ?2, owner = ?3, valid_from = ?4,
-                 valid_to = ?5, lanes = ?6, updated_ms = ?7",
-            params![
-                plate,
-                resident.house.trim(),
-                resident.owner.trim(),
-                resident.valid_from,
-                resident.valid_to,
-                resident.lanes.join(","),
-                now_ms()
-            ],
-        )?;
-        self.reload()
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO resident_vehicles (plate, house, owner, valid_from, valid_to, lanes, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (plate) DO UPDATE SET house = ?2, owner = ?3, valid_from = ?4,
+                     valid_to = ?5, lanes = ?6, updated_ms = ?7",
+                params![
+                    plate,
+                    resident.house.trim(),
+                    resident.owner.trim(),
+                    resident.valid_from,
+                    resident.valid_to,
+                    resident.lanes.join(","),
+                    now_ms()
+                ],
+            )
+        })?;
+        Ok(())
     }
 
     /// Removes a resident's vehicle; `false` if it was not listed.
     pub fn remove_resident(&self, plate: &str) -> Result<bool, ListError> {
         let plate = canonical_plate(plate)?;
         let n = self
-            .lock()
-            .execute("DELETE FROM resident_vehicles WHERE plate = ?1", [plate])?;
-        self.reload()?;
+            .write(|tx| tx.execute("DELETE FROM resident_vehicles WHERE plate = ?1", [&plate]))?;
         Ok(n > 0)
     }
 
@@ -221,9 +265,8 @@ impl PlateRegistry {
         if pass.host_unit.trim().is_empty() {
             return Err(ListError::Invalid("host unit is required".into()));
         }
-        let id = {
-            let conn = self.lock();
-            conn.execute(
+        self.write(|tx| {
+            tx.execute(
                 "INSERT INTO visitor_passes (plate, host_unit, valid_from, valid_to, single_use, created_by, created_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
@@ -236,47 +279,44 @@ impl PlateRegistry {
                     now_ms()
                 ],
             )?;
-            conn.last_insert_rowid()
-        };
-        self.reload()?;
-        Ok(id)
+            Ok(tx.last_insert_rowid())
+        })
     }
 
     /// Revokes a visitor pass; `false` if there was no such active pass.
     pub fn revoke_visitor(&self, id: i64) -> Result<bool, ListError> {
-        let n = self.lock().execute(
-            "UPDATE visitor_passes SET revoked = 1 WHERE id = ?1 AND revoked = 0",
-            [id],
-        )?;
-        self.reload()?;
+        let n = self.write(|tx| {
+            tx.execute(
+                "UPDATE visitor_passes SET revoked = 1 WHERE id = ?1 AND revoked = 0",
+                [id],
+            )
+        })?;
         Ok(n > 0)
     }
 
     /// Marks a single-use pass as used.
     pub fn mark_pass_used(&self, id: i64) -> Result<(), ListError> {
-        self.lock()
-            .execute("UPDATE visitor_passes SET used = 1 WHERE id = ?1", [id])?;
-        self.reload()
+        self.write(|tx| tx.execute("UPDATE visitor_passes SET used = 1 WHERE id = ?1", [id]))?;
+        Ok(())
     }
 
     /// Adds or replaces a blacklist entry.
     pub fn upsert_blacklist(&self, entry: &Blacklisted) -> Result<(), ListError> {
         let plate = canonical_plate(&entry.plate)?;
-        self.lock().execute(
-            "INSERT INTO blacklist (plate, reason, updated_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT (plate) DO UPDATE SET reason = ?2, updated_ms = ?3",
-            params![plate, entry.reason.trim(), now_ms()],
-        )?;
-        self.reload()
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO blacklist (plate, reason, updated_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (plate) DO UPDATE SET reason = ?2, updated_ms = ?3",
+                params![plate, entry.reason.trim(), now_ms()],
+            )
+        })?;
+        Ok(())
     }
 
     /// Removes a blacklist entry; `false` if it was not listed.
     pub fn remove_blacklist(&self, plate: &str) -> Result<bool, ListError> {
         let plate = canonical_plate(plate)?;
-        let n = self
-            .lock()
-            .execute("DELETE FROM blacklist WHERE plate = ?1", [plate])?;
-        self.reload()?;
+        let n = self.write(|tx| tx.execute("DELETE FROM blacklist WHERE plate = ?1", [&plate]))?;
         Ok(n > 0)
     }
 
@@ -369,10 +409,8 @@ impl PlateRegistry {
     ) -> Result<ImportReport, ListError> {
         let (rows, rejected) = parse_csv(kind, input)?;
         let written = rows.len();
-        {
-            let mut conn = self.lock();
-            let tx = conn.transaction()?;
-            let now = now_ms();
+        let now = now_ms();
+        self.write(|tx| {
             for (i, (_, row)) in rows.into_iter().enumerate() {
                 match row {
                     Row::Resident(r) => {
@@ -401,9 +439,8 @@ impl PlateRegistry {
                 }
                 progress(i as u64 + 1);
             }
-            tx.commit()?;
-        }
-        self.reload()?;
+            Ok(())
+        })?;
         Ok(ImportReport { written, rejected })
     }
 
@@ -467,6 +504,16 @@ impl PlateRegistry {
             .optional()?;
         Ok(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
     }
+}
+
+fn read_rev(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'plates_rev'",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+    .map(Option::unwrap_or_default)
 }
 
 fn check_window(from: Option<i64>, to: Option<i64>) -> Result<(), ListError> {
@@ -686,6 +733,28 @@ mod tests {
             .expect("normalised plate imported");
         assert_eq!(resident.lanes, vec!["south-in", "north-in"]);
         assert!(resident.valid_to.is_some());
+    }
+
+    #[tokio::test]
+    async fn plates_changes_by_another_process_are_noticed_by_the_running_registry() {
+        let (_dir, store, registry) = registry();
+        let cli = PlateRegistry::open(&store).expect("a second registry, as the CLI opens");
+        assert!(
+            !registry.refresh_if_changed().expect("check"),
+            "nothing changed yet"
+        );
+        cli.upsert_blacklist(&Blacklisted {
+            plate: "苏A00000".into(),
+            reason: "欠费".into(),
+        })
+        .expect("write");
+        assert!(registry.snapshot().blacklist.is_empty(), "not reloaded yet");
+        assert!(registry.refresh_if_changed().expect("check"));
+        assert!(registry.snapshot().blacklist.contains_key("苏A00000"));
+        assert!(
+            !registry.refresh_if_changed().expect("check"),
+            "once per change"
+        );
     }
 
     #[tokio::test]

@@ -1,0 +1,181 @@
+//! The simulated estate behind `gatehouse demo`: barrier controllers as
+//! Modbus TCP servers on loopback, seeded vehicle lists, and traffic — plate
+//! cameras posting real payload shapes for residents, a visitor, a
+//! blacklisted car, an unknown car and a misread plate, with the cars
+//! driving over the loops so the arms rise and fall.
+//!
+//! Only the demo uses this module; the same simulators serve the tests.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use drivers::PlateColour;
+use drivers::lpr::Vendor;
+use drivers::sim::barrier::{BarrierSim, BarrierSimConfig, SimHandle};
+use drivers::sim::camera::CameraSim;
+use rand::seq::IndexedRandom;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::Running;
+use crate::config::{CameraVendor, Config, DeviceKind, ModbusTransport};
+use crate::lists::plates::{NewVisitorPass, PlateRegistry};
+use crate::rules::vehicle::{Blacklisted, Resident};
+
+/// The simulated devices of the demo estate.
+#[derive(Debug, Default)]
+pub struct DemoEstate {
+    /// Barrier simulators by lane id.
+    barriers: HashMap<String, SimHandle>,
+}
+
+/// Starts a barrier simulator for every `modbus-barrier` device whose
+/// address is on loopback port 0, and points the device at it.
+pub async fn prepare(config: &mut Config) -> std::io::Result<DemoEstate> {
+    let mut estate = DemoEstate::default();
+    let lane_of: HashMap<String, String> = config
+        .lanes
+        .iter()
+        .filter_map(|l| Some((l.barrier.clone()?, l.id.clone())))
+        .collect();
+    for device in &mut config.devices {
+        if let DeviceKind::ModbusBarrier {
+            transport: ModbusTransport::Tcp(addr),
+            ..
+        } = &mut device.kind
+            && addr.ip().is_loopback()
+            && addr.port() == 0
+        {
+            let (bound, handle) = BarrierSim::spawn_tcp(BarrierSimConfig::default()).await?;
+            *addr = bound;
+            if let Some(lane) = lane_of.get(&device.id) {
+                estate.barriers.insert(lane.clone(), handle);
+            }
+        }
+    }
+    Ok(estate)
+}
+
+/// Residents, a visitor and a blacklisted car, when the lists are empty.
+pub fn seed_lists(plates: &PlateRegistry) -> Result<(), crate::lists::ListError> {
+    if !plates.snapshot().residents.is_empty() {
+        return Ok(());
+    }
+    for (plate, house, owner) in [
+        ("苏A8HK52", "3-2-1201", "王芳"),
+        ("苏E12345", "1-1-101", "李雷"),
+        ("苏AD12345", "5-1-502", "韩梅梅"),
+        ("沪B77777", "2-3-803", "张伟"),
+    ] {
+        plates.upsert_resident(&Resident {
+            plate: plate.into(),
+            house: house.into(),
+            owner: owner.into(),
+            valid_from: None,
+            valid_to: None,
+            lanes: vec![],
+        })?;
+    }
+    let now = drivers::contract::now_ms();
+    plates.add_visitor(&NewVisitorPass {
+        plate: "浙B66666".into(),
+        host_unit: "3-2-1201".into(),
+        valid_from: now - 3_600_000,
+        valid_to: now + 7 * 86_400_000,
+        single_use: false,
+        created_by: "demo".into(),
+    })?;
+    plates.upsert_blacklist(&Blacklisted {
+        plate: "苏A00000".into(),
+        reason: "欠缴停车费".into(),
+    })?;
+    Ok(())
+}
+
+/// Drives cars through the lanes until `cancel` fires.
+pub fn spawn_traffic(
+    running: &Running,
+    config: &Config,
+    estate: DemoEstate,
+    cancel: CancellationToken,
+) {
+    let Some(ingress) = running.ingress_addr else {
+        return;
+    };
+    let base = format!(
+        "http://{}",
+        SocketAddr::new(Ipv4Addr::LOCALHOST.into(), ingress.port())
+    );
+    let cameras: Vec<(String, Vendor, Option<SimHandle>)> = config
+        .devices
+        .iter()
+        .filter_map(|d| match &d.kind {
+            DeviceKind::LprCamera { vendor, lane, .. } => Some((
+                d.id.clone(),
+                match vendor {
+                    CameraVendor::Vzenith => Vendor::Vzenith,
+                    CameraVendor::Hikvision => Vendor::Hikvision,
+                    CameraVendor::Huaxia => Vendor::Huaxia,
+                },
+                estate.barriers.get(lane).cloned(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let estate = Arc::new(estate);
+    tokio::spawn(async move {
+        let _estate = estate;
+        let cars: [(&str, PlateColour, u8); 8] = [
+            ("苏A8HK52", PlateColour::Blue, 96),
+            ("苏E12345", PlateColour::Blue, 93),
+            ("苏AD12345", PlateColour::Green, 91),
+            ("浙B66666", PlateColour::Blue, 95),
+            ("苏A00000", PlateColour::Blue, 97),
+            ("京C99999", PlateColour::Blue, 90),
+            ("苏ABHK52", PlateColour::Blue, 92),
+            ("沪B77777", PlateColour::Blue, 62),
+        ];
+        let mut tick = 0usize;
+        let mut first = true;
+        loop {
+            if !first {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(6)) => {}
+                }
+            }
+            first = false;
+            tick += 1;
+            let Some((camera, vendor, barrier)) = cameras.get(tick % cameras.len().max(1)) else {
+                continue;
+            };
+            let (plate, colour, confidence) = {
+                let mut rng = rand::rng();
+                *cars.choose(&mut rng).unwrap_or(&cars[0])
+            };
+            let Ok(sim) = CameraSim::new(&base, camera, *vendor) else {
+                continue;
+            };
+            match sim.push_plate(plate, colour, confidence).await {
+                Ok(_) => {
+                    if let Some(barrier) = barrier.clone() {
+                        // The car drives onto the loop and off again.
+                        let cancel = cancel.clone();
+                        tokio::spawn(async move {
+                            tokio::select! {
+                                () = cancel.cancelled() => return,
+                                () = tokio::time::sleep(Duration::from_secs(2)) => barrier.vehicle_arrives(),
+                            }
+                            tokio::select! {
+                                () = cancel.cancelled() => {}
+                                () = tokio::time::sleep(Duration::from_secs(2)) => barrier.vehicle_leaves(),
+                            }
+                        });
+                    }
+                }
+                Err(error) => tracing::debug!(%error, "Demo camera push failed."),
+            }
+        }
+    });
+}

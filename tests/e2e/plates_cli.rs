@@ -1,0 +1,139 @@
+//! `gatehouse plates …`: CSV import with rejected rows reported by line, and
+//! a change made from the command line reaching a running gateway.
+
+use std::process::Command;
+
+use drivers::PlateColour;
+use drivers::lpr::Vendor;
+use drivers::sim::barrier::{BarrierSim, BarrierSimConfig};
+use drivers::sim::camera::CameraSim;
+use gatehouse_tests::{DEADLINE, eventually};
+
+fn gatehouse(args: &[&str]) -> std::process::Output {
+    Command::new(crate::GATEHOUSE)
+        .args(args)
+        .output()
+        .expect("gatehouse runs")
+}
+
+#[test]
+fn plates_cli_import_reports_rejected_rows_by_line_and_writes_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let csv = dir.path().join("residents.csv");
+    std::fs::write(
+        &csv,
+        "plate,house,owner,valid_from,valid_to,lanes\n\
+         苏A8HK52,3-2-1201,王芳,,,\n\
+         not-a-plate,1-1-101,李雷,,,\n\
+         浙B12345,2-2-202,张伟,2026-01-01,2026-12-31,south-in\n",
+    )
+    .expect("csv");
+    let data_arg = data.display().to_string();
+    let csv_arg = csv.display().to_string();
+    let import = gatehouse(&["plates", "import", &csv_arg, "--data-dir", &data_arg]);
+    let stderr = String::from_utf8_lossy(&import.stderr);
+    let stdout = String::from_utf8_lossy(&import.stdout);
+    assert_eq!(
+        import.status.code(),
+        Some(1),
+        "rejected rows make it fail: {stdout}{stderr}"
+    );
+    assert!(stdout.contains("2 row(s) written, 1 rejected"), "{stdout}");
+    assert!(
+        stderr.contains(&format!("{csv_arg}:3: invalid plate")),
+        "{stderr}"
+    );
+
+    let list = gatehouse(&["plates", "list", "--data-dir", &data_arg]);
+    assert!(list.status.success());
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.starts_with("plate,house,owner,valid_from,valid_to,lanes"),
+        "{listed}"
+    );
+    assert!(listed.contains("苏A8HK52,3-2-1201,王芳"), "{listed}");
+    assert!(
+        listed.contains("浙B12345,2-2-202,张伟,2026-01-01,2026-12-31,south-in"),
+        "{listed}"
+    );
+    assert!(!listed.contains("not-a-plate"));
+
+    let dry = gatehouse(&[
+        "plates",
+        "import",
+        &csv_arg,
+        "--dry-run",
+        "--data-dir",
+        &data_arg,
+    ]);
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("would be written"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plates_cli_change_reaches_a_running_gateway() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (addr, _barrier) = BarrierSim::spawn_tcp(BarrierSimConfig::default())
+        .await
+        .expect("barrier simulator");
+    let text = gatehouse_tests::lanes_config(&data, addr);
+    let config = gateway::config::parse(&text, "lanes.toml").expect("config");
+    let running = gateway::app::start(config).await.expect("starts");
+
+    let data_arg = data.display().to_string();
+    let added = tokio::task::spawn_blocking(move || {
+        gatehouse(&[
+            "plates",
+            "add",
+            "京C99999",
+            "--house",
+            "7-1-701",
+            "--owner",
+            "赵敏",
+            "--data-dir",
+            &data_arg,
+        ])
+    })
+    .await
+    .expect("cli");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let plates = running.plates.clone();
+    eventually("the running gateway to reload its lists", DEADLINE, || {
+        let plates = plates.clone();
+        async move {
+            plates
+                .snapshot()
+                .residents
+                .contains_key("京C99999")
+                .then_some(())
+        }
+    })
+    .await
+    .expect("reloaded");
+
+    let ingress = running.ingress_addr.expect("listener");
+    let camera = CameraSim::new(
+        &format!("http://{ingress}"),
+        "cam-south-in",
+        Vendor::Vzenith,
+    )
+    .expect("camera");
+    camera
+        .push_plate("京C99999", PlateColour::Blue, 95)
+        .await
+        .expect("push");
+    let events = running.store.read_after(0, 10_000).await.expect("read");
+    let read = events
+        .iter()
+        .find(|e| e.kind == "plate_read")
+        .expect("the read is stored before the camera gets its reply");
+    assert_eq!(read.body["decision"], "allow");
+    assert_eq!(read.body["reason"]["house"], "7-1-701");
+    assert!(running.shutdown().await.is_clean());
+}
