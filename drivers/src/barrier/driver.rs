@@ -64,6 +64,9 @@ pub struct BarrierDriver {
     config: BarrierConfig,
     lane: Lane,
     online: Option<bool>,
+    /// The relay pulse in progress: its coil and when it ends. The driver
+    /// keeps polling and taking commands meanwhile; the loop turns it off.
+    pulsing: Option<(u16, tokio::time::Instant)>,
 }
 
 impl BarrierDriver {
@@ -77,6 +80,7 @@ impl BarrierDriver {
             config,
             lane,
             online: None,
+            pulsing: None,
         }
     }
 
@@ -87,9 +91,15 @@ impl BarrierDriver {
         let mut ticker = tokio::time::interval(self.config.poll_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let pulse_end = self.pulsing.map(|(_, end)| end);
             tokio::select! {
                 biased;
                 () = ctx.cancel.cancelled() => break,
+                () = sleep_until_some(pulse_end) => {
+                    if let Err(error) = self.end_pulse().await {
+                        self.link(ctx, Err(&error)).await?;
+                    }
+                }
                 request = ctx.commands.recv() => match request {
                     Some(request) => self.command(ctx, request).await?,
                     None => break,
@@ -259,21 +269,41 @@ impl BarrierDriver {
         }
     }
 
-    async fn pulse(&self, coil: u16) -> Result<(), BusError> {
+    /// Energises `coil` for the map's pulse length. The pulse in progress
+    /// (if any) ends first: a new command overrides the one before it (an
+    /// OPEN for an arriving car cuts a CLOSE short). The loop de-energises
+    /// the coil when the pulse is over.
+    async fn pulse(&mut self, coil: u16) -> Result<(), BusError> {
+        self.end_pulse().await?;
         let slave = self.config.slave;
-        let on = self.bus.write_coil(slave, coil, true).await;
-        if on.is_ok() {
-            tokio::time::sleep(self.config.map.pulse).await;
+        match self.bus.write_coil(slave, coil, true).await {
+            Ok(()) => {
+                self.pulsing = Some((coil, tokio::time::Instant::now() + self.config.map.pulse));
+                Ok(())
+            }
+            Err(error) => {
+                // Never leave it latched: try to switch it off at once.
+                let _ = self.bus.write_coil(slave, coil, false).await;
+                Err(error)
+            }
         }
-        let mut off = self.bus.write_coil(slave, coil, false).await;
-        if off.is_err() {
-            // Once more on the rebuilt connection: never leave it latched.
-            off = self.bus.write_coil(slave, coil, false).await;
-        }
-        on.and(off)
     }
 
-    async fn all_off(&self) -> Result<(), BusError> {
+    /// Ends the pulse in progress, retrying once on a rebuilt connection.
+    async fn end_pulse(&mut self) -> Result<(), BusError> {
+        let Some((coil, _)) = self.pulsing.take() else {
+            return Ok(());
+        };
+        let slave = self.config.slave;
+        let mut off = self.bus.write_coil(slave, coil, false).await;
+        if off.is_err() {
+            off = self.bus.write_coil(slave, coil, false).await;
+        }
+        off
+    }
+
+    async fn all_off(&mut self) -> Result<(), BusError> {
+        self.pulsing = None;
         let mut result = Ok(());
         for coil in self.config.map.coils() {
             if let Err(error) = self.bus.write_coil(self.config.slave, coil, false).await {
@@ -333,5 +363,13 @@ impl Driver for BarrierDriver {
 
     fn run<'a>(&'a mut self, ctx: &'a mut DriverContext) -> BoxFuture<'a, Result<(), DriverError>> {
         self.run_loop(ctx).boxed()
+    }
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }

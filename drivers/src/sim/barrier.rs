@@ -111,6 +111,8 @@ struct Model {
     coils: [bool; COILS as usize],
     writes: Vec<CoilWrite>,
     commands: Vec<(SimCommand, bool)>,
+    /// Counts commands, for waiters ([`SimHandle::commands_watch`]).
+    command_count: tokio::sync::watch::Sender<usize>,
     delay_next: Option<Duration>,
     requests: u64,
 }
@@ -126,6 +128,7 @@ impl Model {
             coils: [false; COILS as usize],
             writes: Vec::new(),
             commands: Vec::new(),
+            command_count: tokio::sync::watch::channel(0).0,
             delay_next: None,
             requests: 0,
         }
@@ -195,6 +198,8 @@ impl Model {
             _ => return Ok(()),
         };
         self.commands.push((command, self.occupied));
+        let count = self.commands.len();
+        self.command_count.send_replace(count);
         self.settle(Instant::now());
         if !self.config.jammed {
             self.motion = match command {
@@ -391,6 +396,12 @@ impl SimHandle {
     /// A vehicle drives onto the loop.
     pub fn vehicle_arrives(&self) {
         self.model().occupied = true;
+    }
+
+    /// A receiver of the number of commands seen so far; it changes the
+    /// moment a relay's rising edge arrives (no polling needed).
+    pub fn commands_watch(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.model().command_count.subscribe()
     }
 
     /// The vehicle leaves the loop.

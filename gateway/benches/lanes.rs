@@ -1,0 +1,222 @@
+//! Vehicle-lane figures, in release mode: `cargo bench -p gateway --bench lanes`.
+//!
+//! 1. Latency: a plate push (HTTP, Vzenith payload) → the read stored and
+//!    the barrier simulator's OPEN relay written over Modbus TCP, p50/p99
+//!    over `GATEHOUSE_BENCH_READS` reads (default 10,000) across 8 lanes. Between
+//!    reads the car drives over the loop and the arm closes again (not timed).
+//! 2. Throughput: 8 cameras pushing reads of unknown plates as fast as the
+//!    gateway answers; every read must be in the store (zero loss).
+//! 3. RSS with 10,000 residents' vehicles and 1,000 visitor passes loaded.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use drivers::PlateColour;
+use drivers::lpr::Vendor;
+use drivers::sim::barrier::{BarrierSim, BarrierSimConfig, SimArm, SimCommand, SimHandle};
+use drivers::sim::camera::CameraSim;
+use gateway::lists::plates::ListKind;
+
+const LANES: usize = 8;
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn config(data_dir: &std::path::Path, barriers: &[SocketAddr]) -> String {
+    let mut text = format!(
+        "[gateway]\nestate_id = \"bench\"\ngateway_id = \"gw-bench\"\ndata_dir = \"{}\"\n\
+         [panel]\nlisten = \"127.0.0.1:0\"\n[ingress]\nlisten = \"127.0.0.1:0\"\n\
+         [store]\nmax_bytes = \"2GiB\"\n",
+        data_dir.display()
+    );
+    for (i, addr) in barriers.iter().enumerate() {
+        let _ = write!(
+            text,
+            "[[devices]]\nid = \"cam-{i}\"\ntype = \"lpr-camera\"\nvendor = \"vzenith\"\nlane = \"lane-{i}\"\n\
+             [[devices]]\nid = \"barrier-{i}\"\ntype = \"modbus-barrier\"\naddress = \"{addr}\"\n\
+             poll_interval = \"2ms\"\nauto_close_delay = \"1ms\"\nunused_close_after = \"0s\"\n\
+             [[lanes]]\nid = \"lane-{i}\"\ndirection = \"entry\"\nbarrier = \"barrier-{i}\"\n\
+             repeat_window = \"1ms\"\n"
+        );
+    }
+    text
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "waited 10 s for {what}");
+        tokio::task::yield_now().await;
+    }
+}
+
+fn opens(sim: &SimHandle) -> usize {
+    sim.commands_seen()
+        .iter()
+        .filter(|c| **c == SimCommand::Open)
+        .count()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let reads: usize = std::env::var("GATEHOUSE_BENCH_READS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut sims = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..LANES {
+        let (addr, sim) = BarrierSim::spawn_tcp(BarrierSimConfig {
+            rise: Duration::ZERO,
+            fall: Duration::ZERO,
+            ..BarrierSimConfig::default()
+        })
+        .await
+        .expect("barrier simulator");
+        addrs.push(addr);
+        sims.push(sim);
+    }
+    let text = config(&dir.path().join("data"), &addrs);
+    let config = gateway::config::parse(&text, "bench.toml").expect("bench config");
+    let running = gateway::app::start(config).await.expect("gateway starts");
+
+    // Lists: 10,000 residents, 1,000 visitor passes.
+    let rss_before = rss_kib();
+    let plates = running.plates.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut csv = String::from("plate,house,owner,valid_from,valid_to,lanes\n");
+        for i in 0..10_000 {
+            let _ = writeln!(
+                csv,
+                "苏A{i:05},{}-{}-{},业主{i},,,",
+                i % 30,
+                i % 6,
+                100 + i % 900
+            );
+        }
+        plates
+            .import_csv(ListKind::Residents, csv.as_bytes(), |_| {})
+            .expect("residents");
+        let mut csv = String::from("plate,host_unit,valid_from,valid_to,single_use\n");
+        for i in 0..1_000 {
+            let _ = writeln!(csv, "浙B{i:05},1-1-101,2026-01-01,2099-12-31,no");
+        }
+        plates
+            .import_csv(ListKind::Visitors, csv.as_bytes(), |_| {})
+            .expect("visitors");
+    })
+    .await
+    .expect("lists");
+    let rss_lists = rss_kib();
+
+    let ingress = running.ingress_addr.expect("device listener");
+    let base = format!("http://{ingress}");
+
+    // 1. Latency, 8 lanes in parallel, one car at a time per lane.
+    let per_lane = reads.div_ceil(LANES);
+    let mut tasks = Vec::new();
+    for (lane, sim) in sims.iter().cloned().enumerate() {
+        let board = running.board.clone();
+        let camera =
+            CameraSim::new(&base, &format!("cam-{lane}"), Vendor::Vzenith).expect("camera");
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::with_capacity(per_lane);
+            for k in 0..per_lane {
+                let plate = format!("苏A{:05}", (lane * per_lane + k) % 10_000);
+                wait_until("the arm to close", || sim.arm() == SimArm::Closed).await;
+                let before = opens(&sim);
+                let t0 = Instant::now();
+                let reply = camera
+                    .push_plate(&plate, PlateColour::Blue, 95)
+                    .await
+                    .expect("push");
+                assert_eq!(reply.status, 200);
+                wait_until("the OPEN relay", || opens(&sim) > before).await;
+                samples.push(t0.elapsed());
+                // The car passes; the arm closes (not timed).
+                sim.vehicle_arrives();
+                let lane_id = format!("lane-{lane}");
+                wait_until("the gateway to see the car on the loop", || {
+                    board.lane(&lane_id).and_then(|l| l.loop_occupied) == Some(true)
+                })
+                .await;
+                sim.vehicle_leaves();
+            }
+            samples
+        }));
+    }
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await.expect("lane task"));
+    }
+    samples.sort();
+
+    // 2. Throughput: unknown plates (the guard is asked; no barrier cycle).
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for lane in 0..LANES {
+        let camera =
+            CameraSim::new(&base, &format!("cam-{lane}"), Vendor::Vzenith).expect("camera");
+        tasks.push(tokio::spawn(async move {
+            for k in 0..per_lane {
+                let plate = format!("京C{:05}", lane * per_lane + k);
+                let reply = camera
+                    .push_plate(&plate, PlateColour::Blue, 95)
+                    .await
+                    .expect("push");
+                assert_eq!(reply.status, 200);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("camera task");
+    }
+    let elapsed = started.elapsed();
+    let pushed = per_lane * LANES;
+    let events = running.store.read_after(0, 10_000_000).await.expect("read");
+    let stored = events
+        .iter()
+        .filter(|e| {
+            e.kind == "plate_read"
+                && e.body["plate"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("京C"))
+        })
+        .count();
+    let rss_end = rss_kib();
+    println!("lanes: {LANES}, reads timed: {}", samples.len());
+    println!(
+        "plate push -> stored + OPEN relay written: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&samples, 0.50).as_secs_f64() * 1e3,
+        percentile(&samples, 0.99).as_secs_f64() * 1e3,
+        samples.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    println!(
+        "sustained: {pushed} reads over {LANES} lanes in {:.2} s = {:.0} reads/s; stored {stored} of {pushed} (lost {})",
+        elapsed.as_secs_f64(),
+        pushed as f64 / elapsed.as_secs_f64(),
+        pushed.saturating_sub(stored)
+    );
+    println!(
+        "RSS: {} MiB before lists, {} MiB with 10,000 residents + 1,000 visitor passes, {} MiB at the end",
+        rss_before / 1024,
+        rss_lists / 1024,
+        rss_end / 1024
+    );
+    assert!(running.shutdown().await.is_clean());
+}
