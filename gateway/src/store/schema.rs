@@ -30,6 +30,41 @@ const MIGRATION_LIST: &[M<'static>] = &[
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
          CREATE INDEX events_class_seq ON events (class, seq);",
     ),
+    // 3: the local journal of access, alarm and audit events (kept after the
+    // uplink acks them from `events`; pruned by age and row count).
+    M::up(
+        "CREATE TABLE journal (
+            seq       INTEGER PRIMARY KEY,
+            time_ms   INTEGER NOT NULL,
+            class     INTEGER NOT NULL,
+            kind      TEXT    NOT NULL,
+            device_id TEXT    NOT NULL,
+            actor     TEXT,
+            payload   TEXT    NOT NULL
+        );
+        CREATE INDEX journal_time ON journal (time_ms);
+        CREATE INDEX journal_actor ON journal (actor, seq) WHERE actor IS NOT NULL;",
+    ),
+    // 4: panel users and their server-side sessions (token stored hashed).
+    M::up(
+        "CREATE TABLE users (
+            id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+            name                TEXT    NOT NULL UNIQUE,
+            role                TEXT    NOT NULL CHECK (role IN ('guard', 'manager', 'admin')),
+            password_hash       TEXT    NOT NULL,
+            created_ms          INTEGER NOT NULL,
+            password_changed_ms INTEGER NOT NULL
+        );
+        CREATE TABLE sessions (
+            token_hash   TEXT    PRIMARY KEY,
+            user_id      INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            csrf         TEXT    NOT NULL,
+            created_ms   INTEGER NOT NULL,
+            last_seen_ms INTEGER NOT NULL,
+            remote       TEXT
+        );
+        CREATE INDEX sessions_user ON sessions (user_id);",
+    ),
 ];
 
 /// The migrations, for `to_latest`.
@@ -100,7 +135,7 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         MIGRATIONS.validate().expect("migrations validate");
-        assert_eq!(SCHEMA_VERSION, 2);
+        assert_eq!(SCHEMA_VERSION, 4);
     }
 
     #[test]
