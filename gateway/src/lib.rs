@@ -15,6 +15,7 @@
 //! - [`cli`]: the command line.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
