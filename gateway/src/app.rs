@@ -13,6 +13,10 @@
 //! 5. the panel listener stops.
 //!
 //! If the budget runs out, the report names the tasks still running.
+//!
+//! The panel's pages get their [`PanelCore`] once the store, drivers and
+//! pipeline are up; when no user exists yet, a one-time setup link is issued
+//! ([`Running::setup_url`]) for the CLI to print.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -25,12 +29,16 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{Auth, LockoutPolicy, SessionPolicy};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pipeline::{EventFeed, GATEWAY_DEVICE, Pipeline, PipelineHandle, Stamper};
-use crate::store::{OpenReport, Pressure, Store, StoreConfig, StoreError};
+use crate::store::{
+    Journal, JournalRetention, OpenReport, Pressure, Store, StoreConfig, StoreError,
+};
 use crate::supervisor::{self, Drivers};
 use crate::tasks::Tasks;
+use crate::web::panel::{Panel, PanelCore};
 use crate::web::{self, PanelState, Readiness};
 use crate::{clock, devices};
 
@@ -39,6 +47,9 @@ const DEVICE_EVENTS: usize = 1024;
 
 /// How often the clock's synchronisation is checked.
 const CLOCK_CHECK: Duration = Duration::from_secs(60);
+
+/// How often expired panel sessions are deleted.
+const SESSION_PURGE: Duration = Duration::from_secs(600);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +73,12 @@ pub enum StartError {
     /// The store could not be opened (and could not be replaced).
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The panel's TLS certificate or key could not be used.
+    #[error("panel TLS: {0}")]
+    Tls(String),
+    /// The panel's user database could not be opened.
+    #[error("panel users: {0}")]
+    Auth(#[from] crate::auth::AuthError),
     /// A start-up task failed unexpectedly.
     #[error("internal: {0}")]
     Internal(String),
@@ -98,6 +115,12 @@ pub struct Running {
     pub open_report: OpenReport,
     /// Recorded events, after they are on disk.
     pub feed: EventFeed,
+    /// `http` or `https` (when the panel has TLS).
+    pub panel_scheme: &'static str,
+    /// The one-time setup link, when no panel user exists yet.
+    pub setup_url: Option<String>,
+    /// The panel's users and sessions.
+    pub auth: Auth,
     readiness: watch::Sender<Readiness>,
     drain_budget: Duration,
     drivers_cancel: CancellationToken,
@@ -118,6 +141,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
 
+    let tls = match &config.panel.tls {
+        Some(files) => Some(web::tls::server_config(files).map_err(StartError::Tls)?),
+        None => None,
+    };
     // The panel answers /healthz and /readyz from the first moment.
     let listener = TcpListener::bind(config.panel.listen)
         .await
@@ -133,12 +160,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let live = Arc::new(OnceLock::new());
     let metrics = Arc::new(Metrics::new().with_live_state(live.clone()));
     let web_cancel = CancellationToken::new();
+    let panel = Panel::new(metrics.clone(), web_cancel.clone(), tls.is_some());
     let router = web::router(PanelState {
         metrics: metrics.clone(),
         readiness: readiness_rx,
         metrics_token: config.panel.metrics_token.clone(),
+        panel: panel.clone(),
     });
-    let web_task = tokio::spawn(serve(listener, router, web_cancel.clone()));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let web_task = match tls {
+        Some(tls) => tokio::spawn(web::tls::serve(listener, router, tls, web_cancel.clone())),
+        None => tokio::spawn(serve(listener, router, web_cancel.clone())),
+    };
 
     let store_config = StoreConfig {
         path: data_dir.join("gatehouse.db"),
@@ -146,7 +179,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         critical_reserve_bytes: config.store.critical_reserve_bytes,
         group_commit_window: config.store.group_commit_window,
     };
-    let opened = tokio::task::spawn_blocking(move || Store::open(store_config)).await;
+    let retention = JournalRetention {
+        days: config.store.journal_days,
+        max_rows: config.store.journal_max_rows,
+        ..JournalRetention::default()
+    };
+    let opened =
+        tokio::task::spawn_blocking(move || Store::open_with(store_config, retention)).await;
     let (store, open_report) = match opened {
         Ok(Ok(opened)) => opened,
         Ok(Err(error)) => {
@@ -156,6 +195,38 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Err(join) => {
             web_cancel.cancel();
             return Err(StartError::Internal(join.to_string()));
+        }
+    };
+    let panel_db = store.connect().map_err(StartError::from).and_then(|conn| {
+        let journal = Journal::new(&store)?;
+        Ok((conn, journal))
+    });
+    let (auth, journal) = match panel_db {
+        Ok((conn, journal)) => {
+            let auth = Auth::new(
+                conn,
+                SessionPolicy {
+                    idle: config.panel.session_idle,
+                    absolute: config.panel.session_absolute,
+                },
+                LockoutPolicy {
+                    user_failures: config.panel.lockout_failures,
+                    address_failures: config.panel.lockout_failures_per_address,
+                    duration: config.panel.lockout_duration,
+                },
+            );
+            (auth, journal)
+        }
+        Err(error) => {
+            web_cancel.cancel();
+            return Err(error);
+        }
+    };
+    let users = match auth.user_count().await {
+        Ok(users) => users,
+        Err(error) => {
+            web_cancel.cancel();
+            return Err(error.into());
         }
     };
     readiness.send_replace(Readiness::Starting("starting drivers"));
@@ -196,6 +267,26 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     );
     aux_tasks.spawn("clock check", check_clock(stamper, aux_cancel.clone()));
 
+    aux_tasks.spawn(
+        "session purge",
+        purge_sessions(auth.clone(), aux_cancel.clone()),
+    );
+    let setup_url = if users == 0 {
+        let token = auth.setup().issue(std::time::Instant::now());
+        tracing::warn!("No panel users yet: a one-time setup link was printed on standard output.");
+        Some(format!("{scheme}://{panel_addr}/setup?token={token}"))
+    } else {
+        None
+    };
+    panel.set_core(PanelCore {
+        auth: auth.clone(),
+        journal,
+        pipeline: handle.clone(),
+        drivers: drivers.clone(),
+        feed: feed.clone(),
+        images_dir: data_dir.join("images"),
+    });
+
     if let Some(quarantine) = &open_report.quarantined {
         tracing::error!(
             moved_to = %quarantine.moved_to.display(),
@@ -234,6 +325,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         drivers,
         open_report,
         feed,
+        panel_scheme: scheme,
+        setup_url,
+        auth,
         readiness,
         drain_budget: config.supervisor.drain_budget,
         drivers_cancel,
@@ -347,6 +441,20 @@ async fn watch_pressure(
             .await
         {
             tracing::error!(%error, "The store pressure alarm was not stored.");
+        }
+    }
+}
+
+async fn purge_sessions(auth: Auth, cancel: CancellationToken) {
+    let mut ticker = tokio::time::interval(SESSION_PURGE);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticker.tick() => {
+                if let Err(error) = auth.purge_expired().await {
+                    tracing::warn!(%error, "Purging expired sessions failed.");
+                }
+            }
         }
     }
 }

@@ -362,8 +362,8 @@ impl Store {
             config.group_commit_window,
             acct,
             pressure,
-            journal,
-        );
+        )
+        .with_journal(journal);
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run())?;

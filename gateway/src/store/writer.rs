@@ -238,7 +238,6 @@ impl Writer {
         window: Duration,
         acct: Accounting,
         pressure: Pressure,
-        journal: JournalRetention,
     ) -> Writer {
         Writer {
             conn,
@@ -249,10 +248,16 @@ impl Writer {
             acct,
             pressure,
             drop_log: DropLog::default(),
-            journal,
+            journal: JournalRetention::default(),
             last_prune: None,
             last_batch_requests: 0,
         }
+    }
+
+    /// The same writer with this journal retention.
+    pub(crate) fn with_journal(mut self, journal: JournalRetention) -> Writer {
+        self.journal = journal;
+        self
     }
 
     /// Runs until closed or every handle is gone.
