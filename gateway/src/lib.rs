@@ -10,7 +10,9 @@
 //! - [`rules`]: pure decision functions.
 //! - [`store`]: the durable queue and database (SQLite).
 //! - [`wire`]: the versioned envelope (the platform contract).
-//! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`).
+//! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`) and the
+//!   guards' web panel ([`web::panel`]).
+//! - [`auth`]: panel users, sessions, CSRF tokens, lockout, roles.
 //! - [`metrics`], [`logging`], [`clock`], [`tasks`]: cross-cutting pieces.
 //! - [`cli`]: the command line.
 

@@ -1,10 +1,12 @@
 //! End-to-end tests of the gateway, compiled into one test binary. Each
 //! module names its subject.
 
+mod browser;
 mod check_config;
 mod demo;
 mod in_process;
 mod lifecycle;
+mod panel;
 
 use std::path::Path;
 
