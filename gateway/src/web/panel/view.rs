@@ -128,6 +128,13 @@ fn summary(env: &Envelope, t: &'static Strings) -> String {
                 .and_then(|o| o.get("reason"))
                 .map(text)
                 .unwrap_or_default();
+            let outcome = match outcome.as_str() {
+                "done" => t.outcome_done,
+                "refused" => t.outcome_refused,
+                "failed" => t.outcome_failed,
+                "unsupported" => t.outcome_unsupported,
+                other => other,
+            };
             format!("{} → {outcome} · {reason}", t.command(&command))
         }
         "device_alarm" | "barrier_fault" => field("message"),
@@ -294,7 +301,7 @@ mod tests {
             (row.actor.as_str(), row.reason.as_str(), row.remote.as_str()),
             ("wang", "visitor", "10.0.0.5")
         );
-        assert_eq!(row.detail, "Open barrier → done");
+        assert_eq!(row.detail, "Open barrier → Done");
         assert_eq!(row.target, "lane-1");
         let login = env(
             "user_added",
