@@ -13,6 +13,10 @@
 //! 5. the panel listener stops.
 //!
 //! If the budget runs out, the report names the tasks still running.
+//!
+//! The panel's pages get their [`PanelCore`] once the store, drivers and
+//! pipeline are up; when no user exists yet, a one-time setup link is issued
+//! ([`Running::setup_url`]) for the CLI to print.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -25,6 +29,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{Auth, LockoutPolicy, SessionPolicy};
 use crate::config::Config;
 use crate::coordinators::threshold::ThresholdAlarms;
 use crate::lanes::board::LaneBoard;
@@ -34,9 +39,12 @@ use crate::lanes::ingress::{self, CameraEntry, IngressState};
 use crate::lists::plates::PlateRegistry;
 use crate::metrics::Metrics;
 use crate::pipeline::{EventFeed, GATEWAY_DEVICE, Pipeline, PipelineHandle, Stamper};
-use crate::store::{OpenReport, Pressure, Store, StoreConfig, StoreError};
+use crate::store::{
+    Journal, JournalRetention, OpenReport, Pressure, Store, StoreConfig, StoreError,
+};
 use crate::supervisor::{self, Drivers};
 use crate::tasks::Tasks;
+use crate::web::panel::{Panel, PanelCore};
 use crate::web::{self, PanelState, Readiness};
 use crate::{clock, devices};
 use drivers::{DeviceId, EventSender};
@@ -46,6 +54,9 @@ const DEVICE_EVENTS: usize = 1024;
 
 /// How often the clock's synchronisation is checked.
 const CLOCK_CHECK: Duration = Duration::from_secs(60);
+
+/// How often expired panel sessions are deleted.
+const SESSION_PURGE: Duration = Duration::from_secs(600);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +80,12 @@ pub enum StartError {
     /// The store could not be opened (and could not be replaced).
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The panel's TLS certificate or key could not be used.
+    #[error("panel TLS: {0}")]
+    Tls(String),
+    /// The panel's user database could not be opened.
+    #[error("panel users: {0}")]
+    Auth(#[from] crate::auth::AuthError),
     /// A start-up task failed unexpectedly.
     #[error("internal: {0}")]
     Internal(String),
@@ -125,6 +142,12 @@ pub struct Running {
     pub board: LaneBoard,
     /// Where plate cameras push (`None` when no camera is configured).
     pub ingress_addr: Option<SocketAddr>,
+    /// `http` or `https` (when the panel has TLS).
+    pub panel_scheme: &'static str,
+    /// The one-time setup link, when no panel user exists yet.
+    pub setup_url: Option<String>,
+    /// The panel's users and sessions.
+    pub auth: Auth,
     readiness: watch::Sender<Readiness>,
     ingress_cancel: CancellationToken,
     ingress_task: Option<JoinHandle<()>>,
@@ -147,6 +170,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
 
+    let tls = match &config.panel.tls {
+        Some(files) => Some(web::tls::server_config(files).map_err(StartError::Tls)?),
+        None => None,
+    };
     // The panel answers /healthz and /readyz from the first moment.
     let listener = TcpListener::bind(config.panel.listen)
         .await
@@ -162,12 +189,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let live = Arc::new(OnceLock::new());
     let metrics = Arc::new(Metrics::new().with_live_state(live.clone()));
     let web_cancel = CancellationToken::new();
+    let panel = Panel::new(metrics.clone(), web_cancel.clone(), tls.is_some());
     let router = web::router(PanelState {
         metrics: metrics.clone(),
         readiness: readiness_rx,
         metrics_token: config.panel.metrics_token.clone(),
+        panel: panel.clone(),
     });
-    let web_task = tokio::spawn(serve(listener, router, web_cancel.clone()));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let web_task = match tls {
+        Some(tls) => tokio::spawn(web::tls::serve(listener, router, tls, web_cancel.clone())),
+        None => tokio::spawn(serve(listener, router, web_cancel.clone())),
+    };
 
     let store_config = StoreConfig {
         path: data_dir.join("gatehouse.db"),
@@ -175,7 +208,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         critical_reserve_bytes: config.store.critical_reserve_bytes,
         group_commit_window: config.store.group_commit_window,
     };
-    let opened = tokio::task::spawn_blocking(move || Store::open(store_config)).await;
+    let retention = JournalRetention {
+        days: config.store.journal_days,
+        max_rows: config.store.journal_max_rows,
+        ..JournalRetention::default()
+    };
+    let opened =
+        tokio::task::spawn_blocking(move || Store::open_with(store_config, retention)).await;
     let (store, open_report) = match opened {
         Ok(Ok(opened)) => opened,
         Ok(Err(error)) => {
@@ -210,6 +249,38 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         metrics.clone(),
     )
     .map_err(StartError::Images)?;
+    let panel_db = store.connect().map_err(StartError::from).and_then(|conn| {
+        let journal = Journal::new(&store)?;
+        Ok((conn, journal))
+    });
+    let (auth, journal) = match panel_db {
+        Ok((conn, journal)) => {
+            let auth = Auth::new(
+                conn,
+                SessionPolicy {
+                    idle: config.panel.session_idle,
+                    absolute: config.panel.session_absolute,
+                },
+                LockoutPolicy {
+                    user_failures: config.panel.lockout_failures,
+                    address_failures: config.panel.lockout_failures_per_address,
+                    duration: config.panel.lockout_duration,
+                },
+            );
+            (auth, journal)
+        }
+        Err(error) => {
+            web_cancel.cancel();
+            return Err(error);
+        }
+    };
+    let users = match auth.user_count().await {
+        Ok(users) => users,
+        Err(error) => {
+            web_cancel.cancel();
+            return Err(error.into());
+        }
+    };
     readiness.send_replace(Readiness::Starting("starting drivers"));
 
     let (device_tx, device_rx) = mpsc::channel(DEVICE_EVENTS);
@@ -296,6 +367,26 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         refresh_lists(plates.clone(), aux_cancel.clone()),
     );
 
+    aux_tasks.spawn(
+        "session purge",
+        purge_sessions(auth.clone(), aux_cancel.clone()),
+    );
+    let setup_url = if users == 0 {
+        let token = auth.setup().issue(std::time::Instant::now());
+        tracing::warn!("No panel users yet: a one-time setup link was printed on standard output.");
+        Some(format!("{scheme}://{panel_addr}/setup?token={token}"))
+    } else {
+        None
+    };
+    panel.set_core(PanelCore {
+        auth: auth.clone(),
+        journal,
+        pipeline: handle.clone(),
+        drivers: drivers.clone(),
+        feed: feed.clone(),
+        images_dir: data_dir.join("images"),
+    });
+
     if let Some(quarantine) = &open_report.quarantined {
         tracing::error!(
             moved_to = %quarantine.moved_to.display(),
@@ -339,6 +430,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ingress_addr,
         ingress_cancel,
         ingress_task,
+        panel_scheme: scheme,
+        setup_url,
+        auth,
         readiness,
         drain_budget: config.supervisor.drain_budget,
         drivers_cancel,
@@ -483,6 +577,20 @@ async fn refresh_lists(plates: Arc<PlateRegistry>, cancel: CancellationToken) {
                 tracing::warn!(%error, "Vehicle lists could not be checked for changes.")
             }
             Err(error) => tracing::warn!(%error, "Vehicle list check failed."),
+        }
+    }
+}
+
+async fn purge_sessions(auth: Auth, cancel: CancellationToken) {
+    let mut ticker = tokio::time::interval(SESSION_PURGE);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticker.tick() => {
+                if let Err(error) = auth.purge_expired().await {
+                    tracing::warn!(%error, "Purging expired sessions failed.");
+                }
+            }
         }
     }
 }

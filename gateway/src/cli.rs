@@ -1,5 +1,6 @@
-//! The `gatehouse` command line: `run`, `check-config`, `demo`. Each command
-//! returns a [`CliError`] whose [`CliError::exit_code`] `main` exits with
+//! The `gatehouse` command line: `run`, `check-config`, `demo`, the vehicle
+//! lists (`plates …`, in [`crate::lists::cli`]) and the panel's users
+//! (`user add|passwd|remove|list`, in [`user`]). Each command returns a [`CliError`] whose [`CliError::exit_code`] `main` exits with
 //! (64 for a bad configuration, as systemd's `RestartPreventExitStatus=`
 //! expects).
 
@@ -11,7 +12,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::app::{self, StartError};
+
+mod user;
 use crate::config::{self, Config, ConfigErrors};
+pub use user::{UserCommand, UserError};
 
 /// Exit status for a configuration the gateway cannot use (EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
@@ -57,6 +61,13 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
+    /// Manage the panel's users (the database is found through --config or
+    /// --data-dir, as `run` would).
+    User {
+        /// What to do.
+        #[command(subcommand)]
+        command: UserCommand,
+    },
 }
 
 /// Why a command failed.
@@ -71,6 +82,9 @@ pub enum CliError {
     /// A list command failed.
     #[error("plates: {0}")]
     Plates(#[from] crate::lists::cli::PlatesCliError),
+    /// A user command failed.
+    #[error("{0}")]
+    User(#[from] UserError),
     /// Shutdown ran out of time.
     #[error("shutdown budget exhausted; still running: {}", .0.join(", "))]
     Unclean(Vec<String>),
@@ -82,6 +96,7 @@ impl CliError {
         match self {
             CliError::Config(_) => EXIT_CONFIG,
             CliError::Plates(crate::lists::cli::PlatesCliError::Config(_)) => EXIT_CONFIG,
+            CliError::User(error) => error.exit_code(),
             CliError::Start(_) | CliError::Unclean(_) | CliError::Plates(_) => 1,
         }
     }
@@ -131,6 +146,13 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
             config.panel.listen = listen;
             serve_demo(config).await
         }
+        Command::User { command } => user::execute(command).await.map_err(|error| match error {
+            UserError::Config(errors) => {
+                print_problems(&errors);
+                CliError::Config(errors)
+            }
+            other => CliError::User(other),
+        }),
     }
 }
 
@@ -167,8 +189,17 @@ async fn serve(config: Config) -> Result<(), CliError> {
     let signal = shutdown_signal();
     let running = app::start(config).await?;
     // Tests and the demo's user read this line for the actual address.
-    println!("Gatehouse panel: http://{}/", running.panel_addr);
+    println!(
+        "Gatehouse panel: {}://{}/",
+        running.panel_scheme, running.panel_addr
+    );
     println!("Data directory: {}", data_dir.display());
+    if let Some(url) = &running.setup_url {
+        println!(
+            "Gatehouse setup: {url} (one-time link to create the first admin; valid {} minutes)",
+            crate::auth::setup::SETUP_TTL.as_secs() / 60
+        );
+    }
     let _ = std::io::stdout().flush();
     let report = running.run_until(signal).await;
     if report.is_clean() {
@@ -194,7 +225,16 @@ async fn serve_demo(mut config: Config) -> Result<(), CliError> {
     }
     let traffic = tokio_util::sync::CancellationToken::new();
     crate::demo::spawn_traffic(&running, &config, estate, traffic.clone());
-    println!("Gatehouse panel: http://{}/", running.panel_addr);
+    println!(
+        "Gatehouse panel: {}://{}/",
+        running.panel_scheme, running.panel_addr
+    );
+    if let Some(url) = &running.setup_url {
+        println!(
+            "Gatehouse setup: {url} (one-time link to create the first admin; valid {} minutes)",
+            crate::auth::setup::SETUP_TTL.as_secs() / 60
+        );
+    }
     if let Some(addr) = running.ingress_addr {
         println!("Device listener: http://{addr}/lpr/{{camera_id}}");
     }

@@ -10,11 +10,14 @@
 //! - [`rules`]: pure decision functions.
 //! - [`store`]: the durable queue and database (SQLite).
 //! - [`wire`]: the versioned envelope (the platform contract).
-//! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`).
+//! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`) and the
+//!   guards' web panel ([`web::panel`]).
+//! - [`auth`]: panel users, sessions, CSRF tokens, lockout, roles.
 //! - [`metrics`], [`logging`], [`clock`], [`tasks`]: cross-cutting pieces.
 //! - [`cli`]: the command line.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -4,6 +4,12 @@
 //! through which everyone else reaches a device (its command inbox and its
 //! health).
 //!
+//! An operator can ask for a restart ([`DriverHandle::restart`]): the
+//! current run's cancellation token (a child of the driver's) is cancelled,
+//! so the driver puts its actuators in their safe state and returns, and the
+//! supervisor starts a new run at once (counted as a restart). Each run gets
+//! a fresh child token for this.
+//!
 //! **Invariant:** one task per driver, and so one owner per physical
 //! resource; nothing else talks to a device except through its handle.
 
@@ -45,12 +51,31 @@ pub struct DriverHandle {
     pub kind: &'static str,
     commands: mpsc::Sender<CommandRequest>,
     health: watch::Receiver<Health>,
+    restart: mpsc::Sender<()>,
+}
+
+/// Why a restart request was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestartError {
+    /// The driver has stopped for good (misconfigured, or shutting down).
+    #[error("driver stopped")]
+    Stopped,
 }
 
 impl DriverHandle {
     /// The device's current health.
     pub fn health(&self) -> Health {
         self.health.borrow().clone()
+    }
+
+    /// Asks the supervisor to stop the current run (cancelled, so the
+    /// driver reaches its safe state) and start a new one at once. A second
+    /// request while one is pending is the same request.
+    pub fn restart(&self) -> Result<(), RestartError> {
+        match self.restart.try_send(()) {
+            Ok(()) | Err(mpsc::error::TrySendError::Full(())) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(RestartError::Stopped),
+        }
     }
 
     /// Hands a command to the driver without waiting for room: a driver whose
@@ -130,6 +155,7 @@ pub fn start(
     for Supervised { id, name, driver } in supervised {
         let (commands_tx, commands_rx) = mpsc::channel(INBOX_CAPACITY);
         let (health, health_rx) = HealthReporter::new();
+        let (restart_tx, restart_rx) = mpsc::channel(1);
         let ctx = DriverContext {
             device_id: id.clone(),
             events: EventSender::new(id.clone(), events.clone()),
@@ -142,7 +168,7 @@ pub fn start(
         let backoff = Backoff::new(config.backoff_initial, config.backoff_max);
         tasks.spawn(
             format!("driver {id}"),
-            supervise(driver, ctx, backoff).instrument(span),
+            supervise(driver, ctx, backoff, restart_rx).instrument(span),
         );
         handles.insert(
             id.clone(),
@@ -152,6 +178,7 @@ pub fn start(
                 kind,
                 commands: commands_tx,
                 health: health_rx,
+                restart: restart_tx,
             },
         );
     }
@@ -159,19 +186,33 @@ pub fn start(
 }
 
 /// Runs one driver until it is cancelled or fails for good.
-async fn supervise(mut driver: Box<dyn Driver>, mut ctx: DriverContext, mut backoff: Backoff) {
+async fn supervise(
+    mut driver: Box<dyn Driver>,
+    mut ctx: DriverContext,
+    mut backoff: Backoff,
+    mut restarts: mpsc::Receiver<()>,
+) {
     let alarms = ctx.events.clone();
     let mut health = ctx.health.subscribe();
     let mut alarm_raised = false;
     let mut log_limit = LogLimit::default();
+    let cancel = ctx.cancel.clone();
     loop {
         let started = Instant::now();
+        // A fresh token per run, so a restart request cancels only this run.
+        ctx.cancel = cancel.child_token();
+        let this_run = ctx.cancel.clone();
+        let mut restart_requested = false;
         let result = {
             let run = driver.run(&mut ctx);
             tokio::pin!(run);
             loop {
                 tokio::select! {
                     result = &mut run => break result,
+                    Some(()) = restarts.recv(), if !restart_requested => {
+                        restart_requested = true;
+                        this_run.cancel();
+                    }
                     Ok(()) = health.changed() => {
                         let recovered = health.borrow_and_update().state == HealthState::Ok;
                         if recovered && alarm_raised {
@@ -183,9 +224,16 @@ async fn supervise(mut driver: Box<dyn Driver>, mut ctx: DriverContext, mut back
                 }
             }
         };
+        if cancel.is_cancelled() {
+            break;
+        }
+        if restart_requested {
+            tracing::info!("Driver restarted on request.");
+            ctx.health.restarted();
+            continue;
+        }
         let error = match result {
             Ok(()) => break,
-            Err(_) if ctx.cancel.is_cancelled() => break,
             Err(error) => error,
         };
         let message = error.to_string();
@@ -402,6 +450,49 @@ mod tests {
         cancel.cancel();
         assert!(tasks.join_within(Duration::from_secs(1)).await.is_empty());
         assert_eq!(handle.health().state, HealthState::Stopped);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn supervisor_restarts_a_running_driver_on_request() {
+        let runs = Arc::new(AtomicU32::new(0));
+        let (tx, _rx) = mpsc::channel(8);
+        let cancel = CancellationToken::new();
+        let mut tasks = Tasks::default();
+        let drivers = start(
+            vec![Supervised {
+                id: DeviceId::new("d3"),
+                name: "d3".into(),
+                driver: Box::new(Flaky {
+                    failures: 0,
+                    error: DriverError::Transient("unused".into()),
+                    runs: runs.clone(),
+                }),
+            }],
+            &tx,
+            &config(),
+            &cancel,
+            &mut tasks,
+        );
+        let handle = drivers.get("d3").expect("registered");
+        wait_for_state(handle, HealthState::Ok).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        handle.restart().expect("restart accepted");
+        let mut rx = handle.health.clone();
+        rx.wait_for(|h| h.restarts == 1)
+            .await
+            .expect("health sender alive");
+        // The new run starts without delay (no backoff): a few yields.
+        for _ in 0..1000 {
+            if runs.load(Ordering::SeqCst) == 2 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "a new run started");
+
+        cancel.cancel();
+        assert!(tasks.join_within(Duration::from_secs(1)).await.is_empty());
+        assert_eq!(handle.restart(), Err(RestartError::Stopped));
     }
 
     #[tokio::test(start_paused = true)]

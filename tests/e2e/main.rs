@@ -1,11 +1,13 @@
 //! End-to-end tests of the gateway, compiled into one test binary. Each
 //! module names its subject.
 
+mod browser;
 mod check_config;
 mod demo;
 mod in_process;
 mod lanes;
 mod lifecycle;
+mod panel;
 mod plates_cli;
 
 use std::path::Path;

@@ -7,6 +7,10 @@
 //! - [`eventually`]: polls a condition until it holds or a deadline passes.
 //! - [`require_peer`]: how a test reacts when an external peer is missing
 //!   (fails under `GATEHOUSE_REQUIRE_PEERS=1`, as in CI).
+//! - [`browser`]: a headless Chromium over WebDriver for the panel tests.
+//! - [`user_cli`]: runs `gatehouse user …` with a password on stdin.
+
+pub mod browser;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -169,6 +173,8 @@ pub struct GatewayProcess {
     pub panel: SocketAddr,
     /// Everything the process wrote to stderr so far (its log).
     pub log: Arc<Mutex<String>>,
+    /// Everything the process wrote to stdout so far.
+    pub stdout: Arc<Mutex<String>>,
 }
 
 impl GatewayProcess {
@@ -229,10 +235,25 @@ impl GatewayProcess {
         })
         .await
         .context("waiting for the panel address")??;
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // Keep draining stdout (and keep it) so the child never blocks on a
+        // full pipe.
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let kept = stdout.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(mut kept) = kept.lock() {
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+            }
+        });
         match panel {
-            Some(panel) => Ok(Self { child, panel, log }),
+            Some(panel) => Ok(Self {
+                child,
+                panel,
+                log,
+                stdout,
+            }),
             None => {
                 let status = child.wait().await?;
                 let log = log.lock().map(|l| l.clone()).unwrap_or_default();
@@ -278,6 +299,11 @@ impl GatewayProcess {
             .context("waiting for the gateway")
     }
 
+    /// Standard output so far.
+    pub fn stdout_text(&self) -> String {
+        self.stdout.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
     /// The log so far.
     pub fn log_text(&self) -> String {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
@@ -296,4 +322,35 @@ pub fn metric_sum(text: &str, name: &str, labels_contain: &str) -> f64 {
 /// The database file inside a data directory.
 pub fn database(data_dir: &Path) -> PathBuf {
     data_dir.join("gatehouse.db")
+}
+
+/// Runs `BINARY user ARGS…` with `stdin` as its standard input; returns
+/// (exit code, stdout, stderr).
+pub async fn user_cli(
+    binary: &str,
+    args: &[&str],
+    stdin: &str,
+) -> anyhow::Result<(Option<i32>, String, String)> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = Command::new(binary)
+        .arg("user")
+        .args(args)
+        .env("GATEHOUSE_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the gateway binary")?;
+    let mut input = child.stdin.take().context("no stdin")?;
+    input.write_all(stdin.as_bytes()).await?;
+    drop(input);
+    let output = tokio::time::timeout(DEADLINE, child.wait_with_output())
+        .await
+        .context("the user command did not finish")??;
+    Ok((
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
 }

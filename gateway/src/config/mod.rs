@@ -137,6 +137,10 @@ pub struct StoreSection {
     pub critical_reserve_bytes: u64,
     /// Group-commit window (`group_commit_window = "2ms"`).
     pub group_commit_window: Duration,
+    /// Days the local journal keeps access, alarm and audit events.
+    pub journal_days: u32,
+    /// Most rows the local journal keeps.
+    pub journal_max_rows: u64,
 }
 
 /// `[panel]`.
@@ -146,6 +150,27 @@ pub struct PanelConfig {
     pub listen: SocketAddr,
     /// Bearer token required on `/metrics` when set.
     pub metrics_token: Option<Secret>,
+    /// Serve the panel over TLS with these files (both or neither).
+    pub tls: Option<TlsFiles>,
+    /// A session unused this long expires.
+    pub session_idle: Duration,
+    /// A session expires this long after login, used or not.
+    pub session_absolute: Duration,
+    /// Failed logins for one user name before it is locked.
+    pub lockout_failures: u32,
+    /// Failed logins from one remote address before it is locked.
+    pub lockout_failures_per_address: u32,
+    /// How long a lockout lasts (and the window failures are counted in).
+    pub lockout_duration: Duration,
+}
+
+/// The panel's TLS certificate chain and private key (PEM files).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key, PEM (keep it 0600).
+    pub key: PathBuf,
 }
 
 /// `[supervisor]`.

@@ -312,6 +312,17 @@ impl<'d, 'i> Section<'d, 'i> {
         })
     }
 
+    /// A non-negative integer.
+    pub(crate) fn take_u64(&mut self, key: &str) -> Option<u64> {
+        self.take_with(key, |v| match v {
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => u64::try_from(n).map_err(|_| "must not be negative".to_owned()),
+                Err(e) => Err(format!("invalid integer: {e}")),
+            },
+            other => Err(expected("an integer", other)),
+        })
+    }
+
     /// A socket address `IP:PORT`, e.g. `"127.0.0.1:8080"` or `"[::1]:8080"`.
     pub(crate) fn take_addr(&mut self, key: &str) -> Option<SocketAddr> {
         self.take_with(key, |v| match v {

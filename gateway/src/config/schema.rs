@@ -15,7 +15,7 @@ use super::reader::{Leftover, Section, suggest};
 use super::{
     CameraVendor, Config, DeviceConfig, DeviceKind, ExitPolicy, GatewayConfig, IngressConfig,
     LaneConfig, LaneDirection, ModbusTransport, PanelConfig, StoreSection, SupervisorConfig,
-    ThresholdAlarm,
+    ThresholdAlarm, TlsFiles,
 };
 
 /// `[gateway] data_dir` default.
@@ -32,6 +32,17 @@ pub(crate) const MAX_GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(100);
 /// `[panel] listen` default.
 pub(crate) const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
+/// `[panel] session_idle` default.
+pub(crate) const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+/// `[panel] session_absolute` default: one shift.
+pub(crate) const DEFAULT_SESSION_ABSOLUTE: Duration = Duration::from_secs(12 * 3600);
+/// `[panel] lockout_failures` default.
+pub(crate) const DEFAULT_LOCKOUT_FAILURES: u32 = 5;
+/// `[panel] lockout_failures_per_address` default: guards share one PC, so
+/// the address limit is higher than the per-user one.
+pub(crate) const DEFAULT_LOCKOUT_FAILURES_PER_ADDRESS: u32 = 20;
+/// `[panel] lockout_duration` default.
+pub(crate) const DEFAULT_LOCKOUT_DURATION: Duration = Duration::from_secs(15 * 60);
 /// `[supervisor] backoff_initial` default.
 pub(crate) const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(500);
 /// `[supervisor] backoff_max` default.
@@ -168,21 +179,96 @@ fn read_store(mut s: Section<'_, '_>) -> StoreSection {
             ),
         );
     }
+    let journal_days = s
+        .take_u64("journal_days")
+        .unwrap_or(u64::from(crate::store::journal::DEFAULT_JOURNAL_DAYS));
+    if journal_days == 0 || journal_days > 3650 {
+        s.problem(
+            "journal_days",
+            format!("must be between 1 and 3650, found {journal_days}"),
+        );
+    }
+    let journal_max_rows = s
+        .take_u64("journal_max_rows")
+        .unwrap_or(crate::store::journal::DEFAULT_JOURNAL_MAX_ROWS);
+    if journal_max_rows == 0 {
+        s.problem("journal_max_rows", "must be greater than zero");
+    }
     s.finish();
     StoreSection {
         max_bytes,
         critical_reserve_bytes,
         group_commit_window,
+        journal_days: u32::try_from(journal_days).unwrap_or(u32::MAX),
+        journal_max_rows,
     }
 }
 
 fn read_panel(mut s: Section<'_, '_>, env: &dyn Env) -> PanelConfig {
     let listen = s.take_addr("listen");
     let metrics_token = s.take_secret("metrics_token", env);
+    let cert = s.take_path("tls_cert");
+    let key = s.take_path("tls_key");
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (Some(_), None) if !s.was_present("tls_key") => {
+            s.problem("tls_cert", "needs tls_key as well");
+            None
+        }
+        (None, Some(_)) if !s.was_present("tls_cert") => {
+            s.problem("tls_key", "needs tls_cert as well");
+            None
+        }
+        _ => None,
+    };
+    let session_idle = s
+        .take_duration("session_idle")
+        .unwrap_or(DEFAULT_SESSION_IDLE);
+    let session_absolute = s
+        .take_duration("session_absolute")
+        .unwrap_or(DEFAULT_SESSION_ABSOLUTE);
+    if session_idle.is_zero() {
+        s.problem("session_idle", "must be greater than zero");
+    }
+    if session_absolute < session_idle {
+        s.problem(
+            "session_absolute",
+            format!(
+                "must be at least session_idle ({}), found {}",
+                humantime::format_duration(session_idle),
+                humantime::format_duration(session_absolute)
+            ),
+        );
+    }
+    let failures = |s: &mut Section<'_, '_>, key: &str, default: u32| {
+        let n = s.take_u64(key).unwrap_or(u64::from(default));
+        if n == 0 || n > 1000 {
+            s.problem(key, format!("must be between 1 and 1000, found {n}"));
+        }
+        u32::try_from(n).unwrap_or(default)
+    };
+    let lockout_failures = failures(&mut s, "lockout_failures", DEFAULT_LOCKOUT_FAILURES);
+    let lockout_failures_per_address = failures(
+        &mut s,
+        "lockout_failures_per_address",
+        DEFAULT_LOCKOUT_FAILURES_PER_ADDRESS,
+    );
+    let lockout_duration = s
+        .take_duration("lockout_duration")
+        .unwrap_or(DEFAULT_LOCKOUT_DURATION);
+    if lockout_duration.is_zero() {
+        s.problem("lockout_duration", "must be greater than zero");
+    }
     s.finish();
     PanelConfig {
         listen: listen.unwrap_or(DEFAULT_LISTEN),
         metrics_token,
+        tls,
+        session_idle,
+        session_absolute,
+        lockout_failures,
+        lockout_failures_per_address,
+        lockout_duration,
     }
 }
 

@@ -542,3 +542,39 @@ fn example_config_is_valid() {
     assert!(!config.devices.is_empty());
     assert!(!config.alarms.is_empty());
 }
+
+#[test]
+fn panel_security_keys_have_defaults_and_are_checked() {
+    let config = check(MINIMAL).unwrap();
+    assert!(config.panel.tls.is_none());
+    assert_eq!(config.panel.session_idle, Duration::from_secs(1800));
+    assert_eq!(
+        config.panel.session_absolute,
+        Duration::from_secs(12 * 3600)
+    );
+    assert_eq!(config.panel.lockout_failures, 5);
+    assert_eq!(config.panel.lockout_duration, Duration::from_secs(900));
+    assert_eq!(config.store.journal_days, 90);
+    assert_eq!(config.store.journal_max_rows, 1_000_000);
+
+    let text = format!(
+        "{MINIMAL}[store]\njournal_days = 0\n[panel]\ntls_cert = \"/etc/c.pem\"\n\
+         session_idle = \"2h\"\nsession_absolute = \"1h\"\nlockout_failures = -1\n"
+    );
+    let problems = problems_in(&text);
+    assert_eq!(
+        located(&problems),
+        [
+            (5, "store.journal_days"),
+            (7, "panel.tls_cert"),
+            (9, "panel.session_absolute"),
+            (10, "panel.lockout_failures"),
+        ],
+        "{problems:#?}"
+    );
+
+    let text = format!("{MINIMAL}[panel]\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n");
+    let tls = check(&text).unwrap().panel.tls.unwrap();
+    assert_eq!(tls.cert, PathBuf::from("/c.pem"));
+    assert_eq!(tls.key, PathBuf::from("/k.pem"));
+}

@@ -21,8 +21,12 @@
 //! - M2: `meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)` and the index
 //!   `events (class, seq)` used to shed the oldest telemetry.
 //!
-//! Later tables (plate lists, credentials, users, sessions, audit) are one
-//! more migration each; their code opens its own connection with
+//! - M3: `journal (seq PRIMARY KEY, time_ms, class, kind, device_id, actor,
+//!   payload)`: the local history of access, alarm and audit events
+//!   ([`journal`]).
+//! - M4: `users` and `sessions` for the panel ([`crate::auth`]).
+//!
+//! Later tables (plate lists, credentials) are one more migration each; their code opens its own connection with
 //! [`Store::connect`]. A file written by newer code (a higher
 //! `user_version`) is refused with [`StoreError::SchemaTooNew`], not
 //! quarantined.
@@ -37,6 +41,17 @@
 //! window early once as many requests are back as the previous commit
 //! answered, so a lone appender never waits), caps a batch at
 //! [`MAX_BATCH_EVENTS`], commits once, then answers every ticket.
+//!
+//! # Journal ([`journal`])
+//!
+//! The queue loses events once the platform confirmed them, but the panel's
+//! history and audit log must not. So the writer copies every access, alarm
+//! and audit event into `journal` **in the same transaction** as its queue
+//! insert (the envelope JSON with its `seq`, kind, class, device, time and,
+//! for audit events, the actor). Telemetry is not journalled. Acks never
+//! touch the journal; it is pruned by the writer at most every
+//! [`JournalRetention::prune_every`] to `days` of age and `max_rows` rows.
+//! Reads go through [`journal::Journal`] on its own connection.
 //!
 //! # Read and ack
 //!
@@ -79,6 +94,7 @@
 //!   stored, or the producer gets [`StoreError::Full`].
 //! - `stats()` runs no SQL: it reads the writer's published accounting.
 
+pub mod journal;
 mod policy;
 mod quarantine;
 mod schema;
@@ -99,6 +115,7 @@ use crate::wire::Envelope;
 pub use schema::SCHEMA_VERSION;
 pub use writer::MAX_BATCH_EVENTS;
 
+pub use journal::{Journal, JournalQuery, JournalRetention};
 use policy::Limits;
 use writer::{Accounting, Encoded, Request, Shared, Writer};
 
@@ -297,8 +314,17 @@ fn open_checked(path: &Path) -> Result<Connection, OpenFailure> {
 }
 
 impl Store {
-    /// Opens (or creates) the store, quarantining an unusable file.
+    /// Opens (or creates) the store, quarantining an unusable file; the
+    /// journal keeps its default retention.
     pub fn open(config: StoreConfig) -> Result<(Store, OpenReport), StoreError> {
+        Store::open_with(config, JournalRetention::default())
+    }
+
+    /// Opens (or creates) the store with this journal retention.
+    pub fn open_with(
+        config: StoreConfig,
+        journal: JournalRetention,
+    ) -> Result<(Store, OpenReport), StoreError> {
         let path = config.path.clone();
         let (conn, quarantined) = match open_checked(&path) {
             Ok(conn) => (conn, None),
@@ -336,7 +362,8 @@ impl Store {
             config.group_commit_window,
             acct,
             pressure,
-        );
+        )
+        .with_journal(journal);
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run())?;
@@ -501,7 +528,9 @@ impl Inner {
 fn encode(mut env: Envelope) -> Result<Encoded, StoreError> {
     env.seq = 0;
     let payload = serde_json::to_string(&env)?;
+    let actor = journal::actor_of(&env);
     Ok(Encoded {
+        actor,
         class: env.class,
         id: env.id.hyphenated().to_string(),
         kind: env.kind,

@@ -67,6 +67,41 @@ const MIGRATION_LIST: &[M<'static>] = &[
         );
         CREATE TABLE list_versions (list TEXT PRIMARY KEY, version INTEGER NOT NULL);",
     ),
+    // 4: the local journal of access, alarm and audit events (kept after the
+    // uplink acks them from `events`; pruned by age and row count).
+    M::up(
+        "CREATE TABLE journal (
+            seq       INTEGER PRIMARY KEY,
+            time_ms   INTEGER NOT NULL,
+            class     INTEGER NOT NULL,
+            kind      TEXT    NOT NULL,
+            device_id TEXT    NOT NULL,
+            actor     TEXT,
+            payload   TEXT    NOT NULL
+        );
+        CREATE INDEX journal_time ON journal (time_ms);
+        CREATE INDEX journal_actor ON journal (actor, seq) WHERE actor IS NOT NULL;",
+    ),
+    // 5: panel users and their server-side sessions (token stored hashed).
+    M::up(
+        "CREATE TABLE users (
+            id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+            name                TEXT    NOT NULL UNIQUE,
+            role                TEXT    NOT NULL CHECK (role IN ('guard', 'manager', 'admin')),
+            password_hash       TEXT    NOT NULL,
+            created_ms          INTEGER NOT NULL,
+            password_changed_ms INTEGER NOT NULL
+        );
+        CREATE TABLE sessions (
+            token_hash   TEXT    PRIMARY KEY,
+            user_id      INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            csrf         TEXT    NOT NULL,
+            created_ms   INTEGER NOT NULL,
+            last_seen_ms INTEGER NOT NULL,
+            remote       TEXT
+        );
+        CREATE INDEX sessions_user ON sessions (user_id);",
+    ),
 ];
 
 /// The migrations, for `to_latest`.

@@ -4,6 +4,11 @@
 //! `synchronous=FULL`, and only then answers every request in the batch. It
 //! also keeps the in-memory accounting behind [`super::Store::stats`] and
 //! publishes pressure changes.
+//!
+//! In the same transaction as the queue insert it copies access, alarm and
+//! audit events into the local `journal` ([`super::journal`]), and it prunes
+//! the journal by age and row count at most every
+//! [`JournalRetention::prune_every`] (not per event).
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,6 +18,7 @@ use drivers::Class;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::{oneshot, watch};
 
+use super::journal::JournalRetention;
 use super::policy::{self, Decision, Limits, Usage};
 use super::{Pressure, Seq, StoreError};
 
@@ -40,6 +46,8 @@ pub(crate) struct Encoded {
     pub(crate) kind: String,
     pub(crate) device_id: String,
     pub(crate) time_ms: i64,
+    /// Who acted (audit events), for the journal's actor filter.
+    pub(crate) actor: Option<String>,
     pub(crate) payload: String,
 }
 
@@ -206,6 +214,9 @@ pub(crate) struct Writer {
     pub(crate) acct: Accounting,
     pub(crate) pressure: Pressure,
     drop_log: DropLog,
+    journal: JournalRetention,
+    /// When the journal was last pruned (`None`: not yet since open).
+    last_prune: Option<Instant>,
     /// Requests answered by the last commit: the window closes early once
     /// this many are back, so a lone appender never waits for company.
     last_batch_requests: usize,
@@ -237,8 +248,16 @@ impl Writer {
             acct,
             pressure,
             drop_log: DropLog::default(),
+            journal: JournalRetention::default(),
+            last_prune: None,
             last_batch_requests: 0,
         }
+    }
+
+    /// The same writer with this journal retention.
+    pub(crate) fn with_journal(mut self, journal: JournalRetention) -> Writer {
+        self.journal = journal;
+        self
     }
 
     /// Runs until closed or every handle is gone.
@@ -321,6 +340,7 @@ impl Writer {
                 if deleted_by_ack {
                     self.reclaim();
                 }
+                self.prune_journal_if_due();
                 for (req, answer) in batch.into_iter().zip(answers) {
                     match (req, answer) {
                         (Request::Append { reply, .. }, Answer::Append(results)) => {
@@ -389,6 +409,24 @@ impl Writer {
             *p = next;
             changed
         });
+    }
+
+    /// Prunes the journal when [`JournalRetention::prune_every`] has passed
+    /// since the last prune (and on the first commit after open).
+    fn prune_journal_if_due(&mut self) {
+        if self
+            .last_prune
+            .is_some_and(|t| t.elapsed() < self.journal.prune_every)
+        {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        let now_ms = drivers::contract::now_ms();
+        match super::journal::prune(&self.conn, &self.journal, now_ms) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "Journal pruned."),
+            Err(err) => tracing::warn!(error = %err, "Pruning the journal failed."),
+        }
     }
 
     /// Returns free pages to the filesystem once the backlog has drained (or
@@ -554,6 +592,21 @@ fn insert(
         event.payload,
     ])?;
     let seq = tx.last_insert_rowid();
+    if class != Class::Telemetry {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO journal (seq, time_ms, class, kind, device_id, actor, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        stmt.execute(params![
+            seq,
+            event.time_ms,
+            class.index() as i64,
+            event.kind,
+            event.device_id,
+            event.actor,
+            event.payload,
+        ])?;
+    }
     if acct.depth == 0 {
         acct.oldest_time_ms = Some(event.time_ms);
     }

@@ -1,6 +1,6 @@
 //! HTTP on the panel listener: process health (`/healthz`), readiness
-//! (`/readyz`) and Prometheus metrics (`/metrics`). The panel pages and the
-//! platform API are added here as their issues land.
+//! (`/readyz`), Prometheus metrics (`/metrics`), and the guards' web panel
+//! ([`panel`]). The platform API is added here as its issue lands.
 //!
 //! The router is a plain function of its state ([`router`]), so tests drive
 //! it with `tower::ServiceExt::oneshot` and the gateway serves it with
@@ -17,6 +17,9 @@ use tokio::sync::watch;
 
 use crate::config::Secret;
 use crate::metrics::Metrics;
+
+pub mod panel;
+pub mod tls;
 
 /// Largest request body the panel accepts.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -41,16 +44,20 @@ pub struct PanelState {
     pub readiness: watch::Receiver<Readiness>,
     /// When set, `/metrics` requires `Authorization: Bearer <token>`.
     pub metrics_token: Option<Secret>,
+    /// The guards' web panel.
+    pub panel: panel::Panel,
 }
 
 /// The panel router.
 pub fn router(state: PanelState) -> Router {
+    let pages = panel::router(state.panel.clone());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+        .merge(pages)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 async fn healthz() -> &'static str {
@@ -116,8 +123,14 @@ mod tests {
 
     fn state(readiness: Readiness, token: Option<&str>) -> (PanelState, watch::Sender<Readiness>) {
         let (tx, rx) = watch::channel(readiness);
+        let metrics = Arc::new(Metrics::new());
         let state = PanelState {
-            metrics: Arc::new(Metrics::new()),
+            panel: panel::Panel::new(
+                metrics.clone(),
+                tokio_util::sync::CancellationToken::new(),
+                false,
+            ),
+            metrics,
             readiness: rx,
             metrics_token: token.map(|t| Secret::new(t.to_owned())),
         };

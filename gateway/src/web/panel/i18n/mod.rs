@@ -1,0 +1,260 @@
+//! Every word the panel shows, one file per language ([`zh_cn`], [`en`]),
+//! as one [`Strings`] value each: a string missing in a language is a
+//! compile error. zh-CN is the default; the `lang` cookie (set by
+//! `/lang/{code}`) or a `?lang=` query switches.
+//!
+//! Adding a page: add its fields to [`Strings`] and fill them in both files.
+
+mod en;
+mod zh_cn;
+
+/// A panel language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// 简体中文 (default).
+    #[default]
+    ZhCn,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// The code used in the cookie, the query and `<html lang>`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::ZhCn => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+
+    /// Parses a code (`zh-CN`, `zh`, `en`), case-insensitively.
+    pub fn parse(code: &str) -> Option<Lang> {
+        match code.to_ascii_lowercase().as_str() {
+            "zh-cn" | "zh" | "zh_cn" => Some(Lang::ZhCn),
+            "en" | "en-us" | "en-gb" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// The other language (the switch link).
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::ZhCn => Lang::En,
+            Lang::En => Lang::ZhCn,
+        }
+    }
+
+    /// This language's strings.
+    pub fn strings(self) -> &'static Strings {
+        match self {
+            Lang::ZhCn => &zh_cn::STRINGS,
+            Lang::En => &en::STRINGS,
+        }
+    }
+}
+
+/// Every text of the panel in one language.
+#[derive(Debug)]
+pub struct Strings {
+    /// This language's own name (shown on the switch link of the other).
+    pub language_name: &'static str,
+    pub app_name: &'static str,
+    pub nav_live: &'static str,
+    pub nav_devices: &'static str,
+    pub nav_audit: &'static str,
+    pub nav_users: &'static str,
+    pub nav_platform: &'static str,
+    pub logout: &'static str,
+    pub signed_in_as: &'static str,
+
+    pub login_title: &'static str,
+    pub login_name: &'static str,
+    pub login_password: &'static str,
+    pub login_submit: &'static str,
+    pub login_failed: &'static str,
+    /// `{n}`: minutes left.
+    pub login_locked: &'static str,
+    pub login_no_users: &'static str,
+    pub setup_title: &'static str,
+    pub setup_intro: &'static str,
+    pub setup_invalid: &'static str,
+    pub setup_submit: &'static str,
+    pub password_confirm: &'static str,
+
+    pub err_required: &'static str,
+    pub err_name_bad: &'static str,
+    pub err_name_long: &'static str,
+    pub err_password_short: &'static str,
+    pub err_password_long: &'static str,
+    pub err_password_mismatch: &'static str,
+    pub err_user_exists: &'static str,
+    pub err_no_such_user: &'static str,
+    pub err_last_admin: &'static str,
+    pub err_reason_required: &'static str,
+    pub err_reason_long: &'static str,
+    pub err_command_unknown: &'static str,
+    pub err_role: &'static str,
+    pub err_date: &'static str,
+    pub err_date_order: &'static str,
+
+    pub live_title: &'static str,
+    pub live_connected: &'static str,
+    pub live_disconnected: &'static str,
+    pub live_history_note: &'static str,
+    pub live_empty: &'static str,
+    pub live_lagged: &'static str,
+    pub filter_device: &'static str,
+    pub filter_kind: &'static str,
+    pub filter_class: &'static str,
+    pub filter_actor: &'static str,
+    pub filter_from: &'static str,
+    pub filter_to: &'static str,
+    pub filter_all: &'static str,
+    pub filter_apply: &'static str,
+    pub col_time: &'static str,
+    pub col_device: &'static str,
+    pub col_kind: &'static str,
+    pub col_class: &'static str,
+    pub col_detail: &'static str,
+    pub col_image: &'static str,
+    pub badge_alarm: &'static str,
+    pub badge_cleared: &'static str,
+    pub class_access: &'static str,
+    pub class_alarm: &'static str,
+    pub class_audit: &'static str,
+    pub class_telemetry: &'static str,
+
+    pub devices_title: &'static str,
+    pub devices_empty: &'static str,
+    pub col_name: &'static str,
+    pub col_type: &'static str,
+    pub col_health: &'static str,
+    pub col_last_seen: &'static str,
+    pub col_last_error: &'static str,
+    pub col_restarts: &'static str,
+    pub health_ok: &'static str,
+    pub health_starting: &'static str,
+    pub health_degraded: &'static str,
+    pub health_stopped: &'static str,
+    pub never: &'static str,
+    pub details: &'static str,
+    pub device_commands: &'static str,
+    pub command_label: &'static str,
+    pub reason: &'static str,
+    pub reason_hint: &'static str,
+    pub send_command: &'static str,
+    pub outcome_done: &'static str,
+    pub outcome_refused: &'static str,
+    pub outcome_failed: &'static str,
+    pub outcome_unsupported: &'static str,
+    pub audit_seq: &'static str,
+    pub restart_title: &'static str,
+    pub restart_hint: &'static str,
+    pub restart_submit: &'static str,
+    pub restart_done: &'static str,
+    pub restart_failed: &'static str,
+    pub device_recent: &'static str,
+
+    pub audit_title: &'static str,
+    pub audit_empty: &'static str,
+    pub export_csv: &'static str,
+    pub col_actor: &'static str,
+    pub col_action: &'static str,
+    pub col_target: &'static str,
+    pub col_reason: &'static str,
+    pub col_remote: &'static str,
+    pub older: &'static str,
+
+    pub users_title: &'static str,
+    pub col_role: &'static str,
+    pub col_created: &'static str,
+    pub col_password_changed: &'static str,
+    pub col_actions: &'static str,
+    pub add_user: &'static str,
+    pub role_guard: &'static str,
+    pub role_manager: &'static str,
+    pub role_admin: &'static str,
+    pub new_password: &'static str,
+    pub reset_password: &'static str,
+    pub remove_user: &'static str,
+    pub user_added: &'static str,
+    pub user_removed: &'static str,
+    pub password_reset_done: &'static str,
+
+    pub platform_title: &'static str,
+    pub platform_not_configured: &'static str,
+
+    pub forbidden_title: &'static str,
+    pub forbidden_text: &'static str,
+    pub not_found_title: &'static str,
+    pub not_found_text: &'static str,
+    pub csrf_title: &'static str,
+    pub csrf_text: &'static str,
+    pub back: &'static str,
+
+    /// Event kind → label.
+    pub kinds: &'static [(&'static str, &'static str)],
+    /// Command name → label.
+    pub commands: &'static [(&'static str, &'static str)],
+}
+
+impl Strings {
+    /// The label of an event kind (the kind itself when unknown).
+    pub fn kind<'a>(&'static self, kind: &'a str) -> &'a str {
+        lookup(self.kinds, kind)
+    }
+
+    /// The label of a command (the name itself when unknown).
+    pub fn command<'a>(&'static self, name: &'a str) -> &'a str {
+        lookup(self.commands, name)
+    }
+
+    /// The label of a class.
+    pub fn class(&self, class: drivers::Class) -> &'static str {
+        match class {
+            drivers::Class::Access => self.class_access,
+            drivers::Class::Alarm => self.class_alarm,
+            drivers::Class::Audit => self.class_audit,
+            drivers::Class::Telemetry => self.class_telemetry,
+        }
+    }
+
+    /// The label of a role.
+    pub fn role(&self, role: crate::auth::Role) -> &'static str {
+        match role {
+            crate::auth::Role::Guard => self.role_guard,
+            crate::auth::Role::Manager => self.role_manager,
+            crate::auth::Role::Admin => self.role_admin,
+        }
+    }
+}
+
+fn lookup<'a>(table: &'static [(&'static str, &'static str)], key: &'a str) -> &'a str {
+    table
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or(key, |(_, label)| label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_languages_label_the_same_kinds_and_commands() {
+        let zh = Lang::ZhCn.strings();
+        let en = Lang::En.strings();
+        let keys = |t: &'static [(&'static str, &'static str)]| {
+            t.iter().map(|(k, _)| *k).collect::<Vec<_>>()
+        };
+        assert_eq!(keys(zh.kinds), keys(en.kinds));
+        assert_eq!(keys(zh.commands), keys(en.commands));
+        assert_eq!(zh.kind("threshold_alarm"), "阈值告警");
+        assert_eq!(en.kind("threshold_alarm"), "Threshold alarm");
+        assert_eq!(zh.kind("something_new"), "something_new");
+        assert_eq!(Lang::parse("EN"), Some(Lang::En));
+        assert_eq!(Lang::parse("zh"), Some(Lang::ZhCn));
+        assert_eq!(Lang::parse("fr"), None);
+        assert_eq!(Lang::default(), Lang::ZhCn);
+    }
+}

@@ -1,0 +1,130 @@
+//! The panel for guards and property managers: server-rendered pages
+//! (askama templates in `gateway/templates/`, compiled and checked at build
+//! time, so a missing field or string is a build error and nothing is parsed
+//! at run time), embedded assets, zh-CN first with English switchable
+//! ([`i18n`]).
+//!
+//! Layout: [`guard`] resolves the session and language of every request and
+//! refuses state-changing requests without the right CSRF token (one place,
+//! so no handler can forget it); [`headers`] adds the security headers;
+//! `pages/` holds one module per page; [`view`] turns events into rows.
+//!
+//! Adding a page is: a route in [`router`], a handler module in `pages/`,
+//! a template, and its strings in both `i18n` files. Every handler takes a
+//! [`guard::Viewer`] (which requires a live session) and checks its
+//! [`Permission`](crate::auth::Permission) first.
+//!
+//! The router exists from the first moment (the listener answers `/healthz`
+//! while the store opens); the pieces the pages need ([`PanelCore`]) are set
+//! once the gateway has started, and pages answer 503 until then.
+
+pub mod assets;
+mod error;
+mod guard;
+mod headers;
+pub mod i18n;
+mod pages;
+mod view;
+
+pub use view::local_time;
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Auth;
+use crate::metrics::Metrics;
+use crate::pipeline::{EventFeed, PipelineHandle};
+use crate::store::Journal;
+use crate::supervisor::Drivers;
+
+pub(crate) use error::PanelError;
+
+/// What the pages work with, available once the gateway has started.
+#[derive(Debug)]
+pub struct PanelCore {
+    /// Users, sessions, lockout, setup.
+    pub auth: Auth,
+    /// History and audit reads.
+    pub journal: Journal,
+    /// Commands and audit records.
+    pub pipeline: PipelineHandle,
+    /// Devices.
+    pub drivers: Drivers,
+    /// Recorded events, live.
+    pub feed: EventFeed,
+    /// Where plate images are stored (`<data_dir>/images`).
+    pub images_dir: PathBuf,
+}
+
+/// The panel's handle (cheap to clone): the core once set, the metrics for
+/// refusals, and the listener's cancellation (which ends live streams, so a
+/// graceful shutdown is not held up by open pages).
+#[derive(Debug, Clone)]
+pub struct Panel {
+    core: Arc<OnceLock<Arc<PanelCore>>>,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+    secure_cookies: bool,
+}
+
+impl Panel {
+    /// A panel without its core yet. `secure_cookies` when served over TLS.
+    pub fn new(metrics: Arc<Metrics>, cancel: CancellationToken, secure_cookies: bool) -> Panel {
+        Panel {
+            core: Arc::new(OnceLock::new()),
+            metrics,
+            cancel,
+            secure_cookies,
+        }
+    }
+
+    /// Sets the core (once; later calls are ignored).
+    pub fn set_core(&self, core: PanelCore) {
+        let _ = self.core.set(Arc::new(core));
+    }
+
+    pub(crate) fn core(&self) -> Result<Arc<PanelCore>, PanelError> {
+        self.core.get().cloned().ok_or(PanelError::Starting)
+    }
+}
+
+/// The panel's routes, with the session/CSRF guard and security headers.
+pub fn router(panel: Panel) -> Router {
+    Router::new()
+        .route("/", get(pages::root))
+        .route("/login", get(pages::login::page).post(pages::login::submit))
+        .route("/logout", post(pages::login::logout))
+        .route(
+            "/setup",
+            get(pages::login::setup_page).post(pages::login::setup_submit),
+        )
+        .route("/lang/{code}", get(pages::login::switch_language))
+        .route("/live", get(pages::live::page))
+        .route("/live/stream", get(pages::live::stream))
+        .route("/devices", get(pages::devices::list))
+        .route("/devices/{id}", get(pages::devices::detail))
+        .route("/devices/{id}/command", post(pages::devices::command))
+        .route("/devices/{id}/restart", post(pages::devices::restart))
+        .route("/audit", get(pages::audit::page))
+        .route("/audit.csv", get(pages::audit::csv))
+        .route("/users", get(pages::users::page).post(pages::users::add))
+        .route("/users/{name}/password", post(pages::users::reset_password))
+        .route("/users/{name}/remove", post(pages::users::remove))
+        .route("/platform", get(pages::platform::page))
+        .route("/images/{*name}", get(pages::images::serve))
+        .route("/assets/{name}", get(assets::serve))
+        .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            panel.clone(),
+            guard::middleware,
+        ))
+        .layer(axum::middleware::map_response(headers::security_headers))
+        .with_state(panel)
+}
+
+#[cfg(test)]
+mod tests;

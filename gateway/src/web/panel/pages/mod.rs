@@ -1,0 +1,108 @@
+//! One module per page. Shared here: the page chrome (navigation, user,
+//! language switch, CSRF token for forms) and recording audit events.
+
+pub(super) mod audit;
+pub(super) mod devices;
+pub(super) mod images;
+pub(super) mod live;
+pub(super) mod login;
+pub(super) mod platform;
+pub(super) mod users;
+
+use axum::response::{IntoResponse, Redirect, Response};
+use drivers::Class;
+
+use super::PanelCore;
+use super::PanelError;
+use super::guard::{Ctx, Viewer};
+use super::i18n::Strings;
+use crate::auth::Permission;
+use crate::pipeline::GATEWAY_DEVICE;
+
+/// What every page's frame shows.
+#[derive(Debug, Clone)]
+pub(crate) struct Chrome {
+    pub(crate) t: &'static Strings,
+    pub(crate) lang: &'static str,
+    pub(crate) other_lang: &'static str,
+    pub(crate) other_lang_name: &'static str,
+    pub(crate) user: String,
+    pub(crate) role: &'static str,
+    pub(crate) csrf: String,
+    pub(crate) nav: &'static str,
+    pub(crate) can_audit: bool,
+    pub(crate) can_users: bool,
+    /// This page, for the language switch to come back to.
+    pub(crate) here: String,
+}
+
+impl Chrome {
+    pub(crate) fn new(viewer: &Viewer, nav: &'static str) -> Chrome {
+        let lang = viewer.ctx.lang;
+        Chrome {
+            t: lang.strings(),
+            lang: lang.code(),
+            other_lang: lang.other().code(),
+            other_lang_name: lang.other().strings().language_name,
+            user: viewer.user.name.clone(),
+            role: lang.strings().role(viewer.user.role),
+            csrf: viewer.csrf.clone(),
+            nav,
+            can_audit: viewer.may(Permission::ViewAudit),
+            can_users: viewer.may(Permission::ManageUsers),
+            here: viewer.ctx.path.clone(),
+        }
+    }
+
+    /// `active` for the current navigation entry.
+    pub(crate) fn active(&self, nav: &str) -> &'static str {
+        if self.nav == nav { "active" } else { "" }
+    }
+}
+
+/// One `<option>` of a select.
+#[derive(Debug, Clone)]
+pub(crate) struct Opt {
+    pub(crate) value: String,
+    pub(crate) label: String,
+    pub(crate) selected: bool,
+}
+
+/// Options from `(value, label)` pairs, `current` selected.
+pub(crate) fn options<V: AsRef<str>, L: AsRef<str>>(
+    pairs: impl IntoIterator<Item = (V, L)>,
+    current: &str,
+) -> Vec<Opt> {
+    pairs
+        .into_iter()
+        .map(|(v, l)| Opt {
+            selected: v.as_ref() == current,
+            value: v.as_ref().to_owned(),
+            label: l.as_ref().to_owned(),
+        })
+        .collect()
+}
+
+/// Records an audit event about the panel (never a password); a failure is
+/// logged loudly but does not undo what was done.
+pub(crate) async fn record_audit(
+    core: &PanelCore,
+    device: Option<&str>,
+    kind: &str,
+    body: serde_json::Value,
+) {
+    let device = device.unwrap_or(GATEWAY_DEVICE);
+    if let Err(error) = core.pipeline.record(device, kind, Class::Audit, body).await {
+        tracing::error!(%error, kind, "An audit record of a panel action was not stored.");
+    }
+}
+
+/// `/`: the live page.
+pub(super) async fn root(_viewer: Viewer) -> Response {
+    Redirect::to("/live").into_response()
+}
+
+/// Anything else.
+pub(super) async fn not_found(ctx: Ctx) -> PanelError {
+    PanelError::NotFound(ctx.lang)
+}

@@ -1,0 +1,267 @@
+//! `/users` (用户管理, admin only): list, add, reset a password (which logs
+//! that user out everywhere), remove (never the last admin). Every change
+//! is audited (`user_added`, `password_changed`, `user_removed`) with the
+//! acting admin and the remote address.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::login::{name_message, password_message};
+use super::{Chrome, Opt, options, record_audit};
+use crate::auth::{AuthError, Permission, Role, password, users};
+use crate::web::panel::error::render;
+use crate::web::panel::guard::Viewer;
+use crate::web::panel::view::local_time;
+use crate::web::panel::{Panel, PanelCore, PanelError};
+
+/// A user as a row.
+#[derive(Debug, Clone)]
+pub(crate) struct UserRow {
+    pub(crate) name: String,
+    pub(crate) role: &'static str,
+    pub(crate) created: String,
+    pub(crate) password_changed: String,
+}
+
+/// What the add form holds, and its problems per field.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AddEntered {
+    pub(crate) name: String,
+    pub(crate) role: String,
+    pub(crate) name_error: Option<&'static str>,
+    pub(crate) role_error: Option<&'static str>,
+    pub(crate) password_error: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    c: Chrome,
+    users: Vec<UserRow>,
+    roles: Vec<Opt>,
+    add: AddEntered,
+    flash: Option<(&'static str, String)>,
+}
+
+async fn users_page(
+    core: &PanelCore,
+    viewer: &Viewer,
+    status: StatusCode,
+    add: AddEntered,
+    flash: Option<(&'static str, String)>,
+) -> Result<Response, PanelError> {
+    let t = viewer.t();
+    let users = core
+        .auth
+        .users()
+        .await?
+        .into_iter()
+        .map(|u| UserRow {
+            role: t.role(u.role),
+            created: local_time(u.created_ms),
+            password_changed: local_time(u.password_changed_ms),
+            name: u.name,
+        })
+        .collect();
+    let page = UsersPage {
+        c: Chrome::new(viewer, "users"),
+        users,
+        roles: options(
+            Role::ALL.iter().map(|r| (r.as_str(), t.role(*r))),
+            &add.role,
+        ),
+        add,
+        flash,
+    };
+    Ok(render(status, &page))
+}
+
+#[derive(Debug, Deserialize)]
+pub(in crate::web::panel) struct DoneQuery {
+    done: Option<String>,
+}
+
+/// `GET /users`.
+pub(in crate::web::panel) async fn page(
+    State(panel): State<Panel>,
+    viewer: Viewer,
+    Query(query): Query<DoneQuery>,
+) -> Result<Response, PanelError> {
+    viewer.require(Permission::ManageUsers)?;
+    let core = panel.core()?;
+    let t = viewer.t();
+    let flash = match query.done.as_deref() {
+        Some("added") => Some(("ok", t.user_added.to_owned())),
+        Some("removed") => Some(("ok", t.user_removed.to_owned())),
+        Some("reset") => Some(("ok", t.password_reset_done.to_owned())),
+        _ => None,
+    };
+    users_page(&core, &viewer, StatusCode::OK, AddEntered::default(), flash).await
+}
+
+#[derive(Deserialize)]
+pub(in crate::web::panel) struct AddForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// `POST /users`: adds a user.
+pub(in crate::web::panel) async fn add(
+    State(panel): State<Panel>,
+    viewer: Viewer,
+    Form(form): Form<AddForm>,
+) -> Result<Response, PanelError> {
+    viewer.require(Permission::ManageUsers)?;
+    let core = panel.core()?;
+    let t = viewer.t();
+    let name = form.name.trim().to_owned();
+    let role = Role::parse(&form.role);
+    let mut entered = AddEntered {
+        name_error: users::check_name(&name).err().map(|p| name_message(t, p)),
+        role_error: role.is_none().then_some(t.err_role),
+        password_error: password::check(&form.password, Some(&form.confirm))
+            .err()
+            .map(|p| password_message(t, p)),
+        name,
+        role: form.role.clone(),
+    };
+    let invalid = entered.name_error.is_some()
+        || entered.role_error.is_some()
+        || entered.password_error.is_some();
+    let Some(role) = role.filter(|_| !invalid) else {
+        return users_page(
+            &core,
+            &viewer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            entered,
+            None,
+        )
+        .await;
+    };
+    match core
+        .auth
+        .add_user(&entered.name, role, &form.password)
+        .await
+    {
+        Ok(user) => {
+            record_audit(
+                &core,
+                None,
+                "user_added",
+                serde_json::json!({"actor": viewer.user.name, "target": user.name,
+                    "role": role.as_str(), "remote": viewer.remote()}),
+            )
+            .await;
+            Ok(Redirect::to("/users?done=added").into_response())
+        }
+        Err(AuthError::UserExists) => {
+            entered.name_error = Some(t.err_user_exists);
+            users_page(
+                &core,
+                &viewer,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                entered,
+                None,
+            )
+            .await
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(in crate::web::panel) struct PasswordForm {
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /users/{name}/password`: sets a new password; that user's
+/// sessions all end.
+pub(in crate::web::panel) async fn reset_password(
+    State(panel): State<Panel>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, PanelError> {
+    viewer.require(Permission::ManageUsers)?;
+    let core = panel.core()?;
+    let t = viewer.t();
+    if let Err(problem) = password::check(&form.password, None) {
+        let flash = Some(("bad", format!("{name}: {}", password_message(t, problem))));
+        return users_page(
+            &core,
+            &viewer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            AddEntered::default(),
+            flash,
+        )
+        .await;
+    }
+    match core.auth.set_password(&name, &form.password).await {
+        Ok(ended) => {
+            record_audit(
+                &core,
+                None,
+                "password_changed",
+                serde_json::json!({"actor": viewer.user.name, "target": name,
+                    "remote": viewer.remote(), "sessions_ended": ended}),
+            )
+            .await;
+            let to = if name == viewer.user.name {
+                "/login"
+            } else {
+                "/users?done=reset"
+            };
+            Ok(Redirect::to(to).into_response())
+        }
+        Err(AuthError::NoSuchUser) => Err(PanelError::NotFound(viewer.ctx.lang)),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// `POST /users/{name}/remove`: removes a user (not the last admin).
+pub(in crate::web::panel) async fn remove(
+    State(panel): State<Panel>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+) -> Result<Response, PanelError> {
+    viewer.require(Permission::ManageUsers)?;
+    let core = panel.core()?;
+    let t = viewer.t();
+    match core.auth.remove_user(&name).await {
+        Ok(user) => {
+            record_audit(
+                &core,
+                None,
+                "user_removed",
+                serde_json::json!({"actor": viewer.user.name, "target": user.name,
+                    "role": user.role.as_str(), "remote": viewer.remote()}),
+            )
+            .await;
+            Ok(Redirect::to("/users?done=removed").into_response())
+        }
+        Err(AuthError::LastAdmin) => {
+            let flash = Some(("bad", t.err_last_admin.to_owned()));
+            users_page(
+                &core,
+                &viewer,
+                StatusCode::CONFLICT,
+                AddEntered::default(),
+                flash,
+            )
+            .await
+        }
+        Err(AuthError::NoSuchUser) => Err(PanelError::NotFound(viewer.ctx.lang)),
+        Err(error) => Err(error.into()),
+    }
+}

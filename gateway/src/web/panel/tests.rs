@@ -1,0 +1,711 @@
+//! Router-level tests of the panel (`tower::ServiceExt::oneshot`, no
+//! socket): login and sessions, CSRF on every state-changing route, roles,
+//! lockout, security headers, setup link, forms that refuse half-written
+//! input. A real store, pipeline and simulated tank sit behind the router.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use drivers::Class;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::*;
+use crate::auth::{LockoutPolicy, Role, SessionPolicy};
+use crate::config::{DeviceConfig, DeviceKind, SupervisorConfig};
+use crate::pipeline::{Pipeline, Stamper};
+use crate::store::{JournalQuery, Store, StoreConfig};
+use crate::tasks::Tasks;
+use crate::web::{self, PanelState, Readiness};
+
+const REMOTE: ([u8; 4], u16) = ([10, 0, 0, 9], 50_000);
+
+struct Harness {
+    router: Router,
+    auth: Auth,
+    journal: Journal,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+    _tasks: Tasks,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = StoreConfig {
+        group_commit_window: Duration::ZERO,
+        ..StoreConfig::new(dir.path().join("g.db"))
+    };
+    let (store, _) = Store::open(config).expect("store");
+    let auth = Auth::new(
+        store.connect().expect("connect"),
+        SessionPolicy {
+            idle: Duration::from_secs(600),
+            absolute: Duration::from_secs(3600),
+        },
+        LockoutPolicy {
+            user_failures: 3,
+            address_failures: 100,
+            duration: Duration::from_secs(900),
+        },
+    );
+    let metrics = Arc::new(Metrics::new());
+    let cancel = CancellationToken::new();
+    let mut tasks = Tasks::default();
+    let (device_tx, device_rx) = mpsc::channel(64);
+    let drivers = crate::supervisor::start(
+        crate::devices::build(&[DeviceConfig {
+            id: "tank-1".into(),
+            name: "1号楼水箱".into(),
+            kind: DeviceKind::SimTank {
+                height_m: 4.0,
+                interval: Duration::from_secs(3600),
+            },
+        }])
+        .supervised,
+        &device_tx,
+        &SupervisorConfig {
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+            drain_budget: Duration::from_secs(1),
+        },
+        &cancel,
+        &mut tasks,
+    );
+    let feed = EventFeed::new();
+    let (pipeline, handle) = Pipeline::new(
+        device_rx,
+        store.clone(),
+        drivers.clone(),
+        Stamper::new("e1", "g1"),
+        Vec::new(),
+        metrics.clone(),
+        feed.clone(),
+    );
+    tokio::spawn(pipeline.run(cancel.clone()));
+    let journal = Journal::new(&store).expect("journal");
+    let panel = Panel::new(metrics.clone(), cancel.clone(), false);
+    panel.set_core(PanelCore {
+        auth: auth.clone(),
+        journal: journal.clone(),
+        pipeline: handle,
+        drivers,
+        feed,
+        images_dir: dir.path().join("images"),
+    });
+    let (_tx, readiness) = watch::channel(Readiness::Ready);
+    let router = web::router(PanelState {
+        metrics: metrics.clone(),
+        readiness,
+        metrics_token: None,
+        panel,
+    })
+    .layer(MockConnectInfo(SocketAddr::from(REMOTE)));
+    Harness {
+        router,
+        auth,
+        journal,
+        metrics,
+        cancel,
+        _tasks: tasks,
+        _dir: dir,
+    }
+}
+
+/// A response, read whole.
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// A browser: a cookie jar in front of the router.
+struct Browser<'h> {
+    h: &'h Harness,
+    cookies: HashMap<String, String>,
+}
+
+impl<'h> Browser<'h> {
+    fn new(h: &'h Harness) -> Self {
+        Self {
+            h,
+            cookies: HashMap::new(),
+        }
+    }
+
+    async fn send(&mut self, request: axum::http::request::Builder, body: Body) -> Reply {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let request = request
+            .header(header::COOKIE, cookie)
+            .body(body)
+            .expect("request");
+        let response = self
+            .h
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+            .await
+            .expect("body");
+        let reply = Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        };
+        for set in reply.set_cookies() {
+            let pair = set.split(';').next().unwrap_or("");
+            if let Some((k, v)) = pair.split_once('=') {
+                if v.is_empty() || set.contains("Max-Age=0") {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+        reply
+    }
+
+    async fn get(&mut self, uri: &str) -> Reply {
+        self.send(Request::get(uri), Body::empty()).await
+    }
+
+    async fn post(&mut self, uri: &str, form: &[(&str, &str)]) -> Reply {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        self.send(
+            Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
+            Body::from(body),
+        )
+        .await
+    }
+
+    /// The login form's double-submit token.
+    async fn login(&mut self, name: &str, password: &str) -> Reply {
+        let page = self.get("/login").await;
+        let pre = hidden(&page.body, "csrf");
+        self.post(
+            "/login",
+            &[
+                ("csrf", &pre),
+                ("name", name),
+                ("password", password),
+                ("next", "/devices"),
+            ],
+        )
+        .await
+    }
+
+    /// The session's CSRF token, from a page's meta tag.
+    async fn csrf(&mut self) -> String {
+        let page = self.get("/devices").await;
+        meta(&page.body, "csrf-token")
+    }
+}
+
+/// The value of the first hidden input `name`.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).map(|i| i + marker.len()).unwrap_or(0);
+    html[start..].split('"').next().unwrap_or("").to_owned()
+}
+
+fn meta(html: &str, name: &str) -> String {
+    let marker = format!("<meta name=\"{name}\" content=\"");
+    let start = html.find(&marker).map(|i| i + marker.len()).unwrap_or(0);
+    html[start..].split('"').next().unwrap_or("").to_owned()
+}
+
+async fn add(h: &Harness, name: &str, role: Role) {
+    h.auth
+        .add_user(name, role, "a long password")
+        .await
+        .expect("add user");
+}
+
+async fn journal_kinds(h: &Harness) -> Vec<String> {
+    h.journal
+        .query(JournalQuery {
+            classes: vec![Class::Audit],
+            limit: 1000,
+            ..JournalQuery::default()
+        })
+        .await
+        .expect("journal")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+#[tokio::test]
+async fn headers_forbid_inline_script_framing_and_sniffing() {
+    let h = harness().await;
+    let mut b = Browser::new(&h);
+    for uri in ["/login", "/live", "/nonexistent"] {
+        let reply = b.get(uri).await;
+        let csp = reply.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("ascii");
+        assert!(csp.contains("default-src 'self'"), "{uri}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert_eq!(reply.headers[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(reply.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(reply.headers[header::REFERRER_POLICY], "same-origin");
+    }
+    let page = b.get("/login").await;
+    assert!(!page.body.contains("<script>"), "no inline script");
+    assert!(!page.body.contains("style="), "no inline style");
+}
+
+#[tokio::test]
+async fn login_sets_a_strict_httponly_cookie_and_rotates_the_session() {
+    let h = harness().await;
+    add(&h, "王保安", Role::Guard).await;
+    let mut b = Browser::new(&h);
+
+    let page = b.get("/live").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/login?next=%2Flive");
+
+    let reply = b.login("王保安", "a long password").await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    assert_eq!(reply.location(), "/devices");
+    let cookie = reply
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("gh_session="))
+        .expect("session cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "no TLS here: {cookie}");
+    let first = b.cookies["gh_session"].clone();
+    let live = b.get("/live").await;
+    assert_eq!(live.status, StatusCode::OK);
+    assert!(live.body.contains("实时事件"), "zh-CN by default");
+
+    // A logged-in browser is sent on from the login page.
+    assert_eq!(b.get("/login").await.status, StatusCode::SEE_OTHER);
+    // Logging in over an existing session token (e.g. one planted by an
+    // attacker) ends that session and issues a new one.
+    let mut fixated = Browser::new(&h);
+    let page = fixated.get("/login").await;
+    let pre = hidden(&page.body, "csrf");
+    fixated.cookies.insert("gh_session".into(), first.clone());
+    let again = fixated
+        .post(
+            "/login",
+            &[
+                ("csrf", &pre),
+                ("name", "王保安"),
+                ("password", "a long password"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
+    let second = fixated.cookies["gh_session"].clone();
+    assert_ne!(first, second);
+    assert!(h.auth.session(&first, false).await.expect("q").is_none());
+    assert!(h.auth.session(&second, false).await.expect("q").is_some());
+    assert!(journal_kinds(&h).await.contains(&"user_login".to_owned()));
+
+    let english = fixated.get("/live?lang=en").await;
+    assert!(english.body.contains("Live events"), "English switchable");
+}
+
+#[tokio::test]
+async fn login_with_a_wrong_password_is_refused_and_audited_without_the_password() {
+    let h = harness().await;
+    add(&h, "li", Role::Manager).await;
+    let mut b = Browser::new(&h);
+    let reply = b.login("li", "not-the-password-xyz").await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(reply.body.contains("用户名或密码错误"), "{}", reply.body);
+    assert!(!b.cookies.contains_key("gh_session"));
+    let failed = h
+        .journal
+        .query(JournalQuery {
+            kind: Some("user_login_failed".into()),
+            limit: 10,
+            ..JournalQuery::default()
+        })
+        .await
+        .expect("journal");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].body["actor"], "li");
+    assert_eq!(failed[0].body["remote"], "10.0.0.9");
+    assert!(!failed[0].body.to_string().contains("not-the-password-xyz"));
+}
+
+#[tokio::test]
+async fn csrf_token_is_required_on_every_state_changing_route() {
+    let h = harness().await;
+    add(&h, "admin", Role::Admin).await;
+    add(&h, "guard-1", Role::Guard).await;
+    let mut b = Browser::new(&h);
+    assert_eq!(
+        b.login("admin", "a long password").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let token = b.csrf().await;
+    assert_eq!(token.len(), 64);
+    let routes = [
+        "/logout",
+        "/devices/tank-1/command",
+        "/devices/tank-1/restart",
+        "/users",
+        "/users/guard-1/password",
+        "/users/guard-1/remove",
+    ];
+    for route in routes {
+        let missing = b
+            .post(route, &[("reason", "test"), ("command", "poll")])
+            .await;
+        assert_eq!(
+            missing.status,
+            StatusCode::FORBIDDEN,
+            "{route} without token"
+        );
+        let wrong = b
+            .post(route, &[("csrf", "0".repeat(64).as_str()), ("reason", "x")])
+            .await;
+        assert_eq!(
+            wrong.status,
+            StatusCode::FORBIDDEN,
+            "{route} with a wrong token"
+        );
+    }
+    let text = h.metrics.render();
+    assert!(
+        text.contains(r#"gatehouse_http_rejected_total{route="panel",reason="csrf"} 12"#),
+        "{text}"
+    );
+    // Nothing happened: the guard still exists, we are still logged in.
+    assert_eq!(h.auth.user_count().await.expect("count"), 2);
+    assert_eq!(b.get("/users").await.status, StatusCode::OK);
+
+    // The header form, as fetch() sends it, is accepted.
+    let reply = b
+        .send(
+            Request::post("/devices/tank-1/command")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header("X-CSRF-Token", &token),
+            Body::from("command=poll&reason=%E6%A3%80%E6%9F%A5"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+
+    // The login form needs its double-submit token too.
+    let mut other = Browser::new(&h);
+    let login = other
+        .post(
+            "/login",
+            &[("name", "admin"), ("password", "a long password")],
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn role_guard_cannot_reach_user_management_audit_or_restart() {
+    let h = harness().await;
+    add(&h, "admin", Role::Admin).await;
+    add(&h, "guard-1", Role::Guard).await;
+    let mut guard = Browser::new(&h);
+    guard.login("guard-1", "a long password").await;
+    let token = guard.csrf().await;
+    assert_eq!(guard.get("/users").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(guard.get("/audit").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(guard.get("/audit.csv").await.status, StatusCode::FORBIDDEN);
+    let add_user = guard
+        .post(
+            "/users",
+            &[
+                ("csrf", &token),
+                ("name", "evil"),
+                ("role", "admin"),
+                ("password", "a long password"),
+                ("confirm", "a long password"),
+            ],
+        )
+        .await;
+    assert_eq!(add_user.status, StatusCode::FORBIDDEN);
+    assert_eq!(h.auth.user_count().await.expect("count"), 2);
+    let restart = guard
+        .post(
+            "/devices/tank-1/restart",
+            &[("csrf", &token), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(restart.status, StatusCode::FORBIDDEN);
+    let page = guard.get("/devices/tank-1").await;
+    assert!(
+        !page.body.contains("/restart"),
+        "no restart form for a guard"
+    );
+    assert!(
+        !page.body.contains("href=\"/users\""),
+        "no users link for a guard"
+    );
+    // A guard may actuate with a reason.
+    let command = guard
+        .post(
+            "/devices/tank-1/command",
+            &[
+                ("csrf", &token),
+                ("command", "poll"),
+                ("reason", "例行检查"),
+            ],
+        )
+        .await;
+    assert_eq!(command.status, StatusCode::OK);
+    assert!(command.body.contains("已执行"), "{}", command.body);
+
+    let mut admin = Browser::new(&h);
+    admin.login("admin", "a long password").await;
+    assert_eq!(admin.get("/users").await.status, StatusCode::OK);
+    let token = admin.csrf().await;
+    let restart = admin
+        .post(
+            "/devices/tank-1/restart",
+            &[("csrf", &token), ("reason", "升级后重连")],
+        )
+        .await;
+    assert_eq!(restart.status, StatusCode::OK);
+    assert!(restart.body.contains("已重启驱动"), "{}", restart.body);
+    let audit = admin.get("/audit").await;
+    assert!(audit.body.contains("升级后重连"), "restart audited");
+    assert!(audit.body.contains("例行检查"), "command audited");
+}
+
+#[tokio::test]
+async fn lockout_after_repeated_failures_refuses_the_right_password() {
+    let h = harness().await;
+    add(&h, "sun", Role::Guard).await;
+    let mut b = Browser::new(&h);
+    for _ in 0..3 {
+        assert_eq!(
+            b.login("sun", "wrong password!!").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let locked = b.login("sun", "a long password").await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(locked.body.contains("15 分钟"), "{}", locked.body);
+    assert!(!b.cookies.contains_key("gh_session"));
+    let kinds = journal_kinds(&h).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "user_locked").count(), 1);
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "user_login_failed").count(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn session_ends_everywhere_when_an_admin_resets_the_password() {
+    let h = harness().await;
+    add(&h, "admin", Role::Admin).await;
+    add(&h, "guard-1", Role::Guard).await;
+    let mut guard = Browser::new(&h);
+    guard.login("guard-1", "a long password").await;
+    assert_eq!(guard.get("/live").await.status, StatusCode::OK);
+    let mut admin = Browser::new(&h);
+    admin.login("admin", "a long password").await;
+    let token = admin.csrf().await;
+    let short = admin
+        .post(
+            "/users/guard-1/password",
+            &[("csrf", &token), ("password", "short")],
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(short.body.contains("密码至少需要 10 个字符"));
+    let reset = admin
+        .post(
+            "/users/guard-1/password",
+            &[("csrf", &token), ("password", "a new long password")],
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::SEE_OTHER);
+    assert_eq!(guard.get("/live").await.status, StatusCode::SEE_OTHER);
+    assert!(
+        journal_kinds(&h)
+            .await
+            .contains(&"password_changed".to_owned())
+    );
+    let removed = admin.post("/users/admin/remove", &[("csrf", &token)]).await;
+    assert_eq!(removed.status, StatusCode::CONFLICT, "not the last admin");
+}
+
+#[tokio::test]
+async fn forms_show_errors_next_to_fields_and_store_nothing_half_written() {
+    let h = harness().await;
+    add(&h, "admin", Role::Admin).await;
+    let mut b = Browser::new(&h);
+    b.login("admin", "a long password").await;
+    let token = b.csrf().await;
+    let no_reason = b
+        .post(
+            "/devices/tank-1/command",
+            &[("csrf", &token), ("command", "poll"), ("reason", "  ")],
+        )
+        .await;
+    assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(no_reason.body.contains("请填写原因"), "{}", no_reason.body);
+    let not_offered = b
+        .post(
+            "/devices/tank-1/command",
+            &[
+                ("csrf", &token),
+                ("command", "open_barrier"),
+                ("reason", "test"),
+            ],
+        )
+        .await;
+    assert_eq!(not_offered.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!journal_kinds(&h).await.contains(&"command".to_owned()));
+
+    let bad_user = b
+        .post(
+            "/users",
+            &[
+                ("csrf", &token),
+                ("name", "bad name"),
+                ("role", "guard"),
+                ("password", "a long password"),
+                ("confirm", "another password"),
+            ],
+        )
+        .await;
+    assert_eq!(bad_user.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad_user.body.contains("只能使用字母"), "{}", bad_user.body);
+    assert!(bad_user.body.contains("两次输入的密码不一致"));
+    assert_eq!(h.auth.user_count().await.expect("count"), 1);
+
+    let bad_date = b.get("/audit?from=2025-13-45").await;
+    assert_eq!(bad_date.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad_date.body.contains("日期格式"));
+}
+
+#[tokio::test]
+async fn audit_csv_exports_the_log_with_a_bom_and_defused_cells() {
+    let h = harness().await;
+    add(&h, "admin", Role::Admin).await;
+    let mut b = Browser::new(&h);
+    b.login("admin", "a long password").await;
+    let token = b.csrf().await;
+    b.post(
+        "/devices/tank-1/command",
+        &[
+            ("csrf", &token),
+            ("command", "poll"),
+            ("reason", "=HYPERLINK(\"x\")"),
+        ],
+    )
+    .await;
+    let csv = b.get("/audit.csv?kind=command").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.body.starts_with('\u{feff}'), "BOM for Excel");
+    assert!(
+        csv.headers[header::CONTENT_DISPOSITION]
+            .to_str()
+            .expect("ascii")
+            .starts_with("attachment")
+    );
+    assert!(csv.body.contains("'=HYPERLINK"), "{}", csv.body);
+    assert_eq!(csv.body.lines().count(), 2, "{}", csv.body);
+}
+
+#[tokio::test]
+async fn setup_link_creates_the_first_admin_once() {
+    let h = harness().await;
+    let token = h.auth.setup().issue(std::time::Instant::now());
+    let mut b = Browser::new(&h);
+    let login = b.get("/login").await;
+    assert!(
+        login.body.contains("gatehouse user add"),
+        "hint when no users"
+    );
+    assert_eq!(
+        b.get("/setup?token=wrong").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let page = b.get(&format!("/setup?token={token}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let pre = hidden(&page.body, "csrf");
+    let short = b
+        .post(
+            "/setup",
+            &[
+                ("csrf", &pre),
+                ("token", &token),
+                ("name", "zhang"),
+                ("password", "short"),
+                ("confirm", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let pre = hidden(&short.body, "csrf");
+    let created = b
+        .post(
+            "/setup",
+            &[
+                ("csrf", &pre),
+                ("token", &token),
+                ("name", "zhang"),
+                ("password", "a long password"),
+                ("confirm", "a long password"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    assert_eq!(
+        b.get("/users").await.status,
+        StatusCode::OK,
+        "logged in as admin"
+    );
+    let again = b.get(&format!("/setup?token={token}")).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "single use");
+    assert!(journal_kinds(&h).await.contains(&"user_added".to_owned()));
+}
