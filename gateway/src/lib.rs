@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod coordinators;
 pub mod devices;
+pub mod doors;
 pub mod lists;
 pub mod logging;
 pub mod metrics;
