@@ -27,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::coordinators::threshold::ThresholdAlarms;
+use crate::doors::Doors;
+use crate::doors::hardware::SimHardware;
 use crate::metrics::Metrics;
 use crate::pipeline::{EventFeed, GATEWAY_DEVICE, Pipeline, PipelineHandle, Stamper};
 use crate::store::{OpenReport, Pressure, Store, StoreConfig, StoreError};
@@ -99,6 +101,8 @@ pub struct Running {
     pub open_report: OpenReport,
     /// Recorded events, after they are on disk.
     pub feed: EventFeed,
+    /// Door credentials and simulated door hardware.
+    pub doors: Doors,
     readiness: watch::Sender<Readiness>,
     drain_budget: Duration,
     drivers_cancel: CancellationToken,
@@ -161,11 +165,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     readiness.send_replace(Readiness::Starting("starting drivers"));
 
+    let sim = SimHardware::default();
+    let doors = match Doors::open(&store, &config, sim.clone()) {
+        Ok(doors) => doors,
+        Err(error) => {
+            web_cancel.cancel();
+            return Err(StartError::Internal(format!("door credentials: {error}")));
+        }
+    };
     let (device_tx, device_rx) = mpsc::channel(DEVICE_EVENTS);
     let drivers_cancel = CancellationToken::new();
     let mut driver_tasks = Tasks::default();
     let drivers = supervisor::start(
-        devices::build(&config.devices),
+        devices::build(&config.devices, &sim),
         &device_tx,
         &config.supervisor,
         &drivers_cancel,
@@ -182,7 +194,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store.clone(),
         drivers.clone(),
         stamper.clone(),
-        vec![Box::new(ThresholdAlarms::new(config.alarms.clone()))],
+        vec![
+            Box::new(ThresholdAlarms::new(config.alarms.clone())),
+            Box::new(doors.coordinator(&config)),
+        ],
         metrics.clone(),
         feed.clone(),
     );
@@ -235,6 +250,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         drivers,
         open_report,
         feed,
+        doors,
         readiness,
         drain_budget: config.supervisor.drain_budget,
         drivers_cancel,

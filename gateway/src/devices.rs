@@ -4,21 +4,48 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use drivers::DeviceId;
+use drivers::door::wg_driver::WgController;
 use drivers::sim::TankSim;
 
 use crate::config::{DeviceConfig, DeviceKind};
+use crate::doors::hardware::{self as door_hardware, SimHardware};
 use crate::supervisor::Supervised;
 
 /// A supervised driver for each configured device, in configuration order.
-pub fn build(devices: &[DeviceConfig]) -> Vec<Supervised> {
-    devices.iter().map(build_one).collect()
+/// Devices on simulated GPIO lines leave their simulator ends in `sim`.
+pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Vec<Supervised> {
+    devices.iter().map(|d| build_one(d, sim)).collect()
 }
 
-fn build_one(device: &DeviceConfig) -> Supervised {
+fn build_one(device: &DeviceConfig, sim: &SimHardware) -> Supervised {
     let driver: Box<dyn drivers::Driver> = match &device.kind {
         DeviceKind::SimTank { height_m, interval } => {
             Box::new(TankSim::new(*height_m, *interval, seed(&device.id)))
         }
+        DeviceKind::WiegandReader {
+            gpio,
+            d0,
+            d1,
+            wiegand,
+            door,
+        } => door_hardware::wiegand_reader(&device.id, gpio, d0, d1, *wiegand, *door, sim),
+        DeviceKind::SerialReader(config) => door_hardware::serial_reader(config),
+        DeviceKind::WgController(config) => Box::new(WgController::new(config.clone())),
+        DeviceKind::Door {
+            gpio,
+            relay,
+            contact,
+            exit_button,
+            hardware,
+        } => door_hardware::door(
+            &device.id,
+            gpio,
+            relay,
+            contact,
+            exit_button.as_ref(),
+            *hardware,
+            sim,
+        ),
     };
     Supervised {
         id: DeviceId::new(device.id.as_str()),
@@ -50,7 +77,7 @@ mod tests {
                 interval: Duration::from_secs(1),
             },
         }];
-        let built = build(&devices);
+        let built = build(&devices, &SimHardware::default());
         assert_eq!(built.len(), 1);
         assert_eq!(built[0].id.as_str(), "tank-1");
         assert_eq!(built[0].name, "1号楼水箱");

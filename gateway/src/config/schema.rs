@@ -10,6 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::doors;
 use super::env::Env;
 use super::reader::{Leftover, Section, suggest};
 use super::{
@@ -54,11 +55,64 @@ pub(crate) struct DeviceType {
 }
 
 /// Every device family; add a line here (and a reader) for a new driver.
-pub(crate) const DEVICE_TYPES: &[DeviceType] = &[DeviceType {
-    name: "sim-tank",
-    keys: &["height_m", "interval"],
-    read: read_sim_tank,
-}];
+pub(crate) const DEVICE_TYPES: &[DeviceType] = &[
+    DeviceType {
+        name: "sim-tank",
+        keys: &["height_m", "interval"],
+        read: read_sim_tank,
+    },
+    DeviceType {
+        name: "wiegand-reader",
+        keys: &["gpio", "d0", "d1", "frame_gap", "w26", "w34", "door"],
+        read: doors::read_wiegand_reader,
+    },
+    DeviceType {
+        name: "serial-reader",
+        keys: &[
+            "path",
+            "baud",
+            "framing",
+            "stx",
+            "etx",
+            "data_len",
+            "checksum",
+            "reconnect_min",
+            "reconnect_max",
+            "door",
+        ],
+        read: doors::read_serial_reader,
+    },
+    DeviceType {
+        name: "wg-controller",
+        keys: &[
+            "controller",
+            "serial",
+            "bind",
+            "listener",
+            "doors",
+            "poll_interval",
+            "reply_timeout",
+            "offline_after_missed",
+        ],
+        read: doors::read_wg_controller,
+    },
+    DeviceType {
+        name: "door",
+        keys: &[
+            "gpio",
+            "relay",
+            "contact",
+            "exit_button",
+            "pulse",
+            "contact_active_when_open",
+            "exit_button_pulses",
+            "held_open_after",
+            "grant_window",
+            "door",
+        ],
+        read: doors::read_door,
+    },
+];
 
 /// Builds the configuration from the document's root, recording problems.
 pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
@@ -72,6 +126,8 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         .into_iter()
         .map(|s| read_alarm(s, &defined))
         .collect();
+    let door_groups = doors::read_door_groups(root.take_tables("door_groups"));
+    let doors = doors::read_doors(root.take_tables("doors"), &defined, &devices, &door_groups);
     root.finish();
     Config {
         gateway,
@@ -80,6 +136,8 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         supervisor,
         devices,
         alarms,
+        door_groups,
+        doors,
     }
 }
 

@@ -285,6 +285,18 @@ pub struct History<'a> {
     pub used: Option<u32>,
 }
 
+/// The key anti-passback and use counting track for what was presented:
+/// `card:N`, `pin:ID` or `code:ID`; `None` for an unknown code.
+pub fn subject(credentials: &Credentials, presented: Presented<'_>) -> Option<String> {
+    match presented {
+        Presented::Card(number) => Some(format!("card:{number}")),
+        Presented::Code(hash) => match credentials.codes.get(hash)? {
+            CodeEntry::Pin(pin) => Some(format!("pin:{}", pin.id)),
+            CodeEntry::Temp(code) => Some(format!("code:{}", code.id)),
+        },
+    }
+}
+
 /// The common checks of a credential's window and groups.
 fn check_window_and_door(
     valid_from: Option<i64>,
