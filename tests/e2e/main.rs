@@ -3,6 +3,7 @@
 
 mod check_config;
 mod demo;
+mod doors;
 mod in_process;
 mod lifecycle;
 
