@@ -211,6 +211,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         watch_pressure(store.pressure(), handle.clone(), aux_cancel.clone()),
     );
     aux_tasks.spawn("clock check", check_clock(stamper, aux_cancel.clone()));
+    aux_tasks.spawn(
+        "door credentials watch",
+        doors.clone().watch(aux_cancel.clone()),
+    );
 
     if let Some(quarantine) = &open_report.quarantined {
         tracing::error!(

@@ -1,4 +1,4 @@
-//! The `gatehouse` command line: `run`, `check-config`, `demo`. Each command
+//! The `gatehouse` command line: `run`, `check-config`, `demo`, `cards …`. Each command
 //! returns a [`CliError`] whose [`CliError::exit_code`] `main` exits with
 //! (64 for a bad configuration, as systemd's `RestartPreventExitStatus=`
 //! expects).
@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app::{self, StartError};
 use crate::config::{self, Config, ConfigErrors};
+use crate::doors::cli::{CardsCommand, CardsError};
 
 /// Exit status for a configuration the gateway cannot use (EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
@@ -48,6 +49,20 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
+    /// Manage unit-door cards (import, export, add, remove, block, list).
+    Cards {
+        /// The configuration file (its data directory and door groups).
+        #[arg(
+            long,
+            short,
+            global = true,
+            default_value = "/etc/gatehouse/gateway.toml"
+        )]
+        config: PathBuf,
+        /// What to do.
+        #[command(subcommand)]
+        action: CardsCommand,
+    },
 }
 
 /// Why a command failed.
@@ -59,6 +74,9 @@ pub enum CliError {
     /// The gateway could not start.
     #[error("could not start: {0}")]
     Start(#[from] StartError),
+    /// A `cards` command failed.
+    #[error("cards: {0}")]
+    Cards(#[from] CardsError),
     /// Shutdown ran out of time.
     #[error("shutdown budget exhausted; still running: {}", .0.join(", "))]
     Unclean(Vec<String>),
@@ -69,7 +87,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Config(_) => EXIT_CONFIG,
-            CliError::Start(_) | CliError::Unclean(_) => 1,
+            CliError::Start(_) | CliError::Unclean(_) | CliError::Cards(_) => 1,
         }
     }
 }
@@ -105,7 +123,11 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::CheckConfig { file } => check_config(&file),
         Command::Run { config } => {
             let config = load_reporting(&config)?;
-            serve(config).await
+            serve(config, false).await
+        }
+        Command::Cards { config, action } => {
+            let config = load_reporting(&config)?;
+            Ok(crate::doors::cli::run(&config, action).await?)
         }
         Command::Demo { data_dir, listen } => {
             let mut config = config::parse(config::DEMO_TOML, "demo.toml").map_err(|errors| {
@@ -115,7 +137,7 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
             config.gateway.data_dir =
                 data_dir.unwrap_or_else(|| std::env::temp_dir().join("gatehouse-demo"));
             config.panel.listen = listen;
-            serve(config).await
+            serve(config, true).await
         }
     }
 }
@@ -146,12 +168,13 @@ fn print_problems(errors: &ConfigErrors) {
     let _ = writeln!(err, "{} problem(s) found.", errors.problems.len());
 }
 
-async fn serve(config: Config) -> Result<(), CliError> {
+async fn serve(config: Config, demo: bool) -> Result<(), CliError> {
     let data_dir = config.gateway.data_dir.clone();
     // Install the handlers before anything starts, so a SIGTERM that arrives
     // during start-up drains instead of killing the process.
     let signal = shutdown_signal();
     let running = app::start(config).await?;
+    let _door_script = demo.then(|| crate::doors::demo::start(&running.doors));
     // Tests and the demo's user read this line for the actual address.
     println!("Gatehouse panel: http://{}/", running.panel_addr);
     println!("Data directory: {}", data_dir.display());
@@ -208,6 +231,13 @@ mod tests {
         let cli = Cli::try_parse_from(["gatehouse", "run", "--config", "g.toml"]).expect("run");
         assert!(matches!(cli.command, Command::Run { .. }));
         assert!(Cli::try_parse_from(["gatehouse", "run"]).is_err());
+        let cli = Cli::try_parse_from(["gatehouse", "cards", "import", "c.csv", "-c", "g.toml"])
+            .expect("cards import");
+        assert!(matches!(
+            cli.command,
+            Command::Cards { ref config, action: CardsCommand::Import { ref file } }
+                if config == Path::new("g.toml") && file == Path::new("c.csv")
+        ));
     }
 
     #[test]

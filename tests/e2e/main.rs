@@ -4,6 +4,7 @@
 mod check_config;
 mod demo;
 mod doors;
+mod doors_cli;
 mod in_process;
 mod lifecycle;
 

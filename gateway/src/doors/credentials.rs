@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -99,7 +100,13 @@ pub struct CredentialStore {
     snapshot: RwLock<Arc<Credentials>>,
     /// Door groups that exist (from the configuration); `None`: not checked.
     known_groups: Option<HashSet<String>>,
+    /// The change counter the snapshot was loaded at.
+    loaded_at: AtomicI64,
 }
+
+/// The `meta` key of the change counter every credential change bumps, so
+/// that a running gateway notices changes made by `gatehouse cards`.
+const CHANGES_KEY: &str = "door_credentials_changes";
 
 fn now_ms() -> i64 {
     drivers::contract::now_ms()
@@ -119,6 +126,7 @@ impl CredentialStore {
             salt,
             snapshot: RwLock::new(Arc::new(Credentials::default())),
             known_groups: None,
+            loaded_at: AtomicI64::new(-1),
         };
         store.reload()?;
         Ok(store)
@@ -149,12 +157,28 @@ impl CredentialStore {
 
     /// Re-reads everything and swaps the snapshot.
     pub fn reload(&self) -> Result<(), ListError> {
-        let credentials = load(&self.lock())?;
+        let (credentials, counter) = {
+            let conn = self.lock();
+            (load(&conn)?, change_counter(&conn)?)
+        };
+        self.loaded_at.store(counter, Ordering::Relaxed);
         *self
             .snapshot
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(credentials);
         Ok(())
+    }
+
+    /// Reloads the snapshot if another process (or connection) changed the
+    /// credentials since it was loaded; returns whether it did. One small
+    /// query when nothing changed.
+    pub fn reload_if_changed(&self) -> Result<bool, ListError> {
+        let counter = change_counter(&self.lock())?;
+        if counter == self.loaded_at.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        self.reload()?;
+        Ok(true)
     }
 
     /// Runs `change` in one transaction, then reloads the snapshot.
@@ -166,6 +190,11 @@ impl CredentialStore {
             let mut conn = self.lock();
             let tx = conn.transaction()?;
             let value = change(&tx)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, '1')
+                 ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                [CHANGES_KEY],
+            )?;
             tx.commit()?;
             value
         };
@@ -542,6 +571,17 @@ impl CredentialStore {
     }
 }
 
+fn change_counter(conn: &Connection) -> Result<i64, ListError> {
+    let value: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [CHANGES_KEY],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
 fn card_number(raw: &str) -> Result<String, ListError> {
     canonical_card(raw)
         .ok_or_else(|| ListError::Invalid(format!("card number {raw:?} is not a decimal number")))
@@ -853,6 +893,21 @@ mod tests {
         );
         assert!(unknown_group.is_err());
         assert_eq!(creds.cards_version().expect("v"), 6);
+    }
+
+    #[tokio::test]
+    async fn cards_changed_by_another_process_are_picked_up() {
+        let (_dir, store, creds) = open();
+        assert!(
+            !creds.reload_if_changed().expect("check"),
+            "nothing changed"
+        );
+        let cli = CredentialStore::open(&store).expect("second connection");
+        cli.block("42", "lost").expect("block");
+        assert!(!creds.snapshot().blocked.contains_key("42"));
+        assert!(creds.reload_if_changed().expect("check"));
+        assert!(creds.snapshot().blocked.contains_key("42"));
+        assert!(!creds.reload_if_changed().expect("check"));
     }
 
     #[tokio::test]

@@ -6,18 +6,26 @@
 //!   export, and the platform sync hooks.
 //! - [`coordinator`]: the pipeline coordinator deciding at each presentation
 //!   and opening the door on a grant.
+//! - [`cli`]: `gatehouse cards …`.
+//! - [`demo`]: the demo's residents' cards and scripted door.
 //! - [`codes`]: keypad code rules and their argon2id hash.
 //! - [`hardware`]: door drivers from configuration, on real or simulated
 //!   GPIO lines ([`hardware::SimHardware`]).
 //!
 //! The decisions themselves are pure: [`crate::rules::door`].
 
+pub mod cli;
 pub mod codes;
 pub mod coordinator;
 pub mod credentials;
+pub mod demo;
 pub mod hardware;
 
 use std::sync::Arc;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, DeviceKind};
 use crate::lists::ListError;
@@ -25,6 +33,9 @@ use crate::store::Store;
 use coordinator::DoorCoordinator;
 use credentials::CredentialStore;
 use hardware::SimHardware;
+
+/// How often a running gateway looks for credential changes.
+const WATCH_INTERVAL: Duration = Duration::from_secs(3);
 
 /// The running gateway's door side: the credentials (shared with the CLI
 /// and the platform sync) and the simulated hardware, if any.
@@ -45,6 +56,25 @@ impl Doors {
             credentials: Arc::new(credentials),
             sim,
         })
+    }
+
+    /// Reloads the credentials every few seconds when `gatehouse cards`
+    /// (or anything else) changed them, until `cancel`.
+    pub async fn watch(self, cancel: CancellationToken) {
+        let mut ticker = tokio::time::interval(WATCH_INTERVAL);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let credentials = self.credentials.clone();
+            match tokio::task::spawn_blocking(move || credentials.reload_if_changed()).await {
+                Ok(Ok(true)) => tracing::info!("Door credentials changed; reloaded."),
+                Ok(Ok(false)) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "Door credentials could not be checked."),
+                Err(error) => tracing::warn!(%error, "Door credentials check failed."),
+            }
+        }
     }
 
     /// The coordinator for the configured doors.
