@@ -103,8 +103,7 @@ group = "b3"
     let config = gateway::config::parse(&text, "bench.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
     let running = gateway::app::start(config).await?;
     let credentials = running.doors.credentials.clone();
-    tokio::task::spawn_blocking(move || credentials.replace_cards(1, card_rows(1_000)))
-        .await??;
+    tokio::task::spawn_blocking(move || credentials.replace_cards(1, card_rows(1_000))).await??;
     let door = running.doors.sim.door("lock").context("sim door")?;
     let uid = 1_000_000_000u32 + 7 * 42;
     let mut samples = Vec::with_capacity(presents);
@@ -118,7 +117,10 @@ group = "b3"
         tokio::time::timeout(Duration::from_secs(5), door.relay.wait_for(false)).await?;
     }
     samples.sort();
-    let after_end: Vec<Duration> = samples.iter().map(|d| d.saturating_sub(FRAME_GAP)).collect();
+    let after_end: Vec<Duration> = samples
+        .iter()
+        .map(|d| d.saturating_sub(FRAME_GAP))
+        .collect();
     println!(
         "card presented -> relay energised ({presents} presentations): last bit -> relay p50 {:.2} ms, p99 {:.2} ms; after the frame ends (minus the {} ms gap) p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         ms(percentile(&samples, 0.5)),
