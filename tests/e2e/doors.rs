@@ -249,6 +249,10 @@ async fn udp_controller_swipe_is_decided_and_opens_the_controller_door() {
     let read = stored(&running, "the swipe recorded", 0, is("card_read", "wg")).await;
     assert_eq!(read.body["decision"], "grant", "{:?}", read.body);
     assert_eq!(read.body["door"], "garage");
+    assert_eq!(
+        read.body["door_number"], 1,
+        "the controller's door number is kept"
+    );
     eventually("an open-door request at the controller", DEADLINE, || {
         let requests = controller.open_requests();
         async move { requests.contains(&1).then_some(()) }

@@ -4,7 +4,8 @@
 //! the decision, the reason and the door, and on a grant sends
 //! `PulseDoor` to the door's relay (a `door` device, or the WG controller
 //! with the door's number). Door events of the relay devices (contact,
-//! alarms, pulses, exit button) are annotated with the door's id.
+//! alarms, pulses, exit button) are annotated with the door's id (`door`;
+//! a controller's door number moves to `door_number`).
 //!
 //! Its own state is in memory: anti-passback (the last door of a pair each
 //! credential passed; forgotten on restart), temporary-code uses (also
@@ -257,6 +258,14 @@ impl DoorCoordinator {
     }
 }
 
+/// The annotation's `door` (the door's id) replaces the event's own `door`
+/// (a controller's door number); the number is kept as `door_number`.
+fn keep_door_number(annotate: &mut Map<String, Value>, number: Option<u8>) {
+    if let Some(number) = number {
+        annotate.insert("door_number".into(), json!(number));
+    }
+}
+
 fn annotate_decision(
     annotate: &mut Map<String, Value>,
     verdict: Verdict,
@@ -277,7 +286,10 @@ impl Coordinator for DoorCoordinator {
                 card, format, door, ..
             } => {
                 let index = Self::find(&self.by_reader, device_id, *door)?;
-                Some(self.presented(device_id, index, card, format == "keypad", now_ms))
+                let mut decided =
+                    self.presented(device_id, index, card, format == "keypad", now_ms);
+                keep_door_number(&mut decided.annotate, *door);
+                Some(decided)
             }
             DeviceEvent::DoorState { door, .. }
             | DeviceEvent::DoorAlarm { door, .. }
@@ -288,6 +300,7 @@ impl Coordinator for DoorCoordinator {
                 decided
                     .annotate
                     .insert("door".into(), Value::String(self.doors[index].id.clone()));
+                keep_door_number(&mut decided.annotate, *door);
                 Some(decided)
             }
             _ => None,
