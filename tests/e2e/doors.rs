@@ -87,8 +87,13 @@ fn card(number: u32, holder: &str) -> Card {
     }
 }
 
-async fn start(dir: &std::path::Path, controller: std::net::SocketAddr) -> Running {
-    let text = config(&dir.join("data"), controller);
+/// A WG controller simulator on loopback and a gateway using it, with two
+/// residents' cards enrolled.
+async fn start(dir: &std::path::Path) -> (WgControllerSim, Running) {
+    let controller = WgControllerSim::start("127.0.0.1:0".parse().expect("addr"), 423_187_757)
+        .await
+        .expect("wg sim");
+    let text = config(&dir.join("data"), controller.addr());
     let config = gateway::config::parse(&text, "doors.toml").expect("valid door config");
     let running = gateway::app::start(config).await.expect("starts");
     let credentials = running.doors.credentials.clone();
@@ -99,7 +104,7 @@ async fn start(dir: &std::path::Path, controller: std::net::SocketAddr) -> Runni
     .await
     .expect("join")
     .expect("cards stored");
-    running
+    (controller, running)
 }
 
 /// Waits for the first stored event after `after` that `matches`.
@@ -125,10 +130,7 @@ fn is(kind: &'static str, device: &'static str) -> impl Fn(&Envelope) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn door_e2e_wiegand_grant_pulses_the_relay_and_unknown_card_is_denied() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let controller = WgControllerSim::start("127.0.0.1:0".parse().expect("addr"), 423_187_757)
-        .await
-        .expect("wg sim");
-    let running = start(dir.path(), controller.addr()).await;
+    let (_controller, running) = start(dir.path()).await;
     let door = running.doors.sim.door("b3-door").expect("simulated door");
     assert!(!door.relay.level(), "locked at start");
 
@@ -194,10 +196,7 @@ async fn door_e2e_wiegand_grant_pulses_the_relay_and_unknown_card_is_denied() {
 #[tokio::test(flavor = "multi_thread")]
 async fn held_open_and_forced_open_alarms_are_recorded_for_the_door() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let controller = WgControllerSim::start("127.0.0.1:0".parse().expect("addr"), 423_187_757)
-        .await
-        .expect("wg sim");
-    let running = start(dir.path(), controller.addr()).await;
+    let (_controller, running) = start(dir.path()).await;
     let door = running.doors.sim.door("b3-door").expect("simulated door");
 
     // Held open: a resident opens the door and props it.
@@ -232,10 +231,7 @@ async fn held_open_and_forced_open_alarms_are_recorded_for_the_door() {
 #[tokio::test(flavor = "multi_thread")]
 async fn udp_controller_swipe_is_decided_and_opens_the_controller_door() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let controller = WgControllerSim::start("127.0.0.1:0".parse().expect("addr"), 423_187_757)
-        .await
-        .expect("wg sim");
-    let running = start(dir.path(), controller.addr()).await;
+    let (controller, running) = start(dir.path()).await;
     // The driver skips the first record it sees (history): wait until it
     // has read the controller's status once.
     stored(

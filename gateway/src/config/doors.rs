@@ -391,22 +391,31 @@ pub(crate) fn parse_window(text: &str) -> Result<Window, String> {
     })
 }
 
+/// The required `id` of one of a list of tables, reported when it repeats
+/// an earlier one (`first_line`: id → line of its first definition).
+fn take_unique_id(
+    s: &mut Section<'_, '_>,
+    first_line: &mut HashMap<String, usize>,
+    what: &str,
+) -> Option<String> {
+    let id = s.require("id", Section::take_id)?;
+    if let Some(line) = first_line.get(&id) {
+        s.problem(
+            "id",
+            format!("duplicate {what} id {id:?} (first defined on line {line})"),
+        );
+    } else {
+        first_line.insert(id.clone(), s.line_of("id"));
+    }
+    Some(id)
+}
+
 /// Reads `[[door_groups]]`.
 pub(crate) fn read_door_groups(sections: Vec<Section<'_, '_>>) -> Vec<DoorGroupConfig> {
     let mut first_line: HashMap<String, usize> = HashMap::new();
     let mut groups = Vec::new();
     for mut s in sections {
-        let id = s.require("id", Section::take_id);
-        if let Some(id) = &id {
-            if let Some(line) = first_line.get(id) {
-                s.problem(
-                    "id",
-                    format!("duplicate door group id {id:?} (first defined on line {line})"),
-                );
-            } else {
-                first_line.insert(id.clone(), s.line_of("id"));
-            }
-        }
+        let id = take_unique_id(&mut s, &mut first_line, "door group");
         let name = s.take_nonempty_str("name");
         let schedule = s.take_with("schedule", |v| match v {
             DeValue::Array(items) => items
@@ -460,17 +469,7 @@ pub(crate) fn read_doors(
     let mut reader_owner: HashMap<(String, Option<u8>), String> = HashMap::new();
     let mut read = Vec::new();
     for mut s in sections {
-        let id = s.require("id", Section::take_id);
-        if let Some(id) = &id {
-            if let Some(line) = first_line.get(id) {
-                s.problem(
-                    "id",
-                    format!("duplicate door id {id:?} (first defined on line {line})"),
-                );
-            } else {
-                first_line.insert(id.clone(), s.line_of("id"));
-            }
-        }
+        let id = take_unique_id(&mut s, &mut first_line, "door");
         let name = s.take_nonempty_str("name");
         let readers = s.require("readers", Section::take_str_list);
         let relay = s.require("relay", Section::take_str);
