@@ -32,6 +32,8 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{Auth, LockoutPolicy, SessionPolicy};
 use crate::config::Config;
 use crate::coordinators::threshold::ThresholdAlarms;
+use crate::doors::Doors;
+use crate::doors::hardware::SimHardware;
 use crate::lanes::board::LaneBoard;
 use crate::lanes::coordinator::LaneCoordinator;
 use crate::lanes::images::ImageStore;
@@ -148,6 +150,8 @@ pub struct Running {
     pub setup_url: Option<String>,
     /// The panel's users and sessions.
     pub auth: Auth,
+    /// Door credentials and simulated door hardware.
+    pub doors: Doors,
     readiness: watch::Sender<Readiness>,
     ingress_cancel: CancellationToken,
     ingress_task: Option<JoinHandle<()>>,
@@ -283,10 +287,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     readiness.send_replace(Readiness::Starting("starting drivers"));
 
+    let sim = SimHardware::default();
+    let doors = match Doors::open(&store, &config, sim.clone()) {
+        Ok(doors) => doors,
+        Err(error) => {
+            web_cancel.cancel();
+            return Err(StartError::Internal(format!("door credentials: {error}")));
+        }
+    };
     let (device_tx, device_rx) = mpsc::channel(DEVICE_EVENTS);
     let drivers_cancel = CancellationToken::new();
     let mut driver_tasks = Tasks::default();
-    let built = devices::build(&config.devices);
+    let built = devices::build(&config.devices, &sim);
     let drivers = supervisor::start(
         built.supervised,
         &device_tx,
@@ -348,6 +360,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         vec![
             Box::new(ThresholdAlarms::new(config.alarms.clone())),
             Box::new(LaneCoordinator::new(&config, plates.clone(), board.clone())),
+            Box::new(doors.coordinator(&config)),
         ],
         metrics.clone(),
         feed.clone(),
@@ -386,6 +399,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         feed: feed.clone(),
         images_dir: data_dir.join("images"),
     });
+    aux_tasks.spawn(
+        "door credentials watch",
+        doors.clone().watch(aux_cancel.clone()),
+    );
 
     if let Some(quarantine) = &open_report.quarantined {
         tracing::error!(
@@ -433,6 +450,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         panel_scheme: scheme,
         setup_url,
         auth,
+        doors,
         readiness,
         drain_budget: config.supervisor.drain_budget,
         drivers_cancel,

@@ -1,6 +1,8 @@
 //! The `gatehouse` command line: `run`, `check-config`, `demo`, the vehicle
-//! lists (`plates …`, in [`crate::lists::cli`]) and the panel's users
-//! (`user add|passwd|remove|list`, in [`user`]). Each command returns a [`CliError`] whose [`CliError::exit_code`] `main` exits with
+//! lists (`plates …`, in [`crate::lists::cli`]), the unit-door cards
+//! (`cards …`, in [`crate::doors::cli`]) and the panel's users
+//! (`user add|passwd|remove|list`, in [`user`]). Each command returns a
+//! [`CliError`] whose [`CliError::exit_code`] `main` exits with
 //! (64 for a bad configuration, as systemd's `RestartPreventExitStatus=`
 //! expects).
 
@@ -15,6 +17,7 @@ use crate::app::{self, StartError};
 
 mod user;
 use crate::config::{self, Config, ConfigErrors};
+use crate::doors::cli::{CardsCommand, CardsError};
 pub use user::{UserCommand, UserError};
 
 /// Exit status for a configuration the gateway cannot use (EX_USAGE).
@@ -68,6 +71,20 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage unit-door cards (import, export, add, remove, block, list).
+    Cards {
+        /// The configuration file (its data directory and door groups).
+        #[arg(
+            long,
+            short,
+            global = true,
+            default_value = "/etc/gatehouse/gateway.toml"
+        )]
+        config: PathBuf,
+        /// What to do.
+        #[command(subcommand)]
+        action: CardsCommand,
+    },
 }
 
 /// Why a command failed.
@@ -85,6 +102,9 @@ pub enum CliError {
     /// A user command failed.
     #[error("{0}")]
     User(#[from] UserError),
+    /// A `cards` command failed.
+    #[error("cards: {0}")]
+    Cards(#[from] CardsError),
     /// Shutdown ran out of time.
     #[error("shutdown budget exhausted; still running: {}", .0.join(", "))]
     Unclean(Vec<String>),
@@ -97,7 +117,10 @@ impl CliError {
             CliError::Config(_) => EXIT_CONFIG,
             CliError::Plates(crate::lists::cli::PlatesCliError::Config(_)) => EXIT_CONFIG,
             CliError::User(error) => error.exit_code(),
-            CliError::Start(_) | CliError::Unclean(_) | CliError::Plates(_) => 1,
+            CliError::Start(_)
+            | CliError::Unclean(_)
+            | CliError::Plates(_)
+            | CliError::Cards(_) => 1,
         }
     }
 }
@@ -135,6 +158,10 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Run { config } => {
             let config = load_reporting(&config)?;
             serve(config).await
+        }
+        Command::Cards { config, action } => {
+            let config = load_reporting(&config)?;
+            Ok(crate::doors::cli::run(&config, action).await?)
         }
         Command::Demo { data_dir, listen } => {
             let mut config = config::parse(config::DEMO_TOML, "demo.toml").map_err(|errors| {
@@ -225,6 +252,7 @@ async fn serve_demo(mut config: Config) -> Result<(), CliError> {
     }
     let traffic = tokio_util::sync::CancellationToken::new();
     crate::demo::spawn_traffic(&running, &config, estate, traffic.clone());
+    let _door_script = crate::doors::demo::start(&running.doors);
     println!(
         "Gatehouse panel: {}://{}/",
         running.panel_scheme, running.panel_addr
@@ -293,6 +321,13 @@ mod tests {
         let cli = Cli::try_parse_from(["gatehouse", "run", "--config", "g.toml"]).expect("run");
         assert!(matches!(cli.command, Command::Run { .. }));
         assert!(Cli::try_parse_from(["gatehouse", "run"]).is_err());
+        let cli = Cli::try_parse_from(["gatehouse", "cards", "import", "c.csv", "-c", "g.toml"])
+            .expect("cards import");
+        assert!(matches!(
+            cli.command,
+            Command::Cards { ref config, action: CardsCommand::Import { ref file } }
+                if config == Path::new("g.toml") && file == Path::new("c.csv")
+        ));
     }
 
     #[test]

@@ -8,9 +8,11 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use drivers::DeviceId;
 use drivers::barrier::{BarrierConfig, BarrierDriver, BusConfig, BusHandle, ModbusBus, Transport};
+use drivers::door::wg_driver::WgController;
 use drivers::sim::TankSim;
 
 use crate::config::{CameraVendor, DeviceConfig, DeviceKind, ModbusTransport};
+use crate::doors::hardware::{self as door_hardware, SimHardware};
 use crate::lanes::link::{CameraLink, Seen};
 use crate::supervisor::Supervised;
 
@@ -24,8 +26,9 @@ pub struct Built {
 }
 
 /// A supervised driver for each configured device. Must run inside the
-/// async runtime (bus tasks are spawned here).
-pub fn build(devices: &[DeviceConfig]) -> Built {
+/// async runtime (bus tasks are spawned here). Devices on simulated GPIO
+/// lines leave their simulator ends in `sim`.
+pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
     let mut built = Built::default();
     let mut buses: HashMap<ModbusTransport, BusHandle> = HashMap::new();
     for device in devices {
@@ -70,6 +73,30 @@ pub fn build(devices: &[DeviceConfig]) -> Built {
                 config.poll_interval = *poll_interval;
                 Box::new(BarrierDriver::new(bus, config))
             }
+            DeviceKind::WiegandReader {
+                gpio,
+                d0,
+                d1,
+                wiegand,
+                door,
+            } => door_hardware::wiegand_reader(&device.id, gpio, d0, d1, *wiegand, *door, sim),
+            DeviceKind::SerialReader(config) => door_hardware::serial_reader(config),
+            DeviceKind::WgController(config) => Box::new(WgController::new(config.clone())),
+            DeviceKind::Door {
+                gpio,
+                relay,
+                contact,
+                exit_button,
+                hardware,
+            } => door_hardware::door(
+                &device.id,
+                gpio,
+                relay,
+                contact,
+                exit_button.as_ref(),
+                *hardware,
+                sim,
+            ),
         };
         built.supervised.push(Supervised {
             id: DeviceId::new(device.id.as_str()),
@@ -133,7 +160,7 @@ mod tests {
             barrier("barrier-1", 1),
             barrier("barrier-2", 2),
         ];
-        let built = build(&devices);
+        let built = build(&devices, &SimHardware::default());
         let kinds: Vec<_> = built.supervised.iter().map(|s| s.driver.kind()).collect();
         assert_eq!(
             kinds,

@@ -8,6 +8,8 @@
 //! - [`devices`]: config `type` → driver.
 //! - [`pipeline`]: the one loop that stamps, decides, actuates and records.
 //! - [`rules`]: pure decision functions.
+//! - [`doors`]: unit-door credentials, the doors coordinator, door hardware
+//!   (real or simulated GPIO), `gatehouse cards`, the demo door.
 //! - [`store`]: the durable queue and database (SQLite).
 //! - [`wire`]: the versioned envelope (the platform contract).
 //! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`) and the
@@ -24,6 +26,7 @@ pub mod config;
 pub mod coordinators;
 pub mod demo;
 pub mod devices;
+pub mod doors;
 pub mod lanes;
 pub mod lists;
 pub mod logging;

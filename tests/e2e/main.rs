@@ -4,6 +4,8 @@
 mod browser;
 mod check_config;
 mod demo;
+mod doors;
+mod doors_cli;
 mod in_process;
 mod lanes;
 mod lifecycle;

@@ -16,6 +16,7 @@
 //! the environment seam. `config/gateway.example.toml` at the repository root
 //! documents every key.
 
+mod doors;
 mod env;
 mod reader;
 mod schema;
@@ -28,6 +29,14 @@ pub use env::{Env, ProcessEnv};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use drivers::door::door_driver::DoorHardwareConfig;
+use drivers::door::gpio::LineConfig;
+use drivers::door::serial_driver::SerialReaderConfig;
+use drivers::door::wg_driver::WgConfig;
+use drivers::door::wiegand::WiegandConfig;
+
+use crate::rules::door::Schedule;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -48,6 +57,10 @@ pub struct Config {
     pub ingress: IngressConfig,
     /// `[[lanes]]`: vehicle lanes; each names its barrier device (or the camera relay).
     pub lanes: Vec<LaneConfig>,
+    /// `[[door_groups]]`: door groups and their schedules.
+    pub door_groups: Vec<DoorGroupConfig>,
+    /// `[[doors]]`: unit doors, their readers and relays.
+    pub doors: Vec<DoorEntry>,
 }
 
 /// `[ingress]`.
@@ -229,6 +242,75 @@ pub enum DeviceKind {
         /// Report interval.
         interval: Duration,
     },
+    /// `type = "wiegand-reader"`: a Wiegand card reader on two GPIO lines.
+    WiegandReader {
+        /// The GPIO chip, or simulated lines.
+        gpio: Gpio,
+        /// Data line 0.
+        d0: LineConfig,
+        /// Data line 1.
+        d1: LineConfig,
+        /// Frame gap and card-number mappings.
+        wiegand: WiegandConfig,
+        /// Door number reported with reads, if any.
+        door: Option<u8>,
+    },
+    /// `type = "serial-reader"`: an RS-485 / serial card reader.
+    SerialReader(SerialReaderConfig),
+    /// `type = "wg-controller"`: a WG/UHPPOTE access controller over UDP.
+    WgController(WgConfig),
+    /// `type = "door"`: a door's strike relay, contact and exit button on GPIO.
+    Door {
+        /// The GPIO chip, or simulated lines.
+        gpio: Gpio,
+        /// The strike relay output.
+        relay: LineConfig,
+        /// The door contact input.
+        contact: LineConfig,
+        /// The exit button input, if fitted.
+        exit_button: Option<LineConfig>,
+        /// Pulse length, contact sense and alarm timing.
+        hardware: DoorHardwareConfig,
+    },
+}
+
+/// Where a device's GPIO lines are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gpio {
+    /// `gpio = "sim"`: in-memory lines driven by the simulators (demo, tests).
+    Sim,
+    /// `gpio = "gpiochip0"`: the kernel GPIO chip the lines are on.
+    Chip(String),
+}
+
+/// One `[[door_groups]]` entry.
+#[derive(Debug, Clone)]
+pub struct DoorGroupConfig {
+    /// Unique id; cards name it.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// When its doors may be opened; empty = always.
+    pub schedule: Schedule,
+}
+
+/// One `[[doors]]` entry.
+#[derive(Debug, Clone)]
+pub struct DoorEntry {
+    /// Unique id.
+    pub id: String,
+    /// Display name (e.g. `3号楼1单元门`).
+    pub name: String,
+    /// Devices whose card reads count for this door.
+    pub readers: Vec<String>,
+    /// The device that unlocks it (a `door` or a `wg-controller`).
+    pub relay: String,
+    /// The door number on a WG controller (its readers and its relay).
+    pub controller_door: Option<u8>,
+    /// The door group (schedule, and which cards may open it).
+    pub group: Option<String>,
+    /// The other door of an anti-passback pair.
+    pub anti_passback_pair: Option<String>,
 }
 
 /// One `[[alarms]]` entry: alarm when a point leaves a band.

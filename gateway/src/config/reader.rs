@@ -89,6 +89,15 @@ struct Entry<'i> {
     value: Spanned<DeValue<'i>>,
 }
 
+/// A value that is a scalar or a table ([`Section::take_scalar_or_table`]).
+#[derive(Debug)]
+pub(crate) enum ScalarOrTable<'d, 'i> {
+    /// A string, number, boolean …
+    Scalar(DeValue<'i>),
+    /// A table, to read key by key.
+    Table(Section<'d, 'i>),
+}
+
 /// What [`Section::finish_with`] should say about a key nobody took.
 #[derive(Debug)]
 pub(crate) enum Leftover {
@@ -362,22 +371,6 @@ impl<'d, 'i> Section<'d, 'i> {
         })
     }
 
-    /// An integer within `min..=max`.
-    pub(crate) fn take_int(&mut self, key: &str, min: i64, max: i64) -> Option<i64> {
-        self.take_with(key, |v| match v {
-            DeValue::Integer(i) => {
-                let n = i64::from_str_radix(i.as_str(), i.radix())
-                    .map_err(|e| format!("invalid integer: {e}"))?;
-                if (min..=max).contains(&n) {
-                    Ok(n)
-                } else {
-                    Err(format!("must be between {min} and {max}, found {n}"))
-                }
-            }
-            other => Err(expected("an integer", other)),
-        })
-    }
-
     /// One of a fixed set of words.
     pub(crate) fn take_choice(
         &mut self,
@@ -397,6 +390,45 @@ impl<'d, 'i> Section<'d, 'i> {
                     )
                 }),
             other => Err(expected("a string", other)),
+        })
+    }
+
+    /// An integer within `range`.
+    pub(crate) fn take_int(
+        &mut self,
+        key: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Option<u64> {
+        self.take_with(key, |v| int_in(v, &range))
+    }
+
+    /// An array of strings (possibly empty).
+    pub(crate) fn take_str_list(&mut self, key: &str) -> Option<Vec<String>> {
+        self.take_with(key, |v| match v {
+            DeValue::Array(items) => items
+                .iter()
+                .map(|item| match item.get_ref() {
+                    DeValue::String(s) => Ok(s.to_string()),
+                    other => Err(expected("an array of strings", other)),
+                })
+                .collect(),
+            other => Err(expected("an array of strings", other)),
+        })
+    }
+
+    /// A value that may be a scalar or an inline table (a GPIO line:
+    /// `17`, `"NAME"` or `{ line = 17, active_low = true }`).
+    pub(crate) fn take_scalar_or_table(&mut self, key: &str) -> Option<ScalarOrTable<'d, 'i>> {
+        let value = self.take_raw(key)?;
+        let span = value.span();
+        Some(match value.into_inner() {
+            DeValue::Table(table) => ScalarOrTable::Table(Section::from_table(
+                self.diag,
+                self.key_path(key),
+                span,
+                table,
+            )),
+            other => ScalarOrTable::Scalar(other),
         })
     }
 
@@ -574,7 +606,31 @@ pub(crate) fn suggest<'a>(
         .map(|(_, c)| c)
 }
 
-fn expected(what: &str, found: &DeValue<'_>) -> String {
+/// An integer value within `range`.
+pub(crate) fn int_in(
+    v: &DeValue<'_>,
+    range: &std::ops::RangeInclusive<u64>,
+) -> Result<u64, String> {
+    let out_of_range = || {
+        format!(
+            "must be an integer from {} to {}",
+            range.start(),
+            range.end()
+        )
+    };
+    match v {
+        DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) => u64::try_from(n)
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(out_of_range),
+            Err(e) => Err(format!("invalid integer: {e}")),
+        },
+        other => Err(expected("an integer", other)),
+    }
+}
+
+pub(crate) fn expected(what: &str, found: &DeValue<'_>) -> String {
     format!("expected {what}, found {}", found.type_str())
 }
 

@@ -10,6 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::doors;
 use super::env::Env;
 use super::reader::{Leftover, Section, suggest};
 use super::{
@@ -112,6 +113,57 @@ pub(crate) const DEVICE_TYPES: &[DeviceType] = &[
         ],
         read: read_modbus_barrier,
     },
+    DeviceType {
+        name: "wiegand-reader",
+        keys: &["gpio", "d0", "d1", "frame_gap", "w26", "w34", "door"],
+        read: doors::read_wiegand_reader,
+    },
+    DeviceType {
+        name: "serial-reader",
+        keys: &[
+            "path",
+            "baud",
+            "framing",
+            "stx",
+            "etx",
+            "data_len",
+            "checksum",
+            "reconnect_min",
+            "reconnect_max",
+            "door",
+        ],
+        read: doors::read_serial_reader,
+    },
+    DeviceType {
+        name: "wg-controller",
+        keys: &[
+            "controller",
+            "serial",
+            "bind",
+            "listener",
+            "doors",
+            "poll_interval",
+            "reply_timeout",
+            "offline_after_missed",
+        ],
+        read: doors::read_wg_controller,
+    },
+    DeviceType {
+        name: "door",
+        keys: &[
+            "gpio",
+            "relay",
+            "contact",
+            "exit_button",
+            "pulse",
+            "contact_active_when_open",
+            "exit_button_pulses",
+            "held_open_after",
+            "grant_window",
+            "door",
+        ],
+        read: doors::read_door,
+    },
 ];
 
 /// Builds the configuration from the document's root, recording problems.
@@ -133,6 +185,8 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         .map(|s| read_alarm(s, &defined))
         .collect();
     let lanes = read_lanes(lane_sections, &devices, &defined);
+    let door_groups = doors::read_door_groups(root.take_tables("door_groups"));
+    let doors = doors::read_doors(root.take_tables("doors"), &defined, &devices, &door_groups);
     root.finish();
     Config {
         gateway,
@@ -143,6 +197,8 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         alarms,
         ingress,
         lanes,
+        door_groups,
+        doors,
     }
 }
 
@@ -494,7 +550,7 @@ fn read_modbus_barrier(s: &mut Section<'_, '_>) -> DeviceKind {
     use drivers::barrier::{DigitalInput, LaneConfig as ArmTiming, Preset};
     let address = s.take_addr("address");
     let serial = s.take_path("serial");
-    let baud = s.take_int("baud", 1200, 921_600).unwrap_or(9600);
+    let baud = s.take_int("baud", 1200..=921_600).unwrap_or(9600);
     let transport = match (address, serial) {
         (Some(addr), None) => ModbusTransport::Tcp(addr),
         (None, Some(path)) => ModbusTransport::Rtu {
@@ -518,14 +574,14 @@ fn read_modbus_barrier(s: &mut Section<'_, '_>) -> DeviceKind {
             }
         }
     };
-    let slave = s.take_int("slave", 1, 247).unwrap_or(1);
+    let slave = s.take_int("slave", 1..=247).unwrap_or(1);
     let preset_names: Vec<&'static str> = Preset::ALL.iter().map(|(n, _)| *n).collect();
     let preset = s
         .take_choice("preset", &preset_names)
         .and_then(Preset::from_name)
         .unwrap_or(Preset::WaveshareRtuRelay);
     let coil = |s: &mut Section<'_, '_>, key: &str| {
-        s.take_int(key, 0, i64::from(u16::MAX))
+        s.take_int(key, 0..=u64::from(u16::MAX))
             .and_then(|n| u16::try_from(n).ok())
     };
     let open_coil = coil(s, "open_coil");
@@ -692,7 +748,7 @@ fn read_lanes(
             }
             None => None,
         };
-        let min_confidence = s.take_int("min_confidence", 0, 100).unwrap_or(80);
+        let min_confidence = s.take_int("min_confidence", 0..=100).unwrap_or(80);
         let exit_policy = match s.take_choice("exit_policy", &["open_all", "recorded_or_listed"]) {
             Some("recorded_or_listed") => ExitPolicy::RecordedOrListed,
             _ => ExitPolicy::OpenAll,

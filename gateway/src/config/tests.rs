@@ -517,9 +517,11 @@ fn demo_config_is_valid() {
     let config = parse_with(DEMO_TOML, "demo.toml", &env(&[])).unwrap();
     assert_eq!(config.gateway.estate_id, "demo-estate");
     assert_eq!(config.gateway.gateway_id, "gw-demo");
-    assert_eq!(config.devices.len(), 5);
+    assert_eq!(config.devices.len(), 7);
     assert!(config.devices.iter().all(|d| !d.name.is_ascii()));
     assert_eq!(config.lanes.len(), 2, "an entry and an exit lane");
+    assert_eq!(config.doors.len(), 1);
+    assert_eq!(config.doors[0].name, "3号楼1单元门");
     assert!(
         config
             .alarms
@@ -577,4 +579,173 @@ fn panel_security_keys_have_defaults_and_are_checked() {
     let tls = check(&text).unwrap().panel.tls.unwrap();
     assert_eq!(tls.cert, PathBuf::from("/c.pem"));
     assert_eq!(tls.key, PathBuf::from("/k.pem"));
+}
+
+#[test]
+fn door_devices_groups_and_doors_are_read() {
+    let text = format!(
+        "{MINIMAL}{}",
+        r#"
+[[devices]]
+id = "r1"
+type = "wiegand-reader"
+gpio = "sim"
+d0 = 17
+d1 = { line = "WG_D1", active_low = false }
+frame_gap = "8ms"
+[[devices]]
+id = "d1"
+type = "door"
+relay = 22
+contact = { line = 23, active_low = true, pull_up = true }
+pulse = "2s"
+held_open_after = "45s"
+[[devices]]
+id = "wg"
+type = "wg-controller"
+controller = "127.0.0.1:60000"
+serial = 423187757
+bind = "127.0.0.1:0"
+doors = 2
+[[devices]]
+id = "s1"
+type = "serial-reader"
+path = "/dev/ttyUSB0"
+framing = "binary"
+data_len = 4
+checksum = "sum"
+[[door_groups]]
+id = "basement"
+schedule = ["mon-fri 06:00-23:00", "sat,sun 22:00-06:00"]
+[[doors]]
+id = "a"
+readers = ["r1", "s1"]
+relay = "d1"
+group = "basement"
+anti_passback_pair = "b"
+[[doors]]
+id = "b"
+readers = ["wg"]
+relay = "wg"
+controller_door = 2
+"#
+    );
+    let config = check(&text).unwrap();
+    let DeviceKind::WiegandReader {
+        gpio, wiegand, d1, ..
+    } = &config.devices[0].kind
+    else {
+        panic!("wiegand");
+    };
+    assert_eq!(*gpio, Gpio::Sim);
+    assert_eq!(wiegand.frame_gap_us, 8_000);
+    assert_eq!(d1.line, drivers::door::gpio::LineRef::Name("WG_D1".into()));
+    let DeviceKind::Door {
+        gpio,
+        contact,
+        hardware,
+        ..
+    } = &config.devices[1].kind
+    else {
+        panic!("door");
+    };
+    assert_eq!(*gpio, Gpio::Chip("gpiochip0".into()));
+    assert_eq!(contact.chip.as_deref(), Some("gpiochip0"));
+    assert!(contact.active_low && contact.pull_up);
+    assert_eq!(hardware.pulse_ms, 2_000);
+    assert_eq!(hardware.alarms.held_open_after_s, 45);
+    assert!(matches!(&config.devices[2].kind, DeviceKind::WgController(wg) if wg.doors == 2));
+    let windows = &config.door_groups[0].schedule.windows;
+    assert_eq!(windows.len(), 2);
+    assert_eq!(
+        (windows[1].start_min, windows[1].end_min),
+        (22 * 60, 6 * 60)
+    );
+    assert_eq!(config.doors[1].controller_door, Some(2));
+}
+
+#[test]
+fn door_problems_are_each_located() {
+    let text = format!(
+        "{MINIMAL}{}",
+        r#"
+[[devices]]
+id = "r1"
+type = "wiegand-reader"
+d0 = 17
+d1 = true
+w34 = "hex"
+[[devices]]
+id = "tank"
+type = "sim-tank"
+[[devices]]
+id = "wg"
+type = "wg-controller"
+controller = "127.0.0.1:60000"
+serial = 1
+bind = "127.0.0.1:0"
+doors = 2
+[[door_groups]]
+id = "night"
+schedule = ["fri-mon 25:00-06:00"]
+[[doors]]
+id = "a"
+readers = ["r9", "tank"]
+relay = "tank"
+group = "nigth"
+anti_passback_pair = "zz"
+[[doors]]
+id = "b"
+readers = ["wg"]
+relay = "wg"
+controller_door = 3
+colour = "red"
+[[doors]]
+id = "c"
+readers = ["wg"]
+relay = "wg"
+controller_door = 3
+"#
+    );
+    let problems = problems_in(&text);
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "devices[0].d1",
+            "devices[0].w34",
+            "door_groups[0].schedule",
+            "doors[0].readers",
+            "doors[0].readers",
+            "doors[0].relay",
+            "doors[0].group",
+            "doors[0].anti_passback_pair",
+            "doors[1].controller_door",
+            "doors[1].colour",
+            "doors[2].readers",
+            "doors[2].controller_door",
+        ],
+        "{problems:#?}"
+    );
+    assert!(
+        find(&problems, "doors[0].group")
+            .message
+            .contains("did you mean \"night\"")
+    );
+    assert!(
+        find(&problems, "doors[0].relay")
+            .message
+            .contains("not a door or a wg-controller")
+    );
+    assert!(
+        find(&problems, "doors[1].controller_door")
+            .message
+            .contains("has 2 door(s)")
+    );
+    assert!(
+        find(&problems, "doors[2].readers")
+            .message
+            .contains("already serves door \"b\"")
+    );
+    assert!(problems.iter().all(|p| p.line > 0));
 }

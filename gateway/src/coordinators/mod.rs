@@ -3,5 +3,7 @@
 //! the pure functions in [`crate::rules`].
 //!
 //! - [`threshold`]: alarms on measured points leaving their band.
+//! - the doors coordinator lives with the rest of the doors:
+//!   [`crate::doors::coordinator`].
 
 pub mod threshold;

@@ -3,8 +3,11 @@
 //!
 //! - [`threshold`]: alarms when a measured point leaves its configured band.
 //! - [`plate`]: Chinese plate normalisation and OCR-confusable variants.
+//! - [`door`]: grant / deny at a unit door (cards, PINs, temporary codes,
+//!   schedules, anti-passback); the keypad wrong-code limiter.
 //! - [`vehicle`]: allow / deny / ask the guard at a lane; repeated-read filter.
 
+pub mod door;
 pub mod plate;
 pub mod threshold;
 pub mod vehicle;

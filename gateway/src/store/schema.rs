@@ -102,6 +102,47 @@ const MIGRATION_LIST: &[M<'static>] = &[
         );
         CREATE INDEX sessions_user ON sessions (user_id);",
     ),
+    // 6: unit-door credentials: cards, keypad PINs and temporary
+    // codes (argon2id hashes only), blocked cards.
+    M::up(
+        "CREATE TABLE door_cards (
+            number     TEXT PRIMARY KEY,
+            holder     TEXT    NOT NULL,
+            house      TEXT    NOT NULL,
+            valid_from INTEGER,
+            valid_to   INTEGER,
+            groups     TEXT    NOT NULL DEFAULT '',
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE TABLE door_pins (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            code_hash  TEXT    NOT NULL UNIQUE,
+            holder     TEXT    NOT NULL,
+            house      TEXT    NOT NULL,
+            valid_from INTEGER,
+            valid_to   INTEGER,
+            groups     TEXT    NOT NULL DEFAULT '',
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE TABLE door_temp_codes (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            code_hash  TEXT    NOT NULL UNIQUE,
+            label      TEXT    NOT NULL,
+            house      TEXT    NOT NULL,
+            valid_from INTEGER NOT NULL,
+            valid_to   INTEGER NOT NULL,
+            max_uses   INTEGER NOT NULL,
+            used       INTEGER NOT NULL DEFAULT 0,
+            groups     TEXT    NOT NULL DEFAULT '',
+            created_by TEXT    NOT NULL,
+            created_ms INTEGER NOT NULL
+        );
+        CREATE TABLE door_blocked (
+            number     TEXT PRIMARY KEY,
+            reason     TEXT    NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );",
+    ),
 ];
 
 /// The migrations, for `to_latest`.

@@ -67,14 +67,17 @@ async fn harness() -> Harness {
     let mut tasks = Tasks::default();
     let (device_tx, device_rx) = mpsc::channel(64);
     let drivers = crate::supervisor::start(
-        crate::devices::build(&[DeviceConfig {
-            id: "tank-1".into(),
-            name: "1号楼水箱".into(),
-            kind: DeviceKind::SimTank {
-                height_m: 4.0,
-                interval: Duration::from_secs(3600),
-            },
-        }])
+        crate::devices::build(
+            &[DeviceConfig {
+                id: "tank-1".into(),
+                name: "1号楼水箱".into(),
+                kind: DeviceKind::SimTank {
+                    height_m: 4.0,
+                    interval: Duration::from_secs(3600),
+                },
+            }],
+            &crate::doors::hardware::SimHardware::default(),
+        )
         .supervised,
         &device_tx,
         &SupervisorConfig {

@@ -1,0 +1,450 @@
+//! The doors coordinator: on every card or code presented at a door's
+//! reader, decides grant or deny with [`crate::rules::door::decide`] over
+//! the in-memory credential snapshot, annotates the `card_read` event with
+//! the decision, the reason and the door, and on a grant sends
+//! `PulseDoor` to the door's relay (a `door` device, or the WG controller
+//! with the door's number). Door events of the relay devices (contact,
+//! alarms, pulses, exit button) are annotated with the door's id (`door`;
+//! a controller's door number moves to `door_number`).
+//!
+//! Its own state is in memory: anti-passback (the last door of a pair each
+//! credential passed; forgotten on restart), temporary-code uses (also
+//! written to the database off the pipeline), and the wrong-code limiter.
+//!
+//! **Codes never reach the store:** a keypad entry's `card` field is
+//! replaced by a mask in the recorded event.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use drivers::{Class, Command, DeviceEvent};
+use serde_json::{Map, Value, json};
+
+use super::credentials::CredentialStore;
+use crate::config::{DoorEntry, DoorGroupConfig};
+use crate::pipeline::{Coordinator, Decided, Record};
+use crate::rules::door::{
+    AttemptLimiter, CodeEntry, DoorPolicy, History, Presented, Reason, Schedule, Verdict,
+    canonical_card, decide, subject,
+};
+
+/// Wrong codes per reader before a lockout.
+pub const MAX_WRONG_CODES: usize = 5;
+/// The window those wrong codes are counted in.
+pub const WRONG_CODE_WINDOW_MS: i64 = 60_000;
+/// How long a reader refuses codes after too many wrong ones.
+pub const LOCKOUT_MS: i64 = 300_000;
+
+/// What a keypad entry is recorded as.
+const CODE_MASK: &str = "******";
+
+#[derive(Debug)]
+struct Door {
+    id: String,
+    relay: String,
+    controller_door: Option<u8>,
+    group: Option<(String, Schedule)>,
+    /// Index of its anti-passback pair, if any.
+    pair: Option<usize>,
+}
+
+/// The unit doors' local rules. See the module docs.
+#[derive(Debug)]
+pub struct DoorCoordinator {
+    credentials: Arc<CredentialStore>,
+    doors: Vec<Door>,
+    /// (reader device, door number on a controller) → door index.
+    by_reader: HashMap<(String, Option<u8>), usize>,
+    /// (relay device, door number on a controller) → door index.
+    by_relay: HashMap<(String, Option<u8>), usize>,
+    /// (pair, credential) → door index of its last passage.
+    passback: HashMap<(usize, String), usize>,
+    /// Temporary-code uses counted here (code id → uses).
+    uses: HashMap<i64, u32>,
+    limiter: AttemptLimiter,
+}
+
+impl DoorCoordinator {
+    /// A coordinator for the configured doors and groups.
+    pub fn new(
+        credentials: Arc<CredentialStore>,
+        doors: &[DoorEntry],
+        groups: &[DoorGroupConfig],
+        controllers: &[String],
+    ) -> Self {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut built = Vec::new();
+        let mut by_reader = HashMap::new();
+        let mut by_relay = HashMap::new();
+        for (i, entry) in doors.iter().enumerate() {
+            let pair = entry.anti_passback_pair.as_ref().map(|other| {
+                let key = if entry.id < *other {
+                    (entry.id.clone(), other.clone())
+                } else {
+                    (other.clone(), entry.id.clone())
+                };
+                pairs.iter().position(|p| *p == key).unwrap_or_else(|| {
+                    pairs.push(key);
+                    pairs.len() - 1
+                })
+            });
+            let number_on = |device: &String| {
+                controllers
+                    .contains(device)
+                    .then_some(entry.controller_door)
+                    .flatten()
+            };
+            for reader in &entry.readers {
+                by_reader.insert((reader.clone(), number_on(reader)), i);
+            }
+            by_relay.insert((entry.relay.clone(), number_on(&entry.relay)), i);
+            let group = entry.group.as_ref().and_then(|g| {
+                groups
+                    .iter()
+                    .find(|c| &c.id == g)
+                    .map(|c| (c.id.clone(), c.schedule.clone()))
+            });
+            built.push(Door {
+                id: entry.id.clone(),
+                relay: entry.relay.clone(),
+                controller_door: number_on(&entry.relay),
+                group,
+                pair,
+            });
+        }
+        // A door named only by its partner is in the pair too.
+        for (p, (a, b)) in pairs.iter().enumerate() {
+            for door in &mut built {
+                if (&door.id == a || &door.id == b) && door.pair.is_none() {
+                    door.pair = Some(p);
+                }
+            }
+        }
+        Self {
+            credentials,
+            doors: built,
+            by_reader,
+            by_relay,
+            passback: HashMap::new(),
+            uses: HashMap::new(),
+            limiter: AttemptLimiter::new(MAX_WRONG_CODES, WRONG_CODE_WINDOW_MS, LOCKOUT_MS),
+        }
+    }
+
+    fn find(
+        map: &HashMap<(String, Option<u8>), usize>,
+        device: &str,
+        number: Option<u8>,
+    ) -> Option<usize> {
+        map.get(&(device.to_owned(), number))
+            .or_else(|| map.get(&(device.to_owned(), None)))
+            .copied()
+    }
+
+    fn presented(
+        &mut self,
+        reader: &str,
+        index: usize,
+        card: &str,
+        keypad: bool,
+        now_ms: i64,
+    ) -> Decided {
+        let mut decided = Decided::default();
+        let door = &self.doors[index];
+        decided
+            .annotate
+            .insert("door".into(), Value::String(door.id.clone()));
+        if keypad {
+            decided
+                .annotate
+                .insert("card".into(), Value::String(CODE_MASK.into()));
+            if let Some(until_ms) = self.limiter.locked(reader, now_ms) {
+                annotate_decision(
+                    &mut decided.annotate,
+                    Verdict::Deny,
+                    &Reason::TooManyAttempts { until_ms },
+                    None,
+                );
+                return decided;
+            }
+        }
+        let snapshot = self.credentials.snapshot();
+        let hash;
+        let number;
+        let presented = if keypad {
+            hash = self.credentials.hash(card.trim());
+            Presented::Code(&hash)
+        } else {
+            // A number that is not decimal matches no card.
+            number = canonical_card(card).unwrap_or_default();
+            Presented::Card(&number)
+        };
+        let policy = DoorPolicy {
+            door: &door.id,
+            group: door.group.as_ref().map(|(g, s)| (g.as_str(), s)),
+        };
+        let temp_code = match presented {
+            Presented::Code(h) => match snapshot.codes.get(h) {
+                Some(CodeEntry::Temp(t)) => Some((t.id, t.used)),
+                _ => None,
+            },
+            Presented::Card(_) => None,
+        };
+        let last_in_pair = door
+            .pair
+            .zip(subject(&snapshot, presented))
+            .and_then(|key| self.passback.get(&key))
+            .map(|&i| self.doors[i].id.as_str());
+        let history = History {
+            last_in_pair,
+            used: temp_code.and_then(|(id, _)| self.uses.get(&id).copied()),
+        };
+        let decision = decide(&snapshot, &policy, presented, history, now_ms);
+        annotate_decision(
+            &mut decided.annotate,
+            decision.verdict,
+            &decision.reason,
+            decision.holder.as_deref(),
+        );
+        if keypad {
+            match decision.reason {
+                Reason::UnknownCode => {
+                    if let Some(until_ms) = self.limiter.failed(reader, now_ms) {
+                        tracing::warn!(reader, "Too many wrong codes; the keypad is locked.");
+                        decided.records.push(Record {
+                            device_id: reader.to_owned(),
+                            kind: "keypad_locked".into(),
+                            class: Class::Alarm,
+                            body: json!({"door": door.id, "until_ms": until_ms,
+                                "failures": MAX_WRONG_CODES}),
+                        });
+                    }
+                }
+                _ => self.limiter.succeeded(reader),
+            }
+        }
+        if decision.verdict == Verdict::Grant {
+            decided.commands.push((
+                door.relay.clone(),
+                Command::PulseDoor {
+                    door: door.controller_door,
+                    duration_ms: None,
+                },
+            ));
+            if let (Some(pair), Some(subject)) = (door.pair, decision.subject.clone()) {
+                self.passback.insert((pair, subject), index);
+            }
+            if let Some((id, stored)) = temp_code {
+                let used = self.uses.get(&id).copied().unwrap_or(0).max(stored) + 1;
+                self.uses.insert(id, used);
+                self.persist_use(id, used);
+            }
+        }
+        decided
+    }
+
+    /// Writes a temporary code's use count off the pipeline.
+    fn persist_use(&self, id: i64, used: u32) {
+        let credentials = self.credentials.clone();
+        let write = move || {
+            if let Err(error) = credentials.record_code_use(id, used) {
+                tracing::error!(%error, code_id = id, "A temporary code's use was not stored.");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(write)),
+            Err(_) => write(),
+        }
+    }
+}
+
+/// The annotation's `door` (the door's id) replaces the event's own `door`
+/// (a controller's door number); the number is kept as `door_number`.
+fn keep_door_number(annotate: &mut Map<String, Value>, number: Option<u8>) {
+    if let Some(number) = number {
+        annotate.insert("door_number".into(), json!(number));
+    }
+}
+
+fn annotate_decision(
+    annotate: &mut Map<String, Value>,
+    verdict: Verdict,
+    reason: &Reason,
+    holder: Option<&str>,
+) {
+    annotate.insert("decision".into(), json!(verdict));
+    annotate.insert("reason".into(), json!(reason));
+    if let Some(holder) = holder {
+        annotate.insert("holder".into(), Value::String(holder.to_owned()));
+    }
+}
+
+impl Coordinator for DoorCoordinator {
+    fn on_event(&mut self, device_id: &str, event: &DeviceEvent, now_ms: i64) -> Option<Decided> {
+        match event {
+            DeviceEvent::CardRead {
+                card, format, door, ..
+            } => {
+                let index = Self::find(&self.by_reader, device_id, *door)?;
+                let mut decided =
+                    self.presented(device_id, index, card, format == "keypad", now_ms);
+                keep_door_number(&mut decided.annotate, *door);
+                Some(decided)
+            }
+            DeviceEvent::DoorState { door, .. }
+            | DeviceEvent::DoorAlarm { door, .. }
+            | DeviceEvent::ExitButton { door }
+            | DeviceEvent::RelayPulse { door, .. } => {
+                let index = Self::find(&self.by_relay, device_id, *door)?;
+                let mut decided = Decided::default();
+                decided
+                    .annotate
+                    .insert("door".into(), Value::String(self.doors[index].id.clone()));
+                keep_door_number(&mut decided.annotate, *door);
+                Some(decided)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doors::credentials::NewTempCode;
+    use crate::rules::door::Card;
+    use crate::store::{Store, StoreConfig};
+
+    fn setup() -> (
+        tempfile::TempDir,
+        Store,
+        Arc<CredentialStore>,
+        DoorCoordinator,
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = Store::open(StoreConfig::new(dir.path().join("g.db"))).expect("store");
+        let creds = Arc::new(CredentialStore::open(&store).expect("credentials"));
+        creds
+            .upsert_card(&Card {
+                number: "100".into(),
+                holder: "王芳".into(),
+                house: "3-1-1201".into(),
+                valid_from: None,
+                valid_to: None,
+                groups: vec![],
+            })
+            .expect("card");
+        let door = |id: &str, reader: &str, relay: &str, pair: &str| DoorEntry {
+            id: id.into(),
+            name: id.into(),
+            readers: vec![reader.into()],
+            relay: relay.into(),
+            controller_door: None,
+            group: None,
+            anti_passback_pair: Some(pair.into()),
+        };
+        let coordinator = DoorCoordinator::new(
+            creds.clone(),
+            &[
+                door("in", "r-in", "relay-in", "out"),
+                door("out", "r-out", "relay-out", "in"),
+            ],
+            &[],
+            &[],
+        );
+        (dir, store, creds, coordinator)
+    }
+
+    fn read(card: &str, format: &str) -> DeviceEvent {
+        DeviceEvent::CardRead {
+            card: card.into(),
+            format: format.into(),
+            facility: None,
+            door: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn anti_passback_grant_pulses_the_relay_and_blocks_a_second_entry() {
+        let (_dir, _store, _creds, mut c) = setup();
+        let first = c
+            .on_event("r-in", &read("00100", "w34"), 0)
+            .expect("decided");
+        assert_eq!(first.annotate["decision"], "grant");
+        assert_eq!(first.annotate["door"], "in");
+        assert_eq!(
+            first.commands,
+            vec![(
+                "relay-in".to_owned(),
+                Command::PulseDoor {
+                    door: None,
+                    duration_ms: None
+                }
+            )]
+        );
+        let again = c.on_event("r-in", &read("100", "w34"), 1).expect("decided");
+        assert_eq!(again.annotate["decision"], "deny");
+        assert_eq!(again.annotate["reason"]["code"], "anti_passback");
+        assert!(again.commands.is_empty());
+        let out = c
+            .on_event("r-out", &read("100", "w34"), 2)
+            .expect("decided");
+        assert_eq!(out.annotate["decision"], "grant");
+        let unknown = c.on_event("r-in", &read("999", "w34"), 3).expect("decided");
+        assert_eq!(unknown.annotate["reason"]["code"], "unknown_card");
+        assert!(c.on_event("elsewhere", &read("100", "w34"), 4).is_none());
+        let contact = DeviceEvent::DoorState {
+            open: true,
+            door: None,
+        };
+        let annotated = c.on_event("relay-out", &contact, 5).expect("a door event");
+        assert_eq!(annotated.annotate["door"], "out");
+    }
+
+    #[tokio::test]
+    async fn temp_code_keypad_entries_are_masked_counted_and_rate_limited() {
+        let (_dir, _store, creds, mut c) = setup();
+        let now = drivers::contract::now_ms();
+        creds
+            .add_temp_code(
+                "4321987",
+                &NewTempCode {
+                    label: "快递".into(),
+                    house: "3-1-1201".into(),
+                    valid_from: now - 1,
+                    hours: 1,
+                    max_uses: 1,
+                    groups: vec![],
+                    created_by: "test".into(),
+                },
+            )
+            .expect("code");
+        let ok = c
+            .on_event("r-in", &read("4321987", "keypad"), now)
+            .expect("decided");
+        assert_eq!(ok.annotate["decision"], "grant");
+        assert_eq!(ok.annotate["card"], CODE_MASK, "the code is not recorded");
+        assert!(
+            !serde_json::to_string(&ok.annotate)
+                .expect("json")
+                .contains("4321987")
+        );
+        let spent = c
+            .on_event("r-out", &read("4321987", "keypad"), now + 1)
+            .expect("decided");
+        assert_eq!(spent.annotate["reason"]["code"], "code_used_up");
+        let mut locked = None;
+        for i in 0..MAX_WRONG_CODES {
+            let wrong = c
+                .on_event("r-in", &read(&format!("11110{i}"), "keypad"), now + 10)
+                .expect("decided");
+            assert_eq!(wrong.annotate["reason"]["code"], "unknown_code");
+            locked = wrong.records.into_iter().next();
+        }
+        assert_eq!(locked.map(|r| r.kind).as_deref(), Some("keypad_locked"));
+        let refused = c
+            .on_event("r-in", &read("4321987", "keypad"), now + 20)
+            .expect("decided");
+        assert_eq!(refused.annotate["reason"]["code"], "too_many_attempts");
+    }
+}
