@@ -1,6 +1,6 @@
 //! Starting and stopping a whole gateway: the store, the pipeline, the
-//! supervised drivers and the panel listener, wired together from a
-//! [`Config`].
+//! supervised drivers, the embedded broker and the uplink, and the panel
+//! listener, wired together from a [`Config`].
 //!
 //! Shutdown is phased under one budget (`supervisor.drain_budget`):
 //! 1. readiness turns to draining and a `gateway_stopping` audit event is
@@ -9,8 +9,11 @@
 //!    safe state;
 //! 3. the pipeline stops taking input, drains what it holds and waits until
 //!    it is on disk;
-//! 4. the store flushes and checkpoints;
-//! 5. the panel listener stops.
+//! 4. the uplink gets what is left of the budget (less a small reserve for
+//!    closing) to send what is stored, then disconnects cleanly; what it
+//!    could not send stays stored;
+//! 5. the store flushes and checkpoints;
+//! 6. the panel listener stops.
 //!
 //! If the budget runs out, the report names the tasks still running.
 
@@ -25,12 +28,18 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::broker::{self, BrokerError};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pipeline::{EventFeed, GATEWAY_DEVICE, Pipeline, PipelineHandle, Stamper};
 use crate::store::{OpenReport, Pressure, Store, StoreConfig, StoreError};
 use crate::supervisor::{self, Drivers};
 use crate::tasks::Tasks;
+use crate::uplink::status::{StatusCollector, UplinkStatus};
+use crate::uplink::sync::ListRegistry;
+use crate::uplink::telemetry::{RecentAlarms, TelemetrySource};
+use crate::uplink::{self, Uplink, UplinkError};
+use crate::web::api::ApiState;
 use crate::web::{self, PanelState, Readiness};
 use crate::{clock, devices};
 
@@ -39,6 +48,10 @@ const DEVICE_EVENTS: usize = 1024;
 
 /// How often the clock's synchronisation is checked.
 const CLOCK_CHECK: Duration = Duration::from_secs(60);
+
+/// Part of the drain budget kept back from the uplink for closing the
+/// store and the listener.
+const CLOSE_RESERVE: Duration = Duration::from_millis(500);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +75,12 @@ pub enum StartError {
     /// The store could not be opened (and could not be replaced).
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The embedded broker could not start.
+    #[error("{0}")]
+    Broker(#[from] BrokerError),
+    /// The uplink could not start.
+    #[error("{0}")]
+    Uplink(#[from] UplinkError),
     /// A start-up task failed unexpectedly.
     #[error("internal: {0}")]
     Internal(String),
@@ -98,6 +117,11 @@ pub struct Running {
     pub open_report: OpenReport,
     /// Recorded events, after they are on disk.
     pub feed: EventFeed,
+    /// The uplink's state.
+    pub uplink_status: Arc<UplinkStatus>,
+    /// Where the embedded MQTT broker listens, when it runs.
+    pub broker_addr: Option<SocketAddr>,
+    uplink: Option<Uplink>,
     readiness: watch::Sender<Readiness>,
     drain_budget: Duration,
     drivers_cancel: CancellationToken,
@@ -110,8 +134,14 @@ pub struct Running {
     web_task: JoinHandle<()>,
 }
 
-/// Starts a gateway from `config`.
+/// Starts a gateway from `config` (no synced lists registered).
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    start_with(config, ListRegistry::default()).await
+}
+
+/// Starts a gateway from `config`, syncing `lists` with the platform.
+pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, StartError> {
+    let started_at = std::time::Instant::now();
     let data_dir = config.gateway.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
         path: data_dir.display().to_string(),
@@ -131,12 +161,23 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     })?;
     let (readiness, readiness_rx) = watch::channel(Readiness::Starting("opening the store"));
     let live = Arc::new(OnceLock::new());
-    let metrics = Arc::new(Metrics::new().with_live_state(live.clone()));
+    let uplink_status = Arc::new(UplinkStatus::default());
+    let metrics = Arc::new(
+        Metrics::new()
+            .with_live_state(live.clone())
+            .with_collector(Box::new(StatusCollector(uplink_status.clone()))),
+    );
     let web_cancel = CancellationToken::new();
+    let telemetry_source = Arc::new(OnceLock::new());
     let router = web::router(PanelState {
         metrics: metrics.clone(),
         readiness: readiness_rx,
         metrics_token: config.panel.metrics_token.clone(),
+        api: Some(ApiState {
+            token: config.api.token.clone(),
+            source: telemetry_source.clone(),
+            metrics: metrics.clone(),
+        }),
     });
     let web_task = tokio::spawn(serve(listener, router, web_cancel.clone()));
 
@@ -195,6 +236,60 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         watch_pressure(store.pressure(), handle.clone(), aux_cancel.clone()),
     );
     aux_tasks.spawn("clock check", check_clock(stamper, aux_cancel.clone()));
+    let alarms = RecentAlarms::default();
+    aux_tasks.spawn(
+        "recent alarms",
+        alarms.clone().follow(feed.clone(), aux_cancel.clone()),
+    );
+    let telemetry = TelemetrySource {
+        estate_id: config.gateway.estate_id.clone(),
+        gateway_id: config.gateway.gateway_id.clone(),
+        drivers: drivers.clone(),
+        status: uplink_status.clone(),
+        alarms,
+        lists: lists.clone(),
+        started: started_at,
+    };
+    let _ = telemetry_source.set(telemetry.clone());
+
+    // The platform link: the embedded broker first (the uplink may use it).
+    let broker_addr = if config.broker.embedded {
+        let listen = config.broker.listen;
+        match tokio::task::spawn_blocking(move || broker::start(listen)).await {
+            Ok(Ok(broker)) => Some(broker.addr),
+            Ok(Err(error)) => {
+                web_cancel.cancel();
+                return Err(error.into());
+            }
+            Err(join) => {
+                web_cancel.cancel();
+                return Err(StartError::Internal(join.to_string()));
+            }
+        }
+    } else {
+        None
+    };
+    let uplink = uplink::start(
+        &config,
+        uplink::Inputs {
+            store: store.clone(),
+            pipeline: handle.clone(),
+            drivers: drivers.clone(),
+            feed: feed.clone(),
+            status: uplink_status.clone(),
+            lists,
+            telemetry,
+            embedded_broker: broker_addr,
+            started: started_at,
+        },
+    );
+    let uplink = match uplink {
+        Ok(uplink) => uplink,
+        Err(error) => {
+            web_cancel.cancel();
+            return Err(error.into());
+        }
+    };
 
     if let Some(quarantine) = &open_report.quarantined {
         tracing::error!(
@@ -234,6 +329,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         drivers,
         open_report,
         feed,
+        uplink_status,
+        broker_addr,
+        uplink,
         readiness,
         drain_budget: config.supervisor.drain_budget,
         drivers_cancel,
@@ -284,6 +382,10 @@ impl Running {
         {
             pipeline_task.abort();
             stragglers.push("pipeline".into());
+        }
+        // The uplink gets what is left.
+        if let Some(uplink) = self.uplink {
+            stragglers.extend(uplink.stop(remaining().saturating_sub(CLOSE_RESERVE)).await);
         }
         match tokio::time::timeout(remaining(), self.store.close()).await {
             Ok(Ok(())) => {}

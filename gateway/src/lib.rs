@@ -10,11 +10,14 @@
 //! - [`rules`]: pure decision functions.
 //! - [`store`]: the durable queue and database (SQLite).
 //! - [`wire`]: the versioned envelope (the platform contract).
-//! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`).
+//! - [`uplink`]: the platform link (MQTT/HTTPS sinks, live-first drain, signed downlink, list sync).
+//! - [`broker`]: the embedded MQTT broker (rumqttd) for the demo and tests.
+//! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`, `/api/v1/telemetry`).
 //! - [`metrics`], [`logging`], [`clock`], [`tasks`]: cross-cutting pieces.
 //! - [`cli`]: the command line.
 
 pub mod app;
+pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -26,5 +29,6 @@ pub mod rules;
 pub mod store;
 pub mod supervisor;
 pub mod tasks;
+pub mod uplink;
 pub mod web;
 pub mod wire;

@@ -331,6 +331,37 @@ impl<'d, 'i> Section<'d, 'i> {
         })
     }
 
+    /// A boolean.
+    pub(crate) fn take_bool(&mut self, key: &str) -> Option<bool> {
+        self.take_with(key, |v| match v {
+            DeValue::Boolean(b) => Ok(*b),
+            other => Err(expected("true or false", other)),
+        })
+    }
+
+    /// An integer within `range` (inclusive).
+    pub(crate) fn take_u64_in(
+        &mut self,
+        key: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Option<u64> {
+        self.take_with(key, |v| match v {
+            DeValue::Integer(i) => {
+                let n = i64::from_str_radix(i.as_str(), i.radix())
+                    .map_err(|e| format!("invalid integer: {e}"))?;
+                match u64::try_from(n) {
+                    Ok(n) if range.contains(&n) => Ok(n),
+                    _ => Err(format!(
+                        "must be between {} and {}, found {n}",
+                        range.start(),
+                        range.end()
+                    )),
+                }
+            }
+            other => Err(expected("an integer", other)),
+        })
+    }
+
     /// A secret, given as `{ env = "VAR" }` or `{ file = "/path" }`, never
     /// inline. The value never appears in a problem.
     pub(crate) fn take_secret(&mut self, key: &str, env: &dyn Env) -> Option<Secret> {

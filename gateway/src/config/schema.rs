@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::env::Env;
 use super::reader::{Leftover, Section, suggest};
+use super::uplink;
 use super::{
     Config, DeviceConfig, DeviceKind, GatewayConfig, PanelConfig, StoreSection, SupervisorConfig,
     ThresholdAlarm,
@@ -66,6 +67,14 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
     let store = read_store(root.take_table("store"));
     let panel = read_panel(root.take_table("panel"), env);
     let supervisor = read_supervisor(root.take_table("supervisor"));
+    let broker = uplink::read_broker(root.take_table("broker"));
+    let uplink = uplink::read_uplink(
+        root.take_table("uplink"),
+        env,
+        &gateway.gateway_id,
+        broker.embedded,
+    );
+    let api = uplink::read_api(root.take_table("api"), env);
     let (devices, defined) = read_devices(root.take_tables("devices"));
     let alarms = root
         .take_tables("alarms")
@@ -80,6 +89,9 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         supervisor,
         devices,
         alarms,
+        uplink,
+        broker,
+        api,
     }
 }
 

@@ -1,6 +1,7 @@
 //! HTTP on the panel listener: process health (`/healthz`), readiness
-//! (`/readyz`) and Prometheus metrics (`/metrics`). The panel pages and the
-//! platform API are added here as their issues land.
+//! (`/readyz`), Prometheus metrics (`/metrics`) and the platform's pull API
+//! ([`api`]: `/api/v1/telemetry`). The panel pages are added here as their
+//! issues land.
 //!
 //! The router is a plain function of its state ([`router`]), so tests drive
 //! it with `tower::ServiceExt::oneshot` and the gateway serves it with
@@ -17,6 +18,8 @@ use tokio::sync::watch;
 
 use crate::config::Secret;
 use crate::metrics::Metrics;
+
+pub mod api;
 
 /// Largest request body the panel accepts.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -41,16 +44,20 @@ pub struct PanelState {
     pub readiness: watch::Receiver<Readiness>,
     /// When set, `/metrics` requires `Authorization: Bearer <token>`.
     pub metrics_token: Option<Secret>,
+    /// The platform's pull API (`/api/v1/…`), when the gateway serves it.
+    pub api: Option<api::ApiState>,
 }
 
 /// The panel router.
 pub fn router(state: PanelState) -> Router {
+    let api = state.api.clone().map(api::router).unwrap_or_default();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+        .merge(api)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 async fn healthz() -> &'static str {
@@ -120,6 +127,7 @@ mod tests {
             metrics: Arc::new(Metrics::new()),
             readiness: rx,
             metrics_token: token.map(|t| Secret::new(t.to_owned())),
+            api: None,
         };
         (state, tx)
     }
