@@ -5,6 +5,8 @@ mod check_config;
 mod demo;
 mod in_process;
 mod lifecycle;
+mod uplink;
+mod uplink_peers;
 
 use std::path::Path;
 
