@@ -6,6 +6,7 @@ mod demo;
 mod in_process;
 mod lifecycle;
 mod uplink;
+mod uplink_downlink;
 mod uplink_peers;
 
 use std::path::Path;

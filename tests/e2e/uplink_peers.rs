@@ -202,12 +202,12 @@ impl Subscriber {
         subscriber
     }
 
-    /// Everything received on topics ending in `leaf`, as JSON.
+    /// Everything received on the gateway's topic `leaf` (e.g. `/status`), as JSON.
     pub(crate) fn json(&self, leaf: &str) -> Vec<serde_json::Value> {
         let received = self.received.lock().map(|r| r.clone()).unwrap_or_default();
         received
             .iter()
-            .filter(|m| m.topic.ends_with(leaf))
+            .filter(|m| m.topic == topic(leaf.trim_start_matches('/')))
             .filter_map(|m| serde_json::from_slice(&m.payload).ok())
             .collect()
     }
@@ -356,7 +356,8 @@ pub(crate) struct PeerProcess {
     binary: PathBuf,
     args: Vec<String>,
     child: Option<Child>,
-    pub(crate) dir: tempfile::TempDir,
+    /// Kept for its lifetime: the peer's configuration and data.
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for PeerProcess {
@@ -425,7 +426,7 @@ impl PeerProcess {
             binary,
             args: vec!["-c".into(), conf.display().to_string()],
             child: None,
-            dir,
+            _dir: dir,
         };
         peer.spawn().await?;
         Ok(Some(peer))
@@ -458,7 +459,7 @@ impl PeerProcess {
             binary,
             args: vec!["-c".into(), conf.display().to_string()],
             child: None,
-            dir,
+            _dir: dir,
         };
         peer.spawn().await?;
         Ok(Some((peer, client_port)))
