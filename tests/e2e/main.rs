@@ -7,6 +7,7 @@ mod in_process;
 mod lifecycle;
 mod uplink;
 mod uplink_downlink;
+mod uplink_https;
 mod uplink_peers;
 
 use std::path::Path;

@@ -208,27 +208,25 @@ pub(crate) fn read_uplink(
     let command_max_lifetime = s
         .take_duration("command_max_lifetime")
         .unwrap_or(DEFAULT_COMMAND_LIFETIME);
+    // Both tables are read (and checked) when present; `sink` picks one.
     let mqtt = s.take_table("mqtt");
-    let mqtt_present = s.was_present("mqtt");
+    let mqtt = s
+        .was_present("mqtt")
+        .then(|| read_mqtt(mqtt, env, gateway_id, broker_embedded));
     let https = s.take_table("https");
-    let sink = match sink_name.as_str() {
-        "off" => {
-            mqtt.finish();
-            https.finish();
+    let https = s.was_present("https").then(|| read_https(https, env));
+    let sink = match (sink_name.as_str(), mqtt, https) {
+        ("off", _, _) => SinkConfig::Off,
+        ("mqtt", Some(mqtt), _) => SinkConfig::Mqtt(mqtt),
+        ("https", _, Some(https)) => SinkConfig::Https(https),
+        ("mqtt" | "https", _, _) => {
+            s.problem(
+                "sink",
+                format!("sink = \"{sink_name}\" needs an [uplink.{sink_name}] table"),
+            );
             SinkConfig::Off
         }
-        "mqtt" => {
-            https.finish();
-            if !mqtt_present {
-                s.problem("sink", "sink = \"mqtt\" needs an [uplink.mqtt] table");
-            }
-            SinkConfig::Mqtt(read_mqtt(mqtt, env, gateway_id, broker_embedded))
-        }
-        "https" => {
-            mqtt.finish();
-            SinkConfig::Https(read_https(https, env))
-        }
-        other => {
+        (other, _, _) => {
             s.problem(
                 "sink",
                 format!("unknown sink {other:?}; expected \"mqtt\", \"https\" or \"off\""),
