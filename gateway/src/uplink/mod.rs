@@ -376,12 +376,23 @@ async fn drive<S: Sink>(
     let mut cursors = Cursors::default();
     let mut backoff = Backoff::new(RETRY_INITIAL, reconnect_max.max(RETRY_INITIAL));
     let mut acking: Option<JoinHandle<()>> = None;
+    let mut prefetched: Option<(drivers::Class, Seq, Vec<Envelope>)> = None;
     'drain: loop {
         if cancel.is_cancelled() {
             break;
         }
         let mut next = None;
         for class in PRIORITY {
+            // The batch read ahead while the previous one was in flight,
+            // when it still continues where this class stands.
+            if let Some((c, after, _)) = &prefetched
+                && *c == class
+                && *after == cursors.after(class)
+                && let Some((_, _, events)) = prefetched.take()
+            {
+                next = Some((class, events));
+                break;
+            }
             match store
                 .read_class_after(class, cursors.after(class), batch_size)
                 .await
@@ -429,9 +440,17 @@ async fn drive<S: Sink>(
             continue;
         };
         let seqs: Vec<Seq> = batch.iter().map(|e| e.seq).collect();
-        let outcomes = tokio::select! {
+        // Read the next batch of this class while this one is in flight.
+        let last = seqs.last().copied().unwrap_or(0);
+        let (outcomes, ahead) = tokio::select! {
             () = cancel.cancelled() => break,
-            outcomes = sink.send(&batch) => outcomes,
+            both = async {
+                tokio::join!(sink.send(&batch), store.read_class_after(class, last, batch_size))
+            } => both,
+        };
+        prefetched = match ahead {
+            Ok(events) if !events.is_empty() => Some((class, last, events)),
+            _ => None,
         };
         let settled = settle(&mut cursors, class, &seqs, &outcomes);
         let mut done = settled.delivered.clone();
@@ -498,5 +517,81 @@ async fn drive<S: Sink>(
     }
     if let Some(previous) = acking.take() {
         let _ = previous.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use drivers::Class;
+
+    const EVENTS_SCHEMA: &str = include_str!("../../../docs/schema/events.json");
+    const ENVELOPE_SCHEMA: &str = include_str!("../../../docs/schema/envelope.json");
+
+    /// Every kind the gateway records, with its class.
+    const KINDS: &[(&str, Class)] = &[
+        ("point_value", Class::Telemetry),
+        ("device_alarm", Class::Alarm),
+        ("device_link", Class::Alarm),
+        ("plate_read", Class::Access),
+        ("barrier_state", Class::Access),
+        ("loop_state", Class::Telemetry),
+        ("barrier_fault", Class::Alarm),
+        ("card_read", Class::Access),
+        ("read_rejected", Class::Access),
+        ("door_state", Class::Access),
+        ("door_alarm", Class::Alarm),
+        ("exit_button", Class::Access),
+        ("relay_pulse", Class::Access),
+        ("threshold_alarm", Class::Alarm),
+        ("command", Class::Audit),
+        ("command_refused", Class::Audit),
+        ("list_sync", Class::Audit),
+        ("gateway_started", Class::Audit),
+        ("gateway_stopping", Class::Audit),
+        ("store_quarantined", Class::Alarm),
+        ("store_pressure", Class::Alarm),
+    ];
+
+    #[test]
+    fn the_documented_schema_names_every_kind_with_its_class() {
+        let schema: serde_json::Value = serde_json::from_str(EVENTS_SCHEMA).expect("events.json");
+        let rules = schema["allOf"].as_array().expect("allOf");
+        for (kind, class) in KINDS {
+            let rule = rules
+                .iter()
+                .find(|r| r["if"]["properties"]["kind"]["const"] == *kind)
+                .unwrap_or_else(|| panic!("docs/schema/events.json lacks {kind}"));
+            assert_eq!(
+                rule["then"]["properties"]["class"]["const"],
+                class.as_str(),
+                "{kind}"
+            );
+            assert_eq!(
+                rule["then"]["properties"]["body"]["additionalProperties"],
+                true
+            );
+        }
+    }
+
+    #[test]
+    fn the_envelope_schema_requires_what_the_envelope_always_carries() {
+        let schema: serde_json::Value =
+            serde_json::from_str(ENVELOPE_SCHEMA).expect("envelope.json");
+        let env = crate::pipeline::Stamper::new("e", "g").stamp(
+            "d",
+            "point_value",
+            Class::Telemetry,
+            serde_json::json!({}),
+            None,
+        );
+        let value = serde_json::to_value(&env).expect("serialise");
+        let props = schema["properties"].as_object().expect("properties");
+        for key in value.as_object().expect("object").keys() {
+            assert!(props.contains_key(key), "{key} undocumented");
+        }
+        for required in schema["required"].as_array().expect("required") {
+            let key = required.as_str().expect("str");
+            assert!(value.get(key).is_some(), "{key} required but not sent");
+        }
     }
 }
