@@ -396,7 +396,7 @@ impl Link {
                 Ended::Lost(reason) => {
                     poller.abort();
                     failures += 1;
-                    if session_was_up(&session) || was_up {
+                    if session.up || was_up {
                         tracing::warn!(reason, broker = %self.params.host, port = self.params.port, "Uplink MQTT connection lost; events stay stored and are re-sent.");
                     } else if failures.is_multiple_of(30) {
                         tracing::warn!(reason, failures, "Uplink MQTT broker still unreachable.");
@@ -570,10 +570,6 @@ impl Link {
         }
         None
     }
-}
-
-fn session_was_up(session: &Session) -> bool {
-    session.up
 }
 
 /// How a connection ended.
