@@ -1,6 +1,6 @@
 //! Starting and stopping a whole gateway: the store, the pipeline, the
-//! supervised drivers and the panel listener, wired together from a
-//! [`Config`].
+//! supervised drivers, the embedded broker and the uplink, and the panel
+//! listener, wired together from a [`Config`].
 //!
 //! Shutdown is phased under one budget (`supervisor.drain_budget`):
 //! 1. readiness turns to draining and a `gateway_stopping` audit event is
@@ -9,8 +9,11 @@
 //!    safe state;
 //! 3. the pipeline stops taking input, drains what it holds and waits until
 //!    it is on disk;
-//! 4. the store flushes and checkpoints;
-//! 5. the panel listener stops.
+//! 4. the uplink gets what is left of the budget (less a small reserve for
+//!    closing) to send what is stored, then disconnects cleanly; what it
+//!    could not send stays stored;
+//! 5. the store flushes and checkpoints;
+//! 6. the panel listener stops.
 //!
 //! If the budget runs out, the report names the tasks still running.
 //!
@@ -30,6 +33,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, LockoutPolicy, SessionPolicy};
+use crate::broker::{self, BrokerError};
 use crate::config::Config;
 use crate::coordinators::threshold::ThresholdAlarms;
 use crate::doors::Doors;
@@ -46,6 +50,11 @@ use crate::store::{
 };
 use crate::supervisor::{self, Drivers};
 use crate::tasks::Tasks;
+use crate::uplink::status::{StatusCollector, UplinkStatus};
+use crate::uplink::sync::ListRegistry;
+use crate::uplink::telemetry::{RecentAlarms, TelemetrySource};
+use crate::uplink::{self, Uplink, UplinkError};
+use crate::web::api::ApiState;
 use crate::web::panel::{Panel, PanelCore};
 use crate::web::{self, PanelState, Readiness};
 use crate::{clock, devices};
@@ -59,6 +68,9 @@ const CLOCK_CHECK: Duration = Duration::from_secs(60);
 
 /// How often expired panel sessions are deleted.
 const SESSION_PURGE: Duration = Duration::from_secs(600);
+/// Part of the drain budget kept back from the uplink for closing the
+/// store and the listener.
+const CLOSE_RESERVE: Duration = Duration::from_millis(500);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +100,12 @@ pub enum StartError {
     /// The panel's user database could not be opened.
     #[error("panel users: {0}")]
     Auth(#[from] crate::auth::AuthError),
+    /// The embedded broker could not start.
+    #[error("{0}")]
+    Broker(#[from] BrokerError),
+    /// The uplink could not start.
+    #[error("{0}")]
+    Uplink(#[from] UplinkError),
     /// A start-up task failed unexpectedly.
     #[error("internal: {0}")]
     Internal(String),
@@ -152,6 +170,11 @@ pub struct Running {
     pub auth: Auth,
     /// Door credentials and simulated door hardware.
     pub doors: Doors,
+    /// The uplink's state.
+    pub uplink_status: Arc<UplinkStatus>,
+    /// Where the embedded MQTT broker listens, when it runs.
+    pub broker_addr: Option<SocketAddr>,
+    uplink: Option<Uplink>,
     readiness: watch::Sender<Readiness>,
     ingress_cancel: CancellationToken,
     ingress_task: Option<JoinHandle<()>>,
@@ -166,8 +189,14 @@ pub struct Running {
     web_task: JoinHandle<()>,
 }
 
-/// Starts a gateway from `config`.
+/// Starts a gateway from `config` (no synced lists registered).
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    start_with(config, ListRegistry::default()).await
+}
+
+/// Starts a gateway from `config`, syncing `lists` with the platform.
+pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, StartError> {
+    let started_at = std::time::Instant::now();
     let data_dir = config.gateway.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
         path: data_dir.display().to_string(),
@@ -191,14 +220,25 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     })?;
     let (readiness, readiness_rx) = watch::channel(Readiness::Starting("opening the store"));
     let live = Arc::new(OnceLock::new());
-    let metrics = Arc::new(Metrics::new().with_live_state(live.clone()));
+    let uplink_status = Arc::new(UplinkStatus::default());
+    let metrics = Arc::new(
+        Metrics::new()
+            .with_live_state(live.clone())
+            .with_collector(Box::new(StatusCollector(uplink_status.clone()))),
+    );
     let web_cancel = CancellationToken::new();
     let panel = Panel::new(metrics.clone(), web_cancel.clone(), tls.is_some());
+    let telemetry_source = Arc::new(OnceLock::new());
     let router = web::router(PanelState {
         metrics: metrics.clone(),
         readiness: readiness_rx,
         metrics_token: config.panel.metrics_token.clone(),
         panel: panel.clone(),
+        api: Some(ApiState {
+            token: config.api.token.clone(),
+            source: telemetry_source.clone(),
+            metrics: metrics.clone(),
+        }),
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     let web_task = match tls {
@@ -403,6 +443,60 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         "door credentials watch",
         doors.clone().watch(aux_cancel.clone()),
     );
+    let alarms = RecentAlarms::default();
+    aux_tasks.spawn(
+        "recent alarms",
+        alarms.clone().follow(feed.clone(), aux_cancel.clone()),
+    );
+    let telemetry = TelemetrySource {
+        estate_id: config.gateway.estate_id.clone(),
+        gateway_id: config.gateway.gateway_id.clone(),
+        drivers: drivers.clone(),
+        status: uplink_status.clone(),
+        alarms,
+        lists: lists.clone(),
+        started: started_at,
+    };
+    let _ = telemetry_source.set(telemetry.clone());
+
+    // The platform link: the embedded broker first (the uplink may use it).
+    let broker_addr = if config.broker.embedded {
+        let listen = config.broker.listen;
+        match tokio::task::spawn_blocking(move || broker::start(listen)).await {
+            Ok(Ok(broker)) => Some(broker.addr),
+            Ok(Err(error)) => {
+                web_cancel.cancel();
+                return Err(error.into());
+            }
+            Err(join) => {
+                web_cancel.cancel();
+                return Err(StartError::Internal(join.to_string()));
+            }
+        }
+    } else {
+        None
+    };
+    let uplink = uplink::start(
+        &config,
+        uplink::Inputs {
+            store: store.clone(),
+            pipeline: handle.clone(),
+            drivers: drivers.clone(),
+            feed: feed.clone(),
+            status: uplink_status.clone(),
+            lists,
+            telemetry,
+            embedded_broker: broker_addr,
+            started: started_at,
+        },
+    );
+    let uplink = match uplink {
+        Ok(uplink) => uplink,
+        Err(error) => {
+            web_cancel.cancel();
+            return Err(error.into());
+        }
+    };
 
     if let Some(quarantine) = &open_report.quarantined {
         tracing::error!(
@@ -451,6 +545,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         setup_url,
         auth,
         doors,
+        uplink_status,
+        broker_addr,
+        uplink,
         readiness,
         drain_budget: config.supervisor.drain_budget,
         drivers_cancel,
@@ -509,6 +606,10 @@ impl Running {
         {
             pipeline_task.abort();
             stragglers.push("pipeline".into());
+        }
+        // The uplink gets what is left.
+        if let Some(uplink) = self.uplink {
+            stragglers.extend(uplink.stop(remaining().saturating_sub(CLOSE_RESERVE)).await);
         }
         match tokio::time::timeout(remaining(), self.store.close()).await {
             Ok(Ok(())) => {}

@@ -15,11 +15,15 @@
 //! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`) and the
 //!   guards' web panel ([`web::panel`]).
 //! - [`auth`]: panel users, sessions, CSRF tokens, lockout, roles.
+//! - [`uplink`]: the platform link (MQTT/HTTPS sinks, live-first drain, signed downlink, list sync).
+//! - [`broker`]: the embedded MQTT broker (rumqttd) for the demo and tests.
+//! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`, `/api/v1/telemetry`).
 //! - [`metrics`], [`logging`], [`clock`], [`tasks`]: cross-cutting pieces.
 //! - [`cli`]: the command line.
 
 pub mod app;
 pub mod auth;
+pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -36,5 +40,6 @@ pub mod rules;
 pub mod store;
 pub mod supervisor;
 pub mod tasks;
+pub mod uplink;
 pub mod web;
 pub mod wire;

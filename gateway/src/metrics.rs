@@ -91,6 +91,12 @@ impl Metrics {
         self
     }
 
+    /// Adds another scrape-time collector (e.g. the uplink's state).
+    pub fn with_collector(mut self, collector: Box<dyn Collector>) -> Self {
+        self.registry.register_collector(collector);
+        self
+    }
+
     /// Counts one appended event.
     pub fn appended(&self, kind: &str, class: Class) {
         self.events_appended

@@ -61,6 +61,10 @@ fn check_config_accepts_the_example_file_and_exits_0() {
         .arg("check-config")
         .arg(example)
         .env("GATEHOUSE_METRICS_TOKEN", "example-token")
+        .env("GATEHOUSE_COMMAND_KEY", "example-key")
+        .env("GATEHOUSE_MQTT_PASSWORD", "example-password")
+        .env("GATEHOUSE_PLATFORM_TOKEN", "example-platform-token")
+        .env("GATEHOUSE_API_TOKEN", "example-api-token")
         .output()
         .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -11,6 +11,10 @@ mod lanes;
 mod lifecycle;
 mod panel;
 mod plates_cli;
+mod uplink;
+mod uplink_downlink;
+mod uplink_https;
+mod uplink_peers;
 
 use std::path::Path;
 

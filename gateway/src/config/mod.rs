@@ -7,12 +7,14 @@
 //! [`ConfigErrors::render`] prints them one per line as
 //! `FILE:LINE: KEY: MESSAGE`. A TOML syntax error is one located problem.
 //!
-//! Secrets (`[panel] metrics_token`) come only from an environment variable
+//! Secrets (`[panel] metrics_token`, `[api] token`, `[uplink] command_key`,
+//! `[uplink.mqtt] password`, `[uplink.https] token`) come only from an environment variable
 //! (`{ env = "NAME" }`) or a file (`{ file = "/path" }`), looked up through
 //! the [`Env`] seam; their values never appear in problems or `Debug` output.
 //!
 //! Layout: `reader` is the reusable spanned-document reader (`Section` with
-//! `take_*` methods), `schema` the sections, keys, defaults and checks, `env`
+//! `take_*` methods), `schema` the sections, keys, defaults and checks (`uplink` the
+//! platform-link sections), `env`
 //! the environment seam. `config/gateway.example.toml` at the repository root
 //! documents every key.
 
@@ -23,8 +25,13 @@ mod schema;
 pub use schema::DEFAULT_DATA_DIR;
 #[cfg(test)]
 mod tests;
+mod uplink;
 
 pub use env::{Env, ProcessEnv};
+pub use uplink::{
+    ApiConfig, BrokerConfig, ClientTls, DEFAULT_TOPIC_PREFIX, HttpsConfig, MqttConfig, MqttHost,
+    SinkConfig, UplinkConfig,
+};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -61,6 +68,12 @@ pub struct Config {
     pub door_groups: Vec<DoorGroupConfig>,
     /// `[[doors]]`: unit doors, their readers and relays.
     pub doors: Vec<DoorEntry>,
+    /// `[uplink]`: the platform link (off when absent).
+    pub uplink: UplinkConfig,
+    /// `[broker]`: the embedded MQTT broker (off when absent).
+    pub broker: BrokerConfig,
+    /// `[api]`: the platform's pull API.
+    pub api: ApiConfig,
 }
 
 /// `[ingress]`.

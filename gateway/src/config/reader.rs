@@ -393,7 +393,7 @@ impl<'d, 'i> Section<'d, 'i> {
         })
     }
 
-    /// An integer within `range`.
+    /// An integer within `range` (inclusive).
     pub(crate) fn take_int(
         &mut self,
         key: &str,

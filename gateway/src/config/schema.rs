@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::doors;
 use super::env::Env;
 use super::reader::{Leftover, Section, suggest};
+use super::uplink;
 use super::{
     CameraVendor, Config, DeviceConfig, DeviceKind, ExitPolicy, GatewayConfig, IngressConfig,
     LaneConfig, LaneDirection, ModbusTransport, PanelConfig, StoreSection, SupervisorConfig,
@@ -179,6 +180,14 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         .filter_map(|s| s.peek_str("id"))
         .collect();
     let (devices, defined) = read_devices(root.take_tables("devices"), &lane_ids);
+    let broker = uplink::read_broker(root.take_table("broker"));
+    let uplink = uplink::read_uplink(
+        root.take_table("uplink"),
+        env,
+        &gateway.gateway_id,
+        broker.embedded,
+    );
+    let api = uplink::read_api(root.take_table("api"), env);
     let alarms = root
         .take_tables("alarms")
         .into_iter()
@@ -199,6 +208,9 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         lanes,
         door_groups,
         doors,
+        uplink,
+        broker,
+        api,
     }
 }
 

@@ -535,7 +535,13 @@ fn demo_config_is_valid() {
 #[test]
 fn example_config_is_valid() {
     let text = include_str!("../../../config/gateway.example.toml");
-    let vars = env(&[("GATEHOUSE_METRICS_TOKEN", "example-token")]);
+    let vars = env(&[
+        ("GATEHOUSE_METRICS_TOKEN", "example-token"),
+        ("GATEHOUSE_COMMAND_KEY", "example-key"),
+        ("GATEHOUSE_MQTT_PASSWORD", "example-password"),
+        ("GATEHOUSE_PLATFORM_TOKEN", "example-platform-token"),
+        ("GATEHOUSE_API_TOKEN", "example-api-token"),
+    ]);
     let config = parse_with(text, "gateway.example.toml", &vars).unwrap();
     assert_eq!(
         config.panel.metrics_token.as_ref().map(Secret::expose),

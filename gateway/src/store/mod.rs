@@ -19,7 +19,12 @@
 //!   (written with `seq = 0`), `size` its length in bytes, `class` the
 //!   [`Class::index`].
 //! - M2: `meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)` and the index
-//!   `events (class, seq)` used to shed the oldest telemetry.
+//!   `events (class, seq)` used to shed the oldest telemetry (and by the
+//!   uplink to read one class in order, [`Store::read_class_after`]).
+//! - M3: the uplink's `uplink_dead_letters` (events the platform rejected
+//!   for good, with the reason) and `uplink_seen_commands` (downlink command
+//!   ids already carried out or refused, until they expire). The uplink
+//!   owns both tables and uses them through [`Store::connect`].
 //!
 //! - M3: `journal (seq PRIMARY KEY, time_ms, class, kind, device_id, actor,
 //!   payload)`: the local history of access, alarm and audit events
@@ -425,6 +430,20 @@ impl Store {
             .map_err(|_| StoreError::Closed)?
     }
 
+    /// Up to `limit` events of one class with `seq > after`, oldest first
+    /// (the `(class, seq)` index makes this cheap however deep the queue).
+    pub async fn read_class_after(
+        &self,
+        class: Class,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.read_class_after(class, after, limit))
+            .await
+            .map_err(|_| StoreError::Closed)?
+    }
+
     /// Deletes every event with `seq <= upto`; returns how many.
     pub async fn ack(&self, upto: Seq) -> Result<u64, StoreError> {
         let (reply, rx) = oneshot::channel();
@@ -503,25 +522,48 @@ impl Inner {
         )?;
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut rows = stmt.query(rusqlite::params![after, limit])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let seq = row.get::<_, i64>(0)?.max(0) as Seq;
-            let payload = row.get_ref(1)?;
-            let bytes = payload.as_bytes().map_err(|e| StoreError::CorruptRow {
+        let rows = stmt.query(rusqlite::params![after, limit])?;
+        decode_rows(rows)
+    }
+
+    fn read_class_after(
+        &self,
+        class: Class,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let guard = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let conn = guard.as_ref().ok_or(StoreError::Closed)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, payload FROM events WHERE class = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let class = class.index() as i64;
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query(rusqlite::params![class, after, limit])?;
+        decode_rows(rows)
+    }
+}
+
+/// Decodes `(seq, payload)` rows into envelopes carrying their `seq`.
+fn decode_rows(mut rows: rusqlite::Rows<'_>) -> Result<Vec<Envelope>, StoreError> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let seq = row.get::<_, i64>(0)?.max(0) as Seq;
+        let payload = row.get_ref(1)?;
+        let bytes = payload.as_bytes().map_err(|e| StoreError::CorruptRow {
+            seq,
+            reason: e.to_string(),
+        })?;
+        let mut env: Envelope =
+            serde_json::from_slice(bytes).map_err(|e| StoreError::CorruptRow {
                 seq,
                 reason: e.to_string(),
             })?;
-            let mut env: Envelope =
-                serde_json::from_slice(bytes).map_err(|e| StoreError::CorruptRow {
-                    seq,
-                    reason: e.to_string(),
-                })?;
-            env.seq = seq;
-            out.push(env);
-        }
-        Ok(out)
+        env.seq = seq;
+        out.push(env);
     }
+    Ok(out)
 }
 
 /// Encodes an envelope for its row (with `seq = 0`: the row's `seq` is the truth).

@@ -143,6 +143,24 @@ const MIGRATION_LIST: &[M<'static>] = &[
             updated_ms INTEGER NOT NULL
         );",
     ),
+    // 7: the uplink's dead letters (events the platform rejected for good)
+    // and the downlink command ids already seen (replay protection).
+    M::up(
+        "CREATE TABLE uplink_dead_letters (
+            seq         INTEGER PRIMARY KEY,
+            id          TEXT    NOT NULL,
+            class       INTEGER NOT NULL,
+            kind        TEXT    NOT NULL,
+            device_id   TEXT    NOT NULL,
+            rejected_ms INTEGER NOT NULL,
+            reason      TEXT    NOT NULL,
+            payload     TEXT    NOT NULL
+        );
+         CREATE TABLE uplink_seen_commands (
+            id         TEXT    PRIMARY KEY,
+            expires_ms INTEGER NOT NULL
+        );",
+    ),
 ];
 
 /// The migrations, for `to_latest`.
@@ -213,6 +231,7 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         MIGRATIONS.validate().expect("migrations validate");
+        assert_eq!(SCHEMA_VERSION, 3);
     }
 
     #[test]

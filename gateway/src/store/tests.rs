@@ -417,3 +417,50 @@ async fn stats_are_published_after_each_commit() {
     assert_eq!(store.stats().bytes, 2 * e.encoded_len() as u64);
     store.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn read_class_after_reads_one_class_in_seq_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(config(&dir)).expect("open");
+    let classes = [
+        Class::Telemetry,
+        Class::Access,
+        Class::Telemetry,
+        Class::Alarm,
+        Class::Access,
+    ];
+    let mut seqs = Vec::new();
+    for class in classes {
+        seqs.push(store.append(env(class, 10)).await.expect("append"));
+    }
+    let access = store
+        .read_class_after(Class::Access, 0, 10)
+        .await
+        .expect("read");
+    assert_eq!(
+        access.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![seqs[1], seqs[4]]
+    );
+    assert!(access.iter().all(|e| e.class == Class::Access));
+    let after = store
+        .read_class_after(Class::Telemetry, seqs[0], 10)
+        .await
+        .expect("read");
+    assert_eq!(
+        after.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![seqs[2]]
+    );
+    let limited = store
+        .read_class_after(Class::Telemetry, 0, 1)
+        .await
+        .expect("read");
+    assert_eq!(limited.len(), 1);
+    assert!(
+        store
+            .read_class_after(Class::Audit, 0, 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    store.close().await.expect("close");
+}

@@ -1,6 +1,9 @@
 //! HTTP on the panel listener: process health (`/healthz`), readiness
 //! (`/readyz`), Prometheus metrics (`/metrics`), and the guards' web panel
 //! ([`panel`]). The platform API is added here as its issue lands.
+//! (`/readyz`), Prometheus metrics (`/metrics`) and the platform's pull API
+//! ([`api`]: `/api/v1/telemetry`). The panel pages are added here as their
+//! issues land.
 //!
 //! The router is a plain function of its state ([`router`]), so tests drive
 //! it with `tower::ServiceExt::oneshot` and the gateway serves it with
@@ -18,6 +21,7 @@ use tokio::sync::watch;
 use crate::config::Secret;
 use crate::metrics::Metrics;
 
+pub mod api;
 pub mod panel;
 pub mod tls;
 
@@ -46,17 +50,21 @@ pub struct PanelState {
     pub metrics_token: Option<Secret>,
     /// The guards' web panel.
     pub panel: panel::Panel,
+    /// The platform's pull API (`/api/v1/…`), when the gateway serves it.
+    pub api: Option<api::ApiState>,
 }
 
 /// The panel router.
 pub fn router(state: PanelState) -> Router {
     let pages = panel::router(state.panel.clone());
+    let api = state.api.clone().map(api::router).unwrap_or_default();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(pages)
+        .merge(api)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
@@ -133,6 +141,7 @@ mod tests {
             metrics,
             readiness: rx,
             metrics_token: token.map(|t| Secret::new(t.to_owned())),
+            api: None,
         };
         (state, tx)
     }

@@ -115,6 +115,7 @@ async fn harness() -> Harness {
         readiness,
         metrics_token: None,
         panel,
+        api: None,
     })
     .layer(MockConnectInfo(SocketAddr::from(REMOTE)));
     Harness {

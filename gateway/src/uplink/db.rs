@@ -1,0 +1,164 @@
+//! The uplink's own tables (migration 3), on a connection of its own
+//! ([`Store::connect`](crate::store::Store::connect)): the dead letters
+//! (events the platform rejected for good, kept with the reason) and the
+//! downlink command ids already seen (replay protection across restarts).
+//! Calls block: run them on the blocking pool.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::store::{Store, StoreError};
+use crate::wire::Envelope;
+
+/// Seen command ids are kept this long after their expiry (clock-skew margin).
+const SEEN_MARGIN_MS: i64 = 3_600_000;
+
+/// One dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The event's sequence number.
+    pub seq: u64,
+    /// The event's id.
+    pub id: String,
+    /// Its kind.
+    pub kind: String,
+    /// Why the platform rejected it.
+    pub reason: String,
+}
+
+/// The uplink's connection. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct UplinkDb {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl UplinkDb {
+    /// Opens a connection to the store's database.
+    pub fn open(store: &Store) -> Result<Self, StoreError> {
+        Ok(Self {
+            conn: Arc::new(Mutex::new(store.connect()?)),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&conn)
+    }
+
+    /// Keeps rejected events with the reason (idempotent by `seq`), in one
+    /// transaction.
+    pub fn dead_letter(&self, events: &[(&Envelope, &str)], now_ms: i64) -> rusqlite::Result<()> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO uplink_dead_letters
+                 (seq, id, class, kind, device_id, rejected_ms, reason, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for (event, reason) in events {
+                let payload = serde_json::to_string(event).unwrap_or_default();
+                stmt.execute(rusqlite::params![
+                    i64::try_from(event.seq).unwrap_or(i64::MAX),
+                    event.id.to_string(),
+                    event.class.index() as i64,
+                    event.kind,
+                    event.device_id,
+                    now_ms,
+                    reason,
+                    payload,
+                ])?;
+            }
+        }
+        tx.commit()
+    }
+
+    /// Every dead letter, oldest first.
+    pub fn dead_letters(&self) -> rusqlite::Result<Vec<DeadLetter>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, id, kind, reason FROM uplink_dead_letters ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(DeadLetter {
+                    seq: r.get::<_, i64>(0)?.max(0) as u64,
+                    id: r.get(1)?,
+                    kind: r.get(2)?,
+                    reason: r.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Records a command id; `false` when it was seen before (a replay).
+    /// Forgets ids whose commands expired long ago (they are refused as
+    /// expired anyway).
+    pub fn remember_command(
+        &self,
+        id: &str,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> rusqlite::Result<bool> {
+        self.with(|conn| {
+            conn.prepare_cached("DELETE FROM uplink_seen_commands WHERE expires_ms < ?1")?
+                .execute([now_ms - SEEN_MARGIN_MS])?;
+            let seen: Option<i64> = conn
+                .prepare_cached("SELECT 1 FROM uplink_seen_commands WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            if seen.is_some() {
+                return Ok(false);
+            }
+            conn.prepare_cached(
+                "INSERT INTO uplink_seen_commands (id, expires_ms) VALUES (?1, ?2)",
+            )?
+            .execute(rusqlite::params![id, expires_ms])?;
+            Ok(true)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Stamper;
+    use crate::store::StoreConfig;
+    use drivers::Class;
+
+    #[tokio::test]
+    async fn dead_letters_and_seen_commands_persist() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("g.db");
+        let (store, _) = Store::open(StoreConfig::new(&path)).expect("open");
+        let db = UplinkDb::open(&store).expect("db");
+        let mut event =
+            Stamper::new("e", "g").stamp("d", "k", Class::Audit, serde_json::json!({}), None);
+        event.seq = 7;
+        db.dead_letter(&[(&event, "400 schema")], 1)
+            .expect("dead letter");
+        db.dead_letter(&[(&event, "400 schema")], 2)
+            .expect("idempotent");
+        let letters = db.dead_letters().expect("list");
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].seq, 7);
+        assert_eq!(letters[0].reason, "400 schema");
+
+        let now = 10_000_000;
+        assert!(db.remember_command("c1", now + 1000, now).expect("first"));
+        assert!(!db.remember_command("c1", now + 1000, now).expect("replay"));
+        drop(db);
+        let db = UplinkDb::open(&store).expect("reopen");
+        assert!(
+            !db.remember_command("c1", now + 1000, now + 10)
+                .expect("replay after reopen")
+        );
+        // Long expired ids are forgotten.
+        assert!(
+            db.remember_command("c1", now, now + 2 * SEEN_MARGIN_MS)
+                .expect("pruned")
+        );
+        store.close().await.expect("close");
+    }
+}

@@ -1,0 +1,701 @@
+//! The downlink: signed commands and list syncs from the platform.
+//!
+//! [`Checker`] is pure: it parses a command, verifies its signature
+//! ([`super::sign`]), and checks its issue time, expiry and lifetime against
+//! a clock reading it is given. [`Downlink`] does the IO: the replay check
+//! against the seen-ids table, the command through
+//! [`PipelineHandle::command`] (decided, actuated and audited exactly like a
+//! panel command; the lane's safety rules apply), the record of every
+//! refusal (an `audit` event `command_refused`), the result on
+//! `…/command-results`, and list syncs through the [`ListRegistry`].
+//!
+//! A command id is remembered *before* the command runs, so a command is
+//! carried out at most once even across a crash.
+
+use std::sync::Arc;
+
+use drivers::contract::now_ms;
+use drivers::{Class, Command, CommandOutcome};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use super::Outbound;
+use super::db::UplinkDb;
+use super::sign::{self, SignatureError};
+use super::status::UplinkStatus;
+use super::sync::{self, ListRegistry};
+use super::telemetry::TelemetrySource;
+use super::topic::{Downlink as Route, Topics};
+use crate::config::Secret;
+use crate::pipeline::{GATEWAY_DEVICE, Origin, PipelineHandle};
+
+/// How far in the future an issue time may be (clock skew).
+const MAX_SKEW_MS: i64 = 60_000;
+/// Longest accepted command id.
+const MAX_ID_LEN: usize = 128;
+
+/// What a valid command asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A device command through the pipeline.
+    Device {
+        /// The device.
+        device_id: String,
+        /// The command.
+        command: Command,
+    },
+    /// Ask the platform for full snapshots (of one list, or all).
+    ResyncLists(Option<String>),
+    /// Publish the telemetry snapshot on `…/telemetry`.
+    RequestTelemetry,
+}
+
+/// A verified, current command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlatformCommand {
+    /// Its id (unique per gateway; replays are refused).
+    pub id: String,
+    /// When the platform issued it (Unix ms).
+    pub issued_ms: i64,
+    /// When it expires (Unix ms).
+    pub expires_ms: i64,
+    /// The action's wire name.
+    pub action_name: String,
+    /// What to do.
+    pub action: Action,
+    /// Who at the platform asked, if given (`issuer`).
+    pub issuer: Option<String>,
+    /// Why, if given (`reason`).
+    pub reason: Option<String>,
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Not a JSON object with the required members.
+    #[error("malformed: {0}")]
+    Malformed(String),
+    /// The gateway has no command key configured.
+    #[error("no command key configured")]
+    NoKey,
+    /// The signature is missing, malformed or wrong.
+    #[error("signature: {0}")]
+    Signature(SignatureError),
+    /// `expires_ms` has passed.
+    #[error("expired")]
+    Expired,
+    /// `issued_ms` is in the future (beyond the allowed skew).
+    #[error("issued in the future")]
+    NotYetValid,
+    /// `expires_ms - issued_ms` exceeds the configured maximum.
+    #[error("lifetime longer than allowed")]
+    LifetimeTooLong,
+    /// The id was seen before.
+    #[error("replayed id")]
+    Replayed,
+    /// An action this gateway does not know.
+    #[error("unknown action {0:?}")]
+    UnknownAction(String),
+}
+
+impl Refusal {
+    /// A short machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Malformed(_) => "malformed",
+            Refusal::NoKey => "no_key",
+            Refusal::Signature(SignatureError::Missing) => "unsigned",
+            Refusal::Signature(_) => "bad_signature",
+            Refusal::Expired => "expired",
+            Refusal::NotYetValid => "not_yet_valid",
+            Refusal::LifetimeTooLong => "lifetime_too_long",
+            Refusal::Replayed => "replayed",
+            Refusal::UnknownAction(_) => "unknown_action",
+        }
+    }
+}
+
+/// Verifies downlink messages (pure; the clock is a parameter).
+#[derive(Debug, Clone)]
+pub struct Checker {
+    /// The per-gateway HMAC key.
+    pub key: Option<Secret>,
+    /// This estate.
+    pub estate_id: String,
+    /// This gateway.
+    pub gateway_id: String,
+    /// Longest accepted lifetime (ms).
+    pub max_lifetime_ms: i64,
+}
+
+/// The id of a message, when it has a usable one (for reporting refusals).
+pub fn message_id(m: &Map<String, Value>) -> Option<String> {
+    m.get("id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty() && id.len() <= MAX_ID_LEN)
+        .map(str::to_owned)
+}
+
+fn object(payload: &[u8]) -> Result<Map<String, Value>, Refusal> {
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Refusal::Malformed("not a JSON object".into())),
+        Err(e) => Err(Refusal::Malformed(format!("not JSON: {e}"))),
+    }
+}
+
+fn int(m: &Map<String, Value>, key: &str) -> Result<i64, Refusal> {
+    m.get(key)
+        .and_then(Value::as_i64)
+        .ok_or_else(|| Refusal::Malformed(format!("`{key}` must be an integer (Unix ms)")))
+}
+
+fn opt_str(m: &Map<String, Value>, key: &str) -> Option<String> {
+    m.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+impl Checker {
+    /// Parses and verifies a signed message (commands and syncs alike).
+    pub fn verified(
+        &self,
+        payload: &[u8],
+    ) -> Result<Map<String, Value>, (Option<String>, Refusal)> {
+        let m = object(payload).map_err(|r| (None, r))?;
+        let id = message_id(&m);
+        let Some(key) = &self.key else {
+            return Err((id, Refusal::NoKey));
+        };
+        sign::verify(
+            key.expose().as_bytes(),
+            &self.estate_id,
+            &self.gateway_id,
+            &m,
+        )
+        .map_err(|e| (id.clone(), Refusal::Signature(e)))?;
+        if id.is_none() {
+            return Err((
+                None,
+                Refusal::Malformed(format!(
+                    "`id` must be a string of 1 to {MAX_ID_LEN} characters"
+                )),
+            ));
+        }
+        Ok(m)
+    }
+
+    /// Parses, verifies and checks a command at time `now_ms`.
+    pub fn command(
+        &self,
+        payload: &[u8],
+        now_ms: i64,
+    ) -> Result<PlatformCommand, (Option<String>, Refusal)> {
+        let m = self.verified(payload)?;
+        let id = message_id(&m).unwrap_or_default();
+        let fail = |r: Refusal| (Some(id.clone()), r);
+        let issued_ms = int(&m, "issued_ms").map_err(fail)?;
+        let expires_ms = int(&m, "expires_ms").map_err(fail)?;
+        if expires_ms <= issued_ms {
+            return Err(fail(Refusal::Malformed(
+                "`expires_ms` must be after `issued_ms`".into(),
+            )));
+        }
+        if now_ms >= expires_ms {
+            return Err(fail(Refusal::Expired));
+        }
+        if issued_ms > now_ms + MAX_SKEW_MS {
+            return Err(fail(Refusal::NotYetValid));
+        }
+        if expires_ms - issued_ms > self.max_lifetime_ms {
+            return Err(fail(Refusal::LifetimeTooLong));
+        }
+        let action_name = opt_str(&m, "action")
+            .ok_or_else(|| fail(Refusal::Malformed("`action` is missing".into())))?;
+        let args = m
+            .get("args")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let device = || {
+            opt_str(&m, "device_id")
+                .filter(|d| !d.is_empty())
+                .ok_or_else(|| {
+                    fail(Refusal::Malformed(format!(
+                        "`{action_name}` needs `device_id`"
+                    )))
+                })
+        };
+        let action = match action_name.as_str() {
+            "open_barrier" | "close_barrier" | "hold_open" | "release_hold" | "poll"
+            | "pulse_door" => {
+                let command = match action_name.as_str() {
+                    "open_barrier" => Command::OpenBarrier,
+                    "close_barrier" => Command::CloseBarrier,
+                    "hold_open" => Command::HoldOpen,
+                    "release_hold" => Command::ReleaseHold,
+                    "poll" => Command::Poll,
+                    _ => Command::PulseDoor {
+                        door: args
+                            .get("door")
+                            .and_then(Value::as_u64)
+                            .and_then(|d| u8::try_from(d).ok()),
+                        duration_ms: args.get("duration_ms").and_then(Value::as_u64),
+                    },
+                };
+                Action::Device {
+                    device_id: device()?,
+                    command,
+                }
+            }
+            "resync_lists" => Action::ResyncLists(opt_str(&args, "list")),
+            "request_telemetry" => Action::RequestTelemetry,
+            other => return Err(fail(Refusal::UnknownAction(other.to_owned()))),
+        };
+        Ok(PlatformCommand {
+            id: id.clone(),
+            issued_ms,
+            expires_ms,
+            action_name,
+            action,
+            issuer: opt_str(&m, "issuer"),
+            reason: opt_str(&m, "reason"),
+        })
+    }
+}
+
+/// Handles downlink messages (the IO side).
+#[derive(Debug, Clone)]
+pub struct Downlink {
+    /// Verification.
+    pub checker: Checker,
+    /// Seen ids.
+    pub db: UplinkDb,
+    /// Where commands and records go.
+    pub pipeline: PipelineHandle,
+    /// The synced lists.
+    pub lists: ListRegistry,
+    /// Counters.
+    pub status: Arc<UplinkStatus>,
+    /// For `request_telemetry`.
+    pub telemetry: TelemetrySource,
+    /// Topic names.
+    pub topics: Topics,
+    /// Where replies go (QoS 1, not stored).
+    pub out: mpsc::Sender<Outbound>,
+}
+
+impl Downlink {
+    fn publish(&self, leaf: &str, body: &Value, retain: bool) {
+        let message = Outbound {
+            topic: self.topics.leaf(leaf),
+            payload: body.to_string().into_bytes(),
+            retain,
+        };
+        if self.out.try_send(message).is_err() {
+            tracing::warn!(
+                topic = leaf,
+                "A downlink reply was dropped: the link's queue is full."
+            );
+        }
+    }
+
+    /// Handles one message that arrived on `topic`.
+    pub async fn on_message(&self, topic: &str, payload: &[u8]) {
+        match self.topics.parse_downlink(topic) {
+            Some(Route::Command) => self.on_command(payload).await,
+            Some(Route::Sync(list)) => self.on_sync(list, payload).await,
+            Some(Route::Unknown(rest)) => {
+                tracing::warn!(
+                    topic = rest,
+                    "Downlink message on an unknown topic ignored."
+                );
+            }
+            None => tracing::debug!(topic, "Message outside this gateway's topics ignored."),
+        }
+    }
+
+    async fn refuse(&self, id: Option<String>, action: Option<String>, refusal: Refusal) {
+        self.status.command(false);
+        tracing::warn!(id = id.as_deref().unwrap_or("-"), reason = %refusal, "Platform command refused.");
+        let body = json!({
+            "id": id,
+            "action": action,
+            "reason": refusal.code(),
+            "detail": refusal.to_string(),
+            "via": "platform",
+        });
+        let audit_seq = match self
+            .pipeline
+            .record(GATEWAY_DEVICE, "command_refused", Class::Audit, body)
+            .await
+        {
+            Ok(receipt) => Some(receipt.seq),
+            Err(error) => {
+                tracing::error!(%error, "The refusal of a platform command was not recorded.");
+                None
+            }
+        };
+        let result = json!({
+            "id": id,
+            "status": "invalid",
+            "reason": refusal.code(),
+            "detail": refusal.to_string(),
+            "audit_seq": audit_seq,
+            "time_ms": now_ms(),
+        });
+        self.publish("command-results", &result, false);
+    }
+
+    async fn on_command(&self, payload: &[u8]) {
+        let now = now_ms();
+        let command = match self.checker.command(payload, now) {
+            Ok(command) => command,
+            Err((id, refusal)) => {
+                let action = serde_json::from_slice::<Value>(payload)
+                    .ok()
+                    .and_then(|v| v.get("action").and_then(Value::as_str).map(str::to_owned));
+                return self.refuse(id, action, refusal).await;
+            }
+        };
+        let db = self.db.clone();
+        let (id, expires) = (command.id.clone(), command.expires_ms);
+        let fresh =
+            tokio::task::spawn_blocking(move || db.remember_command(&id, expires, now)).await;
+        match fresh {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
+                return self
+                    .refuse(
+                        Some(command.id),
+                        Some(command.action_name),
+                        Refusal::Replayed,
+                    )
+                    .await;
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "The command id could not be remembered; the command is refused.");
+                return self
+                    .refuse(
+                        Some(command.id),
+                        Some(command.action_name),
+                        Refusal::Malformed("gateway could not record the id".into()),
+                    )
+                    .await;
+            }
+            Err(_) => return,
+        }
+        self.status.command(true);
+        let origin = Origin {
+            actor: command.issuer.clone().unwrap_or_else(|| "platform".into()),
+            via: "platform".into(),
+            reason: Some(
+                command
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| format!("platform command {}", command.id)),
+            ),
+            remote: None,
+        };
+        let (outcome, audit_seq) = match &command.action {
+            Action::Device {
+                device_id,
+                command: device_command,
+            } => {
+                let report = self
+                    .pipeline
+                    .command(device_id, device_command.clone(), origin)
+                    .await;
+                (report.outcome, report.audit_seq)
+            }
+            Action::ResyncLists(list) => {
+                self.request_resync(list.as_deref(), &format!("command {}", command.id))
+                    .await;
+                self.audit_gateway_command(&command, origin).await
+            }
+            Action::RequestTelemetry => {
+                let snapshot = self.telemetry.snapshot().await;
+                self.publish("telemetry", &snapshot, false);
+                self.audit_gateway_command(&command, origin).await
+            }
+        };
+        let (status, detail) = match &outcome {
+            CommandOutcome::Done => ("done", None),
+            CommandOutcome::Refused(why) => ("refused", Some(why.clone())),
+            CommandOutcome::Failed(why) => ("failed", Some(why.clone())),
+            CommandOutcome::Unsupported => ("unsupported", None),
+        };
+        tracing::info!(id = %command.id, action = %command.action_name, status, "Platform command handled.");
+        let result = json!({
+            "id": command.id,
+            "action": command.action_name,
+            "status": status,
+            "detail": detail,
+            "audit_seq": audit_seq,
+            "time_ms": now_ms(),
+        });
+        self.publish("command-results", &result, false);
+    }
+
+    /// Audits a command the gateway carries out itself (no device).
+    async fn audit_gateway_command(
+        &self,
+        command: &PlatformCommand,
+        origin: Origin,
+    ) -> (CommandOutcome, Option<u64>) {
+        let body = json!({
+            "command": {"command": command.action_name, "id": command.id},
+            "outcome": CommandOutcome::Done,
+            "origin": origin,
+        });
+        match self
+            .pipeline
+            .record(GATEWAY_DEVICE, "command", Class::Audit, body)
+            .await
+        {
+            Ok(receipt) => (CommandOutcome::Done, Some(receipt.seq)),
+            Err(error) => (CommandOutcome::Failed(error.to_string()), None),
+        }
+    }
+
+    /// Publishes a full-snapshot request for `list` (or every list).
+    pub async fn request_resync(&self, list: Option<&str>, reason: &str) {
+        let versions = self.versions().await;
+        for (name, held) in versions {
+            if list.is_some_and(|l| l != name) {
+                continue;
+            }
+            let request =
+                json!({"list": name, "held_version": held, "reason": reason, "time_ms": now_ms()});
+            self.publish("sync-requests", &request, false);
+        }
+    }
+
+    /// The version of each list.
+    pub async fn versions(&self) -> Vec<(String, Option<u64>)> {
+        let lists = self.lists.clone();
+        tokio::task::spawn_blocking(move || {
+            lists
+                .iter()
+                .map(|t| (t.name().to_owned(), t.version().ok()))
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Publishes the versions held (retained `…/sync-status`).
+    pub async fn publish_sync_status(&self) {
+        if self.lists.is_empty() {
+            return;
+        }
+        let lists: Map<String, Value> = self
+            .versions()
+            .await
+            .into_iter()
+            .map(|(name, v)| (name, v.map_or(Value::Null, Value::from)))
+            .collect();
+        self.publish(
+            "sync-status",
+            &json!({"lists": lists, "time_ms": now_ms()}),
+            true,
+        );
+    }
+
+    async fn on_sync(&self, list: &str, payload: &[u8]) {
+        let message = match self.checker.verified(payload) {
+            Ok(m) => m,
+            Err((id, refusal)) => {
+                self.record_sync(list, id, "refused", None, Some(refusal.to_string()))
+                    .await;
+                return;
+            }
+        };
+        let id = message_id(&message);
+        let Some(target) = self.lists.get(list) else {
+            self.record_sync(
+                list,
+                id,
+                "rejected",
+                None,
+                Some(format!("unknown list {list:?}")),
+            )
+            .await;
+            return;
+        };
+        let parsed = match sync::parse(list, &message) {
+            Ok(parsed) => parsed,
+            Err(why) => {
+                let held = target.version().ok();
+                self.record_sync(list, id, "rejected", held, Some(why.clone()))
+                    .await;
+                self.request_resync(Some(list), &format!("malformed sync message: {why}"))
+                    .await;
+                return;
+            }
+        };
+        let outcome =
+            tokio::task::spawn_blocking(move || sync::handle(target.as_ref(), parsed)).await;
+        let Ok(outcome) = outcome else { return };
+        self.record_sync(
+            list,
+            id,
+            outcome.status,
+            Some(outcome.held),
+            outcome.detail.clone(),
+        )
+        .await;
+        if outcome.resync {
+            let why = outcome.detail.unwrap_or_else(|| outcome.status.to_owned());
+            self.request_resync(Some(list), &why).await;
+        }
+        self.publish_sync_status().await;
+    }
+
+    async fn record_sync(
+        &self,
+        list: &str,
+        id: Option<String>,
+        status: &str,
+        held: Option<u64>,
+        detail: Option<String>,
+    ) {
+        if status == "applied" || status == "ignored" {
+            tracing::info!(list, status, held, "List sync message handled.");
+        } else {
+            tracing::warn!(
+                list,
+                status,
+                held,
+                detail = detail.as_deref().unwrap_or(""),
+                "List sync message not applied; the previous version stays in force."
+            );
+        }
+        let body = json!({"list": list, "id": id, "status": status, "held_version": held, "detail": detail});
+        if let Err(error) = self
+            .pipeline
+            .record(GATEWAY_DEVICE, "list_sync", Class::Audit, body)
+            .await
+        {
+            tracing::error!(%error, "The list sync record was not stored.");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_764_000_000_000;
+
+    fn checker(key: Option<&str>) -> Checker {
+        Checker {
+            key: key.map(|k| Secret::new(k.to_owned())),
+            estate_id: "e".into(),
+            gateway_id: "g".into(),
+            max_lifetime_ms: 600_000,
+        }
+    }
+
+    fn signed(key: &str, v: Value) -> Vec<u8> {
+        let Value::Object(mut m) = v else {
+            unreachable!("objects only")
+        };
+        let sig = sign::sign(key.as_bytes(), "e", "g", &m).expect("sign");
+        m.insert("sig".into(), Value::String(sig));
+        Value::Object(m).to_string().into_bytes()
+    }
+
+    fn open(id: &str, issued: i64, expires: i64) -> Value {
+        json!({"id": id, "issued_ms": issued, "expires_ms": expires,
+               "action": "open_barrier", "device_id": "lane-1", "issuer": "ops-li"})
+    }
+
+    #[test]
+    fn a_valid_command_is_accepted() {
+        let c = checker(Some("k"));
+        let cmd = c
+            .command(&signed("k", open("c1", NOW - 1000, NOW + 60_000)), NOW)
+            .expect("valid");
+        assert_eq!(cmd.id, "c1");
+        assert_eq!(
+            cmd.action,
+            Action::Device {
+                device_id: "lane-1".into(),
+                command: Command::OpenBarrier
+            }
+        );
+        assert_eq!(cmd.issuer.as_deref(), Some("ops-li"));
+        let pulse = c
+            .command(
+                &signed(
+                    "k",
+                    json!({"id": "c2", "issued_ms": NOW, "expires_ms": NOW + 1000, "action": "pulse_door",
+                           "device_id": "door-1", "args": {"door": 2, "duration_ms": 3000}}),
+                ),
+                NOW,
+            )
+            .expect("valid");
+        assert_eq!(
+            pulse.action,
+            Action::Device {
+                device_id: "door-1".into(),
+                command: Command::PulseDoor {
+                    door: Some(2),
+                    duration_ms: Some(3000)
+                }
+            }
+        );
+    }
+
+    #[test]
+    fn unsigned_badly_signed_expired_and_odd_commands_are_refused() {
+        let c = checker(Some("k"));
+        let code = |payload: &[u8]| {
+            c.command(payload, NOW)
+                .map(|_| ())
+                .map_err(|(_, r)| r.code())
+        };
+        let unsigned = open("c1", NOW, NOW + 1000).to_string().into_bytes();
+        assert_eq!(code(&unsigned), Err("unsigned"));
+        assert_eq!(
+            code(&signed("wrong", open("c1", NOW, NOW + 1000))),
+            Err("bad_signature")
+        );
+        assert_eq!(
+            code(&signed("k", open("c1", NOW - 2000, NOW - 1))),
+            Err("expired")
+        );
+        assert_eq!(
+            code(&signed("k", open("c1", NOW + 120_000, NOW + 130_000))),
+            Err("not_yet_valid")
+        );
+        assert_eq!(
+            code(&signed("k", open("c1", NOW, NOW + 3_600_000))),
+            Err("lifetime_too_long")
+        );
+        assert_eq!(code(b"not json"), Err("malformed"));
+        assert_eq!(
+            code(&signed(
+                "k",
+                json!({"id": "c1", "issued_ms": NOW, "expires_ms": NOW + 5, "action": "launch"})
+            )),
+            Err("unknown_action")
+        );
+        assert_eq!(
+            code(&signed(
+                "k",
+                json!({"id": "c1", "issued_ms": NOW, "expires_ms": NOW + 5, "action": "open_barrier"})
+            )),
+            Err("malformed")
+        );
+        assert_eq!(
+            checker(None)
+                .command(&signed("k", open("c1", NOW, NOW + 1000)), NOW)
+                .map_err(|(_, r)| r.code())
+                .map(|_| ()),
+            Err("no_key")
+        );
+        // The id of a refused message is reported when there is one.
+        let (id, _) = c.command(&unsigned, NOW).expect_err("refused");
+        assert_eq!(id.as_deref(), Some("c1"));
+    }
+}

@@ -1,0 +1,129 @@
+//! The platform's pull API on the panel listener: `GET /api/v1/telemetry`
+//! (the [`TelemetrySource`] snapshot). Every route needs
+//! `Authorization: Bearer <[api] token>`, compared in constant time
+//! ([`super::bearer_matches`]); a missing or wrong token, or no token
+//! configured at all, gets 401.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::config::Secret;
+use crate::metrics::Metrics;
+use crate::uplink::telemetry::TelemetrySource;
+
+/// What the API handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// The platform's token (`[api] token`).
+    pub token: Option<Secret>,
+    /// The snapshot's sources, set once the gateway has started.
+    pub source: Arc<OnceLock<TelemetrySource>>,
+    /// For counting rejected requests.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The API router.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/telemetry", get(telemetry))
+        .with_state(state)
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "missing or wrong bearer token\n",
+    )
+        .into_response()
+}
+
+async fn telemetry(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let authorised = state
+        .token
+        .as_ref()
+        .is_some_and(|token| super::bearer_matches(&headers, token));
+    if !authorised {
+        state.metrics.rejected("api_telemetry", "unauthorized");
+        return unauthorized();
+    }
+    match state.source.get() {
+        Some(source) => axum::Json(source.snapshot().await).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use std::time::Instant;
+    use tower::ServiceExt;
+
+    use crate::supervisor::Drivers;
+    use crate::uplink::status::UplinkStatus;
+    use crate::uplink::sync::ListRegistry;
+    use crate::uplink::telemetry::RecentAlarms;
+
+    fn state(token: Option<&str>) -> ApiState {
+        let source = Arc::new(OnceLock::new());
+        let _ = source.set(TelemetrySource {
+            estate_id: "e".into(),
+            gateway_id: "g".into(),
+            drivers: Drivers::default(),
+            status: Arc::new(UplinkStatus::default()),
+            alarms: RecentAlarms::default(),
+            lists: ListRegistry::default(),
+            started: Instant::now(),
+        });
+        ApiState {
+            token: token.map(|t| Secret::new(t.into())),
+            source,
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    async fn get(state: ApiState, auth: Option<&str>) -> (StatusCode, String) {
+        let mut request = Request::get("/api/v1/telemetry");
+        if let Some(auth) = auth {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        let response = router(state)
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn telemetry_needs_the_platform_token() {
+        let (status, _) = get(state(Some("t0ken")), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = get(state(Some("t0ken")), Some("Bearer wrong")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = get(state(None), Some("Bearer anything")).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "no token configured: closed"
+        );
+        let (status, body) = get(state(Some("t0ken")), Some("Bearer t0ken")).await;
+        assert_eq!(status, StatusCode::OK);
+        let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(json["gateway_id"], "g");
+        assert_eq!(json["uplink"]["state"], "disabled");
+        assert!(json["store"]["depth"].is_u64(), "{json}");
+        assert!(json["devices"].is_array());
+        assert!(json["recent_alarms"].is_array());
+    }
+}

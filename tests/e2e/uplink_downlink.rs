@@ -1,0 +1,509 @@
+//! The downlink against the embedded broker: signed commands through the
+//! pipeline, refusals (unsigned, badly signed, expired, replayed — also
+//! after a restart) recorded and answered, list sync into a real SQLite
+//! table (version gap → snapshot request; malformed snapshot → the old list
+//! stays), and the platform's telemetry pull.
+
+use std::sync::Arc;
+
+use drivers::Class;
+use drivers::contract::now_ms;
+use gatehouse_tests::{DEADLINE, eventually};
+use gateway::app::Running;
+use gateway::store::Store;
+use gateway::uplink::sync::{ListRegistry, ListTarget, SyncError};
+use gateway::wire::Envelope;
+use rusqlite::{Connection, OptionalExtension};
+use serde_json::{Value, json};
+
+use crate::uplink_peers::{Subscriber, embedded_broker, mqtt_config, parse, signed};
+
+/// A small list kept in a real table of the gateway's database: plates
+/// with an owner, version in its own row. Every change is one transaction.
+struct PlateTable {
+    conn: std::sync::Mutex<Connection>,
+}
+
+impl PlateTable {
+    fn open(store: &Store) -> Arc<Self> {
+        let conn = store.connect().expect("connect");
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS test_plates (plate TEXT PRIMARY KEY, owner TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS test_plates_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);",
+        )
+        .expect("tables");
+        Arc::new(Self {
+            conn: std::sync::Mutex::new(conn),
+        })
+    }
+
+    fn rows(&self) -> Vec<(String, String)> {
+        let conn = self.conn.lock().expect("lock");
+        let mut stmt = conn
+            .prepare("SELECT plate, owner FROM test_plates ORDER BY plate")
+            .expect("prepare");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+}
+
+fn row(v: &Value) -> Result<(String, String), SyncError> {
+    match (v["plate"].as_str(), v["owner"].as_str()) {
+        (Some(plate), Some(owner)) if !plate.is_empty() => Ok((plate.into(), owner.into())),
+        _ => Err(SyncError::Malformed(format!(
+            "row {v} needs plate and owner"
+        ))),
+    }
+}
+
+fn db(e: rusqlite::Error) -> SyncError {
+    SyncError::Storage(e.to_string())
+}
+
+impl ListTarget for PlateTable {
+    fn name(&self) -> &'static str {
+        "plates"
+    }
+
+    fn version(&self) -> Result<u64, SyncError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|e| SyncError::Storage(e.to_string()))?;
+        let v: Option<i64> = conn
+            .query_row(
+                "SELECT version FROM test_plates_version WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        Ok(v.unwrap_or(0).max(0) as u64)
+    }
+
+    fn apply_snapshot(&self, version: u64, rows: Vec<Value>) -> Result<(), SyncError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|e| SyncError::Storage(e.to_string()))?;
+        let tx = conn.transaction().map_err(db)?;
+        tx.execute("DELETE FROM test_plates", []).map_err(db)?;
+        for v in &rows {
+            let (plate, owner) = row(v)?; // rolls back on drop
+            tx.execute("INSERT INTO test_plates VALUES (?1, ?2)", [plate, owner])
+                .map_err(db)?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO test_plates_version (id, version) VALUES (1, ?1)",
+            [version as i64],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn apply_delta(
+        &self,
+        _from: u64,
+        to: u64,
+        upserts: Vec<Value>,
+        deletes: Vec<String>,
+    ) -> Result<(), SyncError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|e| SyncError::Storage(e.to_string()))?;
+        let tx = conn.transaction().map_err(db)?;
+        for v in &upserts {
+            let (plate, owner) = row(v)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO test_plates VALUES (?1, ?2)",
+                [plate, owner],
+            )
+            .map_err(db)?;
+        }
+        for plate in &deletes {
+            tx.execute("DELETE FROM test_plates WHERE plate = ?1", [plate])
+                .map_err(db)?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO test_plates_version (id, version) VALUES (1, ?1)",
+            [to as i64],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+}
+
+const SIM_TANK: &str = r#"
+[[devices]]
+id = "tank-1"
+name = "1号楼水箱"
+type = "sim-tank"
+height_m = 4.0
+interval = "1s"
+
+[api]
+token = { env = "GATEHOUSE_TEST_COMMAND_KEY" }
+"#;
+
+async fn start(data_dir: &std::path::Path, port: u16, lists: ListRegistry) -> Running {
+    // The extra text lands after [uplink.mqtt]; devices and [api] are tables
+    // of their own, so it is still valid TOML.
+    let config = parse(&mqtt_config(data_dir, port, SIM_TANK));
+    let running = gateway::app::start_with(config, lists)
+        .await
+        .expect("starts");
+    let status = running.uplink_status.clone();
+    eventually("the uplink to connect", DEADLINE, || {
+        let status = status.clone();
+        async move { status.connected().then_some(()) }
+    })
+    .await
+    .expect("connected");
+    running
+}
+
+fn command(id: &str, action: &str, device: Option<&str>, expires_in_ms: i64) -> Value {
+    let now = now_ms();
+    let mut c = json!({"id": id, "issued_ms": now - 1000, "expires_ms": now + expires_in_ms,
+                       "action": action, "issuer": "ops-zhang", "reason": "测试"});
+    if let Some(device) = device {
+        c["device_id"] = json!(device);
+    }
+    c
+}
+
+async fn result_for(subscriber: &Subscriber, id: &str, nth: usize) -> Value {
+    eventually(&format!("result {nth} of command {id}"), DEADLINE, || {
+        let results: Vec<Value> = subscriber
+            .json("/command-results")
+            .into_iter()
+            .filter(|r| r["id"] == id)
+            .collect();
+        async move { results.get(nth).cloned() }
+    })
+    .await
+    .expect("command result")
+}
+
+async fn uplinked(
+    subscriber: &Subscriber,
+    kind: &str,
+    pred: impl Fn(&Envelope) -> bool,
+) -> Envelope {
+    eventually(&format!("an uplinked {kind} event"), DEADLINE, || {
+        let found = subscriber
+            .events()
+            .into_iter()
+            .find(|e| e.kind == kind && pred(e));
+        async move { found }
+    })
+    .await
+    .expect("uplinked audit event")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signature_valid_commands_run_through_the_pipeline_and_bad_ones_are_refused_and_recorded() {
+    let broker = embedded_broker();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let subscriber = Subscriber::connect(broker, "platform-signature").await;
+    let running = start(
+        &dir.path().join("data"),
+        broker.port(),
+        ListRegistry::default(),
+    )
+    .await;
+
+    // Valid: carried out by the device and audited with the platform origin.
+    subscriber
+        .publish(
+            "commands/tank-1",
+            signed(command("c-ok", "poll", Some("tank-1"), 60_000)),
+        )
+        .await;
+    let ok = result_for(&subscriber, "c-ok", 0).await;
+    assert_eq!(ok["status"], "done", "{ok}");
+    let audit = uplinked(&subscriber, "command", |e| {
+        e.seq == ok["audit_seq"].as_u64().unwrap_or(0)
+    })
+    .await;
+    assert_eq!(audit.class, Class::Audit);
+    assert_eq!(audit.body["origin"]["via"], "platform");
+    assert_eq!(audit.body["origin"]["actor"], "ops-zhang");
+    assert_eq!(audit.body["command"]["command"], "poll");
+
+    // A lane command to a device that cannot do it: decided by the device
+    // (unsupported), still audited.
+    subscriber
+        .publish(
+            "commands/tank-1",
+            signed(command("c-lane", "open_barrier", Some("tank-1"), 60_000)),
+        )
+        .await;
+    let lane = result_for(&subscriber, "c-lane", 0).await;
+    assert_eq!(lane["status"], "unsupported", "{lane}");
+    assert!(lane["audit_seq"].is_u64());
+
+    // Unsigned, badly signed, expired: refused, answered and recorded.
+    let unsigned = command("c-unsigned", "poll", Some("tank-1"), 60_000)
+        .to_string()
+        .into_bytes();
+    subscriber.publish("commands/tank-1", unsigned).await;
+    let mut forged = command("c-forged", "poll", Some("tank-1"), 60_000);
+    forged["sig"] = json!("00".repeat(32));
+    subscriber
+        .publish("commands/tank-1", forged.to_string().into_bytes())
+        .await;
+    let mut tampered: Value = serde_json::from_slice(&signed(command(
+        "c-tampered",
+        "poll",
+        Some("tank-1"),
+        60_000,
+    )))
+    .expect("json");
+    tampered["device_id"] = json!("gate-9");
+    subscriber
+        .publish("commands/tank-1", tampered.to_string().into_bytes())
+        .await;
+    subscriber
+        .publish(
+            "commands/tank-1",
+            signed(command("c-expired", "poll", Some("tank-1"), -1)),
+        )
+        .await;
+    for (id, reason) in [
+        ("c-unsigned", "unsigned"),
+        ("c-forged", "bad_signature"),
+        ("c-tampered", "bad_signature"),
+        ("c-expired", "expired"),
+    ] {
+        let result = result_for(&subscriber, id, 0).await;
+        assert_eq!(result["status"], "invalid", "{result}");
+        assert_eq!(result["reason"], reason, "{result}");
+        let record = uplinked(&subscriber, "command_refused", |e| e.body["id"] == id).await;
+        assert_eq!(record.body["reason"], reason);
+        assert_eq!(record.class, Class::Audit);
+    }
+    let metrics = reqwest::get(format!("http://{}/metrics", running.panel_addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"gatehouse_uplink_commands_total{result="refused"} 4"#),
+        "{metrics}"
+    );
+    assert!(running.shutdown().await.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_of_a_command_id_is_refused_even_after_a_restart() {
+    let broker = embedded_broker();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let subscriber = Subscriber::connect(broker, "platform-replay").await;
+    let running = start(&data_dir, broker.port(), ListRegistry::default()).await;
+    let message = signed(command("c-once", "poll", Some("tank-1"), 300_000));
+    subscriber.publish("commands/tank-1", message.clone()).await;
+    assert_eq!(result_for(&subscriber, "c-once", 0).await["status"], "done");
+    subscriber.publish("commands/tank-1", message.clone()).await;
+    let replay = result_for(&subscriber, "c-once", 1).await;
+    assert_eq!(replay["status"], "invalid");
+    assert_eq!(replay["reason"], "replayed");
+    assert!(running.shutdown().await.is_clean());
+
+    // The seen ids are on disk: a restarted gateway refuses it too.
+    let running = start(&data_dir, broker.port(), ListRegistry::default()).await;
+    subscriber.publish("commands/tank-1", message).await;
+    let replay = result_for(&subscriber, "c-once", 2).await;
+    assert_eq!(replay["reason"], "replayed", "{replay}");
+    let audits = subscriber
+        .events()
+        .into_iter()
+        .filter(|e| e.kind == "command" && e.body["origin"]["reason"] == "测试")
+        .count();
+    assert_eq!(audits, 1, "carried out exactly once");
+    assert!(running.shutdown().await.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resync_on_a_version_gap_and_a_malformed_snapshot_keeps_the_old_list() {
+    let broker = embedded_broker();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).expect("mkdir");
+    // The list's table lives in the gateway's database.
+    let (store, _) = Store::open(gateway::store::StoreConfig::new(gatehouse_tests::database(
+        &data_dir,
+    )))
+    .expect("store");
+    let plates = PlateTable::open(&store);
+    let lists = ListRegistry::default().with(plates.clone());
+    store.close().await.expect("close");
+    let subscriber = Subscriber::connect(broker, "platform-resync").await;
+    let running = start(&data_dir, broker.port(), lists).await;
+
+    let sync = |v: Value| signed(v);
+    let now = now_ms();
+    subscriber
+        .publish("sync/plates", sync(json!({"id": "s1", "issued_ms": now, "list": "plates", "type": "snapshot", "version": 1,
+            "rows": [{"plate": "苏A8HK52", "owner": "3-1201"}, {"plate": "苏E12345", "owner": "5-302"}]})))
+        .await;
+    subscriber
+        .publish("sync/plates", sync(json!({"id": "s2", "issued_ms": now, "list": "plates", "type": "delta", "from": 1, "to": 2,
+            "upserts": [{"plate": "沪B99999", "owner": "7-101"}], "deletes": ["苏E12345"]})))
+        .await;
+    eventually("version 2 reported", DEADLINE, || {
+        let status = subscriber.json("/sync-status");
+        async move {
+            status
+                .iter()
+                .any(|s| s["lists"]["plates"] == 2)
+                .then_some(())
+        }
+    })
+    .await
+    .expect("sync status");
+    let at_v2 = plates.rows();
+    assert_eq!(
+        at_v2,
+        vec![
+            ("沪B99999".into(), "7-101".into()),
+            ("苏A8HK52".into(), "3-1201".into())
+        ]
+    );
+
+    // A delta that skips version 3: not applied, a snapshot is requested.
+    subscriber
+        .publish("sync/plates", sync(json!({"id": "s3", "issued_ms": now, "list": "plates", "type": "delta", "from": 3, "to": 4,
+            "upserts": [{"plate": "京A00001", "owner": "x"}]})))
+        .await;
+    let request = eventually("a snapshot request", DEADLINE, || {
+        let r = subscriber.json("/sync-requests");
+        async move { r.into_iter().find(|r| r["list"] == "plates") }
+    })
+    .await
+    .expect("resync requested");
+    assert_eq!(request["held_version"], 2, "{request}");
+    assert!(
+        request["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("gap")),
+        "{request}"
+    );
+    assert_eq!(
+        plates.rows(),
+        at_v2,
+        "nothing applied from the gapped delta"
+    );
+
+    // A malformed snapshot (a row without an owner, after good rows): the
+    // transaction rolls back, version 2 stays in force, resync requested.
+    subscriber
+        .publish("sync/plates", sync(json!({"id": "s4", "issued_ms": now, "list": "plates", "type": "snapshot", "version": 5,
+            "rows": [{"plate": "京A00001", "owner": "1-1"}, {"plate": "京A00002"}]})))
+        .await;
+    eventually("a second snapshot request", DEADLINE, || {
+        let n = subscriber.json("/sync-requests").len();
+        async move { (n >= 2).then_some(()) }
+    })
+    .await
+    .expect("resync after the bad snapshot");
+    assert_eq!(plates.rows(), at_v2, "the previous version stays in force");
+    assert_eq!(plates.version().expect("version"), 2);
+    let record = uplinked(&subscriber, "list_sync", |e| e.body["id"] == "s4").await;
+    assert_eq!(record.body["status"], "rejected");
+    assert_eq!(record.body["held_version"], 2);
+
+    // An unsigned sync is refused outright.
+    subscriber
+        .publish(
+            "sync/plates",
+            json!({"id": "s5", "list": "plates", "type": "snapshot", "version": 9, "rows": []})
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+    let refused = uplinked(&subscriber, "list_sync", |e| e.body["id"] == "s5").await;
+    assert_eq!(refused.body["status"], "refused");
+    assert_eq!(plates.rows(), at_v2);
+
+    // The full snapshot the platform sends back is applied.
+    subscriber
+        .publish("sync/plates", sync(json!({"id": "s6", "issued_ms": now, "list": "plates", "type": "snapshot", "version": 6,
+            "rows": [{"plate": "京A00001", "owner": "1-1"}]})))
+        .await;
+    eventually("version 6", DEADLINE, || {
+        let v = plates.version().ok();
+        async move { (v == Some(6)).then_some(()) }
+    })
+    .await
+    .expect("snapshot applied");
+    assert_eq!(plates.rows(), vec![("京A00001".into(), "1-1".into())]);
+    assert!(running.shutdown().await.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn telemetry_is_pulled_with_the_platform_token_and_on_request() {
+    let broker = embedded_broker();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let subscriber = Subscriber::connect(broker, "platform-telemetry").await;
+    let running = start(
+        &dir.path().join("data"),
+        broker.port(),
+        ListRegistry::default(),
+    )
+    .await;
+    let url = format!("http://{}/api/v1/telemetry", running.panel_addr);
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(&url).send().await.expect("get").status(), 401);
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        401
+    );
+    let snapshot: Value = client
+        .get(&url)
+        .bearer_auth(crate::uplink_peers::KEY)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(snapshot["gateway_id"], "gw-test");
+    assert!(
+        snapshot["uplink"]["state"]
+            .as_str()
+            .is_some_and(|s| s == "online" || s == "backlogged"),
+        "{snapshot}"
+    );
+    assert!(snapshot["store"]["bytes"].is_u64());
+    let devices = snapshot["devices"].as_array().expect("devices");
+    assert_eq!(devices[0]["id"], "tank-1");
+    assert!(devices[0]["state"].is_string());
+
+    subscriber
+        .publish(
+            "commands/telemetry",
+            signed(command("c-tel", "request_telemetry", None, 60_000)),
+        )
+        .await;
+    assert_eq!(result_for(&subscriber, "c-tel", 0).await["status"], "done");
+    let pushed = eventually("the telemetry on its topic", DEADLINE, || {
+        let t = subscriber.json("/telemetry");
+        async move { t.into_iter().next() }
+    })
+    .await
+    .expect("telemetry pushed");
+    assert_eq!(pushed["devices"][0]["id"], "tank-1");
+    assert!(running.shutdown().await.is_clean());
+}
