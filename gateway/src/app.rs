@@ -43,6 +43,7 @@ use crate::lanes::coordinator::LaneCoordinator;
 use crate::lanes::images::ImageStore;
 use crate::lanes::ingress::{self, CameraEntry, IngressState};
 use crate::lists::plates::PlateRegistry;
+use crate::lists::sync::{CardsTarget, PlateListTarget};
 use crate::metrics::Metrics;
 use crate::pipeline::{EventFeed, GATEWAY_DEVICE, Pipeline, PipelineHandle, Stamper};
 use crate::store::{
@@ -52,6 +53,7 @@ use crate::supervisor::{self, Drivers};
 use crate::tasks::Tasks;
 use crate::uplink::status::{StatusCollector, UplinkStatus};
 use crate::uplink::sync::ListRegistry;
+use crate::uplink::sync::ListTarget;
 use crate::uplink::telemetry::{RecentAlarms, TelemetrySource};
 use crate::uplink::{self, Uplink, UplinkError};
 use crate::web::api::ApiState;
@@ -189,12 +191,14 @@ pub struct Running {
     web_task: JoinHandle<()>,
 }
 
-/// Starts a gateway from `config` (no synced lists registered).
+/// Starts a gateway from `config`; the platform syncs its own lists
+/// (residents' vehicles, visitor passes, blacklist, door cards).
 pub async fn start(config: Config) -> Result<Running, StartError> {
     start_with(config, ListRegistry::default()).await
 }
 
-/// Starts a gateway from `config`, syncing `lists` with the platform.
+/// Starts a gateway from `config`, syncing `lists` with the platform besides
+/// the gateway's own lists.
 pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, StartError> {
     let started_at = std::time::Instant::now();
     let data_dir = config.gateway.data_dir.clone();
@@ -448,6 +452,10 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
         "recent alarms",
         alarms.clone().follow(feed.clone(), aux_cancel.clone()),
     );
+    let lists = PlateListTarget::all(&plates)
+        .into_iter()
+        .chain([Arc::new(CardsTarget(doors.credentials.clone())) as Arc<dyn ListTarget>])
+        .fold(lists, ListRegistry::with);
     let telemetry = TelemetrySource {
         estate_id: config.gateway.estate_id.clone(),
         gateway_id: config.gateway.gateway_id.clone(),

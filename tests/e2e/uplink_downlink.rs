@@ -507,3 +507,55 @@ async fn telemetry_is_pulled_with_the_platform_token_and_on_request() {
     assert_eq!(pushed["devices"][0]["id"], "tank-1");
     assert!(running.shutdown().await.is_clean());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resync_residents_snapshot_from_the_platform_reaches_lane_decisions() {
+    let broker = embedded_broker();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let subscriber = Subscriber::connect(broker, "platform-residents").await;
+    let running = start(&data_dir, broker.port(), ListRegistry::default()).await;
+    let now = now_ms();
+    subscriber
+        .publish(
+            "sync/residents",
+            signed(json!({"id": "r1", "issued_ms": now, "list": "residents", "type": "snapshot", "version": 7,
+                "rows": [{"plate": "苏A8HK52", "house": "3-2-1201", "owner": "王芳", "valid_from_ms": null,
+                          "valid_to_ms": null, "lanes": []}]})),
+        )
+        .await;
+    let plates = running.plates.clone();
+    eventually(
+        "the synced resident in the decision snapshot",
+        DEADLINE,
+        || {
+            let plates = plates.clone();
+            async move {
+                plates
+                    .snapshot()
+                    .residents
+                    .get("苏A8HK52")
+                    .map(|r| r.house.clone())
+            }
+        },
+    )
+    .await
+    .map(|house| assert_eq!(house, "3-2-1201"))
+    .expect("synced");
+    assert_eq!(
+        running.plates.list_version("residents").expect("version"),
+        7
+    );
+    eventually("version 7 reported", DEADLINE, || {
+        let status = subscriber.json("/sync-status");
+        async move {
+            status
+                .iter()
+                .any(|s| s["lists"]["residents"] == 7)
+                .then_some(())
+        }
+    })
+    .await
+    .expect("sync status");
+    assert!(running.shutdown().await.is_clean());
+}

@@ -3,10 +3,12 @@
 //!
 //! - [`plates`]: residents' vehicles, visitor passes, the blacklist and the
 //!   vehicles currently inside; CSV import and export.
+//! - [`sync`]: the lists (and door cards) as platform sync targets.
 //! - [`time`]: the date formats the lists accept (CSV, forms) and print.
 
 pub mod cli;
 pub mod plates;
+pub mod sync;
 pub mod time;
 
 /// List errors.

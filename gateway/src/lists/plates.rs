@@ -89,6 +89,17 @@ pub struct ImportReport {
     pub rejected: Vec<Rejected>,
 }
 
+/// Rows of one list coming from the platform.
+#[derive(Debug, Clone)]
+pub enum SyncRows {
+    /// Residents' vehicles.
+    Residents(Vec<Resident>),
+    /// Visitor passes (replacing the platform's own passes).
+    Visitors(Vec<NewVisitorPass>),
+    /// Blacklist entries.
+    Blacklist(Vec<Blacklisted>),
+}
+
 /// Valid rows with their line numbers, and the rejected ones.
 type ParsedCsv = (Vec<(u64, Row)>, Vec<Rejected>);
 
@@ -492,6 +503,128 @@ impl PlateRegistry {
         Ok(n)
     }
 
+    /// Applies a platform sync of one list in one transaction: a snapshot
+    /// (`from = None`: the list is replaced) or a delta from version `from`
+    /// (upserts, then `deletes` by plate). Every row is validated first; on
+    /// any error nothing changes and the previous version stays in force.
+    pub fn sync_apply(
+        &self,
+        list: &str,
+        from: Option<u64>,
+        to: u64,
+        rows: SyncRows,
+        deletes: &[String],
+    ) -> Result<(), ListError> {
+        let deletes = deletes
+            .iter()
+            .map(|p| canonical_plate(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = match rows {
+            SyncRows::Residents(rows) => SyncRows::Residents(
+                rows.into_iter()
+                    .map(|mut r| {
+                        r.plate = canonical_plate(&r.plate)?;
+                        check_window(r.valid_from, r.valid_to)?;
+                        if r.house.trim().is_empty() {
+                            return Err(ListError::Invalid(format!(
+                                "{}: house is required",
+                                r.plate
+                            )));
+                        }
+                        Ok(r)
+                    })
+                    .collect::<Result<_, ListError>>()?,
+            ),
+            SyncRows::Visitors(rows) => SyncRows::Visitors(
+                rows.into_iter()
+                    .map(|mut v| {
+                        v.plate = canonical_plate(&v.plate)?;
+                        check_window(Some(v.valid_from), Some(v.valid_to))?;
+                        Ok(v)
+                    })
+                    .collect::<Result<_, ListError>>()?,
+            ),
+            SyncRows::Blacklist(rows) => SyncRows::Blacklist(
+                rows.into_iter()
+                    .map(|mut b| {
+                        b.plate = canonical_plate(&b.plate)?;
+                        Ok(b)
+                    })
+                    .collect::<Result<_, ListError>>()?,
+            ),
+        };
+        if let Some(from) = from {
+            let held = self.list_version(list)?;
+            if held != from {
+                return Err(ListError::Invalid(format!(
+                    "version gap: holding {held}, the delta starts at {from}"
+                )));
+            }
+        }
+        let now = now_ms();
+        let snapshot = from.is_none();
+        self.write(|tx| {
+            match &rows {
+                SyncRows::Residents(rows) => {
+                    if snapshot {
+                        tx.execute("DELETE FROM resident_vehicles", [])?;
+                    }
+                    for plate in &deletes {
+                        tx.execute("DELETE FROM resident_vehicles WHERE plate = ?1", [plate])?;
+                    }
+                    for r in rows {
+                        tx.execute(
+                            "INSERT INTO resident_vehicles (plate, house, owner, valid_from, valid_to, lanes, updated_ms)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                             ON CONFLICT (plate) DO UPDATE SET house = ?2, owner = ?3, valid_from = ?4,
+                                 valid_to = ?5, lanes = ?6, updated_ms = ?7",
+                            params![r.plate, r.house, r.owner, r.valid_from, r.valid_to, r.lanes.join(","), now],
+                        )?;
+                    }
+                }
+                SyncRows::Visitors(rows) => {
+                    if snapshot {
+                        tx.execute("DELETE FROM visitor_passes WHERE created_by = ?1", [super::sync::PLATFORM_CREATOR])?;
+                    }
+                    for plate in deletes.iter().chain(rows.iter().map(|v| &v.plate)) {
+                        tx.execute(
+                            "DELETE FROM visitor_passes WHERE plate = ?1 AND created_by = ?2",
+                            params![plate, super::sync::PLATFORM_CREATOR],
+                        )?;
+                    }
+                    for v in rows {
+                        tx.execute(
+                            "INSERT INTO visitor_passes (plate, host_unit, valid_from, valid_to, single_use, created_by, created_ms)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                            params![v.plate, v.host_unit, v.valid_from, v.valid_to, v.single_use, v.created_by, now],
+                        )?;
+                    }
+                }
+                SyncRows::Blacklist(rows) => {
+                    if snapshot {
+                        tx.execute("DELETE FROM blacklist", [])?;
+                    }
+                    for plate in &deletes {
+                        tx.execute("DELETE FROM blacklist WHERE plate = ?1", [plate])?;
+                    }
+                    for b in rows {
+                        tx.execute(
+                            "INSERT INTO blacklist (plate, reason, updated_ms) VALUES (?1, ?2, ?3)
+                             ON CONFLICT (plate) DO UPDATE SET reason = ?2, updated_ms = ?3",
+                            params![b.plate, b.reason, now],
+                        )?;
+                    }
+                }
+            }
+            tx.execute(
+                "INSERT INTO list_versions (list, version) VALUES (?1, ?2)
+                 ON CONFLICT (list) DO UPDATE SET version = ?2",
+                params![list, i64::try_from(to).unwrap_or(i64::MAX)],
+            )?;
+            Ok(())
+        })
+    }
+
     /// The version of a synced list (0 when never synced).
     pub fn list_version(&self, list: &str) -> Result<u64, ListError> {
         let v: Option<i64> = self
@@ -755,6 +888,103 @@ mod tests {
             !registry.refresh_if_changed().expect("check"),
             "once per change"
         );
+    }
+
+    #[tokio::test]
+    async fn sync_snapshot_and_delta_apply_atomically_and_keep_guards_passes() {
+        let (_dir, _store, registry) = registry();
+        let guard_pass = registry
+            .add_visitor(&NewVisitorPass {
+                plate: "浙B66666".into(),
+                host_unit: "1-1".into(),
+                valid_from: 0,
+                valid_to: 10,
+                single_use: false,
+                created_by: "guard-li".into(),
+            })
+            .expect("guard's pass");
+        let resident = |plate: &str| Resident {
+            plate: plate.into(),
+            house: "1-1-101".into(),
+            owner: "x".into(),
+            valid_from: None,
+            valid_to: None,
+            lanes: vec![],
+        };
+        registry
+            .sync_apply(
+                "residents",
+                None,
+                3,
+                SyncRows::Residents(vec![resident("苏A8HK52"), resident("苏E12345")]),
+                &[],
+            )
+            .expect("snapshot");
+        assert_eq!(registry.list_version("residents").expect("v"), 3);
+        registry
+            .sync_apply(
+                "residents",
+                Some(3),
+                4,
+                SyncRows::Residents(vec![resident("沪B77777")]),
+                &["苏E12345".into()],
+            )
+            .expect("delta");
+        let mut plates: Vec<_> = registry.snapshot().residents.keys().cloned().collect();
+        plates.sort();
+        assert_eq!(plates, vec!["沪B77777", "苏A8HK52"]);
+        // A gap and a bad row are both refused whole.
+        assert!(
+            registry
+                .sync_apply(
+                    "residents",
+                    Some(7),
+                    8,
+                    SyncRows::Residents(vec![resident("京A11111")]),
+                    &[]
+                )
+                .is_err()
+        );
+        let mut bad = resident("京A22222");
+        bad.house = String::new();
+        assert!(
+            registry
+                .sync_apply(
+                    "residents",
+                    None,
+                    9,
+                    SyncRows::Residents(vec![resident("京A33333"), bad]),
+                    &[]
+                )
+                .is_err()
+        );
+        assert_eq!(registry.list_version("residents").expect("v"), 4);
+        assert!(!registry.snapshot().residents.contains_key("京A33333"));
+        // A visitors snapshot replaces only the platform's passes.
+        registry
+            .sync_apply(
+                "visitors",
+                None,
+                1,
+                SyncRows::Visitors(vec![NewVisitorPass {
+                    plate: "粤B12345".into(),
+                    host_unit: "2-2".into(),
+                    valid_from: 0,
+                    valid_to: 10,
+                    single_use: true,
+                    created_by: super::super::sync::PLATFORM_CREATOR.into(),
+                }]),
+                &[],
+            )
+            .expect("visitors");
+        let ids: Vec<i64> = registry
+            .visitor_passes()
+            .expect("passes")
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert!(ids.contains(&guard_pass), "the guard's own pass stays");
+        assert_eq!(ids.len(), 2);
     }
 
     #[tokio::test]
