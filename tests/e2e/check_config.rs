@@ -73,3 +73,62 @@ fn check_config_accepts_the_example_file_and_exits_0() {
     assert!(stdout.contains(": ok"), "{stdout}");
     assert!(!stdout.contains("example-token") && !stderr.contains("example-token"));
 }
+
+#[test]
+fn check_config_lists_lane_problems_with_their_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("lanes.toml");
+    std::fs::write(
+        &file,
+        r#"[gateway]
+estate_id = "e1"
+gateway_id = "g1"
+
+[[devices]]
+id = "cam-1"
+type = "lpr-camera"
+vendor = "hikvision"
+lane = "north-in"
+
+[[devices]]
+id = "barrier-1"
+type = "modbus-barrier"
+preset = "waveshare"
+
+[[lanes]]
+id = "south-in"
+direction = "sideways"
+barrier = "camera"
+
+[[lanes]]
+id = "south-out"
+direction = "exit"
+barrier = "barrier-9"
+min_confidence = 120
+"#,
+    )
+    .expect("write");
+    let output = Command::new(crate::GATEHOUSE)
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "stderr:\n{stderr}");
+    let name = file.display().to_string();
+    for (line, key) in [
+        (9, "devices[0].lane"),
+        (11, "devices[1]"),
+        (14, "devices[1].preset"),
+        (18, "lanes[0].direction"),
+        (19, "lanes[0].barrier"),
+        (24, "lanes[1].barrier"),
+        (25, "lanes[1].min_confidence"),
+    ] {
+        let expected = format!("{name}:{line}: {key}");
+        assert!(
+            stderr.contains(&expected),
+            "missing `{expected}` in:\n{stderr}"
+        );
+    }
+}
