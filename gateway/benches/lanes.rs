@@ -43,7 +43,7 @@ fn config(data_dir: &std::path::Path, barriers: &[SocketAddr]) -> String {
             text,
             "[[devices]]\nid = \"cam-{i}\"\ntype = \"lpr-camera\"\nvendor = \"vzenith\"\nlane = \"lane-{i}\"\n\
              [[devices]]\nid = \"barrier-{i}\"\ntype = \"modbus-barrier\"\naddress = \"{addr}\"\n\
-             poll_interval = \"2ms\"\nauto_close_delay = \"1ms\"\nunused_close_after = \"0s\"\n\
+             poll_interval = \"20ms\"\nauto_close_delay = \"1ms\"\nunused_close_after = \"0s\"\n\
              [[lanes]]\nid = \"lane-{i}\"\ndirection = \"entry\"\nbarrier = \"barrier-{i}\"\n\
              repeat_window = \"1ms\"\n"
         );
@@ -187,6 +187,7 @@ async fn main() {
         task.await.expect("camera task");
     }
     let elapsed = started.elapsed();
+    let rss_end = rss_kib();
     let pushed = per_lane * LANES;
     let events = running.store.read_after(0, 10_000_000).await.expect("read");
     let stored = events
@@ -198,7 +199,6 @@ async fn main() {
                     .is_some_and(|p| p.starts_with("京C"))
         })
         .count();
-    let rss_end = rss_kib();
     println!("lanes: {LANES}, reads timed: {}", samples.len());
     println!(
         "plate push -> stored + OPEN relay written: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -213,7 +213,7 @@ async fn main() {
         pushed.saturating_sub(stored)
     );
     println!(
-        "RSS: {} MiB before lists, {} MiB with 10,000 residents + 1,000 visitor passes, {} MiB at the end",
+        "RSS: {} MiB before lists, {} MiB with 10,000 residents + 1,000 visitor passes, {} MiB after all reads",
         rss_before / 1024,
         rss_lists / 1024,
         rss_end / 1024

@@ -72,6 +72,8 @@ pub fn router(state: IngressState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/lpr/{camera_id}", post(push))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // A span per push (method, path with the camera id), at DEBUG.
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 

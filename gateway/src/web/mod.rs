@@ -66,6 +66,8 @@ pub fn router(state: PanelState) -> Router {
         .merge(pages)
         .merge(api)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // A span per request (method, path); logged at DEBUG, never above.
+        .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 async fn healthz() -> &'static str {
