@@ -326,6 +326,12 @@ impl Lanes {
         format!("http://{}{}", self.running.panel_addr, path)
     }
 
+    /// Logs in and waits until the session's first page is shown.
+    async fn login(&self, browser: &Browser, name: &str) {
+        login_at(&self.url("/login"), browser, name, GUARD_PASSWORD).await;
+        browser.wait_for("nav.nav").await.expect("logged in");
+    }
+
     fn camera(&self) -> CameraSim {
         let addr = self.running.ingress_addr.expect("device listener");
         CameraSim::new(&format!("http://{addr}"), "cam-south-in", Vendor::Vzenith)
@@ -354,7 +360,7 @@ async fn browser_lanes_pending_fuzzy_read_allowed_with_one_click_opens_the_barri
     let Some((lanes, browser)) = Lanes::start().await else {
         return;
     };
-    login_at(&lanes.url("/login"), &browser, "wang", GUARD_PASSWORD).await;
+    lanes.login(&browser, "wang").await;
     browser.goto(&lanes.url("/lanes")).await.expect("lanes");
     browser
         .wait_for("#pending-empty")
@@ -409,7 +415,7 @@ async fn browser_visitors_registered_plate_opens_the_gate_on_the_next_read() {
     let Some((lanes, browser)) = Lanes::start().await else {
         return;
     };
-    login_at(&lanes.url("/login"), &browser, "wang", GUARD_PASSWORD).await;
+    lanes.login(&browser, "wang").await;
     browser
         .goto(&lanes.url("/visitors"))
         .await
@@ -454,7 +460,7 @@ async fn browser_lanes_open_with_a_reason_is_found_in_the_audit_log() {
     let Some((lanes, browser)) = Lanes::start().await else {
         return;
     };
-    login_at(&lanes.url("/login"), &browser, "li", GUARD_PASSWORD).await;
+    lanes.login(&browser, "li").await;
     browser.goto(&lanes.url("/lanes")).await.expect("lanes");
     let reason = "救护车进入，已核实";
     browser
