@@ -101,7 +101,6 @@ struct TrafficPage {
     bar_width: i64,
     bars: Vec<Bar>,
     ticks: Vec<Tick>,
-    max: u32,
     total_in: u32,
     total_out: u32,
     inside: Vec<InsideRow>,
@@ -134,7 +133,7 @@ pub(in crate::web::panel) async fn page(
         series.push(per_hour(start, &times));
     }
     let (ins, outs) = (series[0], series[1]);
-    let (bars, max) = bars(&ins, &outs);
+    let (bars, _max) = bars(&ins, &outs);
     let ticks = (0..HOURS)
         .step_by(3)
         .map(|i| Tick {
@@ -163,7 +162,6 @@ pub(in crate::web::panel) async fn page(
         bar_width: BAR,
         bars,
         ticks,
-        max,
         total_in: ins.iter().sum(),
         total_out: outs.iter().sum(),
         inside,
