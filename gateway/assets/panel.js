@@ -77,3 +77,37 @@
     });
   });
 })();
+
+(function () {
+  // Lanes board: fetch the changing part every 2 s and swap it in, unless
+  // the guard is typing in it.
+  const INTERVAL_MS = 2000;
+  const refresh = () => {
+    const current = document.getElementById("lanes-live");
+    if (!current || !current.dataset.live) return;
+    fetch(current.dataset.live, { credentials: "same-origin", cache: "no-store" })
+      .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
+      .then((html) => {
+        const now = document.getElementById("lanes-live");
+        if (!now || now.contains(document.activeElement)) return;
+        const doc = new DOMParser().parseFromString(html, "text/html");
+        const next = doc.getElementById("lanes-live");
+        if (next && next.innerHTML !== now.innerHTML) now.replaceWith(document.importNode(next, true));
+      })
+      .catch(() => {});
+  };
+  if (document.getElementById("lanes-live")) setInterval(refresh, INTERVAL_MS);
+})();
+
+(function () {
+  // CSV import: a picked file is read into the form's text field, which is
+  // what is posted (URL-encoded, with the CSRF token).
+  document.querySelectorAll("input.csv-file[data-into]").forEach((input) => {
+    input.addEventListener("change", () => {
+      const target = document.getElementById(input.dataset.into);
+      const file = input.files && input.files[0];
+      if (!target || !file) return;
+      file.text().then((text) => { target.value = text; });
+    });
+  });
+})();

@@ -442,6 +442,9 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
         drivers: drivers.clone(),
         feed: feed.clone(),
         images_dir: data_dir.join("images"),
+        board: board.clone(),
+        plates: plates.clone(),
+        uplink_status: uplink_status.clone(),
     });
     aux_tasks.spawn(
         "door credentials watch",

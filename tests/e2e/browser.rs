@@ -1,11 +1,21 @@
 //! The panel in a real headless Chromium (see `gatehouse_tests::browser`):
 //! log in, live events without reload, a manual command found in the audit
 //! log, a guard kept out of user management, a form without its CSRF token
-//! refused, lockout. Screenshots of the main pages are saved under
+//! refused, lockout; and the vehicle lanes (an in-process gateway with a
+//! simulated barrier and plate camera): a pending fuzzy read decided with
+//! one click, a registered visitor let in by the camera's next read, a lane
+//! opened with a reason and found in the audit log. Screenshots of the main pages are saved under
 //! `$CARGO_TARGET_DIR/screenshots/`.
 
+use drivers::PlateColour;
+use drivers::lpr::Vendor;
+use drivers::sim::barrier::{BarrierSim, BarrierSimConfig, SimCommand, SimHandle};
+use drivers::sim::camera::CameraSim;
 use gatehouse_tests::browser::Browser;
-use gatehouse_tests::{GatewayProcess, user_cli};
+use gatehouse_tests::{DEADLINE, GatewayProcess, eventually, user_cli};
+use gateway::app::Running;
+use gateway::auth::Role;
+use gateway::rules::vehicle::Resident;
 
 const ADMIN_PASSWORD: &str = "门岗管理员密码2025";
 const GUARD_PASSWORD: &str = "guard password 1";
@@ -41,10 +51,11 @@ async fn start(dir: &std::path::Path) -> Option<(GatewayProcess, Browser)> {
 }
 
 async fn login(gateway: &GatewayProcess, browser: &Browser, name: &str, password: &str) {
-    browser
-        .goto(&gateway.url("/login"))
-        .await
-        .expect("login page");
+    login_at(&gateway.url("/login"), browser, name, password).await;
+}
+
+async fn login_at(url: &str, browser: &Browser, name: &str, password: &str) {
+    browser.goto(url).await.expect("login page");
     browser.fill("#name", name).await.expect("name");
     browser.fill("#password", password).await.expect("password");
     browser.click("#login-submit").await.expect("submit");
@@ -252,4 +263,239 @@ async fn browser_login_lockout_after_repeated_failures() {
     login(&gateway, &browser, "wang", GUARD_PASSWORD).await;
     browser.wait_for("nav.nav").await.expect("wang logs in");
     browser.close().await.expect("close");
+}
+
+/// An estate with lanes (`lanes_config`) running in this process, a
+/// simulated barrier on `south-in`, resident 苏A8HK52, a guard `wang` and a
+/// manager `li`.
+struct Lanes {
+    running: Running,
+    barrier: SimHandle,
+    _dir: tempfile::TempDir,
+}
+
+impl Lanes {
+    async fn start() -> Option<(Lanes, Browser)> {
+        let browser = Browser::start().await.expect("browser starts")?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (addr, barrier) = BarrierSim::spawn_tcp(BarrierSimConfig {
+            rise: std::time::Duration::from_millis(100),
+            fall: std::time::Duration::from_millis(100),
+            ..BarrierSimConfig::default()
+        })
+        .await
+        .expect("barrier simulator");
+        let text = gatehouse_tests::lanes_config(&dir.path().join("data"), addr);
+        let config = gateway::config::parse(&text, "lanes.toml").expect("valid lanes config");
+        let running = gateway::app::start(config).await.expect("starts");
+        running
+            .auth
+            .add_user("wang", Role::Guard, GUARD_PASSWORD)
+            .await
+            .expect("guard");
+        running
+            .auth
+            .add_user("li", Role::Manager, GUARD_PASSWORD)
+            .await
+            .expect("manager");
+        let plates = running.plates.clone();
+        tokio::task::spawn_blocking(move || {
+            plates.upsert_resident(&Resident {
+                plate: "苏A8HK52".into(),
+                house: "3-2-1201".into(),
+                owner: "王芳".into(),
+                valid_from: None,
+                valid_to: None,
+                lanes: vec![],
+            })
+        })
+        .await
+        .expect("join")
+        .expect("resident");
+        Some((
+            Lanes {
+                running,
+                barrier,
+                _dir: dir,
+            },
+            browser,
+        ))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.running.panel_addr, path)
+    }
+
+    /// Logs in and waits until the session's first page is shown.
+    async fn login(&self, browser: &Browser, name: &str) {
+        login_at(&self.url("/login"), browser, name, GUARD_PASSWORD).await;
+        browser.wait_for("nav.nav").await.expect("logged in");
+    }
+
+    fn camera(&self) -> CameraSim {
+        let addr = self.running.ingress_addr.expect("device listener");
+        CameraSim::new(&format!("http://{addr}"), "cam-south-in", Vendor::Vzenith)
+            .expect("camera sim")
+    }
+
+    fn opens(&self) -> usize {
+        self.barrier
+            .commands_seen()
+            .iter()
+            .filter(|c| **c == SimCommand::Open)
+            .count()
+    }
+
+    async fn wait_opens(&self, n: usize, what: &str) {
+        eventually(what, DEADLINE, || async move {
+            (self.opens() >= n).then_some(())
+        })
+        .await
+        .expect(what);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_lanes_pending_fuzzy_read_allowed_with_one_click_opens_the_barrier() {
+    let Some((lanes, browser)) = Lanes::start().await else {
+        return;
+    };
+    lanes.login(&browser, "wang").await;
+    browser.goto(&lanes.url("/lanes")).await.expect("lanes");
+    browser
+        .wait_for("#pending-empty")
+        .await
+        .expect("nothing pending");
+    browser
+        .script("window.gatehouseMarker = 7;")
+        .await
+        .expect("script");
+    // The resident 苏A8HK52, misread: the guard decides.
+    lanes
+        .camera()
+        .push_plate("苏ABHK52", PlateColour::Blue, 95)
+        .await
+        .expect("push");
+    let allow = browser
+        .wait_for(".pending-read button.allow")
+        .await
+        .expect("the pending read appears without a reload");
+    let text = browser.text().await.expect("text");
+    assert!(
+        text.contains("苏ABHK52") && text.contains("苏A8HK52"),
+        "{text}"
+    );
+    let marker = browser
+        .script("return window.gatehouseMarker;")
+        .await
+        .expect("script");
+    assert_eq!(marker, serde_json::json!(7), "the page was not reloaded");
+    assert_eq!(lanes.opens(), 0, "a fuzzy read never opens by itself");
+    browser
+        .screenshot("lanes-pending")
+        .await
+        .expect("screenshot");
+    allow.click().await.expect("one click");
+    let flash = browser.wait_for("#flash").await.expect("outcome");
+    let flash = flash.text().await.expect("text");
+    assert!(
+        flash.contains("已放行") && flash.contains("已执行"),
+        "{flash}"
+    );
+    lanes
+        .wait_opens(1, "the barrier simulator to see OPEN")
+        .await;
+    assert!(lanes.running.board.pending().is_empty());
+    browser.close().await.expect("close");
+    assert!(lanes.running.shutdown().await.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_visitors_registered_plate_opens_the_gate_on_the_next_read() {
+    let Some((lanes, browser)) = Lanes::start().await else {
+        return;
+    };
+    lanes.login(&browser, "wang").await;
+    browser
+        .goto(&lanes.url("/visitors"))
+        .await
+        .expect("visitors");
+    // A bad plate first: the message is next to the field, nothing stored.
+    browser.fill("#plate", "ABC").await.expect("plate");
+    browser.fill("#host-unit", "5-1-302").await.expect("host");
+    browser.click("#visitor-submit").await.expect("submit");
+    browser
+        .wait_for("#plate-error")
+        .await
+        .expect("plate message");
+    browser.fill("#plate", "浙B12345").await.expect("plate");
+    browser.click("#visitor-submit").await.expect("submit");
+    browser.wait_for("#flash").await.expect("registered");
+    browser.wait_for("#passes td.plate").await.expect("listed");
+    browser.screenshot("visitors").await.expect("screenshot");
+    lanes
+        .camera()
+        .push_plate("浙B12345", PlateColour::Blue, 95)
+        .await
+        .expect("push");
+    lanes
+        .wait_opens(1, "the visitor's read to open the gate")
+        .await;
+    browser.goto(&lanes.url("/lanes")).await.expect("lanes");
+    browser
+        .wait_for("#lane-south-in .verdict.allow")
+        .await
+        .expect("last vehicle allowed");
+    browser
+        .wait_for_text("浙B12345")
+        .await
+        .expect("plate on the board");
+    browser.screenshot("lanes").await.expect("screenshot");
+    browser.close().await.expect("close");
+    assert!(lanes.running.shutdown().await.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_lanes_open_with_a_reason_is_found_in_the_audit_log() {
+    let Some((lanes, browser)) = Lanes::start().await else {
+        return;
+    };
+    lanes.login(&browser, "li").await;
+    browser.goto(&lanes.url("/lanes")).await.expect("lanes");
+    let reason = "救护车进入，已核实";
+    browser
+        .fill("#reason-south-in", reason)
+        .await
+        .expect("reason");
+    browser
+        .click("#command-south-in button.open")
+        .await
+        .expect("open");
+    let flash = browser.wait_for("#flash").await.expect("outcome");
+    let flash = flash.text().await.expect("text");
+    assert!(
+        flash.contains("已执行") && flash.contains("审计记录号"),
+        "{flash}"
+    );
+    lanes.wait_opens(1, "the barrier to open").await;
+    browser
+        .goto(&lanes.url("/audit?kind=command"))
+        .await
+        .expect("audit");
+    let cell = browser
+        .wait_for("tr.audit-command td.reason")
+        .await
+        .expect("an audit row");
+    assert_eq!(cell.text().await.expect("text"), reason);
+    for (path, ready, name) in [
+        ("/vehicles", "#residents", "vehicles"),
+        ("/traffic", "#traffic-chart", "traffic"),
+        ("/platform", "#platform-state", "platform"),
+    ] {
+        browser.goto(&lanes.url(path)).await.expect("page");
+        browser.wait_for(ready).await.expect("page ready");
+        browser.screenshot(name).await.expect("screenshot");
+    }
+    browser.close().await.expect("close");
+    assert!(lanes.running.shutdown().await.is_clean());
 }

@@ -36,10 +36,13 @@ use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
+use crate::lanes::LaneBoard;
+use crate::lists::plates::PlateRegistry;
 use crate::metrics::Metrics;
 use crate::pipeline::{EventFeed, PipelineHandle};
 use crate::store::Journal;
 use crate::supervisor::Drivers;
+use crate::uplink::status::UplinkStatus;
 
 pub(crate) use error::PanelError;
 
@@ -58,6 +61,12 @@ pub struct PanelCore {
     pub feed: EventFeed,
     /// Where plate images are stored (`<data_dir>/images`).
     pub images_dir: PathBuf,
+    /// The lanes board and the reads waiting for a guard.
+    pub board: LaneBoard,
+    /// Residents, visitors, blacklist, vehicles inside.
+    pub plates: Arc<PlateRegistry>,
+    /// The platform link's state.
+    pub uplink_status: Arc<UplinkStatus>,
 }
 
 /// The panel's handle (cheap to clone): the core once set, the metrics for
@@ -114,7 +123,29 @@ pub fn router(panel: Panel) -> Router {
         .route("/users", get(pages::users::page).post(pages::users::add))
         .route("/users/{name}/password", post(pages::users::reset_password))
         .route("/users/{name}/remove", post(pages::users::remove))
+        .route("/lanes", get(pages::lanes::page))
+        .route("/lanes/live", get(pages::lanes::live))
+        .route("/lanes/{id}/command", post(pages::lanes::command))
+        .route("/lanes/pending/{id}", post(pages::lanes::decide))
+        .route(
+            "/visitors",
+            get(pages::visitors::page).post(pages::visitors::register),
+        )
+        .route("/visitors/{id}/revoke", post(pages::visitors::revoke))
+        .route(
+            "/vehicles",
+            get(pages::vehicles::page).post(pages::vehicles::save),
+        )
+        .route("/vehicles.csv", get(pages::vehicles::export))
+        .route("/vehicles/import", post(pages::vehicles::import))
+        .route("/vehicles/blacklist", post(pages::vehicles::blacklist_add))
+        .route(
+            "/vehicles/blacklist/{plate}/remove",
+            post(pages::vehicles::blacklist_remove),
+        )
+        .route("/vehicles/{plate}/remove", post(pages::vehicles::remove))
         .route("/platform", get(pages::platform::page))
+        .route("/traffic", get(pages::traffic::page))
         .route("/images/{*name}", get(pages::images::serve))
         .route("/assets/{name}", get(assets::serve))
         .fallback(pages::not_found)

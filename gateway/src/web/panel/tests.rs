@@ -30,6 +30,8 @@ const REMOTE: ([u8; 4], u16) = ([10, 0, 0, 9], 50_000);
 struct Harness {
     router: Router,
     auth: Auth,
+    board: LaneBoard,
+    plates: Arc<PlateRegistry>,
     journal: Journal,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
@@ -101,6 +103,18 @@ async fn harness() -> Harness {
     tokio::spawn(pipeline.run(cancel.clone()));
     let journal = Journal::new(&store).expect("journal");
     let panel = Panel::new(metrics.clone(), cancel.clone(), false);
+    let board = LaneBoard::new(&[crate::config::LaneConfig {
+        id: "south-in".into(),
+        name: "南门入口".into(),
+        direction: crate::config::LaneDirection::Entry,
+        barrier: Some("tank-1".into()),
+        min_confidence: 80,
+        exit_policy: crate::config::ExitPolicy::RecordedOrListed,
+        repeat_window: Duration::from_secs(10),
+    }]);
+    let plates = Arc::new(
+        PlateRegistry::from_connection(store.connect().expect("connect")).expect("plates"),
+    );
     panel.set_core(PanelCore {
         auth: auth.clone(),
         journal: journal.clone(),
@@ -108,6 +122,9 @@ async fn harness() -> Harness {
         drivers,
         feed,
         images_dir: dir.path().join("images"),
+        board: board.clone(),
+        plates: plates.clone(),
+        uplink_status: Arc::new(UplinkStatus::default()),
     });
     let (_tx, readiness) = watch::channel(Readiness::Ready);
     let router = web::router(PanelState {
@@ -121,6 +138,8 @@ async fn harness() -> Harness {
     Harness {
         router,
         auth,
+        board,
+        plates,
         journal,
         metrics,
         cancel,
@@ -712,4 +731,426 @@ async fn setup_link_creates_the_first_admin_once() {
     let again = b.get(&format!("/setup?token={token}")).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND, "single use");
     assert!(journal_kinds(&h).await.contains(&"user_added".to_owned()));
+}
+
+fn pending_read(id: &str, plate: &str, candidate: &str) -> crate::lanes::PendingRead {
+    crate::lanes::PendingRead {
+        id: id.into(),
+        lane: "south-in".into(),
+        camera: "cam-south-in".into(),
+        plate: plate.into(),
+        candidate: Some(candidate.into()),
+        reason: crate::rules::vehicle::Reason::FuzzyMatch {
+            candidate: candidate.into(),
+        },
+        images: vec![],
+        time_ms: drivers::contract::now_ms(),
+    }
+}
+
+async fn audit_bodies(h: &Harness, kind: &str) -> Vec<serde_json::Value> {
+    h.journal
+        .query(JournalQuery {
+            classes: vec![Class::Audit],
+            limit: 1000,
+            ..JournalQuery::default()
+        })
+        .await
+        .expect("journal")
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| e.body)
+        .collect()
+}
+
+#[tokio::test]
+async fn csrf_and_roles_on_the_lanes_and_visitors_forms() {
+    let h = harness().await;
+    add(&h, "guard-1", Role::Guard).await;
+    h.board
+        .add_pending(pending_read("p1", "苏ABHK52", "苏A8HK52"));
+    let mut b = Browser::new(&h);
+    b.login("guard-1", "a long password").await;
+    for route in [
+        "/lanes/south-in/command",
+        "/lanes/pending/p1",
+        "/visitors",
+        "/visitors/1/revoke",
+    ] {
+        let reply = b
+            .post(
+                route,
+                &[
+                    ("reason", "x"),
+                    ("command", "open_barrier"),
+                    ("decision", "allow"),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{route}");
+    }
+    assert_eq!(h.board.pending().len(), 1, "nothing was decided");
+    let page = b.get("/lanes").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("苏ABHK52") && page.body.contains("苏A8HK52"));
+    assert!(page.body.contains("/lanes/pending/p1"));
+    let live = b.get("/lanes/live").await;
+    assert!(live.body.contains("id=\"lanes-live\"") && !live.body.contains("<html"));
+    assert_eq!(b.get("/visitors").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn lanes_command_needs_a_reason_and_is_audited() {
+    let h = harness().await;
+    add(&h, "guard-1", Role::Guard).await;
+    let mut b = Browser::new(&h);
+    b.login("guard-1", "a long password").await;
+    let csrf = b.csrf().await;
+    let missing = b
+        .post(
+            "/lanes/south-in/command",
+            &[
+                ("csrf", &csrf),
+                ("command", "open_barrier"),
+                ("reason", " "),
+            ],
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        missing.body.contains("id=\"reason-error\""),
+        "{}",
+        missing.body
+    );
+    assert!(audit_bodies(&h, "command").await.is_empty());
+    let unknown = b
+        .post(
+            "/lanes/nowhere/command",
+            &[
+                ("csrf", &csrf),
+                ("command", "open_barrier"),
+                ("reason", "r"),
+            ],
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let done = b
+        .post(
+            "/lanes/south-in/command",
+            &[
+                ("csrf", &csrf),
+                ("command", "open_barrier"),
+                ("reason", "救护车"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert!(done.body.contains("id=\"flash\""), "{}", done.body);
+    let audits = audit_bodies(&h, "command").await;
+    assert_eq!(audits.len(), 1, "{audits:?}");
+    let text = audits[0].to_string();
+    assert!(
+        text.contains("救护车") && text.contains("guard-1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn lanes_pending_read_is_decided_once_by_the_guard() {
+    let h = harness().await;
+    add(&h, "guard-1", Role::Guard).await;
+    h.board
+        .add_pending(pending_read("p1", "苏ABHK52", "苏A8HK52"));
+    let mut b = Browser::new(&h);
+    b.login("guard-1", "a long password").await;
+    let csrf = b.csrf().await;
+    let deny = b
+        .post(
+            "/lanes/pending/p1",
+            &[("csrf", &csrf), ("decision", "deny"), ("reason", "")],
+        )
+        .await;
+    assert_eq!(deny.status, StatusCode::OK, "{}", deny.body);
+    assert!(h.board.pending().is_empty());
+    let decisions = audit_bodies(&h, "guard_decision").await;
+    assert_eq!(decisions.len(), 1);
+    assert_eq!(decisions[0]["allowed"], false);
+    assert_eq!(decisions[0]["origin"]["actor"], "guard-1");
+    assert_eq!(decisions[0]["origin"]["reason"], "保安确认拒绝");
+    let again = b
+        .post(
+            "/lanes/pending/p1",
+            &[("csrf", &csrf), ("decision", "allow")],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn visitors_form_shows_errors_next_to_fields_and_writes_nothing_half() {
+    let h = harness().await;
+    add(&h, "guard-1", Role::Guard).await;
+    let mut b = Browser::new(&h);
+    b.login("guard-1", "a long password").await;
+    let csrf = b.csrf().await;
+    let bad = b
+        .post(
+            "/visitors",
+            &[
+                ("csrf", &csrf),
+                ("plate", "ABC"),
+                ("host_unit", "3-2-1201"),
+                ("valid_from", "2026-05-02 10:00"),
+                ("valid_to", "2026-05-01 10:00"),
+                ("usage", "single"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("id=\"plate-error\""), "{}", bad.body);
+    assert!(
+        bad.body.contains("结束时间必须晚于开始时间"),
+        "{}",
+        bad.body
+    );
+    assert!(h.plates.visitor_passes().expect("passes").is_empty());
+    assert!(audit_bodies(&h, "visitor_registered").await.is_empty());
+
+    let good = b
+        .post(
+            "/visitors",
+            &[
+                ("csrf", &csrf),
+                ("plate", "苏e12345"),
+                ("host_unit", "3-2-1201"),
+                ("valid_from", "2026-05-01 10:00"),
+                ("valid_to", "2099-05-02 10:00"),
+                ("usage", "multiple"),
+            ],
+        )
+        .await;
+    assert_eq!(good.status, StatusCode::OK, "{}", good.body);
+    let passes = h.plates.visitor_passes().expect("passes");
+    assert_eq!(passes.len(), 1);
+    assert_eq!(passes[0].plate, "苏E12345");
+    assert!(!passes[0].single_use);
+    assert!(good.body.contains("苏E12345"));
+    let audits = audit_bodies(&h, "visitor_registered").await;
+    assert_eq!(audits.len(), 1);
+    assert_eq!(audits[0]["actor"], "guard-1");
+
+    let revoke = b
+        .post(
+            &format!("/visitors/{}/revoke", passes[0].id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(revoke.status, StatusCode::OK);
+    assert_eq!(audit_bodies(&h, "visitor_revoked").await.len(), 1);
+    let after = b.get("/visitors").await;
+    assert!(
+        !after.body.contains("苏E12345"),
+        "revoked passes are not listed"
+    );
+}
+
+#[tokio::test]
+async fn role_guard_cannot_reach_residents_vehicles() {
+    let h = harness().await;
+    add(&h, "guard-1", Role::Guard).await;
+    let mut b = Browser::new(&h);
+    b.login("guard-1", "a long password").await;
+    let csrf = b.csrf().await;
+    assert_eq!(b.get("/vehicles").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(b.get("/vehicles.csv").await.status, StatusCode::FORBIDDEN);
+    for route in ["/vehicles", "/vehicles/import", "/vehicles/blacklist"] {
+        let reply = b
+            .post(
+                route,
+                &[
+                    ("csrf", &csrf),
+                    ("plate", "苏A8HK52"),
+                    ("house", "1"),
+                    ("reason", "x"),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{route}");
+    }
+    assert!(h.plates.snapshot().residents.is_empty());
+    assert!(h.plates.snapshot().blacklist.is_empty());
+    let nav = b.get("/lanes").await.body;
+    assert!(!nav.contains("href=\"/vehicles\""));
+    // Every role sees the lanes, traffic and platform pages.
+    for page in ["/lanes", "/traffic", "/platform"] {
+        assert_eq!(b.get(page).await.status, StatusCode::OK, "{page}");
+    }
+}
+
+#[tokio::test]
+async fn vehicles_csv_import_previews_rejected_lines_before_writing() {
+    let h = harness().await;
+    add(&h, "mgr", Role::Manager).await;
+    let mut b = Browser::new(&h);
+    b.login("mgr", "a long password").await;
+    let csrf = b.csrf().await;
+    let csv = "plate,house,owner,valid_from,valid_to,lanes\n\
+               苏A8HK52,3-2-1201,王芳,,,\n\
+               not a plate,1-1-101,李雷,,,\n\
+               苏B12345,5-1-302,韩梅梅,2026-01-01,2026-12-31,south-in\n";
+    let check = b
+        .post(
+            "/vehicles/import",
+            &[("csrf", &csrf), ("step", "check"), ("csv", csv)],
+        )
+        .await;
+    assert_eq!(check.status, StatusCode::OK, "{}", check.body);
+    assert!(check.body.contains("id=\"rows-ok\">2<"), "{}", check.body);
+    assert!(
+        check.body.contains("id=\"rows-rejected\">1<"),
+        "{}",
+        check.body
+    );
+    assert!(
+        check.body.contains("<td>3</td>"),
+        "the rejected line number"
+    );
+    assert!(
+        h.plates.snapshot().residents.is_empty(),
+        "nothing written yet"
+    );
+    assert!(
+        journal_kinds(&h)
+            .await
+            .iter()
+            .all(|k| k != "residents_imported")
+    );
+
+    let write = b
+        .post(
+            "/vehicles/import",
+            &[("csrf", &csrf), ("step", "write"), ("csv", csv)],
+        )
+        .await;
+    assert_eq!(write.status, StatusCode::OK, "{}", write.body);
+    let lists = h.plates.snapshot();
+    assert_eq!(lists.residents.len(), 2);
+    assert_eq!(lists.residents["苏B12345"].lanes, vec!["south-in"]);
+    assert!(
+        journal_kinds(&h)
+            .await
+            .iter()
+            .any(|k| k == "residents_imported")
+    );
+
+    let bad_header = b
+        .post(
+            "/vehicles/import",
+            &[("csrf", &csrf), ("step", "write"), ("csv", "a,b\n1,2\n")],
+        )
+        .await;
+    assert_eq!(bad_header.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad_header.body.contains("id=\"import-error\""));
+
+    let export = b.get("/vehicles.csv").await;
+    assert_eq!(export.status, StatusCode::OK);
+    assert!(export.body.starts_with('\u{feff}'));
+    assert!(
+        export
+            .body
+            .contains("苏B12345,5-1-302,韩梅梅,2026-01-01,2026-12-31,south-in")
+    );
+}
+
+#[tokio::test]
+async fn vehicles_form_and_blacklist_validate_next_to_the_field_and_audit() {
+    let h = harness().await;
+    add(&h, "mgr", Role::Manager).await;
+    let mut b = Browser::new(&h);
+    b.login("mgr", "a long password").await;
+    let csrf = b.csrf().await;
+    let bad = b
+        .post(
+            "/vehicles",
+            &[
+                ("csrf", &csrf),
+                ("plate", "苏A8HK5"),
+                ("house", ""),
+                ("valid_from", "2026-05-02"),
+                ("valid_to", "2026-05-01"),
+                ("lanes", "nowhere"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for id in [
+        "r-plate-error",
+        "r-house-error",
+        "r-to-error",
+        "r-lanes-error",
+    ] {
+        assert!(
+            bad.body.contains(&format!("id=\"{id}\"")),
+            "{id}: {}",
+            bad.body
+        );
+    }
+    assert!(h.plates.snapshot().residents.is_empty());
+    let good = b
+        .post(
+            "/vehicles",
+            &[
+                ("csrf", &csrf),
+                ("plate", "苏a8hk52"),
+                ("house", "3-2-1201"),
+                ("owner", "王芳"),
+                ("lanes", "south-in"),
+            ],
+        )
+        .await;
+    assert_eq!(good.status, StatusCode::OK, "{}", good.body);
+    assert_eq!(h.plates.snapshot().residents["苏A8HK52"].house, "3-2-1201");
+    let search = b.get("/vehicles?q=3-2").await;
+    assert!(search.body.contains("苏A8HK52"));
+    let none = b.get("/vehicles?q=9-9").await;
+    assert!(!none.body.contains("<td class=\"plate\">苏A8HK52"));
+    let edit = b.get("/vehicles?edit=%E8%8B%8FA8HK52").await;
+    assert!(edit.body.contains("value=\"3-2-1201\""));
+    let removed = b
+        .post("/vehicles/%E8%8B%8FA8HK52/remove", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(removed.status, StatusCode::OK);
+    assert!(h.plates.snapshot().residents.is_empty());
+
+    let black = b
+        .post(
+            "/vehicles/blacklist",
+            &[("csrf", &csrf), ("plate", "苏A00000"), ("reason", "")],
+        )
+        .await;
+    assert!(black.body.contains("id=\"b-reason-error\""));
+    let black = b
+        .post(
+            "/vehicles/blacklist",
+            &[("csrf", &csrf), ("plate", "苏A00000"), ("reason", "欠费")],
+        )
+        .await;
+    assert_eq!(black.status, StatusCode::OK);
+    assert_eq!(h.plates.snapshot().blacklist["苏A00000"].reason, "欠费");
+    let unblack = b
+        .post(
+            "/vehicles/blacklist/%E8%8B%8FA00000/remove",
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(unblack.status, StatusCode::OK);
+    let kinds = journal_kinds(&h).await;
+    for kind in [
+        "resident_saved",
+        "resident_removed",
+        "blacklist_added",
+        "blacklist_removed",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind}: {kinds:?}");
+    }
 }

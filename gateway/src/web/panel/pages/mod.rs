@@ -4,10 +4,14 @@
 pub(super) mod audit;
 pub(super) mod devices;
 pub(super) mod images;
+pub(super) mod lanes;
 pub(super) mod live;
 pub(super) mod login;
 pub(super) mod platform;
+pub(super) mod traffic;
 pub(super) mod users;
+pub(super) mod vehicles;
+pub(super) mod visitors;
 
 use axum::response::{IntoResponse, Redirect, Response};
 use drivers::Class;
@@ -32,6 +36,7 @@ pub(crate) struct Chrome {
     pub(crate) nav: &'static str,
     pub(crate) can_audit: bool,
     pub(crate) can_users: bool,
+    pub(crate) can_residents: bool,
     /// This page, for the language switch to come back to.
     pub(crate) here: String,
 }
@@ -50,6 +55,7 @@ impl Chrome {
             nav,
             can_audit: viewer.may(Permission::ViewAudit),
             can_users: viewer.may(Permission::ManageUsers),
+            can_residents: viewer.may(Permission::ManageResidents),
             here: viewer.ctx.path.clone(),
         }
     }
