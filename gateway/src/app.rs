@@ -444,6 +444,7 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
         images_dir: data_dir.join("images"),
         board: board.clone(),
         plates: plates.clone(),
+        credentials: doors.credentials.clone(),
         uplink_status: uplink_status.clone(),
     });
     aux_tasks.spawn(

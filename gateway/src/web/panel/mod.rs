@@ -36,6 +36,7 @@ use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
+use crate::doors::credentials::CredentialStore;
 use crate::lanes::LaneBoard;
 use crate::lists::plates::PlateRegistry;
 use crate::metrics::Metrics;
@@ -65,6 +66,8 @@ pub struct PanelCore {
     pub board: LaneBoard,
     /// Residents, visitors, blacklist, vehicles inside.
     pub plates: Arc<PlateRegistry>,
+    /// Unit-door cards, PINs, temporary codes, blocked cards.
+    pub credentials: Arc<CredentialStore>,
     /// The platform link's state.
     pub uplink_status: Arc<UplinkStatus>,
 }
@@ -144,6 +147,12 @@ pub fn router(panel: Panel) -> Router {
             post(pages::vehicles::blacklist_remove),
         )
         .route("/vehicles/{plate}/remove", post(pages::vehicles::remove))
+        .route("/cards", get(pages::cards::page).post(pages::cards::save))
+        .route("/cards.csv", get(pages::cards::export))
+        .route("/cards/import", post(pages::cards::import))
+        .route("/cards/block", post(pages::cards::block))
+        .route("/cards/{number}/unblock", post(pages::cards::unblock))
+        .route("/cards/{number}/remove", post(pages::cards::remove))
         .route("/platform", get(pages::platform::page))
         .route("/traffic", get(pages::traffic::page))
         .route("/images/{*name}", get(pages::images::serve))

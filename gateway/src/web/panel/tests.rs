@@ -32,6 +32,7 @@ struct Harness {
     auth: Auth,
     board: LaneBoard,
     plates: Arc<PlateRegistry>,
+    credentials: Arc<CredentialStore>,
     journal: Journal,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
@@ -115,6 +116,11 @@ async fn harness() -> Harness {
     let plates = Arc::new(
         PlateRegistry::from_connection(store.connect().expect("connect")).expect("plates"),
     );
+    let credentials = Arc::new(
+        CredentialStore::from_connection(store.connect().expect("connect"))
+            .expect("credentials")
+            .with_known_groups(["b3".to_owned(), "basement".to_owned()]),
+    );
     panel.set_core(PanelCore {
         auth: auth.clone(),
         journal: journal.clone(),
@@ -124,6 +130,7 @@ async fn harness() -> Harness {
         images_dir: dir.path().join("images"),
         board: board.clone(),
         plates: plates.clone(),
+        credentials: credentials.clone(),
         uplink_status: Arc::new(UplinkStatus::default()),
     });
     let (_tx, readiness) = watch::channel(Readiness::Ready);
@@ -140,6 +147,7 @@ async fn harness() -> Harness {
         auth,
         board,
         plates,
+        credentials,
         journal,
         metrics,
         cancel,
@@ -1150,6 +1158,192 @@ async fn vehicles_form_and_blacklist_validate_next_to_the_field_and_audit() {
         "resident_removed",
         "blacklist_added",
         "blacklist_removed",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind}: {kinds:?}");
+    }
+}
+
+#[tokio::test]
+async fn cards_page_roles_csrf_field_errors_preview_block_and_audit() {
+    let h = harness().await;
+    add(&h, "guard-1", Role::Guard).await;
+    add(&h, "mgr", Role::Manager).await;
+
+    // A guard gets 403 everywhere and no nav entry.
+    let mut g = Browser::new(&h);
+    g.login("guard-1", "a long password").await;
+    let csrf = g.csrf().await;
+    assert_eq!(g.get("/cards").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(g.get("/cards.csv").await.status, StatusCode::FORBIDDEN);
+    for route in ["/cards", "/cards/import", "/cards/block"] {
+        let reply = g
+            .post(
+                route,
+                &[
+                    ("csrf", &csrf),
+                    ("number", "1001"),
+                    ("holder", "王芳"),
+                    ("house", "3-1-1201"),
+                    ("reason", "x"),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{route}");
+    }
+    assert!(!g.get("/lanes").await.body.contains("href=\"/cards\""));
+    assert!(h.credentials.cards().is_empty());
+
+    let mut b = Browser::new(&h);
+    b.login("mgr", "a long password").await;
+    let csrf = b.csrf().await;
+    assert!(b.get("/lanes").await.body.contains("href=\"/cards\""));
+
+    // Without the CSRF token: refused, nothing written.
+    let no_csrf = b
+        .post(
+            "/cards",
+            &[
+                ("number", "1001"),
+                ("holder", "王芳"),
+                ("house", "3-1-1201"),
+            ],
+        )
+        .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN, "{}", no_csrf.body);
+    assert!(h.credentials.cards().is_empty());
+
+    // A bad card: errors next to the fields, nothing written.
+    let bad = b
+        .post(
+            "/cards",
+            &[
+                ("csrf", &csrf),
+                ("number", "12ab"),
+                ("holder", ""),
+                ("house", "3-1-1201"),
+                ("valid_from", "2026-05-02"),
+                ("valid_to", "2026-05-01"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for id in ["c-number-error", "c-holder-error", "c-to-error"] {
+        assert!(bad.body.contains(&format!("id=\"{id}\"")), "{id}");
+    }
+    let bad_group = b
+        .post(
+            "/cards",
+            &[
+                ("csrf", &csrf),
+                ("number", "1001"),
+                ("holder", "王芳"),
+                ("house", "3-1-1201"),
+                ("groups", "nowhere"),
+            ],
+        )
+        .await;
+    assert_eq!(bad_group.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad_group.body.contains("id=\"c-groups-error\""));
+    assert!(h.credentials.cards().is_empty());
+
+    // A good card.
+    let good = b
+        .post(
+            "/cards",
+            &[
+                ("csrf", &csrf),
+                ("number", "0001001"),
+                ("holder", "王芳"),
+                ("house", "3-1-1201"),
+                ("valid_to", "2026-12-31"),
+                ("groups", "b3"),
+            ],
+        )
+        .await;
+    assert_eq!(good.status, StatusCode::OK, "{}", good.body);
+    let cards = h.credentials.cards();
+    assert_eq!(cards.len(), 1);
+    assert_eq!(cards[0].number, "1001");
+    assert_eq!(cards[0].groups, vec!["b3"]);
+    assert!(b.get("/cards?q=3-1").await.body.contains("王芳"));
+    assert!(!b.get("/cards?q=9-9").await.body.contains("王芳"));
+    assert!(
+        b.get("/cards?edit=1001")
+            .await
+            .body
+            .contains("value=\"3-1-1201\"")
+    );
+
+    // Block with a reason (the reason is required), then unblock.
+    let no_reason = b
+        .post("/cards/block", &[("csrf", &csrf), ("number", "1001")])
+        .await;
+    assert!(no_reason.body.contains("id=\"b-reason-error\""));
+    assert!(h.credentials.snapshot().blocked.is_empty());
+    let blocked = b
+        .post(
+            "/cards/block",
+            &[("csrf", &csrf), ("number", "1001"), ("reason", "挂失")],
+        )
+        .await;
+    assert_eq!(blocked.status, StatusCode::OK);
+    assert_eq!(h.credentials.snapshot().blocked["1001"].reason, "挂失");
+    let unblocked = b.post("/cards/1001/unblock", &[("csrf", &csrf)]).await;
+    assert_eq!(unblocked.status, StatusCode::OK);
+    assert!(h.credentials.snapshot().blocked.is_empty());
+
+    // CSV: the preview writes nothing and shows the rejected line.
+    let csv = "number,holder,house,valid_from,valid_to,groups\n\
+               2002,李雷,1-1-101,,,\n\
+               not-a-card,韩梅梅,1-1-102,,,\n\
+               3003,韩梅梅,5-1-302,2026-01-01,2026-12-31,basement\n";
+    let check = b
+        .post(
+            "/cards/import",
+            &[("csrf", &csrf), ("step", "check"), ("csv", csv)],
+        )
+        .await;
+    assert_eq!(check.status, StatusCode::OK, "{}", check.body);
+    assert!(check.body.contains("id=\"rows-ok\">2<"), "{}", check.body);
+    assert!(check.body.contains("id=\"rows-rejected\">1<"));
+    assert!(
+        check.body.contains("<td>3</td>"),
+        "the rejected line number"
+    );
+    assert_eq!(h.credentials.cards().len(), 1, "nothing written yet");
+    let write = b
+        .post(
+            "/cards/import",
+            &[("csrf", &csrf), ("step", "write"), ("csv", csv)],
+        )
+        .await;
+    assert_eq!(write.status, StatusCode::OK, "{}", write.body);
+    assert_eq!(h.credentials.cards().len(), 3);
+
+    let export = b.get("/cards.csv").await;
+    assert_eq!(export.status, StatusCode::OK);
+    assert!(export.body.starts_with('\u{feff}'));
+    assert!(
+        export
+            .body
+            .contains("3003,韩梅梅,5-1-302,2026-01-01,2026-12-31,basement")
+    );
+
+    let removed = b.post("/cards/2002/remove", &[("csrf", &csrf)]).await;
+    assert_eq!(removed.status, StatusCode::OK);
+    assert_eq!(h.credentials.cards().len(), 2);
+
+    let saved = audit_bodies(&h, "card_saved").await;
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0]["actor"], "mgr");
+    assert_eq!(saved[0]["target"], "1001");
+    let kinds = journal_kinds(&h).await;
+    for kind in [
+        "card_saved",
+        "card_removed",
+        "card_blocked",
+        "card_unblocked",
+        "cards_imported",
     ] {
         assert!(kinds.iter().any(|k| k == kind), "{kind}: {kinds:?}");
     }

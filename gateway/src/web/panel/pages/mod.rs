@@ -2,6 +2,7 @@
 //! language switch, CSRF token for forms) and recording audit events.
 
 pub(super) mod audit;
+pub(super) mod cards;
 pub(super) mod devices;
 pub(super) mod images;
 pub(super) mod lanes;

@@ -184,7 +184,7 @@ pub(in crate::web::panel) async fn page(
     Ok(vehicles_page(&core, &viewer, StatusCode::OK, view))
 }
 
-fn text_error(t: &'static Strings, text: &str, required: bool) -> Option<&'static str> {
+pub(super) fn text_error(t: &'static Strings, text: &str, required: bool) -> Option<&'static str> {
     if required && text.is_empty() {
         Some(t.err_required)
     } else if text.chars().count() > MAX_TEXT_CHARS {
@@ -280,7 +280,7 @@ pub(in crate::web::panel) fn check_resident(
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ListError> + Send + 'static,
 ) -> Result<Result<T, ListError>, PanelError> {
     tokio::task::spawn_blocking(f)

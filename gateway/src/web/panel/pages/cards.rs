@@ -1,0 +1,556 @@
+//! `/cards` (门禁卡, manager and up): unit-door cards — search by number,
+//! holder or house, add or edit (upsert), remove, block and unblock with a
+//! reason; CSV import in two steps (check: a preview of the rows that would
+//! be written and the rejected rows with their line numbers, nothing
+//! written; confirm: the same CSV is posted again and imported in one
+//! transaction); CSV export. Modelled on the vehicles page; every change is
+//! audited.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::devices::Flash;
+use super::vehicles::{Preview, blocking, preview, text_error};
+use super::{Chrome, record_audit};
+use crate::auth::Permission;
+use crate::doors::credentials::CredentialStore;
+use crate::lists::time::{format_bound, parse_optional_ms};
+use crate::rules::door::{Blocked, Card, canonical_card};
+use crate::web::panel::error::render;
+use crate::web::panel::guard::Viewer;
+use crate::web::panel::i18n::Strings;
+use crate::web::panel::{Panel, PanelCore, PanelError};
+
+/// Most rows shown in the list.
+const MAX_ROWS: usize = 500;
+
+/// One card as a row.
+#[derive(Debug, Clone)]
+pub(crate) struct CardRow {
+    pub(crate) number: String,
+    pub(crate) holder: String,
+    pub(crate) house: String,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) groups: String,
+    /// The block reason, if the card is blocked.
+    pub(crate) blocked: Option<String>,
+}
+
+/// The add / edit form.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CardForm {
+    pub(crate) number: String,
+    pub(crate) holder: String,
+    pub(crate) house: String,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) groups: String,
+    pub(crate) number_error: Option<String>,
+    pub(crate) holder_error: Option<String>,
+    pub(crate) house_error: Option<String>,
+    pub(crate) from_error: Option<String>,
+    pub(crate) to_error: Option<String>,
+    pub(crate) groups_error: Option<String>,
+}
+
+/// The block form.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BlockForm {
+    pub(crate) number: String,
+    pub(crate) reason: String,
+    pub(crate) number_error: Option<&'static str>,
+    pub(crate) reason_error: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "cards.html")]
+struct CardsPage {
+    c: Chrome,
+    q: String,
+    rows: Vec<CardRow>,
+    form: CardForm,
+    blocked: Vec<Blocked>,
+    block_form: BlockForm,
+    preview: Option<Preview>,
+    flash: Option<Flash>,
+}
+
+#[derive(Debug, Default)]
+struct View {
+    q: String,
+    form: CardForm,
+    block_form: BlockForm,
+    preview: Option<Preview>,
+    flash: Option<Flash>,
+}
+
+fn card_row(card: &Card, blocked: Option<&Blocked>) -> CardRow {
+    let bound = |t: Option<i64>, end| t.map(|t| format_bound(t, end)).unwrap_or_default();
+    CardRow {
+        number: card.number.clone(),
+        holder: card.holder.clone(),
+        house: card.house.clone(),
+        from: bound(card.valid_from, false),
+        to: bound(card.valid_to, true),
+        groups: card.groups.join(","),
+        blocked: blocked.map(|b| b.reason.clone()),
+    }
+}
+
+fn cards_page(core: &PanelCore, viewer: &Viewer, status: StatusCode, view: View) -> Response {
+    let snapshot = core.credentials.snapshot();
+    let needle = view.q.trim().to_uppercase();
+    let mut rows: Vec<CardRow> = core
+        .credentials
+        .cards()
+        .iter()
+        .filter(|c| {
+            needle.is_empty()
+                || c.number.contains(&needle)
+                || c.holder.to_uppercase().contains(&needle)
+                || c.house.to_uppercase().contains(&needle)
+        })
+        .map(|c| card_row(c, snapshot.blocked.get(&c.number)))
+        .collect();
+    rows.sort_by(|a, b| a.house.cmp(&b.house).then(a.number.cmp(&b.number)));
+    rows.truncate(MAX_ROWS);
+    let mut blocked: Vec<Blocked> = snapshot.blocked.values().cloned().collect();
+    blocked.sort_by(|a, b| a.number.cmp(&b.number));
+    let page = CardsPage {
+        c: Chrome::new(viewer, "cards"),
+        q: view.q,
+        rows,
+        form: view.form,
+        blocked,
+        block_form: view.block_form,
+        preview: view.preview,
+        flash: view.flash,
+    };
+    render(status, &page)
+}
+
+#[derive(Deserialize, Default)]
+pub(in crate::web::panel) struct Search {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    edit: String,
+}
+
+/// `GET /cards?q=…&edit=…`.
+pub(in crate::web::panel) async fn page(
+    State(panel): State<Panel>,
+    viewer: Viewer,
+    Query(search): Query<Search>,
+) -> Result<Response, PanelError> {
+    viewer.require(Permission::ManageResidents)?;
+    let core = panel.core()?;
+    let mut form = CardForm::default();
+    if let Some(number) = canonical_card(&search.edit)
+        && let Some(card) = core.credentials.snapshot().cards.get(&number)
+    {
+        let row = card_row(card, None);
+        form = CardForm {
+            number: row.number,
+            holder: row.holder,
+            house: row.house,
+            from: row.from,
+            to: row.to,
+            groups: row.groups,
+            ..CardForm::default()
+        };
+    }
+    let view = View {
+        q: search.q,
+        form,
+        ..View::default()
+    };
+    Ok(cards_page(&core, &viewer, StatusCode::OK, view))
+}
+
+#[derive(Deserialize)]
+pub(in crate::web::panel) struct SaveForm {
+    #[serde(default)]
+    number: String,
+    #[serde(default)]
+    holder: String,
+    #[serde(default)]
+    house: String,
+    #[serde(default)]
+    valid_from: String,
+    #[serde(default)]
+    valid_to: String,
+    #[serde(default)]
+    groups: String,
+}
+
+/// Checks the add / edit form: the panel's own checks per field, then the
+/// store's [`CredentialStore::check_card`], whose refusal is shown next to
+/// the field it is about.
+pub(in crate::web::panel) fn check_card_form(
+    t: &'static Strings,
+    store: &CredentialStore,
+    input: &SaveForm,
+) -> Result<Card, Box<CardForm>> {
+    let mut form = CardForm {
+        number: input.number.trim().to_owned(),
+        holder: input.holder.trim().to_owned(),
+        house: input.house.trim().to_owned(),
+        from: input.valid_from.trim().to_owned(),
+        to: input.valid_to.trim().to_owned(),
+        groups: input.groups.trim().to_owned(),
+        ..CardForm::default()
+    };
+    if form.number.is_empty() {
+        form.number_error = Some(t.err_required.to_owned());
+    } else if canonical_card(&form.number).is_none() {
+        form.number_error = Some(t.err_card_number.to_owned());
+    }
+    form.holder_error = text_error(t, &form.holder, true).map(str::to_owned);
+    form.house_error = text_error(t, &form.house, true).map(str::to_owned);
+    let from = parse_optional_ms(&form.from, false);
+    let to = parse_optional_ms(&form.to, true);
+    if from.is_err() {
+        form.from_error = Some(t.err_datetime.to_owned());
+    }
+    if to.is_err() {
+        form.to_error = Some(t.err_datetime.to_owned());
+    }
+    if let (Ok(Some(f)), Ok(Some(u))) = (&from, &to)
+        && u <= f
+    {
+        form.to_error = Some(t.err_window_order.to_owned());
+    }
+    let groups: Vec<String> = form
+        .groups
+        .split([',', ';', '，', ' '])
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let clean = form.number_error.is_none()
+        && form.holder_error.is_none()
+        && form.house_error.is_none()
+        && form.from_error.is_none()
+        && form.to_error.is_none();
+    let (Ok(valid_from), Ok(valid_to)) = (from, to) else {
+        return Err(Box::new(form));
+    };
+    if !clean {
+        return Err(Box::new(form));
+    }
+    let card = Card {
+        number: form.number.clone(),
+        holder: form.holder.clone(),
+        house: form.house.clone(),
+        valid_from,
+        valid_to,
+        groups,
+    };
+    store.check_card(&card).map_err(|reason| {
+        let slot = if reason.starts_with("card number") {
+            &mut form.number_error
+        } else if reason.starts_with("holder") {
+            &mut form.holder_error
+        } else if reason.starts_with("house") {
+            &mut form.house_error
+        } else if reason.contains("door group") {
+            &mut form.groups_error
+        } else {
+            &mut form.to_error
+        };
+        *slot = Some(reason);
+        Box::new(form)
+    })
+}
+
+/// `POST /cards`: add or edit.
+pub(in crate::web::panel) async fn save(
+    State(panel): State<Panel>,
+    viewer: Viewer,
+    Form(input): Form<SaveForm>,
+) -> Result<Response, PanelError> {
+    viewer.require(Permission::ManageResidents)?;
+    let core = panel.core()?;
+    let t = viewer.t();
+    let card = match check_card_form(t, &core.credentials, &input) {
+        Ok(card) => card,
+        Err(form) => {
+            let view = View {
+                form: *form,
+                ..View::default()
+            };
+            return Ok(cards_page(
+                &core,
+                &viewer,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                view,
+            ));
+        }
+    };
+    let store = core.credentials.clone();
+    let saved = card.clone();
+    blocking(move || store.upsert_card(&saved)).await??;
+    record_audit(
+        &core,
+        None,
+        "card_saved",
+        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": card.number,
+            "detail": format!("{} {}", card.house, card.holder)}),
+    )
+    .await;
+    let view = View {
+        flash: Some(Flash {
+            class: "ok",
+            text: format!("{}: {}", t.card_saved_msg, card.number),
+        }),
+        ..View::default()
+    };
+    Ok(cards_page(&core, &viewer, StatusCode::OK, view))
+}
+
+/// `POST /cards/{number}/remove`.
+pub(in crate::web::panel) async fn remove(
+    State(panel): State<Panel>,
+    viewer: Viewer,
+    Path(number): Path<String>,
+) -> Result<Response, PanelError> {
+    viewer.require(Permission::ManageResidents)?;
+    let core = panel.core()?;
+    let t = viewer.t();
+    let store = core.credentials.clone();
+    let target = number.clone();
+    let removed = blocking(move || store.remove_card(&target))
+        .await?
+        .unwrap_or(false);
+    if !removed {
+        return Err(PanelError::NotFound(viewer.ctx.lang));
+    }
+    record_audit(
+        &core,
+        None,
+        "card_removed",
+        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": number}),
+    )
+    .await;
+    let view = View {
+        flash: Some(Flash {
+            class: "ok",
+            text: format!("{}: {number}", t.card_removed_msg),
+        }),
+        ..View::default()
+    };
+    Ok(cards_page(&core, &viewer, StatusCode::OK, view))
+}
+
+#[derive(Deserialize)]
+pub(in crate::web::panel) struct ImportForm {
+    #[serde(default)]
+    csv: String,
+    #[serde(default)]
+    step: String,
+}
+
+/// `POST /cards/import`: `step=check` previews, `step=write` imports.
+pub(in crate::web::panel) async fn import(
+    State(panel): State<Panel>,
+    viewer: Viewer,
+    Form(input): Form<ImportForm>,
+) -> Result<Response, PanelError> {
+    viewer.require(Permission::ManageResidents)?;
+    let core = panel.core()?;
+    let t = viewer.t();
+    let text = input
+        .csv
+        .strip_prefix('\u{feff}')
+        .unwrap_or(&input.csv)
+        .replace("\r\n", "\n");
+    let write = input.step == "write";
+    let store = core.credentials.clone();
+    let bytes = text.clone().into_bytes();
+    let checked = blocking(move || store.check_cards_csv(bytes.as_slice())).await?;
+    let report = match checked {
+        Ok(report) => report,
+        Err(error) => {
+            let view = View {
+                preview: Some(Preview {
+                    csv: text,
+                    error: Some(format!("{}: {error}", t.err_csv)),
+                    ..Preview::default()
+                }),
+                ..View::default()
+            };
+            return Ok(cards_page(
+                &core,
+                &viewer,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                view,
+            ));
+        }
+    };
+    if !write || report.written == 0 {
+        let mut preview = preview(&text, &report);
+        if report.written == 0 {
+            preview.error = Some(t.import_nothing.to_owned());
+        }
+        let view = View {
+            preview: Some(preview),
+            ..View::default()
+        };
+        return Ok(cards_page(&core, &viewer, StatusCode::OK, view));
+    }
+    let store = core.credentials.clone();
+    let report = blocking(move || store.import_cards_csv(text.as_bytes(), |_| {})).await??;
+    record_audit(
+        &core,
+        None,
+        "cards_imported",
+        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": "cards",
+            "detail": format!("{} written, {} rejected", report.written, report.rejected.len())}),
+    )
+    .await;
+    let view = View {
+        flash: Some(Flash {
+            class: "ok",
+            text: format!("{}: {}", t.import_done, report.written),
+        }),
+        ..View::default()
+    };
+    Ok(cards_page(&core, &viewer, StatusCode::OK, view))
+}
+
+/// `GET /cards.csv`: the cards (UTF-8 with a BOM).
+pub(in crate::web::panel) async fn export(
+    State(panel): State<Panel>,
+    viewer: Viewer,
+) -> Result<Response, PanelError> {
+    viewer.require(Permission::ManageResidents)?;
+    let core = panel.core()?;
+    let store = core.credentials.clone();
+    let out = blocking(move || {
+        let mut out = Vec::from("\u{feff}".as_bytes());
+        store.export_cards_csv(&mut out)?;
+        Ok(out)
+    })
+    .await??;
+    let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M").to_string();
+    let disposition = format!("attachment; filename=\"gatehouse-cards-{stamp}.csv\"");
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&disposition)
+                    .unwrap_or(HeaderValue::from_static("attachment")),
+            ),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub(in crate::web::panel) struct BlockInput {
+    #[serde(default)]
+    number: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /cards/block`: block a card (or change the reason); the card need
+/// not be listed.
+pub(in crate::web::panel) async fn block(
+    State(panel): State<Panel>,
+    viewer: Viewer,
+    Form(input): Form<BlockInput>,
+) -> Result<Response, PanelError> {
+    viewer.require(Permission::ManageResidents)?;
+    let core = panel.core()?;
+    let t = viewer.t();
+    let mut form = BlockForm {
+        number: input.number.trim().to_owned(),
+        reason: input.reason.trim().to_owned(),
+        ..BlockForm::default()
+    };
+    let number = canonical_card(&form.number);
+    if form.number.is_empty() {
+        form.number_error = Some(t.err_required);
+    } else if number.is_none() {
+        form.number_error = Some(t.err_card_number);
+    }
+    form.reason_error = text_error(t, &form.reason, true);
+    let Some(number) =
+        number.filter(|_| form.number_error.is_none() && form.reason_error.is_none())
+    else {
+        let view = View {
+            block_form: form,
+            ..View::default()
+        };
+        return Ok(cards_page(
+            &core,
+            &viewer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            view,
+        ));
+    };
+    let store = core.credentials.clone();
+    let (target, reason) = (number.clone(), form.reason.clone());
+    blocking(move || store.block(&target, &reason)).await??;
+    record_audit(
+        &core,
+        None,
+        "card_blocked",
+        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": number, "reason": form.reason}),
+    )
+    .await;
+    let view = View {
+        flash: Some(Flash {
+            class: "ok",
+            text: format!("{}: {number}", t.card_blocked_msg),
+        }),
+        ..View::default()
+    };
+    Ok(cards_page(&core, &viewer, StatusCode::OK, view))
+}
+
+/// `POST /cards/{number}/unblock`.
+pub(in crate::web::panel) async fn unblock(
+    State(panel): State<Panel>,
+    viewer: Viewer,
+    Path(number): Path<String>,
+) -> Result<Response, PanelError> {
+    viewer.require(Permission::ManageResidents)?;
+    let core = panel.core()?;
+    let t = viewer.t();
+    let store = core.credentials.clone();
+    let target = number.clone();
+    let unblocked = blocking(move || store.unblock(&target))
+        .await?
+        .unwrap_or(false);
+    if !unblocked {
+        return Err(PanelError::NotFound(viewer.ctx.lang));
+    }
+    record_audit(
+        &core,
+        None,
+        "card_unblocked",
+        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": number}),
+    )
+    .await;
+    let view = View {
+        flash: Some(Flash {
+            class: "ok",
+            text: format!("{}: {number}", t.card_unblocked_msg),
+        }),
+        ..View::default()
+    };
+    Ok(cards_page(&core, &viewer, StatusCode::OK, view))
+}
