@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::devices::Flash;
 use super::vehicles::{Preview, blocking, preview, text_error};
-use super::{Chrome, record_audit};
+use super::{Chrome, audit_change, record_audit};
 use crate::auth::Permission;
 use crate::doors::credentials::CredentialStore;
 use crate::lists::time::{format_bound, parse_optional_ms};
@@ -331,18 +331,17 @@ pub(in crate::web::panel) async fn remove(
     if !removed {
         return Err(PanelError::NotFound(viewer.ctx.lang));
     }
-    record_audit(
+    let flash = audit_change(
         &core,
-        None,
+        &viewer,
         "card_removed",
-        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": number}),
+        &number,
+        None,
+        format!("{}: {number}", t.card_removed_msg),
     )
     .await;
     let view = View {
-        flash: Some(Flash {
-            class: "ok",
-            text: format!("{}: {number}", t.card_removed_msg),
-        }),
+        flash: Some(flash),
         ..View::default()
     };
     Ok(cards_page(&core, &viewer, StatusCode::OK, view))
@@ -504,18 +503,17 @@ pub(in crate::web::panel) async fn block(
     let store = core.credentials.clone();
     let (target, reason) = (number.clone(), form.reason.clone());
     blocking(move || store.block(&target, &reason)).await??;
-    record_audit(
+    let flash = audit_change(
         &core,
-        None,
+        &viewer,
         "card_blocked",
-        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": number, "reason": form.reason}),
+        &number,
+        Some(&form.reason),
+        format!("{}: {number}", t.card_blocked_msg),
     )
     .await;
     let view = View {
-        flash: Some(Flash {
-            class: "ok",
-            text: format!("{}: {number}", t.card_blocked_msg),
-        }),
+        flash: Some(flash),
         ..View::default()
     };
     Ok(cards_page(&core, &viewer, StatusCode::OK, view))
@@ -538,18 +536,17 @@ pub(in crate::web::panel) async fn unblock(
     if !unblocked {
         return Err(PanelError::NotFound(viewer.ctx.lang));
     }
-    record_audit(
+    let flash = audit_change(
         &core,
-        None,
+        &viewer,
         "card_unblocked",
-        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": number}),
+        &number,
+        None,
+        format!("{}: {number}", t.card_unblocked_msg),
     )
     .await;
     let view = View {
-        flash: Some(Flash {
-            class: "ok",
-            text: format!("{}: {number}", t.card_unblocked_msg),
-        }),
+        flash: Some(flash),
         ..View::default()
     };
     Ok(cards_page(&core, &viewer, StatusCode::OK, view))

@@ -104,6 +104,32 @@ pub(crate) async fn record_audit(
     }
 }
 
+/// Records a change made at the panel as an audit event — who, from where,
+/// on what, and why when a reason was given — and returns the confirmation
+/// the page shows.
+pub(crate) async fn audit_change(
+    core: &PanelCore,
+    viewer: &Viewer,
+    kind: &str,
+    target: &str,
+    reason: Option<&str>,
+    message: String,
+) -> devices::Flash {
+    let mut body = serde_json::json!({
+        "actor": viewer.user.name,
+        "remote": viewer.remote(),
+        "target": target,
+    });
+    if let (Some(reason), Some(map)) = (reason, body.as_object_mut()) {
+        map.insert("reason".into(), reason.into());
+    }
+    record_audit(core, None, kind, body).await;
+    devices::Flash {
+        class: "ok",
+        text: message,
+    }
+}
+
 /// `/`: the live page.
 pub(super) async fn root(_viewer: Viewer) -> Response {
     Redirect::to("/live").into_response()

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::devices::Flash;
-use super::{Chrome, record_audit};
+use super::{Chrome, audit_change, record_audit};
 use crate::auth::Permission;
 use crate::lists::ListError;
 use crate::lists::plates::{ImportReport, ListKind, canonical_plate};
@@ -351,18 +351,17 @@ pub(in crate::web::panel) async fn remove(
     if !removed {
         return Err(PanelError::NotFound(viewer.ctx.lang));
     }
-    record_audit(
+    let flash = audit_change(
         &core,
-        None,
+        &viewer,
         "resident_removed",
-        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": plate}),
+        &plate,
+        None,
+        format!("{}: {plate}", t.resident_removed_msg),
     )
     .await;
     let view = View {
-        flash: Some(Flash {
-            class: "ok",
-            text: format!("{}: {plate}", t.resident_removed_msg),
-        }),
+        flash: Some(flash),
         ..View::default()
     };
     Ok(vehicles_page(&core, &viewer, StatusCode::OK, view))
@@ -555,18 +554,17 @@ pub(in crate::web::panel) async fn blacklist_add(
     };
     let plates = core.plates.clone();
     blocking(move || plates.upsert_blacklist(&entry)).await??;
-    record_audit(
+    let flash = audit_change(
         &core,
-        None,
+        &viewer,
         "blacklist_added",
-        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": plate, "reason": form.reason}),
+        &plate,
+        Some(&form.reason),
+        format!("{}: {plate}", t.blacklist_added_msg),
     )
     .await;
     let view = View {
-        flash: Some(Flash {
-            class: "ok",
-            text: format!("{}: {plate}", t.blacklist_added_msg),
-        }),
+        flash: Some(flash),
         ..View::default()
     };
     Ok(vehicles_page(&core, &viewer, StatusCode::OK, view))
@@ -589,18 +587,17 @@ pub(in crate::web::panel) async fn blacklist_remove(
     if !removed {
         return Err(PanelError::NotFound(viewer.ctx.lang));
     }
-    record_audit(
+    let flash = audit_change(
         &core,
-        None,
+        &viewer,
         "blacklist_removed",
-        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": plate}),
+        &plate,
+        None,
+        format!("{}: {plate}", t.blacklist_removed_msg),
     )
     .await;
     let view = View {
-        flash: Some(Flash {
-            class: "ok",
-            text: format!("{}: {plate}", t.blacklist_removed_msg),
-        }),
+        flash: Some(flash),
         ..View::default()
     };
     Ok(vehicles_page(&core, &viewer, StatusCode::OK, view))
