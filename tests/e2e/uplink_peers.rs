@@ -202,6 +202,17 @@ impl Subscriber {
         subscriber
     }
 
+    /// Waits until the subscriber's link is `up` (subscribed) or down.
+    pub(crate) async fn wait_link(&self, up: bool) {
+        let c = self.connected.clone();
+        eventually("the test subscriber's link", DEADLINE, || {
+            let c = c.clone();
+            async move { (c.load(Ordering::SeqCst) == up).then_some(()) }
+        })
+        .await
+        .expect("subscriber link");
+    }
+
     /// Everything received on the gateway's topic `leaf` (e.g. `/status`), as JSON.
     pub(crate) fn json(&self, leaf: &str) -> Vec<serde_json::Value> {
         let received = self.received.lock().map(|r| r.clone()).unwrap_or_default();
