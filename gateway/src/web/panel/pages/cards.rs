@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::devices::Flash;
 use super::vehicles::{Preview, blocking, preview, text_error};
-use super::{Chrome, audit_change, record_audit};
+use super::{Chrome, audit_change, record_audit, remove_audited};
 use crate::auth::Permission;
 use crate::doors::credentials::CredentialStore;
 use crate::lists::time::{format_bound, parse_optional_ms};
@@ -325,21 +325,15 @@ pub(in crate::web::panel) async fn remove(
     let t = viewer.t();
     let store = core.credentials.clone();
     let target = number.clone();
-    let removed = blocking(move || store.remove_card(&target))
-        .await?
-        .unwrap_or(false);
-    if !removed {
-        return Err(PanelError::NotFound(viewer.ctx.lang));
-    }
-    let flash = audit_change(
+    let flash = remove_audited(
         &core,
         &viewer,
         "card_removed",
         &number,
-        None,
         format!("{}: {number}", t.card_removed_msg),
+        move || store.remove_card(&target),
     )
-    .await;
+    .await?;
     let view = View {
         flash: Some(flash),
         ..View::default()
@@ -530,21 +524,15 @@ pub(in crate::web::panel) async fn unblock(
     let t = viewer.t();
     let store = core.credentials.clone();
     let target = number.clone();
-    let unblocked = blocking(move || store.unblock(&target))
-        .await?
-        .unwrap_or(false);
-    if !unblocked {
-        return Err(PanelError::NotFound(viewer.ctx.lang));
-    }
-    let flash = audit_change(
+    let flash = remove_audited(
         &core,
         &viewer,
         "card_unblocked",
         &number,
-        None,
         format!("{}: {number}", t.card_unblocked_msg),
+        move || store.unblock(&target),
     )
-    .await;
+    .await?;
     let view = View {
         flash: Some(flash),
         ..View::default()

@@ -130,6 +130,23 @@ pub(crate) async fn audit_change(
     }
 }
 
+/// Removes an entry from a list on the blocking pool and audits it: a
+/// missing entry is 404, a storage error 500 (never mistaken for "not
+/// there"); on success, the confirmation the page shows.
+pub(crate) async fn remove_audited(
+    core: &PanelCore,
+    viewer: &Viewer,
+    kind: &str,
+    target: &str,
+    message: String,
+    remove: impl FnOnce() -> Result<bool, crate::lists::ListError> + Send + 'static,
+) -> Result<devices::Flash, PanelError> {
+    if !vehicles::blocking(remove).await?? {
+        return Err(PanelError::NotFound(viewer.ctx.lang));
+    }
+    Ok(audit_change(core, viewer, kind, target, None, message).await)
+}
+
 /// `/`: the live page.
 pub(super) async fn root(_viewer: Viewer) -> Response {
     Redirect::to("/live").into_response()

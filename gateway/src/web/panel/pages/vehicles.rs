@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::devices::Flash;
-use super::{Chrome, audit_change, record_audit};
+use super::{Chrome, audit_change, record_audit, remove_audited};
 use crate::auth::Permission;
 use crate::lists::ListError;
 use crate::lists::plates::{ImportReport, ListKind, canonical_plate};
@@ -345,21 +345,15 @@ pub(in crate::web::panel) async fn remove(
     let t = viewer.t();
     let plates = core.plates.clone();
     let target = plate.clone();
-    let removed = blocking(move || plates.remove_resident(&target))
-        .await?
-        .unwrap_or(false);
-    if !removed {
-        return Err(PanelError::NotFound(viewer.ctx.lang));
-    }
-    let flash = audit_change(
+    let flash = remove_audited(
         &core,
         &viewer,
         "resident_removed",
         &plate,
-        None,
         format!("{}: {plate}", t.resident_removed_msg),
+        move || plates.remove_resident(&target),
     )
-    .await;
+    .await?;
     let view = View {
         flash: Some(flash),
         ..View::default()
@@ -581,21 +575,15 @@ pub(in crate::web::panel) async fn blacklist_remove(
     let t = viewer.t();
     let plates = core.plates.clone();
     let target = plate.clone();
-    let removed = blocking(move || plates.remove_blacklist(&target))
-        .await?
-        .unwrap_or(false);
-    if !removed {
-        return Err(PanelError::NotFound(viewer.ctx.lang));
-    }
-    let flash = audit_change(
+    let flash = remove_audited(
         &core,
         &viewer,
         "blacklist_removed",
         &plate,
-        None,
         format!("{}: {plate}", t.blacklist_removed_msg),
+        move || plates.remove_blacklist(&target),
     )
-    .await;
+    .await?;
     let view = View {
         flash: Some(flash),
         ..View::default()
