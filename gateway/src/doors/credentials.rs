@@ -20,13 +20,13 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Deserialize;
 
 use super::codes::{self, Salt};
-use crate::lists::ListError;
-use crate::lists::plates::{ImportReport, Rejected};
-use crate::lists::time::{format_bound, parse_optional_ms};
 use crate::rules::door::{
     Blocked, Card, CodeEntry, CodeHash, Credentials, Pin, TempCode, canonical_card,
 };
 use crate::store::Store;
+use crate::vocab::records::ListError;
+use crate::vocab::records::{ImportReport, Rejected};
+use crate::vocab::time::{format_bound, parse_optional_ms};
 
 /// The CSV header of the card list.
 pub const CARD_HEADER: [&str; 6] = [

@@ -15,11 +15,12 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::board::{LaneBoard, LastVehicle, PendingRead};
-use crate::config::{Config, DeviceKind, LaneConfig, LaneDirection};
+use crate::config::{Config, DeviceKind, LaneConfig};
 use crate::lists::plates::PlateRegistry;
 use crate::pipeline::{Coordinator, Decided, Record};
 use crate::rules::plate::{PlateText, normalise};
 use crate::rules::vehicle::{Deduper, LanePolicy, ReadFacts, Reason, Verdict, decide};
+use crate::vocab::lane::Direction;
 
 /// Remembered camera read ids (for resend detection).
 const READ_ID_MEMORY: usize = 4096;
@@ -214,13 +215,7 @@ impl LaneCoordinator {
     }
 
     /// Records a vehicle entering or leaving through a lane.
-    fn passage(
-        &self,
-        lane: &str,
-        direction: LaneDirection,
-        plate: &str,
-        now: i64,
-    ) -> Option<Record> {
+    fn passage(&self, lane: &str, direction: Direction, plate: &str, now: i64) -> Option<Record> {
         passage_record(&self.registry, lane, direction, plate, now)
     }
 
@@ -256,7 +251,7 @@ impl LaneCoordinator {
 pub(crate) fn passage_record(
     registry: &Arc<PlateRegistry>,
     lane: &str,
-    direction: LaneDirection,
+    direction: Direction,
     plate: &str,
     now: i64,
 ) -> Option<Record> {
@@ -269,7 +264,7 @@ pub(crate) fn passage_record(
     let (plate_owned, lane_owned, registry_owned) =
         (plate.to_owned(), lane.to_owned(), registry.clone());
     match direction {
-        LaneDirection::Entry => {
+        Direction::Entry => {
             tokio::task::spawn_blocking(move || {
                 if let Err(error) = registry_owned.entered(&plate_owned, &lane_owned, now) {
                     tracing::error!(%error, "A vehicle's entry was not recorded in the inside list.");
@@ -280,7 +275,7 @@ pub(crate) fn passage_record(
                 json!({"plate": plate, "lane": lane}),
             ))
         }
-        LaneDirection::Exit => {
+        Direction::Exit => {
             let entered = registry.entered_at(plate);
             tokio::task::spawn_blocking(move || {
                 if let Err(error) = registry_owned.exited(&plate_owned) {

@@ -55,7 +55,7 @@ impl ImageStore {
     /// write is logged and skipped: the read itself matters more.
     pub async fn save(&self, images: &[Image]) -> Vec<String> {
         let mut names = Vec::with_capacity(images.len());
-        let day = crate::lists::time::format_ms(drivers::contract::now_ms())
+        let day = crate::vocab::time::format_ms(drivers::contract::now_ms())
             .chars()
             .filter(char::is_ascii_digit)
             .take(8)

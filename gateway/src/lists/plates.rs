@@ -15,11 +15,12 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::ListError;
-use super::time::{format_bound, parse_ms, parse_optional_ms};
 use crate::rules::plate::{PlateText, normalise};
 use crate::rules::vehicle::{Blacklisted, PlateLists, Resident, VisitorPass};
 use crate::store::Store;
+use crate::vocab::records::ListError;
+use crate::vocab::records::{ImportReport, Rejected};
+use crate::vocab::time::{format_bound, parse_ms, parse_optional_ms};
 
 /// Which list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,24 +70,6 @@ pub struct NewVisitorPass {
     pub single_use: bool,
     /// Who registered it.
     pub created_by: String,
-}
-
-/// A rejected CSV row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rejected {
-    /// 1-based line number in the file (the header is line 1).
-    pub line: u64,
-    /// Why.
-    pub reason: String,
-}
-
-/// The outcome of an import.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ImportReport {
-    /// Rows written.
-    pub written: usize,
-    /// Rows refused, with reasons.
-    pub rejected: Vec<Rejected>,
 }
 
 /// Rows of one list coming from the platform.

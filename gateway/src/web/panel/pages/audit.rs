@@ -212,7 +212,7 @@ pub(in crate::web::panel) async fn csv(
         }
         writer.flush()?;
     }
-    let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M").to_string();
+    let stamp = crate::web::panel::view::file_stamp();
     let disposition = format!("attachment; filename=\"gatehouse-audit-{stamp}.csv\"");
     Ok((
         [

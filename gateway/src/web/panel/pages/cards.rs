@@ -18,8 +18,8 @@ use super::vehicles::{Preview, blocking, preview, text_error};
 use super::{Chrome, audit_change, record_audit, remove_audited};
 use crate::auth::Permission;
 use crate::doors::credentials::CredentialStore;
-use crate::lists::time::{format_bound, parse_optional_ms};
 use crate::rules::door::{Blocked, Card, canonical_card};
+use crate::vocab::time::{format_bound, parse_optional_ms};
 use crate::web::panel::error::render;
 use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;
@@ -431,7 +431,7 @@ pub(in crate::web::panel) async fn export(
         Ok(out)
     })
     .await??;
-    let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M").to_string();
+    let stamp = crate::web::panel::view::file_stamp();
     let disposition = format!("attachment; filename=\"gatehouse-cards-{stamp}.csv\"");
     Ok((
         [

@@ -19,10 +19,10 @@ use serde::Deserialize;
 use super::Chrome;
 use super::devices::{Flash, check_reason};
 use crate::auth::Permission;
-use crate::config::LaneDirection;
 use crate::lanes::{LaneView, PendingRead, guard_decision};
 use crate::pipeline::Origin;
 use crate::rules::vehicle::{Reason, Verdict};
+use crate::vocab::lane::Direction;
 use crate::web::panel::error::render;
 use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;
@@ -61,10 +61,10 @@ pub(crate) struct PendingRow {
     pub(crate) image: Option<String>,
 }
 
-fn direction_label(t: &'static Strings, d: LaneDirection) -> &'static str {
+fn direction_label(t: &'static Strings, d: Direction) -> &'static str {
     match d {
-        LaneDirection::Entry => t.dir_entry,
-        LaneDirection::Exit => t.dir_exit,
+        Direction::Entry => t.dir_entry,
+        Direction::Exit => t.dir_exit,
     }
 }
 

@@ -139,7 +139,7 @@ pub(crate) async fn remove_audited(
     kind: &str,
     target: &str,
     message: String,
-    remove: impl FnOnce() -> Result<bool, crate::lists::ListError> + Send + 'static,
+    remove: impl FnOnce() -> Result<bool, crate::vocab::records::ListError> + Send + 'static,
 ) -> Result<devices::Flash, PanelError> {
     if !vehicles::blocking(remove).await?? {
         return Err(PanelError::NotFound(viewer.ctx.lang));

@@ -21,10 +21,11 @@ use serde::Deserialize;
 use super::devices::Flash;
 use super::{Chrome, audit_change, record_audit, remove_audited};
 use crate::auth::Permission;
-use crate::lists::ListError;
-use crate::lists::plates::{ImportReport, ListKind, canonical_plate};
-use crate::lists::time::{format_bound, parse_optional_ms};
+use crate::lists::plates::{ListKind, canonical_plate};
 use crate::rules::vehicle::{Blacklisted, Resident};
+use crate::vocab::records::ImportReport;
+use crate::vocab::records::ListError;
+use crate::vocab::time::{format_bound, parse_optional_ms};
 use crate::web::panel::error::render;
 use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;
@@ -481,7 +482,7 @@ pub(in crate::web::panel) async fn export(
         Ok(out)
     })
     .await??;
-    let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M").to_string();
+    let stamp = crate::web::panel::view::file_stamp();
     let disposition = format!("attachment; filename=\"gatehouse-residents-{stamp}.csv\"");
     Ok((
         [

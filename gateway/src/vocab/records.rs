@@ -1,0 +1,40 @@
+//! The records the gateway keeps for people (vehicle lists, door
+//! credentials): their error, and the report of a CSV import with its
+//! rejected rows.
+
+use serde::Serialize;
+
+/// Why a list or credential record could not be read or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// The store could not give a connection (see `store::StoreError`).
+    #[error("store: {0}")]
+    Store(String),
+    /// A CSV file could not be read or written.
+    #[error("csv: {0}")]
+    Csv(#[from] csv::Error),
+    /// A value is not acceptable (the message says which and why).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A rejected CSV row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    /// 1-based line number in the file (the header is line 1).
+    pub line: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// The outcome of an import.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    /// Rows written.
+    pub written: usize,
+    /// Rows refused, with reasons.
+    pub rejected: Vec<Rejected>,
+}
