@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use super::import::{CsvEncoding, ImportMode};
+
 /// Why a list or credential record could not be read or changed.
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
@@ -30,11 +32,38 @@ pub struct Rejected {
     pub reason: String,
 }
 
-/// The outcome of an import.
+/// The outcome of an import (or of its check).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ImportReport {
-    /// Rows written.
+    /// Rows written (by a check: rows that would be written). Zero when
+    /// any row was rejected and the import is all-or-nothing.
     pub written: usize,
+    /// Valid rows in the file.
+    pub valid: usize,
     /// Rows refused, with reasons.
     pub rejected: Vec<Rejected>,
+    /// The encoding the file was read in.
+    pub encoding: CsvEncoding,
+}
+
+impl ImportReport {
+    /// The report for `valid` good rows and `rejected` bad ones under `mode`.
+    pub fn new(
+        valid: usize,
+        rejected: Vec<Rejected>,
+        encoding: CsvEncoding,
+        mode: ImportMode,
+    ) -> Self {
+        let written = if mode.writes(rejected.len()) {
+            valid
+        } else {
+            0
+        };
+        Self {
+            written,
+            valid,
+            rejected,
+            encoding,
+        }
+    }
 }
