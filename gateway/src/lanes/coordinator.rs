@@ -50,7 +50,7 @@ pub struct LaneCoordinator {
 #[derive(Debug)]
 struct Awaiting {
     lane: String,
-    direction: LaneDirection,
+    direction: Direction,
     camera: String,
     plate: String,
     pass: Option<i64>,

@@ -821,6 +821,7 @@ fn parse_row(kind: ListKind, fields: &[&str]) -> Result<Row, String> {
 mod tests {
     use super::*;
     use crate::store::StoreConfig;
+    use crate::vocab::import::CsvEncoding;
 
     fn registry() -> (tempfile::TempDir, Store, PlateRegistry) {
         let dir = tempfile::tempdir().expect("tempdir");
