@@ -15,9 +15,11 @@ use clap::{Parser, Subcommand};
 
 use crate::app::{self, StartError};
 
+mod ops;
 mod user;
 use crate::config::{self, Config, ConfigErrors};
 use crate::doors::cli::{CardsCommand, CardsError};
+pub use ops::{OpsCommand, OpsError};
 pub use user::{UserCommand, UserError};
 
 /// Exit status for a configuration the gateway cannot use (EX_USAGE).
@@ -85,6 +87,9 @@ pub enum Command {
         #[command(subcommand)]
         action: CardsCommand,
     },
+    /// Backups, restores and the installer's health check.
+    #[command(flatten)]
+    Ops(OpsCommand),
 }
 
 /// Why a command failed.
@@ -105,6 +110,9 @@ pub enum CliError {
     /// A `cards` command failed.
     #[error("cards: {0}")]
     Cards(#[from] CardsError),
+    /// A `backup`, `restore` or `doctor` command failed.
+    #[error("{0}")]
+    Ops(#[from] OpsError),
     /// Shutdown ran out of time.
     #[error("shutdown budget exhausted; still running: {}", .0.join(", "))]
     Unclean(Vec<String>),
@@ -117,6 +125,7 @@ impl CliError {
             CliError::Config(_) => EXIT_CONFIG,
             CliError::Plates(crate::lists::cli::PlatesCliError::Config(_)) => EXIT_CONFIG,
             CliError::User(error) => error.exit_code(),
+            CliError::Ops(error) => error.exit_code(),
             CliError::Start(_)
             | CliError::Unclean(_)
             | CliError::Plates(_)
@@ -154,6 +163,7 @@ pub fn main() -> ExitCode {
 pub async fn execute(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Ops(command) => Ok(ops::run(command).await?),
         Command::Plates { db, action } => Ok(crate::lists::cli::run(&db, action).await?),
         Command::Run { config } => {
             let config = load_reporting(&config)?;
@@ -201,7 +211,7 @@ fn load_reporting(file: &Path) -> Result<Config, CliError> {
     })
 }
 
-fn print_problems(errors: &ConfigErrors) {
+pub(crate) fn print_problems(errors: &ConfigErrors) {
     let mut err = std::io::stderr().lock();
     for p in &errors.problems {
         let _ = writeln!(err, "{}:{}: {}: {}", p.file, p.line, p.key, p.message);
