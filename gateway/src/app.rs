@@ -114,6 +114,9 @@ pub enum StartError {
     /// The lists could not be loaded.
     #[error("lists: {0}")]
     Lists(#[from] crate::lists::ListError),
+    /// Another gateway runs on this data directory.
+    #[error(transparent)]
+    Locked(#[from] crate::ops::lock::LockError),
     /// The image folder could not be created.
     #[error("image folder: {0}")]
     Images(std::io::Error),
@@ -189,6 +192,8 @@ pub struct Running {
     pipeline_task: JoinHandle<()>,
     web_cancel: CancellationToken,
     web_task: JoinHandle<()>,
+    /// Released when the gateway is gone (see [`crate::ops::lock`]).
+    _data_lock: crate::ops::lock::DataDirLock,
 }
 
 /// Starts a gateway from `config`; the platform syncs its own lists
@@ -206,6 +211,8 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
         path: data_dir.display().to_string(),
         source,
     })?;
+    // One gateway per data directory, held until the process ends.
+    let data_lock = crate::ops::lock::DataDirLock::acquire(&data_dir)?;
 
     let tls = match &config.panel.tls {
         Some(files) => Some(web::tls::server_config(files).map_err(StartError::Tls)?),
@@ -228,7 +235,10 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
     let metrics = Arc::new(
         Metrics::new()
             .with_live_state(live.clone())
-            .with_collector(Box::new(StatusCollector(uplink_status.clone()))),
+            .with_collector(Box::new(StatusCollector(uplink_status.clone())))
+            .with_collector(Box::new(crate::ops::host::HostCollector::new(
+                data_dir.clone(),
+            ))),
     );
     let web_cancel = CancellationToken::new();
     let panel = Panel::new(metrics.clone(), web_cancel.clone(), tls.is_some());
@@ -541,6 +551,23 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
 
     readiness.send_replace(Readiness::Ready);
     tracing::info!(panel = %panel_addr, devices = drivers.len(), queued = open_report.depth, "Gateway ready.");
+    let status_line = {
+        let (store, drivers, uplink_status) =
+            (store.clone(), drivers.clone(), uplink_status.clone());
+        move || service_status(&store, &drivers, &uplink_status)
+    };
+    crate::ops::notify::ready(&status_line());
+    aux_tasks.spawn("systemd notification", {
+        let pipeline = handle.clone();
+        crate::ops::notify::keep_informed(
+            status_line,
+            move || {
+                let pipeline = pipeline.clone();
+                async move { pipeline.ping().await }
+            },
+            aux_cancel.clone(),
+        )
+    });
     Ok(Running {
         panel_addr,
         store,
@@ -570,7 +597,24 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
         pipeline_task,
         web_cancel,
         web_task,
+        _data_lock: data_lock,
     })
+}
+
+/// The one-line state systemd shows (`systemctl status`): queue depth,
+/// devices up, the platform link.
+fn service_status(store: &Store, drivers: &Drivers, uplink: &UplinkStatus) -> String {
+    let stats = store.stats();
+    let up = drivers
+        .iter()
+        .filter(|d| d.health().state == drivers::contract::HealthState::Ok)
+        .count();
+    format!(
+        "queue {}, devices {up}/{} up, platform {}",
+        stats.depth,
+        drivers.len(),
+        uplink.state(&stats).as_str()
+    )
 }
 
 impl Running {
@@ -587,6 +631,7 @@ impl Running {
         let remaining = || deadline.saturating_duration_since(Instant::now());
         let mut stragglers = Vec::new();
         tracing::info!(budget = ?self.drain_budget, "Shutting down.");
+        crate::ops::notify::stopping();
         self.readiness.send_replace(Readiness::Draining);
 
         let stopping = serde_json::json!({"version": env!("CARGO_PKG_VERSION")});

@@ -77,6 +77,37 @@ pub async fn watchdog<P, F>(
     }
 }
 
+/// How often the status line is refreshed.
+pub const STATUS_EVERY: Duration = Duration::from_secs(10);
+
+/// Keeps systemd informed until `stop`: the status line every
+/// [`STATUS_EVERY`], and, when the unit has `WatchdogSec=`, the
+/// [`watchdog`] fed by `probe`.
+pub async fn keep_informed<S, P, F>(status_line: S, probe: P, stop: CancellationToken)
+where
+    S: Fn() -> String,
+    P: FnMut() -> F,
+    F: Future<Output = bool>,
+{
+    let statuses = async {
+        let mut ticker = tokio::time::interval(STATUS_EVERY);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = ticker.tick() => status(&status_line()),
+            }
+        }
+    };
+    let pings = async {
+        match watchdog_interval() {
+            Some(interval) => watchdog(interval, probe, ping, stop.clone()).await,
+            None => stop.cancelled().await,
+        }
+    };
+    tokio::join!(statuses, pings);
+}
+
 /// Pings systemd's watchdog (`WATCHDOG=1`).
 pub fn ping() {
     send(&[NotifyState::Watchdog]);
