@@ -557,6 +557,16 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
         move || service_status(&store, &drivers, &uplink_status)
     };
     crate::ops::notify::ready(&status_line());
+    if let Some(backups) = config.backup.clone() {
+        aux_tasks.spawn(
+            "scheduled backups",
+            crate::ops::backup::schedule(
+                data_dir.join(crate::ops::backup::DB_FILE),
+                backups,
+                aux_cancel.clone(),
+            ),
+        );
+    }
     aux_tasks.spawn("systemd notification", {
         let pipeline = handle.clone();
         crate::ops::notify::keep_informed(

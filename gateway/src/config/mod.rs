@@ -18,6 +18,7 @@
 //! the environment seam. `config/gateway.example.toml` at the repository root
 //! documents every key.
 
+mod backup;
 mod doors;
 mod env;
 mod reader;
@@ -27,6 +28,7 @@ pub use schema::DEFAULT_DATA_DIR;
 mod tests;
 mod uplink;
 
+pub use backup::BackupConfig;
 pub use env::{Env, ProcessEnv};
 pub use uplink::{
     ApiConfig, BrokerConfig, ClientTls, DEFAULT_TOPIC_PREFIX, HttpsConfig, MqttConfig, MqttHost,
@@ -74,6 +76,8 @@ pub struct Config {
     pub broker: BrokerConfig,
     /// `[api]`: the platform's pull API.
     pub api: ApiConfig,
+    /// `[backup]`: scheduled local backups, when configured.
+    pub backup: Option<BackupConfig>,
 }
 
 /// `[ingress]`.

@@ -10,6 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::backup;
 use super::doors;
 use super::env::Env;
 use super::reader::{Leftover, Section, suggest};
@@ -188,6 +189,7 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         broker.embedded,
     );
     let api = uplink::read_api(root.take_table("api"), env);
+    let backup = backup::read_backup(root.take_table("backup"));
     let alarms = root
         .take_tables("alarms")
         .into_iter()
@@ -211,6 +213,7 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         uplink,
         broker,
         api,
+        backup,
     }
 }
 

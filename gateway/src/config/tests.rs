@@ -755,3 +755,24 @@ controller_door = 3
     );
     assert!(problems.iter().all(|p| p.line > 0));
 }
+
+#[test]
+fn backups_are_off_by_default_and_checked_when_on() {
+    let base = "[gateway]\nestate_id = \"e\"\ngateway_id = \"g\"\n";
+    let off = parse(base, "g.toml").expect("valid");
+    assert_eq!(off.backup, None);
+    let on = parse(&format!("{base}[backup]\ndir = \"/var/backups/gatehouse\"\n"), "g.toml")
+        .expect("valid");
+    let on = on.backup.expect("configured");
+    assert_eq!(on.keep, 7);
+    assert_eq!(on.interval, std::time::Duration::from_secs(24 * 3600));
+    let errors = parse(
+        &format!("{base}[backup]\ninterval = \"10s\"\nkeep = 0\n"),
+        "g.toml",
+    )
+    .expect_err("invalid");
+    let text = errors.render();
+    assert!(text.contains("backup.dir"), "{text}");
+    assert!(text.contains("backup.interval"), "{text}");
+    assert!(text.contains("backup.keep"), "{text}");
+}

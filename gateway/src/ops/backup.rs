@@ -309,6 +309,46 @@ pub fn prune(dir: &Path, keep: usize) -> Result<Vec<PathBuf>, BackupError> {
     Ok(doomed)
 }
 
+/// Takes one scheduled backup of `db` into `config.dir` and prunes the
+/// oldest beyond `config.keep`. Returns the new file.
+pub fn take_scheduled(
+    db: &Path,
+    config: &crate::config::BackupConfig,
+    now: SystemTime,
+) -> Result<PathBuf, BackupError> {
+    fs::create_dir_all(&config.dir).map_err(io(format!("creating {}", config.dir.display())))?;
+    let dest = config.dir.join(scheduled_name(now));
+    backup(db, &dest)?;
+    prune(&config.dir, config.keep)?;
+    Ok(dest)
+}
+
+/// Takes a backup every `config.interval` until `stop` (the first one
+/// an interval after start). A failure is logged and retried at the next
+/// interval; it never stops the gateway.
+pub async fn schedule(
+    db: PathBuf,
+    config: crate::config::BackupConfig,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(config.interval);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let (db, config) = (db.clone(), config.clone());
+        match tokio::task::spawn_blocking(move || take_scheduled(&db, &config, SystemTime::now()))
+            .await
+        {
+            Ok(Ok(file)) => tracing::info!(file = %file.display(), "Scheduled backup written."),
+            Ok(Err(error)) => tracing::error!(%error, "Scheduled backup failed."),
+            Err(error) => tracing::error!(%error, "Scheduled backup task failed."),
+        }
+    }
+}
+
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
@@ -385,6 +425,27 @@ mod tests {
         let err = restore(&damaged, dir.path()).expect_err("damaged");
         assert_eq!(err.exit_code(), 65, "{err}");
         assert!(!dir.path().join(DB_FILE).exists(), "nothing was restored");
+    }
+
+    #[test]
+    fn scheduled_backups_are_named_by_time_and_pruned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join(DB_FILE);
+        database(&db, 1);
+        let config = crate::config::BackupConfig {
+            dir: dir.path().join("backups"),
+            interval: Duration::from_secs(3600),
+            keep: 2,
+        };
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+        let mut taken = Vec::new();
+        for hour in 0..3 {
+            let at = start + Duration::from_secs(3600 * hour);
+            taken.push(take_scheduled(&db, &config, at).expect("backup"));
+        }
+        assert!(!taken[0].exists(), "the oldest is pruned");
+        assert!(taken[1].exists() && taken[2].exists());
+        assert_eq!(check(&taken[2]).expect("whole").rows("things"), 2);
     }
 
     #[test]
