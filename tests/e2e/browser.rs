@@ -72,7 +72,11 @@ async fn browser_login_then_live_events_and_alarms_arrive_without_reload() {
     browser.screenshot("login").await.expect("screenshot");
 
     login(&gateway, &browser, "admin", ADMIN_PASSWORD).await;
-    browser.goto(&gateway.url("/live")).await.expect("live");
+    // Telemetry is off the live page unless asked for.
+    browser
+        .goto(&gateway.url("/live?telemetry=1"))
+        .await
+        .expect("live");
     browser.wait_for("#events").await.expect("live page");
     // A marker that a reload would wipe.
     browser
@@ -82,13 +86,17 @@ async fn browser_login_then_live_events_and_alarms_arrive_without_reload() {
     // Point values are telemetry: never in the history, so a row of one
     // can only have come over the event stream.
     browser
-        .wait_for("tr.class-telemetry")
+        .wait_for("li.ev.class-telemetry")
         .await
         .expect("a telemetry row pushed by the server");
     browser
-        .wait_for("tr.alarm")
+        .wait_for("li.ev.alarm")
         .await
         .expect("the threshold alarm stands out");
+    browser
+        .wait_for("#alarm-strip .strip-alarm button.ack")
+        .await
+        .expect("the alarm waits in the strip for a guard");
     browser
         .wait_for("#live-status.on")
         .await
@@ -122,7 +130,7 @@ async fn browser_login_then_live_events_and_alarms_arrive_without_reload() {
         .await
         .expect("english");
     browser.wait_for_text("Live events").await.expect("English");
-    browser.wait_for("tr.class-telemetry").await.expect("rows");
+    browser.wait_for("li.ev.alarm").await.expect("rows");
     browser.screenshot("live-en").await.expect("screenshot");
     browser.close().await.expect("close");
 }
@@ -246,15 +254,20 @@ async fn browser_login_lockout_after_repeated_failures() {
     let Some((gateway, browser)) = start(dir.path()).await else {
         return;
     };
-    for attempt in 0..5 {
+    // Wrong passwords make the next attempt wait, longer each time.
+    let mut waited = false;
+    for attempt in 0..8 {
         login(&gateway, &browser, "sun", "wrong password!").await;
-        browser
+        let error = browser
             .wait_for("#login-error")
             .await
             .unwrap_or_else(|e| panic!("attempt {attempt}: {e}"));
+        if error.text().await.expect("text").contains("秒后再试") {
+            waited = true;
+            break;
+        }
     }
-    login(&gateway, &browser, "sun", GUARD_PASSWORD).await;
-    browser.wait_for_text("已临时锁定").await.expect("locked");
+    assert!(waited, "a delay after repeated failures");
     browser
         .screenshot("login-locked")
         .await
@@ -463,6 +476,10 @@ async fn browser_lanes_open_with_a_reason_is_found_in_the_audit_log() {
     lanes.login(&browser, "li").await;
     browser.goto(&lanes.url("/lanes")).await.expect("lanes");
     let reason = "救护车进入，已核实";
+    browser
+        .click("#lane-south-in details.lane-command summary")
+        .await
+        .expect("the lane's command sheet");
     browser
         .fill("#reason-south-in", reason)
         .await

@@ -23,6 +23,12 @@ mod env;
 mod reader;
 mod schema;
 pub use schema::DEFAULT_DATA_DIR;
+
+/// The configurable device `type` names (for labels that must cover them).
+#[cfg(test)]
+pub(crate) fn device_type_names() -> impl Iterator<Item = &'static str> {
+    schema::DEVICE_TYPES.iter().map(|d| d.name)
+}
 #[cfg(test)]
 mod tests;
 mod uplink;

@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
 use super::i18n::{Lang, Strings};
+use super::kit::FlashBox;
 use super::{Panel, PanelError};
 use crate::auth::{Permission, Session, User, token};
 
@@ -51,6 +52,10 @@ pub(crate) struct Ctx {
     pub(crate) path: String,
     /// Whether cookies get `Secure`.
     pub(crate) secure: bool,
+    /// Flashes between an action and the next page, used one-time keys.
+    pub(crate) memo: FlashBox,
+    /// Reads waiting for a guard's decision (the badge on every page).
+    pub(crate) waiting: usize,
 }
 
 impl Ctx {
@@ -178,7 +183,9 @@ pub(super) async fn middleware(
         .map(|c| c.value().to_owned())
         .filter(|v| !v.is_empty());
     let mut session = None;
+    let mut waiting = 0;
     if let (Some(cookie), Ok(core)) = (&cookie, panel.core()) {
+        waiting = core.board.pending().len();
         // The live stream re-checks its session without counting as use.
         let touch = request.uri().path() != "/live/stream";
         match core.auth.session(cookie, touch).await {
@@ -193,6 +200,8 @@ pub(super) async fn middleware(
         cookie,
         path,
         secure: panel.secure_cookies,
+        memo: panel.memo.clone(),
+        waiting,
     };
 
     let safe = matches!(*request.method(), Method::GET | Method::HEAD);
