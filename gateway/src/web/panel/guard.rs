@@ -9,6 +9,11 @@
 //! - Without one (`/login`, `/setup`): a double-submit token, the form field
 //!   `csrf` equal to the `gh_pre` cookie that the form's page set.
 //!
+//! Before that, a request whose `Host` is neither an IP address,
+//! `localhost`, nor one of `[panel] hosts` is refused (421, counted as
+//! `reason="host"`): a page loaded through a rebound DNS name cannot talk
+//! to the panel. Under TLS every answer carries Strict-Transport-Security.
+//!
 //! Handlers then take a [`Viewer`] (a live session is required) or a [`Ctx`].
 
 use std::net::{IpAddr, SocketAddr};
@@ -155,12 +160,61 @@ fn language(request: &Request, jar: &CookieJar) -> Lang {
         .unwrap_or_default()
 }
 
+/// Whether `host` (a `Host` header, maybe with a port) names this panel:
+/// an IP address, `localhost`, or one of `names`.
+pub(crate) fn host_allowed(host: &str, names: &[String]) -> bool {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        return rest
+            .split(']')
+            .next()
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        host.rsplit_once(':')
+            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+            .map_or(host, |(name, _)| name)
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.parse::<IpAddr>().is_ok() || name == "localhost" || names.iter().any(|n| *n == name)
+}
+
+/// Strict-Transport-Security under TLS: a year, this host only.
+const HSTS: &str = "max-age=31536000";
+
 /// Resolves the request's [`Ctx`] and enforces CSRF on state changes.
 pub(super) async fn middleware(
     State(panel): State<Panel>,
     request: Request,
     next: Next,
 ) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()));
+    if let Some(host) = host
+        && !host_allowed(&host, &panel.hosts)
+    {
+        panel.metrics.rejected("panel", "host");
+        return (
+            axum::http::StatusCode::MISDIRECTED_REQUEST,
+            "this host name is not configured for the panel ([panel] hosts)\n",
+        )
+            .into_response();
+    }
+    let mut response = guarded(panel.clone(), request, next).await;
+    if panel.secure_cookies {
+        response.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static(HSTS),
+        );
+    }
+    response
+}
+
+async fn guarded(panel: Panel, request: Request, next: Next) -> Response {
     let jar = CookieJar::from_headers(request.headers());
     let lang = language(&request, &jar);
     let remote = request
@@ -249,4 +303,34 @@ pub(super) async fn middleware(
     let mut request = request;
     request.extensions_mut().insert(ctx);
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_allowed;
+
+    #[test]
+    fn only_addresses_localhost_and_configured_names_are_this_panel() {
+        let names = vec!["gate.estate.example".to_owned()];
+        for ok in [
+            "192.168.1.10",
+            "192.168.1.10:8080",
+            "[fe80::1]:8080",
+            "[::1]",
+            "localhost:8080",
+            "LOCALHOST",
+            "gate.estate.example",
+            "Gate.Estate.Example.:443",
+        ] {
+            assert!(host_allowed(ok, &names), "{ok}");
+        }
+        for refused in [
+            "attacker.example",
+            "attacker.example:8080",
+            "[nonsense]",
+            "gate.estate.example.evil",
+        ] {
+            assert!(!host_allowed(refused, &names), "{refused}");
+        }
+    }
 }

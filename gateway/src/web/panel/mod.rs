@@ -94,6 +94,8 @@ pub struct Panel {
     cancel: CancellationToken,
     secure_cookies: bool,
     memo: kit::FlashBox,
+    /// Host names answered besides IP addresses and `localhost`.
+    hosts: Arc<Vec<String>>,
 }
 
 impl Panel {
@@ -105,7 +107,14 @@ impl Panel {
             cancel,
             secure_cookies,
             memo: kit::FlashBox::default(),
+            hosts: Arc::new(Vec::new()),
         }
+    }
+
+    /// Also answers to these host names (`[panel] hosts`).
+    pub fn with_hosts(mut self, hosts: Vec<String>) -> Panel {
+        self.hosts = Arc::new(hosts);
+        self
     }
 
     /// Sets the core (once; later calls are ignored).
