@@ -1090,10 +1090,25 @@ async fn vehicles_csv_import_previews_rejected_lines_before_writing() {
             .all(|k| k != "residents_imported")
     );
 
-    let write = b
+    // All or nothing: writing a file with a rejected row writes nothing.
+    let refused = b
         .post(
             "/vehicles/import",
             &[("csrf", &csrf), ("step", "write"), ("csv", csv)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::OK, "{}", refused.body);
+    assert!(h.plates.snapshot().residents.is_empty(), "nothing written");
+    let good: String = csv
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    let write = b
+        .post(
+            "/vehicles/import",
+            &[("csrf", &csrf), ("step", "write"), ("csv", &good)],
         )
         .await;
     assert_eq!(write.status, StatusCode::OK, "{}", write.body);
@@ -1367,10 +1382,23 @@ async fn cards_page_roles_csrf_field_errors_preview_block_and_audit() {
         "the rejected line number"
     );
     assert_eq!(h.credentials.cards().len(), 1, "nothing written yet");
-    let write = b
+    let refused = b
         .post(
             "/cards/import",
             &[("csrf", &csrf), ("step", "write"), ("csv", csv)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::OK, "{}", refused.body);
+    assert_eq!(h.credentials.cards().len(), 1, "all or nothing");
+    let good: String = csv
+        .lines()
+        .filter(|l| !l.starts_with("not-a-card"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let write = b
+        .post(
+            "/cards/import",
+            &[("csrf", &csrf), ("step", "write"), ("csv", &good)],
         )
         .await;
     assert_eq!(write.status, StatusCode::OK, "{}", write.body);
@@ -1516,10 +1544,12 @@ async fn actions_redirect_once_exports_are_defused_and_guards_see_no_audit_strea
         "{}",
         check.body
     );
+    // All or nothing: the clean file is written.
+    let clean = "plate,reason\n苏E99999,逃费\n";
     let write = m
         .post(
             "/vehicles/import?list=blacklist",
-            &[("csrf", &csrf), ("step", "write"), ("csv", blacklist)],
+            &[("csrf", &csrf), ("step", "write"), ("csv", clean)],
         )
         .await;
     assert!(write.followed, "{}", write.body);

@@ -223,7 +223,7 @@ fn summary(env: &Envelope, t: &'static Strings) -> String {
             };
             joined(&[&plate, &decision_reason(t, b)])
         }
-        "card_read" => joined(&[
+        "card_read" | "access_history" => joined(&[
             &field("card"),
             &field("holder"),
             &door_of(t, b),

@@ -107,7 +107,12 @@ pub(crate) async fn import(
     if form.step != "write" || report.written == 0 {
         let mut preview = preview(&text, &report);
         if report.written == 0 {
-            preview.error = Some(t.import_nothing.to_owned());
+            let why = if report.rejected.is_empty() {
+                t.import_nothing
+            } else {
+                t.import_rejected_rows
+            };
+            preview.error = Some(why.to_owned());
         }
         return Ok(Imported::Preview(StatusCode::OK, preview));
     }

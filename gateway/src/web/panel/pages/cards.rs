@@ -17,6 +17,7 @@ use serde::Deserialize;
 use super::{Chrome, audit_change, record_audit, remove_audited};
 use crate::auth::Permission;
 use crate::doors::credentials::CredentialStore;
+use crate::lists::import::ImportMode;
 use crate::lists::time::{format_bound, parse_optional_ms};
 use crate::rules::door::{Blocked, Card, canonical_card};
 use crate::web::panel::error::render;
@@ -356,8 +357,8 @@ pub(in crate::web::panel) async fn import(
     let imported = csv::import(
         t,
         input,
-        move |text| check.check_cards_csv(text),
-        move |text| write.import_cards_csv(text, |_| {}),
+        move |text| check.check_cards_csv(text, ImportMode::AllOrNothing),
+        move |text| write.import_cards_csv(text, ImportMode::AllOrNothing, |_| {}),
     )
     .await?;
     let report = match imported {

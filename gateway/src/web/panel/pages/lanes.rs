@@ -412,7 +412,8 @@ pub(in crate::web::panel) async fn decide(
                 None => Flash::ok(format!("{} {plate}", t.decided_deny)),
             }
         }
-        Err(_) => Flash::warn(t.err_not_pending),
+        Err(crate::lanes::GuardError::Expired { .. }) => Flash::warn(t.err_pending_expired),
+        Err(crate::lanes::GuardError::NotPending(_)) => Flash::warn(t.err_not_pending),
     };
     Ok(done(&viewer, "/lanes", flash))
 }

@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use super::{Chrome, audit_change, record_audit, remove_audited};
 use crate::auth::Permission;
+use crate::lists::import::ImportMode;
 use crate::lists::plates::{ListKind, canonical_plate};
 use crate::lists::time::{format_bound, parse_optional_ms};
 use crate::rules::vehicle::{Blacklisted, Resident};
@@ -387,8 +388,8 @@ pub(in crate::web::panel) async fn import(
     let imported = csv::import(
         t,
         input,
-        move |text| check.check_csv(kind, text),
-        move |text| write.import_csv(kind, text, |_| {}),
+        move |text| check.check_csv(kind, text, ImportMode::AllOrNothing),
+        move |text| write.import_csv(kind, text, ImportMode::AllOrNothing, |_| {}),
     )
     .await?;
     let report = match imported {
