@@ -135,7 +135,8 @@ impl EventView {
             .get("reason")
             .and_then(|r| r.get("code"))
             .and_then(|c| c.as_str())
-            .is_some_and(|c| c == "blacklisted");
+            .is_some_and(|c| c == "blacklisted")
+            || env.kind == "blacklisted_vehicle";
         EventView {
             seq: env.seq,
             time: local_time(env.time_ms),
@@ -265,7 +266,11 @@ fn summary(env: &Envelope, t: &'static Strings) -> String {
             joined(&[&door_of(t, b), alarm])
         }
         "exit_button" | "relay_pulse" | "keypad_locked" => door_of(t, b),
-        "exit_without_entry" | "vehicle_entered" | "vehicle_exited" => {
+        "blacklisted_vehicle" => {
+            let listed = format!("{} ({})", t.reason_blacklisted, field("listed_reason"));
+            joined(&[&field("plate"), &field("lane"), &listed])
+        }
+        "exit_without_entry" | "vehicle_entered" | "vehicle_exited" | "pending_expired" => {
             joined(&[&field("plate"), &field("lane")])
         }
         "guard_decision" => {
