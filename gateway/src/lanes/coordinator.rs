@@ -322,6 +322,10 @@ pub(crate) fn passage_record(
 }
 
 impl Coordinator for LaneCoordinator {
+    fn name(&self) -> &'static str {
+        "lanes"
+    }
+
     fn on_event(&mut self, device_id: &str, event: &DeviceEvent, now_ms: i64) -> Option<Decided> {
         match event {
             DeviceEvent::PlateRead {
