@@ -189,6 +189,19 @@ const gatehouseSound = (function () {
         const doc = new DOMParser().parseFromString(html, "text/html");
         const next = doc.getElementById("lanes-live");
         if (!next) return;
+        if (next.dataset.sig === now.dataset.sig) {
+          // Nothing changed but the reads' ages: update those in place.
+          next.querySelectorAll(".pending-read").forEach((read) => {
+            const here = document.getElementById(read.id);
+            if (!here) return;
+            ["age", "left"].forEach((cls) => {
+              const from = read.querySelector("." + cls);
+              const to = here.querySelector("." + cls);
+              if (from && to) to.textContent = from.textContent;
+            });
+          });
+          return;
+        }
         const before = Number(now.dataset.waiting || 0);
         const after = Number(next.dataset.waiting || 0);
         now.replaceWith(document.importNode(next, true));

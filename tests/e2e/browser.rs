@@ -536,7 +536,11 @@ async fn browser_lanes_pending_fuzzy_read_allowed_with_one_click_opens_the_barri
         .await
         .expect("screenshot");
     assert_accessible(&browser, "/lanes with a pending read at phone size").await;
-    allow.click().await.expect("one click");
+    drop(allow);
+    browser
+        .click(".pending-read button.allow")
+        .await
+        .expect("one click");
     let flash = browser.wait_for("#flash").await.expect("outcome");
     let flash = flash.text().await.expect("text");
     assert!(

@@ -176,7 +176,7 @@ pub(crate) fn host_allowed(host: &str, names: &[String]) -> bool {
             .map_or(host, |(name, _)| name)
     };
     let name = name.trim_end_matches('.').to_ascii_lowercase();
-    name.parse::<IpAddr>().is_ok() || name == "localhost" || names.iter().any(|n| *n == name)
+    name.parse::<IpAddr>().is_ok() || name == "localhost" || names.contains(&name)
 }
 
 /// Strict-Transport-Security under TLS: a year, this host only.

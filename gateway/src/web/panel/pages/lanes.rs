@@ -208,6 +208,10 @@ struct LanesLive {
     lane: String,
     reason: String,
     reason_error: Option<&'static str>,
+    /// Changes when something on the board changed (not a read's age):
+    /// the page's script replaces the board only then, so buttons do not
+    /// move or go stale under a finger.
+    sig: u64,
 }
 
 #[derive(Template)]
@@ -220,29 +224,41 @@ struct LanesPage {
 fn live_part(core: &PanelCore, viewer: &Viewer, refused: Refused) -> LanesLive {
     let t = viewer.t();
     let now = drivers::contract::now_ms();
+    let lanes: Vec<LaneRow> = core
+        .board
+        .lanes()
+        .iter()
+        .map(|l| LaneRow::new(l, t))
+        .collect();
+    let pending: Vec<PendingRow> = core
+        .board
+        .pending()
+        .iter()
+        .filter(|p| now - p.time_ms < PENDING_TTL_MS)
+        .map(|p| PendingRow::new(p, core, t, now))
+        .collect();
+    let sig = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        format!("{lanes:?}").hash(&mut hasher);
+        for p in &pending {
+            p.id.hash(&mut hasher);
+        }
+        hasher.finish()
+    };
     LanesLive {
         c: Chrome::fragment(viewer, "lanes"),
-        lanes: core
-            .board
-            .lanes()
-            .iter()
-            .map(|l| LaneRow::new(l, t))
-            .collect(),
+        lanes,
         // Oldest first: a new read is appended below, never moving the
         // buttons of the one a guard is about to press. Expired reads (the
         // car has gone) are not offered.
-        pending: core
-            .board
-            .pending()
-            .iter()
-            .filter(|p| now - p.time_ms < PENDING_TTL_MS)
-            .map(|p| PendingRow::new(p, core, t, now))
-            .collect(),
+        pending,
         can_decide: viewer.may(Permission::DecidePending),
         can_actuate: viewer.may(Permission::Actuate),
         lane: refused.lane,
         reason: refused.reason,
         reason_error: refused.reason_error,
+        sig,
     }
 }
 
