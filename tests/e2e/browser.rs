@@ -516,7 +516,7 @@ async fn browser_lanes_pending_fuzzy_read_allowed_with_one_click_opens_the_barri
         .push_plate("苏ABHK52", PlateColour::Blue, 95)
         .await
         .expect("push");
-    let allow = browser
+    browser
         .wait_for(".pending-read button.allow")
         .await
         .expect("the pending read appears without a reload");
@@ -536,7 +536,6 @@ async fn browser_lanes_pending_fuzzy_read_allowed_with_one_click_opens_the_barri
         .await
         .expect("screenshot");
     assert_accessible(&browser, "/lanes with a pending read at phone size").await;
-    drop(allow);
     browser
         .click(".pending-read button.allow")
         .await
