@@ -71,6 +71,27 @@ pub trait Coordinator: Send + std::fmt::Debug {
     fn name(&self) -> &'static str {
         "rules"
     }
+
+    /// What the device answered to one of this coordinator's commands;
+    /// what to record (and command) because of it. The default ignores it.
+    fn on_outcome(
+        &mut self,
+        _device_id: &str,
+        _command: &Command,
+        _outcome: &CommandOutcome,
+        _now_ms: i64,
+    ) -> Option<Decided> {
+        None
+    }
+}
+
+/// A rule command's outcome on its way back to its coordinator.
+#[derive(Debug)]
+struct Outcome {
+    coordinator: usize,
+    device_id: String,
+    command: Command,
+    outcome: CommandOutcome,
 }
 
 /// How long a driver may take to answer a command. It is also the
@@ -308,6 +329,7 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     feed: EventFeed,
     commands: TaskTracker,
+    outcomes: (mpsc::Sender<Outcome>, mpsc::Receiver<Outcome>),
 }
 
 impl Pipeline {
@@ -333,6 +355,7 @@ impl Pipeline {
             metrics,
             feed,
             commands: TaskTracker::new(),
+            outcomes: mpsc::channel(IN_FLIGHT),
         };
         (
             pipeline,
@@ -366,6 +389,9 @@ impl Pipeline {
                 Some(inbound) = self.devices.recv() => {
                     self.on_device(inbound, &completions_tx).await;
                 }
+                Some(outcome) = self.outcomes.1.recv(), if !closing => {
+                    self.on_outcome(outcome, &completions_tx).await;
+                }
                 else => break,
             }
         }
@@ -390,7 +416,7 @@ impl Pipeline {
         let mut extra = Vec::new();
         let mut commands = Vec::new();
         let mut annotation = serde_json::Map::new();
-        for coordinator in &mut self.coordinators {
+        for (index, coordinator) in self.coordinators.iter_mut().enumerate() {
             if let Some(decided) = coordinator.on_event(device, &event, now) {
                 annotation.extend(decided.annotate);
                 extra.extend(decided.records);
@@ -404,7 +430,7 @@ impl Pipeline {
                     decided
                         .commands
                         .into_iter()
-                        .map(|(target, command)| (target, command, origin.clone())),
+                        .map(|(target, command)| (target, command, origin.clone(), index)),
                 );
             }
         }
@@ -427,8 +453,8 @@ impl Pipeline {
         }
         // Actuate first (local before remote, and before the disk): the
         // commands do not wait for the append.
-        for (target, command, origin) in commands {
-            self.dispatch(target, command, origin);
+        for (target, command, origin, index) in commands {
+            self.dispatch(target, command, origin, index);
         }
         let decided = (!annotation.is_empty()).then_some(serde_json::Value::Object(annotation));
         submit(
@@ -444,7 +470,7 @@ impl Pipeline {
     /// Sends a rule's command to a device without waiting. Its outcome is
     /// audited like every actuation (a `command` event with the rule as
     /// origin); a failure is also raised as a `command_failed` alarm.
-    fn dispatch(&self, device_id: String, command: Command, origin: Origin) {
+    fn dispatch(&self, device_id: String, command: Command, origin: Origin, coordinator: usize) {
         let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
         let pending = match self.drivers.get(&device_id) {
             None => Err(CommandOutcome::Failed(format!(
@@ -456,8 +482,19 @@ impl Pipeline {
         let stamper = self.stamper.clone();
         let metrics = self.metrics.clone();
         let feed = self.feed.clone();
+        let back = self.outcomes.0.clone();
         self.commands.spawn(async move {
             let outcome = await_outcome(pending, deadline).await;
+            // The coordinator learns what the device did (a lane whose OPEN
+            // failed asks the guard instead of recording an entry).
+            let _ = back
+                .send(Outcome {
+                    coordinator,
+                    device_id: device_id.clone(),
+                    command: command.clone(),
+                    outcome: outcome.clone(),
+                })
+                .await;
             let mut batch = vec![stamper.stamp(
                 &device_id,
                 "command",
@@ -487,6 +524,40 @@ impl Pipeline {
                 }
             }
         });
+    }
+
+    /// Hands a rule command's outcome to its coordinator and records what
+    /// it decides because of it.
+    async fn on_outcome(&mut self, outcome: Outcome, completions: &mpsc::Sender<Completion>) {
+        let Some(coordinator) = self.coordinators.get_mut(outcome.coordinator) else {
+            return;
+        };
+        let now = now_ms();
+        let Some(decided) =
+            coordinator.on_outcome(&outcome.device_id, &outcome.command, &outcome.outcome, now)
+        else {
+            return;
+        };
+        let origin = Origin {
+            actor: coordinator.name().to_owned(),
+            via: "rule".into(),
+            reason: Some(format!("outcome of {}", outcome.command.name())),
+            remote: None,
+        };
+        for (target, command) in decided.commands {
+            self.dispatch(target, command, origin.clone(), outcome.coordinator);
+        }
+        let batch: Vec<Envelope> = decided
+            .records
+            .into_iter()
+            .map(|r| {
+                self.stamper
+                    .stamp(&r.device_id, &r.kind, r.class, r.body, None)
+            })
+            .collect();
+        if !batch.is_empty() {
+            submit(&self.store, &self.feed, batch, None, completions).await;
+        }
     }
 
     async fn on_control(&mut self, control: Control, completions: &mpsc::Sender<Completion>) {
