@@ -161,7 +161,11 @@ async fn a_backup_under_load_restores_every_acknowledged_event_and_list_row() {
     let csv = dir.path().join("residents.csv");
     let mut rows = String::from("plate,house,owner,valid_from,valid_to,lanes\n");
     for i in 0..40 {
-        rows.push_str(&format!("苏A{:05},3-2-{},业主{i},,,\n", 10_000 + i, 100 + i));
+        rows.push_str(&format!(
+            "苏A{:05},3-2-{},业主{i},,,\n",
+            10_000 + i,
+            100 + i
+        ));
     }
     std::fs::write(&csv, rows).expect("csv");
     let import = gatehouse(&[

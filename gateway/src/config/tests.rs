@@ -761,8 +761,11 @@ fn backups_are_off_by_default_and_checked_when_on() {
     let base = "[gateway]\nestate_id = \"e\"\ngateway_id = \"g\"\n";
     let off = parse(base, "g.toml").expect("valid");
     assert_eq!(off.backup, None);
-    let on = parse(&format!("{base}[backup]\ndir = \"/var/backups/gatehouse\"\n"), "g.toml")
-        .expect("valid");
+    let on = parse(
+        &format!("{base}[backup]\ndir = \"/var/backups/gatehouse\"\n"),
+        "g.toml",
+    )
+    .expect("valid");
     let on = on.backup.expect("configured");
     assert_eq!(on.keep, 7);
     assert_eq!(on.interval, std::time::Duration::from_secs(24 * 3600));
