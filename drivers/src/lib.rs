@@ -29,5 +29,6 @@ pub use contract::{
     DeviceId, Driver, DriverContext, DriverError, EventSender, Health, HealthReporter, Inbound,
 };
 pub use event::{
-    ArmState, CameraAlarmKind, CameraSignalKind, Class, DeviceEvent, DoorAlarmKind, PlateColour,
+    ArmState, CameraAlarmKind, CameraSignalKind, Class, ControllerVerdict, DeviceEvent,
+    DoorAlarmKind, PlateColour,
 };

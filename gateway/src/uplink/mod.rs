@@ -235,6 +235,8 @@ pub fn start(config: &Config, inputs: Inputs) -> Result<Option<Uplink>, UplinkEr
                     gateway_id: config.gateway.gateway_id.clone(),
                     max_lifetime_ms: i64::try_from(uplink.command_max_lifetime.as_millis())
                         .unwrap_or(i64::MAX),
+                    max_pulse_ms: u64::try_from(uplink.door_pulse_max.as_millis())
+                        .unwrap_or(u64::MAX),
                 },
                 db: db.clone(),
                 pipeline: inputs.pipeline.clone(),
@@ -537,6 +539,7 @@ mod tests {
         ("loop_state", Class::Telemetry),
         ("barrier_fault", Class::Alarm),
         ("card_read", Class::Access),
+        ("access_history", Class::Access),
         ("read_rejected", Class::Access),
         ("door_state", Class::Access),
         ("door_alarm", Class::Alarm),
@@ -546,6 +549,8 @@ mod tests {
         ("camera_alarm", Class::Alarm),
         ("camera_snapshot", Class::Access),
         ("threshold_alarm", Class::Alarm),
+        ("blacklisted_vehicle", Class::Alarm),
+        ("pending_expired", Class::Audit),
         ("command", Class::Audit),
         ("command_refused", Class::Audit),
         ("list_sync", Class::Audit),
