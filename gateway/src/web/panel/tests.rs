@@ -114,10 +114,10 @@ async fn harness() -> Harness {
         repeat_window: Duration::from_secs(10),
     }]);
     let plates = Arc::new(
-        PlateRegistry::from_connection(store.connect().expect("connect")).expect("plates"),
+        PlateRegistry::open(&store).expect("plates"),
     );
     let credentials = Arc::new(
-        CredentialStore::from_connection(store.connect().expect("connect"))
+        CredentialStore::open(&store)
             .expect("credentials")
             .with_known_groups(["b3".to_owned(), "basement".to_owned()]),
     );
