@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use drivers::Class;
 use gateway::doors::credentials::CredentialStore;
+use gateway::lists::import::ImportMode;
 use gateway::lists::plates::{PlateRegistry, SyncRows};
 use gateway::rules::vehicle::Resident;
 use gateway::store::{Store, StoreConfig};
@@ -81,12 +82,18 @@ async fn main() -> anyhow::Result<()> {
 
     let mut csv = String::from("number,holder,house,valid_from,valid_to,groups\n");
     for n in 0..ROWS {
-        csv.push_str(&format!("{},住户{n},{}-1-{}01,,,\n", 10_000_000 + n, n % 30, n % 9));
+        csv.push_str(&format!(
+            "{},住户{n},{}-1-{}01,,,\n",
+            10_000_000 + n,
+            n % 30,
+            n % 9
+        ));
     }
     let import = {
         let cards = cards.clone();
         move || {
-            let report = cards.import_cards_csv(csv.as_bytes(), |_| {})?;
+            let report =
+                cards.import_cards_csv(csv.as_bytes(), ImportMode::AllOrNothing, |_| {})?;
             anyhow::ensure!(report.written == ROWS, "{report:?}");
             Ok(())
         }
@@ -110,7 +117,9 @@ async fn main() -> anyhow::Result<()> {
         }
     };
 
-    println!("| plate-read acknowledgements at 50/s during | p50 | p99 | max | the list write took |");
+    println!(
+        "| plate-read acknowledgements at 50/s during | p50 | p99 | max | the list write took |"
+    );
     println!("| --- | ---: | ---: | ---: | ---: |");
     for (what, work) in [
         (

@@ -24,7 +24,7 @@ const PAGE: u64 = 4096;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_pages_cost_only_their_rows() {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5a17_a6e);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x05a1_7a6e);
     let (mut written, mut salvaged_total) = (0usize, 0usize);
     for run in 0..RUNS {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -75,10 +75,19 @@ async fn damaged_pages_cost_only_their_rows() {
         drop(file);
 
         let (store, report) = Store::open(StoreConfig::new(&path)).expect("opens anyway");
-        let events = store.read_after(0, EVENTS * 2).await.expect("salvaged queue reads");
+        let events = store
+            .read_after(0, EVENTS * 2)
+            .await
+            .expect("salvaged queue reads");
         for env in &events {
-            let original = originals.get(&env.seq).expect("a salvaged seq is an original");
-            assert_eq!(env.id, original.id, "run {run}: seq {} kept its event", env.seq);
+            let original = originals
+                .get(&env.seq)
+                .expect("a salvaged seq is an original");
+            assert_eq!(
+                env.id, original.id,
+                "run {run}: seq {} kept its event",
+                env.seq
+            );
             assert_eq!(env.body, original.body, "run {run}: intact body");
         }
         let residents: i64 = store
@@ -95,7 +104,11 @@ async fn damaged_pages_cost_only_their_rows() {
                         .unwrap_or_else(|| panic!("run {run}: {name} in the report"))
                 };
                 let ev = table("events");
-                assert_eq!(ev.salvaged as usize, events.len(), "run {run}: reported count");
+                assert_eq!(
+                    ev.salvaged as usize,
+                    events.len(),
+                    "run {run}: reported count"
+                );
                 assert!(
                     ev.salvaged + ev.lost >= EVENTS as u64,
                     "run {run}: every event salvaged or counted lost: {ev:?}"
@@ -117,7 +130,10 @@ async fn damaged_pages_cost_only_their_rows() {
         }
         // New events continue the sequence.
         let max = events.iter().map(|e| e.seq).max().unwrap_or(0);
-        let next = store.append(envelope(Class::Alarm, 10)).await.expect("append");
+        let next = store
+            .append(envelope(Class::Alarm, 10))
+            .await
+            .expect("append");
         assert!(next > max, "run {run}: seq {next} after {max}");
         written += EVENTS + RESIDENTS;
         salvaged_total += events.len() + residents as usize;

@@ -138,8 +138,8 @@ pub use schema::SCHEMA_VERSION;
 pub use writer::MAX_BATCH_EVENTS;
 
 pub use journal::{Journal, JournalQuery, JournalRetention};
-pub use salvage::TableSalvage;
 use policy::Limits;
+pub use salvage::TableSalvage;
 use writer::{Accounting, Encoded, Request, Shared, Writer};
 
 /// Rows per transaction when a list is written in chunks
@@ -536,9 +536,8 @@ impl Store {
     pub fn delete_in_chunks(&self, delete: &'static str, param: i64) -> Result<u64, StoreError> {
         let mut total = 0u64;
         loop {
-            let n = self.write_blocking(move |tx| {
-                tx.execute(delete, [param]).map_err(StoreError::from)
-            })?;
+            let n = self
+                .write_blocking(move |tx| tx.execute(delete, [param]).map_err(StoreError::from))?;
             if n == 0 {
                 return Ok(total);
             }
@@ -714,8 +713,11 @@ fn encode(mut env: Envelope) -> Result<Encoded, StoreError> {
 #[derive(Clone)]
 pub struct Effect {
     what: String,
-    apply: Arc<dyn Fn(&Connection) -> rusqlite::Result<()> + Send + Sync>,
+    apply: Arc<EffectFn>,
 }
+
+/// What an [`Effect`] runs inside the writer's transaction.
+type EffectFn = dyn Fn(&Connection) -> rusqlite::Result<()> + Send + Sync;
 
 impl Effect {
     /// An effect described by `what` (for logs and comparisons).

@@ -102,9 +102,10 @@ impl std::fmt::Debug for Request {
                 .finish(),
             Request::Exec { .. } => f.write_str("Exec"),
             Request::Ack { upto, .. } => f.debug_struct("Ack").field("upto", upto).finish(),
-            Request::AckSeqs { seqs, .. } => {
-                f.debug_struct("AckSeqs").field("seqs", &seqs.len()).finish()
-            }
+            Request::AckSeqs { seqs, .. } => f
+                .debug_struct("AckSeqs")
+                .field("seqs", &seqs.len())
+                .finish(),
             Request::Close { .. } => f.write_str("Close"),
         }
     }
@@ -538,7 +539,9 @@ fn apply(
                 savepoint(tx, |tx| Ok(job(tx)))?;
                 Answer::Exec
             }
-            Request::Append { events, effects, .. } => {
+            Request::Append {
+                events, effects, ..
+            } => {
                 let mut results = Vec::with_capacity(events.len());
                 for event in events {
                     let event = match event {
@@ -622,7 +625,10 @@ fn is_fatal(err: &rusqlite::Error) -> bool {
 fn apply_effect(tx: &Transaction<'_>, effect: &Effect) -> rusqlite::Result<()> {
     let kept = savepoint(tx, |tx| effect.apply(tx).map(|()| true))?;
     if !kept {
-        tracing::error!(effect = effect.label(), "An effect of a decision was not stored.");
+        tracing::error!(
+            effect = effect.label(),
+            "An effect of a decision was not stored."
+        );
     }
     Ok(())
 }
