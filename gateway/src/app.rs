@@ -231,7 +231,8 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
             .with_collector(Box::new(StatusCollector(uplink_status.clone()))),
     );
     let web_cancel = CancellationToken::new();
-    let panel = Panel::new(metrics.clone(), web_cancel.clone(), tls.is_some());
+    let panel = Panel::new(metrics.clone(), web_cancel.clone(), tls.is_some())
+        .with_hosts(config.panel.hosts.clone());
     let telemetry_source = Arc::new(OnceLock::new());
     let router = web::router(PanelState {
         metrics: metrics.clone(),
