@@ -114,11 +114,9 @@ async fn harness() -> Harness {
         exit_policy: crate::config::ExitPolicy::RecordedOrListed,
         repeat_window: Duration::from_secs(10),
     }]);
-    let plates = Arc::new(
-        PlateRegistry::from_connection(store.connect().expect("connect")).expect("plates"),
-    );
+    let plates = Arc::new(PlateRegistry::open(&store).expect("plates"));
     let credentials = Arc::new(
-        CredentialStore::from_connection(store.connect().expect("connect"))
+        CredentialStore::open(&store)
             .expect("credentials")
             .with_known_groups(["b3".to_owned(), "basement".to_owned()]),
     );
