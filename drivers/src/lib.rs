@@ -25,4 +25,4 @@ pub use command::{Command, CommandOutcome, CommandRequest};
 pub use contract::{
     DeviceId, Driver, DriverContext, DriverError, EventSender, Health, HealthReporter, Inbound,
 };
-pub use event::{ArmState, Class, DeviceEvent, DoorAlarmKind, PlateColour};
+pub use event::{ArmState, Class, ControllerVerdict, DeviceEvent, DoorAlarmKind, PlateColour};

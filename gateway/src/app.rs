@@ -420,7 +420,15 @@ async fn build(
     let doors = Doors::open(&store, &config, sim.clone())
         .map_err(|error| StartError::Internal(format!("door credentials: {error}")))?;
     let (device_tx, device_rx) = mpsc::channel(DEVICE_EVENTS);
-    let built = devices::build(&config.devices, &sim);
+    let device_configs = match crate::doors::resume::resume_points(&config.devices, &journal).await
+    {
+        Ok(devices) => devices,
+        Err(error) => {
+            tracing::warn!(%error, "could not read the controllers' last event indices; no backfill");
+            config.devices.clone()
+        }
+    };
+    let built = devices::build(&device_configs, &sim);
     for (name, bus) in built.buses {
         owned
             .driver_tasks
@@ -524,6 +532,11 @@ async fn build(
         &watch,
         "list refresh",
         refresh_lists(plates.clone(), aux_cancel.clone()),
+    );
+    aux_tasks.spawn_owned(
+        &watch,
+        "pending reads expiry",
+        crate::lanes::expire_pending(board.clone(), handle.clone(), aux_cancel.clone()),
     );
     aux_tasks.spawn_owned(
         &watch,

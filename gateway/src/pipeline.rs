@@ -66,9 +66,16 @@ pub struct Decided {
 pub trait Coordinator: Send + std::fmt::Debug {
     /// Looks at one event; `None` when it is not this coordinator's business.
     fn on_event(&mut self, device_id: &str, event: &DeviceEvent, now_ms: i64) -> Option<Decided>;
+
+    /// The rule's name, recorded as the actor of its commands.
+    fn name(&self) -> &'static str {
+        "rules"
+    }
 }
 
-/// How long a driver may take to answer a command.
+/// How long a driver may take to answer a command. It is also the
+/// command's deadline: a driver drops a command it gets later, so nothing
+/// is carried out after the pipeline has recorded it as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Submitted batches whose acknowledgement is still pending. Bounds memory:
@@ -387,7 +394,18 @@ impl Pipeline {
             if let Some(decided) = coordinator.on_event(device, &event, now) {
                 annotation.extend(decided.annotate);
                 extra.extend(decided.records);
-                commands.extend(decided.commands);
+                let origin = Origin {
+                    actor: coordinator.name().to_owned(),
+                    via: "rule".into(),
+                    reason: Some(format!("{} from {device}", event.kind())),
+                    remote: None,
+                };
+                commands.extend(
+                    decided
+                        .commands
+                        .into_iter()
+                        .map(|(target, command)| (target, command, origin.clone())),
+                );
             }
         }
         if let Some(map) = body.as_object_mut() {
@@ -409,8 +427,8 @@ impl Pipeline {
         }
         // Actuate first (local before remote, and before the disk): the
         // commands do not wait for the append.
-        for (target, command) in commands {
-            self.dispatch(target, command);
+        for (target, command, origin) in commands {
+            self.dispatch(target, command, origin);
         }
         let decided = (!annotation.is_empty()).then_some(serde_json::Value::Object(annotation));
         submit(
@@ -423,32 +441,49 @@ impl Pipeline {
         .await;
     }
 
-    /// Sends a rule's command to a device without waiting; a failure is
-    /// recorded as a `command_failed` alarm.
-    fn dispatch(&self, device_id: String, command: Command) {
+    /// Sends a rule's command to a device without waiting. Its outcome is
+    /// audited like every actuation (a `command` event with the rule as
+    /// origin); a failure is also raised as a `command_failed` alarm.
+    fn dispatch(&self, device_id: String, command: Command, origin: Origin) {
+        let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
         let pending = match self.drivers.get(&device_id) {
             None => Err(CommandOutcome::Failed(format!(
                 "unknown device {device_id}"
             ))),
-            Some(handle) => handle.try_command(command.clone()),
+            Some(handle) => handle.try_command_by(command.clone(), deadline),
         };
         let store = self.store.clone();
         let stamper = self.stamper.clone();
+        let metrics = self.metrics.clone();
+        let feed = self.feed.clone();
         self.commands.spawn(async move {
-            let outcome = match pending {
-                Err(outcome) => outcome,
-                Ok(rx) => match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
-                    Ok(Ok(outcome)) => outcome,
-                    Ok(Err(_)) => CommandOutcome::Failed("driver dropped the command".into()),
-                    Err(_) => CommandOutcome::Failed("device did not answer in time".into()),
-                },
-            };
+            let outcome = await_outcome(pending, deadline).await;
+            let mut batch = vec![stamper.stamp(
+                &device_id,
+                "command",
+                Class::Audit,
+                serde_json::json!({"command": command, "outcome": outcome, "origin": origin}),
+                None,
+            )];
             if outcome != CommandOutcome::Done {
                 tracing::warn!(device = %device_id, command = command.name(), ?outcome, "A rule's command was not carried out.");
                 let body = serde_json::json!({"command": command, "outcome": outcome});
-                let alarm = stamper.stamp(&device_id, "command_failed", Class::Alarm, body, None);
-                if let Err(error) = store.append(alarm).await {
-                    tracing::error!(%error, "The command_failed alarm was not stored.");
+                batch.push(stamper.stamp(&device_id, "command_failed", Class::Alarm, body, None));
+            }
+            for envelope in batch {
+                let copy = feed.wanted().then(|| envelope.clone());
+                let (kind, class) = (envelope.kind.clone(), envelope.class);
+                match store.append(envelope).await {
+                    Ok(seq) => {
+                        metrics.appended(&kind, class);
+                        if let Some(mut copy) = copy {
+                            copy.seq = seq;
+                            feed.publish(copy);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, kind, "The record of a rule's command was not stored.");
+                    }
                 }
             }
         });
@@ -479,25 +514,19 @@ impl Pipeline {
                 origin,
                 reply,
             } => {
+                let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
                 let pending = match self.drivers.get(&device_id) {
                     None => Err(CommandOutcome::Failed(format!(
                         "unknown device {device_id}"
                     ))),
-                    Some(handle) => handle.try_command(command.clone()),
+                    Some(handle) => handle.try_command_by(command.clone(), deadline),
                 };
                 let store = self.store.clone();
                 let stamper = self.stamper.clone();
                 let metrics = self.metrics.clone();
                 let feed = self.feed.clone();
                 self.commands.spawn(async move {
-                    let outcome = match pending {
-                        Err(outcome) => outcome,
-                        Ok(rx) => match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
-                            Ok(Ok(outcome)) => outcome,
-                            Ok(Err(_)) => CommandOutcome::Failed("driver dropped the command".into()),
-                            Err(_) => CommandOutcome::Failed("device did not answer in time".into()),
-                        },
-                    };
+                    let outcome = await_outcome(pending, deadline).await;
                     let body = serde_json::json!({
                         "command": command,
                         "outcome": outcome,
@@ -523,6 +552,21 @@ impl Pipeline {
                 });
             }
         }
+    }
+}
+
+/// The driver's answer to a command, or why there is none by `deadline`.
+async fn await_outcome(
+    pending: Result<oneshot::Receiver<CommandOutcome>, CommandOutcome>,
+    deadline: tokio::time::Instant,
+) -> CommandOutcome {
+    match pending {
+        Err(outcome) => outcome,
+        Ok(rx) => match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => CommandOutcome::Failed("driver dropped the command".into()),
+            Err(_) => CommandOutcome::Failed("device did not answer in time".into()),
+        },
     }
 }
 

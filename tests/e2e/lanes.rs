@@ -125,6 +125,17 @@ async fn lanes_vzenith_resident_read_opens_the_modbus_barrier_and_is_recorded() 
         .event("vehicle entered", |e| e.kind == "vehicle_entered")
         .await;
     assert_eq!(entered.body["plate"], "苏A8HK52");
+    // The rule's OPEN is audited like every actuation, with its outcome.
+    let audit = estate
+        .event("the rule's command audited", |e| {
+            e.kind == "command" && e.body["origin"]["via"] == "rule"
+        })
+        .await;
+    assert_eq!(audit.class, Class::Audit);
+    assert_eq!(audit.device_id, "barrier-south-in");
+    assert_eq!(audit.body["command"]["command"], "open_barrier");
+    assert_eq!(audit.body["outcome"]["outcome"], "done");
+    assert_eq!(audit.body["origin"]["actor"], "lanes");
 
     // The same car read again a moment later counts once.
     camera
@@ -223,6 +234,12 @@ async fn lanes_blacklisted_and_unknown_plates_keep_the_barrier_down() {
         .await;
     assert_eq!(denied.body["decision"], "deny");
     assert_eq!(denied.body["reason"]["reason"], "欠费");
+    let alarm = estate
+        .event("the blacklist alarm", |e| e.kind == "blacklisted_vehicle")
+        .await;
+    assert_eq!(alarm.class, Class::Alarm);
+    assert_eq!(alarm.body["plate"], "苏A00000");
+    assert_eq!(alarm.body["lane"], "south-in");
     let unknown = estate
         .event("the unknown read", plate_read("京C99999"))
         .await;

@@ -25,6 +25,8 @@ pub(crate) const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(2);
 pub(crate) const DEFAULT_COMMAND_LIFETIME: Duration = Duration::from_secs(600);
 /// `[uplink] refusal_interval` default.
 pub(crate) const DEFAULT_REFUSAL_INTERVAL: Duration = Duration::from_secs(60);
+/// `[uplink] door_pulse_max` default.
+pub(crate) const DEFAULT_DOOR_PULSE_MAX: Duration = Duration::from_secs(60);
 /// `[uplink.mqtt] keep_alive` default.
 pub(crate) const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
 /// `[uplink.mqtt] inflight` default (unacknowledged QoS 1 publishes).
@@ -56,6 +58,9 @@ pub struct UplinkConfig {
     /// Refused downlink messages are recorded as one event per interval
     /// (with a count) after the first.
     pub refusal_interval: Duration,
+    /// Longest door pulse (`duration_ms`) a platform command may ask for;
+    /// longer ones are refused.
+    pub door_pulse_max: Duration,
 }
 
 impl Default for UplinkConfig {
@@ -69,6 +74,7 @@ impl Default for UplinkConfig {
             command_key: None,
             command_max_lifetime: DEFAULT_COMMAND_LIFETIME,
             refusal_interval: DEFAULT_REFUSAL_INTERVAL,
+            door_pulse_max: DEFAULT_DOOR_PULSE_MAX,
         }
     }
 }
@@ -220,6 +226,12 @@ pub(crate) fn read_uplink(
     if refusal_interval < Duration::from_secs(1) {
         s.problem("refusal_interval", "must be at least 1s");
     }
+    let door_pulse_max = s
+        .take_duration("door_pulse_max")
+        .unwrap_or(DEFAULT_DOOR_PULSE_MAX);
+    if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&door_pulse_max) {
+        s.problem("door_pulse_max", "must be from 100ms to 1h");
+    }
     // Both tables are read (and checked) when present; `sink` picks one.
     let mqtt = s.take_table("mqtt");
     let mqtt = s
@@ -256,6 +268,7 @@ pub(crate) fn read_uplink(
         command_key,
         command_max_lifetime,
         refusal_interval,
+        door_pulse_max,
     }
 }
 
