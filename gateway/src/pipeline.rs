@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
-use crate::store::{AppendTicket, Store};
+use crate::store::{AppendTicket, Effect, Store};
 use crate::supervisor::Drivers;
 use crate::wire::{Envelope, SCHEMA_VERSION};
 
@@ -58,6 +58,9 @@ pub struct Decided {
     pub records: Vec<Record>,
     /// Commands for devices, sent before the events are stored.
     pub commands: Vec<(String, Command)>,
+    /// State changes the coordinator has already made in memory, committed
+    /// by the store in the same transaction as these events.
+    pub effects: Vec<Effect>,
 }
 
 /// A domain's local rules, run by the pipeline on every device event (the
@@ -71,6 +74,27 @@ pub trait Coordinator: Send + std::fmt::Debug {
     fn name(&self) -> &'static str {
         "rules"
     }
+
+    /// What the device answered to one of this coordinator's commands;
+    /// what to record (and command) because of it. The default ignores it.
+    fn on_outcome(
+        &mut self,
+        _device_id: &str,
+        _command: &Command,
+        _outcome: &CommandOutcome,
+        _now_ms: i64,
+    ) -> Option<Decided> {
+        None
+    }
+}
+
+/// A rule command's outcome on its way back to its coordinator.
+#[derive(Debug)]
+struct Outcome {
+    coordinator: usize,
+    device_id: String,
+    command: Command,
+    outcome: CommandOutcome,
 }
 
 /// How long a driver may take to answer a command. It is also the
@@ -181,6 +205,8 @@ pub enum Control {
         class: Class,
         /// Body.
         body: serde_json::Value,
+        /// State changes committed with it.
+        effects: Vec<Effect>,
         /// Completed once stored.
         ack: Option<Ack>,
     },
@@ -230,6 +256,20 @@ impl PipelineHandle {
         class: Class,
         body: serde_json::Value,
     ) -> Result<Receipt, NotStored> {
+        self.record_with(device_id, kind, class, body, Vec::new())
+            .await
+    }
+
+    /// Records a gateway event with state changes committed in the same
+    /// transaction, and waits until both are on disk.
+    pub async fn record_with(
+        &self,
+        device_id: &str,
+        kind: &str,
+        class: Class,
+        body: serde_json::Value,
+        effects: Vec<Effect>,
+    ) -> Result<Receipt, NotStored> {
         let (ack, rx) = oneshot::channel();
         self.control
             .send(Control::Record {
@@ -237,6 +277,7 @@ impl PipelineHandle {
                 kind: kind.to_owned(),
                 class,
                 body,
+                effects,
                 ack: Some(ack),
             })
             .await
@@ -308,6 +349,7 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     feed: EventFeed,
     commands: TaskTracker,
+    outcomes: (mpsc::Sender<Outcome>, mpsc::Receiver<Outcome>),
 }
 
 impl Pipeline {
@@ -333,6 +375,7 @@ impl Pipeline {
             metrics,
             feed,
             commands: TaskTracker::new(),
+            outcomes: mpsc::channel(IN_FLIGHT),
         };
         (
             pipeline,
@@ -366,6 +409,9 @@ impl Pipeline {
                 Some(inbound) = self.devices.recv() => {
                     self.on_device(inbound, &completions_tx).await;
                 }
+                Some(outcome) = self.outcomes.1.recv(), if !closing => {
+                    self.on_outcome(outcome, &completions_tx).await;
+                }
                 else => break,
             }
         }
@@ -389,11 +435,13 @@ impl Pipeline {
         let mut body = event.body();
         let mut extra = Vec::new();
         let mut commands = Vec::new();
+        let mut effects = Vec::new();
         let mut annotation = serde_json::Map::new();
-        for coordinator in &mut self.coordinators {
+        for (index, coordinator) in self.coordinators.iter_mut().enumerate() {
             if let Some(decided) = coordinator.on_event(device, &event, now) {
                 annotation.extend(decided.annotate);
                 extra.extend(decided.records);
+                effects.extend(decided.effects);
                 let origin = Origin {
                     actor: coordinator.name().to_owned(),
                     via: "rule".into(),
@@ -404,7 +452,7 @@ impl Pipeline {
                     decided
                         .commands
                         .into_iter()
-                        .map(|(target, command)| (target, command, origin.clone())),
+                        .map(|(target, command)| (target, command, origin.clone(), index)),
                 );
             }
         }
@@ -427,14 +475,14 @@ impl Pipeline {
         }
         // Actuate first (local before remote, and before the disk): the
         // commands do not wait for the append.
-        for (target, command, origin) in commands {
-            self.dispatch(target, command, origin);
+        for (target, command, origin, index) in commands {
+            self.dispatch(target, command, origin, index);
         }
         let decided = (!annotation.is_empty()).then_some(serde_json::Value::Object(annotation));
         submit(
             &self.store,
             &self.feed,
-            batch,
+            (batch, effects),
             ack.map(|a| (a, decided)),
             completions,
         )
@@ -444,7 +492,7 @@ impl Pipeline {
     /// Sends a rule's command to a device without waiting. Its outcome is
     /// audited like every actuation (a `command` event with the rule as
     /// origin); a failure is also raised as a `command_failed` alarm.
-    fn dispatch(&self, device_id: String, command: Command, origin: Origin) {
+    fn dispatch(&self, device_id: String, command: Command, origin: Origin, coordinator: usize) {
         let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
         let pending = match self.drivers.get(&device_id) {
             None => Err(CommandOutcome::Failed(format!(
@@ -456,8 +504,19 @@ impl Pipeline {
         let stamper = self.stamper.clone();
         let metrics = self.metrics.clone();
         let feed = self.feed.clone();
+        let back = self.outcomes.0.clone();
         self.commands.spawn(async move {
             let outcome = await_outcome(pending, deadline).await;
+            // The coordinator learns what the device did (a lane whose OPEN
+            // failed asks the guard instead of recording an entry).
+            let _ = back
+                .send(Outcome {
+                    coordinator,
+                    device_id: device_id.clone(),
+                    command: command.clone(),
+                    outcome: outcome.clone(),
+                })
+                .await;
             let mut batch = vec![stamper.stamp(
                 &device_id,
                 "command",
@@ -489,6 +548,47 @@ impl Pipeline {
         });
     }
 
+    /// Hands a rule command's outcome to its coordinator and records what
+    /// it decides because of it.
+    async fn on_outcome(&mut self, outcome: Outcome, completions: &mpsc::Sender<Completion>) {
+        let Some(coordinator) = self.coordinators.get_mut(outcome.coordinator) else {
+            return;
+        };
+        let now = now_ms();
+        let Some(decided) =
+            coordinator.on_outcome(&outcome.device_id, &outcome.command, &outcome.outcome, now)
+        else {
+            return;
+        };
+        let origin = Origin {
+            actor: coordinator.name().to_owned(),
+            via: "rule".into(),
+            reason: Some(format!("outcome of {}", outcome.command.name())),
+            remote: None,
+        };
+        for (target, command) in decided.commands {
+            self.dispatch(target, command, origin.clone(), outcome.coordinator);
+        }
+        let batch: Vec<Envelope> = decided
+            .records
+            .into_iter()
+            .map(|r| {
+                self.stamper
+                    .stamp(&r.device_id, &r.kind, r.class, r.body, None)
+            })
+            .collect();
+        if !batch.is_empty() || !decided.effects.is_empty() {
+            submit(
+                &self.store,
+                &self.feed,
+                (batch, decided.effects),
+                None,
+                completions,
+            )
+            .await;
+        }
+    }
+
     async fn on_control(&mut self, control: Control, completions: &mpsc::Sender<Completion>) {
         match control {
             Control::Record {
@@ -496,13 +596,14 @@ impl Pipeline {
                 kind,
                 class,
                 body,
+                effects,
                 ack,
             } => {
                 let envelope = self.stamper.stamp(&device_id, &kind, class, body, None);
                 submit(
                     &self.store,
                     &self.feed,
-                    vec![envelope],
+                    (vec![envelope], effects),
                     ack.map(|a| (a, None)),
                     completions,
                 )
@@ -573,13 +674,13 @@ async fn await_outcome(
 async fn submit(
     store: &Store,
     feed: &EventFeed,
-    batch: Vec<Envelope>,
+    (batch, effects): (Vec<Envelope>, Vec<Effect>),
     ack: Option<(Ack, Option<serde_json::Value>)>,
     completions: &mpsc::Sender<Completion>,
 ) {
     let labels = batch.iter().map(|e| (e.kind.clone(), e.class)).collect();
     let copies = feed.wanted().then(|| batch.clone());
-    let ticket = store.submit(batch);
+    let ticket = store.submit_with(batch, effects);
     let completion = Completion {
         ticket,
         ack,

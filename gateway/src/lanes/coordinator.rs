@@ -4,13 +4,22 @@
 //! follows each lane's barrier events for the board.
 //!
 //! Runs inside the pipeline; decisions read the in-memory list snapshot.
-//! Database writes (a visitor pass used, a vehicle inside) go to the blocking
-//! pool and never hold up the barrier.
+//! State changes (a visitor pass used, a vehicle inside or gone) are made in
+//! memory at once and returned as effects, which the store writer commits
+//! in the same transaction as the event recording them: never out of order,
+//! never on the barrier's path.
+//!
+//! A read decided allow at a Modbus barrier is only a passage once the
+//! module confirmed the OPEN: then a single-use pass is used up and the
+//! entry or exit recorded. An OPEN that failed consumes nothing: it raises
+//! an `open_failed` alarm, puts the read on the guard's pending list, and
+//! forgets it in the repeat filter, so the next read of the car (after the
+//! module is back) is decided and opens.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use drivers::{ArmState, Class, Command, DeviceEvent};
+use drivers::{ArmState, Class, Command, CommandOutcome, DeviceEvent};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -20,6 +29,7 @@ use crate::lists::plates::PlateRegistry;
 use crate::pipeline::{Coordinator, Decided, Record};
 use crate::rules::plate::{PlateText, normalise};
 use crate::rules::vehicle::{Deduper, LanePolicy, ReadFacts, Reason, Verdict, decide};
+use crate::store::Effect;
 
 /// Remembered camera read ids (for resend detection).
 const READ_ID_MEMORY: usize = 4096;
@@ -33,6 +43,21 @@ pub struct LaneCoordinator {
     registry: Arc<PlateRegistry>,
     board: LaneBoard,
     deduper: Deduper,
+    /// Allowed reads waiting for their barrier's answer to the OPEN, by
+    /// barrier device, oldest first.
+    awaiting: HashMap<String, VecDeque<Awaiting>>,
+}
+
+/// An allowed read whose OPEN is on its way to the barrier.
+#[derive(Debug)]
+struct Awaiting {
+    lane: String,
+    direction: LaneDirection,
+    camera: String,
+    plate: String,
+    pass: Option<i64>,
+    images: Vec<String>,
+    time_ms: i64,
 }
 
 impl LaneCoordinator {
@@ -80,6 +105,7 @@ impl LaneCoordinator {
                 i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
                 READ_ID_MEMORY,
             ),
+            awaiting: HashMap::new(),
         }
     }
 
@@ -175,32 +201,38 @@ impl LaneCoordinator {
             });
         }
         match decision.verdict {
-            Verdict::Allow => {
-                match &lane.barrier {
-                    Some(barrier) => {
-                        decided
-                            .commands
-                            .push((barrier.clone(), Command::OpenBarrier));
-                        annotate.insert("open_via".into(), json!("barrier"));
-                    }
-                    None => {
-                        annotate.insert("open_via".into(), json!("camera"));
-                    }
-                }
-                if let Some(pass) = decision.consumes_pass {
-                    let registry = self.registry.clone();
-                    tokio::task::spawn_blocking(move || {
-                        if let Err(error) = registry.mark_pass_used(pass) {
-                            tracing::error!(%error, pass, "A used visitor pass was not recorded.");
-                        }
-                    });
-                }
-                if !text.is_empty() {
+            Verdict::Allow => match &lane.barrier {
+                Some(barrier) => {
                     decided
-                        .records
-                        .extend(self.passage(&lane.id, lane.direction, &text, now));
+                        .commands
+                        .push((barrier.clone(), Command::OpenBarrier));
+                    annotate.insert("open_via".into(), json!("barrier"));
+                    // Passed only once the module confirms the OPEN.
+                    self.awaiting
+                        .entry(barrier.clone())
+                        .or_default()
+                        .push_back(Awaiting {
+                            lane: lane.id.clone(),
+                            direction: lane.direction,
+                            camera: camera.to_owned(),
+                            plate: text.clone(),
+                            pass: decision.consumes_pass,
+                            images: images.to_vec(),
+                            time_ms: now,
+                        });
                 }
-            }
+                None => {
+                    annotate.insert("open_via".into(), json!("camera"));
+                    if let Some(pass) = decision.consumes_pass {
+                        decided.effects.push(self.registry.use_pass(&text, pass));
+                    }
+                    if !text.is_empty() {
+                        let (record, effect) = self.passage(&lane.id, lane.direction, &text, now);
+                        decided.records.push(record);
+                        decided.effects.push(effect);
+                    }
+                }
+            },
             Verdict::AskGuard => {
                 let id = Uuid::now_v7().to_string();
                 let candidate = match &decision.reason {
@@ -236,6 +268,68 @@ impl LaneCoordinator {
         Some(decided)
     }
 
+    /// The barrier answered an OPEN: the oldest read waiting for it passed,
+    /// or goes to the guard.
+    fn opened(&mut self, barrier: &str, outcome: &CommandOutcome, now: i64) -> Option<Decided> {
+        let waiting = self.awaiting.get_mut(barrier)?;
+        let read = waiting.pop_front()?;
+        if waiting.is_empty() {
+            self.awaiting.remove(barrier);
+        }
+        let mut decided = Decided::default();
+        if *outcome == CommandOutcome::Done {
+            if let Some(pass) = read.pass {
+                decided
+                    .effects
+                    .push(self.registry.use_pass(&read.plate, pass));
+            }
+            if !read.plate.is_empty() {
+                let (record, effect) =
+                    self.passage(&read.lane, read.direction, &read.plate, read.time_ms);
+                decided.records.push(record);
+                decided.effects.push(effect);
+            }
+            return Some(decided);
+        }
+        let detail = match outcome {
+            CommandOutcome::Failed(why) | CommandOutcome::Refused(why) => why.clone(),
+            other => format!("{other:?}"),
+        };
+        let id = Uuid::now_v7().to_string();
+        decided.records.push(Record {
+            device_id: barrier.to_owned(),
+            kind: "open_failed".into(),
+            class: Class::Alarm,
+            body: json!({
+                "lane": read.lane,
+                "plate": read.plate,
+                "camera": read.camera,
+                "read_ms": read.time_ms,
+                "detail": detail,
+                "pending_id": id,
+            }),
+        });
+        let reason = Reason::BarrierFailed { detail };
+        self.deduper.forget(&read.lane, &read.plate);
+        self.board.update(&read.lane, |view| {
+            if let Some(last) = view.last.as_mut().filter(|l| l.time_ms == read.time_ms) {
+                last.verdict = Verdict::AskGuard;
+                last.reason = reason.clone();
+            }
+        });
+        self.board.add_pending(PendingRead {
+            id,
+            lane: read.lane,
+            camera: read.camera,
+            plate: read.plate,
+            candidate: None,
+            reason,
+            images: read.images,
+            time_ms: read.time_ms.max(now - super::board::PENDING_TTL_MS + 1),
+        });
+        Some(decided)
+    }
+
     /// Records a vehicle entering or leaving through a lane.
     fn passage(
         &self,
@@ -243,7 +337,7 @@ impl LaneCoordinator {
         direction: LaneDirection,
         plate: &str,
         now: i64,
-    ) -> Option<Record> {
+    ) -> (Record, Effect) {
         passage_record(&self.registry, lane, direction, plate, now)
     }
 
@@ -275,48 +369,36 @@ impl LaneCoordinator {
 }
 
 /// The `vehicle_entered` / `vehicle_exited` / `exit_without_entry` record for
-/// a vehicle let through, updating who is inside (on the blocking pool).
+/// a vehicle let through, with who is inside updated in memory now and the
+/// effect that stores it (committed with the record).
 pub(crate) fn passage_record(
-    registry: &Arc<PlateRegistry>,
+    registry: &PlateRegistry,
     lane: &str,
     direction: LaneDirection,
     plate: &str,
     now: i64,
-) -> Option<Record> {
+) -> (Record, Effect) {
     let record = |kind: &str, body: Value| Record {
         device_id: crate::pipeline::GATEWAY_DEVICE.to_owned(),
         kind: kind.to_owned(),
         class: Class::Access,
         body,
     };
-    let (plate_owned, lane_owned, registry_owned) =
-        (plate.to_owned(), lane.to_owned(), registry.clone());
     match direction {
-        LaneDirection::Entry => {
-            tokio::task::spawn_blocking(move || {
-                if let Err(error) = registry_owned.entered(&plate_owned, &lane_owned, now) {
-                    tracing::error!(%error, "A vehicle's entry was not recorded in the inside list.");
-                }
-            });
-            Some(record(
-                "vehicle_entered",
-                json!({"plate": plate, "lane": lane}),
-            ))
-        }
+        LaneDirection::Entry => (
+            record("vehicle_entered", json!({"plate": plate, "lane": lane})),
+            registry.enter(plate, lane, now),
+        ),
         LaneDirection::Exit => {
-            let entered = registry.entered_at(plate);
-            tokio::task::spawn_blocking(move || {
-                if let Err(error) = registry_owned.exited(&plate_owned) {
-                    tracing::error!(%error, "A vehicle's exit was not recorded in the inside list.");
-                }
-            });
-            Some(match entered {
+            let (entered, effect) = registry.exit(plate);
+            let record = match entered {
                 Some(t) => record(
                     "vehicle_exited",
                     json!({"plate": plate, "lane": lane, "entered_ms": t, "dwell_s": (now - t).max(0) / 1000}),
                 ),
                 None => record("exit_without_entry", json!({"plate": plate, "lane": lane})),
-            })
+            };
+            (record, effect)
         }
     }
 }
@@ -324,6 +406,19 @@ pub(crate) fn passage_record(
 impl Coordinator for LaneCoordinator {
     fn name(&self) -> &'static str {
         "lanes"
+    }
+
+    fn on_outcome(
+        &mut self,
+        device_id: &str,
+        command: &Command,
+        outcome: &CommandOutcome,
+        now_ms: i64,
+    ) -> Option<Decided> {
+        match command {
+            Command::OpenBarrier => self.opened(device_id, outcome, now_ms),
+            _ => None,
+        }
     }
 
     fn on_event(&mut self, device_id: &str, event: &DeviceEvent, now_ms: i64) -> Option<Decided> {

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::plate::{PlateText, fuzzy_variants};
 
@@ -142,7 +142,7 @@ pub struct LanePolicy {
 }
 
 /// Allow, deny, or ask.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Raise the barrier.
@@ -154,7 +154,7 @@ pub enum Verdict {
 }
 
 /// Why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Reason {
     /// A resident's vehicle.
@@ -202,6 +202,12 @@ pub enum Reason {
     ExitKnown,
     /// Leaving without a recorded entry and not listed.
     ExitUnknown,
+    /// Decided allow, but the barrier did not open (its module failed):
+    /// the guard decides, and nothing was consumed or recorded as passed.
+    BarrierFailed {
+        /// The module's answer.
+        detail: String,
+    },
 }
 
 /// A decision with its reason.
@@ -443,6 +449,12 @@ impl Deduper {
             self.last_seen.retain(|_, seen| seen.time_ms > horizon);
         }
         true
+    }
+
+    /// Forgets the read of `plate` at `lane`, so that the next read of it is
+    /// decided afresh (its OPEN failed: the car is still waiting).
+    pub fn forget(&mut self, lane: &str, plate: &str) {
+        self.last_seen.remove(&(lane.to_owned(), plate.to_owned()));
     }
 
     /// After the decision of an admitted read: `settled = false` when it
