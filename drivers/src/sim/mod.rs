@@ -5,6 +5,7 @@
 pub mod barrier;
 pub mod camera;
 pub mod door;
+pub mod onvif;
 pub mod snapshot;
 pub mod tank;
 
