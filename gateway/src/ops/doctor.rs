@@ -122,7 +122,7 @@ pub async fn examine(config: &Config) -> Report {
         ),
     ));
     let running = gateway_running(&config.gateway.data_dir, findings);
-    findings.push(clock());
+    findings.push(clock().await);
     findings.extend(disk(&config.gateway.data_dir));
     findings.extend(listeners(config, running));
     for device in &config.devices {
@@ -173,8 +173,8 @@ fn gateway_running(data_dir: &Path, findings: &mut Vec<Finding>) -> bool {
     }
 }
 
-fn clock() -> Finding {
-    if crate::clock::is_synchronised() {
+async fn clock() -> Finding {
+    if crate::clock::ClockCheck::default().synchronised().await {
         Finding::new("clock", Level::Ok, "synchronised")
     } else {
         Finding::new(
