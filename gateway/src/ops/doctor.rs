@@ -539,30 +539,46 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, Finding> {
         })
 }
 
-async fn mqtt_platform(mqtt: &crate::config::MqttConfig, host: String, port: u16) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let addr = match resolve(&host, port) {
+/// The platform's host resolves and accepts a TCP connection; each step is
+/// a finding. Returns whether the next steps (TLS, authentication) can run.
+async fn reach(host: &str, port: u16, findings: &mut Vec<Finding>) -> bool {
+    let addr = match resolve(host, port) {
         Ok(addr) => addr,
-        Err(finding) => return vec![finding],
+        Err(finding) => {
+            findings.push(finding);
+            return false;
+        }
     };
     findings.push(Finding::new(
         "platform",
         Level::Ok,
         format!("DNS: {host} → {}", addr.ip()),
     ));
-    if let Err(error) = tcp(addr).await {
-        findings.push(Finding::new(
-            "platform",
-            Level::Fail,
-            format!("TCP: {addr} unreachable ({error})"),
-        ));
+    match tcp(addr).await {
+        Ok(()) => {
+            findings.push(Finding::new(
+                "platform",
+                Level::Ok,
+                format!("TCP: {addr} reachable"),
+            ));
+            true
+        }
+        Err(error) => {
+            findings.push(Finding::new(
+                "platform",
+                Level::Fail,
+                format!("TCP: {addr} unreachable ({error})"),
+            ));
+            false
+        }
+    }
+}
+
+async fn mqtt_platform(mqtt: &crate::config::MqttConfig, host: String, port: u16) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if !reach(&host, port, &mut findings).await {
         return findings;
     }
-    findings.push(Finding::new(
-        "platform",
-        Level::Ok,
-        format!("TCP: {addr} reachable"),
-    ));
     let tls = match mqtt
         .tls
         .as_ref()
@@ -634,21 +650,7 @@ async fn https_platform(https: &crate::config::HttpsConfig) -> Vec<Finding> {
     let host = url.host_str().unwrap_or_default().to_owned();
     let port = url.port_or_known_default().unwrap_or(443);
     let mut findings = Vec::new();
-    let addr = match resolve(&host, port) {
-        Ok(addr) => addr,
-        Err(finding) => return vec![finding],
-    };
-    findings.push(Finding::new(
-        "platform",
-        Level::Ok,
-        format!("DNS: {host} → {}", addr.ip()),
-    ));
-    if let Err(error) = tcp(addr).await {
-        findings.push(Finding::new(
-            "platform",
-            Level::Fail,
-            format!("TCP: {addr} unreachable ({error})"),
-        ));
+    if !reach(&host, port, &mut findings).await {
         return findings;
     }
     let mut builder = reqwest::Client::builder().timeout(PROBE_TIMEOUT);
@@ -766,5 +768,27 @@ mod tests {
         assert_eq!(report.attention(), 1);
         assert_eq!(report.exit_code(), 1);
         assert!(report.to_string().contains("1 finding(s) need attention."));
+    }
+
+    #[tokio::test]
+    async fn the_platform_is_reached_step_by_step() {
+        let open = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = open.local_addr().expect("addr").port();
+        let mut findings = Vec::new();
+        assert!(reach("127.0.0.1", port, &mut findings).await);
+        assert!(
+            findings.iter().all(|f| f.level == Level::Ok),
+            "{findings:?}"
+        );
+        drop(open);
+        let mut findings = Vec::new();
+        assert!(!reach("127.0.0.1", port, &mut findings).await);
+        assert_eq!(
+            findings.last().map(|f| f.level),
+            Some(Level::Fail),
+            "{findings:?}"
+        );
     }
 }
