@@ -9,11 +9,14 @@
 //! - [`event`]: [`DeviceEvent`] (what devices report) and [`Class`].
 //! - [`command`]: [`Command`] (what the gateway asks devices to do) and its
 //!   [`CommandOutcome`].
+//! - [`camera`]: ONVIF surveillance cameras (SOAP codecs, client, driver,
+//!   WS-Discovery).
 //! - [`sim`]: simulated devices; they are both the demo estate and test peers.
 //!
 //! Nothing in this crate knows about the store, the uplink or the web panel.
 
 pub mod barrier;
+pub mod camera;
 pub mod command;
 pub mod contract;
 pub mod door;
@@ -25,4 +28,7 @@ pub use command::{Command, CommandOutcome, CommandRequest};
 pub use contract::{
     DeviceId, Driver, DriverContext, DriverError, EventSender, Health, HealthReporter, Inbound,
 };
-pub use event::{ArmState, Class, ControllerVerdict, DeviceEvent, DoorAlarmKind, PlateColour};
+pub use event::{
+    ArmState, CameraAlarmKind, CameraSignalKind, Class, ControllerVerdict, DeviceEvent,
+    DoorAlarmKind, PlateColour,
+};

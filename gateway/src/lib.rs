@@ -26,6 +26,8 @@
 //! - [`uplink`]: the platform link (MQTT/HTTPS sinks, live-first drain, signed downlink, list sync).
 //! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`,
 //!   `/api/v1/telemetry`) and the guards' web panel ([`web::panel`]).
+//! - [`ops`]: the data directory's lock, backup and restore, `gatehouse doctor`,
+//!   systemd notification, the host's disk and clock gauges.
 //! - [`app`]: start a whole gateway from a config; phased shutdown.
 //! - [`demo`]: the simulated estate of `gatehouse demo`.
 //! - [`cli`]: the command line.
@@ -44,6 +46,7 @@ pub mod lanes;
 pub mod lists;
 pub mod logging;
 pub mod metrics;
+pub mod ops;
 pub mod pipeline;
 pub mod rules;
 pub mod store;

@@ -5,6 +5,8 @@
 pub mod barrier;
 pub mod camera;
 pub mod door;
+pub mod onvif;
+pub mod snapshot;
 pub mod tank;
 
 pub use tank::{TankModel, TankSim};

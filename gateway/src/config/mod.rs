@@ -18,15 +18,23 @@
 //! the environment seam. `config/gateway.example.toml` at the repository root
 //! documents every key.
 
+mod backup;
 mod doors;
 mod env;
 mod reader;
 mod schema;
 pub use schema::DEFAULT_DATA_DIR;
+
+/// The configurable device `type` names (for labels that must cover them).
+#[cfg(test)]
+pub(crate) fn device_type_names() -> impl Iterator<Item = &'static str> {
+    schema::DEVICE_TYPES.iter().map(|d| d.name)
+}
 #[cfg(test)]
 mod tests;
 mod uplink;
 
+pub use backup::BackupConfig;
 pub use env::{Env, ProcessEnv};
 pub use uplink::{
     ApiConfig, BrokerConfig, ClientTls, DEFAULT_TOPIC_PREFIX, HttpsConfig, MqttConfig, MqttHost,
@@ -77,6 +85,8 @@ pub struct Config {
     pub broker: BrokerConfig,
     /// `[api]`: the platform's pull API.
     pub api: ApiConfig,
+    /// `[backup]`: scheduled local backups, when configured.
+    pub backup: Option<BackupConfig>,
 }
 
 /// `[ingress]`.
@@ -185,12 +195,17 @@ pub struct PanelConfig {
     pub session_idle: Duration,
     /// A session expires this long after login, used or not.
     pub session_absolute: Duration,
-    /// Failed logins for one user name before it is locked.
+    /// Failed logins for one user name from which each failure delays the
+    /// next attempt (progressively).
     pub lockout_failures: u32,
-    /// Failed logins from one remote address before it is locked.
+    /// Failed logins from one remote address from which delays start.
     pub lockout_failures_per_address: u32,
-    /// How long a lockout lasts (and the window failures are counted in).
+    /// The longest login delay (and how long failures are remembered).
     pub lockout_duration: Duration,
+    /// Host names the panel answers to besides IP addresses and
+    /// `localhost` (a request for any other `Host` is refused: DNS
+    /// rebinding).
+    pub hosts: Vec<String>,
 }
 
 /// The panel's TLS certificate chain and private key (PEM files).
