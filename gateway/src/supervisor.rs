@@ -33,9 +33,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::SupervisorConfig;
-use crate::tasks::Tasks;
-use crate::vocab::backoff::Backoff;
 use crate::tasks::{CoreWatch, Tasks, panic_message};
+use crate::vocab::backoff::Backoff;
 use futures::FutureExt as _;
 use std::panic::AssertUnwindSafe;
 

@@ -83,5 +83,11 @@ async fn tls_panel_serves_https_and_marks_cookies_secure() {
         .unwrap_or_default();
     assert!(cookie.contains("; Secure"), "{login}");
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(
+        login
+            .to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=31536000"),
+        "{login}"
+    );
     assert!(running.shutdown().await.is_clean());
 }

@@ -24,11 +24,10 @@ use super::codes::{self, Salt};
 use crate::rules::door::{
     Blocked, Card, CodeEntry, CodeHash, Credentials, Pin, TempCode, canonical_card,
 };
-use crate::store::Store;
+use crate::store::{Effect, Store};
 use crate::vocab::import::{self, ImportMode};
 use crate::vocab::records::{ImportReport, ListError, Rejected};
 use crate::vocab::time::{format_bound, parse_optional_ms};
-use crate::store::{Effect, Store};
 
 /// The CSV header of the card list.
 pub const CARD_HEADER: [&str; 6] = [

@@ -30,6 +30,7 @@ use crate::pipeline::{Coordinator, Decided, Record};
 use crate::rules::plate::{PlateText, normalise};
 use crate::rules::vehicle::{Deduper, LanePolicy, ReadFacts, Reason, Verdict, decide};
 use crate::store::Effect;
+use crate::vocab::lane::Direction;
 
 /// Remembered camera read ids (for resend detection).
 const READ_ID_MEMORY: usize = 4096;
@@ -331,13 +332,7 @@ impl LaneCoordinator {
     }
 
     /// Records a vehicle entering or leaving through a lane.
-    fn passage(
-        &self,
-        lane: &str,
-        direction: Direction,
-        plate: &str,
-        now: i64,
-    ) -> (Record, Effect) {
+    fn passage(&self, lane: &str, direction: Direction, plate: &str, now: i64) -> (Record, Effect) {
         passage_record(&self.registry, lane, direction, plate, now)
     }
 

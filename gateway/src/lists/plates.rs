@@ -25,11 +25,10 @@ use serde::Serialize;
 
 use crate::rules::plate::{PlateText, normalise};
 use crate::rules::vehicle::{Blacklisted, PlateLists, Resident, VisitorPass};
-use crate::store::Store;
+use crate::store::{Effect, Store};
 use crate::vocab::import::{self, ImportMode};
 use crate::vocab::records::{ImportReport, ListError, Rejected};
 use crate::vocab::time::{format_bound, parse_ms, parse_optional_ms};
-use crate::store::{Effect, Store};
 
 /// Which list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -25,11 +25,11 @@ use serde::Deserialize;
 
 use super::Chrome;
 use crate::auth::Permission;
-use crate::vocab::lane::Direction;
 use crate::lanes::board::PENDING_TTL_MS;
 use crate::lanes::{LaneView, PendingRead, guard_decision};
 use crate::pipeline::Origin;
 use crate::rules::vehicle::Verdict;
+use crate::vocab::lane::Direction;
 use crate::web::panel::error::render;
 use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;

@@ -19,12 +19,9 @@ use serde::Deserialize;
 
 use super::{Chrome, audit_change, record_audit, remove_audited};
 use crate::auth::Permission;
-use crate::vocab::import::ImportMode;
 use crate::lists::plates::{ListKind, canonical_plate};
-use crate::vocab::time::{format_bound, parse_optional_ms};
 use crate::rules::vehicle::{Blacklisted, Resident};
-use crate::vocab::records::ImportReport;
-use crate::vocab::records::ListError;
+use crate::vocab::import::ImportMode;
 use crate::vocab::time::{format_bound, parse_optional_ms};
 use crate::web::panel::error::render;
 use crate::web::panel::guard::Viewer;
