@@ -18,6 +18,7 @@ pub mod command;
 pub mod contract;
 pub mod door;
 pub mod event;
+pub mod intercom;
 pub mod lpr;
 pub mod sim;
 
@@ -25,4 +26,4 @@ pub use command::{Command, CommandOutcome, CommandRequest};
 pub use contract::{
     DeviceId, Driver, DriverContext, DriverError, EventSender, Health, HealthReporter, Inbound,
 };
-pub use event::{ArmState, Class, DeviceEvent, DoorAlarmKind, PlateColour};
+pub use event::{Answerer, ArmState, Class, DeviceEvent, DoorAlarmKind, PlateColour, UnlockMethod};
