@@ -26,4 +26,7 @@ pub use command::{Command, CommandOutcome, CommandRequest};
 pub use contract::{
     DeviceId, Driver, DriverContext, DriverError, EventSender, Health, HealthReporter, Inbound,
 };
-pub use event::{Answerer, ArmState, Class, DeviceEvent, DoorAlarmKind, PlateColour, UnlockMethod};
+pub use event::{
+    Answerer, ArmState, Class, ControllerVerdict, DeviceEvent, DoorAlarmKind, PlateColour,
+    UnlockMethod,
+};

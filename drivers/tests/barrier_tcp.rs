@@ -272,3 +272,74 @@ async fn barrier_tcp_shared_bus_serialises_requests_from_many_handles() {
     ));
     assert_eq!(bus.read_inputs(1, 0, 1).await, Ok(vec![false]));
 }
+
+/// Waits (with the deadline) until every coil of the simulated module is off.
+async fn all_coils_off(sim: &SimHandle) -> bool {
+    tokio::time::timeout(DEADLINE, async {
+        while sim.coils() != [false; 8] {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// A lane whose OPEN pulse lasts far longer than the test: any coil still
+/// on at the end was left on by the way the driver stopped.
+fn long_pulse_lane() -> drivers::barrier::BarrierConfig {
+    let mut lane = lane_config();
+    lane.map.pulse = Duration::from_secs(60);
+    lane
+}
+
+#[tokio::test]
+async fn barrier_tcp_pipeline_gone_mid_pulse_still_switches_the_coil_off() {
+    let (sim, bus) = sim_and_bus(sim_config(), Duration::from_millis(500)).await;
+    let mut rig = Rig::start(bus, long_pulse_lane());
+    rig.arm(ArmState::Closed).await;
+    assert_eq!(
+        rig.command(Command::OpenBarrier).await,
+        CommandOutcome::Done
+    );
+    assert!(sim.coils()[0], "the OPEN coil is energised mid-pulse");
+    // The error: the pipeline goes away while the coil is on. The next
+    // event the driver reports (the arm reaching its open limit) fails.
+    let Rig {
+        events,
+        task,
+        commands: _commands,
+        cancel: _cancel,
+        ..
+    } = rig;
+    drop(events);
+    let ended = tokio::time::timeout(DEADLINE, task)
+        .await
+        .expect("the driver ends")
+        .expect("joined");
+    assert_eq!(ended, Err(drivers::DriverError::PipelineClosed));
+    assert_eq!(sim.coils(), [false; 8], "every output de-energised");
+}
+
+#[tokio::test]
+async fn barrier_tcp_driver_dropped_mid_pulse_switches_the_coil_off() {
+    let (sim, bus) = sim_and_bus(sim_config(), Duration::from_millis(500)).await;
+    let mut rig = Rig::start(bus, long_pulse_lane());
+    rig.arm(ArmState::Closed).await;
+    assert_eq!(
+        rig.command(Command::OpenBarrier).await,
+        CommandOutcome::Done
+    );
+    assert!(sim.coils()[0], "the OPEN coil is energised mid-pulse");
+    // The run future is dropped without a chance to clean up (a task
+    // aborted at the end of a shutdown budget).
+    rig.task.abort();
+    assert!(
+        rig.task.await.expect_err("aborted").is_cancelled(),
+        "the task was aborted"
+    );
+    assert!(
+        all_coils_off(&sim).await,
+        "a coil stayed on: {:?}",
+        sim.coils()
+    );
+}

@@ -16,6 +16,7 @@ use drivers::PlateColour;
 use drivers::lpr::Vendor;
 use drivers::sim::barrier::{BarrierSim, BarrierSimConfig, SimArm, SimCommand, SimHandle};
 use drivers::sim::camera::CameraSim;
+use gateway::lists::import::ImportMode;
 use gateway::lists::plates::ListKind;
 
 const LANES: usize = 8;
@@ -110,14 +111,24 @@ async fn main() {
             );
         }
         plates
-            .import_csv(ListKind::Residents, csv.as_bytes(), |_| {})
+            .import_csv(
+                ListKind::Residents,
+                csv.as_bytes(),
+                ImportMode::AllOrNothing,
+                |_| {},
+            )
             .expect("residents");
         let mut csv = String::from("plate,host_unit,valid_from,valid_to,single_use\n");
         for i in 0..1_000 {
             let _ = writeln!(csv, "浙B{i:05},1-1-101,2026-01-01,2099-12-31,no");
         }
         plates
-            .import_csv(ListKind::Visitors, csv.as_bytes(), |_| {})
+            .import_csv(
+                ListKind::Visitors,
+                csv.as_bytes(),
+                ImportMode::AllOrNothing,
+                |_| {},
+            )
             .expect("visitors");
     })
     .await

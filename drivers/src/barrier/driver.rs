@@ -13,6 +13,10 @@
 //!   unreadable loop suppresses the pulse (on top of the lane's own rule).
 //! - A pulse always ends with the coil written off, even after its "on"
 //!   write failed (the write may have reached the module late).
+//! - Every way out of [`Driver::run`] de-energises the outputs: a normal
+//!   return, an error return (the pipeline gone mid-pulse), and the run
+//!   future being dropped (a [`CoilGuard`] then hands the "all off" writes
+//!   to a task of their own, as the doors' relay guard does).
 //!
 //! The driver keeps its lane across link losses and retries the module on
 //! every poll itself (the bus reconnects), reporting `DeviceLink` offline
@@ -85,6 +89,29 @@ impl BarrierDriver {
     }
 
     async fn run_loop(&mut self, ctx: &mut DriverContext) -> Result<(), DriverError> {
+        let guard = CoilGuard {
+            bus: self.bus.clone(),
+            slave: self.config.slave,
+            coils: self.config.map.coils().collect(),
+            armed: true,
+        };
+        let result = self.serve(ctx).await;
+        match self.all_off().await {
+            Ok(()) => guard.disarm(),
+            // The guard tries once more from its own task.
+            Err(error) => {
+                tracing::warn!(device = %ctx.device_id, %error, "could not turn the barrier outputs off");
+            }
+        }
+        if result.is_ok() {
+            ctx.health.stopped(None);
+        }
+        result
+    }
+
+    /// The driver's life between the safe states at its start and its end;
+    /// it may return early (`?`): [`Self::run_loop`] de-energises after it.
+    async fn serve(&mut self, ctx: &mut DriverContext) -> Result<(), DriverError> {
         if let Err(error) = self.all_off().await {
             self.link(ctx, Err(&error)).await?;
         }
@@ -109,10 +136,6 @@ impl BarrierDriver {
                 }
             }
         }
-        if let Err(error) = self.all_off().await {
-            tracing::warn!(device = %ctx.device_id, %error, "could not turn the barrier outputs off");
-        }
-        ctx.health.stopped(None);
         Ok(())
     }
 
@@ -348,6 +371,49 @@ impl BarrierDriver {
             }
         }
         Ok(())
+    }
+}
+
+/// Switches every output coil off when dropped while armed: the run future
+/// was dropped mid-pulse, or its own "all off" failed. A drop cannot wait,
+/// so the writes go to a task of their own on the bus (which outlives the
+/// driver while any handle is held).
+#[derive(Debug)]
+struct CoilGuard {
+    bus: BusHandle,
+    slave: u8,
+    coils: Vec<u16>,
+    armed: bool,
+}
+
+impl CoilGuard {
+    /// The outputs are known to be off: nothing left to do.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CoilGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!("barrier driver dropped outside a runtime: outputs not switched off");
+            return;
+        };
+        let (bus, slave, coils) = (
+            self.bus.clone(),
+            self.slave,
+            std::mem::take(&mut self.coils),
+        );
+        runtime.spawn(async move {
+            for coil in coils {
+                if let Err(error) = bus.write_coil(slave, coil, false).await {
+                    tracing::error!(slave, coil, %error, "could not switch a barrier output off");
+                }
+            }
+        });
     }
 }
 

@@ -291,6 +291,17 @@ impl Coordinator for DoorCoordinator {
                 keep_door_number(&mut decided.annotate, *door);
                 Some(decided)
             }
+            // A controller's record from while the gateway was away: the
+            // door is named, nothing is decided or driven.
+            DeviceEvent::AccessHistory { door, .. } => {
+                let index = Self::find(&self.by_reader, device_id, *door)?;
+                let mut decided = Decided::default();
+                decided
+                    .annotate
+                    .insert("door".into(), Value::String(self.doors[index].id.clone()));
+                keep_door_number(&mut decided.annotate, *door);
+                Some(decided)
+            }
             DeviceEvent::DoorState { door, .. }
             | DeviceEvent::DoorAlarm { door, .. }
             | DeviceEvent::ExitButton { door }
@@ -361,6 +372,7 @@ mod tests {
             format: format.into(),
             facility: None,
             door: None,
+            controller: None,
         }
     }
 

@@ -128,7 +128,10 @@ impl LaneCoordinator {
                 ..Decided::default()
             });
         }
-        if !self.deduper.admit(camera, &lane.id, &text, read_id, now) {
+        if !self
+            .deduper
+            .admit(camera, &lane.id, &text, read_id, confidence, now)
+        {
             annotate.insert("decision".into(), json!("repeat"));
             annotate.insert("reason".into(), json!({"code": "repeat"}));
             return Some(Decided {
@@ -150,7 +153,27 @@ impl LaneCoordinator {
         );
         annotate.insert("decision".into(), json!(decision.verdict));
         annotate.insert("reason".into(), json!(decision.reason));
+        let unsure = matches!(decision.reason, Reason::LowConfidence { .. });
+        self.deduper.settle(&lane.id, &text, !unsure);
         let mut decided = Decided::default();
+        if !unsure && !text.is_empty() {
+            // A better read of a car already waiting for the guard decides it.
+            self.board.drop_pending(&lane.id, &text);
+        }
+        if let Reason::Blacklisted { reason } = &decision.reason {
+            decided.records.push(Record {
+                device_id: camera.to_owned(),
+                kind: "blacklisted_vehicle".into(),
+                class: Class::Alarm,
+                body: json!({
+                    "plate": text,
+                    "lane": lane.id,
+                    "direction": lane.direction,
+                    "listed_reason": reason,
+                    "decision": decision.verdict,
+                }),
+            });
+        }
         match decision.verdict {
             Verdict::Allow => {
                 match &lane.barrier {

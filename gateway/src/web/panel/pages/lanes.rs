@@ -478,11 +478,15 @@ pub(in crate::web::panel) async fn decide(
                 ),
             }
         }
-        Err(_) => (
+        Err(error) => (
             StatusCode::CONFLICT,
             Flash {
                 class: "warn",
-                text: t.err_not_pending.to_owned(),
+                text: match error {
+                    crate::lanes::GuardError::Expired { .. } => t.err_pending_expired,
+                    crate::lanes::GuardError::NotPending(_) => t.err_not_pending,
+                }
+                .to_owned(),
             },
         ),
     };
