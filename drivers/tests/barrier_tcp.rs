@@ -343,3 +343,81 @@ async fn barrier_tcp_driver_dropped_mid_pulse_switches_the_coil_off() {
         sim.coils()
     );
 }
+
+#[tokio::test]
+async fn barrier_tcp_open_that_failed_while_the_module_was_down_is_written_once_it_is_back() {
+    let (sim, bus) = sim_and_bus(sim_config(), Duration::from_millis(200)).await;
+    let mut lane = lane_config();
+    // Long enough that the lane cannot drift back by its travel timer
+    // during the test: only the rollback makes the second OPEN work.
+    lane.lane.travel_timeout = Duration::from_secs(30);
+    let mut rig = Rig::start(bus, lane);
+    rig.arm(ArmState::Closed).await;
+
+    sim.stop().await;
+    rig.wait_for("link down", |e| {
+        matches!(e, DeviceEvent::DeviceLink { online: false, .. })
+    })
+    .await;
+    let failed = rig.command(Command::OpenBarrier).await;
+    assert!(matches!(failed, CommandOutcome::Failed(_)), "{failed:?}");
+
+    sim.restart().await.expect("rebinds the same port");
+    rig.wait_for("link up", |e| {
+        matches!(e, DeviceEvent::DeviceLink { online: true, .. })
+    })
+    .await;
+    rig.arm(ArmState::Closed).await;
+    assert_eq!(
+        rig.command(Command::OpenBarrier).await,
+        CommandOutcome::Done
+    );
+    rig.arm(ArmState::Open).await;
+    assert_eq!(sim.commands_seen(), vec![SimCommand::Open]);
+    assert_eq!(rig.stop().await, Ok(()));
+}
+
+#[tokio::test]
+async fn barrier_tcp_command_past_its_deadline_is_never_written_late() {
+    let (sim, bus) = sim_and_bus(sim_config(), Duration::from_secs(2)).await;
+    let mut rig = Rig::start(bus, lane_config());
+    rig.arm(ArmState::Closed).await;
+    // The module hangs on the next request (a poll) for 800 ms.
+    sim.delay_next_reply(Duration::from_millis(800));
+    let served = sim.requests();
+    tokio::time::timeout(DEADLINE, async {
+        while sim.requests() == served {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("a poll reached the hung module");
+    // An OPEN that is only good for 100 ms waits behind the hung poll.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+    let (request, outcome) = drivers::CommandRequest::with_deadline(Command::OpenBarrier, deadline);
+    rig.commands.send(request).await.expect("inbox");
+    let outcome = tokio::time::timeout(DEADLINE, outcome)
+        .await
+        .expect("answered")
+        .expect("answered");
+    assert!(
+        matches!(&outcome, CommandOutcome::Failed(why) if why.contains("expired")),
+        "{outcome:?}"
+    );
+    // The module answers again; still nothing was written.
+    let polls = sim.requests();
+    tokio::time::timeout(DEADLINE, async {
+        while sim.requests() < polls + 5 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("polling again");
+    assert!(
+        !sim.coil_writes().iter().any(|w| w.on),
+        "a coil was energised late: {:?}",
+        sim.coil_writes()
+    );
+    assert!(sim.commands_seen().is_empty());
+    assert_eq!(rig.stop().await, Ok(()));
+}

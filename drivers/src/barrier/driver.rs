@@ -18,6 +18,12 @@
 //!   future being dropped (a [`CoilGuard`] then hands the "all off" writes
 //!   to a task of their own, as the doors' relay guard does).
 //!
+//! A command carries out what the module confirms: an OPEN whose write
+//! failed rolls the lane back to where it was (the arm never started), so
+//! the next OPEN after the module is back is written. A command past its
+//! deadline (the requester gave up) is dropped, never written late; its
+//! energising write carries the deadline to the bus too.
+//!
 //! The driver keeps its lane across link losses and retries the module on
 //! every poll itself (the bus reconnects), reporting `DeviceLink` offline
 //! and online; it only returns an error when the pipeline is gone.
@@ -71,6 +77,9 @@ pub struct BarrierDriver {
     /// The relay pulse in progress: its coil and when it ends. The driver
     /// keeps polling and taking commands meanwhile; the loop turns it off.
     pulsing: Option<(u16, tokio::time::Instant)>,
+    /// The deadline of the command being carried out: its energising
+    /// writes are not sent after it.
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl BarrierDriver {
@@ -85,6 +94,7 @@ impl BarrierDriver {
             lane,
             online: None,
             pulsing: None,
+            deadline: None,
         }
     }
 
@@ -175,6 +185,9 @@ impl BarrierDriver {
         ctx: &DriverContext,
         request: CommandRequest,
     ) -> Result<(), DriverError> {
+        let Some(request) = request.unless_expired() else {
+            return Ok(());
+        };
         let lane_command = match request.command {
             Command::OpenBarrier => LaneCommand::Open,
             Command::CloseBarrier => LaneCommand::Close,
@@ -201,6 +214,7 @@ impl BarrierDriver {
                 return Ok(());
             }
         };
+        let before = self.lane.clone();
         let step = self.lane.step(now(), Input::Command(lane_command));
         if let Some(reason) = step.refused {
             ctx.events
@@ -211,9 +225,22 @@ impl BarrierDriver {
             request.answer(CommandOutcome::Refused(reason));
             return Ok(());
         }
-        let outcome = match self.apply(ctx, step.outputs).await? {
+        self.deadline = request.deadline;
+        let applied = self.apply(ctx, step.outputs).await;
+        self.deadline = None;
+        let outcome = match applied? {
             None => CommandOutcome::Done,
-            Some(failure) => CommandOutcome::Failed(failure),
+            Some(failure) => {
+                // The module did not take it: the arm did not move. The
+                // lane goes back to what the module last confirmed.
+                let believed = self.lane.arm();
+                self.lane = before;
+                let state = self.lane.arm();
+                if state != believed {
+                    ctx.events.emit(DeviceEvent::BarrierState { state }).await?;
+                }
+                CommandOutcome::Failed(failure)
+            }
         };
         request.answer(outcome);
         Ok(())
@@ -299,7 +326,11 @@ impl BarrierDriver {
     async fn pulse(&mut self, coil: u16) -> Result<(), BusError> {
         self.end_pulse().await?;
         let slave = self.config.slave;
-        match self.bus.write_coil(slave, coil, true).await {
+        match self
+            .bus
+            .write_coil_by(slave, coil, true, self.deadline)
+            .await
+        {
             Ok(()) => {
                 self.pulsing = Some((coil, tokio::time::Instant::now() + self.config.map.pulse));
                 Ok(())

@@ -535,6 +535,10 @@ impl Session<'_> {
     }
 
     async fn command(&mut self, request: CommandRequest) -> Result<(), DriverError> {
+        // Past its deadline: dropped, never sent late.
+        let Some(request) = request.unless_expired() else {
+            return Ok(());
+        };
         match request.command {
             Command::PulseDoor { door, .. } => {
                 let door = door.unwrap_or(1);

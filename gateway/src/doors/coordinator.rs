@@ -280,6 +280,10 @@ fn annotate_decision(
 }
 
 impl Coordinator for DoorCoordinator {
+    fn name(&self) -> &'static str {
+        "doors"
+    }
+
     fn on_event(&mut self, device_id: &str, event: &DeviceEvent, now_ms: i64) -> Option<Decided> {
         match event {
             DeviceEvent::CardRead {

@@ -202,6 +202,12 @@ pub enum Reason {
     ExitKnown,
     /// Leaving without a recorded entry and not listed.
     ExitUnknown,
+    /// Decided allow, but the barrier did not open (its module failed):
+    /// the guard decides, and nothing was consumed or recorded as passed.
+    BarrierFailed {
+        /// The module's answer.
+        detail: String,
+    },
 }
 
 /// A decision with its reason.
@@ -443,6 +449,12 @@ impl Deduper {
             self.last_seen.retain(|_, seen| seen.time_ms > horizon);
         }
         true
+    }
+
+    /// Forgets the read of `plate` at `lane`, so that the next read of it is
+    /// decided afresh (its OPEN failed: the car is still waiting).
+    pub fn forget(&mut self, lane: &str, plate: &str) {
+        self.last_seen.remove(&(lane.to_owned(), plate.to_owned()));
     }
 
     /// After the decision of an admitted read: `settled = false` when it

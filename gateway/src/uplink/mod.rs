@@ -552,6 +552,7 @@ mod tests {
         ("station_unlock", Class::Access),
         ("threshold_alarm", Class::Alarm),
         ("blacklisted_vehicle", Class::Alarm),
+        ("open_failed", Class::Alarm),
         ("pending_expired", Class::Audit),
         ("command", Class::Audit),
         ("command_refused", Class::Audit),

@@ -239,6 +239,8 @@ pub struct Strings {
     pub reason_exit_open: &'static str,
     pub reason_exit_known: &'static str,
     pub reason_exit_unknown: &'static str,
+    /// Allowed, but the barrier did not open.
+    pub reason_barrier_failed: &'static str,
     pub visitors_title: &'static str,
     pub visitor_register: &'static str,
     pub col_host_unit: &'static str,

@@ -98,6 +98,7 @@ pub(crate) fn reason_label(t: &'static Strings, reason: &Reason) -> String {
         Reason::ExitOpen => t.reason_exit_open.to_owned(),
         Reason::ExitKnown => t.reason_exit_known.to_owned(),
         Reason::ExitUnknown => t.reason_exit_unknown.to_owned(),
+        Reason::BarrierFailed { detail } => format!("{} ({detail})", t.reason_barrier_failed),
     }
 }
 
