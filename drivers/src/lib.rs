@@ -9,11 +9,14 @@
 //! - [`event`]: [`DeviceEvent`] (what devices report) and [`Class`].
 //! - [`command`]: [`Command`] (what the gateway asks devices to do) and its
 //!   [`CommandOutcome`].
+//! - [`camera`]: ONVIF surveillance cameras (SOAP codecs, client, driver,
+//!   WS-Discovery).
 //! - [`sim`]: simulated devices; they are both the demo estate and test peers.
 //!
 //! Nothing in this crate knows about the store, the uplink or the web panel.
 
 pub mod barrier;
+pub mod camera;
 pub mod command;
 pub mod contract;
 pub mod door;
@@ -27,6 +30,6 @@ pub use contract::{
     DeviceId, Driver, DriverContext, DriverError, EventSender, Health, HealthReporter, Inbound,
 };
 pub use event::{
-    Answerer, ArmState, Class, ControllerVerdict, DeviceEvent, DoorAlarmKind, PlateColour,
-    UnlockMethod,
+    Answerer, ArmState, CameraAlarmKind, CameraSignalKind, Class, ControllerVerdict, DeviceEvent,
+    DoorAlarmKind, PlateColour, UnlockMethod,
 };

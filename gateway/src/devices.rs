@@ -23,10 +23,13 @@ pub struct Built {
     pub supervised: Vec<Supervised>,
     /// Plate cameras: id → (vendor, liveness tap).
     pub cameras: HashMap<String, (CameraVendor, Seen)>,
+    /// The Modbus buses the barriers share, by name, for the caller to run
+    /// as owned tasks ([`ModbusBus::run`]).
+    pub buses: Vec<(String, ModbusBus)>,
 }
 
-/// A supervised driver for each configured device. Must run inside the
-/// async runtime (bus tasks are spawned here). Devices on simulated GPIO
+/// A supervised driver for each configured device, and the buses they
+/// share (not yet running: the caller owns their tasks). Devices on simulated GPIO
 /// lines leave their simulator ends in `sim`.
 pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
     let mut built = Built::default();
@@ -56,7 +59,7 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
                 let bus = buses
                     .entry(transport.clone())
                     .or_insert_with(|| {
-                        ModbusBus::spawn(BusConfig {
+                        let (bus, handle) = ModbusBus::new(BusConfig {
                             transport: match transport {
                                 ModbusTransport::Tcp(addr) => Transport::Tcp { addr: *addr },
                                 ModbusTransport::Rtu { path, baud } => Transport::Rtu {
@@ -65,7 +68,9 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
                                 },
                             },
                             timeout: *timeout,
-                        })
+                        });
+                        built.buses.push((format!("modbus bus {transport:?}"), bus));
+                        handle
                     })
                     .clone();
                 let mut config = BarrierConfig::new(*slave, map.clone());

@@ -8,6 +8,7 @@ pub mod dahua_vto;
 pub mod digest_server;
 pub mod door;
 pub mod hik_station;
+pub mod onvif;
 pub mod snapshot;
 pub mod tank;
 
