@@ -21,6 +21,7 @@ pub mod command;
 pub mod contract;
 pub mod door;
 pub mod event;
+pub mod intercom;
 pub mod lpr;
 pub mod sim;
 
@@ -29,6 +30,6 @@ pub use contract::{
     DeviceId, Driver, DriverContext, DriverError, EventSender, Health, HealthReporter, Inbound,
 };
 pub use event::{
-    ArmState, CameraAlarmKind, CameraSignalKind, Class, ControllerVerdict, DeviceEvent,
-    DoorAlarmKind, PlateColour,
+    Answerer, ArmState, CameraAlarmKind, CameraSignalKind, Class, ControllerVerdict, DeviceEvent,
+    DoorAlarmKind, PlateColour, UnlockMethod,
 };

@@ -4,7 +4,10 @@
 
 pub mod barrier;
 pub mod camera;
+pub mod dahua_vto;
+pub mod digest_server;
 pub mod door;
+pub mod hik_station;
 pub mod onvif;
 pub mod snapshot;
 pub mod tank;
