@@ -9,6 +9,7 @@
 //! - [`event`]: [`DeviceEvent`] (what devices report) and [`Class`].
 //! - [`command`]: [`Command`] (what the gateway asks devices to do) and its
 //!   [`CommandOutcome`].
+//! - [`points`]: Modbus point tables (facility telemetry) and their driver.
 //! - [`sim`]: simulated devices; they are both the demo estate and test peers.
 //!
 //! Nothing in this crate knows about the store, the uplink or the web panel.
@@ -19,10 +20,13 @@ pub mod contract;
 pub mod door;
 pub mod event;
 pub mod lpr;
+pub mod points;
 pub mod sim;
 
 pub use command::{Command, CommandOutcome, CommandRequest};
 pub use contract::{
     DeviceId, Driver, DriverContext, DriverError, EventSender, Health, HealthReporter, Inbound,
 };
-pub use event::{ArmState, Class, DeviceEvent, DoorAlarmKind, PlateColour};
+pub use event::{
+    ArmState, Class, DeviceEvent, DoorAlarmKind, PlateColour, PointSample, Quality, Reading,
+};

@@ -5,6 +5,7 @@
 pub mod barrier;
 pub mod camera;
 pub mod door;
+pub mod facility;
 pub mod tank;
 
 pub use tank::{TankModel, TankSim};
