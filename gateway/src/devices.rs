@@ -1,7 +1,9 @@
 //! Builds drivers from validated device configuration: the one place that
-//! maps a config `type` to a driver implementation. Barriers on the same
-//! Modbus line share one bus task (one owner per physical bus); plate
-//! cameras get a liveness driver whose tap the ingress listener holds.
+//! maps a config `type` to a driver implementation. Devices on the same
+//! Modbus line or TCP peer (barriers and point devices alike) share one bus
+//! task (one owner per physical bus); plate cameras get a liveness driver
+//! whose tap the ingress listener holds; point devices leave their live
+//! view for the panel, metrics and telemetry API.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -9,6 +11,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use drivers::DeviceId;
 use drivers::barrier::{BarrierConfig, BarrierDriver, BusConfig, BusHandle, ModbusBus, Transport};
 use drivers::door::wg_driver::WgController;
+use drivers::points::{PointsConfig, PointsDriver, PointsView};
 use drivers::sim::TankSim;
 
 use crate::config::{CameraVendor, DeviceConfig, DeviceKind, ModbusTransport};
@@ -23,6 +26,19 @@ pub struct Built {
     pub supervised: Vec<Supervised>,
     /// Plate cameras: id → (vendor, liveness tap).
     pub cameras: HashMap<String, (CameraVendor, Seen)>,
+    /// Modbus point devices: their live points (panel, metrics, API).
+    pub points: Vec<PointDevice>,
+}
+
+/// A `modbus-points` device as the panel, metrics and telemetry API see it.
+#[derive(Debug, Clone)]
+pub struct PointDevice {
+    /// Device id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Its points' live state (the driver writes, everyone else reads).
+    pub view: PointsView,
 }
 
 /// A supervised driver for each configured device. Must run inside the
@@ -53,25 +69,33 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
                 poll_interval,
                 timeout,
             } => {
-                let bus = buses
-                    .entry(transport.clone())
-                    .or_insert_with(|| {
-                        ModbusBus::spawn(BusConfig {
-                            transport: match transport {
-                                ModbusTransport::Tcp(addr) => Transport::Tcp { addr: *addr },
-                                ModbusTransport::Rtu { path, baud } => Transport::Rtu {
-                                    path: path.into(),
-                                    baud: *baud,
-                                },
-                            },
-                            timeout: *timeout,
-                        })
-                    })
-                    .clone();
+                let bus = bus_for(&mut buses, transport, *timeout);
                 let mut config = BarrierConfig::new(*slave, map.clone());
                 config.lane = lane.clone();
                 config.poll_interval = *poll_interval;
                 Box::new(BarrierDriver::new(bus, config))
+            }
+            DeviceKind::ModbusPoints {
+                transport,
+                slave,
+                table,
+                timeout,
+                max_gap,
+                full_report,
+                backoff_max,
+            } => {
+                let bus = bus_for(&mut buses, transport, *timeout);
+                let mut config = PointsConfig::new(*slave, std::sync::Arc::clone(table));
+                config.max_gap = *max_gap;
+                config.full_report = *full_report;
+                config.backoff_max = *backoff_max;
+                let view = PointsView::new(std::sync::Arc::clone(table));
+                built.points.push(PointDevice {
+                    id: device.id.clone(),
+                    name: device.name.clone(),
+                    view: view.clone(),
+                });
+                Box::new(PointsDriver::new(bus, config, view))
             }
             DeviceKind::WiegandReader {
                 gpio,
@@ -105,6 +129,30 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
         });
     }
     built
+}
+
+/// The bus task of `transport`, started on first use: barriers and point
+/// devices on one line or TCP peer share it (one request in flight).
+fn bus_for(
+    buses: &mut HashMap<ModbusTransport, BusHandle>,
+    transport: &ModbusTransport,
+    timeout: std::time::Duration,
+) -> BusHandle {
+    buses
+        .entry(transport.clone())
+        .or_insert_with(|| {
+            ModbusBus::spawn(BusConfig {
+                transport: match transport {
+                    ModbusTransport::Tcp(addr) => Transport::Tcp { addr: *addr },
+                    ModbusTransport::Rtu { path, baud } => Transport::Rtu {
+                        path: path.into(),
+                        baud: *baud,
+                    },
+                },
+                timeout,
+            })
+        })
+        .clone()
 }
 
 /// A stable per-device seed, so each simulated device behaves differently
