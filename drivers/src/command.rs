@@ -77,13 +77,49 @@ pub struct CommandRequest {
     pub command: Command,
     /// Where the driver sends the outcome; dropping it reports `Failed`.
     pub reply: oneshot::Sender<CommandOutcome>,
+    /// After this the requester has given up (and recorded a failure): the
+    /// command is dropped, never carried out late.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl CommandRequest {
     /// Creates a request and the receiver for its outcome.
     pub fn new(command: Command) -> (Self, oneshot::Receiver<CommandOutcome>) {
         let (reply, rx) = oneshot::channel();
-        (Self { command, reply }, rx)
+        let request = Self {
+            command,
+            reply,
+            deadline: None,
+        };
+        (request, rx)
+    }
+
+    /// A request that must be carried out by `deadline` or not at all.
+    pub fn with_deadline(
+        command: Command,
+        deadline: tokio::time::Instant,
+    ) -> (Self, oneshot::Receiver<CommandOutcome>) {
+        let (mut request, rx) = Self::new(command);
+        request.deadline = Some(deadline);
+        (request, rx)
+    }
+
+    /// Whether the deadline has passed at `now`.
+    pub fn expired(&self, now: tokio::time::Instant) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
+    }
+
+    /// Answers `Failed` when the deadline has passed (and returns `None`);
+    /// otherwise gives the request back.
+    pub fn unless_expired(self) -> Option<Self> {
+        if self.expired(tokio::time::Instant::now()) {
+            let name = self.command.name();
+            self.answer(CommandOutcome::Failed(format!(
+                "{name} expired before the device could take it; not carried out"
+            )));
+            return None;
+        }
+        Some(self)
     }
 
     /// Answers the request; a requester that stopped waiting is not an error.

@@ -128,7 +128,11 @@ impl EventSender {
 
     /// Reports an event that the device observed at `device_time_ms`
     /// (Unix ms), without waiting for it to be stored.
-    pub async fn emit_at(&self, event: DeviceEvent, device_time_ms: i64) -> Result<(), DriverError> {
+    pub async fn emit_at(
+        &self,
+        event: DeviceEvent,
+        device_time_ms: i64,
+    ) -> Result<(), DriverError> {
         self.send(event, Some(device_time_ms), None).await
     }
 

@@ -185,6 +185,18 @@ pub struct PointSample {
     pub quality: Quality,
 }
 
+/// An access controller's own decision about a credential, recorded next
+/// to the gateway's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ControllerVerdict {
+    /// Whether the controller let the card through.
+    pub granted: bool,
+    /// The controller's reason (`swipe_pass`, `no_privilege` …).
+    pub reason: String,
+    /// The record's index in the controller's log.
+    pub index: u32,
+}
+
 /// Something a device reported.
 ///
 /// Each variant is one event `kind` (its snake_case name); the variant's
@@ -284,12 +296,39 @@ pub enum DeviceEvent {
         facility: Option<u32>,
         /// Door number on a multi-door controller (1–4), when known.
         door: Option<u8>,
+        /// What an access controller decided by itself (WG controllers
+        /// check their own card lists), when the reader is one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        controller: Option<ControllerVerdict>,
+    },
+    /// A record from an access controller's own log that the gateway did
+    /// not hear live (made while the gateway was down): recorded as
+    /// history, never acted on.
+    AccessHistory {
+        /// The record's index in the controller's log.
+        index: u32,
+        /// What the record is: `swipe`, `door`, `alarm`.
+        record: String,
+        /// Card number (decimal), for swipes.
+        card: Option<String>,
+        /// Door number on the controller.
+        door: Option<u8>,
+        /// Whether the controller let the card through.
+        granted: bool,
+        /// The controller's reason (`swipe_pass`, `no_privilege` …).
+        reason: String,
+        /// The controller's local time of the record (`YYYY-MM-DD hh:mm:ss`),
+        /// or `None` when its clock sent something unreadable.
+        controller_time: Option<String>,
     },
     /// A reader delivered something that is not a credential (bad parity,
     /// wrong length, bad checksum).
     ReadRejected {
-        /// Why it was rejected.
+        /// Why it was rejected (for several, the first one's reason).
         reason: String,
+        /// How many rejected reads this event stands for (noise is
+        /// aggregated per interval).
+        count: u32,
     },
     /// A door contact opened or closed.
     DoorState {
@@ -335,6 +374,7 @@ impl DeviceEvent {
             DeviceEvent::LoopState { .. } => "loop_state",
             DeviceEvent::BarrierFault { .. } => "barrier_fault",
             DeviceEvent::CardRead { .. } => "card_read",
+            DeviceEvent::AccessHistory { .. } => "access_history",
             DeviceEvent::ReadRejected { .. } => "read_rejected",
             DeviceEvent::DoorState { .. } => "door_state",
             DeviceEvent::DoorAlarm { .. } => "door_alarm",
@@ -357,6 +397,7 @@ impl DeviceEvent {
             DeviceEvent::PlateRead { .. }
             | DeviceEvent::BarrierState { .. }
             | DeviceEvent::CardRead { .. }
+            | DeviceEvent::AccessHistory { .. }
             | DeviceEvent::ReadRejected { .. }
             | DeviceEvent::DoorState { .. }
             | DeviceEvent::ExitButton { .. }
@@ -417,9 +458,20 @@ mod tests {
                 format: "w26".into(),
                 facility: None,
                 door: None,
+                controller: None,
+            },
+            DeviceEvent::AccessHistory {
+                index: 7,
+                record: "swipe".into(),
+                card: Some("1".into()),
+                door: Some(1),
+                granted: true,
+                reason: "swipe_pass".into(),
+                controller_time: None,
             },
             DeviceEvent::ReadRejected {
                 reason: "parity".into(),
+                count: 1,
             },
             DeviceEvent::DoorState {
                 open: true,

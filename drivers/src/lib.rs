@@ -28,5 +28,6 @@ pub use contract::{
     DeviceId, Driver, DriverContext, DriverError, EventSender, Health, HealthReporter, Inbound,
 };
 pub use event::{
-    ArmState, Class, DeviceEvent, DoorAlarmKind, PlateColour, PointSample, Quality, Reading,
+    ArmState, Class, ControllerVerdict, DeviceEvent, DoorAlarmKind, PlateColour, PointSample,
+    Quality, Reading,
 };

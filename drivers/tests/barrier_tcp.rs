@@ -272,3 +272,152 @@ async fn barrier_tcp_shared_bus_serialises_requests_from_many_handles() {
     ));
     assert_eq!(bus.read_inputs(1, 0, 1).await, Ok(vec![false]));
 }
+
+/// Waits (with the deadline) until every coil of the simulated module is off.
+async fn all_coils_off(sim: &SimHandle) -> bool {
+    tokio::time::timeout(DEADLINE, async {
+        while sim.coils() != [false; 8] {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// A lane whose OPEN pulse lasts far longer than the test: any coil still
+/// on at the end was left on by the way the driver stopped.
+fn long_pulse_lane() -> drivers::barrier::BarrierConfig {
+    let mut lane = lane_config();
+    lane.map.pulse = Duration::from_secs(60);
+    lane
+}
+
+#[tokio::test]
+async fn barrier_tcp_pipeline_gone_mid_pulse_still_switches_the_coil_off() {
+    let (sim, bus) = sim_and_bus(sim_config(), Duration::from_millis(500)).await;
+    let mut rig = Rig::start(bus, long_pulse_lane());
+    rig.arm(ArmState::Closed).await;
+    assert_eq!(
+        rig.command(Command::OpenBarrier).await,
+        CommandOutcome::Done
+    );
+    assert!(sim.coils()[0], "the OPEN coil is energised mid-pulse");
+    // The error: the pipeline goes away while the coil is on. The next
+    // event the driver reports (the arm reaching its open limit) fails.
+    let Rig {
+        events,
+        task,
+        commands: _commands,
+        cancel: _cancel,
+        ..
+    } = rig;
+    drop(events);
+    let ended = tokio::time::timeout(DEADLINE, task)
+        .await
+        .expect("the driver ends")
+        .expect("joined");
+    assert_eq!(ended, Err(drivers::DriverError::PipelineClosed));
+    assert_eq!(sim.coils(), [false; 8], "every output de-energised");
+}
+
+#[tokio::test]
+async fn barrier_tcp_driver_dropped_mid_pulse_switches_the_coil_off() {
+    let (sim, bus) = sim_and_bus(sim_config(), Duration::from_millis(500)).await;
+    let mut rig = Rig::start(bus, long_pulse_lane());
+    rig.arm(ArmState::Closed).await;
+    assert_eq!(
+        rig.command(Command::OpenBarrier).await,
+        CommandOutcome::Done
+    );
+    assert!(sim.coils()[0], "the OPEN coil is energised mid-pulse");
+    // The run future is dropped without a chance to clean up (a task
+    // aborted at the end of a shutdown budget).
+    rig.task.abort();
+    assert!(
+        rig.task.await.expect_err("aborted").is_cancelled(),
+        "the task was aborted"
+    );
+    assert!(
+        all_coils_off(&sim).await,
+        "a coil stayed on: {:?}",
+        sim.coils()
+    );
+}
+
+#[tokio::test]
+async fn barrier_tcp_open_that_failed_while_the_module_was_down_is_written_once_it_is_back() {
+    let (sim, bus) = sim_and_bus(sim_config(), Duration::from_millis(200)).await;
+    let mut lane = lane_config();
+    // Long enough that the lane cannot drift back by its travel timer
+    // during the test: only the rollback makes the second OPEN work.
+    lane.lane.travel_timeout = Duration::from_secs(30);
+    let mut rig = Rig::start(bus, lane);
+    rig.arm(ArmState::Closed).await;
+
+    sim.stop().await;
+    rig.wait_for("link down", |e| {
+        matches!(e, DeviceEvent::DeviceLink { online: false, .. })
+    })
+    .await;
+    let failed = rig.command(Command::OpenBarrier).await;
+    assert!(matches!(failed, CommandOutcome::Failed(_)), "{failed:?}");
+
+    sim.restart().await.expect("rebinds the same port");
+    rig.wait_for("link up", |e| {
+        matches!(e, DeviceEvent::DeviceLink { online: true, .. })
+    })
+    .await;
+    rig.arm(ArmState::Closed).await;
+    assert_eq!(
+        rig.command(Command::OpenBarrier).await,
+        CommandOutcome::Done
+    );
+    rig.arm(ArmState::Open).await;
+    assert_eq!(sim.commands_seen(), vec![SimCommand::Open]);
+    assert_eq!(rig.stop().await, Ok(()));
+}
+
+#[tokio::test]
+async fn barrier_tcp_command_past_its_deadline_is_never_written_late() {
+    let (sim, bus) = sim_and_bus(sim_config(), Duration::from_secs(2)).await;
+    let mut rig = Rig::start(bus, lane_config());
+    rig.arm(ArmState::Closed).await;
+    // The module hangs on the next request (a poll) for 800 ms.
+    sim.delay_next_reply(Duration::from_millis(800));
+    let served = sim.requests();
+    tokio::time::timeout(DEADLINE, async {
+        while sim.requests() == served {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("a poll reached the hung module");
+    // An OPEN that is only good for 100 ms waits behind the hung poll.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+    let (request, outcome) = drivers::CommandRequest::with_deadline(Command::OpenBarrier, deadline);
+    rig.commands.send(request).await.expect("inbox");
+    let outcome = tokio::time::timeout(DEADLINE, outcome)
+        .await
+        .expect("answered")
+        .expect("answered");
+    assert!(
+        matches!(&outcome, CommandOutcome::Failed(why) if why.contains("expired")),
+        "{outcome:?}"
+    );
+    // The module answers again; still nothing was written.
+    let polls = sim.requests();
+    tokio::time::timeout(DEADLINE, async {
+        while sim.requests() < polls + 5 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("polling again");
+    assert!(
+        !sim.coil_writes().iter().any(|w| w.on),
+        "a coil was energised late: {:?}",
+        sim.coil_writes()
+    );
+    assert!(sim.commands_seen().is_empty());
+    assert_eq!(rig.stop().await, Ok(()));
+}

@@ -37,8 +37,78 @@ fn serial_ascii_lines_decode_across_split_reads() {
         vec![Err(SerialError::NotHex("12G4".into()))]
     );
     let long = [b'A'; 40];
-    assert_eq!(d.push(&long), vec![Err(SerialError::LineTooLong(40))]);
+    assert_eq!(d.push(&long), vec![Err(SerialError::LineTooLong(32))]);
     assert_eq!(d.push(b"\r\nFF\r"), vec![Ok("255".to_string())]);
+}
+
+/// 33 bytes of line noise, then what looks like the tail of a card line.
+fn noise_then_fragment() -> Vec<u8> {
+    let mut bytes = vec![b'7'; 33];
+    bytes.extend_from_slice(b"0002711\r\n");
+    bytes
+}
+
+#[test]
+fn serial_ascii_overlong_line_is_discarded_up_to_its_terminator_byte_by_byte() {
+    let mut whole = SerialDecoder::new(Framing::AsciiHex).expect("framing");
+    let mut bytewise = SerialDecoder::new(Framing::AsciiHex).expect("framing");
+    let stream = noise_then_fragment();
+    let at_once = whole.push(&stream);
+    let one_by_one: Vec<_> = stream.iter().flat_map(|b| bytewise.push(&[*b])).collect();
+    assert_eq!(at_once, vec![Err(SerialError::LineTooLong(32))]);
+    assert_eq!(one_by_one, at_once, "a fragment was decoded as a card");
+    // The next line is read normally.
+    assert_eq!(bytewise.push(b"2711\r\n"), vec![Ok("10001".to_string())]);
+}
+
+fn frames_of(framing: &Framing, reads: &[&[u8]]) -> Vec<drivers::door::serial::SerialFrame> {
+    let mut decoder = SerialDecoder::new(framing.clone()).expect("framing");
+    reads.iter().flat_map(|read| decoder.push(read)).collect()
+}
+
+/// Splits `bytes` at the given cut points (taken modulo its length).
+fn split<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut points: Vec<usize> = cuts
+        .iter()
+        .map(|c| if bytes.is_empty() { 0 } else { c % bytes.len() })
+        .collect();
+    points.sort_unstable();
+    let mut reads = Vec::new();
+    let mut from = 0;
+    for point in points {
+        reads.push(&bytes[from..point]);
+        from = point;
+    }
+    reads.push(&bytes[from..]);
+    reads
+}
+
+/// Bytes a noisy line carries: hex digits, terminators, frame bytes and
+/// anything else, so that lines of every length and frames of every shape
+/// come up.
+fn line_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let byte = prop_oneof![
+        4 => prop::sample::select(b"0123456789ABCDEF".to_vec()),
+        1 => prop::sample::select(vec![b'\r', b'\n', 0x02, 0x03, b' ', b'G']),
+        1 => any::<u8>(),
+    ];
+    prop::collection::vec(byte, 0..300)
+}
+
+proptest::proptest! {
+    #[test]
+    fn serial_any_split_of_a_byte_stream_yields_the_same_frames(
+        bytes in line_bytes(),
+        cuts in proptest::collection::vec(proptest::prelude::any::<usize>(), 0..40),
+        binary_framing in proptest::prelude::any::<bool>(),
+    ) {
+        let framing = if binary_framing { binary(Checksum::Xor) } else { Framing::AsciiHex };
+        let whole = frames_of(&framing, &[&bytes]);
+        proptest::prop_assert_eq!(&frames_of(&framing, &split(&bytes, &cuts)), &whole);
+        let one_by_one: Vec<&[u8]> = bytes.chunks(1).collect();
+        proptest::prop_assert_eq!(&frames_of(&framing, &one_by_one), &whole);
+    }
 }
 
 #[test]
@@ -149,6 +219,7 @@ fn config(path: std::path::PathBuf, framing: Framing) -> SerialReaderConfig {
         door: Some(2),
         reconnect_min_ms: 20,
         reconnect_max_ms: 100,
+        reject_interval_ms: 10_000,
     }
 }
 
@@ -158,6 +229,7 @@ fn card(n: u64) -> DeviceEvent {
         format: "serial".into(),
         facility: None,
         door: Some(2),
+        controller: None,
     }
 }
 
@@ -178,13 +250,103 @@ async fn serial_reader_reads_cards_and_rejects_bad_frames_over_a_pty() {
     bad[5] ^= 0xFF;
     sim.send_raw(&bad).expect("write");
     assert!(
-        matches!(h.next().await, DeviceEvent::ReadRejected { reason } if reason.contains("checksum"))
+        matches!(h.next().await, DeviceEvent::ReadRejected { reason, count: 1 } if reason.contains("checksum"))
     );
     assert_eq!(h.health.borrow().state, HealthState::Ok);
 
     let (request, outcome) = CommandRequest::new(Command::Poll);
     h.commands.send(request).await.expect("inbox");
     assert_eq!(outcome.await.expect("answered"), CommandOutcome::Done);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn serial_reader_never_opens_on_the_tail_of_a_noisy_line_written_byte_by_byte() {
+    let mut sim = SerialReaderSim::new(Framing::AsciiHex).expect("pty");
+    let mut h = start(config(sim.path().to_path_buf(), Framing::AsciiHex));
+    assert!(matches!(
+        h.next().await,
+        DeviceEvent::DeviceLink { online: true, .. }
+    ));
+    // As a 9600-baud UART delivers it: one byte at a time, about a
+    // millisecond apart, so the reader sees many short reads.
+    let stream = noise_then_fragment();
+    let (noise, fragment) = stream.split_at(33);
+    for byte in noise {
+        sim.send_raw(&[*byte]).expect("write");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        matches!(h.next().await, DeviceEvent::ReadRejected { reason, .. } if reason.contains("longer than")),
+        "the overlong line is rejected once"
+    );
+    for byte in fragment {
+        sim.send_raw(&[*byte]).expect("write");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // A real card after the noise: it must be the very next event, so
+    // nothing was decoded from the fragment (which reads as card 10001).
+    sim.send_card(0xABCD).expect("write");
+    assert_eq!(h.next().await, card(0xABCD));
+    h.stop().await;
+}
+
+// Multi-threaded: the simulator's writes block while the pty is full, until
+// the driver (on another worker) reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_reader_aggregates_line_noise_into_one_event_per_interval_and_an_alarm() {
+    let mut sim = SerialReaderSim::new(Framing::AsciiHex).expect("pty");
+    let mut cfg = config(sim.path().to_path_buf(), Framing::AsciiHex);
+    cfg.reject_interval_ms = 300;
+    let mut h = start(cfg);
+    assert!(matches!(
+        h.next().await,
+        DeviceEvent::DeviceLink { online: true, .. }
+    ));
+    // 300 garbage lines, as a noisy RS-485 line delivers them, plus one
+    // 100 KB line without a terminator.
+    let mut noise = Vec::new();
+    for i in 0..300 {
+        noise.extend_from_slice(format!("Z{i}Q\r\n").as_bytes());
+    }
+    for chunk in noise.chunks(97) {
+        sim.send_raw(chunk).expect("write");
+    }
+    sim.send_raw(&vec![b'7'; 100_000]).expect("write");
+    sim.send_raw(b"\r\n").expect("write");
+
+    let mut reported = 0;
+    let mut events = 0;
+    let mut alarm = false;
+    while reported < 301 {
+        match h.next().await {
+            DeviceEvent::ReadRejected { count, .. } => {
+                reported += count;
+                events += 1;
+            }
+            DeviceEvent::DeviceAlarm {
+                code, active: true, ..
+            } if code == "noisy_line" => {
+                alarm = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(reported, 301, "every rejected read is counted");
+    assert!(events <= 4, "{events} events for one burst of noise");
+    if !alarm {
+        assert!(matches!(
+            h.next().await,
+            DeviceEvent::DeviceAlarm { code, active: true, .. } if code == "noisy_line"
+        ));
+    }
+    // The noise stops: the alarm clears, and a card reads normally.
+    assert!(matches!(
+        h.next().await,
+        DeviceEvent::DeviceAlarm { active: false, .. }
+    ));
+    sim.send_card(0x2711).expect("write");
+    assert_eq!(h.next().await, card(0x2711));
     h.stop().await;
 }
 

@@ -11,10 +11,12 @@ use drivers::command::{Command, CommandOutcome, CommandRequest};
 use drivers::contract::{
     DeviceId, DriverContext, EventSender, HealthReporter, HealthState, Inbound,
 };
-use drivers::door::wg::{Date, DateTime, Request, Response, Time, WgError, event_type};
+use drivers::door::wg::{
+    Date, DateTime, Request, Response, Time, WgError, event_type, function, reason_name,
+};
 use drivers::door::wg_driver::{WgConfig, WgController, discover};
 use drivers::sim::door::WgControllerSim;
-use drivers::{DeviceEvent, DoorAlarmKind, Driver};
+use drivers::{ControllerVerdict, DeviceEvent, DoorAlarmKind, Driver};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -256,15 +258,68 @@ fn udp_malformed_packets_are_errors() {
     bytes[0] = 0x17;
     bytes[1] = 0x33;
     assert_eq!(Response::decode(&bytes), Err(WgError::Function(0x33)));
-    let mut status = fixture("get_status__TestUnmarshalGetStatusResponse.goarray.txt");
-    status[22] = 0x1A; // month 1A is not BCD
+}
+
+#[test]
+fn udp_non_bcd_event_time_keeps_the_event_without_its_time() {
+    let bytes = fixture("get_status__TestUnmarshalGetStatusResponse.goarray.txt");
+    let Ok(Response::Status { status: good, .. }) = Response::decode(&bytes) else {
+        panic!("not a status reply");
+    };
+    let mut garbled = bytes.clone();
+    garbled[22] = 0x1A; // month 1A is not BCD
+    garbled[38] = 0xF0; // nor is minute F0 of the system time
+    let Ok(Response::Status { status, .. }) = Response::decode(&garbled) else {
+        panic!("a status reply with an unreadable clock is still a status reply");
+    };
+    assert_eq!(status.event.timestamp, None, "the receiver stamps it");
+    assert_eq!(status.system_time, None);
     assert_eq!(
-        Response::decode(&status),
-        Err(WgError::Bcd {
-            offset: 22,
-            value: 0x1A
-        })
+        (status.event.index, status.event.card, status.event.granted),
+        (good.event.index, good.event.card, good.event.granted)
     );
+    assert_eq!(status.doors_open, good.doors_open);
+}
+
+#[test]
+fn udp_get_event_reply_has_the_record_layout_of_the_fixtures() {
+    // uhppote-core's status vector carries a refused swipe (reason 6, no
+    // privilege); a get-event reply carries a record at the same offsets.
+    let mut bytes = fixture("get_status__TestUnmarshalGetStatusResponse.goarray.txt");
+    let Ok(Response::Status { status, .. }) = Response::decode(&bytes) else {
+        panic!("not a status reply");
+    };
+    bytes[1] = 0xB0;
+    bytes[28..].fill(0);
+    let decoded = Response::decode(&bytes).expect("get-event reply");
+    assert_eq!(
+        decoded,
+        Response::Event {
+            serial: SERIAL,
+            event: status.event
+        }
+    );
+    assert_eq!(decoded.encode().to_vec(), bytes);
+    assert_eq!(reason_name(status.event.reason), "no_privilege");
+    assert_eq!(reason_name(0x99), "reason_0x99");
+
+    let get = Request::GetEvent {
+        serial: SERIAL,
+        index: 0x0102_0304,
+    };
+    let packet = get.encode();
+    assert_eq!((packet[0], packet[1]), (0x17, 0xB0));
+    assert_eq!(packet[8..12], [0x04, 0x03, 0x02, 0x01]);
+    assert_eq!(Request::decode(&packet), Ok(get));
+    let listener = Response::Listener {
+        serial: SERIAL,
+        address: SocketAddrV4::new(Ipv4Addr::new(192, 168, 1, 100), 40000),
+        interval: 0,
+    };
+    assert_eq!(Response::decode(&listener.encode()), Ok(listener));
+    let get_listener = Request::GetListener { serial: SERIAL };
+    assert_eq!(get_listener.encode()[1], 0x92);
+    assert_eq!(Request::decode(&get_listener.encode()), Ok(get_listener));
 }
 
 struct Harness {
@@ -275,13 +330,21 @@ struct Harness {
     task: tokio::task::JoinHandle<Result<(), drivers::DriverError>>,
 }
 
+fn config_for(sim: &WgControllerSim, poll_ms: u64) -> WgConfig {
+    let mut config = WgConfig::new(sim.addr(), SERIAL, "127.0.0.1:0".parse().expect("addr"));
+    config.poll_interval_ms = poll_ms;
+    config.reply_timeout_ms = 200;
+    config.offline_after_missed = 2;
+    config.doors = 2;
+    config
+}
+
 impl Harness {
     fn start(sim: &WgControllerSim, poll_ms: u64) -> Self {
-        let mut config = WgConfig::new(sim.addr(), SERIAL, "127.0.0.1:0".parse().expect("addr"));
-        config.poll_interval_ms = poll_ms;
-        config.reply_timeout_ms = 200;
-        config.offline_after_missed = 2;
-        config.doors = 2;
+        Self::with_config(config_for(sim, poll_ms))
+    }
+
+    fn with_config(config: WgConfig) -> Self {
         let (tx, rx) = mpsc::channel(64);
         let (cmd_tx, cmd_rx) = mpsc::channel(4);
         let (health, health_rx) = HealthReporter::new();
@@ -369,7 +432,12 @@ async fn udp_driver_reports_controller_events_and_opens_doors() {
             card: "10058400".into(),
             format: "wg".into(),
             facility: None,
-            door: Some(1)
+            door: Some(1),
+            controller: Some(ControllerVerdict {
+                granted: true,
+                reason: "swipe_pass".into(),
+                index: 101,
+            }),
         }
     );
     sim.press_button(2).await.expect("push");
@@ -477,4 +545,224 @@ async fn udp_simulator_refuses_non_loopback_addresses() {
         .await
         .expect_err("not loopback");
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+fn swiped(card: u32, granted: bool, reason: &str, index: u32) -> DeviceEvent {
+    DeviceEvent::CardRead {
+        card: card.to_string(),
+        format: "wg".into(),
+        facility: None,
+        door: Some(1),
+        controller: Some(ControllerVerdict {
+            granted,
+            reason: reason.into(),
+            index,
+        }),
+    }
+}
+
+impl Harness {
+    /// The next event that is not a link or door-contact report.
+    async fn next_access(&mut self) -> DeviceEvent {
+        loop {
+            match self.next().await {
+                DeviceEvent::DeviceLink { online: true, .. } | DeviceEvent::DoorState { .. } => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Waits (with a deadline) until the simulator has answered `more` status
+/// polls from now.
+async fn polls_answered(sim: &WgControllerSim, more: usize) {
+    let polls = || {
+        sim.requests()
+            .iter()
+            .filter(|f| **f == function::GET_STATUS)
+            .count()
+    };
+    let until = polls() + more;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while polls() < until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("polls answered");
+}
+
+async fn started(sim: &WgControllerSim, config: WgConfig) -> Harness {
+    let mut h = Harness::with_config(config);
+    assert!(matches!(
+        h.next().await,
+        DeviceEvent::DeviceLink { online: true, .. }
+    ));
+    tokio::time::timeout(Duration::from_secs(10), sim.wait_for_listener())
+        .await
+        .expect("listener set");
+    h
+}
+
+#[tokio::test]
+async fn udp_driver_fetches_a_swipe_whose_push_was_lost() {
+    let sim = WgControllerSim::start("127.0.0.1:0".parse().expect("addr"), SERIAL)
+        .await
+        .expect("sim");
+    // Polls far apart: the second swipe's push, not a poll, shows the gap.
+    let mut h = started(&sim, config_for(&sim, 60_000)).await;
+    sim.drop_pushes(1);
+    sim.swipe(1111, 1).await.expect("push (lost)");
+    sim.swipe_refused(2222, 1).await.expect("push");
+    assert_eq!(
+        h.next_access().await,
+        swiped(2222, false, "no_privilege", 102)
+    );
+    assert_eq!(
+        h.next_access().await,
+        swiped(1111, true, "swipe_pass", 101),
+        "the lost swipe is fetched with get-event"
+    );
+    assert!(sim.requests().contains(&function::GET_EVENT));
+    sim.swipe(3333, 1).await.expect("push");
+    assert_eq!(h.next_access().await, swiped(3333, true, "swipe_pass", 103));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn udp_driver_reports_reordered_pushes_once_each() {
+    let sim = WgControllerSim::start("127.0.0.1:0".parse().expect("addr"), SERIAL)
+        .await
+        .expect("sim");
+    let mut h = started(&sim, config_for(&sim, 60_000)).await;
+    sim.reorder_next_push();
+    sim.swipe(1111, 1).await.expect("push (held)");
+    sim.swipe(2222, 1).await.expect("push, then the held one");
+    let mut cards = vec![h.next_access().await, h.next_access().await];
+    cards.sort_by_key(|e| format!("{e:?}"));
+    assert_eq!(
+        cards,
+        vec![
+            swiped(1111, true, "swipe_pass", 101),
+            swiped(2222, true, "swipe_pass", 102)
+        ]
+    );
+    // Nothing twice: the next event is the next swipe.
+    sim.swipe(3333, 1).await.expect("push");
+    assert_eq!(h.next_access().await, swiped(3333, true, "swipe_pass", 103));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn udp_driver_backfills_what_the_controller_logged_while_the_gateway_was_down() {
+    let sim = WgControllerSim::start("127.0.0.1:0".parse().expect("addr"), SERIAL)
+        .await
+        .expect("sim");
+    let mut h = started(&sim, config_for(&sim, 50)).await;
+    sim.swipe(1111, 1).await.expect("push");
+    assert_eq!(h.next_access().await, swiped(1111, true, "swipe_pass", 101));
+    h.stop().await;
+
+    // The gateway is down: two swipes reach nobody.
+    let _ = sim.swipe(2222, 1).await;
+    let _ = sim.swipe_refused(3333, 1).await;
+    assert_eq!(sim.last_index(), 103);
+
+    // It comes back knowing (from its journal) it recorded index 101.
+    let mut config = config_for(&sim, 50);
+    config.resume_after = Some(101);
+    let mut h = started(&sim, config).await;
+    let mut history = vec![h.next_access().await, h.next_access().await];
+    history.sort_by_key(|e| format!("{e:?}"));
+    let expected = |index, card: u32, granted, reason: &str| DeviceEvent::AccessHistory {
+        index,
+        record: "swipe".into(),
+        card: Some(card.to_string()),
+        door: Some(1),
+        granted,
+        reason: reason.into(),
+        controller_time: Some("2024-06-01 08:30:00".into()),
+    };
+    assert_eq!(
+        history,
+        vec![
+            expected(102, 2222, true, "swipe_pass"),
+            expected(103, 3333, false, "no_privilege")
+        ],
+        "recorded as history, not as reads to act on"
+    );
+    sim.swipe(4444, 1).await.expect("push");
+    assert_eq!(h.next_access().await, swiped(4444, true, "swipe_pass", 104));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn udp_driver_sets_its_listener_again_when_the_controller_lost_it() {
+    let sim = WgControllerSim::start("127.0.0.1:0".parse().expect("addr"), SERIAL)
+        .await
+        .expect("sim");
+    let mut config = config_for(&sim, 50);
+    config.listener_check_polls = 3;
+    let mut h = started(&sim, config).await;
+    polls_answered(&sim, 2).await; // no set-listener in flight any more
+    // The controller restarts and forgets the listener, answering polls
+    // all along: only get-listener shows it.
+    sim.forget_listener();
+    tokio::time::timeout(Duration::from_secs(10), sim.wait_for_listener())
+        .await
+        .expect("the driver sets its listener again");
+    assert!(sim.requests().contains(&function::GET_LISTENER));
+    sim.swipe(1111, 1).await.expect("push");
+    assert_eq!(h.next_access().await, swiped(1111, true, "swipe_pass", 101));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn udp_driver_sets_its_listener_on_every_online_transition() {
+    let sim = WgControllerSim::start("127.0.0.1:0".parse().expect("addr"), SERIAL)
+        .await
+        .expect("sim");
+    let mut config = config_for(&sim, 50);
+    config.listener_check_polls = u32::MAX; // no read-back in this test
+    let mut h = started(&sim, config).await;
+    sim.set_online(false);
+    loop {
+        if let DeviceEvent::DeviceLink { online: false, .. } = h.next().await {
+            break;
+        }
+    }
+    sim.forget_listener();
+    sim.set_online(true);
+    assert!(matches!(
+        h.next().await,
+        DeviceEvent::DeviceLink { online: true, .. }
+    ));
+    tokio::time::timeout(Duration::from_secs(10), sim.wait_for_listener())
+        .await
+        .expect("set again on the way back online");
+    sim.swipe(1111, 1).await.expect("push");
+    assert_eq!(h.next_access().await, swiped(1111, true, "swipe_pass", 101));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn udp_driver_keeps_a_controller_with_a_garbled_clock_online_and_reads_its_swipes() {
+    let sim = WgControllerSim::start("127.0.0.1:0".parse().expect("addr"), SERIAL)
+        .await
+        .expect("sim");
+    let mut h = started(&sim, config_for(&sim, 20)).await;
+    sim.garble_clock(true);
+    sim.swipe(1111, 1).await.expect("push");
+    assert_eq!(h.next_access().await, swiped(1111, true, "swipe_pass", 101));
+    // Many polls answered with the garbled clock: the controller stays
+    // online (two unanswered polls would take it offline).
+    polls_answered(&sim, 10).await;
+    while let Ok(inbound) = h.rx.try_recv() {
+        assert!(
+            !matches!(inbound.event, DeviceEvent::DeviceLink { online: false, .. }),
+            "went offline although every poll was answered"
+        );
+    }
+    assert_eq!(h.health.borrow().state, HealthState::Ok);
+    h.stop().await;
 }

@@ -175,6 +175,7 @@ async fn wiegand_reader_turns_simulated_swipes_into_card_reads_and_rejections() 
             format: "w26".into(),
             facility: Some(90),
             door: Some(1),
+            controller: None,
         }
     );
 
@@ -190,12 +191,14 @@ async fn wiegand_reader_turns_simulated_swipes_into_card_reads_and_rejections() 
             format: "w34".into(),
             facility: None,
             door: Some(1),
+            controller: None,
         }
     );
     assert_eq!(
         next_event(&mut rx).await,
         DeviceEvent::ReadRejected {
-            reason: "w26: even parity error".into()
+            reason: "w26: even parity error".into(),
+            count: 1,
         }
     );
 

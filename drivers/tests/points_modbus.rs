@@ -55,7 +55,10 @@ async fn points_tcp_every_type_and_order_reads_its_known_value() {
     let k = known();
     let sim = sim_with_known(&k, 3);
     let addr = sim.serve_tcp().await.expect("serving");
-    let mut rig = Rig::start(tcp_bus(addr, Duration::from_millis(500)), known_config(&k, 3));
+    let mut rig = Rig::start(
+        tcp_bus(addr, Duration::from_millis(500)),
+        known_config(&k, 3),
+    );
     let got = rig.full_report().await;
     assert_known(&got, &k);
     // Merged reads: the whole table in one read per register kind.
@@ -73,18 +76,33 @@ async fn points_tcp_writes_are_range_checked_written_and_read_back() {
     let k = known();
     let sim = sim_with_known(&k, 1);
     let addr = sim.serve_tcp().await.expect("serving");
-    let mut rig = Rig::start(tcp_bus(addr, Duration::from_millis(500)), known_config(&k, 1));
+    let mut rig = Rig::start(
+        tcp_bus(addr, Duration::from_millis(500)),
+        known_config(&k, 1),
+    );
     rig.full_report().await;
     let write = |point: &str, value: f64| Command::WritePoint {
         point: point.into(),
         value,
     };
-    assert_eq!(rig.command(write("setpoint", 0.45)).await, CommandOutcome::Done);
-    assert_eq!(sim.with(1, |bank, _| bank.holding[k.holding.len() - 1]), Some(450));
+    assert_eq!(
+        rig.command(write("setpoint", 0.45)).await,
+        CommandOutcome::Done
+    );
+    assert_eq!(
+        sim.with(1, |bank, _| bank.holding[k.holding.len() - 1]),
+        Some(450)
+    );
     let refused = rig.command(write("setpoint", 0.95)).await;
-    assert!(matches!(&refused, CommandOutcome::Refused(r) if r.contains("outside")), "{refused:?}");
+    assert!(
+        matches!(&refused, CommandOutcome::Refused(r) if r.contains("outside")),
+        "{refused:?}"
+    );
     let refused = rig.command(write("u16_abcd", 1.0)).await;
-    assert!(matches!(&refused, CommandOutcome::Refused(r) if r.contains("not writable")), "{refused:?}");
+    assert!(
+        matches!(&refused, CommandOutcome::Refused(r) if r.contains("not writable")),
+        "{refused:?}"
+    );
     let refused = rig.command(write("nope", 1.0)).await;
     assert!(matches!(refused, CommandOutcome::Refused(_)), "{refused:?}");
     assert_eq!(rig.command(write("coil0", 1.0)).await, CommandOutcome::Done);
@@ -115,7 +133,9 @@ async fn points_tcp_alarms_raise_and_clear_and_reports_follow_the_deadband() {
     sim.with(1, |bank, _| bank.set_f32(1, 0.405));
     sim.with(1, |bank, _| bank.set_f32(1, 0.30));
     let event = rig
-        .wait_for("a pressure report", |e| matches!(e, DeviceEvent::PointReport { full: false, .. }))
+        .wait_for("a pressure report", |e| {
+            matches!(e, DeviceEvent::PointReport { full: false, .. })
+        })
         .await;
     assert!(
         matches!(&event, DeviceEvent::PointReport { samples, .. }
@@ -141,7 +161,9 @@ async fn points_tcp_alarms_raise_and_clear_and_reports_follow_the_deadband() {
         matches!(e, DeviceEvent::PointAlarm { point, active: false, .. } if point == "pump_fault")
     })
     .await;
-    assert!(!rig.seen.iter().any(|e| matches!(e, DeviceEvent::PointAlarm { point, active: false, .. } if point == "pressure")));
+    assert!(!rig.seen.iter().any(
+        |e| matches!(e, DeviceEvent::PointAlarm { point, active: false, .. } if point == "pressure")
+    ));
     sim.with(1, |bank, _| bank.set_f32(1, 0.25));
     rig.wait_for("low pressure cleared", |e| {
         matches!(e, DeviceEvent::PointAlarm { point, active: false, .. } if point == "pressure")
@@ -188,13 +210,18 @@ async fn points_bus_a_silent_a_refusing_and_a_slow_device_leave_the_others_on_sc
         rig.full_report().await;
     }
     let baseline = polls_during(&sim, 1, Duration::from_millis(1000)).await;
-    assert!(baseline >= 10, "the healthy unit polled {baseline} times in 1 s");
+    assert!(
+        baseline >= 10,
+        "the healthy unit polled {baseline} times in 1 s"
+    );
 
     sim.set_fault(2, Fault::Silent);
     sim.set_fault(3, Fault::Exception(ExceptionCode::ServerDeviceFailure));
     sim.set_fault(4, Fault::Slow(Duration::from_millis(30)));
     silent
-        .wait_for("the silent unit offline", |e| matches!(e, DeviceEvent::DeviceLink { online: false, .. }))
+        .wait_for("the silent unit offline", |e| {
+            matches!(e, DeviceEvent::DeviceLink { online: false, .. })
+        })
         .await;
     refusing
         .wait_for("comm failed on the refusing unit", |e| {
@@ -209,14 +236,36 @@ async fn points_bus_a_silent_a_refusing_and_a_slow_device_leave_the_others_on_sc
         "healthy unit: {with_faults} polls/s with faults against {baseline} without"
     );
     let silent_polls = polls_during(&sim, 2, Duration::from_millis(1000)).await;
-    assert!(silent_polls <= 3, "the silent unit was asked {silent_polls} times in 1 s while backed off");
-    assert!(refusing.view.snapshot().iter().all(|s| s.quality == Quality::CommFailed));
-    assert!(slow.view.snapshot().iter().all(|s| s.quality == Quality::Good));
-    assert!(healthy.view.snapshot().iter().all(|s| s.quality == Quality::Good));
+    assert!(
+        silent_polls <= 3,
+        "the silent unit was asked {silent_polls} times in 1 s while backed off"
+    );
+    assert!(
+        refusing
+            .view
+            .snapshot()
+            .iter()
+            .all(|s| s.quality == Quality::CommFailed)
+    );
+    assert!(
+        slow.view
+            .snapshot()
+            .iter()
+            .all(|s| s.quality == Quality::Good)
+    );
+    assert!(
+        healthy
+            .view
+            .snapshot()
+            .iter()
+            .all(|s| s.quality == Quality::Good)
+    );
     // The silent unit comes back.
     sim.set_fault(2, Fault::None);
     silent
-        .wait_for("the silent unit back", |e| matches!(e, DeviceEvent::DeviceLink { online: true, .. }))
+        .wait_for("the silent unit back", |e| {
+            matches!(e, DeviceEvent::DeviceLink { online: true, .. })
+        })
         .await;
     for rig in [healthy, silent, refusing, slow] {
         assert_eq!(rig.stop().await, Ok(()));
@@ -265,10 +314,16 @@ async fn points_pymodbus_tcp_every_type_and_order_reads_its_known_value() {
     let mut one = Rig::start(bus.clone(), known_config(&k, 1));
     let mut two = Rig::start(bus, known_config(&k, 2));
     assert_known(&one.good_values().await, &k);
-    two.wait_for("unit 2 answers", |e| matches!(e, DeviceEvent::DeviceLink { online: true, .. }))
-        .await;
+    two.wait_for("unit 2 answers", |e| {
+        matches!(e, DeviceEvent::DeviceLink { online: true, .. })
+    })
+    .await;
     assert_eq!(
-        one.command(Command::WritePoint { point: "setpoint".into(), value: 0.7 }).await,
+        one.command(Command::WritePoint {
+            point: "setpoint".into(),
+            value: 0.7
+        })
+        .await,
         CommandOutcome::Done
     );
     assert_eq!(one.stop().await, Ok(()));
@@ -319,7 +374,10 @@ async fn points_pymodbus_rtu_pty_every_type_and_order_reads_its_known_value() {
         master_stream(py_master).expect("pty"),
     ));
     let bus = ModbusBus::spawn(BusConfig {
-        transport: Transport::Rtu { path: gw_path, baud: 19_200 },
+        transport: Transport::Rtu {
+            path: gw_path,
+            baud: 19_200,
+        },
         timeout: Duration::from_millis(500),
     });
     let mut rig = Rig::start(bus, known_config(&k, 5));
@@ -338,17 +396,31 @@ async fn points_rtu_pty_a_silent_unit_does_not_stall_a_healthy_one() {
     sim.serve_rtu(sim_side);
     tokio::spawn(relay(master_stream(gw_master).expect("pty"), relay_side));
     let bus = ModbusBus::spawn(BusConfig {
-        transport: Transport::Rtu { path: gw_path, baud: 19_200 },
+        transport: Transport::Rtu {
+            path: gw_path,
+            baud: 19_200,
+        },
         timeout: Duration::from_millis(200),
     });
     let mut good = Rig::start(bus.clone(), known_config(&k, 1));
-    let mut dead = Rig::start(bus, PointsConfig::new(2, small_table(Duration::from_millis(100))));
-    dead.wait_for("the silent unit offline", |e| matches!(e, DeviceEvent::DeviceLink { online: false, .. }))
-        .await;
+    let mut dead = Rig::start(
+        bus,
+        PointsConfig::new(2, small_table(Duration::from_millis(100))),
+    );
+    dead.wait_for("the silent unit offline", |e| {
+        matches!(e, DeviceEvent::DeviceLink { online: false, .. })
+    })
+    .await;
     assert_known(&good.good_values().await, &k);
     // The healthy unit keeps being polled while the silent one times out.
     let before = sim.requests(1);
-    good.wait_for("another report", |e| matches!(e, DeviceEvent::PointReport { .. } | DeviceEvent::DeviceLink { .. })).await;
+    good.wait_for("another report", |e| {
+        matches!(
+            e,
+            DeviceEvent::PointReport { .. } | DeviceEvent::DeviceLink { .. }
+        )
+    })
+    .await;
     let polled = tokio::time::timeout(points_support::DEADLINE, async {
         while sim.requests(1) < before + 8 {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -24,6 +24,7 @@ use drivers::DeviceEvent;
 use gateway::config::{DoorEntry, DoorGroupConfig};
 use gateway::doors::coordinator::DoorCoordinator;
 use gateway::doors::credentials::CredentialStore;
+use gateway::lists::import::ImportMode;
 use gateway::pipeline::Coordinator;
 use gateway::rules::door::Schedule;
 use gateway::store::{Store, StoreConfig};
@@ -158,7 +159,8 @@ fn decisions(cards: usize) -> anyhow::Result<()> {
     }
     let rss_before = rss_kib()?;
     let loaded = Instant::now();
-    let report = credentials.import_cards_csv(std::fs::File::open(&csv_path)?, |_| {})?;
+    let bytes = std::fs::read(&csv_path)?;
+    let report = credentials.import_cards_csv(&bytes, ImportMode::AllOrNothing, |_| {})?;
     anyhow::ensure!(report.written == cards, "{:?}", report.rejected.first());
     let load_time = loaded.elapsed();
     let rss_after = rss_kib()?;
@@ -191,6 +193,7 @@ fn decisions(cards: usize) -> anyhow::Result<()> {
             format: "w34".into(),
             facility: None,
             door: None,
+            controller: None,
         })
         .collect();
     let rounds = 20;

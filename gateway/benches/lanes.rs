@@ -7,6 +7,11 @@
 //! 2. Throughput: 8 cameras pushing reads of unknown plates as fast as the
 //!    gateway answers; every read must be in the store (zero loss).
 //! 3. RSS with 10,000 residents' vehicles and 1,000 visitor passes loaded.
+//!
+//! `GATEHOUSE_BENCH_LOAD=N` runs the latency part next to N store-append
+//! load threads on the same cores (each appending event-sized rows to its
+//! own SQLite database, WAL, `synchronous=FULL`, one commit per row, as the
+//! store writer does under a burst): the figure under load.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -16,6 +21,7 @@ use drivers::PlateColour;
 use drivers::lpr::Vendor;
 use drivers::sim::barrier::{BarrierSim, BarrierSimConfig, SimArm, SimCommand, SimHandle};
 use drivers::sim::camera::CameraSim;
+use gateway::lists::import::ImportMode;
 use gateway::lists::plates::ListKind;
 
 const LANES: usize = 8;
@@ -71,8 +77,47 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(index).copied().unwrap_or_default()
 }
 
+/// Background store-append load: `threads` writers appending until `stop`.
+/// Returns their handles; each yields how many rows it committed.
+fn load_generator(
+    dir: &std::path::Path,
+    threads: usize,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<u64>> {
+    (0..threads)
+        .map(|i| {
+            let path = dir.join(format!("load-{i}.db"));
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let conn = rusqlite::Connection::open(path).expect("load database");
+                conn.execute_batch(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+                     CREATE TABLE IF NOT EXISTS q (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);",
+                )
+                .expect("load schema");
+                let mut rows = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let body = serde_json::json!({
+                        "kind": "point_value", "point": format!("p{rows}"), "value": rows as f64 / 7.0,
+                        "unit": "m", "pad": "x".repeat(200),
+                    })
+                    .to_string();
+                    conn.execute("INSERT INTO q (body) VALUES (?1)", [body])
+                        .expect("load insert");
+                    rows += 1;
+                }
+                rows
+            })
+        })
+        .collect()
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    let load_threads: usize = std::env::var("GATEHOUSE_BENCH_LOAD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let reads: usize = std::env::var("GATEHOUSE_BENCH_READS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -110,14 +155,24 @@ async fn main() {
             );
         }
         plates
-            .import_csv(ListKind::Residents, csv.as_bytes(), |_| {})
+            .import_csv(
+                ListKind::Residents,
+                csv.as_bytes(),
+                ImportMode::AllOrNothing,
+                |_| {},
+            )
             .expect("residents");
         let mut csv = String::from("plate,host_unit,valid_from,valid_to,single_use\n");
         for i in 0..1_000 {
             let _ = writeln!(csv, "浙B{i:05},1-1-101,2026-01-01,2099-12-31,no");
         }
         plates
-            .import_csv(ListKind::Visitors, csv.as_bytes(), |_| {})
+            .import_csv(
+                ListKind::Visitors,
+                csv.as_bytes(),
+                ImportMode::AllOrNothing,
+                |_| {},
+            )
             .expect("visitors");
     })
     .await
@@ -127,7 +182,11 @@ async fn main() {
     let ingress = running.ingress_addr.expect("device listener");
     let base = format!("http://{ingress}");
 
-    // 1. Latency, 8 lanes in parallel, one car at a time per lane.
+    // 1. Latency, 8 lanes in parallel, one car at a time per lane,
+    // optionally next to the store-append load.
+    let stop_load = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = load_generator(dir.path(), load_threads, &stop_load);
+    let load_started = Instant::now();
     let per_lane = reads.div_ceil(LANES);
     let mut tasks = Vec::new();
     for (lane, sim) in sims.iter().cloned().enumerate() {
@@ -165,6 +224,12 @@ async fn main() {
         samples.extend(task.await.expect("lane task"));
     }
     samples.sort();
+    stop_load.store(true, std::sync::atomic::Ordering::Relaxed);
+    let load_rows: u64 = load
+        .into_iter()
+        .map(|t| t.join().expect("load thread"))
+        .sum();
+    let load_rate = load_rows as f64 / load_started.elapsed().as_secs_f64();
 
     // 2. Throughput: unknown plates (the guard is asked; no barrier cycle).
     let started = Instant::now();
@@ -199,7 +264,10 @@ async fn main() {
                     .is_some_and(|p| p.starts_with("京C"))
         })
         .count();
-    println!("lanes: {LANES}, reads timed: {}", samples.len());
+    println!(
+        "lanes: {LANES}, reads timed: {}; background load: {load_threads} store-append thread(s), {load_rate:.0} commits/s",
+        samples.len()
+    );
     println!(
         "plate push -> stored + OPEN relay written: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         percentile(&samples, 0.50).as_secs_f64() * 1e3,

@@ -348,7 +348,15 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
     let (device_tx, device_rx) = mpsc::channel(DEVICE_EVENTS);
     let drivers_cancel = CancellationToken::new();
     let mut driver_tasks = Tasks::default();
-    let built = devices::build(&config.devices, &sim);
+    let device_configs = match crate::doors::resume::resume_points(&config.devices, &journal).await
+    {
+        Ok(devices) => devices,
+        Err(error) => {
+            tracing::warn!(%error, "could not read the controllers' last event indices; no backfill");
+            config.devices.clone()
+        }
+    };
+    let built = devices::build(&device_configs, &sim);
     let facility = Facility::new(built.points);
     let _ = facility_cell.set(facility.clone());
     let drivers = supervisor::start(
@@ -432,6 +440,10 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
         refresh_lists(plates.clone(), aux_cancel.clone()),
     );
 
+    aux_tasks.spawn(
+        "pending reads expiry",
+        crate::lanes::expire_pending(board.clone(), handle.clone(), aux_cancel.clone()),
+    );
     aux_tasks.spawn(
         "session purge",
         purge_sessions(auth.clone(), aux_cancel.clone()),

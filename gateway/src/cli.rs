@@ -325,7 +325,7 @@ mod tests {
             .expect("cards import");
         assert!(matches!(
             cli.command,
-            Command::Cards { ref config, action: CardsCommand::Import { ref file } }
+            Command::Cards { ref config, action: CardsCommand::Import { ref file, keep_good: false } }
                 if config == Path::new("g.toml") && file == Path::new("c.csv")
         ));
     }

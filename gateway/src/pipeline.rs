@@ -66,9 +66,37 @@ pub struct Decided {
 pub trait Coordinator: Send + std::fmt::Debug {
     /// Looks at one event; `None` when it is not this coordinator's business.
     fn on_event(&mut self, device_id: &str, event: &DeviceEvent, now_ms: i64) -> Option<Decided>;
+
+    /// The rule's name, recorded as the actor of its commands.
+    fn name(&self) -> &'static str {
+        "rules"
+    }
+
+    /// What the device answered to one of this coordinator's commands;
+    /// what to record (and command) because of it. The default ignores it.
+    fn on_outcome(
+        &mut self,
+        _device_id: &str,
+        _command: &Command,
+        _outcome: &CommandOutcome,
+        _now_ms: i64,
+    ) -> Option<Decided> {
+        None
+    }
 }
 
-/// How long a driver may take to answer a command.
+/// A rule command's outcome on its way back to its coordinator.
+#[derive(Debug)]
+struct Outcome {
+    coordinator: usize,
+    device_id: String,
+    command: Command,
+    outcome: CommandOutcome,
+}
+
+/// How long a driver may take to answer a command. It is also the
+/// command's deadline: a driver drops a command it gets later, so nothing
+/// is carried out after the pipeline has recorded it as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Submitted batches whose acknowledgement is still pending. Bounds memory:
@@ -301,6 +329,7 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     feed: EventFeed,
     commands: TaskTracker,
+    outcomes: (mpsc::Sender<Outcome>, mpsc::Receiver<Outcome>),
 }
 
 impl Pipeline {
@@ -326,6 +355,7 @@ impl Pipeline {
             metrics,
             feed,
             commands: TaskTracker::new(),
+            outcomes: mpsc::channel(IN_FLIGHT),
         };
         (
             pipeline,
@@ -359,6 +389,9 @@ impl Pipeline {
                 Some(inbound) = self.devices.recv() => {
                     self.on_device(inbound, &completions_tx).await;
                 }
+                Some(outcome) = self.outcomes.1.recv(), if !closing => {
+                    self.on_outcome(outcome, &completions_tx).await;
+                }
                 else => break,
             }
         }
@@ -383,11 +416,22 @@ impl Pipeline {
         let mut extra = Vec::new();
         let mut commands = Vec::new();
         let mut annotation = serde_json::Map::new();
-        for coordinator in &mut self.coordinators {
+        for (index, coordinator) in self.coordinators.iter_mut().enumerate() {
             if let Some(decided) = coordinator.on_event(device, &event, now) {
                 annotation.extend(decided.annotate);
                 extra.extend(decided.records);
-                commands.extend(decided.commands);
+                let origin = Origin {
+                    actor: coordinator.name().to_owned(),
+                    via: "rule".into(),
+                    reason: Some(format!("{} from {device}", event.kind())),
+                    remote: None,
+                };
+                commands.extend(
+                    decided
+                        .commands
+                        .into_iter()
+                        .map(|(target, command)| (target, command, origin.clone(), index)),
+                );
             }
         }
         if let Some(map) = body.as_object_mut() {
@@ -409,8 +453,8 @@ impl Pipeline {
         }
         // Actuate first (local before remote, and before the disk): the
         // commands do not wait for the append.
-        for (target, command) in commands {
-            self.dispatch(target, command);
+        for (target, command, origin, index) in commands {
+            self.dispatch(target, command, origin, index);
         }
         let decided = (!annotation.is_empty()).then_some(serde_json::Value::Object(annotation));
         submit(
@@ -423,35 +467,97 @@ impl Pipeline {
         .await;
     }
 
-    /// Sends a rule's command to a device without waiting; a failure is
-    /// recorded as a `command_failed` alarm.
-    fn dispatch(&self, device_id: String, command: Command) {
+    /// Sends a rule's command to a device without waiting. Its outcome is
+    /// audited like every actuation (a `command` event with the rule as
+    /// origin); a failure is also raised as a `command_failed` alarm.
+    fn dispatch(&self, device_id: String, command: Command, origin: Origin, coordinator: usize) {
+        let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
         let pending = match self.drivers.get(&device_id) {
             None => Err(CommandOutcome::Failed(format!(
                 "unknown device {device_id}"
             ))),
-            Some(handle) => handle.try_command(command.clone()),
+            Some(handle) => handle.try_command_by(command.clone(), deadline),
         };
         let store = self.store.clone();
         let stamper = self.stamper.clone();
+        let metrics = self.metrics.clone();
+        let feed = self.feed.clone();
+        let back = self.outcomes.0.clone();
         self.commands.spawn(async move {
-            let outcome = match pending {
-                Err(outcome) => outcome,
-                Ok(rx) => match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
-                    Ok(Ok(outcome)) => outcome,
-                    Ok(Err(_)) => CommandOutcome::Failed("driver dropped the command".into()),
-                    Err(_) => CommandOutcome::Failed("device did not answer in time".into()),
-                },
-            };
+            let outcome = await_outcome(pending, deadline).await;
+            // The coordinator learns what the device did (a lane whose OPEN
+            // failed asks the guard instead of recording an entry).
+            let _ = back
+                .send(Outcome {
+                    coordinator,
+                    device_id: device_id.clone(),
+                    command: command.clone(),
+                    outcome: outcome.clone(),
+                })
+                .await;
+            let mut batch = vec![stamper.stamp(
+                &device_id,
+                "command",
+                Class::Audit,
+                serde_json::json!({"command": command, "outcome": outcome, "origin": origin}),
+                None,
+            )];
             if outcome != CommandOutcome::Done {
                 tracing::warn!(device = %device_id, command = command.name(), ?outcome, "A rule's command was not carried out.");
                 let body = serde_json::json!({"command": command, "outcome": outcome});
-                let alarm = stamper.stamp(&device_id, "command_failed", Class::Alarm, body, None);
-                if let Err(error) = store.append(alarm).await {
-                    tracing::error!(%error, "The command_failed alarm was not stored.");
+                batch.push(stamper.stamp(&device_id, "command_failed", Class::Alarm, body, None));
+            }
+            for envelope in batch {
+                let copy = feed.wanted().then(|| envelope.clone());
+                let (kind, class) = (envelope.kind.clone(), envelope.class);
+                match store.append(envelope).await {
+                    Ok(seq) => {
+                        metrics.appended(&kind, class);
+                        if let Some(mut copy) = copy {
+                            copy.seq = seq;
+                            feed.publish(copy);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, kind, "The record of a rule's command was not stored.");
+                    }
                 }
             }
         });
+    }
+
+    /// Hands a rule command's outcome to its coordinator and records what
+    /// it decides because of it.
+    async fn on_outcome(&mut self, outcome: Outcome, completions: &mpsc::Sender<Completion>) {
+        let Some(coordinator) = self.coordinators.get_mut(outcome.coordinator) else {
+            return;
+        };
+        let now = now_ms();
+        let Some(decided) =
+            coordinator.on_outcome(&outcome.device_id, &outcome.command, &outcome.outcome, now)
+        else {
+            return;
+        };
+        let origin = Origin {
+            actor: coordinator.name().to_owned(),
+            via: "rule".into(),
+            reason: Some(format!("outcome of {}", outcome.command.name())),
+            remote: None,
+        };
+        for (target, command) in decided.commands {
+            self.dispatch(target, command, origin.clone(), outcome.coordinator);
+        }
+        let batch: Vec<Envelope> = decided
+            .records
+            .into_iter()
+            .map(|r| {
+                self.stamper
+                    .stamp(&r.device_id, &r.kind, r.class, r.body, None)
+            })
+            .collect();
+        if !batch.is_empty() {
+            submit(&self.store, &self.feed, batch, None, completions).await;
+        }
     }
 
     async fn on_control(&mut self, control: Control, completions: &mpsc::Sender<Completion>) {
@@ -479,25 +585,19 @@ impl Pipeline {
                 origin,
                 reply,
             } => {
+                let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
                 let pending = match self.drivers.get(&device_id) {
                     None => Err(CommandOutcome::Failed(format!(
                         "unknown device {device_id}"
                     ))),
-                    Some(handle) => handle.try_command(command.clone()),
+                    Some(handle) => handle.try_command_by(command.clone(), deadline),
                 };
                 let store = self.store.clone();
                 let stamper = self.stamper.clone();
                 let metrics = self.metrics.clone();
                 let feed = self.feed.clone();
                 self.commands.spawn(async move {
-                    let outcome = match pending {
-                        Err(outcome) => outcome,
-                        Ok(rx) => match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
-                            Ok(Ok(outcome)) => outcome,
-                            Ok(Err(_)) => CommandOutcome::Failed("driver dropped the command".into()),
-                            Err(_) => CommandOutcome::Failed("device did not answer in time".into()),
-                        },
-                    };
+                    let outcome = await_outcome(pending, deadline).await;
                     let body = serde_json::json!({
                         "command": command,
                         "outcome": outcome,
@@ -523,6 +623,21 @@ impl Pipeline {
                 });
             }
         }
+    }
+}
+
+/// The driver's answer to a command, or why there is none by `deadline`.
+async fn await_outcome(
+    pending: Result<oneshot::Receiver<CommandOutcome>, CommandOutcome>,
+    deadline: tokio::time::Instant,
+) -> CommandOutcome {
+    match pending {
+        Err(outcome) => outcome,
+        Ok(rx) => match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => CommandOutcome::Failed("driver dropped the command".into()),
+            Err(_) => CommandOutcome::Failed("device did not answer in time".into()),
+        },
     }
 }
 

@@ -84,7 +84,26 @@ impl DriverHandle {
         &self,
         command: Command,
     ) -> Result<tokio::sync::oneshot::Receiver<CommandOutcome>, CommandOutcome> {
-        let (request, outcome) = CommandRequest::new(command);
+        self.send(CommandRequest::new(command))
+    }
+
+    /// Like [`Self::try_command`], for a command that must be carried out
+    /// by `deadline` or not at all (the driver drops it after).
+    pub fn try_command_by(
+        &self,
+        command: Command,
+        deadline: tokio::time::Instant,
+    ) -> Result<tokio::sync::oneshot::Receiver<CommandOutcome>, CommandOutcome> {
+        self.send(CommandRequest::with_deadline(command, deadline))
+    }
+
+    fn send(
+        &self,
+        (request, outcome): (
+            CommandRequest,
+            tokio::sync::oneshot::Receiver<CommandOutcome>,
+        ),
+    ) -> Result<tokio::sync::oneshot::Receiver<CommandOutcome>, CommandOutcome> {
         match self.commands.try_send(request) {
             Ok(()) => Ok(outcome),
             Err(mpsc::error::TrySendError::Full(_)) => {

@@ -53,7 +53,17 @@ fn cards_csv_cli_imports_reports_rejected_lines_and_exports_the_same_cards() {
          1190347702,张伟,3-1-0802,,,gym\n",
     )
     .expect("csv");
-    let import = cards(&config, &["import", csv.to_str().expect("utf-8")]);
+    let refused = cards(&config, &["import", csv.to_str().expect("utf-8")]);
+    let out = stdout(&refused);
+    assert!(
+        out.contains("0 card(s) written, 2 row(s) rejected"),
+        "all or nothing by default: {out}"
+    );
+    assert!(out.contains("--keep-good"), "{out}");
+    let import = cards(
+        &config,
+        &["import", csv.to_str().expect("utf-8"), "--keep-good"],
+    );
     let out = stdout(&import);
     assert!(
         import.status.success(),

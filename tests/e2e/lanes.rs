@@ -125,6 +125,17 @@ async fn lanes_vzenith_resident_read_opens_the_modbus_barrier_and_is_recorded() 
         .event("vehicle entered", |e| e.kind == "vehicle_entered")
         .await;
     assert_eq!(entered.body["plate"], "苏A8HK52");
+    // The rule's OPEN is audited like every actuation, with its outcome.
+    let audit = estate
+        .event("the rule's command audited", |e| {
+            e.kind == "command" && e.body["origin"]["via"] == "rule"
+        })
+        .await;
+    assert_eq!(audit.class, Class::Audit);
+    assert_eq!(audit.device_id, "barrier-south-in");
+    assert_eq!(audit.body["command"]["command"], "open_barrier");
+    assert_eq!(audit.body["outcome"]["outcome"], "done");
+    assert_eq!(audit.body["origin"]["actor"], "lanes");
 
     // The same car read again a moment later counts once.
     camera
@@ -223,6 +234,12 @@ async fn lanes_blacklisted_and_unknown_plates_keep_the_barrier_down() {
         .await;
     assert_eq!(denied.body["decision"], "deny");
     assert_eq!(denied.body["reason"]["reason"], "欠费");
+    let alarm = estate
+        .event("the blacklist alarm", |e| e.kind == "blacklisted_vehicle")
+        .await;
+    assert_eq!(alarm.class, Class::Alarm);
+    assert_eq!(alarm.body["plate"], "苏A00000");
+    assert_eq!(alarm.body["lane"], "south-in");
     let unknown = estate
         .event("the unknown read", plate_read("京C99999"))
         .await;
@@ -296,5 +313,67 @@ async fn ingress_rejects_malformed_unknown_and_oversized_pushes_with_reasons_and
         );
         assert_eq!(n, 1.0, "{reason} in:\n{metrics}");
     }
+    assert!(estate.running.shutdown().await.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lanes_open_that_fails_consumes_nothing_asks_the_guard_and_the_next_read_opens() {
+    let estate = Estate::start().await;
+    let camera = estate.camera("cam-south-in", Vendor::Vzenith);
+    // The barrier's Modbus module goes down.
+    estate.barrier.stop().await;
+    estate
+        .event("the module offline", |e| {
+            e.kind == "device_link"
+                && e.device_id == "barrier-south-in"
+                && e.body["online"] == false
+        })
+        .await;
+    camera
+        .push_plate("苏A8HK52", PlateColour::Blue, 95)
+        .await
+        .expect("push");
+    let read = estate.event("the plate read", plate_read("苏A8HK52")).await;
+    assert_eq!(read.body["decision"], "allow");
+    let failed = estate
+        .event("the failed OPEN alarm", |e| e.kind == "open_failed")
+        .await;
+    assert_eq!(failed.class, Class::Alarm);
+    assert_eq!(failed.body["plate"], "苏A8HK52");
+    let pending = estate.running.board.pending();
+    assert!(
+        pending.iter().any(|p| p.plate == "苏A8HK52"),
+        "the read waits for the guard: {pending:?}"
+    );
+    let store = estate.running.store.clone();
+    let recorded = store.read_after(0, 100_000).await.expect("read");
+    assert!(
+        !recorded.iter().any(|e| e.kind == "vehicle_entered"),
+        "no entry recorded for an arm that never opened"
+    );
+    assert!(!estate.running.plates.is_inside("苏A8HK52"));
+
+    // The module is back: the next read of the car opens.
+    estate.barrier.restart().await.expect("rebinds");
+    estate
+        .event("the module online", |e| {
+            e.kind == "device_link"
+                && e.device_id == "barrier-south-in"
+                && e.body["online"] == true
+                && e.seq > failed.seq
+        })
+        .await;
+    camera
+        .push_plate("苏A8HK52", PlateColour::Blue, 95)
+        .await
+        .expect("push");
+    eventually("the OPEN relay pulsed", DEADLINE, || async {
+        (estate.opens() == 1).then_some(())
+    })
+    .await
+    .expect("barrier opened");
+    estate
+        .event("vehicle entered", |e| e.kind == "vehicle_entered")
+        .await;
     assert!(estate.running.shutdown().await.is_clean());
 }

@@ -17,7 +17,7 @@ fn gatehouse(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn plates_cli_import_reports_rejected_rows_by_line_and_writes_the_rest() {
+fn plates_cli_import_is_all_or_nothing_reports_rejected_rows_by_line_and_reads_gbk() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).expect("mkdir");
@@ -32,6 +32,8 @@ fn plates_cli_import_reports_rejected_rows_by_line_and_writes_the_rest() {
     .expect("csv");
     let data_arg = data.display().to_string();
     let csv_arg = csv.display().to_string();
+    // All or nothing by default: nothing is written, every rejected row
+    // is reported by line.
     let import = gatehouse(&["plates", "import", &csv_arg, "--data-dir", &data_arg]);
     let stderr = String::from_utf8_lossy(&import.stderr);
     let stdout = String::from_utf8_lossy(&import.stdout);
@@ -40,11 +42,34 @@ fn plates_cli_import_reports_rejected_rows_by_line_and_writes_the_rest() {
         Some(1),
         "rejected rows make it fail: {stdout}{stderr}"
     );
-    assert!(stdout.contains("2 row(s) written, 1 rejected"), "{stdout}");
+    assert!(
+        stdout.contains("(UTF-8): 0 row(s) written, 1 rejected"),
+        "{stdout}"
+    );
     assert!(
         stderr.contains(&format!("{csv_arg}:3: invalid plate")),
         "{stderr}"
     );
+    assert!(stderr.contains("--keep-good"), "{stderr}");
+    let list = gatehouse(&["plates", "list", "--data-dir", &data_arg]);
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout).lines().count(),
+        1,
+        "only the header: nothing was written"
+    );
+
+    // Asked to keep the good rows, it writes them.
+    let import = gatehouse(&[
+        "plates",
+        "import",
+        &csv_arg,
+        "--keep-good",
+        "--data-dir",
+        &data_arg,
+    ]);
+    let stdout = String::from_utf8_lossy(&import.stdout);
+    assert_eq!(import.status.code(), Some(1));
+    assert!(stdout.contains("2 row(s) written, 1 rejected"), "{stdout}");
 
     let list = gatehouse(&["plates", "list", "--data-dir", &data_arg]);
     assert!(list.status.success());
@@ -69,6 +94,27 @@ fn plates_cli_import_reports_rejected_rows_by_line_and_writes_the_rest() {
         &data_arg,
     ]);
     assert!(String::from_utf8_lossy(&dry.stdout).contains("would be written"));
+
+    // Saved by Excel on Chinese Windows: GBK bytes, read and named.
+    let gbk = dir.path().join("gbk.csv");
+    let mut bytes = b"plate,house,owner,valid_from,valid_to,lanes\r\n".to_vec();
+    // 苏A8HK52,3-2-1201,王芳 in GBK.
+    bytes.extend_from_slice(&[
+        0xcb, 0xd5, b'A', b'8', b'H', b'K', b'5', b'2', b',', b'3', b'-', b'2', b'-', b'1', b'2',
+        b'0', b'1', b',', 0xcd, 0xf5, 0xb7, 0xbc,
+    ]);
+    bytes.extend_from_slice(b",,,\r\n");
+    std::fs::write(&gbk, bytes).expect("gbk csv");
+    let gbk_arg = gbk.display().to_string();
+    let import = gatehouse(&["plates", "import", &gbk_arg, "--data-dir", &data_arg]);
+    let stdout = String::from_utf8_lossy(&import.stdout);
+    assert!(import.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("(GB18030/GBK): 1 row(s) written"),
+        "{stdout}"
+    );
+    let list = gatehouse(&["plates", "list", "--data-dir", &data_arg]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("苏A8HK52,3-2-1201,王芳"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

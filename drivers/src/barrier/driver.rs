@@ -13,6 +13,16 @@
 //!   unreadable loop suppresses the pulse (on top of the lane's own rule).
 //! - A pulse always ends with the coil written off, even after its "on"
 //!   write failed (the write may have reached the module late).
+//! - Every way out of [`Driver::run`] de-energises the outputs: a normal
+//!   return, an error return (the pipeline gone mid-pulse), and the run
+//!   future being dropped (a [`CoilGuard`] then hands the "all off" writes
+//!   to a task of their own, as the doors' relay guard does).
+//!
+//! A command carries out what the module confirms: an OPEN whose write
+//! failed rolls the lane back to where it was (the arm never started), so
+//! the next OPEN after the module is back is written. A command past its
+//! deadline (the requester gave up) is dropped, never written late; its
+//! energising write carries the deadline to the bus too.
 //!
 //! The driver keeps its lane across link losses and retries the module on
 //! every poll itself (the bus reconnects), reporting `DeviceLink` offline
@@ -67,6 +77,9 @@ pub struct BarrierDriver {
     /// The relay pulse in progress: its coil and when it ends. The driver
     /// keeps polling and taking commands meanwhile; the loop turns it off.
     pulsing: Option<(u16, tokio::time::Instant)>,
+    /// The deadline of the command being carried out: its energising
+    /// writes are not sent after it.
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl BarrierDriver {
@@ -81,10 +94,34 @@ impl BarrierDriver {
             lane,
             online: None,
             pulsing: None,
+            deadline: None,
         }
     }
 
     async fn run_loop(&mut self, ctx: &mut DriverContext) -> Result<(), DriverError> {
+        let guard = CoilGuard {
+            bus: self.bus.clone(),
+            slave: self.config.slave,
+            coils: self.config.map.coils().collect(),
+            armed: true,
+        };
+        let result = self.serve(ctx).await;
+        match self.all_off().await {
+            Ok(()) => guard.disarm(),
+            // The guard tries once more from its own task.
+            Err(error) => {
+                tracing::warn!(device = %ctx.device_id, %error, "could not turn the barrier outputs off");
+            }
+        }
+        if result.is_ok() {
+            ctx.health.stopped(None);
+        }
+        result
+    }
+
+    /// The driver's life between the safe states at its start and its end;
+    /// it may return early (`?`): [`Self::run_loop`] de-energises after it.
+    async fn serve(&mut self, ctx: &mut DriverContext) -> Result<(), DriverError> {
         if let Err(error) = self.all_off().await {
             self.link(ctx, Err(&error)).await?;
         }
@@ -109,10 +146,6 @@ impl BarrierDriver {
                 }
             }
         }
-        if let Err(error) = self.all_off().await {
-            tracing::warn!(device = %ctx.device_id, %error, "could not turn the barrier outputs off");
-        }
-        ctx.health.stopped(None);
         Ok(())
     }
 
@@ -152,6 +185,9 @@ impl BarrierDriver {
         ctx: &DriverContext,
         request: CommandRequest,
     ) -> Result<(), DriverError> {
+        let Some(request) = request.unless_expired() else {
+            return Ok(());
+        };
         let lane_command = match request.command {
             Command::OpenBarrier => LaneCommand::Open,
             Command::CloseBarrier => LaneCommand::Close,
@@ -178,6 +214,7 @@ impl BarrierDriver {
                 return Ok(());
             }
         };
+        let before = self.lane.clone();
         let step = self.lane.step(now(), Input::Command(lane_command));
         if let Some(reason) = step.refused {
             ctx.events
@@ -188,9 +225,22 @@ impl BarrierDriver {
             request.answer(CommandOutcome::Refused(reason));
             return Ok(());
         }
-        let outcome = match self.apply(ctx, step.outputs).await? {
+        self.deadline = request.deadline;
+        let applied = self.apply(ctx, step.outputs).await;
+        self.deadline = None;
+        let outcome = match applied? {
             None => CommandOutcome::Done,
-            Some(failure) => CommandOutcome::Failed(failure),
+            Some(failure) => {
+                // The module did not take it: the arm did not move. The
+                // lane goes back to what the module last confirmed.
+                let believed = self.lane.arm();
+                self.lane = before;
+                let state = self.lane.arm();
+                if state != believed {
+                    ctx.events.emit(DeviceEvent::BarrierState { state }).await?;
+                }
+                CommandOutcome::Failed(failure)
+            }
         };
         request.answer(outcome);
         Ok(())
@@ -276,7 +326,11 @@ impl BarrierDriver {
     async fn pulse(&mut self, coil: u16) -> Result<(), BusError> {
         self.end_pulse().await?;
         let slave = self.config.slave;
-        match self.bus.write_coil(slave, coil, true).await {
+        match self
+            .bus
+            .write_coil_by(slave, coil, true, self.deadline)
+            .await
+        {
             Ok(()) => {
                 self.pulsing = Some((coil, tokio::time::Instant::now() + self.config.map.pulse));
                 Ok(())
@@ -348,6 +402,49 @@ impl BarrierDriver {
             }
         }
         Ok(())
+    }
+}
+
+/// Switches every output coil off when dropped while armed: the run future
+/// was dropped mid-pulse, or its own "all off" failed. A drop cannot wait,
+/// so the writes go to a task of their own on the bus (which outlives the
+/// driver while any handle is held).
+#[derive(Debug)]
+struct CoilGuard {
+    bus: BusHandle,
+    slave: u8,
+    coils: Vec<u16>,
+    armed: bool,
+}
+
+impl CoilGuard {
+    /// The outputs are known to be off: nothing left to do.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CoilGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!("barrier driver dropped outside a runtime: outputs not switched off");
+            return;
+        };
+        let (bus, slave, coils) = (
+            self.bus.clone(),
+            self.slave,
+            std::mem::take(&mut self.coils),
+        );
+        runtime.spawn(async move {
+            for coil in coils {
+                if let Err(error) = bus.write_coil(slave, coil, false).await {
+                    tracing::error!(slave, coil, %error, "could not switch a barrier output off");
+                }
+            }
+        });
     }
 }
 

@@ -68,6 +68,10 @@ pub enum BusError {
     /// The bus task is gone.
     #[error("bus closed")]
     Closed,
+    /// The request's deadline passed while it waited for the bus; it was
+    /// not sent.
+    #[error("not sent: its deadline passed while the bus was busy")]
+    Expired,
 }
 
 impl BusError {
@@ -80,6 +84,8 @@ impl BusError {
 struct Job {
     slave: u8,
     request: Request<'static>,
+    /// Not sent after this (a job queued behind a hung request).
+    deadline: Option<tokio::time::Instant>,
     reply: oneshot::Sender<Result<Response, BusError>>,
 }
 
@@ -102,11 +108,23 @@ pub struct BusHandle {
 impl BusHandle {
     /// Sends `request` to `slave` and waits for the answer.
     pub async fn call(&self, slave: u8, request: Request<'static>) -> Result<Response, BusError> {
+        self.call_by(slave, request, None).await
+    }
+
+    /// Like [`Self::call`], but the request is dropped (and
+    /// [`BusError::Expired`] returned) if it has not been sent by `deadline`.
+    pub async fn call_by(
+        &self,
+        slave: u8,
+        request: Request<'static>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Response, BusError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job {
                 slave,
                 request,
+                deadline,
                 reply,
             })
             .await
@@ -135,7 +153,21 @@ impl BusHandle {
 
     /// Writes one coil (FC05).
     pub async fn write_coil(&self, slave: u8, coil: u16, on: bool) -> Result<(), BusError> {
-        match self.call(slave, Request::WriteSingleCoil(coil, on)).await? {
+        self.write_coil_by(slave, coil, on, None).await
+    }
+
+    /// Writes one coil (FC05) unless `deadline` passes first.
+    pub async fn write_coil_by(
+        &self,
+        slave: u8,
+        coil: u16,
+        on: bool,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), BusError> {
+        match self
+            .call_by(slave, Request::WriteSingleCoil(coil, on), deadline)
+            .await?
+        {
             Response::WriteSingleCoil(..) => Ok(()),
             other => Err(BusError::Unexpected(format!("{other:?}"))),
         }
@@ -174,7 +206,14 @@ impl ModbusBus {
 
     async fn run(mut self) {
         while let Some(job) = self.rx.recv().await {
-            let result = self.serve(job.slave, job.request).await;
+            let late = job
+                .deadline
+                .is_some_and(|d| tokio::time::Instant::now() >= d);
+            let result = if late {
+                Err(BusError::Expired)
+            } else {
+                self.serve(job.slave, job.request).await
+            };
             let _ = job.reply.send(result);
         }
         if let Some(mut context) = self.context.take() {

@@ -199,6 +199,8 @@ impl<R: Relay + 'static, I: InputLine + 'static> Driver for DoorDriver<R, I> {
                     }
                     request = ctx.commands.recv() => {
                         let Some(request) = request else { return Ok(()) };
+                        // Past its deadline: dropped, never pulsed late.
+                        let Some(request) = request.unless_expired() else { continue };
                         let outcome = match request.command {
                             Command::PulseDoor { door, duration_ms }
                                 if door.is_none() || door == config.door =>

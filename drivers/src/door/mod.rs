@@ -4,7 +4,9 @@
 //! - [`wiegand`]: Wiegand W26/W34 frame decoder (and encoder for simulators);
 //! - [`serial`]: RS-485 card-reader framing (ASCII hex lines, STX…ETX binary);
 //! - [`wg`]: the WG/UHPPOTE UDP controller packet codec;
-//! - [`state`]: the door-state machine (held-open and forced-open alarms).
+//! - [`state`]: the door-state machine (held-open and forced-open alarms);
+//! - [`reject`]: rejected reads aggregated per reader (noise never floods
+//!   the journal) and the noisy-line alarm.
 //!
 //! Drivers (each a [`crate::Driver`]):
 //! - [`wiegand_driver::WiegandReader`]: two GPIO input lines → card reads;
@@ -17,6 +19,7 @@
 
 pub mod door_driver;
 pub mod gpio;
+pub mod reject;
 pub mod serial;
 pub mod serial_driver;
 pub mod state;

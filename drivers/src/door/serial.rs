@@ -8,9 +8,13 @@
 //!   sum), `ETX`.
 //!
 //! [`SerialDecoder::push`] accepts reads of any size (frames split across
-//! reads, several frames in one read). Noise before a frame is skipped;
-//! a frame that fails its checksum or framing is reported as a
-//! [`SerialError`] and never as a card. Card numbers come out in decimal.
+//! reads, several frames in one read) and gives the same frames however the
+//! byte stream is split: a UART at 9600 baud hands over a byte at a time.
+//! Noise before a frame is skipped; a frame that fails its checksum or
+//! framing is reported as a [`SerialError`] and never as a card. An ASCII
+//! line that grows past [`MAX_LINE`] bytes is reported once and everything
+//! up to its terminator is discarded: a fragment of a line is never decoded.
+//! Card numbers come out in decimal.
 
 use serde::Deserialize;
 
@@ -64,7 +68,7 @@ fn default_etx() -> u8 {
 }
 
 /// Longest ASCII line accepted (a 64-bit card is 16 hex digits).
-const MAX_LINE: usize = 32;
+pub const MAX_LINE: usize = 32;
 
 /// Why a frame is not a card.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,8 +76,9 @@ pub enum SerialError {
     /// A line that is not hex digits.
     #[error("serial: not a hex card number: {0:?}")]
     NotHex(String),
-    /// A line longer than any card number.
-    #[error("serial: line too long ({0} bytes without terminator)")]
+    /// A line longer than any card number; the rest of it, up to its
+    /// terminator, is discarded. Carries the limit it passed.
+    #[error("serial: line longer than {0} bytes; discarded up to its terminator")]
     LineTooLong(usize),
     /// The checksum byte does not match the data.
     #[error("serial: bad checksum (got {got:#04x}, expected {expected:#04x})")]
@@ -99,6 +104,8 @@ pub type SerialFrame = Result<String, SerialError>;
 pub struct SerialDecoder {
     framing: Framing,
     buf: Vec<u8>,
+    /// An overlong ASCII line was reported: drop bytes up to its terminator.
+    discarding: bool,
 }
 
 impl SerialDecoder {
@@ -112,12 +119,14 @@ impl SerialDecoder {
         Ok(Self {
             framing,
             buf: Vec::new(),
+            discarding: false,
         })
     }
 
     /// Forgets a partial frame (after a reconnect).
     pub fn reset(&mut self) {
         self.buf.clear();
+        self.discarding = false;
     }
 
     /// Feeds bytes as read; returns every frame they complete.
@@ -137,7 +146,31 @@ impl SerialDecoder {
     }
 
     fn ascii(&mut self, frames: &mut Vec<SerialFrame>) {
-        while let Some(end) = self.buf.iter().position(|b| *b == b'\r' || *b == b'\n') {
+        let terminator = |b: &u8| *b == b'\r' || *b == b'\n';
+        loop {
+            let end = self.buf.iter().position(terminator);
+            if self.discarding {
+                // The tail of an overlong line: never a card of its own.
+                match end {
+                    Some(end) => {
+                        self.buf.drain(..=end);
+                        self.discarding = false;
+                        continue;
+                    }
+                    None => {
+                        self.buf.clear();
+                        return;
+                    }
+                }
+            }
+            // A line is too long as soon as it passes the limit, whether
+            // its terminator came in the same read or not.
+            if end.unwrap_or(self.buf.len()) > MAX_LINE {
+                frames.push(Err(SerialError::LineTooLong(MAX_LINE)));
+                self.discarding = true;
+                continue;
+            }
+            let Some(end) = end else { return };
             let line: Vec<u8> = self.buf.drain(..=end).collect();
             let text = String::from_utf8_lossy(&line[..end]);
             let text = text.trim();
@@ -145,10 +178,6 @@ impl SerialDecoder {
                 continue; // the LF of a CR LF pair, or a blank line
             }
             frames.push(parse_hex(text));
-        }
-        if self.buf.len() > MAX_LINE {
-            frames.push(Err(SerialError::LineTooLong(self.buf.len())));
-            self.buf.clear();
         }
     }
 

@@ -3,6 +3,9 @@
 //! [`SerialDecoder`], and survives the adapter disappearing: it reports
 //! `DeviceLink { online: false }`, retries with capped exponential backoff,
 //! and reports `DeviceLink { online: true }` when the port opens again.
+//! Rejected frames are aggregated by a [`RejectGate`] (one event per
+//! interval with a count; a `noisy_line` alarm), so line noise never floods
+//! the journal.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,6 +16,7 @@ use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 use tokio_serial::{SerialPortBuilderExt, SerialStream};
 
+use super::reject::{DEFAULT_NOISY_AFTER, RejectGate};
 use super::serial::{Framing, SerialDecoder, SerialError};
 use crate::command::{Command, CommandOutcome, CommandRequest};
 use crate::contract::{Driver, DriverContext, DriverError};
@@ -38,6 +42,14 @@ pub struct SerialReaderConfig {
     /// Longest reconnect delay, in milliseconds.
     #[serde(default = "default_reconnect_max_ms")]
     pub reconnect_max_ms: u64,
+    /// Rejected frames are reported once per this many milliseconds, with
+    /// a count.
+    #[serde(default = "default_reject_interval_ms")]
+    pub reject_interval_ms: u64,
+}
+
+fn default_reject_interval_ms() -> u64 {
+    10_000
 }
 
 fn default_baud() -> u32 {
@@ -58,16 +70,22 @@ pub struct SerialReader {
     config: SerialReaderConfig,
     decoder: SerialDecoder,
     online: Option<bool>,
+    rejects: RejectGate,
 }
 
 impl SerialReader {
     /// A reader for `config`; fails if the framing cannot work.
     pub fn new(config: SerialReaderConfig) -> Result<Self, SerialError> {
         let decoder = SerialDecoder::new(config.framing.clone())?;
+        let rejects = RejectGate::new(
+            Duration::from_millis(config.reject_interval_ms.max(1)),
+            DEFAULT_NOISY_AFTER,
+        );
         Ok(Self {
             config,
             decoder,
             online: None,
+            rejects,
         })
     }
 
@@ -121,6 +139,11 @@ impl SerialReader {
                     Some(request) => self.answer(request),
                     None => return Ok(None),
                 },
+                () = sleep_until_some(self.rejects.deadline()) => {
+                    for event in self.rejects.tick(tokio::time::Instant::now()) {
+                        ctx.events.emit(event).await?;
+                    }
+                }
                 read = port.read(&mut buf) => {
                     let n = match read {
                         Ok(0) => return Ok(Some("port closed".into())),
@@ -129,19 +152,29 @@ impl SerialReader {
                     };
                     for frame in self.decoder.push(&buf[..n]) {
                         let event = match frame {
-                            Ok(card) => DeviceEvent::CardRead {
+                            Ok(card) => Some(DeviceEvent::CardRead {
                                 card,
                                 format: "serial".into(),
                                 facility: None,
                                 door: self.config.door,
-                            },
-                            Err(e) => DeviceEvent::ReadRejected { reason: e.to_string() },
+                                controller: None,
+                            }),
+                            Err(e) => self.rejects.rejected(e.to_string(), tokio::time::Instant::now()),
                         };
-                        ctx.events.emit(event).await?;
+                        if let Some(event) = event {
+                            ctx.events.emit(event).await?;
+                        }
                     }
                 }
             }
         }
+    }
+}
+
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -7,7 +7,12 @@
 //! 8. Dates and times are BCD, card numbers little-endian u32. Requests and
 //! replies share a function code, so each direction has its own type:
 //! [`Request`] and [`Response`]. Events pushed to the listener use the
-//! get-status layout ([`Status`]).
+//! get-status layout ([`Status`]); get-event (0xB0) returns one record of
+//! the controller's log by its index, in the same layout.
+//!
+//! A time field that is not BCD (controllers with a flat clock battery send
+//! them) never drops the packet: the field decodes as `None` and the
+//! receiver stamps the event with its own receive time.
 //!
 //! Field offsets follow uhppoted/uhppote-core (MIT); the tests check the
 //! codec against that project's test vectors.
@@ -41,6 +46,10 @@ pub mod function {
     pub const SET_DOOR_CONTROL: u8 = 0x80;
     /// Set the event listener address.
     pub const SET_LISTENER: u8 = 0x90;
+    /// Read the event listener address back.
+    pub const GET_LISTENER: u8 = 0x92;
+    /// Read one record of the event log by its index.
+    pub const GET_EVENT: u8 = 0xB0;
     /// Enable or disable PC control.
     pub const SET_PC_CONTROL: u8 = 0xA0;
 }
@@ -63,6 +72,8 @@ pub mod event_type {
 pub mod reason {
     /// Swipe, access granted.
     pub const SWIPE_PASS: u8 = 0x01;
+    /// Swipe refused: the card has no privilege for the door.
+    pub const NO_PRIVILEGE: u8 = 0x06;
     /// Exit push button pressed.
     pub const PUSH_BUTTON: u8 = 0x14;
     /// Door opened.
@@ -77,6 +88,42 @@ pub mod reason {
     pub const REMOTE_OPEN: u8 = 0x2C;
     /// Door opened remotely via a USB reader.
     pub const REMOTE_OPEN_USB: u8 = 0x2D;
+}
+
+/// The name of a reason code, as recorded (`swipe_pass`, `no_privilege` …);
+/// codes without a name are recorded by number (`reason_0x2e`).
+pub fn reason_name(code: u8) -> String {
+    let name = match code {
+        0x01 => "swipe_pass",
+        0x05 => "denied_pc_control",
+        0x06 => "no_privilege",
+        0x07 => "wrong_password",
+        0x08 => "anti_passback",
+        0x09 => "more_cards",
+        0x0A => "first_card_open",
+        0x0B => "door_normally_closed",
+        0x0C => "interlock",
+        0x0D => "limited_times",
+        0x0F => "invalid_time_zone",
+        0x12 => "denied",
+        0x14 => "push_button",
+        0x17 => "door_opened",
+        0x18 => "door_closed",
+        0x19 => "super_password_open",
+        0x1C => "controller_power_on",
+        0x1D => "controller_reset",
+        0x25 => "open_too_long",
+        0x26 => "forced_open",
+        0x27 => "fire",
+        0x28 => "forced_close",
+        0x29 => "theft_prevention",
+        0x2A => "zone_24x7",
+        0x2B => "emergency",
+        0x2C => "remote_open",
+        0x2D => "remote_open_usb",
+        other => return format!("reason_{other:#04x}"),
+    };
+    name.to_owned()
 }
 
 /// Why bytes are not a packet of the expected kind.
@@ -266,6 +313,18 @@ pub enum Request {
         /// Enabled.
         enabled: bool,
     },
+    /// Read the event listener address back.
+    GetListener {
+        /// Serial number.
+        serial: u32,
+    },
+    /// Read the record at `index` of the controller's event log.
+    GetEvent {
+        /// Serial number.
+        serial: u32,
+        /// The record's index.
+        index: u32,
+    },
 }
 
 /// What a controller sends.
@@ -311,6 +370,24 @@ pub enum Response {
         serial: u32,
         /// Accepted.
         ok: bool,
+    },
+    /// Get-listener reply: where the controller sends its events now.
+    Listener {
+        /// Serial number.
+        serial: u32,
+        /// The listener (0.0.0.0:0 when none is set).
+        address: SocketAddrV4,
+        /// Auto-send interval, seconds.
+        interval: u8,
+    },
+    /// Get-event reply: the record at the asked index (`kind`
+    /// [`event_type::NONE`] when there is none, [`event_type::OVERWRITTEN`]
+    /// when it is gone).
+    Event {
+        /// Serial number.
+        serial: u32,
+        /// The record.
+        event: EventRecord,
     },
 }
 
@@ -392,6 +469,15 @@ fn put_time(p: &mut Packet, at: usize, t: Time) {
     p[at + 2] = to_bcd(t.second);
 }
 
+/// A time field that is not BCD reads as absent: the event itself is
+/// still good, and the receiver stamps it with its own clock.
+fn lenient<T>(field: Result<Option<T>, WgError>) -> Option<T> {
+    field.unwrap_or_else(|error| {
+        tracing::debug!(%error, "unreadable controller time; using the receive time");
+        None
+    })
+}
+
 fn datetime_at(p: &Packet, at: usize) -> Result<Option<DateTime>, WgError> {
     if p[at..at + 7].iter().all(|b| *b == 0) {
         return Ok(None);
@@ -433,7 +519,9 @@ impl Request {
             | Request::OpenDoor { serial, .. }
             | Request::SetDoorControl { serial, .. }
             | Request::SetListener { serial, .. }
-            | Request::SetPcControl { serial, .. } => serial,
+            | Request::SetPcControl { serial, .. }
+            | Request::GetListener { serial }
+            | Request::GetEvent { serial, .. } => serial,
         }
     }
 
@@ -446,6 +534,8 @@ impl Request {
             Request::SetDoorControl { .. } => function::SET_DOOR_CONTROL,
             Request::SetListener { .. } => function::SET_LISTENER,
             Request::SetPcControl { .. } => function::SET_PC_CONTROL,
+            Request::GetListener { .. } => function::GET_LISTENER,
+            Request::GetEvent { .. } => function::GET_EVENT,
         }
     }
 
@@ -453,7 +543,9 @@ impl Request {
     pub fn encode(&self) -> Packet {
         let mut p = new_packet(SOM, self.function(), self.serial());
         match *self {
-            Request::GetDevice { .. } | Request::GetStatus { .. } => {}
+            Request::GetDevice { .. } | Request::GetStatus { .. } | Request::GetListener { .. } => {
+            }
+            Request::GetEvent { index, .. } => p[8..12].copy_from_slice(&index.to_le_bytes()),
             Request::OpenDoor { door, .. } => p[8] = door,
             Request::SetDoorControl {
                 door, mode, delay, ..
@@ -500,6 +592,11 @@ impl Request {
                 serial,
                 enabled: p[8..12] == PC_CONTROL_MAGIC && p[12] == 1,
             },
+            function::GET_LISTENER => Request::GetListener { serial },
+            function::GET_EVENT => Request::GetEvent {
+                serial,
+                index: u32_at(p, 8),
+            },
             other => return Err(WgError::Function(other)),
         })
     }
@@ -507,47 +604,57 @@ impl Request {
 
 // ---- responses ------------------------------------------------------------
 
+impl EventRecord {
+    /// Bytes 8–27 of a status, event or get-event packet.
+    fn decode(p: &Packet) -> Self {
+        EventRecord {
+            index: u32_at(p, 8),
+            kind: p[12],
+            granted: p[13] != 0,
+            door: p[14],
+            direction: p[15],
+            card: u32_at(p, 16),
+            timestamp: lenient(datetime_at(p, 20)),
+            reason: p[27],
+        }
+    }
+
+    fn encode_into(&self, p: &mut Packet) {
+        p[8..12].copy_from_slice(&self.index.to_le_bytes());
+        p[12] = self.kind;
+        p[13] = u8::from(self.granted);
+        p[14] = self.door;
+        p[15] = self.direction;
+        p[16..20].copy_from_slice(&self.card.to_le_bytes());
+        put_datetime(p, 20, self.timestamp);
+        p[27] = self.reason;
+    }
+}
+
 impl Status {
-    fn decode(p: &Packet) -> Result<Self, WgError> {
+    fn decode(p: &Packet) -> Self {
         let flag = |at: usize| p[at] != 0;
-        Ok(Status {
+        Status {
             serial: u32_at(p, 4),
-            event: EventRecord {
-                index: u32_at(p, 8),
-                kind: p[12],
-                granted: flag(13),
-                door: p[14],
-                direction: p[15],
-                card: u32_at(p, 16),
-                timestamp: datetime_at(p, 20)?,
-                reason: p[27],
-            },
+            event: EventRecord::decode(p),
             doors_open: [flag(28), flag(29), flag(30), flag(31)],
             buttons: [flag(32), flag(33), flag(34), flag(35)],
             system_error: p[36],
             system_time: if p[37..40].iter().all(|b| *b == 0) {
                 None
             } else {
-                Some(time_at(p, 37)?)
+                lenient(time_at(p, 37).map(Some))
             },
             sequence: u32_at(p, 40),
             special_info: p[48],
             relay_state: p[49],
             input_state: p[50],
-            system_date: date_at(p, 51, false)?,
-        })
+            system_date: lenient(date_at(p, 51, false)),
+        }
     }
 
     fn encode_into(&self, p: &mut Packet) {
-        let e = &self.event;
-        p[8..12].copy_from_slice(&e.index.to_le_bytes());
-        p[12] = e.kind;
-        p[13] = u8::from(e.granted);
-        p[14] = e.door;
-        p[15] = e.direction;
-        p[16..20].copy_from_slice(&e.card.to_le_bytes());
-        put_datetime(p, 20, e.timestamp);
-        p[27] = e.reason;
+        self.event.encode_into(p);
         for i in 0..4 {
             p[28 + i] = u8::from(self.doors_open[i]);
             p[32 + i] = u8::from(self.buttons[i]);
@@ -576,7 +683,9 @@ impl Response {
             | Response::OpenDoor { serial, .. }
             | Response::SetDoorControl { serial, .. }
             | Response::SetListener { serial, .. }
-            | Response::SetPcControl { serial, .. } => serial,
+            | Response::SetPcControl { serial, .. }
+            | Response::Listener { serial, .. }
+            | Response::Event { serial, .. } => serial,
         }
     }
 
@@ -616,6 +725,22 @@ impl Response {
                 p[10] = delay;
                 p
             }
+            Response::Listener {
+                serial,
+                address,
+                interval,
+            } => {
+                let mut p = new_packet(SOM, function::GET_LISTENER, serial);
+                p[8..12].copy_from_slice(&address.ip().octets());
+                p[12..14].copy_from_slice(&address.port().to_le_bytes());
+                p[14] = interval;
+                p
+            }
+            Response::Event { serial, ref event } => {
+                let mut p = new_packet(SOM, function::GET_EVENT, serial);
+                event.encode_into(&mut p);
+                p
+            }
         }
     }
 
@@ -632,11 +757,20 @@ impl Response {
                 gateway: ipv4_at(p, 16),
                 mac: [p[20], p[21], p[22], p[23], p[24], p[25]],
                 version: [p[26], p[27]],
-                date: date_at(p, 28, true)?,
+                date: lenient(date_at(p, 28, true)),
             }),
             function::GET_STATUS => Response::Status {
-                status: Status::decode(p)?,
+                status: Status::decode(p),
                 v6_62,
+            },
+            function::GET_LISTENER => Response::Listener {
+                serial,
+                address: SocketAddrV4::new(ipv4_at(p, 8), u16::from_le_bytes([p[12], p[13]])),
+                interval: p[14],
+            },
+            function::GET_EVENT => Response::Event {
+                serial,
+                event: EventRecord::decode(p),
             },
             function::OPEN_DOOR => Response::OpenDoor { serial, ok },
             function::SET_LISTENER => Response::SetListener { serial, ok },

@@ -4,16 +4,27 @@
 //! The driver binds one UDP socket, points the controller's event listener
 //! (function 0x90) at it, and then:
 //! - turns pushed events (and the latest event seen in status replies) into
-//!   `CardRead`, `ExitButton` and `DoorAlarm` events, each event index once;
+//!   `CardRead` (with the controller's own granted flag and reason),
+//!   `ExitButton` and `DoorAlarm` events, each event index once;
+//! - tracks the controller's event index: a gap (a push lost on the way,
+//!   followed by another swipe before the next poll) is fetched record by
+//!   record with get-event (0xB0), retried until answered; the records the
+//!   controller logged while this driver was not running (the gateway down
+//!   or restarting; `resume_after` says where it stopped) are fetched the
+//!   same way and reported as `AccessHistory`, never acted on;
 //! - reports door contacts as `DoorState` from the door bits every status
 //!   and event packet carries, clearing door alarms when a door closes;
 //! - polls status every `poll_interval_ms`, reporting `DeviceLink` offline
 //!   after `offline_after_missed` unanswered polls and online again on the
-//!   next packet;
+//!   next packet; a packet with an unreadable clock still counts (the codec
+//!   decodes it without its time);
+//! - sets the listener again on every online transition (a controller that
+//!   restarted may have lost it) and reads it back with get-listener every
+//!   `listener_check_polls` polls, setting it again when it is not ours;
 //! - answers `Command::PulseDoor` with an open-door request (0x40) and the
 //!   controller's reply (the controller times the unlock itself).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
@@ -25,11 +36,11 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use super::wg::{
-    DeviceInfo, EventRecord, PACKET_LEN, Request, Response, Status, event_type, reason,
+    DeviceInfo, EventRecord, PACKET_LEN, Request, Response, Status, event_type, reason, reason_name,
 };
 use crate::command::{Command, CommandOutcome, CommandRequest};
 use crate::contract::{Driver, DriverContext, DriverError};
-use crate::event::{DeviceEvent, DoorAlarmKind};
+use crate::event::{ControllerVerdict, DeviceEvent, DoorAlarmKind};
 
 /// Configuration of one WG controller.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -58,6 +69,13 @@ pub struct WgConfig {
     /// Unanswered polls before the controller counts as offline.
     #[serde(default = "default_missed")]
     pub offline_after_missed: u32,
+    /// Every how many polls the listener is read back (get-listener).
+    #[serde(default = "default_listener_check")]
+    pub listener_check_polls: u32,
+    /// The last event index already recorded (from the journal): the
+    /// records after it are fetched as history when the driver starts.
+    #[serde(default)]
+    pub resume_after: Option<u32>,
 }
 
 fn default_bind() -> SocketAddr {
@@ -75,6 +93,9 @@ fn default_reply_ms() -> u64 {
 fn default_missed() -> u32 {
     3
 }
+fn default_listener_check() -> u32 {
+    12
+}
 
 impl WgConfig {
     /// A configuration with defaults for `controller` and `serial`, bound to `bind`.
@@ -88,12 +109,14 @@ impl WgConfig {
             poll_interval_ms: default_poll_ms(),
             reply_timeout_ms: default_reply_ms(),
             offline_after_missed: default_missed(),
+            listener_check_polls: default_listener_check(),
+            resume_after: None,
         }
     }
 }
 
-/// Events for one controller event record (door contacts excepted: those
-/// come from the door bits). Pure.
+/// Events for one controller event record heard live (door contacts
+/// excepted: those come from the door bits). Pure.
 pub fn record_events(record: &EventRecord) -> Vec<DeviceEvent> {
     let door = Some(record.door);
     let alarm = |alarm| DeviceEvent::DoorAlarm {
@@ -108,12 +131,37 @@ pub fn record_events(record: &EventRecord) -> Vec<DeviceEvent> {
             format: "wg".into(),
             facility: None,
             door,
+            controller: Some(ControllerVerdict {
+                granted: record.granted,
+                reason: reason_name(record.reason),
+                index: record.index,
+            }),
         }],
         (_, reason::PUSH_BUTTON) => vec![DeviceEvent::ExitButton { door }],
         (_, reason::OPEN_TOO_LONG) => vec![alarm(DoorAlarmKind::HeldOpen)],
         (_, reason::FORCED_OPEN) => vec![alarm(DoorAlarmKind::ForcedOpen)],
         _ => vec![],
     }
+}
+
+/// The history event for a record the gateway did not hear live, if it is
+/// a record at all. Pure.
+pub fn history_event(record: &EventRecord) -> Option<DeviceEvent> {
+    let what = match record.kind {
+        event_type::SWIPE => "swipe",
+        event_type::DOOR => "door",
+        event_type::ALARM => "alarm",
+        _ => return None,
+    };
+    Some(DeviceEvent::AccessHistory {
+        index: record.index,
+        record: what.into(),
+        card: (record.kind == event_type::SWIPE).then(|| record.card.to_string()),
+        door: Some(record.door),
+        granted: record.granted,
+        reason: reason_name(record.reason),
+        controller_time: record.timestamp.map(|t| t.to_string()),
+    })
 }
 
 /// Broadcasts (or unicasts) a get-device request with serial 0 to `target`
@@ -142,16 +190,19 @@ pub async fn discover(
     Ok(found)
 }
 
-/// The WG controller driver.
+/// The WG controller driver. The last event index it saw outlives a run,
+/// so a restarted driver fetches what it missed.
 #[derive(Debug)]
 pub struct WgController {
     config: WgConfig,
+    last_index: Option<u32>,
 }
 
 impl WgController {
     /// A driver for `config`.
     pub fn new(config: WgConfig) -> Self {
-        Self { config }
+        let last_index = config.resume_after;
+        Self { config, last_index }
     }
 }
 
@@ -164,7 +215,15 @@ struct Session<'a> {
     online: Option<bool>,
     poll_pending: bool,
     missed: u32,
-    last_index: Option<u32>,
+    polls: u32,
+    last_index: &'a mut Option<u32>,
+    /// No record of this run handled yet: what comes first was made while
+    /// nobody listened.
+    starting: bool,
+    /// Indices still to fetch with get-event, and whether each is history.
+    missing: BTreeMap<u32, bool>,
+    /// The get-event request in flight: index, reply deadline, attempts.
+    fetching: Option<(u32, Instant, u32)>,
     doors_open: [Option<bool>; 4],
     alarms: [[bool; 2]; 4],
     opens: VecDeque<(Instant, CommandRequest)>,
@@ -172,6 +231,11 @@ struct Session<'a> {
 
 /// An event index this far below the last one means a reset log.
 const RESET_MARGIN: u32 = 10_000;
+/// The most records fetched for one gap (older ones are left in the
+/// controller's log).
+const MAX_GAP: u32 = 1_000;
+/// Attempts at fetching one record before giving up on it.
+const FETCH_ATTEMPTS: u32 = 5;
 
 fn transient(e: io::Error) -> DriverError {
     DriverError::Transient(format!("wg udp: {e}"))
@@ -190,6 +254,15 @@ impl Session<'_> {
             .map_err(transient)
     }
 
+    async fn set_listener(&mut self) -> Result<(), DriverError> {
+        self.send(Request::SetListener {
+            serial: self.config.serial,
+            address: self.listener,
+            interval: 0,
+        })
+        .await
+    }
+
     async fn link(
         &mut self,
         ctx: &DriverContext,
@@ -205,6 +278,17 @@ impl Session<'_> {
             return Ok(());
         }
         self.online = Some(online);
+        if !online {
+            // What the controller logs while it cannot be reached is
+            // history by the time it is fetched.
+            self.starting = true;
+        }
+        if online {
+            // A controller that was away may have restarted without our
+            // listener: set it again on every way back.
+            self.listener_ok = false;
+            self.set_listener().await?;
+        }
         ctx.events
             .emit(DeviceEvent::DeviceLink { online, detail })
             .await
@@ -218,21 +302,18 @@ impl Session<'_> {
                 self.link(ctx, false, detail).await?;
             }
         }
+        self.polls = self.polls.wrapping_add(1);
+        let serial = self.config.serial;
         if !self.listener_ok {
-            let serial = self.config.serial;
-            let listener = self.listener;
-            self.send(Request::SetListener {
-                serial,
-                address: listener,
-                interval: 0,
-            })
-            .await?;
+            self.set_listener().await?;
+        } else if self
+            .polls
+            .is_multiple_of(self.config.listener_check_polls.max(1))
+        {
+            self.send(Request::GetListener { serial }).await?;
         }
         self.poll_pending = true;
-        self.send(Request::GetStatus {
-            serial: self.config.serial,
-        })
-        .await
+        self.send(Request::GetStatus { serial }).await
     }
 
     async fn packet(
@@ -265,6 +346,18 @@ impl Session<'_> {
                 self.status(ctx, &status).await?;
             }
             Response::SetListener { ok, .. } => self.listener_ok = ok,
+            Response::Listener { address, .. } => {
+                if address != self.listener {
+                    tracing::warn!(
+                        serial = self.config.serial,
+                        %address,
+                        "the controller's event listener is not this gateway; setting it again"
+                    );
+                    self.listener_ok = false;
+                    self.set_listener().await?;
+                }
+            }
+            Response::Event { event, .. } => self.fetched(ctx, event).await?,
             Response::OpenDoor { ok, .. } => {
                 if let Some((_, request)) = self.opens.pop_front() {
                     request.answer(if ok {
@@ -309,21 +402,85 @@ impl Session<'_> {
                 }
             }
         }
-        let record = status.event;
-        let previous = self.last_index.replace(record.index);
-        // The first record seen is history (it may be days old): skip it.
-        // Later, only newer records count (a status reply may overtake a
-        // push); a much smaller index means the controller's log was reset.
-        let newer = previous.is_some_and(|last| {
-            record.index > last || record.index.saturating_add(RESET_MARGIN) < last
-        });
-        if !newer {
-            if let Some(last) = previous {
-                self.last_index = Some(last.max(record.index));
+        self.newest(ctx, status.event).await
+    }
+
+    /// The newest record, as a status reply or a pushed event shows it.
+    async fn newest(
+        &mut self,
+        ctx: &DriverContext,
+        record: EventRecord,
+    ) -> Result<(), DriverError> {
+        if record.kind == event_type::NONE || record.index == 0 {
+            return Ok(());
+        }
+        let history = std::mem::take(&mut self.starting);
+        let Some(last) = *self.last_index else {
+            // Nothing recorded yet: the log before this record is somebody
+            // else's past, and this record itself may be days old.
+            *self.last_index = Some(record.index);
+            return Ok(());
+        };
+        if record.index > last {
+            let from = (last + 1).max(record.index.saturating_sub(MAX_GAP));
+            if from > last + 1 {
+                tracing::warn!(
+                    serial = self.config.serial,
+                    skipped = from - last - 1,
+                    "too many records missed; fetching only the newest"
+                );
+            }
+            for index in from..record.index {
+                self.missing.insert(index, history);
+            }
+            *self.last_index = Some(record.index);
+            self.emit(ctx, &record, history).await?;
+        } else if record.index.saturating_add(RESET_MARGIN) < last {
+            // The controller's log was reset: start again from here.
+            self.missing.clear();
+            self.fetching = None;
+            *self.last_index = Some(record.index);
+            self.emit(ctx, &record, history).await?;
+        } else if let Some(history) = self.missing.remove(&record.index) {
+            // A push that overtook the fetch of its own gap.
+            self.emit(ctx, &record, history).await?;
+        }
+        self.fetch_next().await
+    }
+
+    /// A get-event reply: the record of a gap, or none at that index.
+    async fn fetched(
+        &mut self,
+        ctx: &DriverContext,
+        record: EventRecord,
+    ) -> Result<(), DriverError> {
+        let asked = self.fetching.map(|(index, ..)| index);
+        if let Some(history) = self.missing.remove(&record.index) {
+            self.emit(ctx, &record, history).await?;
+        }
+        if let Some(asked) = asked
+            && (asked == record.index || record.index == 0 || record.kind == event_type::NONE)
+        {
+            // Answered (an empty or overwritten record is an answer too).
+            self.missing.remove(&asked);
+            self.fetching = None;
+        }
+        self.fetch_next().await
+    }
+
+    async fn emit(
+        &mut self,
+        ctx: &DriverContext,
+        record: &EventRecord,
+        history: bool,
+    ) -> Result<(), DriverError> {
+        if history {
+            if let Some(event) = history_event(record) {
+                ctx.events.emit(event).await?;
             }
             return Ok(());
         }
-        for event in record_events(&record) {
+        for event in record_events(record) {
             if let DeviceEvent::DoorAlarm {
                 alarm,
                 door: Some(d),
@@ -338,7 +495,50 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Asks for the oldest missing record, unless a request is in flight.
+    async fn fetch_next(&mut self) -> Result<(), DriverError> {
+        if self.fetching.is_some() {
+            return Ok(());
+        }
+        let Some(&index) = self.missing.keys().next() else {
+            return Ok(());
+        };
+        self.fetching = Some((index, Instant::now() + self.reply_timeout(), 1));
+        self.send(Request::GetEvent {
+            serial: self.config.serial,
+            index,
+        })
+        .await
+    }
+
+    /// The fetch in flight got no answer in time: ask again, or give up on
+    /// that record after [`FETCH_ATTEMPTS`].
+    async fn fetch_timed_out(&mut self) -> Result<(), DriverError> {
+        let Some((index, _, attempts)) = self.fetching.take() else {
+            return Ok(());
+        };
+        if attempts >= FETCH_ATTEMPTS {
+            tracing::warn!(
+                serial = self.config.serial,
+                index,
+                "event record not fetched; giving up"
+            );
+            self.missing.remove(&index);
+            return self.fetch_next().await;
+        }
+        self.fetching = Some((index, Instant::now() + self.reply_timeout(), attempts + 1));
+        self.send(Request::GetEvent {
+            serial: self.config.serial,
+            index,
+        })
+        .await
+    }
+
     async fn command(&mut self, request: CommandRequest) -> Result<(), DriverError> {
+        // Past its deadline: dropped, never sent late.
+        let Some(request) = request.unless_expired() else {
+            return Ok(());
+        };
         match request.command {
             Command::PulseDoor { door, .. } => {
                 let door = door.unwrap_or(1);
@@ -400,6 +600,13 @@ async fn listener_address(
     }
 }
 
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Driver for WgController {
     fn kind(&self) -> &'static str {
         "wg-controller"
@@ -430,7 +637,11 @@ impl Driver for WgController {
                 online: None,
                 poll_pending: false,
                 missed: 0,
-                last_index: None,
+                polls: 0,
+                last_index: &mut self.last_index,
+                starting: true,
+                missing: BTreeMap::new(),
+                fetching: None,
                 doors_open: [None; 4],
                 alarms: [[false; 2]; 4],
                 opens: VecDeque::new(),
@@ -441,6 +652,7 @@ impl Driver for WgController {
             let mut buf = [0u8; 2 * PACKET_LEN];
             loop {
                 let next_expiry = s.opens.front().map(|(deadline, _)| *deadline);
+                let fetch_deadline = s.fetching.map(|(_, deadline, _)| deadline);
                 tokio::select! {
                     () = ctx.cancel.cancelled() => return Ok(()),
                     _ = ticker.tick() => s.poll(ctx).await?,
@@ -448,12 +660,8 @@ impl Driver for WgController {
                         let (n, from) = received.map_err(transient)?;
                         s.packet(ctx, &buf[..n], from).await?;
                     }
-                    () = async {
-                        match next_expiry {
-                            Some(at) => tokio::time::sleep_until(at).await,
-                            None => std::future::pending().await,
-                        }
-                    } => s.expire_opens(Instant::now()),
+                    () = sleep_until_some(next_expiry) => s.expire_opens(Instant::now()),
+                    () = sleep_until_some(fetch_deadline) => s.fetch_timed_out().await?,
                     request = ctx.commands.recv() => match request {
                         Some(request) => s.command(request).await?,
                         None => return Ok(()),
@@ -490,7 +698,12 @@ mod tests {
                 card: "6154410".into(),
                 format: "wg".into(),
                 facility: None,
-                door: Some(2)
+                door: Some(2),
+                controller: Some(ControllerVerdict {
+                    granted: true,
+                    reason: "swipe_pass".into(),
+                    index: 1
+                }),
             }]
         );
         assert_eq!(

@@ -1,6 +1,7 @@
 //! [`WiegandReader`]: a Wiegand card reader on two GPIO input lines. Edges
 //! go through the pure [`WiegandDecoder`]; complete frames become
-//! `CardRead` events, bad frames `ReadRejected`.
+//! `CardRead` events, bad frames `ReadRejected` (aggregated by a
+//! [`RejectGate`]: noise on the lines never floods the journal).
 //!
 //! A frame ends when the next edge's timestamp is past the gap, or when a
 //! timer one gap after the last edge fires (the tick): the driver never
@@ -13,6 +14,7 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 
 use super::gpio::{Edge, GpioError, InputLine};
+use super::reject::RejectGate;
 use super::wiegand::{DataLine, WiegandConfig, WiegandDecoder, WiegandFrame};
 use crate::command::{Command, CommandOutcome};
 use crate::contract::{Driver, DriverContext, DriverError};
@@ -27,6 +29,7 @@ pub struct WiegandReader<L: InputLine> {
     config: WiegandConfig,
     bits_on_rising: bool,
     door: Option<u8>,
+    rejects: RejectGate,
 }
 
 impl<L: InputLine> WiegandReader<L> {
@@ -40,7 +43,14 @@ impl<L: InputLine> WiegandReader<L> {
             config,
             bits_on_rising: false,
             door: None,
+            rejects: RejectGate::default(),
         }
+    }
+
+    /// Aggregates rejected reads with `gate` instead of the default one.
+    pub fn with_reject_gate(mut self, gate: RejectGate) -> Self {
+        self.rejects = gate;
+        self
     }
 
     /// Takes bits on rising edges instead (lines configured `active_low`).
@@ -59,21 +69,24 @@ impl<L: InputLine> WiegandReader<L> {
 async fn report(
     ctx: &DriverContext,
     door: Option<u8>,
+    rejects: &mut RejectGate,
     frame: WiegandFrame,
 ) -> Result<(), DriverError> {
     let event = match frame {
-        Ok(card) => DeviceEvent::CardRead {
+        Ok(card) => Some(DeviceEvent::CardRead {
             card: card.card.to_string(),
             format: card.format.into(),
             facility: card.facility,
             door,
-        },
-        Err(error) => DeviceEvent::ReadRejected {
-            reason: error.to_string(),
-        },
+            controller: None,
+        }),
+        Err(error) => rejects.rejected(error.to_string(), Instant::now()),
     };
     ctx.health.ok();
-    ctx.events.emit(event).await
+    match event {
+        Some(event) => ctx.events.emit(event).await,
+        None => Ok(()),
+    }
 }
 
 /// Most edges taken from one line per drain (a frame is at most 64).
@@ -92,6 +105,13 @@ fn drain<L: InputLine>(
         }
     }
     Ok(())
+}
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn line_error(error: GpioError) -> DriverError {
@@ -121,7 +141,13 @@ impl<L: InputLine + 'static> Driver for WiegandReader<L> {
                     () = gap_timer => {
                         frame_end = None;
                         if let Some(frame) = self.decoder.flush() {
-                            report(ctx, self.door, frame).await?;
+                            report(ctx, self.door, &mut self.rejects, frame).await?;
+                        }
+                        continue;
+                    }
+                    () = sleep_until_some(self.rejects.deadline()) => {
+                        for event in self.rejects.tick(Instant::now()) {
+                            ctx.events.emit(event).await?;
                         }
                         continue;
                     }
@@ -147,7 +173,7 @@ impl<L: InputLine + 'static> Driver for WiegandReader<L> {
                 for (line, edge) in batch {
                     let bit_edge = edge.rising == self.bits_on_rising;
                     if let Some(frame) = self.decoder.edge(line, bit_edge, edge.timestamp) {
-                        report(ctx, self.door, frame).await?;
+                        report(ctx, self.door, &mut self.rejects, frame).await?;
                     }
                     if bit_edge {
                         frame_end = Some(Instant::now() + self.config.frame_gap());

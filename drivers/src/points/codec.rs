@@ -71,9 +71,7 @@ pub fn decode_registers(point: &Point, words: &[u16]) -> Option<Reading> {
             let mut bytes = ordered_bytes(words, order);
             bytes.truncate(usize::from(len));
             let text = String::from_utf8_lossy(&bytes);
-            return Some(Reading::Text(
-                text.trim_end_matches(['\0', ' ']).to_owned(),
-            ));
+            return Some(Reading::Text(text.trim_end_matches(['\0', ' ']).to_owned()));
         }
         t => {
             let b = ordered_bytes(words, point.order);
@@ -232,7 +230,10 @@ mod tests {
         );
         let bit = point(DataType::Bit(3), WordOrder::Abcd);
         assert_eq!(decode_registers(&bit, &[0b1000]), Some(Reading::Bool(true)));
-        assert_eq!(decode_registers(&bit, &[0b0111]), Some(Reading::Bool(false)));
+        assert_eq!(
+            decode_registers(&bit, &[0b0111]),
+            Some(Reading::Bool(false))
+        );
         assert_eq!(decode_registers(&u64p, &[1, 2]), None, "too short");
     }
 
@@ -277,12 +278,18 @@ mod tests {
         }
         let mut p = point(DataType::U16, WordOrder::Abcd);
         assert!(matches!(encode(&p, 1.0), Err(EncodeError::ReadOnly(_))));
-        p.write = Some(WriteLimits { min: 0.0, max: 10.0 });
+        p.write = Some(WriteLimits {
+            min: 0.0,
+            max: 10.0,
+        });
         assert!(matches!(
             encode(&p, 11.0),
             Err(EncodeError::OutOfRange { .. })
         ));
-        assert!(matches!(encode(&p, f64::NAN), Err(EncodeError::OutOfRange { .. })));
+        assert!(matches!(
+            encode(&p, f64::NAN),
+            Err(EncodeError::OutOfRange { .. })
+        ));
         p.write = Some(WriteLimits {
             min: -10.0,
             max: 10.0,

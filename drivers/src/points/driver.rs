@@ -272,7 +272,12 @@ impl PointsDriver {
             .await
     }
 
-    async fn link(&mut self, ctx: &DriverContext, up: bool, detail: String) -> Result<(), DriverError> {
+    async fn link(
+        &mut self,
+        ctx: &DriverContext,
+        up: bool,
+        detail: String,
+    ) -> Result<(), DriverError> {
         if self.online == Some(up) {
             return Ok(());
         }
@@ -288,9 +293,17 @@ impl PointsDriver {
     }
 
     /// Polls the groups in `groups`, honouring the back-off.
-    async fn poll(&mut self, ctx: &DriverContext, groups: &[usize], cycle: &mut Cycle) -> Result<(), DriverError> {
+    async fn poll(
+        &mut self,
+        ctx: &DriverContext,
+        groups: &[usize],
+        cycle: &mut Cycle,
+    ) -> Result<(), DriverError> {
         for &g in groups {
-            if self.backoff.is_some_and(|(until, _)| Instant::now() < until) {
+            if self
+                .backoff
+                .is_some_and(|(until, _)| Instant::now() < until)
+            {
                 return Ok(());
             }
             match self.poll_group(g, cycle).await {
@@ -323,7 +336,9 @@ impl PointsDriver {
             Ok(Encoded::Registers(words)) if words.len() == 1 => {
                 Request::WriteSingleRegister(p.address, words[0])
             }
-            Ok(Encoded::Registers(words)) => Request::WriteMultipleRegisters(p.address, words.into()),
+            Ok(Encoded::Registers(words)) => {
+                Request::WriteMultipleRegisters(p.address, words.into())
+            }
             Err(error) => return CommandOutcome::Refused(error.to_string()),
         };
         if let Err(error) = self.bus.call(self.config.slave, request).await {
@@ -345,7 +360,9 @@ impl PointsDriver {
                     Some(v) if (v - value).abs() <= 1e-6_f64.max(value.abs() * 1e-6) => {
                         CommandOutcome::Done
                     }
-                    Some(v) => CommandOutcome::Failed(format!("written, but the device reads back {v}")),
+                    Some(v) => {
+                        CommandOutcome::Failed(format!("written, but the device reads back {v}"))
+                    }
                     None => CommandOutcome::Failed("written, but the read-back is empty".into()),
                 }
             }
@@ -357,7 +374,11 @@ impl PointsDriver {
         outcome
     }
 
-    async fn command(&mut self, ctx: &DriverContext, request: CommandRequest) -> Result<(), DriverError> {
+    async fn command(
+        &mut self,
+        ctx: &DriverContext,
+        request: CommandRequest,
+    ) -> Result<(), DriverError> {
         let outcome = match &request.command {
             Command::Poll => {
                 let mut cycle = Cycle::default();
@@ -385,7 +406,12 @@ impl PointsDriver {
         let mut next_full = start + self.config.full_report;
         let mut first = true;
         loop {
-            let next = due.iter().copied().min().unwrap_or(next_full).min(next_full);
+            let next = due
+                .iter()
+                .copied()
+                .min()
+                .unwrap_or(next_full)
+                .min(next_full);
             tokio::select! {
                 () = ctx.cancel.cancelled() => return Ok(()),
                 () = tokio::time::sleep_until(next) => {}

@@ -159,7 +159,10 @@ mod tests {
         let values = decode(&points, &reads[0], Answer::Words(&[7, 0, 0, 9]));
         assert_eq!(
             values,
-            vec![(0, Some(Reading::Number(7.0))), (1, Some(Reading::Number(9.0)))]
+            vec![
+                (0, Some(Reading::Number(7.0))),
+                (1, Some(Reading::Number(9.0)))
+            ]
         );
         let short = decode(&points, &reads[0], Answer::Words(&[7, 0, 0]));
         assert_eq!(short[1], (1, None));

@@ -134,14 +134,54 @@ mod tests {
         let n = |v: f64| Some(Reading::Number(v));
         let last = (n(1.0), Quality::Good);
         assert!(is_exception(0.1, None, n(1.0).as_ref(), Quality::Good));
-        assert!(!is_exception(0.1, Some(&last), n(1.05).as_ref(), Quality::Good));
-        assert!(is_exception(0.1, Some(&last), n(1.1).as_ref(), Quality::Good));
-        assert!(is_exception(0.1, Some(&last), n(0.9).as_ref(), Quality::Good));
-        assert!(is_exception(0.1, Some(&last), n(1.0).as_ref(), Quality::CommFailed));
-        assert!(!is_exception(0.0, Some(&last), n(1.0).as_ref(), Quality::Good));
-        assert!(is_exception(0.0, Some(&last), n(1.0001).as_ref(), Quality::Good));
+        assert!(!is_exception(
+            0.1,
+            Some(&last),
+            n(1.05).as_ref(),
+            Quality::Good
+        ));
+        assert!(is_exception(
+            0.1,
+            Some(&last),
+            n(1.1).as_ref(),
+            Quality::Good
+        ));
+        assert!(is_exception(
+            0.1,
+            Some(&last),
+            n(0.9).as_ref(),
+            Quality::Good
+        ));
+        assert!(is_exception(
+            0.1,
+            Some(&last),
+            n(1.0).as_ref(),
+            Quality::CommFailed
+        ));
+        assert!(!is_exception(
+            0.0,
+            Some(&last),
+            n(1.0).as_ref(),
+            Quality::Good
+        ));
+        assert!(is_exception(
+            0.0,
+            Some(&last),
+            n(1.0001).as_ref(),
+            Quality::Good
+        ));
         let on = (Some(Reading::Bool(true)), Quality::Good);
-        assert!(is_exception(5.0, Some(&on), Some(&Reading::Bool(false)), Quality::Good));
-        assert!(!is_exception(5.0, Some(&on), Some(&Reading::Bool(true)), Quality::Good));
+        assert!(is_exception(
+            5.0,
+            Some(&on),
+            Some(&Reading::Bool(false)),
+            Quality::Good
+        ));
+        assert!(!is_exception(
+            5.0,
+            Some(&on),
+            Some(&Reading::Bool(true)),
+            Quality::Good
+        ));
     }
 }

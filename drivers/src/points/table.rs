@@ -408,10 +408,9 @@ fn problem_list(p: &Point, groups: &[PollGroup], problem: &mut impl FnMut(&'stat
         );
     }
     match t {
-        DataType::Bit(b) if b > 15 => problem(
-            "bit",
-            format!("a register has bits 0–15, found {b}"),
-        ),
+        DataType::Bit(b) if b > 15 => {
+            problem("bit", format!("a register has bits 0–15, found {b}"))
+        }
         DataType::Str(0) => problem("length", "a string needs at least one byte".into()),
         _ => {}
     }
@@ -466,10 +465,7 @@ fn problem_list(p: &Point, groups: &[PollGroup], problem: &mut impl FnMut(&'stat
             );
         }
         if !(w.min.is_finite() && w.max.is_finite()) || w.min > w.max {
-            problem(
-                "max",
-                format!("write range {}..{} is empty", w.min, w.max),
-            );
+            problem("max", format!("write range {}..{} is empty", w.min, w.max));
         }
     }
     match &p.alarm {
@@ -566,10 +562,7 @@ mod tests {
             Point::new("pressure", RegisterKind::Input, 30, DataType::U16),
         ];
         let errors = PointTable::new(points, group()).expect_err("problems");
-        let got: Vec<(&str, &str)> = errors
-            .iter()
-            .map(|e| (e.point.as_str(), e.key))
-            .collect();
+        let got: Vec<(&str, &str)> = errors.iter().map(|e| (e.point.as_str(), e.key)).collect();
         assert!(got.contains(&("freq", "address")), "{errors:?}");
         assert!(got.contains(&("pump3", "address")), "{errors:?}");
         assert!(!got.contains(&("pump2", "address")), "{errors:?}");
@@ -580,7 +573,12 @@ mod tests {
         // The count overlaps `last` too.
         assert!(got.contains(&("last", "address")), "{errors:?}");
         let ok = PointTable::new(
-            vec![Point::new("top", RegisterKind::Input, 65_534, DataType::U32)],
+            vec![Point::new(
+                "top",
+                RegisterKind::Input,
+                65_534,
+                DataType::U32,
+            )],
             group(),
         );
         assert!(ok.is_ok(), "the last two registers hold a u32: {ok:?}");
@@ -620,7 +618,10 @@ mod tests {
         assert_eq!(DataType::parse("bit", None), None);
         assert_eq!(WordOrder::parse("cdab"), Some(WordOrder::Cdab));
         for name in DataType::NAMES {
-            assert_eq!(DataType::parse(name, Some(2)).map(DataType::name), Some(name));
+            assert_eq!(
+                DataType::parse(name, Some(2)).map(DataType::name),
+                Some(name)
+            );
         }
     }
 }

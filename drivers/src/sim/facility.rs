@@ -185,7 +185,8 @@ impl WaterSupply {
         // PI-ish: frequency chases the pressure error; pressure follows
         // frequency squared minus the demand's friction loss.
         if running {
-            self.frequency = (self.frequency + (setpoint - self.pressure) * 40.0 * dt).clamp(20.0, 50.0);
+            self.frequency =
+                (self.frequency + (setpoint - self.pressure) * 40.0 * dt).clamp(20.0, 50.0);
         } else {
             self.frequency = (self.frequency - 10.0 * dt).max(0.0);
         }
@@ -194,7 +195,8 @@ impl WaterSupply {
         self.pressure += (target - self.pressure) * (dt * 2.0).min(1.0);
         // Tank: drawn by demand, refilled from the mains below 1.5 m.
         let refill = if self.level < 1.5 { 30.0 } else { 0.0 };
-        self.level = (self.level + (refill - if running { demand } else { 0.0 }) * dt / 3600.0 * 4.0)
+        self.level = (self.level
+            + (refill - if running { demand } else { 0.0 }) * dt / 3600.0 * 4.0)
             .clamp(0.0, 3.0);
         if running {
             self.run_seconds += dt;

@@ -81,29 +81,101 @@ pub fn known() -> Known {
     };
     for order in ORDERS {
         let o = format!("{order:?}").to_lowercase();
-        add(&mut k, format!("u16_{o}"), DataType::U16, order, &0xBEEF_u16.to_be_bytes(), Reading::Number(48_879.0));
-        add(&mut k, format!("i16_{o}"), DataType::I16, order, &(-1234_i16).to_be_bytes(), Reading::Number(-1234.0));
-        add(&mut k, format!("u32_{o}"), DataType::U32, order, &0xDEAD_BEEF_u32.to_be_bytes(), Reading::Number(3_735_928_559.0));
-        add(&mut k, format!("i32_{o}"), DataType::I32, order, &(-123_456_789_i32).to_be_bytes(), Reading::Number(-123_456_789.0));
-        add(&mut k, format!("f32_{o}"), DataType::F32, order, &0.25_f32.to_be_bytes(), Reading::Number(0.25));
-        add(&mut k, format!("u64_{o}"), DataType::U64, order, &0x0102_0304_0506_0708_u64.to_be_bytes(), Reading::Number(0x0102_0304_0506_0708_u64 as f64));
-        add(&mut k, format!("i64_{o}"), DataType::I64, order, &(-9_876_543_210_i64).to_be_bytes(), Reading::Number(-9_876_543_210.0));
-        add(&mut k, format!("f64_{o}"), DataType::F64, order, &(-1234.5678_f64).to_be_bytes(), Reading::Number(-1234.5678));
+        add(
+            &mut k,
+            format!("u16_{o}"),
+            DataType::U16,
+            order,
+            &0xBEEF_u16.to_be_bytes(),
+            Reading::Number(48_879.0),
+        );
+        add(
+            &mut k,
+            format!("i16_{o}"),
+            DataType::I16,
+            order,
+            &(-1234_i16).to_be_bytes(),
+            Reading::Number(-1234.0),
+        );
+        add(
+            &mut k,
+            format!("u32_{o}"),
+            DataType::U32,
+            order,
+            &0xDEAD_BEEF_u32.to_be_bytes(),
+            Reading::Number(3_735_928_559.0),
+        );
+        add(
+            &mut k,
+            format!("i32_{o}"),
+            DataType::I32,
+            order,
+            &(-123_456_789_i32).to_be_bytes(),
+            Reading::Number(-123_456_789.0),
+        );
+        add(
+            &mut k,
+            format!("f32_{o}"),
+            DataType::F32,
+            order,
+            &0.25_f32.to_be_bytes(),
+            Reading::Number(0.25),
+        );
+        add(
+            &mut k,
+            format!("u64_{o}"),
+            DataType::U64,
+            order,
+            &0x0102_0304_0506_0708_u64.to_be_bytes(),
+            Reading::Number(0x0102_0304_0506_0708_u64 as f64),
+        );
+        add(
+            &mut k,
+            format!("i64_{o}"),
+            DataType::I64,
+            order,
+            &(-9_876_543_210_i64).to_be_bytes(),
+            Reading::Number(-9_876_543_210.0),
+        );
+        add(
+            &mut k,
+            format!("f64_{o}"),
+            DataType::F64,
+            order,
+            &(-1234.5678_f64).to_be_bytes(),
+            Reading::Number(-1234.5678),
+        );
     }
     // A string (ABCD bytes), a status word with bits, a bool register, a
     // scaled input register.
     let at = u16::try_from(k.holding.len()).expect("small");
     k.holding.extend([0x4748, 0x2D45, 0x4C56, 0x0000]); // "GH-ELV"
-    k.points.push(Point::new("model", RegisterKind::Holding, at, DataType::Str(8)));
-    k.expected.insert("model".into(), Reading::Text("GH-ELV".into()));
+    k.points.push(Point::new(
+        "model",
+        RegisterKind::Holding,
+        at,
+        DataType::Str(8),
+    ));
+    k.expected
+        .insert("model".into(), Reading::Text("GH-ELV".into()));
     k.holding.push(0b1010);
     for bit in 0..4u8 {
         let name = format!("bit{bit}");
-        k.points.push(Point::new(&name, RegisterKind::Holding, at + 4, DataType::Bit(bit)));
+        k.points.push(Point::new(
+            &name,
+            RegisterKind::Holding,
+            at + 4,
+            DataType::Bit(bit),
+        ));
         k.expected.insert(name, Reading::Bool(bit % 2 == 1));
     }
     k.holding.push(7);
-    k.points.push(Point::new("flag", RegisterKind::Holding, at + 5, DataType::Bool));
+    k.points.push(Point::new(
+        "flag",
+        RegisterKind::Holding,
+        at + 5,
+        DataType::Bool,
+    ));
     k.expected.insert("flag".into(), Reading::Bool(true));
     k.input = vec![0, 0, 425];
     let mut pressure = Point::new("pressure", RegisterKind::Input, 2, DataType::U16);
@@ -113,12 +185,22 @@ pub fn known() -> Known {
     k.expected.insert("pressure".into(), Reading::Number(0.425));
     for (i, on) in k.coils.clone().into_iter().enumerate() {
         let name = format!("coil{i}");
-        let mut p = Point::new(&name, RegisterKind::Coil, u16::try_from(i).expect("small"), DataType::Bool);
+        let mut p = Point::new(
+            &name,
+            RegisterKind::Coil,
+            u16::try_from(i).expect("small"),
+            DataType::Bool,
+        );
         p.write = Some(WriteLimits { min: 0.0, max: 1.0 });
         k.points.push(p);
         k.expected.insert(name, Reading::Bool(on));
     }
-    k.points.push(Point::new("low_water", RegisterKind::DiscreteInput, 0, DataType::Bool));
+    k.points.push(Point::new(
+        "low_water",
+        RegisterKind::DiscreteInput,
+        0,
+        DataType::Bool,
+    ));
     k.expected.insert("low_water".into(), Reading::Bool(true));
     // A writable set-point after the rest.
     let sp_at = u16::try_from(k.holding.len()).expect("small");
@@ -213,7 +295,10 @@ impl Rig {
                         return inbound.event;
                     }
                 }
-                Ok(None) => panic!("driver ended while waiting for {what}; seen {:?}", self.seen),
+                Ok(None) => panic!(
+                    "driver ended while waiting for {what}; seen {:?}",
+                    self.seen
+                ),
                 Err(_) => panic!("no {what} within {DEADLINE:?}; seen {:?}", self.seen),
             }
         }
@@ -251,7 +336,10 @@ impl Rig {
             match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 Ok(Some(inbound)) => self.seen.push(inbound.event),
                 Ok(None) => panic!("driver ended; seen {:?}", self.seen),
-                Err(_) => panic!("points not all good within {DEADLINE:?}; seen {:?}", self.seen),
+                Err(_) => panic!(
+                    "points not all good within {DEADLINE:?}; seen {:?}",
+                    self.seen
+                ),
             }
         }
     }
@@ -277,7 +365,10 @@ pub fn assert_known(got: &HashMap<String, Option<Reading>>, known: &Known) {
         let value = got.get(name).cloned().flatten();
         match (want, &value) {
             (Reading::Number(w), Some(Reading::Number(g))) => {
-                assert!((w - g).abs() <= w.abs() * 1e-9 + 1e-9, "{name}: want {w}, got {g}");
+                assert!(
+                    (w - g).abs() <= w.abs() * 1e-9 + 1e-9,
+                    "{name}: want {w}, got {g}"
+                );
             }
             _ => assert_eq!(value.as_ref(), Some(want), "{name}"),
         }

@@ -217,6 +217,7 @@ pub(crate) fn read_serial_reader(s: &mut Section<'_, '_>) -> DeviceKind {
         door,
         reconnect_min_ms: millis(reconnect_min),
         reconnect_max_ms: millis(reconnect_max),
+        reject_interval_ms: 10_000,
     })
 }
 

@@ -57,10 +57,7 @@ struct Entry<'d, 'i> {
 }
 
 /// Reads the poll groups and points of `s` (a device or a preset file).
-fn read_table<'d, 'i>(
-    s: &mut Section<'d, 'i>,
-    groups: &mut Vec<PollGroup>,
-) -> Vec<Entry<'d, 'i>> {
+fn read_table<'d, 'i>(s: &mut Section<'d, 'i>, groups: &mut Vec<PollGroup>) -> Vec<Entry<'d, 'i>> {
     for mut g in s.take_tables("poll") {
         let name = g.require("name", Section::take_id).unwrap_or_default();
         let interval = g.take_duration("interval").unwrap_or(DEFAULT_INTERVAL);
@@ -76,7 +73,9 @@ fn read_table<'d, 'i>(
     let mut entries = Vec::new();
     for mut p in s.take_tables("points") {
         let name = p.require("name", Section::take_id).unwrap_or_default();
-        let display = p.take_nonempty_str("display").unwrap_or_else(|| name.clone());
+        let display = p
+            .take_nonempty_str("display")
+            .unwrap_or_else(|| name.clone());
         let kind = p
             .require("register", |s, k| {
                 s.take_choice(k, &["coil", "discrete", "holding", "input"])
@@ -111,7 +110,10 @@ fn read_table<'d, 'i>(
             _ => {
                 for key in ["bit", "length"] {
                     if p.was_present(key) {
-                        p.problem(key, format!("only for type \"bit\"/\"string\", not {type_name:?}"));
+                        p.problem(
+                            key,
+                            format!("only for type \"bit\"/\"string\", not {type_name:?}"),
+                        );
                     }
                 }
                 None
@@ -168,7 +170,7 @@ fn read_table<'d, 'i>(
         let alarm = p.was_present("alarm").then(|| {
             let on_delay = a.take_duration("on_delay").unwrap_or(Duration::ZERO);
             let off_delay = a.take_duration("off_delay").unwrap_or(Duration::ZERO);
-            let rule = match a.take_bool("when") {
+            match a.take_bool("when") {
                 Some(active_when) => AlarmRule::State {
                     active_when,
                     on_delay,
@@ -181,8 +183,7 @@ fn read_table<'d, 'i>(
                     on_delay,
                     off_delay,
                 },
-            };
-            rule
+            }
         });
         a.finish();
         entries.push(Entry {
@@ -208,7 +209,9 @@ fn read_table<'d, 'i>(
 }
 
 /// Reads a compiled-in preset: its groups and points, or its problems.
-fn preset(name: &str) -> Option<Result<(Vec<PollGroup>, Vec<Point>), Vec<Problem>>> {
+type Preset = (Vec<PollGroup>, Vec<Point>);
+
+fn preset(name: &str) -> Option<Result<Preset, Vec<Problem>>> {
     let (_, file, text) = PRESETS.iter().find(|(n, _, _)| *n == name)?;
     let diag = Diagnostics::new(file, text);
     let parsed = match toml::de::DeTable::parse(text) {
@@ -284,7 +287,10 @@ pub(crate) fn read_modbus_points(s: &mut Section<'_, '_>) -> DeviceKind {
         });
     }
     if preset_points.is_empty() && own.is_empty() && !s.was_present("preset") {
-        s.problem("points", "needs `preset` or at least one [[devices.points]]");
+        s.problem(
+            "points",
+            "needs `preset` or at least one [[devices.points]]",
+        );
     }
     // The preset's points come first, the device's own follow; problems
     // land on the device's point keys, or on `preset`.
@@ -293,7 +299,12 @@ pub(crate) fn read_modbus_points(s: &mut Section<'_, '_>) -> DeviceKind {
     let table = match PointTable::new(all, groups.clone()) {
         Ok(table) => table,
         Err(errors) => {
-            for TableError { point, key, message } in errors {
+            for TableError {
+                point,
+                key,
+                message,
+            } in errors
+            {
                 match own.iter().find(|e| e.point.name == point) {
                     Some(e) => e.section.problem(key, message),
                     None => s.problem("preset", format!("point {point:?}: {message}")),

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::doors;
-use super::points;
 use super::env::Env;
+use super::points;
 use super::reader::{Leftover, Section, suggest};
 use super::uplink;
 use super::{

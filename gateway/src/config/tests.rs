@@ -530,7 +530,11 @@ fn demo_config_is_valid() {
             _ => None,
         })
         .collect();
-    assert_eq!(points, vec![12, 10], "the pump room and the elevator presets");
+    assert_eq!(
+        points,
+        vec![12, 10],
+        "the pump room and the elevator presets"
+    );
     // And with the real environment, as the demo mode loads it.
     assert!(parse(DEMO_TOML, "demo.toml").is_ok());
 }
@@ -819,7 +823,10 @@ order = "ABDC"
         assert!(keys.contains(&key), "{key} missing: {problems:#?}");
     }
     let overlap = find(&problems, "devices[0].points[1].address");
-    assert!(overlap.message.contains("overlaps point \"pressure\""), "{overlap:?}");
+    assert!(
+        overlap.message.contains("overlaps point \"pressure\""),
+        "{overlap:?}"
+    );
     assert_eq!(overlap.line, 20);
 }
 
@@ -834,7 +841,10 @@ fn point_presets_are_valid_and_combine_with_the_devices_own_points() {
             panic!("a point device");
         };
         assert!(table.points().len() >= 10, "{name}");
-        assert!(table.points().iter().all(|p| !p.display.is_ascii()), "{name}: Chinese names");
+        assert!(
+            table.points().iter().all(|p| !p.display.is_ascii()),
+            "{name}: Chinese names"
+        );
     }
     // An extra point that overlaps the preset is refused at its own key.
     let text = format!(
@@ -842,9 +852,17 @@ fn point_presets_are_valid_and_combine_with_the_devices_own_points() {
          [[devices.points]]\nname = \"extra\"\nregister = \"holding\"\naddress = 3\n"
     );
     let problems = problems_in(&text);
-    assert_eq!(located(&problems), vec![(12, "devices[0].points[0].address")]);
+    assert_eq!(
+        located(&problems),
+        vec![(12, "devices[0].points[0].address")]
+    );
     // No table at all.
-    let text = format!("{MINIMAL}[[devices]]\nid = \"d\"\ntype = \"modbus-points\"\naddress = \"10.0.0.5:502\"\n");
+    let text = format!(
+        "{MINIMAL}[[devices]]\nid = \"d\"\ntype = \"modbus-points\"\naddress = \"10.0.0.5:502\"\n"
+    );
     let problems = problems_in(&text);
-    assert!(problems.iter().any(|p| p.key == "devices[0].points"), "{problems:#?}");
+    assert!(
+        problems.iter().any(|p| p.key == "devices[0].points"),
+        "{problems:#?}"
+    );
 }

@@ -23,6 +23,8 @@ pub(crate) const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(60);
 pub(crate) const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(2);
 /// `[uplink] command_max_lifetime` default.
 pub(crate) const DEFAULT_COMMAND_LIFETIME: Duration = Duration::from_secs(600);
+/// `[uplink] door_pulse_max` default.
+pub(crate) const DEFAULT_DOOR_PULSE_MAX: Duration = Duration::from_secs(60);
 /// `[uplink.mqtt] keep_alive` default.
 pub(crate) const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
 /// `[uplink.mqtt] inflight` default (unacknowledged QoS 1 publishes).
@@ -51,6 +53,9 @@ pub struct UplinkConfig {
     pub command_key: Option<Secret>,
     /// Longest accepted `expires_ms - issued_ms` of a command.
     pub command_max_lifetime: Duration,
+    /// Longest door pulse (`duration_ms`) a platform command may ask for;
+    /// longer ones are refused.
+    pub door_pulse_max: Duration,
 }
 
 impl Default for UplinkConfig {
@@ -63,6 +68,7 @@ impl Default for UplinkConfig {
             reconnect_max: DEFAULT_RECONNECT_MAX,
             command_key: None,
             command_max_lifetime: DEFAULT_COMMAND_LIFETIME,
+            door_pulse_max: DEFAULT_DOOR_PULSE_MAX,
         }
     }
 }
@@ -208,6 +214,12 @@ pub(crate) fn read_uplink(
     let command_max_lifetime = s
         .take_duration("command_max_lifetime")
         .unwrap_or(DEFAULT_COMMAND_LIFETIME);
+    let door_pulse_max = s
+        .take_duration("door_pulse_max")
+        .unwrap_or(DEFAULT_DOOR_PULSE_MAX);
+    if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&door_pulse_max) {
+        s.problem("door_pulse_max", "must be from 100ms to 1h");
+    }
     // Both tables are read (and checked) when present; `sink` picks one.
     let mqtt = s.take_table("mqtt");
     let mqtt = s
@@ -243,6 +255,7 @@ pub(crate) fn read_uplink(
         reconnect_max,
         command_key,
         command_max_lifetime,
+        door_pulse_max,
     }
 }
 

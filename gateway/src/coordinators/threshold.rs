@@ -23,6 +23,10 @@ impl ThresholdAlarms {
 }
 
 impl Coordinator for ThresholdAlarms {
+    fn name(&self) -> &'static str {
+        "threshold_alarms"
+    }
+
     fn on_event(&mut self, device_id: &str, event: &DeviceEvent, _now_ms: i64) -> Option<Decided> {
         let DeviceEvent::PointValue { point, value, unit } = event else {
             return None;

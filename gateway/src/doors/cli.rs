@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::credentials::CredentialStore;
 use crate::config::Config;
 use crate::lists::ListError;
+use crate::lists::import::ImportMode;
 use crate::lists::time::{format_bound, parse_optional_ms};
 use crate::rules::door::Card;
 use crate::store::{Store, StoreConfig};
@@ -19,10 +20,14 @@ use crate::store::{Store, StoreConfig};
 /// `gatehouse cards` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CardsCommand {
-    /// Import cards from a CSV file (header: number,holder,house,valid_from,valid_to,groups).
+    /// Import cards from a CSV file (header: number,holder,house,valid_from,valid_to,groups;
+    /// UTF-8 or GBK), in one transaction: nothing is written when any row is rejected.
     Import {
         /// The CSV file.
         file: PathBuf,
+        /// Write the good rows even when some are rejected.
+        #[arg(long)]
+        keep_good: bool,
     },
     /// Export every card to a CSV file.
     Export {
@@ -116,25 +121,37 @@ pub async fn run(config: &Config, command: CardsCommand) -> Result<(), CardsErro
 
 fn execute(credentials: &CredentialStore, command: CardsCommand) -> Result<(), CardsError> {
     match command {
-        CardsCommand::Import { file } => {
-            let text = std::fs::read_to_string(&file).map_err(file_error(&file))?;
-            let rows = text
-                .lines()
+        CardsCommand::Import { file, keep_good } => {
+            let bytes = std::fs::read(&file).map_err(file_error(&file))?;
+            let mode = if keep_good {
+                ImportMode::KeepGood
+            } else {
+                ImportMode::AllOrNothing
+            };
+            let rows = bytes
+                .split(|b| *b == b'\n')
                 .skip(1)
-                .filter(|l| !l.trim().is_empty())
+                .filter(|l| !l.trim_ascii().is_empty())
                 .count();
             let bar = ProgressBar::new(rows as u64);
             if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} cards") {
                 bar.set_style(style);
             }
-            let report = credentials.import_cards_csv(text.as_bytes(), |n| bar.set_position(n))?;
+            let report = credentials.import_cards_csv(&bytes, mode, |n| bar.set_position(n))?;
             bar.finish_and_clear();
             println!(
-                "{}: {} card(s) written, {} row(s) rejected",
+                "{} ({}): {} card(s) written, {} row(s) rejected",
                 file.display(),
+                report.encoding.label(),
                 report.written,
                 report.rejected.len()
             );
+            if report.written == 0 && report.valid > 0 {
+                println!(
+                    "  nothing written because rows were rejected; fix them, or use --keep-good to write the {} good row(s)",
+                    report.valid
+                );
+            }
             for rejected in &report.rejected {
                 println!("  line {}: {}", rejected.line, rejected.reason);
             }

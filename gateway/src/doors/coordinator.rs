@@ -280,6 +280,10 @@ fn annotate_decision(
 }
 
 impl Coordinator for DoorCoordinator {
+    fn name(&self) -> &'static str {
+        "doors"
+    }
+
     fn on_event(&mut self, device_id: &str, event: &DeviceEvent, now_ms: i64) -> Option<Decided> {
         match event {
             DeviceEvent::CardRead {
@@ -288,6 +292,17 @@ impl Coordinator for DoorCoordinator {
                 let index = Self::find(&self.by_reader, device_id, *door)?;
                 let mut decided =
                     self.presented(device_id, index, card, format == "keypad", now_ms);
+                keep_door_number(&mut decided.annotate, *door);
+                Some(decided)
+            }
+            // A controller's record from while the gateway was away: the
+            // door is named, nothing is decided or driven.
+            DeviceEvent::AccessHistory { door, .. } => {
+                let index = Self::find(&self.by_reader, device_id, *door)?;
+                let mut decided = Decided::default();
+                decided
+                    .annotate
+                    .insert("door".into(), Value::String(self.doors[index].id.clone()));
                 keep_door_number(&mut decided.annotate, *door);
                 Some(decided)
             }
@@ -361,6 +376,7 @@ mod tests {
             format: format.into(),
             facility: None,
             door: None,
+            controller: None,
         }
     }
 

@@ -4,9 +4,10 @@
 //!
 //! Every change is written in one transaction, then the snapshot is rebuilt
 //! and swapped, so a decision sees the old credentials or the new ones,
-//! never half a change. Card CSV import validates every row first and
-//! writes the good ones in one transaction; rejected rows come back with
-//! their line numbers and reasons. The platform's list sync replaces the
+//! never half a change. Card CSV import (UTF-8 or GB18030) validates every
+//! row first and writes in one transaction — all of them, or nothing when
+//! any is rejected unless asked to keep the good ones; rejected rows come
+//! back with their line numbers and reasons. The platform's list sync replaces the
 //! whole card list or applies upserts and deletes, each in one transaction
 //! that is rolled back (the previous version stays in force) when any row
 //! is invalid.
@@ -21,6 +22,7 @@ use serde::Deserialize;
 
 use super::codes::{self, Salt};
 use crate::lists::ListError;
+use crate::lists::import::{self, ImportMode};
 use crate::lists::plates::{ImportReport, Rejected};
 use crate::lists::time::{format_bound, parse_optional_ms};
 use crate::rules::door::{
@@ -379,24 +381,34 @@ impl CredentialStore {
         Ok(())
     }
 
-    /// Validates a card CSV without writing anything.
-    pub fn check_cards_csv(&self, input: impl Read) -> Result<ImportReport, ListError> {
-        let (rows, rejected) = self.parse_cards_csv(input)?;
-        Ok(ImportReport {
-            written: rows.len(),
-            rejected,
-        })
+    /// Validates a card CSV (UTF-8 or GB18030) without writing anything:
+    /// how many rows `mode` would write, and which are refused.
+    pub fn check_cards_csv(
+        &self,
+        bytes: &[u8],
+        mode: ImportMode,
+    ) -> Result<ImportReport, ListError> {
+        let (text, encoding) = import::decode(bytes)?;
+        let (rows, rejected) = self.parse_cards_csv(text.as_bytes())?;
+        Ok(ImportReport::new(rows.len(), rejected, encoding, mode))
     }
 
-    /// Imports a card CSV: validates every row, then writes the valid ones
-    /// in one transaction. `progress` is called with the rows written so far.
+    /// Imports a card CSV (UTF-8 or GB18030): validates every row, then
+    /// writes in one transaction — every valid row, or under
+    /// [`ImportMode::AllOrNothing`] nothing when any row is rejected.
+    /// `progress` is called with the rows written so far.
     pub fn import_cards_csv(
         &self,
-        input: impl Read,
+        bytes: &[u8],
+        mode: ImportMode,
         mut progress: impl FnMut(u64),
     ) -> Result<ImportReport, ListError> {
-        let (rows, rejected) = self.parse_cards_csv(input)?;
-        let written = rows.len();
+        let (text, encoding) = import::decode(bytes)?;
+        let (rows, rejected) = self.parse_cards_csv(text.as_bytes())?;
+        let report = ImportReport::new(rows.len(), rejected, encoding, mode);
+        if report.written == 0 {
+            return Ok(report);
+        }
         self.change(|tx| {
             let now = now_ms();
             for (i, card) in rows.iter().enumerate() {
@@ -405,7 +417,7 @@ impl CredentialStore {
             }
             Ok(())
         })?;
-        Ok(ImportReport { written, rejected })
+        Ok(report)
     }
 
     /// Writes every card as CSV with a header; returns how many.
@@ -739,9 +751,15 @@ mod tests {
     #[tokio::test]
     async fn cards_csv_import_writes_good_rows_and_reports_bad_ones_by_line() {
         let (_dir, _store, creds) = open();
+        let refused = creds
+            .import_cards_csv(CSV.as_bytes(), ImportMode::AllOrNothing, |_| {})
+            .expect("import");
+        assert_eq!((refused.written, refused.valid), (0, 2));
+        assert_eq!(refused.rejected.len(), 6);
+        assert!(creds.snapshot().cards.is_empty(), "all or nothing");
         let mut progress = Vec::new();
         let report = creds
-            .import_cards_csv(CSV.as_bytes(), |n| progress.push(n))
+            .import_cards_csv(CSV.as_bytes(), ImportMode::KeepGood, |n| progress.push(n))
             .expect("import");
         assert_eq!(report.written, 2);
         assert_eq!(progress, vec![1, 2]);
@@ -764,13 +782,13 @@ mod tests {
     async fn cards_csv_export_then_import_round_trips() {
         let (_dir, _store, creds) = open();
         creds
-            .import_cards_csv(CSV.as_bytes(), |_| {})
+            .import_cards_csv(CSV.as_bytes(), ImportMode::KeepGood, |_| {})
             .expect("import");
         let mut out = Vec::new();
         assert_eq!(creds.export_cards_csv(&mut out).expect("export"), 2);
         let (_dir2, _store2, other) = open();
         let report = other
-            .import_cards_csv(out.as_slice(), |_| {})
+            .import_cards_csv(out.as_slice(), ImportMode::AllOrNothing, |_| {})
             .expect("re-import");
         assert_eq!(report.written, 2, "{:?}", report.rejected);
         assert!(report.rejected.is_empty());
@@ -781,7 +799,7 @@ mod tests {
     async fn cards_csv_with_a_wrong_header_is_refused_whole() {
         let (_dir, _store, creds) = open();
         let err = creds
-            .import_cards_csv("card,name\n1,x\n".as_bytes(), |_| {})
+            .import_cards_csv("card,name\n1,x\n".as_bytes(), ImportMode::KeepGood, |_| {})
             .expect_err("header");
         assert!(err.to_string().contains("line 1"), "{err}");
         assert!(creds.snapshot().cards.is_empty());

@@ -11,6 +11,8 @@
 //! - [`codes`]: keypad code rules and their argon2id hash.
 //! - [`hardware`]: door drivers from configuration, on real or simulated
 //!   GPIO lines ([`hardware::SimHardware`]).
+//! - [`resume`]: where each WG controller's log was left (from the journal),
+//!   so what it logged while the gateway was down is fetched as history.
 //!
 //! The decisions themselves are pure: [`crate::rules::door`].
 
@@ -20,6 +22,7 @@ pub mod coordinator;
 pub mod credentials;
 pub mod demo;
 pub mod hardware;
+pub mod resume;
 
 use std::sync::Arc;
 

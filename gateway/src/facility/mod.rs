@@ -171,7 +171,6 @@ impl Collector for PointMetrics {
                 }
             }
         }
-        drop(values);
         let quality = ConstGauge::new(0i64);
         let mut qualities = encoder.encode_descriptor(
             "point_quality",
@@ -252,7 +251,10 @@ mod tests {
             .filter(|l| l.starts_with("gatehouse_point_quality{"))
             .count();
         assert_eq!(series, MAX_METRIC_POINTS);
-        assert!(text.contains(r#"gatehouse_point_quality{device="pumps",point="p0"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"gatehouse_point_quality{device="pumps",point="p0"} 1"#),
+            "{text}"
+        );
         let snapshot = facility.snapshot();
         assert_eq!(snapshot[0]["device"], "pumps");
         assert_eq!(snapshot[0]["points"][0]["quality"], "stale");

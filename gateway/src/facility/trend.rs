@@ -89,7 +89,11 @@ impl Ring {
     /// [`SLOT_SECONDS`]) with one value per point.
     pub fn write(&self, slot: i64, values: &[f32]) -> io::Result<()> {
         let mut record = Vec::with_capacity(4 + 4 * self.points);
-        record.extend_from_slice(&u32::try_from(slot.rem_euclid(1 << 32)).unwrap_or(0).to_le_bytes());
+        record.extend_from_slice(
+            &u32::try_from(slot.rem_euclid(1 << 32))
+                .unwrap_or(0)
+                .to_le_bytes(),
+        );
         for i in 0..self.points {
             record.extend_from_slice(&values.get(i).copied().unwrap_or(f32::NAN).to_le_bytes());
         }
@@ -166,7 +170,13 @@ pub async fn record(facility: Facility, dir: PathBuf, every: Duration, cancel: C
             for (ring, sums) in rings.iter().zip(sums.iter_mut()) {
                 let values: Vec<f32> = sums
                     .iter()
-                    .map(|(sum, n)| if *n == 0 { f32::NAN } else { (sum / f64::from(*n)) as f32 })
+                    .map(|(sum, n)| {
+                        if *n == 0 {
+                            f32::NAN
+                        } else {
+                            (sum / f64::from(*n)) as f32
+                        }
+                    })
                     .collect();
                 if let Some(ring) = ring
                     && let Err(error) = ring.write(slot, &values)
@@ -207,9 +217,11 @@ pub fn svg(samples: &[(i64, f32)], now_slot: i64, unit: &str, width: u32, height
         ));
         return out;
     }
-    let (lo, hi) = samples.iter().fold((f32::MAX, f32::MIN), |(l, hh), (_, v)| {
-        (l.min(*v), hh.max(*v))
-    });
+    let (lo, hi) = samples
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(l, hh), (_, v)| {
+            (l.min(*v), hh.max(*v))
+        });
     let (lo, hi) = (f64::from(lo), f64::from(hi));
     let span = if hi > lo { hi - lo } else { 1.0 };
     let first = now_slot - SLOTS as i64 + 1;
@@ -292,7 +304,10 @@ mod tests {
         assert_eq!(a.len(), SLOTS);
         assert_eq!(a.first().map(|s| s.0), Some(now - 719));
         assert_eq!(a.last(), Some(&(now, now as f32)));
-        assert!(ring.read(1, now).expect("reads").is_empty(), "NaN = no value");
+        assert!(
+            ring.read(1, now).expect("reads").is_empty(),
+            "NaN = no value"
+        );
         // A day later every slot is stale.
         assert!(ring.read(0, now + 720).expect("reads").is_empty());
         drop(ring);
@@ -308,7 +323,11 @@ mod tests {
         let samples = vec![(100, 0.3), (101, 0.4), (110, 0.35)];
         let s = svg(&samples, 110, "<m>", 300, 80);
         assert!(s.starts_with("<svg"), "{s}");
-        assert_eq!(s.matches(" M").count() + usize::from(s.contains("d=\"M")), 2, "{s}");
+        assert_eq!(
+            s.matches(" M").count() + usize::from(s.contains("d=\"M")),
+            2,
+            "{s}"
+        );
         assert!(s.contains("&lt;m&gt;"));
         assert!(!s.contains("<m>"));
         assert!(svg(&[], 110, "m", 300, 80).contains("—"));

@@ -12,8 +12,18 @@ use serde::Serialize;
 use crate::config::{LaneConfig, LaneDirection};
 use crate::rules::vehicle::{Reason, Verdict};
 
-/// Pending reads older than this are dropped (the car has gone).
+/// Pending reads older than this expire (the car has gone): a timer takes
+/// them off the board, and a guard's decision on one is refused.
 pub const PENDING_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// Why a pending read cannot be taken.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Untaken {
+    /// No such read (already decided, replaced or removed).
+    NotFound,
+    /// It waited longer than [`PENDING_TTL_MS`]; it is removed now.
+    Expired(Box<PendingRead>),
+}
 
 /// The last vehicle a lane saw.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -128,10 +138,42 @@ impl LaneBoard {
         self.with(|b| b.pending.clone())
     }
 
-    /// Removes and returns a pending read (a guard decided it).
-    pub fn take_pending(&self, id: &str) -> Option<PendingRead> {
+    /// Removes and returns a pending read a guard decided at `now_ms`; an
+    /// expired one is removed and refused.
+    pub fn take_pending(&self, id: &str, now_ms: i64) -> Result<PendingRead, Untaken> {
         self.with(|b| {
-            let index = b.pending.iter().position(|p| p.id == id)?;
+            let index = b
+                .pending
+                .iter()
+                .position(|p| p.id == id)
+                .ok_or(Untaken::NotFound)?;
+            let read = b.pending.remove(index);
+            if read.time_ms + PENDING_TTL_MS <= now_ms {
+                return Err(Untaken::Expired(Box::new(read)));
+            }
+            Ok(read)
+        })
+    }
+
+    /// Removes and returns the reads that expired by `now_ms`.
+    pub fn expire(&self, now_ms: i64) -> Vec<PendingRead> {
+        self.with(|b| {
+            let (expired, kept) = std::mem::take(&mut b.pending)
+                .into_iter()
+                .partition(|p| p.time_ms + PENDING_TTL_MS <= now_ms);
+            b.pending = kept;
+            expired
+        })
+    }
+
+    /// Removes the pending read of `plate` at `lane` (a better read of the
+    /// same car was decided); returns it.
+    pub(crate) fn drop_pending(&self, lane: &str, plate: &str) -> Option<PendingRead> {
+        self.with(|b| {
+            let index = b
+                .pending
+                .iter()
+                .position(|p| p.lane == lane && p.plate == plate)?;
             Some(b.pending.remove(index))
         })
     }
@@ -186,9 +228,29 @@ mod tests {
         let ids: Vec<_> = board.pending().into_iter().map(|p| p.id).collect();
         assert_eq!(ids, vec!["c", "d"], "b expired");
         assert_eq!(
-            board.take_pending("c").map(|p| p.plate),
-            Some("京A11111".into())
+            board.take_pending("c", 3).map(|p| p.plate),
+            Ok("京A11111".into())
         );
-        assert!(board.take_pending("c").is_none());
+        assert_eq!(board.take_pending("c", 3), Err(Untaken::NotFound));
+    }
+
+    #[test]
+    fn pending_reads_expire_on_the_timer_and_cannot_be_decided_late() {
+        let board = LaneBoard::default();
+        board.add_pending(pending("a", "in", "京A11111", 0));
+        board.add_pending(pending("b", "in", "京A22222", 1_000));
+        assert!(board.expire(PENDING_TTL_MS - 1).is_empty());
+        let expired: Vec<_> = board
+            .expire(PENDING_TTL_MS)
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(expired, vec!["a"]);
+        assert_eq!(board.pending().len(), 1, "the timer took it off the board");
+        assert!(matches!(
+            board.take_pending("b", 1_000 + PENDING_TTL_MS),
+            Err(Untaken::Expired(read)) if read.id == "b"
+        ));
+        assert!(board.pending().is_empty());
     }
 }

@@ -6,11 +6,18 @@
 //! Runs inside the pipeline; decisions read the in-memory list snapshot.
 //! Database writes (a visitor pass used, a vehicle inside) go to the blocking
 //! pool and never hold up the barrier.
+//!
+//! A read decided allow at a Modbus barrier is only a passage once the
+//! module confirmed the OPEN: then a single-use pass is used up and the
+//! entry or exit recorded. An OPEN that failed consumes nothing: it raises
+//! an `open_failed` alarm, puts the read on the guard's pending list, and
+//! forgets it in the repeat filter, so the next read of the car (after the
+//! module is back) is decided and opens.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use drivers::{ArmState, Class, Command, DeviceEvent};
+use drivers::{ArmState, Class, Command, CommandOutcome, DeviceEvent};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -33,6 +40,21 @@ pub struct LaneCoordinator {
     registry: Arc<PlateRegistry>,
     board: LaneBoard,
     deduper: Deduper,
+    /// Allowed reads waiting for their barrier's answer to the OPEN, by
+    /// barrier device, oldest first.
+    awaiting: HashMap<String, VecDeque<Awaiting>>,
+}
+
+/// An allowed read whose OPEN is on its way to the barrier.
+#[derive(Debug)]
+struct Awaiting {
+    lane: String,
+    direction: LaneDirection,
+    camera: String,
+    plate: String,
+    pass: Option<i64>,
+    images: Vec<String>,
+    time_ms: i64,
 }
 
 impl LaneCoordinator {
@@ -80,6 +102,7 @@ impl LaneCoordinator {
                 i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
                 READ_ID_MEMORY,
             ),
+            awaiting: HashMap::new(),
         }
     }
 
@@ -128,7 +151,10 @@ impl LaneCoordinator {
                 ..Decided::default()
             });
         }
-        if !self.deduper.admit(camera, &lane.id, &text, read_id, now) {
+        if !self
+            .deduper
+            .admit(camera, &lane.id, &text, read_id, confidence, now)
+        {
             annotate.insert("decision".into(), json!("repeat"));
             annotate.insert("reason".into(), json!({"code": "repeat"}));
             return Some(Decided {
@@ -150,34 +176,60 @@ impl LaneCoordinator {
         );
         annotate.insert("decision".into(), json!(decision.verdict));
         annotate.insert("reason".into(), json!(decision.reason));
+        let unsure = matches!(decision.reason, Reason::LowConfidence { .. });
+        self.deduper.settle(&lane.id, &text, !unsure);
         let mut decided = Decided::default();
+        if !unsure && !text.is_empty() {
+            // A better read of a car already waiting for the guard decides it.
+            self.board.drop_pending(&lane.id, &text);
+        }
+        if let Reason::Blacklisted { reason } = &decision.reason {
+            decided.records.push(Record {
+                device_id: camera.to_owned(),
+                kind: "blacklisted_vehicle".into(),
+                class: Class::Alarm,
+                body: json!({
+                    "plate": text,
+                    "lane": lane.id,
+                    "direction": lane.direction,
+                    "listed_reason": reason,
+                    "decision": decision.verdict,
+                }),
+            });
+        }
         match decision.verdict {
-            Verdict::Allow => {
-                match &lane.barrier {
-                    Some(barrier) => {
-                        decided
-                            .commands
-                            .push((barrier.clone(), Command::OpenBarrier));
-                        annotate.insert("open_via".into(), json!("barrier"));
-                    }
-                    None => {
-                        annotate.insert("open_via".into(), json!("camera"));
-                    }
-                }
-                if let Some(pass) = decision.consumes_pass {
-                    let registry = self.registry.clone();
-                    tokio::task::spawn_blocking(move || {
-                        if let Err(error) = registry.mark_pass_used(pass) {
-                            tracing::error!(%error, pass, "A used visitor pass was not recorded.");
-                        }
-                    });
-                }
-                if !text.is_empty() {
+            Verdict::Allow => match &lane.barrier {
+                Some(barrier) => {
                     decided
-                        .records
-                        .extend(self.passage(&lane.id, lane.direction, &text, now));
+                        .commands
+                        .push((barrier.clone(), Command::OpenBarrier));
+                    annotate.insert("open_via".into(), json!("barrier"));
+                    // Passed only once the module confirms the OPEN.
+                    self.awaiting
+                        .entry(barrier.clone())
+                        .or_default()
+                        .push_back(Awaiting {
+                            lane: lane.id.clone(),
+                            direction: lane.direction,
+                            camera: camera.to_owned(),
+                            plate: text.clone(),
+                            pass: decision.consumes_pass,
+                            images: images.to_vec(),
+                            time_ms: now,
+                        });
                 }
-            }
+                None => {
+                    annotate.insert("open_via".into(), json!("camera"));
+                    if let Some(pass) = decision.consumes_pass {
+                        use_pass(&self.registry, pass);
+                    }
+                    if !text.is_empty() {
+                        decided
+                            .records
+                            .extend(self.passage(&lane.id, lane.direction, &text, now));
+                    }
+                }
+            },
             Verdict::AskGuard => {
                 let id = Uuid::now_v7().to_string();
                 let candidate = match &decision.reason {
@@ -210,6 +262,68 @@ impl LaneCoordinator {
         };
         self.board.update(&lane.id, |view| view.last = Some(last));
         decided.annotate = annotate;
+        Some(decided)
+    }
+
+    /// The barrier answered an OPEN: the oldest read waiting for it passed,
+    /// or goes to the guard.
+    fn opened(&mut self, barrier: &str, outcome: &CommandOutcome, now: i64) -> Option<Decided> {
+        let waiting = self.awaiting.get_mut(barrier)?;
+        let read = waiting.pop_front()?;
+        if waiting.is_empty() {
+            self.awaiting.remove(barrier);
+        }
+        let mut decided = Decided::default();
+        if *outcome == CommandOutcome::Done {
+            if let Some(pass) = read.pass {
+                use_pass(&self.registry, pass);
+            }
+            if !read.plate.is_empty() {
+                decided.records.extend(self.passage(
+                    &read.lane,
+                    read.direction,
+                    &read.plate,
+                    read.time_ms,
+                ));
+            }
+            return Some(decided);
+        }
+        let detail = match outcome {
+            CommandOutcome::Failed(why) | CommandOutcome::Refused(why) => why.clone(),
+            other => format!("{other:?}"),
+        };
+        let id = Uuid::now_v7().to_string();
+        decided.records.push(Record {
+            device_id: barrier.to_owned(),
+            kind: "open_failed".into(),
+            class: Class::Alarm,
+            body: json!({
+                "lane": read.lane,
+                "plate": read.plate,
+                "camera": read.camera,
+                "read_ms": read.time_ms,
+                "detail": detail,
+                "pending_id": id,
+            }),
+        });
+        let reason = Reason::BarrierFailed { detail };
+        self.deduper.forget(&read.lane, &read.plate);
+        self.board.update(&read.lane, |view| {
+            if let Some(last) = view.last.as_mut().filter(|l| l.time_ms == read.time_ms) {
+                last.verdict = Verdict::AskGuard;
+                last.reason = reason.clone();
+            }
+        });
+        self.board.add_pending(PendingRead {
+            id,
+            lane: read.lane,
+            camera: read.camera,
+            plate: read.plate,
+            candidate: None,
+            reason,
+            images: read.images,
+            time_ms: read.time_ms.max(now - super::board::PENDING_TTL_MS + 1),
+        });
         Some(decided)
     }
 
@@ -249,6 +363,16 @@ impl LaneCoordinator {
             ..Decided::default()
         })
     }
+}
+
+/// Marks a single-use visitor pass used (on the blocking pool).
+fn use_pass(registry: &Arc<PlateRegistry>, pass: i64) {
+    let registry = registry.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(error) = registry.mark_pass_used(pass) {
+            tracing::error!(%error, pass, "A used visitor pass was not recorded.");
+        }
+    });
 }
 
 /// The `vehicle_entered` / `vehicle_exited` / `exit_without_entry` record for
@@ -299,6 +423,23 @@ pub(crate) fn passage_record(
 }
 
 impl Coordinator for LaneCoordinator {
+    fn name(&self) -> &'static str {
+        "lanes"
+    }
+
+    fn on_outcome(
+        &mut self,
+        device_id: &str,
+        command: &Command,
+        outcome: &CommandOutcome,
+        now_ms: i64,
+    ) -> Option<Decided> {
+        match command {
+            Command::OpenBarrier => self.opened(device_id, outcome, now_ms),
+            _ => None,
+        }
+    }
+
     fn on_event(&mut self, device_id: &str, event: &DeviceEvent, now_ms: i64) -> Option<Decided> {
         match event {
             DeviceEvent::PlateRead {

@@ -7,7 +7,9 @@
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::task::JoinHandle;
 
 use drivers::lpr::{Image, ImageKind};
 use uuid::Uuid;
@@ -51,44 +53,62 @@ impl ImageStore {
         &self.inner.dir
     }
 
-    /// Saves the images of one read; returns their relative names. A failed
-    /// write is logged and skipped: the read itself matters more.
+    /// Saves `images`; returns the names of those written.
     pub async fn save(&self, images: &[Image]) -> Vec<String> {
-        let mut names = Vec::with_capacity(images.len());
+        let (names, writing) = self.save_later(images.to_vec());
+        let written = writing.await.unwrap_or_default();
+        names.into_iter().filter(|n| written.contains(n)).collect()
+    }
+
+    /// Names `images` now and writes them on a task of their own, so that
+    /// a read reaches the lane rules (and the barrier) without waiting for
+    /// the disk. The task returns the names actually written.
+    pub fn save_later(&self, images: Vec<Image>) -> (Vec<String>, JoinHandle<Vec<String>>) {
         let day = crate::lists::time::format_ms(drivers::contract::now_ms())
             .chars()
             .filter(char::is_ascii_digit)
             .take(8)
             .collect::<String>();
-        for image in images {
-            let kind = match image.kind {
-                ImageKind::Full => "full",
-                ImageKind::Plate => "plate",
-            };
-            let name = format!("{day}/{}-{kind}.jpg", Uuid::now_v7());
-            let path = self.inner.dir.join(&name);
-            let written = async {
-                if let Some(parent) = path.parent() {
-                    tokio::fs::create_dir_all(parent).await?;
+        let named: Vec<(String, Image)> = images
+            .into_iter()
+            .map(|image| {
+                let kind = match image.kind {
+                    ImageKind::Full => "full",
+                    ImageKind::Plate => "plate",
+                };
+                (format!("{day}/{}-{kind}.jpg", Uuid::now_v7()), image)
+            })
+            .collect();
+        let names = named.iter().map(|(name, _)| name.clone()).collect();
+        let this = self.clone();
+        let writing = tokio::spawn(async move {
+            let mut written = Vec::with_capacity(named.len());
+            for (name, image) in named {
+                let path = this.inner.dir.join(&name);
+                let result = async {
+                    if let Some(parent) = path.parent() {
+                        tokio::fs::create_dir_all(parent).await?;
+                    }
+                    tokio::fs::write(&path, &image.bytes).await
                 }
-                tokio::fs::write(&path, &image.bytes).await
-            }
-            .await;
-            match written {
-                Ok(()) => {
-                    self.inner
-                        .used
-                        .fetch_add(image.bytes.len() as u64, Ordering::Relaxed);
-                    names.push(name);
+                .await;
+                match result {
+                    Ok(()) => {
+                        this.inner
+                            .used
+                            .fetch_add(image.bytes.len() as u64, Ordering::Relaxed);
+                        written.push(name);
+                    }
+                    Err(error) => tracing::warn!(%error, "A snapshot image was not saved."),
                 }
-                Err(error) => tracing::warn!(%error, "A snapshot image was not saved."),
             }
-        }
-        if self.inner.used.load(Ordering::Relaxed) > self.inner.max_bytes {
-            let this = self.clone();
-            tokio::task::spawn_blocking(move || this.prune());
-        }
-        names
+            if this.inner.used.load(Ordering::Relaxed) > this.inner.max_bytes {
+                let pruner = this.clone();
+                tokio::task::spawn_blocking(move || pruner.prune());
+            }
+            written
+        });
+        (names, writing)
     }
 
     /// Deletes the oldest files until the folder is at 90 % of its budget.

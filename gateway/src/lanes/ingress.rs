@@ -161,7 +161,9 @@ async fn push(
 }
 
 async fn plate(state: &IngressState, camera: &CameraEntry, payload: PlateReadPayload) -> Response {
-    let images = state.images.save(&payload.images).await;
+    // The read goes to the rules (and the barrier) at once; its snapshots
+    // are written meanwhile, and before the camera gets its reply.
+    let (images, saving) = state.images.save_later(payload.images);
     let read_id = payload.read_id.clone();
     let resend = payload.resend;
     let event = DeviceEvent::PlateRead {
@@ -173,11 +175,14 @@ async fn plate(state: &IngressState, camera: &CameraEntry, payload: PlateReadPay
         resend: payload.resend,
         images,
     };
-    match camera
+    let stored = camera
         .events
         .emit_durable(event, payload.device_time_ms)
-        .await
-    {
+        .await;
+    if let Err(error) = saving.await {
+        tracing::warn!(%error, "Saving a read's snapshots failed.");
+    }
+    match stored {
         Ok(receipt) => {
             let open = receipt
                 .decided

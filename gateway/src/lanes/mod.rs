@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::config::LaneDirection;
 use crate::lists::plates::PlateRegistry;
 use crate::pipeline::{Origin, PipelineHandle};
-pub use board::{LaneBoard, LaneView, PendingRead};
+pub use board::{LaneBoard, LaneView, PendingRead, Untaken};
 
 /// What happened when a guard decided a pending read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,9 +38,52 @@ pub struct GuardOutcome {
 /// Why a guard decision could not be carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuardError {
-    /// No such pending read (already decided, or expired).
+    /// No such pending read (already decided, or replaced).
     #[error("no pending read {0}")]
     NotPending(String),
+    /// The read waited longer than its limit; nothing was opened.
+    #[error(
+        "the read of {plate} waited longer than {minutes} minutes; the car has gone — nothing was opened"
+    )]
+    Expired {
+        /// The plate that was read.
+        plate: String,
+        /// The limit, in minutes.
+        minutes: i64,
+    },
+}
+
+/// How often the pending reads are checked for expiry.
+const EXPIRY_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes expired pending reads off the board (the car has gone) and records
+/// each as a `pending_expired` audit event, until `cancel`.
+pub async fn expire_pending(
+    board: LaneBoard,
+    pipeline: PipelineHandle,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(EXPIRY_CHECK);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        for read in board.expire(drivers::contract::now_ms()) {
+            let body = serde_json::json!({
+                "pending_id": read.id,
+                "lane": read.lane,
+                "plate": read.plate,
+                "read_ms": read.time_ms,
+            });
+            if let Err(error) = pipeline
+                .record(&read.camera, "pending_expired", Class::Audit, body)
+                .await
+            {
+                tracing::error!(%error, "An expired pending read was not recorded.");
+            }
+        }
+    }
 }
 
 /// Carries out a guard's decision on a pending read: Allow raises the lane's
@@ -55,9 +98,16 @@ pub async fn guard_decision(
     allow: bool,
     origin: Origin,
 ) -> Result<GuardOutcome, GuardError> {
-    let read = board
-        .take_pending(pending_id)
-        .ok_or_else(|| GuardError::NotPending(pending_id.to_owned()))?;
+    let read = match board.take_pending(pending_id, drivers::contract::now_ms()) {
+        Ok(read) => read,
+        Err(Untaken::NotFound) => return Err(GuardError::NotPending(pending_id.to_owned())),
+        Err(Untaken::Expired(read)) => {
+            return Err(GuardError::Expired {
+                plate: read.plate,
+                minutes: board::PENDING_TTL_MS / 60_000,
+            });
+        }
+    };
     let lane = board.lane(&read.lane);
     let mut outcome = None;
     if allow {
@@ -77,7 +127,8 @@ pub async fn guard_decision(
                 &lane.id,
                 lane.direction,
                 &read.plate,
-                drivers::contract::now_ms(),
+                // The car passed when it was read, not when the guard clicked.
+                read.time_ms,
             )
         {
             let _ = pipeline

@@ -10,6 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ListError;
+use super::import::ImportMode;
 use super::plates::{ListKind, NewVisitorPass, PlateRegistry};
 use super::time::{format_ms, parse_ms, parse_optional_ms};
 use crate::rules::vehicle::{Blacklisted, Resident};
@@ -50,7 +51,8 @@ pub struct DbArgs {
 /// `gatehouse plates` actions.
 #[derive(Debug, Subcommand)]
 pub enum PlatesCommand {
-    /// Import a CSV file (with a header) into a list, in one transaction.
+    /// Import a CSV file (with a header; UTF-8 or GBK) into a list, in one
+    /// transaction: nothing is written when any row is rejected.
     Import {
         /// The CSV file.
         file: PathBuf,
@@ -60,6 +62,9 @@ pub enum PlatesCommand {
         /// Only check the file; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Write the good rows even when some are rejected.
+        #[arg(long)]
+        keep_good: bool,
     },
     /// Export a list as CSV.
     Export {
@@ -177,7 +182,13 @@ fn execute(registry: &PlateRegistry, command: PlatesCommand) -> Result<(), Plate
             file,
             list,
             dry_run,
+            keep_good,
         } => {
+            let mode = if keep_good {
+                ImportMode::KeepGood
+            } else {
+                ImportMode::AllOrNothing
+            };
             let text = std::fs::read(&file).map_err(file_error(&file))?;
             let rows = text
                 .iter()
@@ -185,14 +196,15 @@ fn execute(registry: &PlateRegistry, command: PlatesCommand) -> Result<(), Plate
                 .count()
                 .saturating_sub(1) as u64;
             let report = if dry_run {
-                registry.check_csv(list.into(), text.as_slice())?
+                registry.check_csv(list.into(), text.as_slice(), mode)?
             } else {
                 let bar = ProgressBar::new(rows);
                 if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} rows") {
                     bar.set_style(style);
                 }
-                let report =
-                    registry.import_csv(list.into(), text.as_slice(), |n| bar.set_position(n))?;
+                let report = registry.import_csv(list.into(), text.as_slice(), mode, |n| {
+                    bar.set_position(n);
+                })?;
                 bar.finish_and_clear();
                 report
             };
@@ -202,11 +214,19 @@ fn execute(registry: &PlateRegistry, command: PlatesCommand) -> Result<(), Plate
                 "written"
             };
             println!(
-                "{}: {} row(s) {verb}, {} rejected",
+                "{} ({}): {} row(s) {verb}, {} rejected",
                 file.display(),
+                report.encoding.label(),
                 report.written,
                 report.rejected.len()
             );
+            if report.written == 0 && report.valid > 0 {
+                eprintln!(
+                    "{}: nothing written because rows were rejected; fix them, or use --keep-good to write the {} good row(s)",
+                    file.display(),
+                    report.valid
+                );
+            }
             for rejected in &report.rejected {
                 eprintln!("{}:{}: {}", file.display(), rejected.line, rejected.reason);
             }

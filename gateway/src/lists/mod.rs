@@ -5,8 +5,12 @@
 //!   vehicles currently inside; CSV import and export.
 //! - [`sync`]: the lists (and door cards) as platform sync targets.
 //! - [`time`]: the date formats the lists accept (CSV, forms) and print.
+//! - [`import`]: what every CSV import shares: the file's encoding (UTF-8
+//!   with or without BOM, GB18030/GBK), detected and named; all-or-nothing
+//!   by default.
 
 pub mod cli;
+pub mod import;
 pub mod plates;
 pub mod sync;
 pub mod time;

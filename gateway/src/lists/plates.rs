@@ -4,9 +4,11 @@
 //!
 //! Every change is written in one transaction and then the snapshot is
 //! rebuilt and swapped, so a decision sees either the old lists or the new
-//! ones, never half of a change. CSV import validates every row first
-//! (plates are normalised; dates parsed) and writes the good rows in one
-//! transaction; rejected rows come back with their line numbers and reasons.
+//! ones, never half of a change. CSV import (UTF-8 or GB18030, see
+//! [`super::import`]) validates every row first (plates are normalised;
+//! dates parsed) and writes in one transaction: all rows, or nothing when
+//! any is rejected (unless asked to keep the good ones); rejected rows come
+//! back with their line numbers and reasons.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -16,6 +18,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::ListError;
+use super::import::{self, CsvEncoding, ImportMode};
 use super::time::{format_bound, parse_ms, parse_optional_ms};
 use crate::rules::plate::{PlateText, normalise};
 use crate::rules::vehicle::{Blacklisted, PlateLists, Resident, VisitorPass};
@@ -80,13 +83,40 @@ pub struct Rejected {
     pub reason: String,
 }
 
-/// The outcome of an import.
+/// The outcome of an import (or of its check).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ImportReport {
-    /// Rows written.
+    /// Rows written (by a check: rows that would be written). Zero when
+    /// any row was rejected and the import is all-or-nothing.
     pub written: usize,
+    /// Valid rows in the file.
+    pub valid: usize,
     /// Rows refused, with reasons.
     pub rejected: Vec<Rejected>,
+    /// The encoding the file was read in.
+    pub encoding: CsvEncoding,
+}
+
+impl ImportReport {
+    /// The report for `valid` good rows and `rejected` bad ones under `mode`.
+    pub fn new(
+        valid: usize,
+        rejected: Vec<Rejected>,
+        encoding: CsvEncoding,
+        mode: ImportMode,
+    ) -> Self {
+        let written = if mode.writes(rejected.len()) {
+            valid
+        } else {
+            0
+        };
+        Self {
+            written,
+            valid,
+            rejected,
+            encoding,
+        }
+    }
 }
 
 /// Rows of one list coming from the platform.
@@ -399,27 +429,36 @@ impl PlateRegistry {
         v
     }
 
-    /// Validates a CSV file of `kind` without writing anything: how many
-    /// rows would be written, and which would be refused.
-    pub fn check_csv(&self, kind: ListKind, input: impl Read) -> Result<ImportReport, ListError> {
-        let (rows, rejected) = parse_csv(kind, input)?;
-        Ok(ImportReport {
-            written: rows.len(),
-            rejected,
-        })
+    /// Validates a CSV file of `kind` (UTF-8 or GB18030) without writing
+    /// anything: how many rows `mode` would write, and which are refused.
+    pub fn check_csv(
+        &self,
+        kind: ListKind,
+        bytes: &[u8],
+        mode: ImportMode,
+    ) -> Result<ImportReport, ListError> {
+        let (text, encoding) = import::decode(bytes)?;
+        let (rows, rejected) = parse_csv(kind, text.as_bytes())?;
+        Ok(ImportReport::new(rows.len(), rejected, encoding, mode))
     }
 
-    /// Imports a CSV file of `kind`: validates every row, then writes the
-    /// valid ones in one transaction. `progress` is called with the number of
-    /// rows written so far.
+    /// Imports a CSV file of `kind` (UTF-8 or GB18030): validates every
+    /// row, then writes in one transaction — every valid row, or under
+    /// [`ImportMode::AllOrNothing`] nothing at all when any row is rejected.
+    /// `progress` is called with the number of rows written so far.
     pub fn import_csv(
         &self,
         kind: ListKind,
-        input: impl Read,
+        bytes: &[u8],
+        mode: ImportMode,
         mut progress: impl FnMut(u64),
     ) -> Result<ImportReport, ListError> {
-        let (rows, rejected) = parse_csv(kind, input)?;
-        let written = rows.len();
+        let (text, encoding) = import::decode(bytes)?;
+        let (rows, rejected) = parse_csv(kind, text.as_bytes())?;
+        let report = ImportReport::new(rows.len(), rejected, encoding, mode);
+        if report.written == 0 {
+            return Ok(report);
+        }
         let now = now_ms();
         self.write(|tx| {
             for (i, (_, row)) in rows.into_iter().enumerate() {
@@ -452,7 +491,7 @@ impl PlateRegistry {
             }
             Ok(())
         })?;
-        Ok(ImportReport { written, rejected })
+        Ok(report)
     }
 
     /// Writes a list as CSV with a header.
@@ -845,9 +884,36 @@ mod tests {
                    苏A8HK52,9-9-909,dup,,,\n\
                    苏B00001,,no house,,,\n\
                    苏B00002,2-2-202,window,2026-12-31,2026-01-01,\n";
+        let all_or_nothing = registry
+            .import_csv(
+                ListKind::Residents,
+                csv.as_bytes(),
+                ImportMode::AllOrNothing,
+                |_| {},
+            )
+            .expect("import");
+        assert_eq!((all_or_nothing.written, all_or_nothing.valid), (0, 2));
+        assert_eq!(all_or_nothing.rejected.len(), 4);
+        assert!(
+            registry.snapshot().residents.is_empty(),
+            "nothing written when a row is rejected"
+        );
+        let checked = registry
+            .check_csv(
+                ListKind::Residents,
+                csv.as_bytes(),
+                ImportMode::AllOrNothing,
+            )
+            .expect("check");
+        assert_eq!(checked, all_or_nothing, "the preview says the same");
         let mut calls = 0;
         let report = registry
-            .import_csv(ListKind::Residents, csv.as_bytes(), |_| calls += 1)
+            .import_csv(
+                ListKind::Residents,
+                csv.as_bytes(),
+                ImportMode::KeepGood,
+                |_| calls += 1,
+            )
             .expect("import");
         assert_eq!(report.written, 2);
         assert_eq!(calls, 2);
@@ -994,6 +1060,7 @@ mod tests {
             .import_csv(
                 ListKind::Blacklist,
                 "car,why\n苏A00000,x\n".as_bytes(),
+                ImportMode::KeepGood,
                 |_| {},
             )
             .expect_err("bad header");
@@ -1006,7 +1073,12 @@ mod tests {
         let (_dir, _store, registry) = registry();
         let csv = "plate,house,owner,valid_from,valid_to,lanes\n苏A8HK52,3-2-1201,王芳,,2026-12-31,south-in\n";
         registry
-            .import_csv(ListKind::Residents, csv.as_bytes(), |_| {})
+            .import_csv(
+                ListKind::Residents,
+                csv.as_bytes(),
+                ImportMode::AllOrNothing,
+                |_| {},
+            )
             .expect("import");
         let mut out = Vec::new();
         assert_eq!(
@@ -1017,10 +1089,38 @@ mod tests {
         );
         let (_dir2, _store2, other) = registry_pair();
         let report = other
-            .import_csv(ListKind::Residents, out.as_slice(), |_| {})
+            .import_csv(
+                ListKind::Residents,
+                out.as_slice(),
+                ImportMode::AllOrNothing,
+                |_| {},
+            )
             .expect("re-import");
         assert_eq!(report.written, 1, "{:?}", report.rejected);
         assert_eq!(other.snapshot().residents, registry.snapshot().residents);
+    }
+
+    #[tokio::test]
+    async fn plates_csv_saved_by_excel_on_chinese_windows_imports_and_says_gbk() {
+        let (_dir, _store, registry) = registry();
+        let csv = "plate,house,owner,valid_from,valid_to,lanes\r\n苏A8HK52,3-2-1201,王芳,,,\r\n";
+        let (gbk, _, unmappable) = encoding_rs::GBK.encode(csv);
+        assert!(!unmappable);
+        let report = registry
+            .import_csv(ListKind::Residents, &gbk, ImportMode::AllOrNothing, |_| {})
+            .expect("a GBK file imports");
+        assert_eq!(report.written, 1, "{:?}", report.rejected);
+        assert_eq!(report.encoding, CsvEncoding::Gb18030);
+        let resident = registry.snapshot().residents["苏A8HK52"].clone();
+        assert_eq!(resident.owner, "王芳");
+
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend_from_slice(csv.replace("王芳", "李雷").as_bytes());
+        let report = registry
+            .import_csv(ListKind::Residents, &bom, ImportMode::AllOrNothing, |_| {})
+            .expect("a UTF-8 file with a BOM imports");
+        assert_eq!(report.encoding, CsvEncoding::Utf8Bom);
+        assert_eq!(registry.snapshot().residents["苏A8HK52"].owner, "李雷");
     }
 
     fn registry_pair() -> (tempfile::TempDir, Store, PlateRegistry) {

@@ -202,6 +202,12 @@ pub enum Reason {
     ExitKnown,
     /// Leaving without a recorded entry and not listed.
     ExitUnknown,
+    /// Decided allow, but the barrier did not open (its module failed):
+    /// the guard decides, and nothing was consumed or recorded as passed.
+    BarrierFailed {
+        /// The module's answer.
+        detail: String,
+    },
 }
 
 /// A decision with its reason.
@@ -249,6 +255,20 @@ pub fn decide(lists: &PlateLists, lane: &LanePolicy, read: &ReadFacts<'_>) -> De
             _ => Decision::new(Verdict::AskGuard, Reason::NoPlate),
         };
     };
+    if let Some(entry) = lists.blacklist.get(text) {
+        let reason = Reason::Blacklisted {
+            reason: entry.reason.clone(),
+        };
+        // Entry: kept out. Exit: the exit policy decides (an open-for-all
+        // exit lets it go; otherwise the guard does). The alarm is raised
+        // either way by the lane coordinator.
+        let verdict = match (lane.direction, lane.exit_policy) {
+            (Direction::Entry, _) => Verdict::Deny,
+            (Direction::Exit, ExitPolicy::OpenAll) => Verdict::Allow,
+            (Direction::Exit, ExitPolicy::RecordedOrListed) => Verdict::AskGuard,
+        };
+        return Decision::new(verdict, reason);
+    }
     if lane.direction == Direction::Exit {
         return match lane.exit_policy {
             ExitPolicy::OpenAll => Decision::new(Verdict::Allow, Reason::ExitOpen),
@@ -257,14 +277,6 @@ pub fn decide(lists: &PlateLists, lane: &LanePolicy, read: &ReadFacts<'_>) -> De
             }
             ExitPolicy::RecordedOrListed => Decision::new(Verdict::AskGuard, Reason::ExitUnknown),
         };
-    }
-    if let Some(entry) = lists.blacklist.get(text) {
-        return Decision::new(
-            Verdict::Deny,
-            Reason::Blacklisted {
-                reason: entry.reason.clone(),
-            },
-        );
     }
     if let Some(confidence) = read.confidence.filter(|c| *c < lane.min_confidence) {
         return Decision::new(Verdict::AskGuard, Reason::LowConfidence { confidence });
@@ -340,13 +352,31 @@ fn visitor_decision(passes: &[VisitorPass], now: i64) -> Decision {
 }
 
 /// Recognises repeated reads: the same plate at the same lane within a
-/// window, and resends of a camera's read id.
+/// window of its first read, and resends of a camera's read id.
+///
+/// - The window starts at the read that was decided and does not slide
+///   with the repeats: reads at 0, 6 and 12 s in a 10 s window are
+///   allow, repeat, allow.
+/// - A read id is remembered for the window only, with its plate: cameras
+///   restart their counters, so an old id with another plate is a new read.
+/// - A read left undecided (sent to the guard for its low confidence) does
+///   not hide a better read of the same plate: see [`Deduper::settle`].
 #[derive(Debug)]
 pub struct Deduper {
     window_ms: i64,
-    last_seen: HashMap<(String, String), i64>,
-    read_ids: VecDeque<(String, String)>,
+    /// (lane, plate) → the read that opened the window.
+    last_seen: HashMap<(String, String), Seen>,
+    /// (camera, read id) → (plate, time), oldest first.
+    read_ids: VecDeque<((String, String), (String, i64))>,
     id_capacity: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    time_ms: i64,
+    confidence: Option<u8>,
+    /// Decided for good (not waiting for the guard over its confidence).
+    settled: bool,
 }
 
 impl Deduper {
@@ -369,32 +399,72 @@ impl Deduper {
         lane: &str,
         plate: &str,
         read_id: Option<&str>,
+        confidence: Option<u8>,
         now_ms: i64,
     ) -> bool {
+        let horizon = now_ms - self.window_ms;
+        while self
+            .read_ids
+            .front()
+            .is_some_and(|(_, (_, t))| *t <= horizon)
+        {
+            self.read_ids.pop_front();
+        }
         if let Some(id) = read_id {
             let key = (camera.to_owned(), id.to_owned());
-            if self.read_ids.contains(&key) {
+            let resent = self
+                .read_ids
+                .iter()
+                .any(|(k, (p, _))| *k == key && p == plate);
+            if resent {
                 return false;
             }
             if self.read_ids.len() >= self.id_capacity {
                 self.read_ids.pop_front();
             }
-            self.read_ids.push_back(key);
+            self.read_ids.push_back((key, (plate.to_owned(), now_ms)));
         }
         if plate.is_empty() {
             return true;
         }
         let key = (lane.to_owned(), plate.to_owned());
-        let repeat = self
-            .last_seen
-            .get(&key)
-            .is_some_and(|&t| now_ms - t < self.window_ms);
-        self.last_seen.insert(key, now_ms);
-        if self.last_seen.len() > 4 * self.id_capacity.max(64) {
-            let horizon = now_ms - self.window_ms;
-            self.last_seen.retain(|_, t| *t >= horizon);
+        let repeat = self.last_seen.get(&key).is_some_and(|seen| {
+            let within = now_ms - seen.time_ms < self.window_ms;
+            let better =
+                !seen.settled && confidence.unwrap_or(100) > seen.confidence.unwrap_or(100);
+            within && !better
+        });
+        if repeat {
+            return false;
         }
-        !repeat
+        self.last_seen.insert(
+            key,
+            Seen {
+                time_ms: now_ms,
+                confidence,
+                settled: true,
+            },
+        );
+        if self.last_seen.len() > 4 * self.id_capacity.max(64) {
+            self.last_seen.retain(|_, seen| seen.time_ms > horizon);
+        }
+        true
+    }
+
+    /// Forgets the read of `plate` at `lane`, so that the next read of it is
+    /// decided afresh (its OPEN failed: the car is still waiting).
+    pub fn forget(&mut self, lane: &str, plate: &str) {
+        self.last_seen.remove(&(lane.to_owned(), plate.to_owned()));
+    }
+
+    /// After the decision of an admitted read: `settled = false` when it
+    /// went to the guard only because the camera was unsure, so that a
+    /// more confident read of the same plate within the window is decided
+    /// rather than dropped as a repeat.
+    pub fn settle(&mut self, lane: &str, plate: &str, settled: bool) {
+        if let Some(seen) = self.last_seen.get_mut(&(lane.to_owned(), plate.to_owned())) {
+            seen.settled = settled;
+        }
     }
 }
 
@@ -611,29 +681,100 @@ mod tests {
     }
 
     #[test]
+    fn vehicle_blacklisted_at_an_exit_is_never_a_known_exit() {
+        let blacklisted = Reason::Blacklisted {
+            reason: "欠费".into(),
+        };
+        let mut exit = LanePolicy {
+            lane: "south-out".into(),
+            direction: Direction::Exit,
+            min_confidence: 80,
+            exit_policy: ExitPolicy::RecordedOrListed,
+        };
+        let d = decide_plate(&exit, "苏A00000", 95);
+        assert_eq!(
+            (d.verdict, d.reason),
+            (Verdict::AskGuard, blacklisted.clone()),
+            "listed, but the guard decides"
+        );
+        exit.exit_policy = ExitPolicy::OpenAll;
+        let d = decide_plate(&exit, "苏A00000", 95);
+        assert_eq!((d.verdict, d.reason), (Verdict::Allow, blacklisted));
+    }
+
+    #[test]
     fn dedup_counts_repeats_within_the_window_and_resends_once() {
         let mut d = Deduper::new(10_000, 16);
-        assert!(d.admit("cam1", "in", "苏A8HK52", Some("101"), NOW));
+        assert!(d.admit("cam1", "in", "苏A8HK52", Some("101"), None, NOW));
         assert!(
-            !d.admit("cam1", "in", "苏A8HK52", Some("102"), NOW + 3_000),
+            !d.admit("cam1", "in", "苏A8HK52", Some("102"), None, NOW + 3_000),
             "same car 3 s later"
         );
         assert!(
-            d.admit("cam1", "in", "苏A8HK52", Some("103"), NOW + 20_000),
+            d.admit("cam1", "in", "苏A8HK52", Some("103"), None, NOW + 20_000),
             "after the window"
         );
         assert!(
-            !d.admit("cam1", "in", "浙B1", Some("101"), NOW + 30_000),
-            "resent read id"
+            !d.admit("cam1", "in", "苏A8HK52", Some("103"), None, NOW + 20_100),
+            "the same read resent"
         );
         assert!(
-            d.admit("cam1", "out", "苏A8HK52", None, NOW + 20_500),
+            d.admit("cam1", "out", "苏A8HK52", None, None, NOW + 20_500),
             "another lane"
         );
         assert!(
-            d.admit("cam1", "in", "", None, NOW),
+            d.admit("cam1", "in", "", None, None, NOW),
             "no-plate reads are not merged"
         );
-        assert!(d.admit("cam1", "in", "", None, NOW));
+        assert!(d.admit("cam1", "in", "", None, None, NOW));
+    }
+
+    #[test]
+    fn dedup_read_ids_expire_with_the_window_and_need_the_same_plate() {
+        let mut d = Deduper::new(10_000, 16);
+        assert!(d.admit("cam1", "in", "苏A8HK52", Some("7"), None, NOW));
+        assert!(
+            d.admit("cam1", "in", "浙B12345", Some("7"), None, NOW + 2_000),
+            "the camera restarted its counter: another plate is another read"
+        );
+        assert!(
+            d.admit("cam1", "in", "皖C55555", Some("8"), None, NOW + 3_000),
+            "a new id"
+        );
+        assert!(
+            d.admit("cam1", "in", "皖C55555", Some("8"), None, NOW + 16_000),
+            "an id seen 13 s earlier has expired with the 10 s window"
+        );
+    }
+
+    #[test]
+    fn dedup_window_does_not_slide_with_repeats() {
+        let mut d = Deduper::new(10_000, 16);
+        let read = |d: &mut Deduper, at| d.admit("cam1", "in", "苏A8HK52", None, None, NOW + at);
+        assert!(read(&mut d, 0), "0 s: decided");
+        assert!(!read(&mut d, 6_000), "6 s: repeat");
+        assert!(
+            read(&mut d, 12_000),
+            "12 s: the window of the 0 s read is over"
+        );
+    }
+
+    #[test]
+    fn dedup_a_confident_read_after_an_unsure_one_is_decided() {
+        let mut d = Deduper::new(10_000, 16);
+        assert!(d.admit("cam1", "in", "苏A8HK52", None, Some(60), NOW));
+        d.settle("in", "苏A8HK52", false);
+        assert!(
+            !d.admit("cam1", "in", "苏A8HK52", None, Some(55), NOW + 1_000),
+            "no better: still a repeat"
+        );
+        assert!(
+            d.admit("cam1", "in", "苏A8HK52", None, Some(95), NOW + 2_000),
+            "the better read is decided"
+        );
+        assert!(
+            !d.admit("cam1", "in", "苏A8HK52", None, Some(99), NOW + 3_000),
+            "once settled, repeats are repeats"
+        );
     }
 }

@@ -90,6 +90,9 @@ pub enum Refusal {
     /// `expires_ms - issued_ms` exceeds the configured maximum.
     #[error("lifetime longer than allowed")]
     LifetimeTooLong,
+    /// A door pulse longer than `[uplink] door_pulse_max` (milliseconds).
+    #[error("door pulse longer than the allowed {0} ms")]
+    PulseTooLong(u64),
     /// The id was seen before.
     #[error("replayed id")]
     Replayed,
@@ -109,6 +112,7 @@ impl Refusal {
             Refusal::Expired => "expired",
             Refusal::NotYetValid => "not_yet_valid",
             Refusal::LifetimeTooLong => "lifetime_too_long",
+            Refusal::PulseTooLong(_) => "pulse_too_long",
             Refusal::Replayed => "replayed",
             Refusal::UnknownAction(_) => "unknown_action",
         }
@@ -126,6 +130,8 @@ pub struct Checker {
     pub gateway_id: String,
     /// Longest accepted lifetime (ms).
     pub max_lifetime_ms: i64,
+    /// Longest door pulse a command may ask for (ms).
+    pub max_pulse_ms: u64,
 }
 
 /// The id of a message, when it has a usable one (for reporting refusals).
@@ -205,7 +211,11 @@ impl Checker {
         if issued_ms > now_ms + MAX_SKEW_MS {
             return Err(fail(Refusal::NotYetValid));
         }
-        if expires_ms - issued_ms > self.max_lifetime_ms {
+        // Checked: both ends come from the platform and may be extreme.
+        if expires_ms
+            .checked_sub(issued_ms)
+            .is_none_or(|lifetime| lifetime > self.max_lifetime_ms)
+        {
             return Err(fail(Refusal::LifetimeTooLong));
         }
         let action_name = opt_str(&m, "action")
@@ -233,13 +243,26 @@ impl Checker {
                     "hold_open" => Command::HoldOpen,
                     "release_hold" => Command::ReleaseHold,
                     "poll" => Command::Poll,
-                    _ => Command::PulseDoor {
-                        door: args
-                            .get("door")
-                            .and_then(Value::as_u64)
-                            .and_then(|d| u8::try_from(d).ok()),
-                        duration_ms: args.get("duration_ms").and_then(Value::as_u64),
-                    },
+                    _ => {
+                        let duration_ms = match args.get("duration_ms") {
+                            None | Some(Value::Null) => None,
+                            Some(value) => Some(value.as_u64().ok_or_else(|| {
+                                fail(Refusal::Malformed(
+                                    "`duration_ms` must be a whole number of milliseconds".into(),
+                                ))
+                            })?),
+                        };
+                        if duration_ms.is_some_and(|ms| ms > self.max_pulse_ms) {
+                            return Err(fail(Refusal::PulseTooLong(self.max_pulse_ms)));
+                        }
+                        Command::PulseDoor {
+                            door: args
+                                .get("door")
+                                .and_then(Value::as_u64)
+                                .and_then(|d| u8::try_from(d).ok()),
+                            duration_ms,
+                        }
+                    }
                 };
                 Action::Device {
                     device_id: device()?,
@@ -249,7 +272,8 @@ impl Checker {
             "write_point" => {
                 let point = opt_str(&args, "point").filter(|p| !p.is_empty());
                 let value = args.get("value").and_then(|v| {
-                    v.as_f64().or_else(|| v.as_bool().map(|b| f64::from(u8::from(b))))
+                    v.as_f64()
+                        .or_else(|| v.as_bool().map(|b| f64::from(u8::from(b))))
                 });
                 let (Some(point), Some(value)) = (point, value) else {
                     return Err(fail(Refusal::Malformed(
@@ -607,7 +631,59 @@ mod tests {
             estate_id: "e".into(),
             gateway_id: "g".into(),
             max_lifetime_ms: 600_000,
+            max_pulse_ms: 60_000,
         }
+    }
+
+    fn pulse(id: &str, duration_ms: Value) -> Value {
+        json!({"id": id, "issued_ms": NOW, "expires_ms": NOW + 1000, "action": "pulse_door",
+               "device_id": "door-1", "args": {"door": 1, "duration_ms": duration_ms}})
+    }
+
+    #[test]
+    fn door_pulses_above_the_configured_cap_are_refused() {
+        let c = checker(Some("k"));
+        let check = |v: Value| {
+            c.command(&signed("k", v), NOW)
+                .map(|cmd| cmd.action)
+                .map_err(|(_, r)| r)
+        };
+        assert!(check(pulse("p1", json!(60_000))).is_ok(), "at the cap");
+        assert_eq!(
+            check(pulse("p2", json!(60_001))),
+            Err(Refusal::PulseTooLong(60_000))
+        );
+        assert_eq!(
+            check(pulse("p3", json!(u64::MAX))).map_err(|r| r.code()),
+            Err("pulse_too_long")
+        );
+        assert_eq!(
+            check(pulse("p4", json!(-5))).map_err(|r| r.code()),
+            Err("malformed"),
+            "not a duration: refused, not ignored"
+        );
+        assert!(matches!(
+            check(pulse("p5", Value::Null)),
+            Ok(Action::Device {
+                command: Command::PulseDoor {
+                    duration_ms: None,
+                    ..
+                },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn extreme_command_times_are_refused_without_overflow() {
+        let c = checker(Some("k"));
+        let code = |issued: i64, expires: i64| {
+            c.command(&signed("k", open("c1", issued, expires)), NOW)
+                .map(|_| ())
+                .map_err(|(_, r)| r.code())
+        };
+        assert_eq!(code(i64::MIN, NOW + 1000), Err("lifetime_too_long"));
+        assert_eq!(code(i64::MIN, i64::MAX), Err("lifetime_too_long"));
     }
 
     fn signed(key: &str, v: Value) -> Vec<u8> {

@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn a_missing_program_says_so() {
-        let err = program("gatehouse-no-such-program").unwrap_err();
+        let err = program("gatehouse-no-such-program").expect_err("no such program");
         assert!(err.contains("not on PATH"), "{err}");
         assert!(program("sh").is_ok());
     }

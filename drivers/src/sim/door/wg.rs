@@ -1,11 +1,13 @@
 //! A simulated WG/UHPPOTE controller speaking the UDP protocol on loopback.
 //!
-//! It answers get-device, get-status, open-door, set-listener,
-//! set-door-control and set-PC-control, and pushes event packets to the
-//! configured listener. The test (or the demo) drives it: swipe a card, open
-//! or close a door, press the exit button, hold a door open, force it, or
-//! take the controller offline. It binds and sends to loopback addresses
-//! only.
+//! It answers get-device, get-status, get-event, open-door, set-listener,
+//! get-listener, set-door-control and set-PC-control, keeps its event log,
+//! and pushes event packets to the configured listener. The test (or the
+//! demo) drives it: swipe a card, open or close a door, press the exit
+//! button, hold a door open, force it, or take the controller offline; and
+//! the network's faults: pushes dropped or reordered, the listener lost (a
+//! controller restart), a clock that sends non-BCD time. It binds and sends
+//! to loopback addresses only.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -16,7 +18,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::door::wg::{
-    Date, DateTime, DeviceInfo, EventRecord, Request, Response, Status, Time, event_type, reason,
+    Date, DateTime, DeviceInfo, EventRecord, Packet, Request, Response, Status, Time, event_type,
+    reason,
 };
 
 #[derive(Debug)]
@@ -26,8 +29,18 @@ struct State {
     refuse_open: bool,
     doors_open: [bool; 4],
     last_event: EventRecord,
+    /// Every record since the start, oldest first (get-event reads it).
+    log: Vec<EventRecord>,
     open_requests: Vec<u8>,
     sequence: u32,
+    /// Pushes still to lose on the way.
+    drop_pushes: u32,
+    /// A push held back, sent after the next one (reordering).
+    hold_next: bool,
+    held: Option<Packet>,
+    /// Send a non-BCD nibble in every event timestamp.
+    garbled_clock: bool,
+    requests: Vec<u8>,
 }
 
 impl State {
@@ -49,10 +62,14 @@ impl State {
     }
 
     fn record(&mut self, kind: u8, door: u8, card: u32, reason: u8) -> Status {
+        self.record_as(kind, door, card, reason, kind != event_type::ALARM)
+    }
+
+    fn record_as(&mut self, kind: u8, door: u8, card: u32, reason: u8, granted: bool) -> Status {
         self.last_event = EventRecord {
             index: self.last_event.index + 1,
             kind,
-            granted: kind != event_type::ALARM,
+            granted,
             door,
             direction: 1,
             card,
@@ -62,7 +79,19 @@ impl State {
             }),
             reason,
         };
+        self.log.push(self.last_event);
         self.status()
+    }
+
+    /// The packet for `response`, with the clock garbled if asked.
+    fn packet(&self, response: &Response) -> Packet {
+        let mut packet = response.encode();
+        if self.garbled_clock
+            && matches!(response, Response::Status { .. } | Response::Event { .. })
+        {
+            packet[22] = 0x1A; // month "1A": not BCD
+        }
+        packet
     }
 }
 
@@ -84,6 +113,7 @@ pub struct WgControllerSim {
     socket: Arc<UdpSocket>,
     state: Arc<Mutex<State>>,
     listener: watch::Receiver<Option<SocketAddrV4>>,
+    listener_tx: Arc<watch::Sender<Option<SocketAddrV4>>>,
     task: JoinHandle<()>,
 }
 
@@ -126,16 +156,24 @@ impl WgControllerSim {
                 timestamp: None,
                 reason: reason::SWIPE_PASS,
             },
+            log: Vec::new(),
             open_requests: Vec::new(),
             sequence: 0,
+            drop_pushes: 0,
+            hold_next: false,
+            held: None,
+            garbled_clock: false,
+            requests: Vec::new(),
         }));
         let (listener_tx, listener) = watch::channel(None);
-        let task = tokio::spawn(serve(socket.clone(), state.clone(), listener_tx));
+        let listener_tx = Arc::new(listener_tx);
+        let task = tokio::spawn(serve(socket.clone(), state.clone(), listener_tx.clone()));
         Ok(Self {
             addr,
             socket,
             state,
             listener,
+            listener_tx,
             task,
         })
     }
@@ -180,13 +218,56 @@ impl WgControllerSim {
 
     async fn push(&self, status: Status) -> io::Result<()> {
         let target = *self.listener.borrow();
-        push(&self.socket, target, status).await
+        push(&self.socket, &self.state, target, status).await
     }
 
-    /// A card is swiped at `door`.
+    /// A card is swiped at `door` and let through by the controller.
     pub async fn swipe(&self, card: u32, door: u8) -> io::Result<()> {
         let status = self.with(|s| s.record(event_type::SWIPE, door, card, reason::SWIPE_PASS));
         self.push(status).await
+    }
+
+    /// A card is swiped at `door` and refused by the controller (no
+    /// privilege).
+    pub async fn swipe_refused(&self, card: u32, door: u8) -> io::Result<()> {
+        let status =
+            self.with(|s| s.record_as(event_type::SWIPE, door, card, reason::NO_PRIVILEGE, false));
+        self.push(status).await
+    }
+
+    /// The next `count` pushed events are lost on the way.
+    pub fn drop_pushes(&self, count: u32) {
+        self.with(|s| s.drop_pushes = count);
+    }
+
+    /// The next pushed event arrives after the one following it.
+    pub fn reorder_next_push(&self) {
+        self.with(|s| s.hold_next = true);
+    }
+
+    /// The controller restarts and forgets its listener (it keeps
+    /// answering; its pushes go nowhere until a host sets one again).
+    pub fn forget_listener(&self) {
+        self.with(|s| {
+            s.held = None;
+        });
+        self.listener_tx.send_replace(None);
+    }
+
+    /// Sends a non-BCD digit in every event timestamp from now on (a
+    /// controller whose clock battery has run flat).
+    pub fn garble_clock(&self, garbled: bool) {
+        self.with(|s| s.garbled_clock = garbled);
+    }
+
+    /// The last event index in the controller's log.
+    pub fn last_index(&self) -> u32 {
+        self.with(|s| s.last_event.index)
+    }
+
+    /// Function codes of the requests answered so far, in order.
+    pub fn requests(&self) -> Vec<u8> {
+        self.with(|s| s.requests.clone())
     }
 
     /// The door contact opens or closes.
@@ -236,24 +317,41 @@ fn set_door(state: &mut State, door: u8, open: bool) {
 
 async fn push(
     socket: &UdpSocket,
+    state: &Mutex<State>,
     listener: Option<SocketAddrV4>,
     status: Status,
 ) -> io::Result<()> {
     let Some(listener) = listener else {
-        return Ok(()); // no listener yet: the event only shows in status
+        return Ok(()); // no listener: the event only shows in status
     };
-    let packet = Response::Status {
-        status,
-        v6_62: false,
+    let packets = {
+        let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
+        let packet = s.packet(&Response::Status {
+            status,
+            v6_62: false,
+        });
+        if s.drop_pushes > 0 {
+            s.drop_pushes -= 1;
+            return Ok(());
+        }
+        if std::mem::take(&mut s.hold_next) {
+            s.held = Some(packet);
+            return Ok(());
+        }
+        let mut packets = vec![packet];
+        packets.extend(s.held.take());
+        packets
+    };
+    for packet in packets {
+        socket.send_to(&packet, listener).await?;
     }
-    .encode();
-    socket.send_to(&packet, listener).await.map(drop)
+    Ok(())
 }
 
 async fn serve(
     socket: Arc<UdpSocket>,
     state: Arc<Mutex<State>>,
-    listener: watch::Sender<Option<SocketAddrV4>>,
+    listener: Arc<watch::Sender<Option<SocketAddrV4>>>,
 ) {
     let mut buf = [0u8; 128];
     loop {
@@ -270,14 +368,16 @@ async fn serve(
             if !s.online || !addressed {
                 continue;
             }
-            answer(&mut s, request, &listener)
+            s.requests.push(request.function());
+            let (reply, event) = answer(&mut s, request, &listener);
+            (s.packet(&reply), event)
         };
         if loopback_only(from).is_ok() {
-            let _ = socket.send_to(&reply.encode(), from).await;
+            let _ = socket.send_to(&reply, from).await;
         }
         if let Some(status) = event {
             let target = *listener.borrow();
-            let _ = push(&socket, target, status).await;
+            let _ = push(&socket, &state, target, status).await;
         }
     }
 }
@@ -309,6 +409,36 @@ fn answer(
             },
             None,
         ),
+        Request::GetEvent { index, .. } => {
+            let event = s
+                .log
+                .iter()
+                .find(|e| e.index == index)
+                .copied()
+                .unwrap_or(EventRecord {
+                    index,
+                    kind: event_type::NONE,
+                    granted: false,
+                    door: 0,
+                    direction: 0,
+                    card: 0,
+                    timestamp: None,
+                    reason: 0,
+                });
+            (Response::Event { serial, event }, None)
+        }
+        Request::GetListener { .. } => {
+            let address =
+                (*listener.borrow()).unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+            (
+                Response::Listener {
+                    serial,
+                    address,
+                    interval: 0,
+                },
+                None,
+            )
+        }
         Request::OpenDoor { door, .. } => {
             s.open_requests.push(door);
             let ok = !s.refuse_open && (1..=4).contains(&door);

@@ -1034,10 +1034,25 @@ async fn vehicles_csv_import_previews_rejected_lines_before_writing() {
             .all(|k| k != "residents_imported")
     );
 
-    let write = b
+    // All or nothing: writing a file with a rejected row writes nothing.
+    let refused = b
         .post(
             "/vehicles/import",
             &[("csrf", &csrf), ("step", "write"), ("csv", csv)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::OK, "{}", refused.body);
+    assert!(h.plates.snapshot().residents.is_empty(), "nothing written");
+    let good: String = csv
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    let write = b
+        .post(
+            "/vehicles/import",
+            &[("csrf", &csrf), ("step", "write"), ("csv", &good)],
         )
         .await;
     assert_eq!(write.status, StatusCode::OK, "{}", write.body);
@@ -1311,10 +1326,23 @@ async fn cards_page_roles_csrf_field_errors_preview_block_and_audit() {
         "the rejected line number"
     );
     assert_eq!(h.credentials.cards().len(), 1, "nothing written yet");
-    let write = b
+    let refused = b
         .post(
             "/cards/import",
             &[("csrf", &csrf), ("step", "write"), ("csv", csv)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::OK, "{}", refused.body);
+    assert_eq!(h.credentials.cards().len(), 1, "all or nothing");
+    let good: String = csv
+        .lines()
+        .filter(|l| !l.starts_with("not-a-card"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let write = b
+        .post(
+            "/cards/import",
+            &[("csrf", &csrf), ("step", "write"), ("csv", &good)],
         )
         .await;
     assert_eq!(write.status, StatusCode::OK, "{}", write.body);

@@ -111,7 +111,7 @@ fn summary(env: &Envelope, t: &'static Strings) -> String {
                 _ => plate,
             }
         }
-        "card_read" => field("card"),
+        "card_read" | "access_history" => field("card"),
         "command" => {
             let command = b
                 .get("command")

@@ -223,6 +223,8 @@ pub struct Strings {
     pub decided_allow: &'static str,
     pub decided_deny: &'static str,
     pub err_not_pending: &'static str,
+    /// A guard decided a read that waited past its limit: nothing opened.
+    pub err_pending_expired: &'static str,
     pub reason_resident: &'static str,
     pub reason_visitor: &'static str,
     pub reason_blacklisted: &'static str,
@@ -237,6 +239,8 @@ pub struct Strings {
     pub reason_exit_open: &'static str,
     pub reason_exit_known: &'static str,
     pub reason_exit_unknown: &'static str,
+    /// Allowed, but the barrier did not open.
+    pub reason_barrier_failed: &'static str,
     pub visitors_title: &'static str,
     pub visitor_register: &'static str,
     pub col_host_unit: &'static str,
@@ -306,6 +310,8 @@ pub struct Strings {
     pub col_line: &'static str,
     pub import_done: &'static str,
     pub import_nothing: &'static str,
+    /// Rows were rejected: an import writes all rows or none.
+    pub import_rejected_rows: &'static str,
     pub err_csv: &'static str,
     pub export_residents: &'static str,
     pub blacklist_title: &'static str,

@@ -6,6 +6,7 @@
 //! transaction); CSV export. Modelled on the vehicles page; every change is
 //! audited.
 
+use crate::lists::import::ImportMode;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -366,7 +367,8 @@ pub(in crate::web::panel) async fn import(
     let write = input.step == "write";
     let store = core.credentials.clone();
     let bytes = text.clone().into_bytes();
-    let checked = blocking(move || store.check_cards_csv(bytes.as_slice())).await?;
+    let checked =
+        blocking(move || store.check_cards_csv(bytes.as_slice(), ImportMode::AllOrNothing)).await?;
     let report = match checked {
         Ok(report) => report,
         Err(error) => {
@@ -389,7 +391,12 @@ pub(in crate::web::panel) async fn import(
     if !write || report.written == 0 {
         let mut preview = preview(&text, &report);
         if report.written == 0 {
-            preview.error = Some(t.import_nothing.to_owned());
+            let why = if report.rejected.is_empty() {
+                t.import_nothing
+            } else {
+                t.import_rejected_rows
+            };
+            preview.error = Some(why.to_owned());
         }
         let view = View {
             preview: Some(preview),
@@ -398,7 +405,9 @@ pub(in crate::web::panel) async fn import(
         return Ok(cards_page(&core, &viewer, StatusCode::OK, view));
     }
     let store = core.credentials.clone();
-    let report = blocking(move || store.import_cards_csv(text.as_bytes(), |_| {})).await??;
+    let report =
+        blocking(move || store.import_cards_csv(text.as_bytes(), ImportMode::AllOrNothing, |_| {}))
+            .await??;
     record_audit(
         &core,
         None,

@@ -98,6 +98,7 @@ pub(crate) fn reason_label(t: &'static Strings, reason: &Reason) -> String {
         Reason::ExitOpen => t.reason_exit_open.to_owned(),
         Reason::ExitKnown => t.reason_exit_known.to_owned(),
         Reason::ExitUnknown => t.reason_exit_unknown.to_owned(),
+        Reason::BarrierFailed { detail } => format!("{} ({detail})", t.reason_barrier_failed),
     }
 }
 
@@ -478,11 +479,15 @@ pub(in crate::web::panel) async fn decide(
                 ),
             }
         }
-        Err(_) => (
+        Err(error) => (
             StatusCode::CONFLICT,
             Flash {
                 class: "warn",
-                text: t.err_not_pending.to_owned(),
+                text: match error {
+                    crate::lanes::GuardError::Expired { .. } => t.err_pending_expired,
+                    crate::lanes::GuardError::NotPending(_) => t.err_not_pending,
+                }
+                .to_owned(),
             },
         ),
     };

@@ -9,6 +9,7 @@
 //! into it by the page's script, or pasted), because the CSRF guard reads
 //! URL-encoded forms; the guard's body limit (64 KiB) bounds one import.
 
+use crate::lists::import::ImportMode;
 use std::collections::BTreeSet;
 
 use askama::Template;
@@ -415,7 +416,14 @@ pub(in crate::web::panel) async fn import(
     let write = input.step == "write";
     let plates = core.plates.clone();
     let bytes = text.clone().into_bytes();
-    let checked = blocking(move || plates.check_csv(ListKind::Residents, bytes.as_slice())).await?;
+    let checked = blocking(move || {
+        plates.check_csv(
+            ListKind::Residents,
+            bytes.as_slice(),
+            ImportMode::AllOrNothing,
+        )
+    })
+    .await?;
     let report = match checked {
         Ok(report) => report,
         Err(error) => {
@@ -438,7 +446,12 @@ pub(in crate::web::panel) async fn import(
     if !write || report.written == 0 {
         let mut preview = preview(&text, &report);
         if report.written == 0 {
-            preview.error = Some(t.import_nothing.to_owned());
+            let why = if report.rejected.is_empty() {
+                t.import_nothing
+            } else {
+                t.import_rejected_rows
+            };
+            preview.error = Some(why.to_owned());
         }
         let view = View {
             preview: Some(preview),
@@ -447,8 +460,15 @@ pub(in crate::web::panel) async fn import(
         return Ok(vehicles_page(&core, &viewer, StatusCode::OK, view));
     }
     let plates = core.plates.clone();
-    let report =
-        blocking(move || plates.import_csv(ListKind::Residents, text.as_bytes(), |_| {})).await??;
+    let report = blocking(move || {
+        plates.import_csv(
+            ListKind::Residents,
+            text.as_bytes(),
+            ImportMode::AllOrNothing,
+            |_| {},
+        )
+    })
+    .await??;
     record_audit(
         &core,
         None,

@@ -1,0 +1,134 @@
+//! What every CSV import shares: reading the file's text whatever Excel
+//! saved it as, and the import mode.
+//!
+//! Property offices send CSV files from Excel. Excel on Chinese Windows
+//! saves "CSV" in GBK (code page 936), elsewhere UTF-8, with or without a
+//! byte-order mark. [`decode`] takes UTF-8 when the bytes are valid UTF-8
+//! (after an optional BOM) and GB18030 (a superset of GBK) otherwise, and
+//! says which it used; bytes that are neither are refused, never guessed.
+//!
+//! An import is all-or-nothing by default ([`ImportMode::AllOrNothing`]):
+//! when any row is rejected nothing is written and every rejected row is
+//! reported by line. [`ImportMode::KeepGood`] writes the good rows anyway.
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+
+use super::ListError;
+
+/// The text encoding a CSV file was read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CsvEncoding {
+    /// UTF-8 without a byte-order mark.
+    #[default]
+    Utf8,
+    /// UTF-8 with a byte-order mark (Excel's "CSV UTF-8").
+    Utf8Bom,
+    /// GB18030 / GBK (Excel's "CSV" on Chinese Windows).
+    Gb18030,
+}
+
+impl CsvEncoding {
+    /// How it is named to people.
+    pub fn label(self) -> &'static str {
+        match self {
+            CsvEncoding::Utf8 => "UTF-8",
+            CsvEncoding::Utf8Bom => "UTF-8 (BOM)",
+            CsvEncoding::Gb18030 => "GB18030/GBK",
+        }
+    }
+}
+
+/// What happens to the good rows when some are rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImportMode {
+    /// Nothing is written when any row is rejected.
+    #[default]
+    AllOrNothing,
+    /// The good rows are written, the rejected ones reported.
+    KeepGood,
+}
+
+impl ImportMode {
+    /// Whether rows are written, given how many were rejected.
+    pub fn writes(self, rejected: usize) -> bool {
+        self == ImportMode::KeepGood || rejected == 0
+    }
+}
+
+/// The text of a CSV file and the encoding it was in.
+pub fn decode(bytes: &[u8]) -> Result<(Cow<'_, str>, CsvEncoding), ListError> {
+    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        return std::str::from_utf8(rest)
+            .map(|text| (Cow::Borrowed(text), CsvEncoding::Utf8Bom))
+            .map_err(|e| {
+                not_text(&format!(
+                    "UTF-8 after its byte-order mark, but byte {} is not",
+                    e.valid_up_to() + 3
+                ))
+            });
+    }
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Ok((Cow::Borrowed(text), CsvEncoding::Utf8));
+    }
+    encoding_rs::GB18030
+        .decode_without_bom_handling_and_without_replacement(bytes)
+        .map(|text| (text, CsvEncoding::Gb18030))
+        .ok_or_else(|| not_text("neither UTF-8 nor GB18030/GBK"))
+}
+
+fn not_text(why: &str) -> ListError {
+    ListError::Invalid(format!(
+        "the file is {why}; save it from Excel as \"CSV UTF-8\" or \"CSV\""
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "plate,house,owner\n苏A8HK52,3-2-1201,王芳\n";
+
+    #[test]
+    fn csv_utf8_with_and_without_bom_and_gbk_are_read_and_named() {
+        assert_eq!(
+            decode(TEXT.as_bytes()).expect("utf-8"),
+            (Cow::Borrowed(TEXT), CsvEncoding::Utf8)
+        );
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend_from_slice(TEXT.as_bytes());
+        assert_eq!(
+            decode(&bom).expect("bom"),
+            (Cow::Borrowed(TEXT), CsvEncoding::Utf8Bom)
+        );
+        let (gbk, _, _) = encoding_rs::GBK.encode(TEXT);
+        assert!(
+            std::str::from_utf8(&gbk).is_err(),
+            "GBK bytes are not UTF-8"
+        );
+        let (text, encoding) = decode(&gbk).expect("gbk");
+        assert_eq!((text.as_ref(), encoding), (TEXT, CsvEncoding::Gb18030));
+        assert_eq!(encoding.label(), "GB18030/GBK");
+    }
+
+    #[test]
+    fn csv_bytes_in_no_known_encoding_are_refused_not_guessed() {
+        // 0x81 0x20 is not a GB18030 sequence, and not UTF-8.
+        let error = decode(b"plate\n\x81\x20\n").expect_err("not text");
+        assert!(
+            error.to_string().contains("neither UTF-8 nor GB18030"),
+            "{error}"
+        );
+        let error = decode(b"\xEF\xBB\xBFplate\n\xFF\n").expect_err("bad after BOM");
+        assert!(error.to_string().contains("byte-order mark"), "{error}");
+    }
+
+    #[test]
+    fn import_mode_writes_only_when_allowed() {
+        assert!(ImportMode::AllOrNothing.writes(0));
+        assert!(!ImportMode::AllOrNothing.writes(1));
+        assert!(ImportMode::KeepGood.writes(3));
+    }
+}
