@@ -2,86 +2,182 @@
 // script (the CSP forbids it). Rows are built with textContent only.
 "use strict";
 
-(function () {
-  // Live events: server-sent events prepend rows; the list keeps MAX_ROWS.
-  const MAX_ROWS = 300;
-  const table = document.getElementById("events");
-  const status = document.getElementById("live-status");
-  if (table && table.dataset.stream && status) {
-    const body = document.getElementById("event-rows");
-    const setStatus = (on, text) => {
-      status.textContent = text;
-      status.className = "status " + (on ? "on" : "off");
-    };
-    const cell = (text, cls) => {
-      const td = document.createElement("td");
-      if (cls) td.className = cls;
-      if (text) td.textContent = text;
-      return td;
-    };
-    const badge = (text, cls) => {
-      const span = document.createElement("span");
-      span.className = "badge " + cls;
-      span.textContent = text;
-      return span;
-    };
-    const row = (e) => {
-      const tr = document.createElement("tr");
-      tr.className = "ev fresh class-" + e.class + (e.alarm ? " alarm" : "") + (e.cleared ? " cleared" : "");
-      tr.dataset.seq = e.seq;
-      tr.appendChild(cell(e.time, "time"));
-      tr.appendChild(cell(e.device));
-      const kind = cell("");
-      if (e.alarm) { kind.appendChild(badge(table.dataset.badgeAlarm, "alarm")); kind.append(" "); }
-      if (e.cleared) { kind.appendChild(badge(table.dataset.badgeCleared, "cleared")); kind.append(" "); }
-      const label = document.createElement("span");
-      label.className = "kind";
-      label.textContent = e.kind_label;
-      kind.appendChild(label);
-      const cls = document.createElement("span");
-      cls.className = "cls";
-      cls.textContent = " " + e.class_label;
-      kind.appendChild(cls);
-      tr.appendChild(kind);
-      tr.appendChild(cell(e.summary, "detail"));
-      const img = cell("", "img");
-      if (e.image) {
-        const a = document.createElement("a");
-        a.href = e.image;
-        const i = document.createElement("img");
-        i.src = e.image;
-        i.alt = "";
-        a.appendChild(i);
-        img.appendChild(a);
-      }
-      tr.appendChild(img);
-      return tr;
-    };
-    const source = new EventSource(table.dataset.stream);
-    source.onopen = () => setStatus(true, status.dataset.connected);
-    source.onerror = () => setStatus(false, status.dataset.disconnected);
-    source.addEventListener("ev", (msg) => {
-      const e = JSON.parse(msg.data);
-      const empty = document.getElementById("live-empty");
-      if (empty) empty.remove();
-      body.insertBefore(row(e), body.firstChild);
-      while (body.rows.length > MAX_ROWS) body.deleteRow(body.rows.length - 1);
+// Sound: a short tone on a new alarm and on a car waiting for a decision.
+// Off until the guard switches it on (browsers allow sound only after a
+// tap); the choice is remembered on this device.
+const gatehouseSound = (function () {
+  const KEY = "gatehouse-sound";
+  const button = document.getElementById("sound-toggle");
+  let ctx = null;
+  const on = () => window.localStorage && localStorage.getItem(KEY) === "on";
+  const show = () => {
+    if (!button) return;
+    button.textContent = on() ? button.dataset.on : button.dataset.off;
+    button.setAttribute("aria-pressed", on() ? "true" : "false");
+  };
+  const tone = (freq, ms) => {
+    if (!on()) return;
+    try {
+      ctx = ctx || new (window.AudioContext || window.webkitAudioContext)();
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.frequency.value = freq;
+      osc.connect(gain);
+      gain.connect(ctx.destination);
+      gain.gain.setValueAtTime(0.25, ctx.currentTime);
+      osc.start();
+      osc.stop(ctx.currentTime + ms / 1000);
+    } catch (e) { /* no audio on this device */ }
+  };
+  if (button) {
+    button.addEventListener("click", () => {
+      localStorage.setItem(KEY, on() ? "off" : "on");
+      show();
+      tone(660, 120);
     });
-    source.addEventListener("lagged", () => setStatus(true, status.dataset.lagged));
   }
+  show();
+  return {
+    alarm: () => { tone(880, 250); setTimeout(() => tone(880, 250), 350); },
+    waiting: () => tone(660, 300),
+  };
+})();
 
+(function () {
+  // Live events: server-sent events prepend entries; the list keeps
+  // MAX_ROWS. New active alarms also join the alarm strip, which keeps
+  // them until acknowledged.
+  const MAX_ROWS = 300;
+  const list = document.getElementById("events");
+  const status = document.getElementById("live-status");
+  if (!list || !list.dataset.stream || !status) return;
+  const strip = document.getElementById("alarm-strip");
+  const stripItems = document.getElementById("strip-items");
+  const stripCount = document.getElementById("strip-count");
+  const csrf = document.querySelector('meta[name="csrf-token"]');
+  const setStatus = (on, text) => {
+    status.textContent = text;
+    status.className = "status " + (on ? "on" : "off");
+  };
+  const span = (text, cls) => {
+    const s = document.createElement("span");
+    if (cls) s.className = cls;
+    if (text) s.textContent = text;
+    return s;
+  };
+  const what = (e) => {
+    const w = span("", "what");
+    if (e.alarm) { w.appendChild(span(list.dataset.badgeAlarm, "badge alarm")); w.append(" "); }
+    if (e.cleared) { w.appendChild(span(list.dataset.badgeCleared, "badge cleared")); w.append(" "); }
+    if (e.verdict) { w.appendChild(span(e.verdict_label, "badge verdict " + e.verdict)); w.append(" "); }
+    w.appendChild(span(e.kind_label, "kind"));
+    w.append(" ");
+    w.appendChild(span(e.class_label, "cls"));
+    return w;
+  };
+  const entry = (e) => {
+    const li = document.createElement("li");
+    li.className = "ev fresh class-" + e.class + (e.alarm ? " alarm" : "") +
+      (e.cleared ? " cleared" : "") + (e.blacklisted ? " blacklisted" : "") +
+      (e.verdict ? " verdict-" + e.verdict : "");
+    li.dataset.seq = e.seq;
+    li.appendChild(span(e.time, "time"));
+    li.appendChild(span(e.device, "device"));
+    li.appendChild(what(e));
+    li.appendChild(span(e.summary, "detail"));
+    if (e.image) {
+      const a = document.createElement("a");
+      a.className = "img";
+      a.href = e.image;
+      const i = document.createElement("img");
+      i.src = e.image;
+      i.alt = list.dataset.imageLabel || "";
+      a.appendChild(i);
+      li.appendChild(a);
+    }
+    return li;
+  };
+  const toStrip = (e) => {
+    if (!strip || !stripItems || !csrf) return;
+    const li = document.createElement("li");
+    li.className = "strip-alarm fresh";
+    li.dataset.seq = e.seq;
+    const w = span("", "what");
+    w.appendChild(span(list.dataset.badgeAlarm, "badge alarm"));
+    w.append(" " + e.kind_label + " · " + e.device);
+    li.appendChild(w);
+    li.appendChild(span(e.summary, "detail"));
+    li.appendChild(span(e.time, "time"));
+    const form = document.createElement("form");
+    form.method = "post";
+    form.action = "/live/ack/" + encodeURIComponent(e.seq);
+    form.className = "inline";
+    const token = document.createElement("input");
+    token.type = "hidden";
+    token.name = "csrf";
+    token.value = csrf.content;
+    const button = document.createElement("button");
+    button.type = "submit";
+    button.className = "ack";
+    button.textContent = strip.dataset.ackLabel;
+    form.appendChild(token);
+    form.appendChild(button);
+    li.appendChild(form);
+    stripItems.insertBefore(li, stripItems.firstChild);
+    strip.classList.remove("empty");
+    if (stripCount) stripCount.textContent = String(stripItems.children.length);
+  };
+  const source = new EventSource(list.dataset.stream);
+  source.onopen = () => setStatus(true, status.dataset.connected);
+  source.onerror = () => setStatus(false, status.dataset.disconnected);
+  source.addEventListener("ev", (msg) => {
+    const e = JSON.parse(msg.data);
+    const empty = document.getElementById("live-empty");
+    if (empty) empty.remove();
+    list.insertBefore(entry(e), list.firstChild);
+    while (list.children.length > MAX_ROWS) list.removeChild(list.lastChild);
+    if (e.alarm || e.blacklisted) {
+      if (e.alarm) toStrip(e);
+      gatehouseSound.alarm();
+    } else if (e.verdict === "ask") {
+      gatehouseSound.waiting();
+    }
+  });
+  source.addEventListener("lagged", () => setStatus(true, status.dataset.lagged));
+})();
+
+(function () {
   // Forms that ask before doing something that cannot be undone.
-  document.querySelectorAll("form[data-confirm]").forEach((form) => {
-    form.addEventListener("submit", (ev) => {
-      if (!window.confirm(form.dataset.confirm)) ev.preventDefault();
-    });
+  document.addEventListener("submit", (ev) => {
+    const form = ev.target;
+    if (form && form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      ev.preventDefault();
+    }
+  });
+  // A form is sent once: its buttons are disabled after the first submit
+  // (the server also refuses a repeated one-time key).
+  document.addEventListener("submit", (ev) => {
+    const form = ev.target;
+    if (ev.defaultPrevented || !form || form.method !== "post") return;
+    setTimeout(() => form.querySelectorAll("button").forEach((b) => { b.disabled = true; }), 0);
   });
 })();
 
 (function () {
   // Lanes board: fetch the changing part every 2 s and swap it in, unless
-  // the guard is typing in it.
+  // the guard is typing, touching it, or has a command sheet open. A new
+  // waiting car sounds (when sound is on).
   const INTERVAL_MS = 2000;
+  const HOLD_MS = 1500;
+  let touchedAt = 0;
+  const busy = (now) =>
+    now.contains(document.activeElement) ||
+    now.querySelector("details[open]") ||
+    Date.now() - touchedAt < HOLD_MS;
+  document.addEventListener("pointerdown", (ev) => {
+    const live = document.getElementById("lanes-live");
+    if (live && live.contains(ev.target)) touchedAt = Date.now();
+  });
   const refresh = () => {
     const current = document.getElementById("lanes-live");
     if (!current || !current.dataset.live) return;
@@ -89,10 +185,27 @@
       .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
       .then((html) => {
         const now = document.getElementById("lanes-live");
-        if (!now || now.contains(document.activeElement)) return;
+        if (!now || busy(now)) return;
         const doc = new DOMParser().parseFromString(html, "text/html");
         const next = doc.getElementById("lanes-live");
-        if (next && next.innerHTML !== now.innerHTML) now.replaceWith(document.importNode(next, true));
+        if (!next) return;
+        if (next.dataset.sig === now.dataset.sig) {
+          // Nothing changed but the reads' ages: update those in place.
+          next.querySelectorAll(".pending-read").forEach((read) => {
+            const here = document.getElementById(read.id);
+            if (!here) return;
+            ["age", "left"].forEach((cls) => {
+              const from = read.querySelector("." + cls);
+              const to = here.querySelector("." + cls);
+              if (from && to) to.textContent = from.textContent;
+            });
+          });
+          return;
+        }
+        const before = Number(now.dataset.waiting || 0);
+        const after = Number(next.dataset.waiting || 0);
+        now.replaceWith(document.importNode(next, true));
+        if (after > before) gatehouseSound.waiting();
       })
       .catch(() => {});
   };

@@ -237,7 +237,8 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
             .with_collector(Box::new(PointMetrics(facility_cell.clone()))),
     );
     let web_cancel = CancellationToken::new();
-    let panel = Panel::new(metrics.clone(), web_cancel.clone(), tls.is_some());
+    let panel = Panel::new(metrics.clone(), web_cancel.clone(), tls.is_some())
+        .with_hosts(config.panel.hosts.clone());
     let telemetry_source = Arc::new(OnceLock::new());
     let router = web::router(PanelState {
         metrics: metrics.clone(),
@@ -543,14 +544,19 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
     };
 
     if let Some(quarantine) = &open_report.quarantined {
+        let salvaged: u64 = quarantine.salvaged.iter().map(|t| t.salvaged).sum();
+        let lost: u64 = quarantine.salvaged.iter().map(|t| t.lost).sum();
         tracing::error!(
             moved_to = %quarantine.moved_to.display(),
             reason = %quarantine.reason,
-            "The database was unreadable; it was moved aside and a fresh one started."
+            salvaged,
+            lost,
+            "The database was unreadable; it was moved aside, a fresh one started, and the readable rows copied into it."
         );
         let body = serde_json::json!({
             "moved_to": quarantine.moved_to.display().to_string(),
             "reason": quarantine.reason,
+            "salvaged": quarantine.salvaged,
         });
         if let Err(error) = handle
             .record(GATEWAY_DEVICE, "store_quarantined", Class::Alarm, body)

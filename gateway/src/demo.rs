@@ -1,7 +1,8 @@
 //! The simulated estate behind `gatehouse demo`: barrier controllers and the
 //! facility devices (a water-supply pump room, an elevator) as Modbus TCP
 //! servers on loopback, seeded vehicle lists, and traffic — plate
-//! cameras posting real payload shapes for residents, a visitor, a
+//! cameras posting real payload shapes (with generated JPEG snapshots of
+//! the plate) for residents, a visitor, a
 //! blacklisted car, an unknown car and a misread plate, with the cars
 //! driving over the loops so the arms rise and fall.
 //!
@@ -15,7 +16,7 @@ use std::time::Duration;
 use drivers::PlateColour;
 use drivers::lpr::Vendor;
 use drivers::sim::barrier::{BarrierSim, BarrierSimConfig, SimHandle};
-use drivers::sim::camera::CameraSim;
+use drivers::sim::camera::{CameraSim, SimPlate};
 use drivers::sim::facility::{Dynamics, Elevator, FacilitySim, WaterSupply};
 use rand::seq::IndexedRandom;
 use tokio_util::sync::CancellationToken;
@@ -190,7 +191,9 @@ pub fn spawn_traffic(
             let Ok(sim) = CameraSim::new(&base, camera, *vendor) else {
                 continue;
             };
-            match sim.push_plate(plate, colour, confidence).await {
+            // Real-looking snapshots, so the demo shows the snapshot flow.
+            let read = SimPlate::new(plate, colour, confidence).with_snapshot();
+            match sim.push(&read).await {
                 Ok(_) => {
                     if let Some(barrier) = barrier.clone() {
                         // The car drives onto the loop and off again.

@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
-use crate::store::{AppendTicket, Store};
+use crate::store::{AppendTicket, Effect, Store};
 use crate::supervisor::Drivers;
 use crate::wire::{Envelope, SCHEMA_VERSION};
 
@@ -58,6 +58,9 @@ pub struct Decided {
     pub records: Vec<Record>,
     /// Commands for devices, sent before the events are stored.
     pub commands: Vec<(String, Command)>,
+    /// State changes the coordinator has already made in memory, committed
+    /// by the store in the same transaction as these events.
+    pub effects: Vec<Effect>,
 }
 
 /// A domain's local rules, run by the pipeline on every device event (the
@@ -202,6 +205,8 @@ pub enum Control {
         class: Class,
         /// Body.
         body: serde_json::Value,
+        /// State changes committed with it.
+        effects: Vec<Effect>,
         /// Completed once stored.
         ack: Option<Ack>,
     },
@@ -251,6 +256,20 @@ impl PipelineHandle {
         class: Class,
         body: serde_json::Value,
     ) -> Result<Receipt, NotStored> {
+        self.record_with(device_id, kind, class, body, Vec::new())
+            .await
+    }
+
+    /// Records a gateway event with state changes committed in the same
+    /// transaction, and waits until both are on disk.
+    pub async fn record_with(
+        &self,
+        device_id: &str,
+        kind: &str,
+        class: Class,
+        body: serde_json::Value,
+        effects: Vec<Effect>,
+    ) -> Result<Receipt, NotStored> {
         let (ack, rx) = oneshot::channel();
         self.control
             .send(Control::Record {
@@ -258,6 +277,7 @@ impl PipelineHandle {
                 kind: kind.to_owned(),
                 class,
                 body,
+                effects,
                 ack: Some(ack),
             })
             .await
@@ -415,11 +435,13 @@ impl Pipeline {
         let mut body = event.body();
         let mut extra = Vec::new();
         let mut commands = Vec::new();
+        let mut effects = Vec::new();
         let mut annotation = serde_json::Map::new();
         for (index, coordinator) in self.coordinators.iter_mut().enumerate() {
             if let Some(decided) = coordinator.on_event(device, &event, now) {
                 annotation.extend(decided.annotate);
                 extra.extend(decided.records);
+                effects.extend(decided.effects);
                 let origin = Origin {
                     actor: coordinator.name().to_owned(),
                     via: "rule".into(),
@@ -460,7 +482,7 @@ impl Pipeline {
         submit(
             &self.store,
             &self.feed,
-            batch,
+            (batch, effects),
             ack.map(|a| (a, decided)),
             completions,
         )
@@ -555,8 +577,15 @@ impl Pipeline {
                     .stamp(&r.device_id, &r.kind, r.class, r.body, None)
             })
             .collect();
-        if !batch.is_empty() {
-            submit(&self.store, &self.feed, batch, None, completions).await;
+        if !batch.is_empty() || !decided.effects.is_empty() {
+            submit(
+                &self.store,
+                &self.feed,
+                (batch, decided.effects),
+                None,
+                completions,
+            )
+            .await;
         }
     }
 
@@ -567,13 +596,14 @@ impl Pipeline {
                 kind,
                 class,
                 body,
+                effects,
                 ack,
             } => {
                 let envelope = self.stamper.stamp(&device_id, &kind, class, body, None);
                 submit(
                     &self.store,
                     &self.feed,
-                    vec![envelope],
+                    (vec![envelope], effects),
                     ack.map(|a| (a, None)),
                     completions,
                 )
@@ -644,13 +674,13 @@ async fn await_outcome(
 async fn submit(
     store: &Store,
     feed: &EventFeed,
-    batch: Vec<Envelope>,
+    (batch, effects): (Vec<Envelope>, Vec<Effect>),
     ack: Option<(Ack, Option<serde_json::Value>)>,
     completions: &mpsc::Sender<Completion>,
 ) {
     let labels = batch.iter().map(|e| (e.kind.clone(), e.class)).collect();
     let copies = feed.wanted().then(|| batch.clone());
-    let ticket = store.submit(batch);
+    let ticket = store.submit_with(batch, effects);
     let completion = Completion {
         ticket,
         ack,

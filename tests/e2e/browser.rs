@@ -4,7 +4,11 @@
 //! refused, lockout; and the vehicle lanes (an in-process gateway with a
 //! simulated barrier and plate camera): a pending fuzzy read decided with
 //! one click, a registered visitor let in by the camera's next read, a lane
-//! opened with a reason and found in the audit log. Screenshots of the main pages are saved under
+//! opened with a reason and found in the audit log. The guard's flows
+//! (acknowledge an alarm, decide a pending read, open a lane with a reason)
+//! run at phone size (390×844); every page is checked with axe-core (no
+//! serious or critical accessibility violation) at 390×844 and 1366×768.
+//! Screenshots of the main pages at both sizes are saved under
 //! `$CARGO_TARGET_DIR/screenshots/`.
 
 use drivers::PlateColour;
@@ -18,6 +22,91 @@ use gateway::auth::Role;
 use gateway::rules::vehicle::Resident;
 
 const ADMIN_PASSWORD: &str = "门岗管理员密码2025";
+/// A guard's phone at the barrier.
+const PHONE: (u32, u32) = (390, 844);
+/// The guard-room screen.
+const DESKTOP: (u32, u32) = (1366, 768);
+
+/// axe-core's source (`tests/peers/package.json`, installed with npm on
+/// first use), or `None` (skipped, unless peers are required).
+fn axe_source() -> Option<&'static str> {
+    static AXE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    AXE.get_or_init(|| match testkit::node_file("axe-core/axe.min.js") {
+        Ok(path) => Some(std::fs::read_to_string(path).expect("axe.min.js")),
+        Err(why) => {
+            testkit::require_peer("axe-core (npm)", &why);
+            None
+        }
+    })
+    .as_deref()
+}
+
+/// Checks the page with axe-core: no serious or critical violation.
+async fn assert_accessible(browser: &Browser, page: &str) {
+    let Some(axe) = axe_source() else {
+        return;
+    };
+    browser.script(axe).await.expect("axe injected");
+    let found = browser
+        .script_async(
+            "const done = arguments[arguments.length - 1];\
+             axe.run(document, {resultTypes: ['violations']})\
+               .then(r => done(r.violations\
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')\
+                 .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))))\
+               .catch(e => done(['axe failed: ' + e]));",
+        )
+        .await
+        .expect("axe ran");
+    let problems: Vec<String> = serde_json::from_value(found).expect("a list");
+    assert!(problems.is_empty(), "{page}: {problems:#?}");
+}
+
+/// What the page cost to load: bytes transferred without images (HTML,
+/// CSS, JS; 0 for a cached asset) and the first contentful paint (ms),
+/// from the browser's own timing. Reported (`page-weight.txt` beside the
+/// screenshots, the README's table), never asserted.
+async fn page_cost(browser: &Browser) -> (u64, f64) {
+    let found = browser
+        .script(
+            "const nav = performance.getEntriesByType('navigation')[0];\
+             const res = performance.getEntriesByType('resource')\
+               .filter(r => r.initiatorType !== 'img')\
+               .reduce((n, r) => n + (r.encodedBodySize || 0), 0);\
+             const paint = performance.getEntriesByName('first-contentful-paint')[0];\
+             return [(nav ? nav.encodedBodySize : 0) + res, paint ? paint.startTime : -1];",
+        )
+        .await
+        .expect("timing");
+    let bytes = found[0].as_u64().unwrap_or(0);
+    let paint = found[1].as_f64().unwrap_or(-1.0);
+    (bytes, paint)
+}
+
+/// Every listed page at both sizes: a screenshot, the axe check and the
+/// page's cost. Leaves the window at desktop size.
+async fn check_pages(browser: &Browser, base: &str, pages: &[(&str, &str, &str)]) {
+    for (size, (w, h)) in [("phone", PHONE), ("desktop", DESKTOP)] {
+        browser.set_size(w, h).await.expect("size");
+        for (path, ready, name) in pages {
+            browser.goto(&format!("{base}{path}")).await.expect("page");
+            browser.wait_for(ready).await.expect("page ready");
+            browser
+                .screenshot(&format!("{name}-{size}"))
+                .await
+                .expect("screenshot");
+            let (bytes, paint) = page_cost(browser).await;
+            let report = gatehouse_tests::browser::screenshot_dir().join("page-weight.txt");
+            let line = format!("{path}\t{size}\t{bytes} B\tFCP {paint:.0} ms\n");
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(report)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+            assert_accessible(browser, &format!("{path} at {size}")).await;
+        }
+    }
+}
 const GUARD_PASSWORD: &str = "guard password 1";
 
 /// A gateway (test config: a 20 ms tank with a threshold alarm) with an
@@ -72,7 +161,12 @@ async fn browser_login_then_live_events_and_alarms_arrive_without_reload() {
     browser.screenshot("login").await.expect("screenshot");
 
     login(&gateway, &browser, "admin", ADMIN_PASSWORD).await;
-    browser.goto(&gateway.url("/live")).await.expect("live");
+    browser.set_size(PHONE.0, PHONE.1).await.expect("phone");
+    // Telemetry is off the live page unless asked for.
+    browser
+        .goto(&gateway.url("/live?telemetry=1"))
+        .await
+        .expect("live");
     browser.wait_for("#events").await.expect("live page");
     // A marker that a reload would wipe.
     browser
@@ -82,13 +176,17 @@ async fn browser_login_then_live_events_and_alarms_arrive_without_reload() {
     // Point values are telemetry: never in the history, so a row of one
     // can only have come over the event stream.
     browser
-        .wait_for("tr.class-telemetry")
+        .wait_for("li.ev.class-telemetry")
         .await
         .expect("a telemetry row pushed by the server");
     browser
-        .wait_for("tr.alarm")
+        .wait_for("li.ev.alarm")
         .await
         .expect("the threshold alarm stands out");
+    browser
+        .wait_for("#alarm-strip .strip-alarm button.ack")
+        .await
+        .expect("the alarm waits in the strip for a guard");
     browser
         .wait_for("#live-status.on")
         .await
@@ -104,6 +202,42 @@ async fn browser_login_then_live_events_and_alarms_arrive_without_reload() {
         "{text}"
     );
     browser.screenshot("live-zh").await.expect("screenshot");
+    // The guard acknowledges the alarm on the phone: it leaves the strip,
+    // and the acknowledgement is audited with who.
+    browser
+        .click("#alarm-strip .strip-alarm button.ack")
+        .await
+        .expect("acknowledge");
+    let flash = browser.wait_for("#flash").await.expect("acknowledged");
+    assert!(
+        flash.text().await.expect("text").contains("告警已确认"),
+        "acknowledged"
+    );
+    browser
+        .screenshot("live-acknowledged-phone")
+        .await
+        .expect("screenshot");
+    let base = gateway.url("");
+    check_pages(
+        &browser,
+        base.trim_end_matches('/'),
+        &[
+            ("/live", "#events", "live"),
+            ("/devices", "#device-tank-1", "devices"),
+            ("/devices/tank-1", "#command-form", "device"),
+            ("/users", "#add-user", "users"),
+            ("/audit", "#audit", "audit"),
+        ],
+    )
+    .await;
+    browser
+        .goto(&gateway.url("/audit?kind=alarm_acknowledged"))
+        .await
+        .expect("audit");
+    browser
+        .wait_for("tr.audit-alarm_acknowledged")
+        .await
+        .expect("the acknowledgement is in the audit log");
 
     browser
         .goto(&gateway.url("/devices"))
@@ -122,7 +256,7 @@ async fn browser_login_then_live_events_and_alarms_arrive_without_reload() {
         .await
         .expect("english");
     browser.wait_for_text("Live events").await.expect("English");
-    browser.wait_for("tr.class-telemetry").await.expect("rows");
+    browser.wait_for("li.ev.alarm").await.expect("rows");
     browser.screenshot("live-en").await.expect("screenshot");
     browser.close().await.expect("close");
 }
@@ -246,15 +380,20 @@ async fn browser_login_lockout_after_repeated_failures() {
     let Some((gateway, browser)) = start(dir.path()).await else {
         return;
     };
-    for attempt in 0..5 {
+    // Wrong passwords make the next attempt wait, longer each time.
+    let mut waited = false;
+    for attempt in 0..8 {
         login(&gateway, &browser, "sun", "wrong password!").await;
-        browser
+        let error = browser
             .wait_for("#login-error")
             .await
             .unwrap_or_else(|e| panic!("attempt {attempt}: {e}"));
+        if error.text().await.expect("text").contains("秒后再试") {
+            waited = true;
+            break;
+        }
     }
-    login(&gateway, &browser, "sun", GUARD_PASSWORD).await;
-    browser.wait_for_text("已临时锁定").await.expect("locked");
+    assert!(waited, "a delay after repeated failures");
     browser
         .screenshot("login-locked")
         .await
@@ -361,6 +500,7 @@ async fn browser_lanes_pending_fuzzy_read_allowed_with_one_click_opens_the_barri
         return;
     };
     lanes.login(&browser, "wang").await;
+    browser.set_size(PHONE.0, PHONE.1).await.expect("phone");
     browser.goto(&lanes.url("/lanes")).await.expect("lanes");
     browser
         .wait_for("#pending-empty")
@@ -376,7 +516,7 @@ async fn browser_lanes_pending_fuzzy_read_allowed_with_one_click_opens_the_barri
         .push_plate("苏ABHK52", PlateColour::Blue, 95)
         .await
         .expect("push");
-    let allow = browser
+    browser
         .wait_for(".pending-read button.allow")
         .await
         .expect("the pending read appears without a reload");
@@ -392,10 +532,14 @@ async fn browser_lanes_pending_fuzzy_read_allowed_with_one_click_opens_the_barri
     assert_eq!(marker, serde_json::json!(7), "the page was not reloaded");
     assert_eq!(lanes.opens(), 0, "a fuzzy read never opens by itself");
     browser
-        .screenshot("lanes-pending")
+        .screenshot("lanes-pending-phone")
         .await
         .expect("screenshot");
-    allow.click().await.expect("one click");
+    assert_accessible(&browser, "/lanes with a pending read at phone size").await;
+    browser
+        .click(".pending-read button.allow")
+        .await
+        .expect("one click");
     let flash = browser.wait_for("#flash").await.expect("outcome");
     let flash = flash.text().await.expect("text");
     assert!(
@@ -461,8 +605,13 @@ async fn browser_lanes_open_with_a_reason_is_found_in_the_audit_log() {
         return;
     };
     lanes.login(&browser, "li").await;
+    browser.set_size(PHONE.0, PHONE.1).await.expect("phone");
     browser.goto(&lanes.url("/lanes")).await.expect("lanes");
     let reason = "救护车进入，已核实";
+    browser
+        .click("#lane-south-in details.lane-command summary")
+        .await
+        .expect("the lane's command sheet");
     browser
         .fill("#reason-south-in", reason)
         .await
@@ -477,6 +626,10 @@ async fn browser_lanes_open_with_a_reason_is_found_in_the_audit_log() {
         flash.contains("已执行") && flash.contains("审计记录号"),
         "{flash}"
     );
+    browser
+        .screenshot("lanes-opened-phone")
+        .await
+        .expect("screenshot");
     lanes.wait_opens(1, "the barrier to open").await;
     browser
         .goto(&lanes.url("/audit?kind=command"))
@@ -487,15 +640,19 @@ async fn browser_lanes_open_with_a_reason_is_found_in_the_audit_log() {
         .await
         .expect("an audit row");
     assert_eq!(cell.text().await.expect("text"), reason);
-    for (path, ready, name) in [
-        ("/vehicles", "#residents", "vehicles"),
-        ("/traffic", "#traffic-chart", "traffic"),
-        ("/platform", "#platform-state", "platform"),
-    ] {
-        browser.goto(&lanes.url(path)).await.expect("page");
-        browser.wait_for(ready).await.expect("page ready");
-        browser.screenshot(name).await.expect("screenshot");
-    }
+    check_pages(
+        &browser,
+        &lanes.url(""),
+        &[
+            ("/lanes", "#lanes-live", "lanes"),
+            ("/visitors", "#visitor-form", "visitors"),
+            ("/vehicles", "#residents", "vehicles"),
+            ("/cards", "#card-form", "cards"),
+            ("/traffic", "#traffic-chart", "traffic"),
+            ("/platform", "#platform-state", "platform"),
+        ],
+    )
+    .await;
     browser.close().await.expect("close");
     assert!(lanes.running.shutdown().await.is_clean());
 }

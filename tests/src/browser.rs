@@ -188,6 +188,19 @@ impl Browser {
         Ok(())
     }
 
+    /// Sets the window to `width`×`height` CSS pixels (a 390×844 phone, a
+    /// 1366×768 guard-room screen).
+    pub async fn set_size(&self, width: u32, height: u32) -> anyhow::Result<()> {
+        self.client.set_window_size(width, height).await?;
+        Ok(())
+    }
+
+    /// Runs an asynchronous script (it calls its last argument with the
+    /// result).
+    pub async fn script_async(&self, js: &str) -> anyhow::Result<serde_json::Value> {
+        Ok(self.client.execute_async(js, vec![]).await?)
+    }
+
     /// Runs a script in the page (WebDriver scripts are not subject to the
     /// page's CSP).
     pub async fn script(&self, js: &str) -> anyhow::Result<serde_json::Value> {

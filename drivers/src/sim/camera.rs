@@ -52,8 +52,10 @@ pub struct SimPlate {
     pub trigger: Trigger,
     /// Send it as a stored read re-sent after being offline.
     pub resend: bool,
-    /// Attach [`TINY_JPEG`] as the full picture and the plate crop.
+    /// Attach a picture as the full picture and the plate crop.
     pub with_image: bool,
+    /// The picture attached ([`TINY_JPEG`] when `None`).
+    pub picture: Option<Vec<u8>>,
     /// When the camera saw the vehicle, Unix milliseconds.
     pub time_ms: i64,
 }
@@ -68,8 +70,22 @@ impl SimPlate {
             trigger: Trigger::Loop,
             resend: false,
             with_image: false,
+            picture: None,
             time_ms: now_ms(),
         }
+    }
+
+    /// The same read with a real-looking snapshot of its plate
+    /// ([`super::snapshot::plate_snapshot`]).
+    pub fn with_snapshot(mut self) -> Self {
+        self.picture = Some(super::snapshot::plate_snapshot(&self.plate, self.colour));
+        self.with_image = true;
+        self
+    }
+
+    /// The picture this read carries.
+    fn picture(&self) -> &[u8] {
+        self.picture.as_deref().unwrap_or(TINY_JPEG)
     }
 
     /// The same read, marked as an offline resend (or not).
@@ -183,12 +199,12 @@ fn vzenith_plate(serial: &str, read: &SimPlate, read_id: u64) -> Value {
     };
     let image = |on: bool| {
         if on {
-            encode_base64(TINY_JPEG)
+            encode_base64(read.picture())
         } else {
             String::new()
         }
     };
-    let image_len = |on: bool| if on { TINY_JPEG.len() } else { 0 };
+    let image_len = |on: bool| if on { read.picture().len() } else { 0 };
     let colour = vzenith::colour_code(read.colour);
     let time_stamp = json!({
         "Timeval": {
@@ -330,8 +346,8 @@ fn hikvision_plate(mac: &str, read: &SimPlate, read_id: u64) -> SimRequest {
                     "application/xml; charset=\"UTF-8\"",
                     xml.as_bytes(),
                 ),
-                Part::file("licensePlatePicture.jpg", "image/jpeg", TINY_JPEG),
-                Part::file("detectionPicture.jpg", "image/jpeg", TINY_JPEG),
+                Part::file("licensePlatePicture.jpg", "image/jpeg", read.picture()),
+                Part::file("detectionPicture.jpg", "image/jpeg", read.picture()),
             ]
             .into_iter(),
         )
@@ -345,7 +361,7 @@ fn hikvision_plate(mac: &str, read: &SimPlate, read_id: u64) -> SimRequest {
 
 fn huaxia_plate(cam_id: &str, read: &SimPlate) -> String {
     let picture = if read.with_image {
-        huaxia::encode_image(TINY_JPEG)
+        huaxia::encode_image(read.picture())
     } else {
         String::new()
     };

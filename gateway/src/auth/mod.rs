@@ -251,7 +251,7 @@ impl Auth {
             let newly_locked = self.inner.lockout.failure(name, remote, Instant::now());
             return Ok(LoginOutcome::BadCredentials { newly_locked });
         };
-        self.inner.lockout.success(name);
+        self.inner.lockout.success(name, remote);
         let id = user.id;
         let remote = remote.map(|a| a.to_string());
         let (cookie, _csrf) = self
@@ -280,6 +280,34 @@ impl Auth {
             .db(move |c| sessions::create(c, id, remote.as_deref(), now_ms()))
             .await?;
         Ok(cookie)
+    }
+
+    /// Clears the login delays on `name` in this process (the panel); for
+    /// another process (the CLI) see [`Auth::request_unlock`]. `true` when
+    /// there was one.
+    pub fn unlock(&self, name: &str) -> bool {
+        self.inner.lockout.clear(name)
+    }
+
+    /// Applies a pending unlock request for `name` (from
+    /// [`Auth::request_unlock`]): `true` when there was one (the caller
+    /// audits it).
+    pub async fn apply_unlock_request(&self, name: &str) -> Result<bool, AuthError> {
+        let owned = name.to_owned();
+        let requested = self.db(move |c| users::take_unlock(c, &owned)).await?;
+        if requested {
+            self.inner.lockout.clear(name);
+        }
+        Ok(requested)
+    }
+
+    /// Asks the running gateway to clear the login delays on `name` at its
+    /// next login attempt (`gatehouse user unlock`): the request is kept in
+    /// the database the gateway shares. `Err(NoSuchUser)` for an unknown name.
+    pub async fn request_unlock(&self, name: &str) -> Result<(), AuthError> {
+        let name = name.to_owned();
+        self.db(move |c| users::request_unlock(c, &name, now_ms()))
+            .await
     }
 
     /// Ends the session of a cookie token.

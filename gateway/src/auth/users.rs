@@ -1,5 +1,5 @@
 //! Panel users in the `users` table: add, list, find, change password,
-//! remove. Blocking functions over a connection; [`super::Auth`] runs them
+//! remove; unlock requests (in `meta`) for the running gateway. Blocking functions over a connection; [`super::Auth`] runs them
 //! on the blocking pool and the CLI calls them directly.
 //!
 //! **Invariants:** a password change and a removal delete the user's
@@ -99,6 +99,31 @@ pub fn find(conn: &Connection, name: &str) -> Result<Option<(User, String)>, Aut
         )
         .optional()?;
     Ok(found)
+}
+
+/// The `meta` key of a pending unlock request for `name`.
+fn unlock_key(name: &str) -> String {
+    format!("login_unlock:{name}")
+}
+
+/// Records a request to clear the login delays on `name` (from the CLI,
+/// for the running gateway to pick up). An unknown name is refused.
+pub fn request_unlock(conn: &Connection, name: &str, now_ms: i64) -> Result<(), AuthError> {
+    if find(conn, name)?.is_none() {
+        return Err(AuthError::NoSuchUser);
+    }
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![unlock_key(name), now_ms.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Takes a pending unlock request for `name`: `true` when there was one
+/// (it is gone afterwards).
+pub fn take_unlock(conn: &Connection, name: &str) -> Result<bool, AuthError> {
+    Ok(conn.execute("DELETE FROM meta WHERE key = ?1", [unlock_key(name)])? > 0)
 }
 
 /// Adds a user with an already computed password hash.

@@ -62,6 +62,15 @@ pub enum UserCommand {
         /// The login name.
         name: String,
     },
+    /// Clear the login delays on a user (after repeated wrong passwords);
+    /// the running gateway applies it at the user's next login and audits it.
+    Unlock {
+        /// Where the database is.
+        #[command(flatten)]
+        db: DbArgs,
+        /// The login name.
+        name: String,
+    },
     /// List the users.
     List {
         /// Where the database is.
@@ -158,6 +167,7 @@ pub(super) async fn execute(command: UserCommand) -> Result<(), UserError> {
         UserCommand::Add { db, .. }
         | UserCommand::Passwd { db, .. }
         | UserCommand::Remove { db, .. }
+        | UserCommand::Unlock { db, .. }
         | UserCommand::List { db } => db.clone(),
     };
     let (store, auth) = open(&db)?;
@@ -184,6 +194,10 @@ async fn run(command: UserCommand, auth: &Auth) -> Result<(), UserError> {
         UserCommand::Remove { name, .. } => {
             let user = auth.remove_user(&name).await?;
             println!("Removed {} {:?}.", user.role.as_str(), user.name);
+        }
+        UserCommand::Unlock { name, .. } => {
+            auth.request_unlock(&name).await?;
+            println!("Login delays on {name:?} cleared at the next login.");
         }
         UserCommand::List { .. } => {
             for user in auth.users().await? {

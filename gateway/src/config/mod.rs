@@ -24,6 +24,12 @@ mod points;
 mod reader;
 mod schema;
 pub use schema::DEFAULT_DATA_DIR;
+
+/// The configurable device `type` names (for labels that must cover them).
+#[cfg(test)]
+pub(crate) fn device_type_names() -> impl Iterator<Item = &'static str> {
+    schema::DEVICE_TYPES.iter().map(|d| d.name)
+}
 #[cfg(test)]
 mod tests;
 mod uplink;
@@ -183,12 +189,17 @@ pub struct PanelConfig {
     pub session_idle: Duration,
     /// A session expires this long after login, used or not.
     pub session_absolute: Duration,
-    /// Failed logins for one user name before it is locked.
+    /// Failed logins for one user name from which each failure delays the
+    /// next attempt (progressively).
     pub lockout_failures: u32,
-    /// Failed logins from one remote address before it is locked.
+    /// Failed logins from one remote address from which delays start.
     pub lockout_failures_per_address: u32,
-    /// How long a lockout lasts (and the window failures are counted in).
+    /// The longest login delay (and how long failures are remembered).
     pub lockout_duration: Duration,
+    /// Host names the panel answers to besides IP addresses and
+    /// `localhost` (a request for any other `Host` is refused: DNS
+    /// rebinding).
+    pub hosts: Vec<String>,
 }
 
 /// The panel's TLS certificate chain and private key (PEM files).

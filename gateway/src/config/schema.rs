@@ -333,6 +333,18 @@ fn read_panel(mut s: Section<'_, '_>, env: &dyn Env) -> PanelConfig {
     if lockout_duration.is_zero() {
         s.problem("lockout_duration", "must be greater than zero");
     }
+    let hosts = s
+        .take_str_list("hosts")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect::<Vec<_>>();
+    if hosts
+        .iter()
+        .any(|h| h.is_empty() || h.contains(['/', ' ', ':']))
+    {
+        s.problem("hosts", "must be host names without scheme, port or path");
+    }
     s.finish();
     PanelConfig {
         listen: listen.unwrap_or(DEFAULT_LISTEN),
@@ -343,6 +355,7 @@ fn read_panel(mut s: Section<'_, '_>, env: &dyn Env) -> PanelConfig {
         lockout_failures,
         lockout_failures_per_address,
         lockout_duration,
+        hosts,
     }
 }
 

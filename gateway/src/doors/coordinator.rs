@@ -237,24 +237,10 @@ impl DoorCoordinator {
             if let Some((id, stored)) = temp_code {
                 let used = self.uses.get(&id).copied().unwrap_or(0).max(stored) + 1;
                 self.uses.insert(id, used);
-                self.persist_use(id, used);
+                decided.effects.push(self.credentials.code_use(id, used));
             }
         }
         decided
-    }
-
-    /// Writes a temporary code's use count off the pipeline.
-    fn persist_use(&self, id: i64, used: u32) {
-        let credentials = self.credentials.clone();
-        let write = move || {
-            if let Err(error) = credentials.record_code_use(id, used) {
-                tracing::error!(%error, code_id = id, "A temporary code's use was not stored.");
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn_blocking(write)),
-            Err(_) => write(),
-        }
     }
 }
 

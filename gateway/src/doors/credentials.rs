@@ -28,7 +28,7 @@ use crate::lists::time::{format_bound, parse_optional_ms};
 use crate::rules::door::{
     Blocked, Card, CodeEntry, CodeHash, Credentials, Pin, TempCode, canonical_card,
 };
-use crate::store::Store;
+use crate::store::{Effect, Store};
 
 /// The CSV header of the card list.
 pub const CARD_HEADER: [&str; 6] = [
@@ -97,6 +97,9 @@ struct SyncedCard {
 /// an async path). Decisions only call [`CredentialStore::snapshot`].
 #[derive(Debug)]
 pub struct CredentialStore {
+    /// The database's one writer.
+    writer: Store,
+    /// For reads.
     conn: Mutex<Connection>,
     salt: Salt,
     snapshot: RwLock<Arc<Credentials>>,
@@ -116,14 +119,13 @@ fn now_ms() -> i64 {
 
 impl CredentialStore {
     /// Opens the credentials in the store's database and loads the snapshot.
+    /// Reads go through its own connection; every write goes through the
+    /// store's writer ([`Store::write_blocking`]), big ones in chunks.
     pub fn open(store: &Store) -> Result<Self, ListError> {
-        Self::from_connection(store.connect()?)
-    }
-
-    /// Uses an open connection (migrated to the current schema).
-    pub fn from_connection(conn: Connection) -> Result<Self, ListError> {
+        let conn = store.connect()?;
         let salt = codes::load_or_create_salt(&conn)?;
         let store = Self {
+            writer: store.clone(),
             conn: Mutex::new(conn),
             salt,
             snapshot: RwLock::new(Arc::new(Credentials::default())),
@@ -183,25 +185,31 @@ impl CredentialStore {
         Ok(true)
     }
 
-    /// Runs `change` in one transaction, then reloads the snapshot.
-    fn change<T>(
+    /// Runs `change` in one transaction of the store's writer (with the
+    /// change counter bumped), then reloads the snapshot.
+    fn change<T: Send + 'static>(
         &self,
-        change: impl FnOnce(&Transaction<'_>) -> Result<T, ListError>,
+        change: impl FnOnce(&Transaction<'_>) -> Result<T, ListError> + Send + 'static,
     ) -> Result<T, ListError> {
-        let value = {
-            let mut conn = self.lock();
-            let tx = conn.transaction()?;
-            let value = change(&tx)?;
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, '1')
-                 ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-                [CHANGES_KEY],
-            )?;
-            tx.commit()?;
-            value
-        };
+        let value = self.writer.write_blocking(move |tx| {
+            let value = change(tx)?;
+            bump_changes(tx)?;
+            Ok::<_, ListError>(value)
+        })?;
         self.reload()?;
         Ok(value)
+    }
+
+    /// Writes `cards` in bounded chunks through the store's writer (each an
+    /// upsert stamped `now`), then bumps the change counter and reloads.
+    fn write_cards(
+        &self,
+        cards: Vec<Card>,
+        now: i64,
+        progress: impl FnMut(u64),
+    ) -> Result<(), ListError> {
+        self.writer
+            .write_in_chunks(cards, move |tx, card| write_card(tx, card, now), progress)
     }
 
     /// Checks a card and returns it canonical.
@@ -239,13 +247,15 @@ impl CredentialStore {
     /// Adds or replaces a card.
     pub fn upsert_card(&self, card: &Card) -> Result<(), ListError> {
         let card = self.check_card(card).map_err(ListError::Invalid)?;
-        self.change(|tx| write_card(tx, &card, now_ms()))
+        self.change(move |tx| write_card(tx, &card, now_ms()))
     }
 
     /// Removes a card; `false` if it was not listed.
     pub fn remove_card(&self, number: &str) -> Result<bool, ListError> {
         let number = card_number(number)?;
-        self.change(|tx| Ok(tx.execute("DELETE FROM door_cards WHERE number = ?1", [number])? > 0))
+        self.change(move |tx| {
+            Ok(tx.execute("DELETE FROM door_cards WHERE number = ?1", [number])? > 0)
+        })
     }
 
     /// Every card, by number.
@@ -258,11 +268,12 @@ impl CredentialStore {
     /// Blocks a card (it need not be listed).
     pub fn block(&self, number: &str, reason: &str) -> Result<(), ListError> {
         let number = card_number(number)?;
-        self.change(|tx| {
+        let reason = reason.trim().to_owned();
+        self.change(move |tx| {
             tx.execute(
                 "INSERT INTO door_blocked (number, reason, updated_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT (number) DO UPDATE SET reason = ?2, updated_ms = ?3",
-                params![number, reason.trim(), now_ms()],
+                params![number, reason, now_ms()],
             )?;
             Ok(())
         })
@@ -271,12 +282,12 @@ impl CredentialStore {
     /// Unblocks a card; `false` if it was not blocked.
     pub fn unblock(&self, number: &str) -> Result<bool, ListError> {
         let number = card_number(number)?;
-        self.change(|tx| {
+        self.change(move |tx| {
             Ok(tx.execute("DELETE FROM door_blocked WHERE number = ?1", [number])? > 0)
         })
     }
 
-    fn check_code_free(&self, tx: &Transaction<'_>, hash: &str) -> Result<(), ListError> {
+    fn check_code_free(tx: &Transaction<'_>, hash: &str) -> Result<(), ListError> {
         let taken: Option<i64> = tx
             .query_row(
                 "SELECT 1 FROM door_pins WHERE code_hash = ?1
@@ -302,8 +313,9 @@ impl CredentialStore {
         check_window(pin.valid_from, pin.valid_to).map_err(ListError::Invalid)?;
         self.check_groups(&pin.groups).map_err(ListError::Invalid)?;
         let hash = codes::to_hex(&self.hash(code));
-        self.change(|tx| {
-            self.check_code_free(tx, &hash)?;
+        let pin = pin.clone();
+        self.change(move |tx| {
+            Self::check_code_free(tx, &hash)?;
             tx.execute(
                 "INSERT INTO door_pins (code_hash, holder, house, valid_from, valid_to, groups, updated_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -323,7 +335,7 @@ impl CredentialStore {
 
     /// Removes a PIN; `false` if there was none with this id.
     pub fn remove_pin(&self, id: i64) -> Result<bool, ListError> {
-        self.change(|tx| Ok(tx.execute("DELETE FROM door_pins WHERE id = ?1", [id])? > 0))
+        self.change(move |tx| Ok(tx.execute("DELETE FROM door_pins WHERE id = ?1", [id])? > 0))
     }
 
     /// Issues a temporary code; returns its id. Expired codes are purged
@@ -342,9 +354,10 @@ impl CredentialStore {
         let hash = codes::to_hex(&self.hash(code));
         let now = now_ms();
         let valid_to = new.valid_from + i64::from(new.hours) * 3_600_000;
-        self.change(|tx| {
+        let new = new.clone();
+        self.change(move |tx| {
             tx.execute("DELETE FROM door_temp_codes WHERE valid_to < ?1", [now])?;
-            self.check_code_free(tx, &hash)?;
+            Self::check_code_free(tx, &hash)?;
             tx.execute(
                 "INSERT INTO door_temp_codes (code_hash, label, house, valid_from, valid_to, max_uses,
                      groups, created_by, created_ms)
@@ -367,18 +380,26 @@ impl CredentialStore {
 
     /// Revokes a temporary code; `false` if there was none with this id.
     pub fn revoke_temp_code(&self, id: i64) -> Result<bool, ListError> {
-        self.change(|tx| Ok(tx.execute("DELETE FROM door_temp_codes WHERE id = ?1", [id])? > 0))
+        self.change(move |tx| {
+            Ok(tx.execute("DELETE FROM door_temp_codes WHERE id = ?1", [id])? > 0)
+        })
     }
 
-    /// Records that a temporary code has been used `used` times (never
-    /// lowers the stored count, so late or reordered writes are harmless).
-    /// The snapshot is not rebuilt: the coordinator counts uses itself.
-    pub fn record_code_use(&self, id: i64, used: u32) -> Result<(), ListError> {
-        self.lock().execute(
-            "UPDATE door_temp_codes SET used = MAX(used, ?2) WHERE id = ?1",
-            params![id, used],
-        )?;
-        Ok(())
+    /// The effect recording that a temporary code has been used `used`
+    /// times (never lowering the stored count), committed with the card
+    /// read's event. The snapshot is not rebuilt: the coordinator counts
+    /// uses itself.
+    pub fn code_use(&self, id: i64, used: u32) -> Effect {
+        Effect::new(
+            format!("temporary code {id} used {used} times"),
+            move |conn| {
+                conn.execute(
+                    "UPDATE door_temp_codes SET used = MAX(used, ?2) WHERE id = ?1",
+                    params![id, used],
+                )
+                .map(drop)
+            },
+        )
     }
 
     /// Validates a card CSV (UTF-8 or GB18030) without writing anything:
@@ -394,14 +415,15 @@ impl CredentialStore {
     }
 
     /// Imports a card CSV (UTF-8 or GB18030): validates every row, then
-    /// writes in one transaction — every valid row, or under
-    /// [`ImportMode::AllOrNothing`] nothing when any row is rejected.
+    /// writes every valid row (upserts, in bounded chunks through the
+    /// store's writer), or under [`ImportMode::AllOrNothing`] nothing when
+    /// any row is rejected. The snapshot is swapped once, at the end.
     /// `progress` is called with the rows written so far.
     pub fn import_cards_csv(
         &self,
         bytes: &[u8],
         mode: ImportMode,
-        mut progress: impl FnMut(u64),
+        progress: impl FnMut(u64),
     ) -> Result<ImportReport, ListError> {
         let (text, encoding) = import::decode(bytes)?;
         let (rows, rejected) = self.parse_cards_csv(text.as_bytes())?;
@@ -409,14 +431,8 @@ impl CredentialStore {
         if report.written == 0 {
             return Ok(report);
         }
-        self.change(|tx| {
-            let now = now_ms();
-            for (i, card) in rows.iter().enumerate() {
-                write_card(tx, card, now)?;
-                progress(i as u64 + 1);
-            }
-            Ok(())
-        })?;
+        self.write_cards(rows, now_ms(), progress)?;
+        self.change(|_| Ok(()))?;
         Ok(report)
     }
 
@@ -531,22 +547,26 @@ impl CredentialStore {
             .collect()
     }
 
-    /// Replaces every card with `rows` at `version`, in one transaction;
-    /// on any invalid row nothing changes.
+    /// Replaces every card with `rows` at `version`; on any invalid row
+    /// nothing changes. Written in bounded chunks: the new cards are
+    /// upserted stamped with this sync's time, then the cards not stamped
+    /// are deleted, then the version is set. Interrupted, the table holds
+    /// the old cards and some new ones (nobody is locked out) at the old
+    /// version, so the next sync starts again.
     pub fn replace_cards(
         &self,
         version: u64,
         rows: Vec<serde_json::Value>,
     ) -> Result<(), ListError> {
         let cards = self.synced_cards(rows)?;
-        self.change(|tx| {
-            tx.execute("DELETE FROM door_cards", [])?;
-            let now = now_ms();
-            for card in &cards {
-                write_card(tx, card, now)?;
-            }
-            set_version(tx, CARDS_LIST, version)
-        })
+        let stamp = now_ms();
+        self.write_cards(cards, stamp, |_| {})?;
+        self.writer.delete_in_chunks(
+            "DELETE FROM door_cards WHERE rowid IN
+                 (SELECT rowid FROM door_cards WHERE updated_ms <> ?1 LIMIT 256)",
+            stamp,
+        )?;
+        self.change(move |tx| set_version(tx, CARDS_LIST, version))
     }
 
     /// Applies upserts and deletes (card numbers) taking the list from
@@ -570,16 +590,16 @@ impl CredentialStore {
                 "delta from version {from}, but version {held} is held"
             )));
         }
-        self.change(|tx| {
-            let now = now_ms();
-            for number in &deletes {
+        self.writer.write_in_chunks(
+            deletes,
+            |tx, number| {
                 tx.execute("DELETE FROM door_cards WHERE number = ?1", [number])?;
-            }
-            for card in &cards {
-                write_card(tx, card, now)?;
-            }
-            set_version(tx, CARDS_LIST, to)
-        })
+                Ok::<_, ListError>(())
+            },
+            |_| {},
+        )?;
+        self.write_cards(cards, now_ms(), |_| {})?;
+        self.change(move |tx| set_version(tx, CARDS_LIST, to))
     }
 }
 
@@ -631,6 +651,16 @@ fn write_card(tx: &Transaction<'_>, card: &Card, now: i64) -> Result<(), ListErr
         ],
     )?;
     Ok(())
+}
+
+/// Bumps the change counter a running gateway watches.
+fn bump_changes(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        [CHANGES_KEY],
+    )
+    .map(drop)
 }
 
 fn set_version(tx: &Transaction<'_>, list: &str, version: u64) -> Result<(), ListError> {
@@ -762,7 +792,7 @@ mod tests {
             .import_cards_csv(CSV.as_bytes(), ImportMode::KeepGood, |n| progress.push(n))
             .expect("import");
         assert_eq!(report.written, 2);
-        assert_eq!(progress, vec![1, 2]);
+        assert_eq!(progress, vec![2], "progress after each chunk");
         let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
         assert_eq!(lines, vec![4, 5, 6, 7, 8, 9], "{:?}", report.rejected);
         let reasons: Vec<&str> = report.rejected.iter().map(|r| r.reason.as_str()).collect();
@@ -868,8 +898,9 @@ mod tests {
             )
             .expect("dump");
         assert!(!dump.contains("246810") && !dump.contains("135790"));
-        creds.record_code_use(id, 2).expect("use");
-        creds.record_code_use(id, 1).expect("late write");
+        let (use2, use1) = (creds.code_use(id, 2), creds.code_use(id, 1));
+        store.submit_with(Vec::new(), vec![use2]).wait().await;
+        store.submit_with(Vec::new(), vec![use1]).wait().await;
         creds.reload().expect("reload");
         match creds.snapshot().codes.get(&creds.hash("246810")) {
             Some(CodeEntry::Temp(t)) => assert_eq!(t.used, 2, "never lowered"),

@@ -4,8 +4,10 @@
 //! follows each lane's barrier events for the board.
 //!
 //! Runs inside the pipeline; decisions read the in-memory list snapshot.
-//! Database writes (a visitor pass used, a vehicle inside) go to the blocking
-//! pool and never hold up the barrier.
+//! State changes (a visitor pass used, a vehicle inside or gone) are made in
+//! memory at once and returned as effects, which the store writer commits
+//! in the same transaction as the event recording them: never out of order,
+//! never on the barrier's path.
 //!
 //! A read decided allow at a Modbus barrier is only a passage once the
 //! module confirmed the OPEN: then a single-use pass is used up and the
@@ -27,6 +29,7 @@ use crate::lists::plates::PlateRegistry;
 use crate::pipeline::{Coordinator, Decided, Record};
 use crate::rules::plate::{PlateText, normalise};
 use crate::rules::vehicle::{Deduper, LanePolicy, ReadFacts, Reason, Verdict, decide};
+use crate::store::Effect;
 
 /// Remembered camera read ids (for resend detection).
 const READ_ID_MEMORY: usize = 4096;
@@ -221,12 +224,12 @@ impl LaneCoordinator {
                 None => {
                     annotate.insert("open_via".into(), json!("camera"));
                     if let Some(pass) = decision.consumes_pass {
-                        use_pass(&self.registry, pass);
+                        decided.effects.push(self.registry.use_pass(&text, pass));
                     }
                     if !text.is_empty() {
-                        decided
-                            .records
-                            .extend(self.passage(&lane.id, lane.direction, &text, now));
+                        let (record, effect) = self.passage(&lane.id, lane.direction, &text, now);
+                        decided.records.push(record);
+                        decided.effects.push(effect);
                     }
                 }
             },
@@ -276,15 +279,15 @@ impl LaneCoordinator {
         let mut decided = Decided::default();
         if *outcome == CommandOutcome::Done {
             if let Some(pass) = read.pass {
-                use_pass(&self.registry, pass);
+                decided
+                    .effects
+                    .push(self.registry.use_pass(&read.plate, pass));
             }
             if !read.plate.is_empty() {
-                decided.records.extend(self.passage(
-                    &read.lane,
-                    read.direction,
-                    &read.plate,
-                    read.time_ms,
-                ));
+                let (record, effect) =
+                    self.passage(&read.lane, read.direction, &read.plate, read.time_ms);
+                decided.records.push(record);
+                decided.effects.push(effect);
             }
             return Some(decided);
         }
@@ -334,7 +337,7 @@ impl LaneCoordinator {
         direction: LaneDirection,
         plate: &str,
         now: i64,
-    ) -> Option<Record> {
+    ) -> (Record, Effect) {
         passage_record(&self.registry, lane, direction, plate, now)
     }
 
@@ -365,59 +368,37 @@ impl LaneCoordinator {
     }
 }
 
-/// Marks a single-use visitor pass used (on the blocking pool).
-fn use_pass(registry: &Arc<PlateRegistry>, pass: i64) {
-    let registry = registry.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Err(error) = registry.mark_pass_used(pass) {
-            tracing::error!(%error, pass, "A used visitor pass was not recorded.");
-        }
-    });
-}
-
 /// The `vehicle_entered` / `vehicle_exited` / `exit_without_entry` record for
-/// a vehicle let through, updating who is inside (on the blocking pool).
+/// a vehicle let through, with who is inside updated in memory now and the
+/// effect that stores it (committed with the record).
 pub(crate) fn passage_record(
-    registry: &Arc<PlateRegistry>,
+    registry: &PlateRegistry,
     lane: &str,
     direction: LaneDirection,
     plate: &str,
     now: i64,
-) -> Option<Record> {
+) -> (Record, Effect) {
     let record = |kind: &str, body: Value| Record {
         device_id: crate::pipeline::GATEWAY_DEVICE.to_owned(),
         kind: kind.to_owned(),
         class: Class::Access,
         body,
     };
-    let (plate_owned, lane_owned, registry_owned) =
-        (plate.to_owned(), lane.to_owned(), registry.clone());
     match direction {
-        LaneDirection::Entry => {
-            tokio::task::spawn_blocking(move || {
-                if let Err(error) = registry_owned.entered(&plate_owned, &lane_owned, now) {
-                    tracing::error!(%error, "A vehicle's entry was not recorded in the inside list.");
-                }
-            });
-            Some(record(
-                "vehicle_entered",
-                json!({"plate": plate, "lane": lane}),
-            ))
-        }
+        LaneDirection::Entry => (
+            record("vehicle_entered", json!({"plate": plate, "lane": lane})),
+            registry.enter(plate, lane, now),
+        ),
         LaneDirection::Exit => {
-            let entered = registry.entered_at(plate);
-            tokio::task::spawn_blocking(move || {
-                if let Err(error) = registry_owned.exited(&plate_owned) {
-                    tracing::error!(%error, "A vehicle's exit was not recorded in the inside list.");
-                }
-            });
-            Some(match entered {
+            let (entered, effect) = registry.exit(plate);
+            let record = match entered {
                 Some(t) => record(
                     "vehicle_exited",
                     json!({"plate": plate, "lane": lane, "entered_ms": t, "dwell_s": (now - t).max(0) / 1000}),
                 ),
                 None => record("exit_without_entry", json!({"plate": plate, "lane": lane})),
-            })
+            };
+            (record, effect)
         }
     }
 }

@@ -122,17 +122,23 @@ pub async fn guard_decision(
         };
         if let (CommandOutcome::Done, Some(lane)) = (&result, &lane)
             && !read.plate.is_empty()
-            && let Some(record) = coordinator::passage_record(
+        {
+            let (record, effect) = coordinator::passage_record(
                 registry,
                 &lane.id,
                 lane.direction,
                 &read.plate,
                 // The car passed when it was read, not when the guard clicked.
                 read.time_ms,
-            )
-        {
+            );
             let _ = pipeline
-                .record(&record.device_id, &record.kind, record.class, record.body)
+                .record_with(
+                    &record.device_id,
+                    &record.kind,
+                    record.class,
+                    record.body,
+                    vec![effect],
+                )
                 .await;
         }
         outcome = Some(result);

@@ -51,8 +51,9 @@ pub struct DbArgs {
 /// `gatehouse plates` actions.
 #[derive(Debug, Subcommand)]
 pub enum PlatesCommand {
-    /// Import a CSV file (with a header; UTF-8 or GBK) into a list, in one
-    /// transaction: nothing is written when any row is rejected.
+    /// Import a CSV file (with a header; UTF-8 or GBK) into a list, in
+    /// short chunks that never hold up a running gateway: nothing is written
+    /// when any row is rejected.
     Import {
         /// The CSV file.
         file: PathBuf,

@@ -2,13 +2,19 @@
 //! blacklist and the vehicles currently inside, with an in-memory snapshot
 //! ([`PlateLists`]) that lane decisions read without touching the disk.
 //!
-//! Every change is written in one transaction and then the snapshot is
-//! rebuilt and swapped, so a decision sees either the old lists or the new
-//! ones, never half of a change. CSV import (UTF-8 or GB18030, see
-//! [`super::import`]) validates every row first (plates are normalised;
-//! dates parsed) and writes in one transaction: all rows, or nothing when
-//! any is rejected (unless asked to keep the good ones); rejected rows come
-//! back with their line numbers and reasons.
+//! Every change goes through the store's one writer
+//! ([`Store::write_blocking`]), then the snapshot is rebuilt and swapped, so
+//! a decision sees either the old lists or the new ones, never half of a
+//! change. Big writes (a CSV import, a platform sync) go in bounded chunks
+//! so they never hold the database while an event waits for its
+//! acknowledgement; the snapshot is swapped once, after the last chunk.
+//! CSV import (UTF-8 or GB18030, see [`super::import`]) validates every row
+//! first (plates are normalised; dates parsed) and writes all rows, or
+//! nothing when any is rejected (unless asked to keep the good ones);
+//! rejected rows come back with their line numbers and reasons.
+//! The lanes' own changes (a vehicle inside or gone, a pass used) are made
+//! in memory at once and returned as [`Effect`]s, committed with the read's
+//! event.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -22,7 +28,7 @@ use super::import::{self, CsvEncoding, ImportMode};
 use super::time::{format_bound, parse_ms, parse_optional_ms};
 use crate::rules::plate::{PlateText, normalise};
 use crate::rules::vehicle::{Blacklisted, PlateLists, Resident, VisitorPass};
-use crate::store::Store;
+use crate::store::{Effect, Store};
 
 /// Which list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -146,6 +152,9 @@ enum Row {
 /// `spawn_blocking` on an async hot path).
 #[derive(Debug)]
 pub struct PlateRegistry {
+    /// The database's one writer.
+    writer: Store,
+    /// For reads.
     conn: Mutex<Connection>,
     snapshot: RwLock<Arc<PlateLists>>,
     inside: Mutex<HashMap<String, (String, i64)>>,
@@ -172,13 +181,9 @@ fn now_ms() -> i64 {
 impl PlateRegistry {
     /// Opens the lists in the store's database and loads the snapshot.
     pub fn open(store: &Store) -> Result<Self, ListError> {
-        Self::from_connection(store.connect()?)
-    }
-
-    /// Uses an open connection (migrated to the current schema).
-    pub fn from_connection(conn: Connection) -> Result<Self, ListError> {
         let registry = Self {
-            conn: Mutex::new(conn),
+            writer: store.clone(),
+            conn: Mutex::new(store.connect()?),
             snapshot: RwLock::new(Arc::new(PlateLists::default())),
             inside: Mutex::new(HashMap::new()),
             rev: Mutex::new(0),
@@ -203,27 +208,24 @@ impl PlateRegistry {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `change` in one transaction that also bumps the lists'
-    /// revision, then swaps in a fresh snapshot. Another process (the CLI)
-    /// writing through its own registry bumps the same revision, which the
-    /// gateway notices in [`PlateRegistry::refresh_if_changed`].
-    fn write<T>(
+    /// Runs `change` in one transaction of the store's writer that also
+    /// bumps the lists' revision, then swaps in a fresh snapshot. Another
+    /// process (the CLI) writing through its own registry bumps the same
+    /// revision, which the gateway notices in
+    /// [`PlateRegistry::refresh_if_changed`].
+    fn write<T: Send + 'static>(
         &self,
-        change: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+        change: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, ListError> {
-        let (value, rev) = {
-            let mut conn = self.lock();
-            let tx = conn.transaction()?;
-            let value = change(&tx)?;
+        let (value, rev) = self.writer.write_blocking(move |tx| {
+            let value = change(tx)?;
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('plates_rev', '1')
                  ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
                 [],
             )?;
-            let rev = read_rev(&tx)?;
-            tx.commit()?;
-            (value, rev)
-        };
+            Ok::<_, ListError>((value, read_rev(tx)?))
+        })?;
         self.reload()?;
         *self.rev.lock().unwrap_or_else(PoisonError::into_inner) = rev;
         Ok(value)
@@ -271,31 +273,22 @@ impl PlateRegistry {
         if resident.house.trim().is_empty() {
             return Err(ListError::Invalid("house is required".into()));
         }
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO resident_vehicles (plate, house, owner, valid_from, valid_to, lanes, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (plate) DO UPDATE SET house = ?2, owner = ?3, valid_from = ?4,
-                     valid_to = ?5, lanes = ?6, updated_ms = ?7",
-                params![
-                    plate,
-                    resident.house.trim(),
-                    resident.owner.trim(),
-                    resident.valid_from,
-                    resident.valid_to,
-                    resident.lanes.join(","),
-                    now_ms()
-                ],
-            )
-        })?;
+        let resident = Resident {
+            plate,
+            house: resident.house.trim().to_owned(),
+            owner: resident.owner.trim().to_owned(),
+            ..resident.clone()
+        };
+        self.write(move |tx| upsert_resident_row(tx, &resident, now_ms()))?;
         Ok(())
     }
 
     /// Removes a resident's vehicle; `false` if it was not listed.
     pub fn remove_resident(&self, plate: &str) -> Result<bool, ListError> {
         let plate = canonical_plate(plate)?;
-        let n = self
-            .write(|tx| tx.execute("DELETE FROM resident_vehicles WHERE plate = ?1", [&plate]))?;
+        let n = self.write(move |tx| {
+            tx.execute("DELETE FROM resident_vehicles WHERE plate = ?1", [&plate])
+        })?;
         Ok(n > 0)
     }
 
@@ -306,27 +299,20 @@ impl PlateRegistry {
         if pass.host_unit.trim().is_empty() {
             return Err(ListError::Invalid("host unit is required".into()));
         }
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO visitor_passes (plate, host_unit, valid_from, valid_to, single_use, created_by, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    plate,
-                    pass.host_unit.trim(),
-                    pass.valid_from,
-                    pass.valid_to,
-                    pass.single_use,
-                    pass.created_by,
-                    now_ms()
-                ],
-            )?;
+        let pass = NewVisitorPass {
+            plate,
+            host_unit: pass.host_unit.trim().to_owned(),
+            ..pass.clone()
+        };
+        self.write(move |tx| {
+            insert_visitor_row(tx, &pass, now_ms())?;
             Ok(tx.last_insert_rowid())
         })
     }
 
     /// Revokes a visitor pass; `false` if there was no such active pass.
     pub fn revoke_visitor(&self, id: i64) -> Result<bool, ListError> {
-        let n = self.write(|tx| {
+        let n = self.write(move |tx| {
             tx.execute(
                 "UPDATE visitor_passes SET revoked = 1 WHERE id = ?1 AND revoked = 0",
                 [id],
@@ -335,29 +321,43 @@ impl PlateRegistry {
         Ok(n > 0)
     }
 
-    /// Marks a single-use pass as used.
-    pub fn mark_pass_used(&self, id: i64) -> Result<(), ListError> {
-        self.write(|tx| tx.execute("UPDATE visitor_passes SET used = 1 WHERE id = ?1", [id]))?;
-        Ok(())
+    /// Marks a single-use pass of `plate` used in the snapshot now (no IO;
+    /// in place unless somebody holds the snapshot) and returns the effect
+    /// that stores it.
+    pub fn use_pass(&self, plate: &str, id: i64) -> Effect {
+        {
+            let mut snapshot = self
+                .snapshot
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let lists = Arc::make_mut(&mut snapshot);
+            for pass in lists.visitors.get_mut(plate).into_iter().flatten() {
+                if pass.id == id {
+                    pass.used = true;
+                }
+            }
+        }
+        Effect::new(format!("visitor pass {id} used"), move |conn| {
+            conn.execute("UPDATE visitor_passes SET used = 1 WHERE id = ?1", [id])
+                .map(drop)
+        })
     }
 
     /// Adds or replaces a blacklist entry.
     pub fn upsert_blacklist(&self, entry: &Blacklisted) -> Result<(), ListError> {
-        let plate = canonical_plate(&entry.plate)?;
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO blacklist (plate, reason, updated_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (plate) DO UPDATE SET reason = ?2, updated_ms = ?3",
-                params![plate, entry.reason.trim(), now_ms()],
-            )
-        })?;
+        let entry = Blacklisted {
+            plate: canonical_plate(&entry.plate)?,
+            reason: entry.reason.trim().to_owned(),
+        };
+        self.write(move |tx| upsert_blacklist_row(tx, &entry, now_ms()))?;
         Ok(())
     }
 
     /// Removes a blacklist entry; `false` if it was not listed.
     pub fn remove_blacklist(&self, plate: &str) -> Result<bool, ListError> {
         let plate = canonical_plate(plate)?;
-        let n = self.write(|tx| tx.execute("DELETE FROM blacklist WHERE plate = ?1", [&plate]))?;
+        let n =
+            self.write(move |tx| tx.execute("DELETE FROM blacklist WHERE plate = ?1", [&plate]))?;
         Ok(n > 0)
     }
 
@@ -372,31 +372,39 @@ impl PlateRegistry {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Records that a vehicle entered through `lane`.
-    pub fn entered(&self, plate: &str, lane: &str, at_ms: i64) -> Result<(), ListError> {
+    /// Records in memory now that a vehicle entered through `lane`, and
+    /// returns the effect that stores it.
+    pub fn enter(&self, plate: &str, lane: &str, at_ms: i64) -> Effect {
         self.inside
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(plate.to_owned(), (lane.to_owned(), at_ms));
-        self.lock().execute(
-            "INSERT INTO vehicles_inside (plate, lane, entered_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT (plate) DO UPDATE SET lane = ?2, entered_ms = ?3",
-            params![plate, lane, at_ms],
-        )?;
-        Ok(())
+        let (plate, lane) = (plate.to_owned(), lane.to_owned());
+        Effect::new(format!("{plate} inside through {lane}"), move |conn| {
+            conn.execute(
+                "INSERT INTO vehicles_inside (plate, lane, entered_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (plate) DO UPDATE SET lane = ?2, entered_ms = ?3",
+                params![plate, lane, at_ms],
+            )
+            .map(drop)
+        })
     }
 
-    /// Records that a vehicle left; returns when it entered, if recorded.
-    pub fn exited(&self, plate: &str) -> Result<Option<i64>, ListError> {
+    /// Records in memory now that a vehicle left; returns when it entered
+    /// (if recorded) and the effect that stores it.
+    pub fn exit(&self, plate: &str) -> (Option<i64>, Effect) {
         let entered = self
             .inside
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(plate)
             .map(|(_, t)| t);
-        self.lock()
-            .execute("DELETE FROM vehicles_inside WHERE plate = ?1", [plate])?;
-        Ok(entered)
+        let plate = plate.to_owned();
+        let effect = Effect::new(format!("{plate} gone"), move |conn| {
+            conn.execute("DELETE FROM vehicles_inside WHERE plate = ?1", [&plate])
+                .map(drop)
+        });
+        (entered, effect)
     }
 
     /// When a vehicle recorded inside entered (in memory; no IO).
@@ -443,15 +451,17 @@ impl PlateRegistry {
     }
 
     /// Imports a CSV file of `kind` (UTF-8 or GB18030): validates every
-    /// row, then writes in one transaction — every valid row, or under
+    /// row, then writes every valid row, or under
     /// [`ImportMode::AllOrNothing`] nothing at all when any row is rejected.
-    /// `progress` is called with the number of rows written so far.
+    /// Rows go in bounded chunks through the store's writer; the snapshot is
+    /// swapped once, at the end. `progress` is called with the number of
+    /// rows written so far.
     pub fn import_csv(
         &self,
         kind: ListKind,
         bytes: &[u8],
         mode: ImportMode,
-        mut progress: impl FnMut(u64),
+        progress: impl FnMut(u64),
     ) -> Result<ImportReport, ListError> {
         let (text, encoding) = import::decode(bytes)?;
         let (rows, rejected) = parse_csv(kind, text.as_bytes())?;
@@ -460,37 +470,19 @@ impl PlateRegistry {
             return Ok(report);
         }
         let now = now_ms();
-        self.write(|tx| {
-            for (i, (_, row)) in rows.into_iter().enumerate() {
+        self.writer.write_in_chunks(
+            rows,
+            move |tx, (_, row)| {
                 match row {
-                    Row::Resident(r) => {
-                        tx.execute(
-                            "INSERT INTO resident_vehicles (plate, house, owner, valid_from, valid_to, lanes, updated_ms)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                             ON CONFLICT (plate) DO UPDATE SET house = ?2, owner = ?3, valid_from = ?4,
-                                 valid_to = ?5, lanes = ?6, updated_ms = ?7",
-                            params![r.plate, r.house, r.owner, r.valid_from, r.valid_to, r.lanes.join(","), now],
-                        )?;
-                    }
-                    Row::Visitor(v) => {
-                        tx.execute(
-                            "INSERT INTO visitor_passes (plate, host_unit, valid_from, valid_to, single_use, created_by, created_ms)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                            params![v.plate, v.host_unit, v.valid_from, v.valid_to, v.single_use, v.created_by, now],
-                        )?;
-                    }
-                    Row::Blacklisted(b) => {
-                        tx.execute(
-                            "INSERT INTO blacklist (plate, reason, updated_ms) VALUES (?1, ?2, ?3)
-                             ON CONFLICT (plate) DO UPDATE SET reason = ?2, updated_ms = ?3",
-                            params![b.plate, b.reason, now],
-                        )?;
-                    }
+                    Row::Resident(r) => upsert_resident_row(tx, r, now),
+                    Row::Visitor(v) => insert_visitor_row(tx, v, now),
+                    Row::Blacklisted(b) => upsert_blacklist_row(tx, b, now),
                 }
-                progress(i as u64 + 1);
-            }
-            Ok(())
-        })?;
+                .map_err(ListError::from)
+            },
+            progress,
+        )?;
+        self.write(|_| Ok(()))?;
         Ok(report)
     }
 
@@ -600,68 +592,98 @@ impl PlateRegistry {
                 )));
             }
         }
-        let now = now_ms();
-        let snapshot = from.is_none();
-        self.write(|tx| {
-            match &rows {
-                SyncRows::Residents(rows) => {
-                    if snapshot {
-                        tx.execute("DELETE FROM resident_vehicles", [])?;
-                    }
-                    for plate in &deletes {
-                        tx.execute("DELETE FROM resident_vehicles WHERE plate = ?1", [plate])?;
-                    }
-                    for r in rows {
-                        tx.execute(
-                            "INSERT INTO resident_vehicles (plate, house, owner, valid_from, valid_to, lanes, updated_ms)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                             ON CONFLICT (plate) DO UPDATE SET house = ?2, owner = ?3, valid_from = ?4,
-                                 valid_to = ?5, lanes = ?6, updated_ms = ?7",
-                            params![r.plate, r.house, r.owner, r.valid_from, r.valid_to, r.lanes.join(","), now],
-                        )?;
-                    }
-                }
-                SyncRows::Visitors(rows) => {
-                    if snapshot {
-                        tx.execute("DELETE FROM visitor_passes WHERE created_by = ?1", [super::sync::PLATFORM_CREATOR])?;
-                    }
-                    for plate in deletes.iter().chain(rows.iter().map(|v| &v.plate)) {
-                        tx.execute(
-                            "DELETE FROM visitor_passes WHERE plate = ?1 AND created_by = ?2",
-                            params![plate, super::sync::PLATFORM_CREATOR],
-                        )?;
-                    }
-                    for v in rows {
-                        tx.execute(
-                            "INSERT INTO visitor_passes (plate, host_unit, valid_from, valid_to, single_use, created_by, created_ms)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                            params![v.plate, v.host_unit, v.valid_from, v.valid_to, v.single_use, v.created_by, now],
-                        )?;
-                    }
-                }
-                SyncRows::Blacklist(rows) => {
-                    if snapshot {
-                        tx.execute("DELETE FROM blacklist", [])?;
-                    }
-                    for plate in &deletes {
-                        tx.execute("DELETE FROM blacklist WHERE plate = ?1", [plate])?;
-                    }
-                    for b in rows {
-                        tx.execute(
-                            "INSERT INTO blacklist (plate, reason, updated_ms) VALUES (?1, ?2, ?3)
-                             ON CONFLICT (plate) DO UPDATE SET reason = ?2, updated_ms = ?3",
-                            params![b.plate, b.reason, now],
-                        )?;
-                    }
-                }
+        // In bounded chunks, rows stamped with this sync's time: first the
+        // new rows, then (for a snapshot) the rows not stamped, or (for a
+        // delta) the deleted plates, then the version. Interrupted, the
+        // table holds the old rows and some new ones at the old version (no
+        // resident is refused), and the next sync starts again.
+        let stamp = now_ms();
+        let platform = super::sync::PLATFORM_CREATOR;
+        let chunks = &self.writer;
+        let upsert = move |tx: &rusqlite::Transaction<'_>, row: &Row| {
+            match row {
+                Row::Resident(r) => upsert_resident_row(tx, r, stamp),
+                Row::Visitor(v) => insert_visitor_row(tx, v, stamp),
+                Row::Blacklisted(b) => upsert_blacklist_row(tx, b, stamp),
             }
+            .map_err(ListError::from)
+        };
+        let (rows, table): (Vec<Row>, _) = match rows {
+            SyncRows::Residents(rows) => (
+                rows.into_iter().map(Row::Resident).collect(),
+                "resident_vehicles",
+            ),
+            SyncRows::Visitors(rows) => (
+                rows.into_iter().map(Row::Visitor).collect(),
+                "visitor_passes",
+            ),
+            SyncRows::Blacklist(rows) => (
+                rows.into_iter().map(Row::Blacklisted).collect(),
+                "blacklist",
+            ),
+        };
+        let replaced: Vec<String> = match table {
+            // A delta replaces each named plate's platform passes.
+            "visitor_passes" => rows
+                .iter()
+                .filter_map(|r| match r {
+                    Row::Visitor(v) => Some(v.plate.clone()),
+                    _ => None,
+                })
+                .chain(deletes.iter().cloned())
+                .collect(),
+            _ => deletes.clone(),
+        };
+        chunks.write_in_chunks(rows, upsert, |_| {})?;
+        if from.is_none() {
+            chunks.delete_in_chunks(
+                match table {
+                    "resident_vehicles" => {
+                        "DELETE FROM resident_vehicles WHERE rowid IN (SELECT rowid FROM
+                             resident_vehicles WHERE updated_ms <> ?1 LIMIT 256)"
+                    }
+                    "visitor_passes" => {
+                        "DELETE FROM visitor_passes WHERE rowid IN (SELECT rowid FROM
+                             visitor_passes WHERE created_by = 'platform' AND created_ms <> ?1
+                             LIMIT 256)"
+                    }
+                    _ => {
+                        "DELETE FROM blacklist WHERE rowid IN (SELECT rowid FROM blacklist
+                             WHERE updated_ms <> ?1 LIMIT 256)"
+                    }
+                },
+                stamp,
+            )?;
+        } else {
+            chunks.write_in_chunks(
+                replaced,
+                move |tx, plate| {
+                    match table {
+                        "visitor_passes" => tx.execute(
+                            "DELETE FROM visitor_passes
+                             WHERE plate = ?1 AND created_by = ?2 AND created_ms <> ?3",
+                            params![plate, platform, stamp],
+                        ),
+                        "resident_vehicles" => {
+                            tx.execute("DELETE FROM resident_vehicles WHERE plate = ?1", [plate])
+                        }
+                        _ => tx.execute("DELETE FROM blacklist WHERE plate = ?1", [plate]),
+                    }
+                    .map(drop)
+                    .map_err(ListError::from)
+                },
+                |_| {},
+            )?;
+        }
+        let (list, to) = (list.to_owned(), i64::try_from(to).unwrap_or(i64::MAX));
+        self.write(move |tx| {
             tx.execute(
                 "INSERT INTO list_versions (list, version) VALUES (?1, ?2)
                  ON CONFLICT (list) DO UPDATE SET version = ?2",
-                params![list, i64::try_from(to).unwrap_or(i64::MAX)],
-            )?;
-            Ok(())
-        })
+                params![list, to],
+            )
+        })?;
+        Ok(())
     }
 
     /// The version of a synced list (0 when never synced).
@@ -676,6 +698,47 @@ impl PlateRegistry {
             .optional()?;
         Ok(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
     }
+}
+
+fn upsert_resident_row(
+    tx: &rusqlite::Transaction<'_>,
+    r: &Resident,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO resident_vehicles (plate, house, owner, valid_from, valid_to, lanes, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (plate) DO UPDATE SET house = ?2, owner = ?3, valid_from = ?4,
+             valid_to = ?5, lanes = ?6, updated_ms = ?7",
+        params![r.plate, r.house, r.owner, r.valid_from, r.valid_to, r.lanes.join(","), now],
+    )
+    .map(drop)
+}
+
+fn insert_visitor_row(
+    tx: &rusqlite::Transaction<'_>,
+    v: &NewVisitorPass,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO visitor_passes (plate, host_unit, valid_from, valid_to, single_use, created_by, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![v.plate, v.host_unit, v.valid_from, v.valid_to, v.single_use, v.created_by, now],
+    )
+    .map(drop)
+}
+
+fn upsert_blacklist_row(
+    tx: &rusqlite::Transaction<'_>,
+    b: &Blacklisted,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO blacklist (plate, reason, updated_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (plate) DO UPDATE SET reason = ?2, updated_ms = ?3",
+        params![b.plate, b.reason, now],
+    )
+    .map(drop)
 }
 
 fn read_rev(conn: &Connection) -> rusqlite::Result<i64> {
@@ -916,7 +979,7 @@ mod tests {
             )
             .expect("import");
         assert_eq!(report.written, 2);
-        assert_eq!(calls, 2);
+        assert_eq!(calls, 1, "progress after each chunk of rows");
         let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
         assert_eq!(lines, vec![4, 5, 6, 7]);
         assert!(
@@ -1144,10 +1207,23 @@ mod tests {
                     created_by: "guard".into(),
                 })
                 .expect("pass");
-            registry.mark_pass_used(id).expect("used");
-            registry
-                .entered("浙B66666", "south-in", 5)
-                .expect("entered");
+            let used = registry.use_pass("浙B66666", id);
+            assert!(
+                registry.snapshot().visitors["浙B66666"][0].used,
+                "used in memory at once"
+            );
+            let entered = registry.enter("浙B66666", "south-in", 5);
+            assert!(registry.is_inside("浙B66666"), "inside in memory at once");
+            store
+                .submit_with(Vec::new(), vec![used, entered])
+                .wait()
+                .await;
+            // A quick exit and a re-entry: their effects land in order.
+            let (at, gone) = registry.exit("浙B66666");
+            assert_eq!(at, Some(5));
+            let again = registry.enter("浙B66666", "south-in", 7);
+            store.submit_with(Vec::new(), vec![gone]).wait().await;
+            store.submit_with(Vec::new(), vec![again]).wait().await;
             store.close().await.expect("close");
             id
         };
@@ -1155,8 +1231,12 @@ mod tests {
         let registry = PlateRegistry::open(&store).expect("registry");
         assert!(registry.snapshot().visitors["浙B66666"][0].used);
         assert!(registry.is_inside("浙B66666"));
-        assert_eq!(registry.exited("浙B66666").expect("exit"), Some(5));
+        let (at, gone) = registry.exit("浙B66666");
+        assert_eq!(at, Some(7));
         assert!(!registry.is_inside("浙B66666"));
+        store.submit_with(Vec::new(), vec![gone]).wait().await;
+        let reopened = PlateRegistry::open(&store).expect("registry");
+        assert!(!reopened.is_inside("浙B66666"), "the exit was committed");
         assert!(registry.revoke_visitor(id).expect("revoke"));
         assert!(registry.snapshot().visitors.is_empty());
         let bad = registry.add_visitor(&NewVisitorPass {

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::plate::{PlateText, fuzzy_variants};
 
@@ -142,7 +142,7 @@ pub struct LanePolicy {
 }
 
 /// Allow, deny, or ask.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Raise the barrier.
@@ -154,7 +154,7 @@ pub enum Verdict {
 }
 
 /// Why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Reason {
     /// A resident's vehicle.

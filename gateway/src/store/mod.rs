@@ -47,6 +47,18 @@
 //! answered, so a lone appender never waits), caps a batch at
 //! [`MAX_BATCH_EVENTS`], commits once, then answers every ticket.
 //!
+//! # One writer
+//!
+//! The writer's connection is the only one the gateway writes events and
+//! lists through. A coordinator's state changes ([`Effect`]: a vehicle
+//! inside, a visitor pass used) ride with their events
+//! ([`Store::submit_with`]) and commit in the same transaction, in pipeline
+//! order. Lists, cards and panel edits go through [`Store::write_blocking`]
+//! (each change in a savepoint of the writer's next transaction); big ones
+//! through [`Store::write_in_chunks`] / [`Store::delete_in_chunks`], at most
+//! [`CHUNK_ROWS`] rows a transaction, so an event queued behind a list
+//! write waits for one chunk, not for the whole list.
+//!
 //! # Journal ([`journal`])
 //!
 //! The queue loses events once the platform confirmed them, but the panel's
@@ -80,12 +92,16 @@
 //! Every drop and refusal is counted ([`StoreStats::dropped`]) and summarised
 //! in the log at most once a minute.
 //!
-//! # Quarantine ([`quarantine`])
+//! # Quarantine ([`quarantine`]) and salvage ([`salvage`])
 //!
 //! A file that is corrupt or not a database (on open, `PRAGMA quick_check`
 //! or migration) is moved aside with its `-wal`/`-shm` to
 //! `<name>.corrupt-<unix-seconds>` and a fresh store is started
-//! ([`OpenReport::quarantined`]), so the gateway does not crash-loop.
+//! ([`OpenReport::quarantined`]), so the gateway does not crash-loop. Every
+//! row still readable in the moved file (queue, journal, lists, cards,
+//! users, uplink state) is then copied into the fresh one with its `rowid`,
+//! and the counts salvaged and lost per table go into the report (and the
+//! gateway's `store_quarantined` alarm).
 //!
 //! # Invariants
 //!
@@ -102,6 +118,7 @@
 pub mod journal;
 mod policy;
 mod quarantine;
+mod salvage;
 mod schema;
 mod writer;
 
@@ -122,7 +139,13 @@ pub use writer::MAX_BATCH_EVENTS;
 
 pub use journal::{Journal, JournalQuery, JournalRetention};
 use policy::Limits;
+pub use salvage::TableSalvage;
 use writer::{Accounting, Encoded, Request, Shared, Writer};
+
+/// Rows per transaction when a list is written in chunks
+/// ([`Store::write_in_chunks`]): a few milliseconds of writer time, so an
+/// event queued behind a chunk is acknowledged within the latency budget.
+pub const CHUNK_ROWS: usize = 256;
 
 /// Sequence number of a stored event.
 pub type Seq = u64;
@@ -180,6 +203,8 @@ pub struct Quarantine {
     pub moved_to: PathBuf,
     /// Why it was moved.
     pub reason: String,
+    /// What was copied from it into the fresh file, per table.
+    pub salvaged: Vec<TableSalvage>,
 }
 
 /// A point-in-time view of the queue.
@@ -335,9 +360,12 @@ impl Store {
             Ok(conn) => (conn, None),
             Err(OpenFailure::Other(err)) => return Err(err),
             Err(OpenFailure::Corrupt(reason)) => {
-                let q = quarantine::quarantine(&path, reason)?;
+                let mut q = quarantine::quarantine(&path, reason)?;
                 match open_checked(&path) {
-                    Ok(conn) => (conn, Some(q)),
+                    Ok(mut conn) => {
+                        q.salvaged = salvage::salvage(&q.moved_to, &mut conn);
+                        (conn, Some(q))
+                    }
                     Err(OpenFailure::Other(err)) => return Err(err),
                     Err(OpenFailure::Corrupt(reason)) => return Err(StoreError::Unusable(reason)),
                 }
@@ -411,14 +439,109 @@ impl Store {
         if count == 0 {
             return AppendTicket { count, rx: None };
         }
+        self.submit_with(events, Vec::new())
+    }
+
+    /// Like [`Store::submit`], with the state changes decided together with
+    /// these events: they are committed in the same transaction, so after a
+    /// crash either both the events and their effects are on disk or neither.
+    /// An effect that fails is rolled back alone and logged; it never costs
+    /// the events their place.
+    pub fn submit_with(&self, events: Vec<Envelope>, effects: Vec<Effect>) -> AppendTicket {
+        let count = events.len();
+        if count == 0 && effects.is_empty() {
+            return AppendTicket { count, rx: None };
+        }
         let events = events.into_iter().map(encode).collect();
         let (reply, rx) = oneshot::channel();
-        match self.inner.tx.send(Request::Append { events, reply }) {
+        match self.inner.tx.send(Request::Append {
+            events,
+            effects,
+            reply,
+        }) {
             Ok(()) => AppendTicket {
                 count,
                 rx: Some(rx),
             },
             Err(_) => AppendTicket { count, rx: None },
+        }
+    }
+
+    /// Runs `change` on the writer's connection, inside its next
+    /// transaction, and waits (blocking this thread) until that transaction
+    /// has committed. This is how the gateway's other tables (lists, cards,
+    /// panel edits) are written, so the database has one writer and a list
+    /// change never holds the write lock while an event waits for its
+    /// acknowledgement. Keep each change short (a bounded chunk of rows):
+    /// appends queued behind it wait for it. When `change` returns an error
+    /// only its own writes are rolled back. Call it from a blocking context
+    /// (`spawn_blocking`, the CLI), never on an async worker.
+    pub fn write_blocking<T, E>(
+        &self,
+        change: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (done_tx, done_rx) = mpsc::sync_channel::<Result<(), StoreError>>(1);
+        let (value_tx, value_rx) = mpsc::sync_channel::<Result<T, E>>(1);
+        let job: writer::Job = Box::new(move |tx| {
+            let result = change(tx);
+            let keep = result.is_ok();
+            let _ = value_tx.send(result);
+            keep
+        });
+        let reply: writer::JobReply = Box::new(move |result| {
+            let _ = done_tx.send(result);
+        });
+        self.request(Request::Exec { job, reply })?;
+        done_rx.recv().map_err(|_| StoreError::Closed)??;
+        value_rx.recv().map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    /// Writes `rows` through the writer in chunks of [`CHUNK_ROWS`], each
+    /// chunk its own short transaction, so a 100,000-row import never holds
+    /// the database while events wait; `progress` gets the rows written so
+    /// far. On an error the chunks already written stay: callers make their
+    /// rows idempotent (upserts) and mark completion in a last, small write
+    /// (a list version, a change counter).
+    pub fn write_in_chunks<R, E>(
+        &self,
+        rows: Vec<R>,
+        per_row: impl Fn(&rusqlite::Transaction<'_>, &R) -> Result<(), E> + Send + Sync + 'static,
+        mut progress: impl FnMut(u64),
+    ) -> Result<(), E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let per_row = Arc::new(per_row);
+        let mut rows = rows.into_iter().peekable();
+        let mut done = 0u64;
+        while rows.peek().is_some() {
+            let chunk: Vec<R> = rows.by_ref().take(CHUNK_ROWS).collect();
+            let n = chunk.len() as u64;
+            let per_row = per_row.clone();
+            self.write_blocking(move |tx| chunk.iter().try_for_each(|row| per_row(tx, row)))?;
+            done += n;
+            progress(done);
+        }
+        Ok(())
+    }
+
+    /// Runs `delete` (a statement deleting at most [`CHUNK_ROWS`] rows, its
+    /// one parameter `param`) through the writer until it deletes nothing;
+    /// returns how many rows went.
+    pub fn delete_in_chunks(&self, delete: &'static str, param: i64) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        loop {
+            let n = self
+                .write_blocking(move |tx| tx.execute(delete, [param]).map_err(StoreError::from))?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
         }
     }
 
@@ -580,6 +703,54 @@ fn encode(mut env: Envelope) -> Result<Encoded, StoreError> {
         time_ms: env.time_ms,
         payload,
     })
+}
+
+/// A state change decided together with an event (a vehicle now inside, a
+/// visitor pass used, a temporary code's use): its coordinator applies it to
+/// memory at once, and the store writer commits it in the same transaction
+/// as the event ([`Store::submit_with`]). Effects compare by their
+/// description.
+#[derive(Clone)]
+pub struct Effect {
+    what: String,
+    apply: Arc<EffectFn>,
+}
+
+/// What an [`Effect`] runs inside the writer's transaction.
+type EffectFn = dyn Fn(&Connection) -> rusqlite::Result<()> + Send + Sync;
+
+impl Effect {
+    /// An effect described by `what` (for logs and comparisons).
+    pub fn new(
+        what: impl Into<String>,
+        apply: impl Fn(&Connection) -> rusqlite::Result<()> + Send + Sync + 'static,
+    ) -> Effect {
+        Effect {
+            what: what.into(),
+            apply: Arc::new(apply),
+        }
+    }
+
+    /// What it does.
+    pub fn label(&self) -> &str {
+        &self.what
+    }
+
+    pub(crate) fn apply(&self, conn: &Connection) -> rusqlite::Result<()> {
+        (self.apply)(conn)
+    }
+}
+
+impl std::fmt::Debug for Effect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Effect").field(&self.what).finish()
+    }
+}
+
+impl PartialEq for Effect {
+    fn eq(&self, other: &Effect) -> bool {
+        self.what == other.what
+    }
 }
 
 /// Resolves to one result per submitted event.

@@ -46,7 +46,11 @@ pub(crate) fn quarantine(path: &Path, reason: String) -> io::Result<Quarantine> 
         %reason,
         "store database unusable: quarantined, starting a fresh one"
     );
-    Ok(Quarantine { moved_to, reason })
+    Ok(Quarantine {
+        moved_to,
+        reason,
+        salvaged: Vec::new(),
+    })
 }
 
 /// `path` with `suffix` appended to its file name.

@@ -18,6 +18,7 @@ use drivers::Class;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::{oneshot, watch};
 
+use super::Effect;
 use super::journal::JournalRetention;
 use super::policy::{self, Decision, Limits, Usage};
 use super::{Pressure, Seq, StoreError};
@@ -54,14 +55,25 @@ pub(crate) struct Encoded {
 /// Answer to an append: one result per event.
 pub(crate) type AppendReply = oneshot::Sender<Vec<Result<Seq, StoreError>>>;
 
+/// A change to the gateway's own tables run by the writer inside its
+/// transaction; returns whether to keep it (`false` rolls back just this job).
+pub(crate) type Job = Box<dyn FnOnce(&Transaction<'_>) -> bool + Send>;
+
+/// Told once a job's transaction has committed (or failed).
+pub(crate) type JobReply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
 /// What the writer is asked to do.
-#[derive(Debug)]
 pub(crate) enum Request {
     /// Store these events (an entry is already an error when it failed to encode).
     Append {
         events: Vec<Result<Encoded, StoreError>>,
+        /// State changes that belong with these events (committed with them).
+        effects: Vec<Effect>,
         reply: AppendReply,
     },
+    /// Run a change to the gateway's other tables (a chunk of a list, a
+    /// panel edit) in the writer's transaction.
+    Exec { job: Job, reply: JobReply },
     /// Delete every event with `seq <= upto`.
     Ack {
         upto: Seq,
@@ -76,6 +88,27 @@ pub(crate) enum Request {
     Close {
         reply: Option<oneshot::Sender<Result<(), StoreError>>>,
     },
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Append {
+                events, effects, ..
+            } => f
+                .debug_struct("Append")
+                .field("events", &events.len())
+                .field("effects", effects)
+                .finish(),
+            Request::Exec { .. } => f.write_str("Exec"),
+            Request::Ack { upto, .. } => f.debug_struct("Ack").field("upto", upto).finish(),
+            Request::AckSeqs { seqs, .. } => f
+                .debug_struct("AckSeqs")
+                .field("seqs", &seqs.len())
+                .finish(),
+            Request::Close { .. } => f.write_str("Close"),
+        }
+    }
 }
 
 impl Request {
@@ -225,6 +258,7 @@ pub(crate) struct Writer {
 /// What a request got, before the commit decides whether it stands.
 enum Answer {
     Append(Vec<Result<Seq, StoreError>>),
+    Exec,
     Ack(u64),
     Close,
 }
@@ -315,13 +349,13 @@ impl Writer {
     }
 
     /// Applies a batch in one transaction and answers it. Returns whether to stop.
-    fn process(&mut self, batch: Vec<Request>) -> bool {
+    fn process(&mut self, mut batch: Vec<Request>) -> bool {
         let mut scratch = self.acct.clone();
         let outcome = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .and_then(|tx| {
-                let answers = apply(&tx, &batch, &mut scratch, self.limits)?;
+                let answers = apply(&tx, &mut batch, &mut scratch, self.limits)?;
                 tx.commit()?;
                 Ok(answers)
             });
@@ -352,6 +386,7 @@ impl Writer {
                         ) => {
                             let _ = reply.send(Ok(n));
                         }
+                        (Request::Exec { reply, .. }, Answer::Exec) => reply(Ok(())),
                         (Request::Close { reply }, Answer::Close) => {
                             self.checkpoint();
                             self.drop_log.flush();
@@ -368,9 +403,10 @@ impl Writer {
                 tracing::error!(error = %err, "store commit failed; the batch is answered with errors");
                 for req in batch {
                     match req {
-                        Request::Append { events, reply } => {
+                        Request::Append { events, reply, .. } => {
                             let _ = reply.send(events.iter().map(|_| Err(failed(&err))).collect());
                         }
+                        Request::Exec { reply, .. } => reply(Err(failed(&err))),
                         Request::Ack { reply, .. } | Request::AckSeqs { reply, .. } => {
                             let _ = reply.send(Err(failed(&err)));
                         }
@@ -490,15 +526,22 @@ fn to_sql_seq(seq: Seq) -> i64 {
 /// Applies every request of a batch inside `tx`, updating `acct`.
 fn apply(
     tx: &Transaction<'_>,
-    batch: &[Request],
+    batch: &mut [Request],
     acct: &mut Accounting,
     limits: Limits,
 ) -> rusqlite::Result<Vec<Answer>> {
     let mut answers = Vec::with_capacity(batch.len());
     let mut oldest_stale = false;
-    for req in batch {
+    for req in batch.iter_mut() {
         answers.push(match req {
-            Request::Append { events, .. } => {
+            Request::Exec { job, .. } => {
+                let job = std::mem::replace(job, Box::new(|_| true));
+                savepoint(tx, |tx| Ok(job(tx)))?;
+                Answer::Exec
+            }
+            Request::Append {
+                events, effects, ..
+            } => {
                 let mut results = Vec::with_capacity(events.len());
                 for event in events {
                     let event = match event {
@@ -509,6 +552,9 @@ fn apply(
                         }
                     };
                     results.push(insert(tx, event, acct, limits, &mut oldest_stale)?);
+                }
+                for effect in effects.iter() {
+                    apply_effect(tx, effect)?;
                 }
                 Answer::Append(results)
             }
@@ -536,6 +582,55 @@ fn apply(
         acct.oldest_time_ms = oldest_time(tx)?;
     }
     Ok(answers)
+}
+
+/// Runs `body` inside a savepoint: kept when it returns `true`, rolled back
+/// (alone, not the batch) when it returns `false` or fails with an error
+/// that leaves the transaction usable.
+fn savepoint(
+    tx: &Transaction<'_>,
+    body: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<bool>,
+) -> rusqlite::Result<bool> {
+    tx.execute_batch("SAVEPOINT job")?;
+    let kept = match body(tx) {
+        Ok(keep) => keep,
+        Err(err) if is_fatal(&err) => return Err(err),
+        Err(err) => {
+            tracing::error!(error = %err, "A change to the gateway's tables failed and was rolled back.");
+            false
+        }
+    };
+    if !kept {
+        tx.execute_batch("ROLLBACK TO job")?;
+    }
+    tx.execute_batch("RELEASE job")?;
+    Ok(kept)
+}
+
+/// Errors that doom the whole transaction (the disk, not the statement).
+fn is_fatal(err: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode;
+    matches!(
+        err.sqlite_error_code(),
+        Some(
+            ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DatabaseCorrupt
+                | ErrorCode::OutOfMemory
+        )
+    )
+}
+
+/// Applies one coordinator effect inside the event's transaction.
+fn apply_effect(tx: &Transaction<'_>, effect: &Effect) -> rusqlite::Result<()> {
+    let kept = savepoint(tx, |tx| effect.apply(tx).map(|()| true))?;
+    if !kept {
+        tracing::error!(
+            effect = effect.label(),
+            "An effect of a decision was not stored."
+        );
+    }
+    Ok(())
 }
 
 /// Subtracts deleted `(class, size)` rows from the accounting; returns how many.

@@ -116,11 +116,13 @@ async fn metrics(State(state): State<PanelState>, headers: HeaderMap) -> Respons
 /// Whether the request carries `Authorization: Bearer <token>`; compared in
 /// constant time so the comparison does not leak the token.
 pub fn bearer_matches(headers: &HeaderMap, token: &Secret) -> bool {
+    // The scheme is case-insensitive (RFC 9110 §11.1).
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
     constant_time_eq::constant_time_eq(presented.as_bytes(), token.expose().as_bytes())
 }
 
@@ -185,6 +187,16 @@ mod tests {
         let (status, _) = get(router(state.clone()), "/metrics", None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         let (status, _) = get(router(state.clone()), "/metrics", Some("Bearer wrong")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        for scheme in ["bearer s3cret", "BEARER  s3cret"] {
+            let (status, _) = get(router(state.clone()), "/metrics", Some(scheme)).await;
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "the scheme is case-insensitive: {scheme}"
+            );
+        }
+        let (status, _) = get(router(state.clone()), "/metrics", Some("Basic s3cret")).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         let (status, body) = get(router(state), "/metrics", Some("Bearer s3cret")).await;
         assert_eq!(status, StatusCode::OK);

@@ -150,6 +150,12 @@ mod tests {
             .unwrap_or_default();
         assert!(cookie.contains("; Secure"), "{login}");
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+        assert!(
+            login
+                .to_ascii_lowercase()
+                .contains("strict-transport-security: max-age=31536000"),
+            "{login}"
+        );
         assert!(running.shutdown().await.is_clean());
     }
 

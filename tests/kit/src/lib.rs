@@ -123,6 +123,49 @@ pub fn python_peer(what: &str, modules: &[&str]) -> Option<PathBuf> {
     }
 }
 
+/// A file inside the Node packages of `tests/peers/package.json` (e.g.
+/// `axe-core/axe.min.js`), or why there is none.
+///
+/// The packages live in `GATEHOUSE_NODE_PEERS` (default
+/// `$CARGO_TARGET_DIR/peers-node`), installed on first use with `npm
+/// install` from the npm registry; serialised across test processes with a
+/// lock file, like [`python_with`].
+pub fn node_file(relative: &str) -> Result<PathBuf, String> {
+    let dir = std::env::var_os("GATEHOUSE_NODE_PEERS")
+        .map_or_else(|| target_dir().join("peers-node"), PathBuf::from);
+    let file = dir.join("node_modules").join(relative);
+    if file.is_file() {
+        return Ok(file);
+    }
+    let npm = program("npm")?;
+    fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let lock_path = dir.with_extension("lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("opening {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("locking {}: {e}", lock_path.display()))?;
+    if file.is_file() {
+        return Ok(file);
+    }
+    fs::copy(
+        workspace_root().join("tests/peers/package.json"),
+        dir.join("package.json"),
+    )
+    .map_err(|e| format!("copying package.json: {e}"))?;
+    run(Command::new(npm)
+        .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+        .arg(&dir))?;
+    if file.is_file() {
+        Ok(file)
+    } else {
+        Err(format!("{} is missing after npm install", file.display()))
+    }
+}
+
 /// A program on `PATH` (or at an absolute path), or why it is missing.
 pub fn program(name: &str) -> Result<PathBuf, String> {
     let candidate = Path::new(name);

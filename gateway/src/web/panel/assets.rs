@@ -1,4 +1,4 @@
-//! The panel's static files (CSS, a little plain JavaScript), embedded in
+//! The panel's static files (CSS, a little plain JavaScript, the icon), embedded in
 //! the binary with `include_str!` so the box needs no files beside it and
 //! no build chain.
 
@@ -18,7 +18,17 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../assets/panel.js"),
     ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../../../assets/favicon.svg"),
+    ),
 ];
+
+/// `GET /favicon.ico`: the icon (browsers ask for it before reading the page).
+pub(super) async fn favicon() -> Response {
+    serve(Path("favicon.svg".to_owned())).await
+}
 
 /// `GET /assets/{name}`.
 pub(super) async fn serve(Path(name): Path<String>) -> Response {

@@ -9,6 +9,11 @@
 //! - Without one (`/login`, `/setup`): a double-submit token, the form field
 //!   `csrf` equal to the `gh_pre` cookie that the form's page set.
 //!
+//! Before that, a request whose `Host` is neither an IP address,
+//! `localhost`, nor one of `[panel] hosts` is refused (421, counted as
+//! `reason="host"`): a page loaded through a rebound DNS name cannot talk
+//! to the panel. Under TLS every answer carries Strict-Transport-Security.
+//!
 //! Handlers then take a [`Viewer`] (a live session is required) or a [`Ctx`].
 
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
 use super::i18n::{Lang, Strings};
+use super::kit::FlashBox;
 use super::{Panel, PanelError};
 use crate::auth::{Permission, Session, User, token};
 
@@ -51,6 +57,10 @@ pub(crate) struct Ctx {
     pub(crate) path: String,
     /// Whether cookies get `Secure`.
     pub(crate) secure: bool,
+    /// Flashes between an action and the next page, used one-time keys.
+    pub(crate) memo: FlashBox,
+    /// Reads waiting for a guard's decision (the badge on every page).
+    pub(crate) waiting: usize,
 }
 
 impl Ctx {
@@ -150,12 +160,61 @@ fn language(request: &Request, jar: &CookieJar) -> Lang {
         .unwrap_or_default()
 }
 
+/// Whether `host` (a `Host` header, maybe with a port) names this panel:
+/// an IP address, `localhost`, or one of `names`.
+pub(crate) fn host_allowed(host: &str, names: &[String]) -> bool {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        return rest
+            .split(']')
+            .next()
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        host.rsplit_once(':')
+            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+            .map_or(host, |(name, _)| name)
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.parse::<IpAddr>().is_ok() || name == "localhost" || names.contains(&name)
+}
+
+/// Strict-Transport-Security under TLS: a year, this host only.
+const HSTS: &str = "max-age=31536000";
+
 /// Resolves the request's [`Ctx`] and enforces CSRF on state changes.
 pub(super) async fn middleware(
     State(panel): State<Panel>,
     request: Request,
     next: Next,
 ) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()));
+    if let Some(host) = host
+        && !host_allowed(&host, &panel.hosts)
+    {
+        panel.metrics.rejected("panel", "host");
+        return (
+            axum::http::StatusCode::MISDIRECTED_REQUEST,
+            "this host name is not configured for the panel ([panel] hosts)\n",
+        )
+            .into_response();
+    }
+    let mut response = guarded(panel.clone(), request, next).await;
+    if panel.secure_cookies {
+        response.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static(HSTS),
+        );
+    }
+    response
+}
+
+async fn guarded(panel: Panel, request: Request, next: Next) -> Response {
     let jar = CookieJar::from_headers(request.headers());
     let lang = language(&request, &jar);
     let remote = request
@@ -178,7 +237,9 @@ pub(super) async fn middleware(
         .map(|c| c.value().to_owned())
         .filter(|v| !v.is_empty());
     let mut session = None;
+    let mut waiting = 0;
     if let (Some(cookie), Ok(core)) = (&cookie, panel.core()) {
+        waiting = core.board.pending().len();
         // The live stream re-checks its session without counting as use.
         let touch = request.uri().path() != "/live/stream";
         match core.auth.session(cookie, touch).await {
@@ -193,6 +254,8 @@ pub(super) async fn middleware(
         cookie,
         path,
         secure: panel.secure_cookies,
+        memo: panel.memo.clone(),
+        waiting,
     };
 
     let safe = matches!(*request.method(), Method::GET | Method::HEAD);
@@ -240,4 +303,34 @@ pub(super) async fn middleware(
     let mut request = request;
     request.extensions_mut().insert(ctx);
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_allowed;
+
+    #[test]
+    fn only_addresses_localhost_and_configured_names_are_this_panel() {
+        let names = vec!["gate.estate.example".to_owned()];
+        for ok in [
+            "192.168.1.10",
+            "192.168.1.10:8080",
+            "[fe80::1]:8080",
+            "[::1]",
+            "localhost:8080",
+            "LOCALHOST",
+            "gate.estate.example",
+            "Gate.Estate.Example.:443",
+        ] {
+            assert!(host_allowed(ok, &names), "{ok}");
+        }
+        for refused in [
+            "attacker.example",
+            "attacker.example:8080",
+            "[nonsense]",
+            "gate.estate.example.evil",
+        ] {
+            assert!(!host_allowed(refused, &names), "{refused}");
+        }
+    }
 }

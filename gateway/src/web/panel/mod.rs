@@ -7,12 +7,23 @@
 //! Layout: [`guard`] resolves the session and language of every request and
 //! refuses state-changing requests without the right CSRF token (one place,
 //! so no handler can forget it); [`headers`] adds the security headers;
-//! `pages/` holds one module per page; [`view`] turns events into rows.
+//! [`kit`] is the page kit every page is built from; `pages/` holds one
+//! module per page; [`view`] turns events into rows.
 //!
-//! Adding a page is: a route in [`router`], a handler module in `pages/`,
-//! a template, and its strings in both `i18n` files. Every handler takes a
-//! [`guard::Viewer`] (which requires a live session) and checks its
-//! [`Permission`](crate::auth::Permission) first.
+//! **Adding a page** (监控, 对讲, 设施, …) is: a route in [`router`], a handler
+//! module in `pages/`, a template, and its strings in both `i18n` files.
+//! Build it from the page kit — [`kit`] on the Rust side (the frame
+//! `Chrome`, `done` for post/redirect/get with a flash, one-time keys for
+//! actuations, `CommandForm` + `outcome_flash`, audit helpers, CSV import
+//! with preview and the formula-safe CSV download) and `templates/kit.html`
+//! on the template side (fields with their messages, row actions with
+//! confirmation, search, import preview and form). A list page is then a
+//! row type, a form type and a few handlers (see `pages/cards.rs`). Every
+//! handler takes a [`guard::Viewer`] (which requires a live session) and
+//! checks its [`Permission`](crate::auth::Permission) first. A new device
+//! `type` or event kind needs its label in both languages (a test checks).
+//! Lay a page out for a 390 px phone first: `table.list` rows become cards
+//! there (give each cell a `data-label`).
 //!
 //! The router exists from the first moment (the listener answers `/healthz`
 //! while the store opens); the pieces the pages need ([`PanelCore`]) are set
@@ -23,6 +34,7 @@ mod error;
 mod guard;
 mod headers;
 pub mod i18n;
+mod kit;
 mod pages;
 mod view;
 
@@ -81,6 +93,9 @@ pub struct Panel {
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
     secure_cookies: bool,
+    memo: kit::FlashBox,
+    /// Host names answered besides IP addresses and `localhost`.
+    hosts: Arc<Vec<String>>,
 }
 
 impl Panel {
@@ -91,7 +106,15 @@ impl Panel {
             metrics,
             cancel,
             secure_cookies,
+            memo: kit::FlashBox::default(),
+            hosts: Arc::new(Vec::new()),
         }
+    }
+
+    /// Also answers to these host names (`[panel] hosts`).
+    pub fn with_hosts(mut self, hosts: Vec<String>) -> Panel {
+        self.hosts = Arc::new(hosts);
+        self
     }
 
     /// Sets the core (once; later calls are ignored).
@@ -117,6 +140,7 @@ pub fn router(panel: Panel) -> Router {
         .route("/lang/{code}", get(pages::login::switch_language))
         .route("/live", get(pages::live::page))
         .route("/live/stream", get(pages::live::stream))
+        .route("/live/ack/{seq}", post(pages::live::acknowledge))
         .route("/devices", get(pages::devices::list))
         .route("/devices/{id}", get(pages::devices::detail))
         .route("/devices/{id}/command", post(pages::devices::command))
@@ -126,6 +150,7 @@ pub fn router(panel: Panel) -> Router {
         .route("/users", get(pages::users::page).post(pages::users::add))
         .route("/users/{name}/password", post(pages::users::reset_password))
         .route("/users/{name}/remove", post(pages::users::remove))
+        .route("/users/{name}/unlock", post(pages::users::unlock))
         .route("/lanes", get(pages::lanes::page))
         .route("/lanes/live", get(pages::lanes::live))
         .route("/lanes/{id}/command", post(pages::lanes::command))
@@ -157,6 +182,7 @@ pub fn router(panel: Panel) -> Router {
         .route("/traffic", get(pages::traffic::page))
         .route("/images/{*name}", get(pages::images::serve))
         .route("/assets/{name}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             panel.clone(),

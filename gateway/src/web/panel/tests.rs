@@ -34,6 +34,7 @@ struct Harness {
     plates: Arc<PlateRegistry>,
     credentials: Arc<CredentialStore>,
     journal: Journal,
+    pipeline: crate::pipeline::PipelineHandle,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
     _tasks: Tasks,
@@ -113,18 +114,16 @@ async fn harness() -> Harness {
         exit_policy: crate::config::ExitPolicy::RecordedOrListed,
         repeat_window: Duration::from_secs(10),
     }]);
-    let plates = Arc::new(
-        PlateRegistry::from_connection(store.connect().expect("connect")).expect("plates"),
-    );
+    let plates = Arc::new(PlateRegistry::open(&store).expect("plates"));
     let credentials = Arc::new(
-        CredentialStore::from_connection(store.connect().expect("connect"))
+        CredentialStore::open(&store)
             .expect("credentials")
             .with_known_groups(["b3".to_owned(), "basement".to_owned()]),
     );
     panel.set_core(PanelCore {
         auth: auth.clone(),
         journal: journal.clone(),
-        pipeline: handle,
+        pipeline: handle.clone(),
         drivers,
         feed,
         images_dir: dir.path().join("images"),
@@ -149,6 +148,7 @@ async fn harness() -> Harness {
         plates,
         credentials,
         journal,
+        pipeline: handle,
         metrics,
         cancel,
         _tasks: tasks,
@@ -161,6 +161,9 @@ struct Reply {
     status: StatusCode,
     headers: HeaderMap,
     body: String,
+    /// The page after a panel action's `303` (post/redirect/get), followed
+    /// like a browser does.
+    followed: bool,
 }
 
 impl Reply {
@@ -221,6 +224,7 @@ impl<'h> Browser<'h> {
             status,
             headers,
             body: String::from_utf8_lossy(&bytes).into_owned(),
+            followed: false,
         };
         for set in reply.set_cookies() {
             let pair = set.split(';').next().unwrap_or("");
@@ -239,15 +243,29 @@ impl<'h> Browser<'h> {
         self.send(Request::get(uri), Body::empty()).await
     }
 
+    /// Posts a form; a panel action's `303` is followed to the page it
+    /// leads to (the login, logout and setup redirects are not).
     async fn post(&mut self, uri: &str, form: &[(&str, &str)]) -> Reply {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
-        self.send(
-            Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
-            Body::from(body),
-        )
-        .await
+        let reply = self
+            .send(
+                Request::post(uri)
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
+                Body::from(body),
+            )
+            .await;
+        let session_route = ["/login", "/logout", "/setup"]
+            .iter()
+            .any(|r| uri.starts_with(r));
+        if reply.status == StatusCode::SEE_OTHER && !session_route {
+            let location = reply.location().to_owned();
+            let mut page = self.get(&location).await;
+            page.followed = true;
+            return page;
+        }
+        reply
     }
 
     /// The login form's double-submit token.
@@ -464,7 +482,7 @@ async fn csrf_token_is_required_on_every_state_changing_route() {
             Body::from("command=poll&reason=%E6%A3%80%E6%9F%A5"),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
 
     // The login form needs its double-submit token too.
     let mut other = Browser::new(&h);
@@ -553,22 +571,53 @@ async fn role_guard_cannot_reach_user_management_audit_or_restart() {
 async fn lockout_after_repeated_failures_refuses_the_right_password() {
     let h = harness().await;
     add(&h, "sun", Role::Guard).await;
+    add(&h, "admin", Role::Admin).await;
     let mut b = Browser::new(&h);
+    // From the third failure on, each one makes the next attempt wait.
     for _ in 0..3 {
         assert_eq!(
             b.login("sun", "wrong password!!").await.status,
             StatusCode::UNAUTHORIZED
         );
     }
-    let locked = b.login("sun", "a long password").await;
-    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(locked.body.contains("15 分钟"), "{}", locked.body);
+    let waiting = b.login("sun", "a long password").await;
+    assert_eq!(waiting.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(waiting.body.contains("1 秒后再试"), "{}", waiting.body);
     assert!(!b.cookies.contains_key("gh_session"));
     let kinds = journal_kinds(&h).await;
     assert_eq!(kinds.iter().filter(|k| *k == "user_locked").count(), 1);
     assert_eq!(
         kinds.iter().filter(|k| *k == "user_login_failed").count(),
         3
+    );
+    // A name typed at the form is capped before it is counted or audited.
+    let long = "x".repeat(50_000);
+    b.login(&long, "wrong password!!").await;
+    let failed = audit_bodies(&h, "user_login_failed").await;
+    assert!(
+        failed
+            .iter()
+            .all(|f| f["actor"].as_str().is_some_and(|a| a.chars().count() <= 64))
+    );
+
+    // An admin clears the delay (audited); the right password works again.
+    let mut admin = Browser::new(&h);
+    admin.login("admin", "a long password").await;
+    let token = admin.csrf().await;
+    let cleared = admin.post("/users/sun/unlock", &[("csrf", &token)]).await;
+    assert!(
+        cleared.followed && cleared.body.contains("已解除登录限制"),
+        "{}",
+        cleared.body
+    );
+    assert!(
+        journal_kinds(&h)
+            .await
+            .contains(&"user_unlocked".to_owned())
+    );
+    assert_eq!(
+        b.login("sun", "a long password").await.status,
+        StatusCode::SEE_OTHER
     );
 }
 
@@ -597,7 +646,7 @@ async fn session_ends_everywhere_when_an_admin_resets_the_password() {
             &[("csrf", &token), ("password", "a new long password")],
         )
         .await;
-    assert_eq!(reset.status, StatusCode::SEE_OTHER);
+    assert!(reset.followed && reset.status == StatusCode::OK);
     assert_eq!(guard.get("/live").await.status, StatusCode::SEE_OTHER);
     assert!(
         journal_kinds(&h)
@@ -891,7 +940,12 @@ async fn lanes_pending_read_is_decided_once_by_the_guard() {
             &[("csrf", &csrf), ("decision", "allow")],
         )
         .await;
-    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(again.followed, "post/redirect/get");
+    assert!(
+        again.body.contains("class=\"flash warn\""),
+        "{}",
+        again.body
+    );
 }
 
 #[tokio::test]
@@ -1375,4 +1429,168 @@ async fn cards_page_roles_csrf_field_errors_preview_block_and_audit() {
     ] {
         assert!(kinds.iter().any(|k| k == kind), "{kind}: {kinds:?}");
     }
+}
+
+#[tokio::test]
+async fn actions_redirect_once_exports_are_defused_and_guards_see_no_audit_stream() {
+    let h = harness().await;
+    add(&h, "guard-1", Role::Guard).await;
+    add(&h, "mgr", Role::Manager).await;
+    let mut g = Browser::new(&h);
+    g.login("guard-1", "a long password").await;
+    let csrf = g.csrf().await;
+
+    // A lane command ends in a redirect; the same one-time key twice (a
+    // double tap, a resubmitted form) is sent once.
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("command", "open_barrier"),
+        ("reason", "救护车"),
+        ("key", "k-1"),
+    ];
+    let first = g.post("/lanes/south-in/command", &form).await;
+    assert!(
+        first.followed && first.body.contains("id=\"flash\""),
+        "{}",
+        first.body
+    );
+    let second = g.post("/lanes/south-in/command", &form).await;
+    assert!(
+        second.body.contains("class=\"flash warn\""),
+        "{}",
+        second.body
+    );
+    assert_eq!(audit_bodies(&h, "command").await.len(), 1, "sent once");
+    // The flash is shown once: a reload does not repeat it.
+    assert!(!g.get("/lanes").await.body.contains("id=\"flash\""));
+
+    // Guards do not read audit records on the live page or its stream.
+    assert_eq!(
+        g.get("/live?class=audit").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        g.get("/live/stream?class=audit").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let live = g.get("/live").await;
+    assert!(
+        !live.body.contains("value=\"audit\""),
+        "no audit filter for guards"
+    );
+    assert!(!live.body.contains("class-audit"), "{}", live.body);
+
+    // An alarm stays in the strip until a guard acknowledges it (audited).
+    h.pipeline
+        .record(
+            "tank-1",
+            "threshold_alarm",
+            Class::Alarm,
+            serde_json::json!({"point": "level", "value": 0.2, "unit": "m", "active": true,
+                "limit": "below", "threshold": 0.5}),
+        )
+        .await
+        .expect("alarm recorded");
+    let live = g.get("/live").await;
+    let marker = "action=\"/live/ack/";
+    let start = live.body.find(marker).expect("the alarm is in the strip") + marker.len();
+    let seq: String = live.body[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let acked = g
+        .post(&format!("/live/ack/{seq}"), &[("csrf", &csrf)])
+        .await;
+    assert!(acked.followed, "{}", acked.body);
+    assert!(!acked.body.contains(marker), "gone from the strip");
+    let acks = audit_bodies(&h, "alarm_acknowledged").await;
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0]["actor"], "guard-1");
+    assert_eq!(acks[0]["seq"].to_string(), seq);
+
+    // Exports are formula-safe; the blacklist and visitors have CSV too.
+    let mut m = Browser::new(&h);
+    m.login("mgr", "a long password").await;
+    let csrf = m.csrf().await;
+    let saved = m
+        .post(
+            "/vehicles",
+            &[
+                ("csrf", &csrf),
+                ("plate", "苏A8HK52"),
+                ("house", "=HYPERLINK(\"http://x\")"),
+                ("owner", "@SUM(1)"),
+            ],
+        )
+        .await;
+    assert!(saved.followed, "{}", saved.body);
+    let export = m.get("/vehicles.csv").await;
+    assert!(
+        export.body.contains("'=HYPERLINK") && export.body.contains("'@SUM(1)"),
+        "{}",
+        export.body
+    );
+    let blacklist = "plate,reason\n苏E99999,逃费\nNOTAPLATE,x\n";
+    let check = m
+        .post(
+            "/vehicles/import?list=blacklist",
+            &[("csrf", &csrf), ("step", "check"), ("csv", blacklist)],
+        )
+        .await;
+    assert!(
+        check.body.contains("id=\"rows-ok\">1<") && check.body.contains("id=\"rows-rejected\">1<"),
+        "{}",
+        check.body
+    );
+    // All or nothing: the clean file is written.
+    let clean = "plate,reason\n苏E99999,逃费\n";
+    let write = m
+        .post(
+            "/vehicles/import?list=blacklist",
+            &[("csrf", &csrf), ("step", "write"), ("csv", clean)],
+        )
+        .await;
+    assert!(write.followed, "{}", write.body);
+    assert!(h.plates.snapshot().blacklist.contains_key("苏E99999"));
+    let black = m.get("/vehicles.csv?list=blacklist").await;
+    assert!(black.body.contains("苏E99999,逃费"), "{}", black.body);
+    assert!(
+        m.get("/vehicles.csv?list=visitors")
+            .await
+            .body
+            .starts_with('\u{feff}')
+    );
+
+    // A visitor for a blacklisted plate: warned first, registered only when
+    // confirmed.
+    let warned = m
+        .post(
+            "/visitors",
+            &[
+                ("csrf", &csrf),
+                ("plate", "苏E99999"),
+                ("host_unit", "3-1-1201"),
+                ("valid_from", "2026-01-01T08:00"),
+                ("valid_to", "2036-01-01T08:00"),
+            ],
+        )
+        .await;
+    assert_eq!(warned.status, StatusCode::CONFLICT);
+    assert!(warned.body.contains("id=\"blacklisted-warning\"") && warned.body.contains("逃费"));
+    assert!(h.plates.visitor_passes().expect("passes").is_empty());
+    let confirmed = m
+        .post(
+            "/visitors",
+            &[
+                ("csrf", &csrf),
+                ("plate", "苏E99999"),
+                ("host_unit", "3-1-1201"),
+                ("valid_from", "2026-01-01T08:00"),
+                ("valid_to", "2036-01-01T08:00"),
+                ("blacklisted_ok", "1"),
+            ],
+        )
+        .await;
+    assert!(confirmed.followed, "{}", confirmed.body);
+    assert_eq!(h.plates.visitor_passes().expect("passes").len(), 1);
 }

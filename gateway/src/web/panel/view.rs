@@ -1,14 +1,87 @@
 //! How recorded events look on the panel: one [`EventView`] per envelope,
-//! used by the server-rendered rows and the server-sent events alike, one
-//! [`AuditView`] per audit record, and local time formatting (the box's
-//! time zone: the estate's).
+//! used by the server-rendered rows and the server-sent events alike (every
+//! kind summarised in the viewer's language, plate reads with their verdict
+//! and reason), one [`AuditView`] per audit record, and local time
+//! formatting (the box's time zone: the estate's).
 
 use drivers::Class;
 use serde::Serialize;
 
 use super::i18n::Strings;
+use crate::pipeline::GATEWAY_DEVICE;
+use crate::rules::vehicle::Reason;
 use crate::supervisor::Drivers;
 use crate::wire::Envelope;
+
+/// The longest text shown for one field of an event (names typed at a
+/// login form can be anything).
+const MAX_FIELD_CHARS: usize = 64;
+
+/// A device's name as people read it (the gateway itself is "网关").
+pub(crate) fn device_name(t: &'static Strings, drivers: &Drivers, id: &str) -> String {
+    if id == GATEWAY_DEVICE {
+        return t.gateway_name.to_owned();
+    }
+    drivers
+        .get(id)
+        .map_or_else(|| truncate(id, MAX_FIELD_CHARS), |d| d.name.clone())
+}
+
+/// A vehicle reason as the guard reads it.
+pub(crate) fn reason_label(t: &'static Strings, reason: &Reason) -> String {
+    match reason {
+        Reason::Resident { house } => format!("{} {house}", t.reason_resident),
+        Reason::Visitor { host_unit, .. } => format!("{} {host_unit}", t.reason_visitor),
+        Reason::Blacklisted { reason } => format!("{} ({reason})", t.reason_blacklisted),
+        Reason::Expired => t.reason_expired.to_owned(),
+        Reason::NotYetValid => t.reason_not_yet_valid.to_owned(),
+        Reason::PassUsed => t.reason_pass_used.to_owned(),
+        Reason::LaneNotAllowed => t.reason_lane_not_allowed.to_owned(),
+        Reason::UnknownPlate => t.reason_unknown_plate.to_owned(),
+        Reason::LowConfidence { confidence } => {
+            format!("{} ({confidence})", t.reason_low_confidence)
+        }
+        Reason::FuzzyMatch { candidate } => format!("{} {candidate}", t.reason_fuzzy),
+        Reason::NoPlate => t.reason_no_plate.to_owned(),
+        Reason::ExitOpen => t.reason_exit_open.to_owned(),
+        Reason::ExitKnown => t.reason_exit_known.to_owned(),
+        Reason::ExitUnknown => t.reason_exit_unknown.to_owned(),
+        Reason::BarrierFailed { detail } => format!("{} ({detail})", t.reason_barrier_failed),
+    }
+}
+
+/// `(css class, label)` of a recorded decision (`allow`/`grant`, `deny`,
+/// `ask_guard`); `("", "")` when the body has none.
+fn verdict_of(t: &'static Strings, body: &serde_json::Value) -> (&'static str, &'static str) {
+    match body.get("decision").and_then(|d| d.as_str()) {
+        Some("allow" | "grant") => ("allow", t.verdict_allow),
+        Some("deny") => ("deny", t.verdict_deny),
+        Some("ask_guard") => ("ask", t.verdict_ask),
+        _ => ("", ""),
+    }
+}
+
+/// The reason of a recorded decision, in words: a vehicle reason, or a
+/// door reason's label (with the house or the block reason it carries).
+fn decision_reason(t: &'static Strings, body: &serde_json::Value) -> String {
+    let Some(reason) = body.get("reason") else {
+        return String::new();
+    };
+    if let Ok(vehicle) = serde_json::from_value::<Reason>(reason.clone()) {
+        return reason_label(t, &vehicle);
+    }
+    let code = reason.get("code").and_then(|c| c.as_str()).unwrap_or("");
+    let label = t.door_reason(code);
+    let extra = ["house", "reason"]
+        .iter()
+        .find_map(|k| reason.get(*k).and_then(|v| v.as_str()))
+        .unwrap_or("");
+    if extra.is_empty() {
+        label.to_owned()
+    } else {
+        format!("{label} {extra}")
+    }
+}
 
 /// `YYYY-MM-DD HH:MM:SS` in the system time zone.
 pub fn local_time(ms: i64) -> String {
@@ -44,16 +117,27 @@ pub(crate) struct EventView {
     pub(crate) cleared: bool,
     /// Plate thumbnail URL, when the event carries an image.
     pub(crate) image: Option<String>,
+    /// `allow`, `deny`, `ask` for a decided read; empty otherwise.
+    pub(crate) verdict: &'static str,
+    pub(crate) verdict_label: &'static str,
+    /// A blacklisted vehicle: shown as loudly as an alarm.
+    pub(crate) blacklisted: bool,
 }
 
 impl EventView {
     /// The row for `env` in the language of `t`.
     pub(crate) fn new(env: &Envelope, t: &'static Strings, drivers: &Drivers) -> EventView {
-        let device = drivers
-            .get(&env.device_id)
-            .map_or_else(|| env.device_id.clone(), |d| d.name.clone());
+        let device = device_name(t, drivers, &env.device_id);
         let active = env.body.get("active").and_then(|a| a.as_bool());
         let is_alarm = env.class == Class::Alarm;
+        let (verdict, verdict_label) = verdict_of(t, &env.body);
+        let blacklisted = env
+            .body
+            .get("reason")
+            .and_then(|r| r.get("code"))
+            .and_then(|c| c.as_str())
+            .is_some_and(|c| c == "blacklisted")
+            || env.kind == "blacklisted_vehicle";
         EventView {
             seq: env.seq,
             time: local_time(env.time_ms),
@@ -65,6 +149,9 @@ impl EventView {
             alarm: is_alarm && active != Some(false),
             cleared: is_alarm && active == Some(false),
             image: image_of(env),
+            verdict,
+            verdict_label,
+            blacklisted,
         }
     }
 }
@@ -83,7 +170,24 @@ fn text(v: &serde_json::Value) -> String {
     }
 }
 
-/// A short, mostly language-neutral description of the body.
+/// A door, by id or number.
+fn door_of(t: &'static Strings, b: &serde_json::Value) -> String {
+    match b.get("door").or_else(|| b.get("door_number")) {
+        Some(door) if !door.is_null() => format!("{} {}", t.col_door, text(door)),
+        _ => String::new(),
+    }
+}
+
+fn joined(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// A short description of the body in the viewer's language.
 fn summary(env: &Envelope, t: &'static Strings) -> String {
     let b = &env.body;
     let field = |k: &str| b.get(k).map(text).unwrap_or_default();
@@ -94,24 +198,87 @@ fn summary(env: &Envelope, t: &'static Strings) -> String {
             if limit.is_empty() {
                 format!("{} = {} {}", field("point"), field("value"), field("unit"))
             } else {
+                let limit_kind = field("limit");
+                let direction = match limit_kind.as_str() {
+                    "below" => t.limit_below,
+                    "above" => t.limit_above,
+                    other => other,
+                };
                 format!(
                     "{} = {} {} ({} {})",
                     field("point"),
                     field("value"),
                     field("unit"),
-                    field("limit"),
+                    direction,
                     limit
                 )
             }
         }
         "plate_read" => {
-            let plate = field("plate");
-            match b.get("confidence").map(text) {
+            let plate = match field("plate") {
+                p if p.is_empty() => t.reason_no_plate.to_owned(),
+                p => p,
+            };
+            let plate = match b.get("confidence").map(text) {
                 Some(c) if !c.is_empty() => format!("{plate} ({c}%)"),
                 _ => plate,
-            }
+            };
+            joined(&[&plate, &decision_reason(t, b)])
         }
-        "card_read" | "access_history" => field("card"),
+        "card_read" | "access_history" => joined(&[
+            &field("card"),
+            &field("holder"),
+            &door_of(t, b),
+            &decision_reason(t, b),
+        ]),
+        "barrier_state" => {
+            let state = match field("state").as_str() {
+                "closed" => t.arm_closed,
+                "opening" => t.arm_opening,
+                "open" => t.arm_open,
+                "closing" => t.arm_closing,
+                "held_open" => t.arm_held_open,
+                _ => t.unknown,
+            };
+            joined(&[&field("lane"), state])
+        }
+        "loop_state" => {
+            let occupied = b.get("occupied").and_then(|o| o.as_bool());
+            let label = if occupied == Some(true) {
+                t.loop_occupied
+            } else {
+                t.loop_free
+            };
+            joined(&[&field("lane"), label])
+        }
+        "door_state" => {
+            let open = b.get("open").and_then(|o| o.as_bool()) == Some(true);
+            joined(&[
+                &door_of(t, b),
+                if open { t.door_open } else { t.door_closed },
+            ])
+        }
+        "door_alarm" => {
+            let alarm = match field("alarm").as_str() {
+                "held_open" => t.door_held_open,
+                "forced_open" => t.door_forced_open,
+                _ => t.class_alarm,
+            };
+            joined(&[&door_of(t, b), alarm])
+        }
+        "exit_button" | "relay_pulse" | "keypad_locked" => door_of(t, b),
+        "blacklisted_vehicle" => {
+            let listed = format!("{} ({})", t.reason_blacklisted, field("listed_reason"));
+            joined(&[&field("plate"), &field("lane"), &listed])
+        }
+        "exit_without_entry" | "vehicle_entered" | "vehicle_exited" | "pending_expired" => {
+            joined(&[&field("plate"), &field("lane")])
+        }
+        "guard_decision" => {
+            let (_, verdict) = verdict_of(t, b);
+            joined(&[&field("plate"), verdict, &field("reason")])
+        }
+        "read_rejected" => t.read_rejected_text.to_owned(),
         "command" => {
             let command = b
                 .get("command")
@@ -138,19 +305,35 @@ fn summary(env: &Envelope, t: &'static Strings) -> String {
             format!("{} → {outcome} · {reason}", t.command(&command))
         }
         "device_alarm" | "barrier_fault" => field("message"),
-        "device_link" => field("detail"),
+        "device_link" => {
+            let online = b.get("online").and_then(|o| o.as_bool()) == Some(true);
+            joined(&[
+                if online {
+                    t.link_online
+                } else {
+                    t.link_offline
+                },
+                &field("detail"),
+            ])
+        }
         _ if env.class == Class::Audit => {
-            let target = field("target");
+            let target = audit_target(t, b);
             let reason = field("reason");
-            [target, reason]
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(" · ")
+            joined(&[&target, &reason])
         }
         _ => compact(b),
     };
     truncate(&s, 160)
+}
+
+/// The object of an audit record: a user name (capped), a plate, a card —
+/// or the gateway itself, in words.
+fn audit_target(t: &'static Strings, b: &serde_json::Value) -> String {
+    match b.get("target").map(text) {
+        Some(target) if target == GATEWAY_DEVICE => t.gateway_name.to_owned(),
+        Some(target) => truncate(&target, MAX_FIELD_CHARS),
+        None => String::new(),
+    }
 }
 
 fn compact(body: &serde_json::Value) -> String {
@@ -199,11 +382,9 @@ impl AuditView {
                 .map(text)
                 .unwrap_or_default()
         };
-        let target = match b.get("target").map(text) {
-            Some(t) if !t.is_empty() => t,
-            _ => drivers
-                .get(&env.device_id)
-                .map_or_else(|| env.device_id.clone(), |d| d.name.clone()),
+        let target = match audit_target(t, b) {
+            target if !target.is_empty() => target,
+            _ => device_name(t, drivers, &env.device_id),
         };
         let detail = if env.kind == "command" {
             summary(env, t)
@@ -217,7 +398,7 @@ impl AuditView {
         AuditView {
             seq: env.seq,
             time: local_time(env.time_ms),
-            actor: pick("actor"),
+            actor: truncate(&pick("actor"), MAX_FIELD_CHARS),
             kind: env.kind.clone(),
             action: t.kind(&env.kind).to_owned(),
             target,
@@ -262,7 +443,7 @@ mod tests {
         let view = EventView::new(&alarm, t, &drivers);
         assert!(view.alarm && !view.cleared);
         assert_eq!(view.kind_label, "阈值告警");
-        assert_eq!(view.summary, "level = 1.2 m (below 1.5)");
+        assert_eq!(view.summary, "level = 1.2 m (低于 1.5)");
         let cleared = env(
             "threshold_alarm",
             Class::Alarm,

@@ -4,6 +4,9 @@
 //! `/lang/{code}`) or a `?lang=` query switches.
 //!
 //! Adding a page: add its fields to [`Strings`] and fill them in both files.
+//! The tables (event kinds, commands, device types, door reasons) are
+//! checked by tests: every kind in `docs/schema/events.json` and every
+//! configurable device type has a label in both languages.
 
 mod en;
 mod zh_cn;
@@ -72,7 +75,7 @@ pub struct Strings {
     pub login_password: &'static str,
     pub login_submit: &'static str,
     pub login_failed: &'static str,
-    /// `{n}`: minutes left.
+    /// `{n}`: seconds to wait.
     pub login_locked: &'static str,
     pub login_no_users: &'static str,
     pub setup_title: &'static str,
@@ -351,10 +354,56 @@ pub struct Strings {
     pub csrf_text: &'static str,
     pub back: &'static str,
 
+    pub confirm_remove: &'static str,
+    pub confirm_revoke: &'static str,
+    pub col_usage: &'static str,
+    pub export_blacklist: &'static str,
+    pub blacklist_import_title: &'static str,
+    pub blacklist_import_hint: &'static str,
+    pub export_visitors: &'static str,
+    pub visitors_import_title: &'static str,
+    pub visitors_import_hint: &'static str,
+    pub visitor_blacklisted: &'static str,
+    pub visitor_register_anyway: &'static str,
+    pub already_done: &'static str,
+    pub waiting_badge: &'static str,
+    pub arm_by_camera: &'static str,
+    pub unit_s: &'static str,
+    pub unit_min: &'static str,
+    pub ago: &'static str,
+    pub left: &'static str,
+
+    pub gateway_name: &'static str,
+    pub col_door: &'static str,
+    pub door_open: &'static str,
+    pub door_closed: &'static str,
+    pub door_held_open: &'static str,
+    pub door_forced_open: &'static str,
+    pub link_online: &'static str,
+    pub link_offline: &'static str,
+    pub limit_below: &'static str,
+    pub limit_above: &'static str,
+    pub read_rejected_text: &'static str,
+
+    pub alarm_strip_title: &'static str,
+    pub ack_button: &'static str,
+    pub alarm_acked: &'static str,
+    pub filter_title: &'static str,
+    pub filter_telemetry: &'static str,
+    pub sound_on: &'static str,
+    pub sound_off: &'static str,
+
+    pub unlock_user: &'static str,
+    pub user_unlocked_msg: &'static str,
+
     /// Event kind → label.
     pub kinds: &'static [(&'static str, &'static str)],
     /// Command name → label.
     pub commands: &'static [(&'static str, &'static str)],
+    /// Device `type` (as configured) → label.
+    pub device_types: &'static [(&'static str, &'static str)],
+    /// Door decision reason code → label.
+    pub door_reasons: &'static [(&'static str, &'static str)],
 }
 
 impl Strings {
@@ -366,6 +415,16 @@ impl Strings {
     /// The label of a command (the name itself when unknown).
     pub fn command<'a>(&'static self, name: &'a str) -> &'a str {
         lookup(self.commands, name)
+    }
+
+    /// The label of a device type (the type itself when unknown).
+    pub fn device_type<'a>(&'static self, kind: &'a str) -> &'a str {
+        lookup(self.device_types, kind)
+    }
+
+    /// The label of a door decision's reason code.
+    pub fn door_reason<'a>(&'static self, code: &'a str) -> &'a str {
+        lookup(self.door_reasons, code)
     }
 
     /// The label of a class.
@@ -415,5 +474,56 @@ mod tests {
         assert_eq!(Lang::parse("zh"), Some(Lang::ZhCn));
         assert_eq!(Lang::parse("fr"), None);
         assert_eq!(Lang::default(), Lang::ZhCn);
+    }
+
+    /// Every key of a table, in both languages, with a label that is not
+    /// the key itself.
+    fn labelled(what: &str, keys: &[&str], lookup: impl Fn(&'static Strings, &str) -> String) {
+        for lang in [Lang::ZhCn, Lang::En] {
+            let missing: Vec<&&str> = keys
+                .iter()
+                .filter(|k| lookup(lang.strings(), k) == **k)
+                .collect();
+            assert!(
+                missing.is_empty(),
+                "{what} without a {} label: {missing:?}",
+                lang.code()
+            );
+        }
+    }
+
+    #[test]
+    fn every_published_event_kind_and_device_type_has_a_label_in_both_languages() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../../docs/schema/events.json"))
+                .expect("events.json");
+        let kinds: Vec<&str> = schema["allOf"]
+            .as_array()
+            .expect("allOf")
+            .iter()
+            .filter_map(|rule| rule["if"]["properties"]["kind"]["const"].as_str())
+            .collect();
+        assert!(kinds.len() > 10, "{kinds:?}");
+        labelled("event kinds", &kinds, |t, k| t.kind(k).to_owned());
+        // The panel's own records and the lanes' events.
+        let panel_kinds = [
+            "alarm_acknowledged",
+            "user_unlocked",
+            "blacklist_imported",
+            "visitors_imported",
+            "exit_without_entry",
+            "guard_decision",
+            "keypad_locked",
+        ];
+        labelled("panel kinds", &panel_kinds, |t, k| t.kind(k).to_owned());
+        let types: Vec<&str> = crate::config::device_type_names().collect();
+        labelled("device types", &types, |t, k| t.device_type(k).to_owned());
+        let en = Lang::En.strings();
+        let zh = Lang::ZhCn.strings();
+        let keys = |t: &'static [(&'static str, &'static str)]| {
+            t.iter().map(|(k, _)| *k).collect::<Vec<_>>()
+        };
+        assert_eq!(keys(zh.device_types), keys(en.device_types));
+        assert_eq!(keys(zh.door_reasons), keys(en.door_reasons));
     }
 }

@@ -5,7 +5,7 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use drivers::Class;
 use serde::Deserialize;
@@ -16,6 +16,7 @@ use crate::store::JournalQuery;
 use crate::web::panel::error::render;
 use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;
+use crate::web::panel::kit::csv;
 use crate::web::panel::view::{AuditView, day_start_ms};
 use crate::web::panel::{Panel, PanelError};
 
@@ -156,15 +157,6 @@ pub(in crate::web::panel) async fn page(
     Ok(render(status, &page))
 }
 
-/// A cell a spreadsheet would evaluate (`=`, `+`, `-`, `@`, tab, CR) gets a
-/// leading apostrophe.
-pub(crate) fn defuse(cell: &str) -> String {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
-        _ => cell.to_owned(),
-    }
-}
-
 /// `GET /audit.csv`: the filtered log (newest first), as CSV.
 pub(in crate::web::panel) async fn csv(
     State(panel): State<Panel>,
@@ -178,55 +170,32 @@ pub(in crate::web::panel) async fn csv(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, t.err_date).into_response());
     };
     let rows = core.journal.query(query).await?;
-    let mut out = Vec::from("\u{feff}".as_bytes());
-    {
-        let mut writer = csv::Writer::from_writer(&mut out);
-        writer.write_record([
-            "seq",
-            t.col_time,
-            t.col_actor,
-            "kind",
-            t.col_action,
-            t.col_target,
-            t.col_detail,
-            t.col_reason,
-            t.col_remote,
-        ])?;
-        for env in &rows {
-            let row = AuditView::new(env, t, &core.drivers);
-            writer.write_record(
-                [
-                    row.seq.to_string(),
-                    row.time,
-                    row.actor,
-                    row.kind,
-                    row.action,
-                    row.target,
-                    row.detail,
-                    row.reason,
-                    row.remote,
-                ]
-                .iter()
-                .map(|c| defuse(c)),
-            )?;
-        }
-        writer.flush()?;
-    }
-    let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M").to_string();
-    let disposition = format!("attachment; filename=\"gatehouse-audit-{stamp}.csv\"");
-    Ok((
+    let header = [
+        "seq",
+        t.col_time,
+        t.col_actor,
+        "kind",
+        t.col_action,
+        t.col_target,
+        t.col_detail,
+        t.col_reason,
+        t.col_remote,
+    ]
+    .map(str::to_owned);
+    let lines = rows.iter().map(|env| {
+        let row = AuditView::new(env, t, &core.drivers);
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            ),
-            (
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_str(&disposition)
-                    .unwrap_or(HeaderValue::from_static("attachment")),
-            ),
-        ],
-        out,
-    )
-        .into_response())
+            row.seq.to_string(),
+            row.time,
+            row.actor,
+            row.kind,
+            row.action,
+            row.target,
+            row.detail,
+            row.reason,
+            row.remote,
+        ]
+    });
+    let out = csv::write_rows(std::iter::once(header).chain(lines))?;
+    Ok(csv::download("audit", out))
 }

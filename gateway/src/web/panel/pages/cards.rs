@@ -3,27 +3,28 @@
 //! reason; CSV import in two steps (check: a preview of the rows that would
 //! be written and the rejected rows with their line numbers, nothing
 //! written; confirm: the same CSV is posted again and imported in one
-//! transaction); CSV export. Modelled on the vehicles page; every change is
-//! audited.
+//! transaction); CSV export (formula-safe). Built from the page kit like
+//! the vehicles page; every change is audited and ends in a redirect back
+//! to the list (post/redirect/get).
 
-use crate::lists::import::ImportMode;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Deserialize;
 
-use super::devices::Flash;
-use super::vehicles::{Preview, blocking, preview, text_error};
 use super::{Chrome, audit_change, record_audit, remove_audited};
 use crate::auth::Permission;
 use crate::doors::credentials::CredentialStore;
+use crate::lists::import::ImportMode;
 use crate::lists::time::{format_bound, parse_optional_ms};
 use crate::rules::door::{Blocked, Card, canonical_card};
 use crate::web::panel::error::render;
 use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;
+use crate::web::panel::kit::csv::{self, ImportForm, Imported, Preview};
+use crate::web::panel::kit::{Flash, blocking, done, text_error};
 use crate::web::panel::{Panel, PanelCore, PanelError};
 
 /// Most rows shown in the list.
@@ -77,8 +78,10 @@ struct CardsPage {
     form: CardForm,
     blocked: Vec<Blocked>,
     block_form: BlockForm,
+    /// The refused block form belongs to a listed card's row.
+    block_in_row: bool,
     preview: Option<Preview>,
-    flash: Option<Flash>,
+    preview_cols: [&'static str; 6],
 }
 
 #[derive(Debug, Default)]
@@ -87,7 +90,6 @@ struct View {
     form: CardForm,
     block_form: BlockForm,
     preview: Option<Preview>,
-    flash: Option<Flash>,
 }
 
 fn card_row(card: &Card, blocked: Option<&Blocked>) -> CardRow {
@@ -122,6 +124,8 @@ fn cards_page(core: &PanelCore, viewer: &Viewer, status: StatusCode, view: View)
     rows.truncate(MAX_ROWS);
     let mut blocked: Vec<Blocked> = snapshot.blocked.values().cloned().collect();
     blocked.sort_by(|a, b| a.number.cmp(&b.number));
+    let t = viewer.t();
+    let block_in_row = rows.iter().any(|r| r.number == view.block_form.number);
     let page = CardsPage {
         c: Chrome::new(viewer, "cards"),
         q: view.q,
@@ -129,8 +133,16 @@ fn cards_page(core: &PanelCore, viewer: &Viewer, status: StatusCode, view: View)
         form: view.form,
         blocked,
         block_form: view.block_form,
+        block_in_row,
         preview: view.preview,
-        flash: view.flash,
+        preview_cols: [
+            t.col_card,
+            t.col_holder,
+            t.col_house,
+            t.valid_from,
+            t.valid_to,
+            t.col_groups,
+        ],
     };
     render(status, &page)
 }
@@ -305,14 +317,8 @@ pub(in crate::web::panel) async fn save(
             "detail": format!("{} {}", card.house, card.holder)}),
     )
     .await;
-    let view = View {
-        flash: Some(Flash {
-            class: "ok",
-            text: format!("{}: {}", t.card_saved_msg, card.number),
-        }),
-        ..View::default()
-    };
-    Ok(cards_page(&core, &viewer, StatusCode::OK, view))
+    let flash = Flash::ok(format!("{}: {}", t.card_saved_msg, card.number));
+    Ok(done(&viewer, "/cards", flash))
 }
 
 /// `POST /cards/{number}/remove`.
@@ -335,19 +341,7 @@ pub(in crate::web::panel) async fn remove(
         move || store.remove_card(&target),
     )
     .await?;
-    let view = View {
-        flash: Some(flash),
-        ..View::default()
-    };
-    Ok(cards_page(&core, &viewer, StatusCode::OK, view))
-}
-
-#[derive(Deserialize)]
-pub(in crate::web::panel) struct ImportForm {
-    #[serde(default)]
-    csv: String,
-    #[serde(default)]
-    step: String,
+    Ok(done(&viewer, "/cards", flash))
 }
 
 /// `POST /cards/import`: `step=check` previews, `step=write` imports.
@@ -359,55 +353,24 @@ pub(in crate::web::panel) async fn import(
     viewer.require(Permission::ManageResidents)?;
     let core = panel.core()?;
     let t = viewer.t();
-    let text = input
-        .csv
-        .strip_prefix('\u{feff}')
-        .unwrap_or(&input.csv)
-        .replace("\r\n", "\n");
-    let write = input.step == "write";
-    let store = core.credentials.clone();
-    let bytes = text.clone().into_bytes();
-    let checked =
-        blocking(move || store.check_cards_csv(bytes.as_slice(), ImportMode::AllOrNothing)).await?;
-    let report = match checked {
-        Ok(report) => report,
-        Err(error) => {
+    let (check, write) = (core.credentials.clone(), core.credentials.clone());
+    let imported = csv::import(
+        t,
+        input,
+        move |text| check.check_cards_csv(text, ImportMode::AllOrNothing),
+        move |text| write.import_cards_csv(text, ImportMode::AllOrNothing, |_| {}),
+    )
+    .await?;
+    let report = match imported {
+        Imported::Preview(status, preview) => {
             let view = View {
-                preview: Some(Preview {
-                    csv: text,
-                    error: Some(format!("{}: {error}", t.err_csv)),
-                    ..Preview::default()
-                }),
+                preview: Some(preview),
                 ..View::default()
             };
-            return Ok(cards_page(
-                &core,
-                &viewer,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                view,
-            ));
+            return Ok(cards_page(&core, &viewer, status, view));
         }
+        Imported::Written(report) => report,
     };
-    if !write || report.written == 0 {
-        let mut preview = preview(&text, &report);
-        if report.written == 0 {
-            let why = if report.rejected.is_empty() {
-                t.import_nothing
-            } else {
-                t.import_rejected_rows
-            };
-            preview.error = Some(why.to_owned());
-        }
-        let view = View {
-            preview: Some(preview),
-            ..View::default()
-        };
-        return Ok(cards_page(&core, &viewer, StatusCode::OK, view));
-    }
-    let store = core.credentials.clone();
-    let report =
-        blocking(move || store.import_cards_csv(text.as_bytes(), ImportMode::AllOrNothing, |_| {}))
-            .await??;
     record_audit(
         &core,
         None,
@@ -416,17 +379,11 @@ pub(in crate::web::panel) async fn import(
             "detail": format!("{} written, {} rejected", report.written, report.rejected.len())}),
     )
     .await;
-    let view = View {
-        flash: Some(Flash {
-            class: "ok",
-            text: format!("{}: {}", t.import_done, report.written),
-        }),
-        ..View::default()
-    };
-    Ok(cards_page(&core, &viewer, StatusCode::OK, view))
+    let flash = Flash::ok(format!("{}: {}", t.import_done, report.written));
+    Ok(done(&viewer, "/cards", flash))
 }
 
-/// `GET /cards.csv`: the cards (UTF-8 with a BOM).
+/// `GET /cards.csv`: the cards, formula-safe.
 pub(in crate::web::panel) async fn export(
     State(panel): State<Panel>,
     viewer: Viewer,
@@ -434,29 +391,8 @@ pub(in crate::web::panel) async fn export(
     viewer.require(Permission::ManageResidents)?;
     let core = panel.core()?;
     let store = core.credentials.clone();
-    let out = blocking(move || {
-        let mut out = Vec::from("\u{feff}".as_bytes());
-        store.export_cards_csv(&mut out)?;
-        Ok(out)
-    })
-    .await??;
-    let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M").to_string();
-    let disposition = format!("attachment; filename=\"gatehouse-cards-{stamp}.csv\"");
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            ),
-            (
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_str(&disposition)
-                    .unwrap_or(HeaderValue::from_static("attachment")),
-            ),
-        ],
-        out,
-    )
-        .into_response())
+    let out = csv::from_store(move |out| store.export_cards_csv(out)).await?;
+    Ok(csv::download("cards", out))
 }
 
 #[derive(Deserialize)]
@@ -515,11 +451,7 @@ pub(in crate::web::panel) async fn block(
         format!("{}: {number}", t.card_blocked_msg),
     )
     .await;
-    let view = View {
-        flash: Some(flash),
-        ..View::default()
-    };
-    Ok(cards_page(&core, &viewer, StatusCode::OK, view))
+    Ok(done(&viewer, "/cards", flash))
 }
 
 /// `POST /cards/{number}/unblock`.
@@ -542,9 +474,5 @@ pub(in crate::web::panel) async fn unblock(
         move || store.unblock(&target),
     )
     .await?;
-    let view = View {
-        flash: Some(flash),
-        ..View::default()
-    };
-    Ok(cards_page(&core, &viewer, StatusCode::OK, view))
+    Ok(done(&viewer, "/cards", flash))
 }

@@ -2,7 +2,8 @@
 //! restarts; a device's page with a manual command (mandatory reason,
 //! through `PipelineHandle::command`, so it is audited with who, why and
 //! from where) and, for admins, a driver restart (audited as
-//! `driver_restarted`).
+//! `driver_restarted`). Both end in a redirect back to the device
+//! (post/redirect/get); a command's one-time key makes a repeat harmless.
 
 use askama::Template;
 use axum::Form;
@@ -10,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use drivers::contract::HealthState;
-use drivers::{Command, CommandOutcome, Health};
+use drivers::{Command, Health};
 use serde::Deserialize;
 
 use super::{Chrome, Opt, options, record_audit};
@@ -21,18 +22,18 @@ use crate::supervisor::DriverHandle;
 use crate::web::panel::error::render;
 use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;
+use crate::web::panel::kit::{CommandForm, done, first_use, outcome_flash};
+pub(crate) use crate::web::panel::kit::{Flash, check_reason};
 use crate::web::panel::view::{EventView, local_time};
 use crate::web::panel::{Panel, PanelCore, PanelError};
-
-/// Longest reason, in characters.
-pub(crate) const MAX_REASON_CHARS: usize = 200;
 
 /// One device as a row.
 #[derive(Debug, Clone)]
 pub(crate) struct DeviceRow {
     pub(crate) id: String,
     pub(crate) name: String,
-    pub(crate) kind: &'static str,
+    /// The type in words.
+    pub(crate) kind_label: &'static str,
     pub(crate) state: &'static str,
     pub(crate) state_label: &'static str,
     pub(crate) last_seen: String,
@@ -57,7 +58,7 @@ impl DeviceRow {
         DeviceRow {
             id: handle.id.to_string(),
             name: handle.name.clone(),
-            kind: handle.kind,
+            kind_label: t.device_type(handle.kind),
             state,
             state_label,
             last_seen: last_seen_ms.map_or_else(|| t.never.to_owned(), local_time),
@@ -117,13 +118,6 @@ pub(in crate::web::panel) async fn list(
     Ok(render(StatusCode::OK, &page))
 }
 
-/// A message shown above the forms after an action.
-#[derive(Debug, Clone)]
-pub(crate) struct Flash {
-    pub(crate) class: &'static str,
-    pub(crate) text: String,
-}
-
 #[derive(Template)]
 #[template(path = "device.html")]
 struct DevicePage {
@@ -137,7 +131,6 @@ struct DevicePage {
     restart_error: Option<&'static str>,
     can_actuate: bool,
     can_restart: bool,
-    flash: Option<Flash>,
     rows: Vec<EventView>,
 }
 
@@ -148,7 +141,6 @@ struct Entered {
     command_error: Option<&'static str>,
     restart_reason: String,
     restart_error: Option<&'static str>,
-    flash: Option<Flash>,
 }
 
 impl Entered {
@@ -160,7 +152,6 @@ impl Entered {
             command_error: None,
             restart_reason: String::new(),
             restart_error: None,
-            flash: None,
         }
     }
 }
@@ -204,7 +195,6 @@ async fn device_page(
         restart_error: entered.restart_error,
         can_actuate: viewer.may(Permission::Actuate),
         can_restart: viewer.may(Permission::RestartDrivers),
-        flash: entered.flash,
         rows,
     };
     Ok(render(status, &page))
@@ -219,25 +209,6 @@ pub(in crate::web::panel) async fn detail(
     viewer.require(Permission::View)?;
     let core = panel.core()?;
     device_page(&core, &viewer, &id, StatusCode::OK, Entered::none()).await
-}
-
-/// Checks a mandatory reason.
-pub(crate) fn check_reason(t: &'static Strings, reason: &str) -> Option<&'static str> {
-    if reason.trim().is_empty() {
-        Some(t.err_reason_required)
-    } else if reason.chars().count() > MAX_REASON_CHARS {
-        Some(t.err_reason_long)
-    } else {
-        None
-    }
-}
-
-#[derive(Deserialize)]
-pub(in crate::web::panel) struct CommandForm {
-    #[serde(default)]
-    command: String,
-    #[serde(default)]
-    reason: String,
 }
 
 /// `POST /devices/{id}/command`: validates, sends through the pipeline
@@ -255,12 +226,19 @@ pub(in crate::web::panel) async fn command(
         .drivers
         .get(&id)
         .ok_or(PanelError::NotFound(viewer.ctx.lang))?;
+    let back = format!(
+        "/devices/{}",
+        form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+    );
+    if !first_use(&viewer, &form.key) {
+        return Ok(done(&viewer, &back, Flash::warn(t.already_done)));
+    }
     let reason = form.reason.trim().to_owned();
     let offered = commands_for(handle.kind).contains(&form.command.as_str());
     let parsed = parse_command(&form.command).filter(|_| offered);
     let reason_error = check_reason(t, &reason);
     let command_error = parsed.is_none().then_some(t.err_command_unknown);
-    let mut entered = Entered {
+    let entered = Entered {
         command: form.command.clone(),
         reason: reason.clone(),
         reason_error,
@@ -284,22 +262,13 @@ pub(in crate::web::panel) async fn command(
         remote: viewer.remote(),
     };
     let report = core.pipeline.command(&id, command, origin).await;
-    let (class, label, detail) = match &report.outcome {
-        CommandOutcome::Done => ("ok", t.outcome_done, String::new()),
-        CommandOutcome::Refused(why) => ("warn", t.outcome_refused, why.clone()),
-        CommandOutcome::Failed(why) => ("bad", t.outcome_failed, why.clone()),
-        CommandOutcome::Unsupported => ("warn", t.outcome_unsupported, String::new()),
-    };
-    let mut text = format!("{}: {label}", t.command(&form.command));
-    if !detail.is_empty() {
-        text.push_str(&format!(" ({detail})"));
-    }
-    if let Some(seq) = report.audit_seq {
-        text.push_str(&format!(" · {} #{seq}", t.audit_seq));
-    }
-    entered.reason = String::new();
-    entered.flash = Some(Flash { class, text });
-    device_page(&core, &viewer, &id, StatusCode::OK, entered).await
+    let flash = outcome_flash(
+        t,
+        t.command(&form.command),
+        &report.outcome,
+        report.audit_seq,
+    );
+    Ok(done(&viewer, &back, flash))
 }
 
 #[derive(Deserialize)]
@@ -348,18 +317,12 @@ pub(in crate::web::panel) async fn restart(
     )
     .await;
     let flash = match result {
-        Ok(()) => Flash {
-            class: "ok",
-            text: t.restart_done.to_owned(),
-        },
-        Err(_) => Flash {
-            class: "bad",
-            text: t.restart_failed.to_owned(),
-        },
+        Ok(()) => Flash::ok(t.restart_done),
+        Err(_) => Flash::bad(t.restart_failed),
     };
-    let entered = Entered {
-        flash: Some(flash),
-        ..Entered::none()
-    };
-    device_page(&core, &viewer, &id, StatusCode::OK, entered).await
+    let back = format!(
+        "/devices/{}",
+        form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+    );
+    Ok(done(&viewer, &back, flash))
 }

@@ -1,33 +1,41 @@
-//! `/lanes` (车道): each lane's arm, loop, last vehicle and last fault; the
-//! manual barrier commands (open / close / hold-open / release, mandatory
-//! reason, through `PipelineHandle::command`, so audited with who, why and
-//! from where); and the reads waiting for a guard (待确认) with one-click
-//! Allow / Deny (through [`crate::lanes::guard_decision`]).
+//! `/lanes` (车道): one card per lane — arm, loop, last vehicle with its
+//! verdict and reason, last fault — with the lane's own manual commands
+//! (open / close / hold-open / release, each its own colour; the reason is
+//! asked in a sheet; through `PipelineHandle::command`, so audited with
+//! who, why and from where). A lane whose barrier is the camera's relay
+//! shows "controlled by the camera" and offers no command it cannot do.
+//! Below, the reads waiting for a guard (待确认), oldest first so a new one
+//! never moves the buttons under a finger, each with its age and the time
+//! left before it expires, and one-click Allow / Deny (through
+//! [`crate::lanes::guard_decision`]). Every action ends in a redirect
+//! (post/redirect/get) and carries a one-time key.
 //!
 //! `/lanes/live` renders only the changing part of the page; the page's
-//! script fetches it every 2 s and swaps it in (unless the guard is typing
-//! in it), so the board stays current without a reload.
+//! script fetches it every 2 s and swaps it in (unless the guard is typing,
+//! touching or has a sheet open in it), so the board stays current without
+//! a reload.
 
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use drivers::{ArmState, Command, CommandOutcome};
+use drivers::{ArmState, Command};
 use serde::Deserialize;
 
 use super::Chrome;
-use super::devices::{Flash, check_reason};
 use crate::auth::Permission;
 use crate::config::LaneDirection;
+use crate::lanes::board::PENDING_TTL_MS;
 use crate::lanes::{LaneView, PendingRead, guard_decision};
 use crate::pipeline::Origin;
-use crate::rules::vehicle::{Reason, Verdict};
+use crate::rules::vehicle::Verdict;
 use crate::web::panel::error::render;
 use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;
+use crate::web::panel::kit::{CommandForm, Flash, check_reason, done, first_use, outcome_flash};
 use crate::web::panel::pages::images::is_safe_name;
-use crate::web::panel::view::local_time;
+use crate::web::panel::view::{local_time, reason_label};
 use crate::web::panel::{Panel, PanelCore, PanelError};
 
 /// One lane as a card.
@@ -46,6 +54,8 @@ pub(crate) struct LaneRow {
     pub(crate) reason: String,
     pub(crate) image: Option<String>,
     pub(crate) fault: String,
+    /// The panel commands this lane's barrier (a Modbus barrier); `false`
+    /// for a camera-relay lane.
     pub(crate) has_barrier: bool,
 }
 
@@ -58,7 +68,21 @@ pub(crate) struct PendingRow {
     pub(crate) candidate: String,
     pub(crate) reason: String,
     pub(crate) time: String,
+    /// `35 s ago`.
+    pub(crate) age: String,
+    /// `9 min 25 s left`.
+    pub(crate) left: String,
     pub(crate) image: Option<String>,
+}
+
+/// A duration as the guard reads it (`1 min 5 s`).
+fn duration(t: &'static Strings, ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    if s < 60 {
+        format!("{s} {}", t.unit_s)
+    } else {
+        format!("{} {} {} {}", s / 60, t.unit_min, s % 60, t.unit_s)
+    }
 }
 
 fn direction_label(t: &'static Strings, d: LaneDirection) -> &'static str {
@@ -79,27 +103,9 @@ fn arm(t: &'static Strings, arm: Option<ArmState>) -> (&'static str, &'static st
     }
 }
 
-/// A reason as the guard reads it.
-pub(crate) fn reason_label(t: &'static Strings, reason: &Reason) -> String {
-    match reason {
-        Reason::Resident { house } => format!("{} {house}", t.reason_resident),
-        Reason::Visitor { host_unit, .. } => format!("{} {host_unit}", t.reason_visitor),
-        Reason::Blacklisted { reason } => format!("{} ({reason})", t.reason_blacklisted),
-        Reason::Expired => t.reason_expired.to_owned(),
-        Reason::NotYetValid => t.reason_not_yet_valid.to_owned(),
-        Reason::PassUsed => t.reason_pass_used.to_owned(),
-        Reason::LaneNotAllowed => t.reason_lane_not_allowed.to_owned(),
-        Reason::UnknownPlate => t.reason_unknown_plate.to_owned(),
-        Reason::LowConfidence { confidence } => {
-            format!("{} ({confidence})", t.reason_low_confidence)
-        }
-        Reason::FuzzyMatch { candidate } => format!("{} {candidate}", t.reason_fuzzy),
-        Reason::NoPlate => t.reason_no_plate.to_owned(),
-        Reason::ExitOpen => t.reason_exit_open.to_owned(),
-        Reason::ExitKnown => t.reason_exit_known.to_owned(),
-        Reason::ExitUnknown => t.reason_exit_unknown.to_owned(),
-        Reason::BarrierFailed { detail } => format!("{} ({detail})", t.reason_barrier_failed),
-    }
+/// A camera-relay lane: the arm is the camera's, not reported.
+fn camera_arm(t: &'static Strings) -> (&'static str, &'static str) {
+    ("camera", t.arm_by_camera)
 }
 
 fn image(images: &[String]) -> Option<String> {
@@ -111,10 +117,15 @@ fn image(images: &[String]) -> Option<String> {
 
 impl LaneRow {
     fn new(view: &LaneView, t: &'static Strings) -> LaneRow {
-        let (arm, arm_label) = arm(t, view.arm);
+        let (arm, arm_label) = if view.barrier.is_some() {
+            arm(t, view.arm)
+        } else {
+            camera_arm(t)
+        };
         let loop_label = match view.loop_occupied {
             Some(true) => t.loop_occupied,
             Some(false) => t.loop_free,
+            None if view.barrier.is_none() => t.arm_by_camera,
             None => t.unknown,
         };
         let mut row = LaneRow {
@@ -153,7 +164,8 @@ impl LaneRow {
 }
 
 impl PendingRow {
-    fn new(read: &PendingRead, core: &PanelCore, t: &'static Strings) -> PendingRow {
+    fn new(read: &PendingRead, core: &PanelCore, t: &'static Strings, now_ms: i64) -> PendingRow {
+        let age = now_ms - read.time_ms;
         PendingRow {
             id: read.id.clone(),
             lane: core
@@ -168,9 +180,19 @@ impl PendingRow {
             candidate: read.candidate.clone().unwrap_or_default(),
             reason: reason_label(t, &read.reason),
             time: local_time(read.time_ms),
+            age: format!("{} {}", duration(t, age), t.ago),
+            left: format!("{} {}", duration(t, PENDING_TTL_MS - age), t.left),
             image: image(&read.images),
         }
     }
+}
+
+/// A lane command the guard was asked to correct.
+#[derive(Debug, Default)]
+struct Refused {
+    lane: String,
+    reason: String,
+    reason_error: Option<&'static str>,
 }
 
 /// The part of the page that refreshes.
@@ -181,6 +203,15 @@ struct LanesLive {
     lanes: Vec<LaneRow>,
     pending: Vec<PendingRow>,
     can_decide: bool,
+    can_actuate: bool,
+    /// The lane whose command was refused, what was entered, and why.
+    lane: String,
+    reason: String,
+    reason_error: Option<&'static str>,
+    /// Changes when something on the board changed (not a read's age):
+    /// the page's script replaces the board only then, so buttons do not
+    /// move or go stale under a finger.
+    sig: u64,
 }
 
 #[derive(Template)]
@@ -188,60 +219,53 @@ struct LanesLive {
 struct LanesPage {
     live: LanesLive,
     c: Chrome,
-    control: Vec<LaneRow>,
-    lane: String,
-    reason: String,
-    reason_error: Option<&'static str>,
-    can_actuate: bool,
-    flash: Option<Flash>,
 }
 
-fn live_part(core: &PanelCore, viewer: &Viewer) -> LanesLive {
+fn live_part(core: &PanelCore, viewer: &Viewer, refused: Refused) -> LanesLive {
     let t = viewer.t();
+    let now = drivers::contract::now_ms();
+    let lanes: Vec<LaneRow> = core
+        .board
+        .lanes()
+        .iter()
+        .map(|l| LaneRow::new(l, t))
+        .collect();
+    let pending: Vec<PendingRow> = core
+        .board
+        .pending()
+        .iter()
+        .filter(|p| now - p.time_ms < PENDING_TTL_MS)
+        .map(|p| PendingRow::new(p, core, t, now))
+        .collect();
+    let sig = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        format!("{lanes:?}").hash(&mut hasher);
+        for p in &pending {
+            p.id.hash(&mut hasher);
+        }
+        hasher.finish()
+    };
     LanesLive {
-        c: Chrome::new(viewer, "lanes"),
-        lanes: core
-            .board
-            .lanes()
-            .iter()
-            .map(|l| LaneRow::new(l, t))
-            .collect(),
-        pending: core
-            .board
-            .pending()
-            .iter()
-            .rev()
-            .map(|p| PendingRow::new(p, core, t))
-            .collect(),
+        c: Chrome::fragment(viewer, "lanes"),
+        lanes,
+        // Oldest first: a new read is appended below, never moving the
+        // buttons of the one a guard is about to press. Expired reads (the
+        // car has gone) are not offered.
+        pending,
         can_decide: viewer.may(Permission::DecidePending),
+        can_actuate: viewer.may(Permission::Actuate),
+        lane: refused.lane,
+        reason: refused.reason,
+        reason_error: refused.reason_error,
+        sig,
     }
 }
 
-fn lanes_page(
-    core: &PanelCore,
-    viewer: &Viewer,
-    status: StatusCode,
-    lane: String,
-    reason: String,
-    reason_error: Option<&'static str>,
-    flash: Option<Flash>,
-) -> Response {
-    let live = live_part(core, viewer);
-    let control = live
-        .lanes
-        .iter()
-        .filter(|l| l.has_barrier)
-        .cloned()
-        .collect();
+fn lanes_page(core: &PanelCore, viewer: &Viewer, status: StatusCode, refused: Refused) -> Response {
     let page = LanesPage {
-        live,
+        live: live_part(core, viewer, refused),
         c: Chrome::new(viewer, "lanes"),
-        control,
-        lane,
-        reason,
-        reason_error,
-        can_actuate: viewer.may(Permission::Actuate),
-        flash,
     };
     render(status, &page)
 }
@@ -257,10 +281,7 @@ pub(in crate::web::panel) async fn page(
         &core,
         &viewer,
         StatusCode::OK,
-        String::new(),
-        String::new(),
-        None,
-        None,
+        Refused::default(),
     ))
 }
 
@@ -271,7 +292,10 @@ pub(in crate::web::panel) async fn live(
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::View)?;
     let core = panel.core()?;
-    Ok(render(StatusCode::OK, &live_part(&core, &viewer)))
+    Ok(render(
+        StatusCode::OK,
+        &live_part(&core, &viewer, Refused::default()),
+    ))
 }
 
 fn parse_command(name: &str) -> Option<Command> {
@@ -282,28 +306,6 @@ fn parse_command(name: &str) -> Option<Command> {
         "release_hold" => Command::ReleaseHold,
         _ => return None,
     })
-}
-
-fn outcome_flash(t: &'static Strings, what: &str, outcome: &CommandOutcome) -> Flash {
-    let (class, label, detail) = match outcome {
-        CommandOutcome::Done => ("ok", t.outcome_done, String::new()),
-        CommandOutcome::Refused(why) => ("warn", t.outcome_refused, why.clone()),
-        CommandOutcome::Failed(why) => ("bad", t.outcome_failed, why.clone()),
-        CommandOutcome::Unsupported => ("warn", t.outcome_unsupported, String::new()),
-    };
-    let mut text = format!("{what}: {label}");
-    if !detail.is_empty() {
-        text.push_str(&format!(" ({detail})"));
-    }
-    Flash { class, text }
-}
-
-#[derive(Deserialize)]
-pub(in crate::web::panel) struct CommandForm {
-    #[serde(default)]
-    command: String,
-    #[serde(default)]
-    reason: String,
 }
 
 /// `POST /lanes/{id}/command`: a barrier command with a mandatory reason.
@@ -320,46 +322,32 @@ pub(in crate::web::panel) async fn command(
         .board
         .lane(&id)
         .ok_or(PanelError::NotFound(viewer.ctx.lang))?;
+    if !first_use(&viewer, &form.key) {
+        return Ok(done(&viewer, "/lanes", Flash::warn(t.already_done)));
+    }
     let reason = form.reason.trim().to_owned();
     let Some(command) = parse_command(&form.command) else {
-        let flash = Flash {
-            class: "bad",
-            text: t.err_command_unknown.to_owned(),
+        return Ok(done(&viewer, "/lanes", Flash::bad(t.err_command_unknown)));
+    };
+    // A camera-relay lane offers no command: the camera opens it.
+    let Some(barrier) = lane.barrier.clone() else {
+        let flash = Flash::warn(format!("{}: {}", lane.name, t.arm_by_camera));
+        return Ok(done(&viewer, "/lanes", flash));
+    };
+    if let Some(error) = check_reason(t, &reason) {
+        let refused = Refused {
+            lane: id,
+            reason,
+            reason_error: Some(error),
         };
         return Ok(lanes_page(
             &core,
             &viewer,
             StatusCode::UNPROCESSABLE_ENTITY,
-            id,
-            reason,
-            None,
-            Some(flash),
-        ));
-    };
-    if let Some(error) = check_reason(t, &reason) {
-        return Ok(lanes_page(
-            &core,
-            &viewer,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            id,
-            reason,
-            Some(error),
-            None,
+            refused,
         ));
     }
     let what = format!("{} · {}", lane.name, t.command(&form.command));
-    let Some(barrier) = lane.barrier.clone() else {
-        let flash = outcome_flash(t, &what, &CommandOutcome::Unsupported);
-        return Ok(lanes_page(
-            &core,
-            &viewer,
-            StatusCode::OK,
-            id,
-            String::new(),
-            None,
-            Some(flash),
-        ));
-    };
     let origin = Origin {
         actor: viewer.user.name.clone(),
         via: "panel".into(),
@@ -367,19 +355,8 @@ pub(in crate::web::panel) async fn command(
         remote: viewer.remote(),
     };
     let report = core.pipeline.command(&barrier, command, origin).await;
-    let mut flash = outcome_flash(t, &what, &report.outcome);
-    if let Some(seq) = report.audit_seq {
-        flash.text.push_str(&format!(" · {} #{seq}", t.audit_seq));
-    }
-    Ok(lanes_page(
-        &core,
-        &viewer,
-        StatusCode::OK,
-        id,
-        String::new(),
-        None,
-        Some(flash),
-    ))
+    let flash = outcome_flash(t, &what, &report.outcome, report.audit_seq);
+    Ok(done(&viewer, "/lanes", flash))
 }
 
 #[derive(Deserialize)]
@@ -388,6 +365,8 @@ pub(in crate::web::panel) struct DecideForm {
     decision: String,
     #[serde(default)]
     reason: String,
+    #[serde(default)]
+    key: String,
 }
 
 /// `POST /lanes/pending/{id}`: the guard's Allow / Deny.
@@ -400,24 +379,13 @@ pub(in crate::web::panel) async fn decide(
     viewer.require(Permission::DecidePending)?;
     let core = panel.core()?;
     let t = viewer.t();
+    if !first_use(&viewer, &form.key) {
+        return Ok(done(&viewer, "/lanes", Flash::warn(t.already_done)));
+    }
     let allow = match form.decision.as_str() {
         "allow" => true,
         "deny" => false,
-        _ => {
-            let flash = Flash {
-                class: "bad",
-                text: t.err_command_unknown.to_owned(),
-            };
-            return Ok(lanes_page(
-                &core,
-                &viewer,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                String::new(),
-                String::new(),
-                None,
-                Some(flash),
-            ));
-        }
+        _ => return Ok(done(&viewer, "/lanes", Flash::bad(t.err_command_unknown))),
     };
     let mut reason = form.reason.trim().to_owned();
     if reason.is_empty() {
@@ -429,19 +397,7 @@ pub(in crate::web::panel) async fn decide(
         .to_owned();
     }
     if let Some(error) = check_reason(t, &reason) {
-        let flash = Flash {
-            class: "bad",
-            text: error.to_owned(),
-        };
-        return Ok(lanes_page(
-            &core,
-            &viewer,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            String::new(),
-            String::new(),
-            None,
-            Some(flash),
-        ));
+        return Ok(done(&viewer, "/lanes", Flash::bad(error)));
     }
     let origin = Origin {
         actor: viewer.user.name.clone(),
@@ -458,46 +414,22 @@ pub(in crate::web::panel) async fn decide(
         origin,
     )
     .await;
-    let (status, flash) = match result {
-        Ok(done) => {
-            let plate = if done.read.plate.is_empty() {
+    let flash = match result {
+        Ok(decided) => {
+            let plate = if decided.read.plate.is_empty() {
                 t.reason_no_plate.to_owned()
             } else {
-                done.read.plate.clone()
+                decided.read.plate.clone()
             };
-            match done.outcome {
-                Some(outcome) => (
-                    StatusCode::OK,
-                    outcome_flash(t, &format!("{} {plate}", t.decided_allow), &outcome),
-                ),
-                None => (
-                    StatusCode::OK,
-                    Flash {
-                        class: "ok",
-                        text: format!("{} {plate}", t.decided_deny),
-                    },
-                ),
+            match decided.outcome {
+                Some(outcome) => {
+                    outcome_flash(t, &format!("{} {plate}", t.decided_allow), &outcome, None)
+                }
+                None => Flash::ok(format!("{} {plate}", t.decided_deny)),
             }
         }
-        Err(error) => (
-            StatusCode::CONFLICT,
-            Flash {
-                class: "warn",
-                text: match error {
-                    crate::lanes::GuardError::Expired { .. } => t.err_pending_expired,
-                    crate::lanes::GuardError::NotPending(_) => t.err_not_pending,
-                }
-                .to_owned(),
-            },
-        ),
+        Err(crate::lanes::GuardError::Expired { .. }) => Flash::warn(t.err_pending_expired),
+        Err(crate::lanes::GuardError::NotPending(_)) => Flash::warn(t.err_not_pending),
     };
-    Ok(lanes_page(
-        &core,
-        &viewer,
-        status,
-        String::new(),
-        String::new(),
-        None,
-        Some(flash),
-    ))
+    Ok(done(&viewer, "/lanes", flash))
 }

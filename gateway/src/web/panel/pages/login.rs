@@ -21,6 +21,9 @@ use crate::web::panel::guard::{Ctx, LANG_COOKIE, PRE_COOKIE, SESSION_COOKIE, Vie
 use crate::web::panel::i18n::{Lang, Strings};
 use crate::web::panel::{Panel, PanelError};
 
+/// Longest name taken from the login form (twice the longest user name).
+const MAX_TYPED_NAME: usize = 2 * users::MAX_NAME_CHARS;
+
 /// `next` when it is a path on this site, else `/live` (no open redirects).
 pub(crate) fn local_next(next: Option<&str>) -> String {
     match next {
@@ -121,9 +124,20 @@ pub(in crate::web::panel) async fn submit(
 ) -> Result<Response, PanelError> {
     let core = panel.core()?;
     let next = local_next(form.next.as_deref());
-    let name = form.name.trim().to_owned();
+    // A name longer than any user's is cut before it is counted or
+    // audited (a 50,000-character name must not widen the audit log).
+    let name: String = form.name.trim().chars().take(MAX_TYPED_NAME).collect();
     let remote = ctx.remote.map(|a| a.to_string());
     let t = ctx.t();
+    if core.auth.apply_unlock_request(&name).await? {
+        record_audit(
+            &core,
+            None,
+            "user_unlocked",
+            serde_json::json!({"actor": "gatehouse user unlock", "target": name, "via": "cli"}),
+        )
+        .await;
+    }
     let outcome = core.auth.login(&name, &form.password, ctx.remote).await?;
     match outcome {
         LoginOutcome::Ok { user, cookie } => {
@@ -151,16 +165,21 @@ pub(in crate::web::panel) async fn submit(
                 serde_json::json!({"actor": name, "remote": remote}),
             )
             .await;
-            for key in newly_locked {
-                let target = match key {
-                    LockKey::User(user) => user,
-                    LockKey::Address(addr) => addr.to_string(),
-                };
+            if !newly_locked.is_empty() {
+                let keys: Vec<String> = newly_locked
+                    .into_iter()
+                    .map(|key| match key {
+                        LockKey::User(user) => user,
+                        LockKey::Address(addr) => addr.to_string(),
+                        LockKey::Pair(user, addr) => format!("{user}@{addr}"),
+                    })
+                    .collect();
                 record_audit(
                     &core,
                     None,
                     "user_locked",
-                    serde_json::json!({"actor": name, "target": target, "remote": remote}),
+                    serde_json::json!({"actor": name, "target": name, "detail": keys.join(", "),
+                        "remote": remote}),
                 )
                 .await;
             }
@@ -175,8 +194,8 @@ pub(in crate::web::panel) async fn submit(
             ))
         }
         LoginOutcome::Locked(locked) => {
-            let minutes = locked.remaining.as_secs().div_ceil(60).max(1);
-            let message = t.login_locked.replace("{n}", &minutes.to_string());
+            let seconds = locked.remaining.as_secs_f64().ceil().max(1.0);
+            let message = t.login_locked.replace("{n}", &seconds.to_string());
             Ok(login_form(
                 &ctx,
                 jar,

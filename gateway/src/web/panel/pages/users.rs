@@ -1,11 +1,12 @@
 //! `/users` (用户管理, admin only): list, add, reset a password (which logs
 //! that user out everywhere), remove (never the last admin). Every change
-//! is audited (`user_added`, `password_changed`, `user_removed`) with the
-//! acting admin and the remote address.
+//! is audited (`user_added`, `password_changed`, `user_removed`,
+//! `user_unlocked`) with the acting admin and the remote address. Clearing
+//! a user's login delays (after repeated wrong passwords) is here too.
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -15,6 +16,7 @@ use super::{Chrome, Opt, options, record_audit};
 use crate::auth::{AuthError, Permission, Role, password, users};
 use crate::web::panel::error::render;
 use crate::web::panel::guard::Viewer;
+use crate::web::panel::kit::{Flash, done};
 use crate::web::panel::view::local_time;
 use crate::web::panel::{Panel, PanelCore, PanelError};
 
@@ -80,27 +82,39 @@ async fn users_page(
     Ok(render(status, &page))
 }
 
-#[derive(Debug, Deserialize)]
-pub(in crate::web::panel) struct DoneQuery {
-    done: Option<String>,
-}
-
 /// `GET /users`.
 pub(in crate::web::panel) async fn page(
     State(panel): State<Panel>,
     viewer: Viewer,
-    Query(query): Query<DoneQuery>,
+) -> Result<Response, PanelError> {
+    viewer.require(Permission::ManageUsers)?;
+    let core = panel.core()?;
+    users_page(&core, &viewer, StatusCode::OK, AddEntered::default(), None).await
+}
+
+/// `POST /users/{name}/unlock`: clears the login delays on a user.
+pub(in crate::web::panel) async fn unlock(
+    State(panel): State<Panel>,
+    viewer: Viewer,
+    Path(name): Path<String>,
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::ManageUsers)?;
     let core = panel.core()?;
     let t = viewer.t();
-    let flash = match query.done.as_deref() {
-        Some("added") => Some(("ok", t.user_added.to_owned())),
-        Some("removed") => Some(("ok", t.user_removed.to_owned())),
-        Some("reset") => Some(("ok", t.password_reset_done.to_owned())),
-        _ => None,
-    };
-    users_page(&core, &viewer, StatusCode::OK, AddEntered::default(), flash).await
+    let cleared = core.auth.unlock(&name);
+    record_audit(
+        &core,
+        None,
+        "user_unlocked",
+        serde_json::json!({"actor": viewer.user.name, "target": name,
+            "remote": viewer.remote(), "detail": if cleared { "cleared" } else { "nothing to clear" }}),
+    )
+    .await;
+    Ok(done(
+        &viewer,
+        "/users",
+        Flash::ok(format!("{}: {name}", t.user_unlocked_msg)),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -162,7 +176,7 @@ pub(in crate::web::panel) async fn add(
                     "role": role.as_str(), "remote": viewer.remote()}),
             )
             .await;
-            Ok(Redirect::to("/users?done=added").into_response())
+            Ok(done(&viewer, "/users", Flash::ok(t.user_added)))
         }
         Err(AuthError::UserExists) => {
             entered.name_error = Some(t.err_user_exists);
@@ -217,12 +231,10 @@ pub(in crate::web::panel) async fn reset_password(
                     "remote": viewer.remote(), "sessions_ended": ended}),
             )
             .await;
-            let to = if name == viewer.user.name {
-                "/login"
-            } else {
-                "/users?done=reset"
-            };
-            Ok(Redirect::to(to).into_response())
+            if name == viewer.user.name {
+                return Ok(Redirect::to("/login").into_response());
+            }
+            Ok(done(&viewer, "/users", Flash::ok(t.password_reset_done)))
         }
         Err(AuthError::NoSuchUser) => Err(PanelError::NotFound(viewer.ctx.lang)),
         Err(error) => Err(error.into()),
@@ -248,7 +260,7 @@ pub(in crate::web::panel) async fn remove(
                     "role": user.role.as_str(), "remote": viewer.remote()}),
             )
             .await;
-            Ok(Redirect::to("/users?done=removed").into_response())
+            Ok(done(&viewer, "/users", Flash::ok(t.user_removed)))
         }
         Err(AuthError::LastAdmin) => {
             let flash = Some(("bad", t.err_last_admin.to_owned()));

@@ -3,36 +3,33 @@
 //! a preview of the rows that would be written and the rejected rows with
 //! their line numbers, nothing written; confirm: the same CSV is posted
 //! again and imported in one transaction); CSV export; and the blacklist.
-//! Every change is audited.
-//!
-//! The CSV travels in a form field (a file picked in the browser is read
-//! into it by the page's script, or pasted), because the CSRF guard reads
-//! URL-encoded forms; the guard's body limit (64 KiB) bounds one import.
+//! Every change is audited and ends in a redirect back to the list
+//! (post/redirect/get). Built from the page kit ([`crate::web::panel::kit`]);
+//! the CSV import and the formula-safe export serve the blacklist and the
+//! visitor passes too (`list=blacklist|visitors`).
 
-use crate::lists::import::ImportMode;
 use std::collections::BTreeSet;
 
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Deserialize;
 
-use super::devices::Flash;
 use super::{Chrome, audit_change, record_audit, remove_audited};
 use crate::auth::Permission;
-use crate::lists::ListError;
-use crate::lists::plates::{ImportReport, ListKind, canonical_plate};
+use crate::lists::import::ImportMode;
+use crate::lists::plates::{ListKind, canonical_plate};
 use crate::lists::time::{format_bound, parse_optional_ms};
 use crate::rules::vehicle::{Blacklisted, Resident};
 use crate::web::panel::error::render;
 use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;
+use crate::web::panel::kit::csv::{self, ImportForm, Imported, Preview};
+use crate::web::panel::kit::{Flash, blocking, done, text_error};
 use crate::web::panel::{Panel, PanelCore, PanelError};
 
-/// Longest house, owner or blacklist reason, in characters.
-const MAX_TEXT_CHARS: usize = 64;
 /// Most rows shown in the list.
 const MAX_ROWS: usize = 500;
 
@@ -73,15 +70,6 @@ pub(crate) struct BlacklistForm {
     pub(crate) reason_error: Option<&'static str>,
 }
 
-/// A checked import: rows to write, rows refused.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Preview {
-    pub(crate) csv: String,
-    pub(crate) ok: Vec<(u64, Vec<String>)>,
-    pub(crate) rejected: Vec<(u64, String)>,
-    pub(crate) error: Option<String>,
-}
-
 #[derive(Template)]
 #[template(path = "vehicles.html")]
 struct VehiclesPage {
@@ -92,7 +80,9 @@ struct VehiclesPage {
     black: Vec<Blacklisted>,
     black_form: BlacklistForm,
     preview: Option<Preview>,
-    flash: Option<Flash>,
+    /// Which list the preview is of.
+    preview_list: &'static str,
+    preview_cols: Vec<&'static str>,
 }
 
 #[derive(Debug, Default)]
@@ -100,8 +90,38 @@ struct View {
     q: String,
     form: ResidentForm,
     black_form: BlacklistForm,
-    preview: Option<Preview>,
-    flash: Option<Flash>,
+    preview: Option<(ListKind, Preview)>,
+}
+
+/// The column names of a list's CSV, as the page shows them.
+pub(crate) fn list_columns(t: &'static Strings, kind: ListKind) -> Vec<&'static str> {
+    match kind {
+        ListKind::Residents => vec![
+            t.col_plate,
+            t.col_house,
+            t.col_owner,
+            t.valid_from,
+            t.valid_to,
+            t.col_lanes,
+        ],
+        ListKind::Visitors => vec![
+            t.col_plate,
+            t.col_host_unit,
+            t.valid_from,
+            t.valid_to,
+            t.col_usage,
+        ],
+        ListKind::Blacklist => vec![t.col_plate, t.col_reason],
+    }
+}
+
+/// The `list` value of a list kind (forms and downloads).
+pub(crate) fn list_name(kind: ListKind) -> &'static str {
+    match kind {
+        ListKind::Residents => "residents",
+        ListKind::Visitors => "visitors",
+        ListKind::Blacklist => "blacklist",
+    }
 }
 
 fn resident_row(r: &Resident) -> ResidentRow {
@@ -133,6 +153,10 @@ fn vehicles_page(core: &PanelCore, viewer: &Viewer, status: StatusCode, view: Vi
     rows.truncate(MAX_ROWS);
     let mut black: Vec<Blacklisted> = lists.blacklist.values().cloned().collect();
     black.sort_by(|a, b| a.plate.cmp(&b.plate));
+    let (kind, preview) = match view.preview {
+        Some((kind, preview)) => (kind, Some(preview)),
+        None => (ListKind::Residents, None),
+    };
     let page = VehiclesPage {
         c: Chrome::new(viewer, "vehicles"),
         q: view.q,
@@ -140,8 +164,9 @@ fn vehicles_page(core: &PanelCore, viewer: &Viewer, status: StatusCode, view: Vi
         form: view.form,
         black,
         black_form: view.black_form,
-        preview: view.preview,
-        flash: view.flash,
+        preview,
+        preview_list: list_name(kind),
+        preview_cols: list_columns(viewer.t(), kind),
     };
     render(status, &page)
 }
@@ -183,16 +208,6 @@ pub(in crate::web::panel) async fn page(
         ..View::default()
     };
     Ok(vehicles_page(&core, &viewer, StatusCode::OK, view))
-}
-
-pub(super) fn text_error(t: &'static Strings, text: &str, required: bool) -> Option<&'static str> {
-    if required && text.is_empty() {
-        Some(t.err_required)
-    } else if text.chars().count() > MAX_TEXT_CHARS {
-        Some(t.err_text_long)
-    } else {
-        None
-    }
 }
 
 #[derive(Deserialize)]
@@ -281,14 +296,6 @@ pub(in crate::web::panel) fn check_resident(
     }
 }
 
-pub(super) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ListError> + Send + 'static,
-) -> Result<Result<T, ListError>, PanelError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| PanelError::Internal(e.to_string()))
-}
-
 /// `POST /vehicles`: add or edit.
 pub(in crate::web::panel) async fn save(
     State(panel): State<Panel>,
@@ -325,14 +332,8 @@ pub(in crate::web::panel) async fn save(
             "detail": format!("{} {}", resident.house, resident.owner)}),
     )
     .await;
-    let view = View {
-        flash: Some(Flash {
-            class: "ok",
-            text: format!("{}: {}", t.resident_saved_msg, resident.plate),
-        }),
-        ..View::default()
-    };
-    Ok(vehicles_page(&core, &viewer, StatusCode::OK, view))
+    let flash = Flash::ok(format!("{}: {}", t.resident_saved_msg, resident.plate));
+    Ok(done(&viewer, "/vehicles", flash))
 }
 
 /// `POST /vehicles/{plate}/remove`.
@@ -355,169 +356,85 @@ pub(in crate::web::panel) async fn remove(
         move || plates.remove_resident(&target),
     )
     .await?;
-    let view = View {
-        flash: Some(flash),
-        ..View::default()
-    };
-    Ok(vehicles_page(&core, &viewer, StatusCode::OK, view))
+    Ok(done(&viewer, "/vehicles", flash))
 }
 
-/// The rows of a residents CSV the way the registry reads it: every data
-/// line with its number, and the rejected lines from `report`.
-pub(crate) fn preview(csv_text: &str, report: &ImportReport) -> Preview {
-    let rejected: Vec<(u64, String)> = report
-        .rejected
-        .iter()
-        .map(|r| (r.line, r.reason.clone()))
-        .collect();
-    let refused: BTreeSet<u64> = rejected.iter().map(|(l, _)| *l).collect();
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_reader(csv_text.as_bytes());
-    let ok = reader
-        .records()
-        .filter_map(Result::ok)
-        .filter_map(|r| {
-            let line = r.position().map_or(0, |p| p.line());
-            (!refused.contains(&line)).then(|| (line, r.iter().map(str::to_owned).collect()))
-        })
-        .collect();
-    Preview {
-        csv: csv_text.to_owned(),
-        ok,
-        rejected,
-        error: None,
+/// Which list an import or a download is about (`residents` when absent).
+#[derive(Debug, Deserialize, Default)]
+pub(in crate::web::panel) struct Which {
+    #[serde(default)]
+    list: String,
+}
+
+impl Which {
+    fn kind(&self) -> ListKind {
+        ListKind::parse(&self.list).unwrap_or(ListKind::Residents)
     }
 }
 
-#[derive(Deserialize)]
-pub(in crate::web::panel) struct ImportForm {
-    #[serde(default)]
-    csv: String,
-    #[serde(default)]
-    step: String,
-}
-
-/// `POST /vehicles/import`: `step=check` previews, `step=write` imports.
+/// `POST /vehicles/import?list=…`: `step=check` previews, `step=write`
+/// imports (residents, blacklist or visitor passes).
 pub(in crate::web::panel) async fn import(
     State(panel): State<Panel>,
     viewer: Viewer,
+    Query(which): Query<Which>,
     Form(input): Form<ImportForm>,
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::ManageResidents)?;
     let core = panel.core()?;
     let t = viewer.t();
-    let text = input
-        .csv
-        .strip_prefix('\u{feff}')
-        .unwrap_or(&input.csv)
-        .replace("\r\n", "\n");
-    let write = input.step == "write";
-    let plates = core.plates.clone();
-    let bytes = text.clone().into_bytes();
-    let checked = blocking(move || {
-        plates.check_csv(
-            ListKind::Residents,
-            bytes.as_slice(),
-            ImportMode::AllOrNothing,
-        )
-    })
+    let kind = which.kind();
+    let (check, write) = (core.plates.clone(), core.plates.clone());
+    let imported = csv::import(
+        t,
+        input,
+        move |text| check.check_csv(kind, text, ImportMode::AllOrNothing),
+        move |text| write.import_csv(kind, text, ImportMode::AllOrNothing, |_| {}),
+    )
     .await?;
-    let report = match checked {
-        Ok(report) => report,
-        Err(error) => {
+    let report = match imported {
+        Imported::Preview(status, preview) => {
+            if kind == ListKind::Visitors {
+                return super::visitors::with_preview(&core, &viewer, status, preview).await;
+            }
             let view = View {
-                preview: Some(Preview {
-                    csv: text,
-                    error: Some(format!("{}: {error}", t.err_csv)),
-                    ..Preview::default()
-                }),
+                preview: Some((kind, preview)),
                 ..View::default()
             };
-            return Ok(vehicles_page(
-                &core,
-                &viewer,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                view,
-            ));
+            return Ok(vehicles_page(&core, &viewer, status, view));
         }
+        Imported::Written(report) => report,
     };
-    if !write || report.written == 0 {
-        let mut preview = preview(&text, &report);
-        if report.written == 0 {
-            let why = if report.rejected.is_empty() {
-                t.import_nothing
-            } else {
-                t.import_rejected_rows
-            };
-            preview.error = Some(why.to_owned());
-        }
-        let view = View {
-            preview: Some(preview),
-            ..View::default()
-        };
-        return Ok(vehicles_page(&core, &viewer, StatusCode::OK, view));
-    }
-    let plates = core.plates.clone();
-    let report = blocking(move || {
-        plates.import_csv(
-            ListKind::Residents,
-            text.as_bytes(),
-            ImportMode::AllOrNothing,
-            |_| {},
-        )
-    })
-    .await??;
+    let name = list_name(kind);
     record_audit(
         &core,
         None,
-        "residents_imported",
-        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": "residents",
+        &format!("{name}_imported"),
+        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": name,
             "detail": format!("{} written, {} rejected", report.written, report.rejected.len())}),
     )
     .await;
-    let view = View {
-        flash: Some(Flash {
-            class: "ok",
-            text: format!("{}: {}", t.import_done, report.written),
-        }),
-        ..View::default()
+    let flash = Flash::ok(format!("{}: {}", t.import_done, report.written));
+    let back = if kind == ListKind::Visitors {
+        "/visitors"
+    } else {
+        "/vehicles"
     };
-    Ok(vehicles_page(&core, &viewer, StatusCode::OK, view))
+    Ok(done(&viewer, back, flash))
 }
 
-/// `GET /vehicles.csv`: the residents' vehicles (UTF-8 with a BOM).
+/// `GET /vehicles.csv?list=…`: a list, formula-safe.
 pub(in crate::web::panel) async fn export(
     State(panel): State<Panel>,
     viewer: Viewer,
+    Query(which): Query<Which>,
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::ManageResidents)?;
     let core = panel.core()?;
+    let kind = which.kind();
     let plates = core.plates.clone();
-    let out = blocking(move || {
-        let mut out = Vec::from("\u{feff}".as_bytes());
-        plates.export_csv(ListKind::Residents, &mut out)?;
-        Ok(out)
-    })
-    .await??;
-    let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M").to_string();
-    let disposition = format!("attachment; filename=\"gatehouse-residents-{stamp}.csv\"");
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            ),
-            (
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_str(&disposition)
-                    .unwrap_or(HeaderValue::from_static("attachment")),
-            ),
-        ],
-        out,
-    )
-        .into_response())
+    let out = csv::from_store(move |out| plates.export_csv(kind, out)).await?;
+    Ok(csv::download(list_name(kind), out))
 }
 
 #[derive(Deserialize)]
@@ -577,11 +494,7 @@ pub(in crate::web::panel) async fn blacklist_add(
         format!("{}: {plate}", t.blacklist_added_msg),
     )
     .await;
-    let view = View {
-        flash: Some(flash),
-        ..View::default()
-    };
-    Ok(vehicles_page(&core, &viewer, StatusCode::OK, view))
+    Ok(done(&viewer, "/vehicles", flash))
 }
 
 /// `POST /vehicles/blacklist/{plate}/remove`.
@@ -604,9 +517,5 @@ pub(in crate::web::panel) async fn blacklist_remove(
         move || plates.remove_blacklist(&target),
     )
     .await?;
-    let view = View {
-        flash: Some(flash),
-        ..View::default()
-    };
-    Ok(vehicles_page(&core, &viewer, StatusCode::OK, view))
+    Ok(done(&viewer, "/vehicles", flash))
 }

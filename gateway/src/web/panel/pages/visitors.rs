@@ -1,8 +1,11 @@
 //! `/visitors` (访客): register a plate for a host unit with a validity
 //! window (default now → +24 h) for one or many entries; list the active
 //! passes; revoke. Every field is checked before anything is written, and
-//! each message is shown next to its field; registrations and revocations
-//! are audited (`visitor_registered`, `visitor_revoked`).
+//! each message is shown next to its field; a blacklisted plate is
+//! registered only after a second, explicit confirmation; registrations and
+//! revocations are audited (`visitor_registered`, `visitor_revoked`) and end
+//! in a redirect (post/redirect/get). Managers also import and export the
+//! passes as CSV (through the vehicles page's list handlers).
 
 use askama::Template;
 use axum::Form;
@@ -11,7 +14,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::devices::Flash;
 use super::{Chrome, record_audit};
 use crate::auth::Permission;
 use crate::lists::plates::{NewVisitorPass, canonical_plate};
@@ -20,6 +22,8 @@ use crate::rules::vehicle::VisitorPass;
 use crate::web::panel::error::render;
 use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;
+use crate::web::panel::kit::csv::Preview;
+use crate::web::panel::kit::{Flash, done, first_use};
 use crate::web::panel::{Panel, PanelCore, PanelError};
 
 /// Longest host unit, in characters.
@@ -67,18 +71,25 @@ pub(crate) struct Entered {
     pub(crate) host_error: Option<&'static str>,
     pub(crate) from_error: Option<&'static str>,
     pub(crate) to_error: Option<&'static str>,
+    /// The plate is blacklisted (with the reason): asked to confirm.
+    pub(crate) blacklisted: Option<String>,
 }
 
 impl Entered {
     fn defaults() -> Entered {
         let now = drivers::contract::now_ms();
         Entered {
-            from: format_ms(now),
-            to: format_ms(now + DEFAULT_WINDOW_MS),
+            from: picker(now),
+            to: picker(now + DEFAULT_WINDOW_MS),
             single: true,
             ..Entered::default()
         }
     }
+}
+
+/// A time as a `datetime-local` input's value (`2026-05-01T08:00`).
+fn picker(ms: i64) -> String {
+    format_ms(ms).replacen(' ', "T", 1)
 }
 
 #[derive(Template)]
@@ -87,7 +98,18 @@ struct VisitorsPage {
     c: Chrome,
     passes: Vec<PassRow>,
     form: Entered,
-    flash: Option<Flash>,
+    preview: Option<Preview>,
+    preview_cols: Vec<&'static str>,
+}
+
+/// The page with an import preview (from the list import handler).
+pub(crate) async fn with_preview(
+    core: &PanelCore,
+    viewer: &Viewer,
+    status: StatusCode,
+    preview: Preview,
+) -> Result<Response, PanelError> {
+    visitors_page(core, viewer, status, Entered::defaults(), Some(preview)).await
 }
 
 async fn visitors_page(
@@ -95,7 +117,7 @@ async fn visitors_page(
     viewer: &Viewer,
     status: StatusCode,
     form: Entered,
-    flash: Option<Flash>,
+    preview: Option<Preview>,
 ) -> Result<Response, PanelError> {
     let t = viewer.t();
     let plates = core.plates.clone();
@@ -112,7 +134,8 @@ async fn visitors_page(
         c: Chrome::new(viewer, "visitors"),
         passes,
         form,
-        flash,
+        preview,
+        preview_cols: super::vehicles::list_columns(t, crate::lists::plates::ListKind::Visitors),
     };
     Ok(render(status, &page))
 }
@@ -139,6 +162,12 @@ pub(in crate::web::panel) struct RegisterForm {
     valid_to: String,
     #[serde(default)]
     usage: String,
+    /// Set by the page after it warned that the plate is blacklisted.
+    #[serde(default)]
+    blacklisted_ok: String,
+    /// The form's one-time key.
+    #[serde(default)]
+    key: String,
 }
 
 /// Checks the form: the pass to write, or the form with its messages.
@@ -205,6 +234,9 @@ pub(in crate::web::panel) async fn register(
     let core = panel.core()?;
     let t = viewer.t();
     let single = form.usage != "multiple";
+    if !first_use(&viewer, &form.key) {
+        return Ok(done(&viewer, "/visitors", Flash::warn(t.already_done)));
+    }
     let (plate, host_unit, valid_from, valid_to) = match check(
         t,
         &form.plate,
@@ -225,6 +257,19 @@ pub(in crate::web::panel) async fn register(
             .await;
         }
     };
+    let listed = core.plates.snapshot().blacklist.get(&plate).cloned();
+    if let Some(entry) = listed.filter(|_| form.blacklisted_ok != "1") {
+        let entered = Entered {
+            plate: plate.clone(),
+            host_unit,
+            from: form.valid_from.trim().to_owned(),
+            to: form.valid_to.trim().to_owned(),
+            single,
+            blacklisted: Some(entry.reason),
+            ..Entered::default()
+        };
+        return visitors_page(&core, &viewer, StatusCode::CONFLICT, entered, None).await;
+    }
     let pass = NewVisitorPass {
         plate: plate.clone(),
         host_unit: host_unit.clone(),
@@ -246,18 +291,11 @@ pub(in crate::web::panel) async fn register(
             "single_use": single, "detail": format!("{host_unit} {} → {}", format_ms(valid_from), format_ms(valid_to))}),
     )
     .await;
-    let flash = Flash {
-        class: "ok",
-        text: format!("{}: {plate} · {host_unit}", t.visitor_registered_msg),
-    };
-    visitors_page(
-        &core,
-        &viewer,
-        StatusCode::OK,
-        Entered::defaults(),
-        Some(flash),
-    )
-    .await
+    let flash = Flash::ok(format!(
+        "{}: {plate} · {host_unit}",
+        t.visitor_registered_msg
+    ));
+    Ok(done(&viewer, "/visitors", flash))
 }
 
 /// `POST /visitors/{id}/revoke`.
@@ -290,16 +328,5 @@ pub(in crate::web::panel) async fn revoke(
         serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": target, "pass_id": id}),
     )
     .await;
-    let flash = Flash {
-        class: "ok",
-        text: t.visitor_revoked_msg.to_owned(),
-    };
-    visitors_page(
-        &core,
-        &viewer,
-        StatusCode::OK,
-        Entered::defaults(),
-        Some(flash),
-    )
-    .await
+    Ok(done(&viewer, "/visitors", Flash::ok(t.visitor_revoked_msg)))
 }
