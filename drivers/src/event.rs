@@ -185,6 +185,28 @@ pub struct PointSample {
     pub quality: Quality,
 }
 
+/// A surveillance camera's alarm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraAlarmKind {
+    /// Covered, moved, blinded or defocused.
+    Tamper,
+    /// The video source lost its signal.
+    VideoLoss,
+    /// The camera's clock is off the gateway's by more than allowed.
+    ClockDrift,
+}
+
+/// A surveillance camera's routine signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraSignalKind {
+    /// Motion in the picture (debounced episodes).
+    Motion,
+    /// A digital input of the camera.
+    DigitalInput,
+}
+
 /// An access controller's own decision about a credential, recorded next
 /// to the gateway's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -358,6 +380,37 @@ pub enum DeviceEvent {
         /// Door number, when known.
         door: Option<u8>,
     },
+    /// A surveillance camera's motion episode started or ended, or one of
+    /// its digital inputs changed.
+    CameraSignal {
+        /// Which signal.
+        signal: CameraSignalKind,
+        /// `true` when it starts, `false` when it ends.
+        active: bool,
+        /// The camera's source token (video source, input), if it gave one.
+        source: String,
+    },
+    /// A surveillance camera raised or cleared an alarm.
+    CameraAlarm {
+        /// Which alarm.
+        alarm: CameraAlarmKind,
+        /// `true` when raised, `false` when cleared.
+        active: bool,
+        /// The camera's source token, if it gave one.
+        source: String,
+        /// What was measured (for a clock drift: the offset).
+        detail: String,
+    },
+    /// A surveillance camera's snapshot of an access event, recorded after
+    /// that event (it never delays a barrier or a door).
+    CameraSnapshot {
+        /// The saved image (name relative to the image directory).
+        image: String,
+        /// The `seq` of the access event the snapshot belongs to.
+        of_seq: u64,
+        /// The lane or door where the event happened.
+        place: String,
+    },
 }
 
 impl DeviceEvent {
@@ -380,6 +433,9 @@ impl DeviceEvent {
             DeviceEvent::DoorAlarm { .. } => "door_alarm",
             DeviceEvent::ExitButton { .. } => "exit_button",
             DeviceEvent::RelayPulse { .. } => "relay_pulse",
+            DeviceEvent::CameraSignal { .. } => "camera_signal",
+            DeviceEvent::CameraAlarm { .. } => "camera_alarm",
+            DeviceEvent::CameraSnapshot { .. } => "camera_snapshot",
         }
     }
 
@@ -388,9 +444,11 @@ impl DeviceEvent {
         match self {
             DeviceEvent::PointValue { .. }
             | DeviceEvent::PointReport { .. }
-            | DeviceEvent::LoopState { .. } => Class::Telemetry,
+            | DeviceEvent::LoopState { .. }
+            | DeviceEvent::CameraSignal { .. } => Class::Telemetry,
             DeviceEvent::PointAlarm { .. }
             | DeviceEvent::DeviceAlarm { .. }
+            | DeviceEvent::CameraAlarm { .. }
             | DeviceEvent::DeviceLink { .. }
             | DeviceEvent::BarrierFault { .. }
             | DeviceEvent::DoorAlarm { .. } => Class::Alarm,
@@ -401,7 +459,8 @@ impl DeviceEvent {
             | DeviceEvent::ReadRejected { .. }
             | DeviceEvent::DoorState { .. }
             | DeviceEvent::ExitButton { .. }
-            | DeviceEvent::RelayPulse { .. } => Class::Access,
+            | DeviceEvent::RelayPulse { .. }
+            | DeviceEvent::CameraSnapshot { .. } => Class::Access,
         }
     }
 
@@ -497,6 +556,22 @@ mod tests {
                 active: true,
                 value: 0.1,
                 limit: Some(0.2),
+            },
+            DeviceEvent::CameraSignal {
+                signal: CameraSignalKind::Motion,
+                active: true,
+                source: "vs0".into(),
+            },
+            DeviceEvent::CameraAlarm {
+                alarm: CameraAlarmKind::Tamper,
+                active: true,
+                source: String::new(),
+                detail: String::new(),
+            },
+            DeviceEvent::CameraSnapshot {
+                image: "a.jpg".into(),
+                of_seq: 1,
+                place: "south".into(),
             },
             DeviceEvent::RelayPulse {
                 duration_ms: 3000,

@@ -10,11 +10,14 @@
 //! - [`command`]: [`Command`] (what the gateway asks devices to do) and its
 //!   [`CommandOutcome`].
 //! - [`points`]: Modbus point tables (facility telemetry) and their driver.
+//! - [`camera`]: ONVIF surveillance cameras (SOAP codecs, client, driver,
+//!   WS-Discovery).
 //! - [`sim`]: simulated devices; they are both the demo estate and test peers.
 //!
 //! Nothing in this crate knows about the store, the uplink or the web panel.
 
 pub mod barrier;
+pub mod camera;
 pub mod command;
 pub mod contract;
 pub mod door;
@@ -28,6 +31,6 @@ pub use contract::{
     DeviceId, Driver, DriverContext, DriverError, EventSender, Health, HealthReporter, Inbound,
 };
 pub use event::{
-    ArmState, Class, ControllerVerdict, DeviceEvent, DoorAlarmKind, PlateColour, PointSample,
-    Quality, Reading,
+    ArmState, CameraAlarmKind, CameraSignalKind, Class, ControllerVerdict, DeviceEvent,
+    DoorAlarmKind, PlateColour, PointSample, Quality, Reading,
 };

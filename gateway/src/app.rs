@@ -51,7 +51,7 @@ use crate::store::{
     Journal, JournalRetention, OpenReport, Pressure, Store, StoreConfig, StoreError,
 };
 use crate::supervisor::{self, Drivers};
-use crate::tasks::Tasks;
+use crate::tasks::{CoreFailure, CoreWatch, Tasks};
 use crate::uplink::status::{StatusCollector, UplinkStatus};
 use crate::uplink::sync::ListRegistry;
 use crate::uplink::sync::ListTarget;
@@ -118,6 +118,9 @@ pub enum StartError {
     /// The lists could not be loaded.
     #[error("lists: {0}")]
     Lists(#[from] crate::lists::ListError),
+    /// Another gateway runs on this data directory.
+    #[error(transparent)]
+    Locked(#[from] crate::ops::lock::LockError),
     /// The image folder could not be created.
     #[error("image folder: {0}")]
     Images(std::io::Error),
@@ -138,12 +141,15 @@ pub struct ShutdownReport {
     pub stragglers: Vec<String>,
     /// How long the shutdown took.
     pub elapsed: Duration,
+    /// The core task whose failure stopped the gateway, if one did.
+    pub failure: Option<CoreFailure>,
 }
 
 impl ShutdownReport {
-    /// Whether everything stopped within the budget.
+    /// Whether the gateway stopped on request and everything stopped within
+    /// the budget.
     pub fn is_clean(&self) -> bool {
-        self.stragglers.is_empty()
+        self.stragglers.is_empty() && self.failure.is_none()
     }
 }
 
@@ -180,19 +186,107 @@ pub struct Running {
     pub uplink_status: Arc<UplinkStatus>,
     /// Where the embedded MQTT broker listens, when it runs.
     pub broker_addr: Option<SocketAddr>,
-    uplink: Option<Uplink>,
     readiness: watch::Sender<Readiness>,
-    ingress_cancel: CancellationToken,
-    ingress_task: Option<JoinHandle<()>>,
     drain_budget: Duration,
+    owned: Owned,
+    failures: mpsc::UnboundedReceiver<CoreFailure>,
+}
+
+/// Everything a gateway started and must stop: tasks and their
+/// cancellation, in the order [`Owned::stop`] stops them.
+#[derive(Debug)]
+struct Owned {
+    watch: CoreWatch,
+    ingress_cancel: CancellationToken,
+    ingress: Option<JoinHandle<()>>,
     drivers_cancel: CancellationToken,
+    /// The drivers' supervisors and the buses they share.
     driver_tasks: Tasks,
     aux_cancel: CancellationToken,
     aux_tasks: Tasks,
     intake: CancellationToken,
-    pipeline_task: JoinHandle<()>,
+    pipeline: Option<JoinHandle<()>>,
+    uplink: Option<Uplink>,
+    store: Option<Store>,
     web_cancel: CancellationToken,
-    web_task: JoinHandle<()>,
+    web: Option<JoinHandle<()>>,
+    /// Released once everything else has stopped (see [`crate::ops::lock`]).
+    data_lock: Option<crate::ops::lock::DataDirLock>,
+}
+
+impl Owned {
+    fn new(watch: CoreWatch) -> Self {
+        Self {
+            watch,
+            ingress_cancel: CancellationToken::new(),
+            ingress: None,
+            drivers_cancel: CancellationToken::new(),
+            driver_tasks: Tasks::default(),
+            aux_cancel: CancellationToken::new(),
+            aux_tasks: Tasks::default(),
+            intake: CancellationToken::new(),
+            pipeline: None,
+            uplink: None,
+            store: None,
+            web_cancel: CancellationToken::new(),
+            web: None,
+            data_lock: None,
+        }
+    }
+
+    /// Stops everything by `deadline`, intake first and the panel last;
+    /// returns the names of the tasks that were still running.
+    async fn stop(self, deadline: Instant) -> Vec<String> {
+        let remaining = || deadline.saturating_duration_since(Instant::now());
+        let mut stragglers = Vec::new();
+        self.watch.stopping();
+        // Stop intake: the device listener, then the drivers (they put
+        // their actuators in their safe state).
+        self.ingress_cancel.cancel();
+        join_or_abort(
+            self.ingress,
+            "device listener",
+            remaining(),
+            &mut stragglers,
+        )
+        .await;
+        self.drivers_cancel.cancel();
+        stragglers.extend(self.driver_tasks.join_within(remaining()).await);
+        self.aux_cancel.cancel();
+        stragglers.extend(self.aux_tasks.join_within(remaining()).await);
+
+        self.intake.cancel();
+        join_or_abort(self.pipeline, "pipeline", remaining(), &mut stragglers).await;
+        // The uplink gets what is left.
+        if let Some(uplink) = self.uplink {
+            stragglers.extend(uplink.stop(remaining().saturating_sub(CLOSE_RESERVE)).await);
+        }
+        if let Some(store) = self.store {
+            match tokio::time::timeout(remaining(), store.close()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "The store did not close cleanly."),
+                Err(_) => stragglers.push("store".into()),
+            }
+        }
+        self.web_cancel.cancel();
+        join_or_abort(self.web, "panel listener", remaining(), &mut stragglers).await;
+        stragglers
+    }
+}
+
+/// Waits for `task` at most `budget`; aborts it and names it if it is late.
+async fn join_or_abort(
+    task: Option<JoinHandle<()>>,
+    name: &str,
+    budget: Duration,
+    stragglers: &mut Vec<String>,
+) {
+    if let Some(mut task) = task
+        && tokio::time::timeout(budget, &mut task).await.is_err()
+    {
+        task.abort();
+        stragglers.push(name.to_owned());
+    }
 }
 
 /// Starts a gateway from `config`; the platform syncs its own lists
@@ -202,14 +296,43 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 }
 
 /// Starts a gateway from `config`, syncing `lists` with the platform besides
-/// the gateway's own lists.
+/// the gateway's own lists. A start that fails half-way stops what it had
+/// started (drivers to their safe state, listeners closed, store closed)
+/// before returning the error.
 pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, StartError> {
+    let budget = config.supervisor.drain_budget;
+    let (watch, failures) = CoreWatch::new();
+    let mut owned = Owned::new(watch);
+    match build(config, lists, &mut owned).await {
+        Ok(parts) => Ok(Running {
+            owned,
+            failures,
+            ..parts
+        }),
+        Err(error) => {
+            let stragglers = owned.stop(Instant::now() + budget).await;
+            if !stragglers.is_empty() {
+                tracing::error!(?stragglers, "A failed start left tasks running.");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Builds the gateway, putting everything it starts into `owned`.
+async fn build(
+    config: Config,
+    lists: ListRegistry,
+    owned: &mut Owned,
+) -> Result<Running, StartError> {
     let started_at = std::time::Instant::now();
     let data_dir = config.gateway.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
         path: data_dir.display().to_string(),
         source,
     })?;
+    // One gateway per data directory, held until everything has stopped.
+    owned.data_lock = Some(crate::ops::lock::DataDirLock::acquire(&data_dir)?);
 
     let tls = match &config.panel.tls {
         Some(files) => Some(web::tls::server_config(files).map_err(StartError::Tls)?),
@@ -234,9 +357,12 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
         Metrics::new()
             .with_live_state(live.clone())
             .with_collector(Box::new(StatusCollector(uplink_status.clone())))
-            .with_collector(Box::new(PointMetrics(facility_cell.clone()))),
+            .with_collector(Box::new(PointMetrics(facility_cell.clone())))
+            .with_collector(Box::new(crate::ops::host::HostCollector::new(
+                data_dir.clone(),
+            ))),
     );
-    let web_cancel = CancellationToken::new();
+    let web_cancel = owned.web_cancel.clone();
     let panel = Panel::new(metrics.clone(), web_cancel.clone(), tls.is_some())
         .with_hosts(config.panel.hosts.clone());
     let telemetry_source = Arc::new(OnceLock::new());
@@ -253,9 +379,16 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     let web_task = match tls {
-        Some(tls) => tokio::spawn(web::tls::serve(listener, router, tls, web_cancel.clone())),
-        None => tokio::spawn(serve(listener, router, web_cancel.clone())),
+        Some(tls) => owned.watch.core(
+            "panel listener",
+            web::tls::serve(listener, router, tls, web_cancel.clone()),
+        ),
+        None => owned.watch.core(
+            "panel listener",
+            serve(listener, router, web_cancel.clone()),
+        ),
     };
+    owned.web = Some(tokio::spawn(web_task));
 
     let store_config = StoreConfig {
         path: data_dir.join("gatehouse.db"),
@@ -270,32 +403,13 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
     };
     let opened =
         tokio::task::spawn_blocking(move || Store::open_with(store_config, retention)).await;
-    let (store, open_report) = match opened {
-        Ok(Ok(opened)) => opened,
-        Ok(Err(error)) => {
-            web_cancel.cancel();
-            return Err(error.into());
-        }
-        Err(join) => {
-            web_cancel.cancel();
-            return Err(StartError::Internal(join.to_string()));
-        }
-    };
+    let (store, open_report) = opened.map_err(|join| StartError::Internal(join.to_string()))??;
+    owned.store = Some(store.clone());
     readiness.send_replace(Readiness::Starting("loading lists"));
     let plates = {
         let store = store.clone();
         let loaded = tokio::task::spawn_blocking(move || PlateRegistry::open(&store)).await;
-        match loaded {
-            Ok(Ok(registry)) => Arc::new(registry),
-            Ok(Err(error)) => {
-                web_cancel.cancel();
-                return Err(error.into());
-            }
-            Err(join) => {
-                web_cancel.cancel();
-                return Err(StartError::Internal(join.to_string()));
-            }
-        }
+        Arc::new(loaded.map_err(|join| StartError::Internal(join.to_string()))??)
     };
     let board = LaneBoard::new(&config.lanes);
     let images = ImageStore::open(
@@ -304,51 +418,26 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
         metrics.clone(),
     )
     .map_err(StartError::Images)?;
-    let panel_db = store.connect().map_err(StartError::from).and_then(|conn| {
-        let journal = Journal::new(&store)?;
-        Ok((conn, journal))
-    });
-    let (auth, journal) = match panel_db {
-        Ok((conn, journal)) => {
-            let auth = Auth::new(
-                conn,
-                SessionPolicy {
-                    idle: config.panel.session_idle,
-                    absolute: config.panel.session_absolute,
-                },
-                LockoutPolicy {
-                    user_failures: config.panel.lockout_failures,
-                    address_failures: config.panel.lockout_failures_per_address,
-                    duration: config.panel.lockout_duration,
-                },
-            );
-            (auth, journal)
-        }
-        Err(error) => {
-            web_cancel.cancel();
-            return Err(error);
-        }
-    };
-    let users = match auth.user_count().await {
-        Ok(users) => users,
-        Err(error) => {
-            web_cancel.cancel();
-            return Err(error.into());
-        }
-    };
+    let journal = Journal::new(&store)?;
+    let auth = Auth::new(
+        store.connect()?,
+        SessionPolicy {
+            idle: config.panel.session_idle,
+            absolute: config.panel.session_absolute,
+        },
+        LockoutPolicy {
+            user_failures: config.panel.lockout_failures,
+            address_failures: config.panel.lockout_failures_per_address,
+            duration: config.panel.lockout_duration,
+        },
+    );
+    let users = auth.user_count().await?;
     readiness.send_replace(Readiness::Starting("starting drivers"));
 
     let sim = SimHardware::default();
-    let doors = match Doors::open(&store, &config, sim.clone()) {
-        Ok(doors) => doors,
-        Err(error) => {
-            web_cancel.cancel();
-            return Err(StartError::Internal(format!("door credentials: {error}")));
-        }
-    };
+    let doors = Doors::open(&store, &config, sim.clone())
+        .map_err(|error| StartError::Internal(format!("door credentials: {error}")))?;
     let (device_tx, device_rx) = mpsc::channel(DEVICE_EVENTS);
-    let drivers_cancel = CancellationToken::new();
-    let mut driver_tasks = Tasks::default();
     let device_configs = match crate::doors::resume::resume_points(&config.devices, &journal).await
     {
         Ok(devices) => devices,
@@ -360,19 +449,24 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
     let built = devices::build(&device_configs, &sim);
     let facility = Facility::new(built.points);
     let _ = facility_cell.set(facility.clone());
+    for (name, bus) in built.buses {
+        owned
+            .driver_tasks
+            .spawn_owned(&owned.watch, name, bus.run());
+    }
     let drivers = supervisor::start(
         built.supervised,
         &device_tx,
         &config.supervisor,
-        &drivers_cancel,
-        &mut driver_tasks,
+        &owned.drivers_cancel,
+        &mut owned.driver_tasks,
+        &owned.watch,
     );
     let _ = live.set((store.clone(), drivers.clone()));
 
     // The device-side listener: plate cameras push here.
-    let ingress_cancel = CancellationToken::new();
-    let (ingress_addr, ingress_task) = if built.cameras.is_empty() {
-        (None, None)
+    let ingress_addr = if built.cameras.is_empty() {
+        None
     } else {
         let listener = TcpListener::bind(config.ingress.listen)
             .await
@@ -404,14 +498,19 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
         let state = IngressState::new(cameras, images.clone(), metrics.clone());
         let max_body = usize::try_from(config.ingress.max_body_bytes).unwrap_or(usize::MAX);
         let router = ingress::router(state, max_body);
-        let task = tokio::spawn(serve(listener, router, ingress_cancel.clone()));
+        let task = owned.watch.core(
+            "device listener",
+            serve(listener, router, owned.ingress_cancel.clone()),
+        );
+        owned.ingress = Some(tokio::spawn(task));
         tracing::info!(listen = %addr, "Device listener ready.");
-        (Some(addr), Some(task))
+        Some(addr)
     };
     drop(device_tx);
 
     let stamper = Stamper::new(&config.gateway.estate_id, &config.gateway.gateway_id);
-    stamper.set_clock_synced(clock::is_synchronised());
+    let mut clock_check = clock::ClockCheck::default();
+    stamper.set_clock_synced(clock_check.synchronised().await);
     let feed = EventFeed::new();
     let (pipeline, handle) = Pipeline::new(
         device_rx,
@@ -426,26 +525,52 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
         metrics.clone(),
         feed.clone(),
     );
-    let intake = CancellationToken::new();
-    let pipeline_task = tokio::spawn(pipeline.run(intake.clone()));
+    let pipeline_task = owned
+        .watch
+        .core("pipeline", pipeline.run(owned.intake.clone()));
+    owned.pipeline = Some(tokio::spawn(pipeline_task));
 
-    let aux_cancel = CancellationToken::new();
-    let mut aux_tasks = Tasks::default();
-    aux_tasks.spawn(
+    let aux_cancel = owned.aux_cancel.clone();
+    let watch = owned.watch.clone();
+    let aux_tasks = &mut owned.aux_tasks;
+    aux_tasks.spawn_owned(
+        &watch,
+        "store writer watch",
+        watch_store_writer(store.clone(), watch.clone(), aux_cancel.clone()),
+    );
+    aux_tasks.spawn_owned(
+        &watch,
         "store pressure watch",
         watch_pressure(store.pressure(), handle.clone(), aux_cancel.clone()),
     );
-    aux_tasks.spawn("clock check", check_clock(stamper, aux_cancel.clone()));
-    aux_tasks.spawn(
+    aux_tasks.spawn_owned(
+        &watch,
+        "clock check",
+        check_clock(clock_check, stamper, aux_cancel.clone()),
+    );
+    if let Some(backups) = config.backup.clone() {
+        aux_tasks.spawn_owned(
+            &watch,
+            "scheduled backups",
+            crate::ops::backup::schedule(
+                data_dir.join(crate::ops::backup::DB_FILE),
+                backups,
+                aux_cancel.clone(),
+            ),
+        );
+    }
+    aux_tasks.spawn_owned(
+        &watch,
         "list refresh",
         refresh_lists(plates.clone(), aux_cancel.clone()),
     );
-
-    aux_tasks.spawn(
+    aux_tasks.spawn_owned(
+        &watch,
         "pending reads expiry",
         crate::lanes::expire_pending(board.clone(), handle.clone(), aux_cancel.clone()),
     );
-    aux_tasks.spawn(
+    aux_tasks.spawn_owned(
+        &watch,
         "session purge",
         purge_sessions(auth.clone(), aux_cancel.clone()),
     );
@@ -468,12 +593,14 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
         credentials: doors.credentials.clone(),
         uplink_status: uplink_status.clone(),
     });
-    aux_tasks.spawn(
+    aux_tasks.spawn_owned(
+        &watch,
         "door credentials watch",
         doors.clone().watch(aux_cancel.clone()),
     );
     let alarms = RecentAlarms::default();
-    aux_tasks.spawn(
+    aux_tasks.spawn_owned(
+        &watch,
         "recent alarms",
         alarms.clone().follow(feed.clone(), aux_cancel.clone()),
     );
@@ -482,7 +609,8 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
         .chain([Arc::new(CardsTarget(doors.credentials.clone())) as Arc<dyn ListTarget>])
         .fold(lists, ListRegistry::with);
     if !facility.devices().is_empty() {
-        aux_tasks.spawn(
+        aux_tasks.spawn_owned(
+            &watch,
             "point trends",
             trend::record(
                 facility.clone(),
@@ -507,17 +635,12 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
     // The platform link: the embedded broker first (the uplink may use it).
     let broker_addr = if config.broker.embedded {
         let listen = config.broker.listen;
-        match tokio::task::spawn_blocking(move || broker::start(listen)).await {
-            Ok(Ok(broker)) => Some(broker.addr),
-            Ok(Err(error)) => {
-                web_cancel.cancel();
-                return Err(error.into());
-            }
-            Err(join) => {
-                web_cancel.cancel();
-                return Err(StartError::Internal(join.to_string()));
-            }
-        }
+        let started = tokio::task::spawn_blocking(move || broker::start(listen)).await;
+        Some(
+            started
+                .map_err(|join| StartError::Internal(join.to_string()))??
+                .addr,
+        )
     } else {
         None
     };
@@ -533,15 +656,11 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
             telemetry,
             embedded_broker: broker_addr,
             started: started_at,
+            watch: owned.watch.clone(),
         },
-    );
-    let uplink = match uplink {
-        Ok(uplink) => uplink,
-        Err(error) => {
-            web_cancel.cancel();
-            return Err(error.into());
-        }
-    };
+    )?;
+    let uplink_running = uplink.is_some();
+    owned.uplink = uplink;
 
     if let Some(quarantine) = &open_report.quarantined {
         let salvaged: u64 = quarantine.salvaged.iter().map(|t| t.salvaged).sum();
@@ -578,7 +697,27 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
     }
 
     readiness.send_replace(Readiness::Ready);
-    tracing::info!(panel = %panel_addr, devices = drivers.len(), queued = open_report.depth, "Gateway ready.");
+    tracing::info!(panel = %panel_addr, devices = drivers.len(), queued = open_report.depth, uplink = uplink_running, "Gateway ready.");
+    let status_line = {
+        let (store, drivers, uplink_status) =
+            (store.clone(), drivers.clone(), uplink_status.clone());
+        move || service_status(&store, &drivers, &uplink_status)
+    };
+    crate::ops::notify::ready(&status_line());
+    let watch = owned.watch.clone();
+    owned
+        .aux_tasks
+        .spawn_owned(&watch, "systemd notification", {
+            let pipeline = handle.clone();
+            crate::ops::notify::keep_informed(
+                status_line,
+                move || {
+                    let pipeline = pipeline.clone();
+                    async move { pipeline.ping().await }
+                },
+                owned.aux_cancel.clone(),
+            )
+        });
     Ok(Running {
         panel_addr,
         store,
@@ -589,33 +728,42 @@ pub async fn start_with(config: Config, lists: ListRegistry) -> Result<Running, 
         plates,
         board,
         ingress_addr,
-        ingress_cancel,
-        ingress_task,
         panel_scheme: scheme,
         setup_url,
         auth,
         doors,
         uplink_status,
         broker_addr,
-        uplink,
         readiness,
         drain_budget: config.supervisor.drain_budget,
-        drivers_cancel,
-        driver_tasks,
-        aux_cancel,
-        aux_tasks,
-        intake,
-        pipeline_task,
-        web_cancel,
-        web_task,
+        owned: Owned::new(CoreWatch::detached()),
+        failures: mpsc::unbounded_channel().1,
     })
 }
 
 impl Running {
-    /// Runs until `signal` resolves, then shuts down.
-    pub async fn run_until(self, signal: impl Future<Output = ()>) -> ShutdownReport {
-        signal.await;
-        self.shutdown().await
+    /// Runs until `signal` resolves or a core task fails, then shuts down.
+    /// After a failure, readiness says why, the drivers put their actuators
+    /// in their safe state, and the report carries the failure (the CLI
+    /// exits non-zero so systemd starts the gateway again).
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> ShutdownReport {
+        let failure = tokio::select! {
+            () = signal => None,
+            Some(failure) = self.failures.recv() => Some(failure),
+        };
+        if let Some(failure) = &failure {
+            tracing::error!(task = %failure.task, reason = %failure.reason, "A core task failed; the gateway stops (actuators to their safe state) so that it is started again.");
+            self.readiness
+                .send_replace(Readiness::Failed(failure.to_string()));
+        }
+        let mut report = self.shutdown().await;
+        report.failure = failure;
+        report
+    }
+
+    /// Readiness as `/readyz` answers it.
+    pub fn readiness(&self) -> watch::Receiver<Readiness> {
+        self.readiness.subscribe()
     }
 
     /// Shuts the gateway down within the drain budget.
@@ -623,9 +771,15 @@ impl Running {
         let started = Instant::now();
         let deadline = started + self.drain_budget;
         let remaining = || deadline.saturating_duration_since(Instant::now());
-        let mut stragglers = Vec::new();
         tracing::info!(budget = ?self.drain_budget, "Shutting down.");
-        self.readiness.send_replace(Readiness::Draining);
+        crate::ops::notify::stopping();
+        self.readiness.send_if_modified(|state| {
+            let failed = matches!(state, Readiness::Failed(_));
+            if !failed {
+                *state = Readiness::Draining;
+            }
+            !failed
+        });
 
         let stopping = serde_json::json!({"version": env!("CARGO_PKG_VERSION")});
         let _ = tokio::time::timeout(
@@ -634,53 +788,13 @@ impl Running {
                 .record(GATEWAY_DEVICE, "gateway_stopping", Class::Audit, stopping),
         )
         .await;
-
-        // Stop intake: the device listener, then the drivers.
-        self.ingress_cancel.cancel();
-        if let Some(mut task) = self.ingress_task
-            && tokio::time::timeout(remaining(), &mut task).await.is_err()
-        {
-            task.abort();
-            stragglers.push("device listener".into());
-        }
-        self.drivers_cancel.cancel();
-        stragglers.extend(self.driver_tasks.join_within(remaining()).await);
-        self.aux_cancel.cancel();
-        stragglers.extend(self.aux_tasks.join_within(remaining()).await);
-
-        self.intake.cancel();
-        let mut pipeline_task = self.pipeline_task;
-        if tokio::time::timeout(remaining(), &mut pipeline_task)
-            .await
-            .is_err()
-        {
-            pipeline_task.abort();
-            stragglers.push("pipeline".into());
-        }
-        // The uplink gets what is left.
-        if let Some(uplink) = self.uplink {
-            stragglers.extend(uplink.stop(remaining().saturating_sub(CLOSE_RESERVE)).await);
-        }
-        match tokio::time::timeout(remaining(), self.store.close()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(%error, "The store did not close cleanly."),
-            Err(_) => stragglers.push("store".into()),
-        }
-
-        self.web_cancel.cancel();
-        let mut web_task = self.web_task;
-        if tokio::time::timeout(remaining(), &mut web_task)
-            .await
-            .is_err()
-        {
-            web_task.abort();
-            stragglers.push("panel listener".into());
-        }
+        let stragglers = self.owned.stop(deadline).await;
         let report = ShutdownReport {
             stragglers,
             elapsed: started.elapsed(),
+            failure: None,
         };
-        if report.is_clean() {
+        if report.stragglers.is_empty() {
             tracing::info!(elapsed = ?report.elapsed, "Stopped.");
         } else {
             tracing::error!(stragglers = ?report.stragglers, "Shutdown budget exhausted.");
@@ -727,6 +841,25 @@ async fn watch_pressure(
     }
 }
 
+/// How often the store's writer thread is looked at.
+const WRITER_CHECK: Duration = Duration::from_millis(500);
+
+/// Reports the store's writer thread ending while the gateway runs (it
+/// owns every durable write: without it nothing is acknowledged).
+async fn watch_store_writer(store: Store, watch: CoreWatch, cancel: CancellationToken) {
+    let mut ticker = tokio::time::interval(WRITER_CHECK);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        if store.writer_finished() {
+            watch.fail("store writer", "the writer thread ended");
+            return;
+        }
+    }
+}
+
 /// How often the gateway looks for list changes made by another process.
 const LIST_REFRESH: Duration = Duration::from_secs(2);
 
@@ -764,12 +897,33 @@ async fn purge_sessions(auth: Auth, cancel: CancellationToken) {
     }
 }
 
-async fn check_clock(stamper: Stamper, cancel: CancellationToken) {
+async fn check_clock(mut check: clock::ClockCheck, stamper: Stamper, cancel: CancellationToken) {
     let mut ticker = tokio::time::interval(CLOCK_CHECK);
+    ticker.tick().await;
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
-            _ = ticker.tick() => stamper.set_clock_synced(clock::is_synchronised()),
+            _ = ticker.tick() => {}
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            synced = check.synchronised() => stamper.set_clock_synced(synced),
         }
     }
+}
+
+/// The one-line state systemd shows (`systemctl status`): queue depth,
+/// devices up, the platform link.
+fn service_status(store: &Store, drivers: &Drivers, uplink: &UplinkStatus) -> String {
+    let stats = store.stats();
+    let up = drivers
+        .iter()
+        .filter(|d| d.health().state == drivers::contract::HealthState::Ok)
+        .count();
+    format!(
+        "queue {}, devices {up}/{} up, platform {}",
+        stats.depth,
+        drivers.len(),
+        uplink.state(&stats).as_str()
+    )
 }

@@ -2,9 +2,11 @@
 //! lists (`plates …`, in [`crate::lists::cli`]), the unit-door cards
 //! (`cards …`, in [`crate::doors::cli`]) and the panel's users
 //! (`user add|passwd|remove|list`, in [`user`]). Each command returns a
-//! [`CliError`] whose [`CliError::exit_code`] `main` exits with
-//! (64 for a bad configuration, as systemd's `RestartPreventExitStatus=`
-//! expects).
+//! [`CliError`] whose [`CliError::exit_code`] `main` exits with: 64 for a
+//! bad configuration, 65 for a database written by a newer Gatehouse (both
+//! listed in the unit's `RestartPreventExitStatus=`: restarting cannot help),
+//! 70 when a core task failed while running (systemd restarts it), 1 for
+//! anything else.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -14,14 +16,22 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::app::{self, StartError};
+use crate::store::StoreError;
 
+mod deadletters;
+mod ops;
 mod user;
 use crate::config::{self, Config, ConfigErrors};
 use crate::doors::cli::{CardsCommand, CardsError};
+pub use deadletters::{DeadLettersCommand, DeadLettersError};
+pub use ops::{OpsCommand, OpsError};
 pub use user::{UserCommand, UserError};
 
 /// Exit status for a configuration the gateway cannot use (EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
+/// Exit status for a database written by a newer Gatehouse (EX_DATAERR):
+/// the file is left untouched and restarting cannot help.
+pub const EXIT_DATABASE_TOO_NEW: u8 = 65;
 
 /// Gatehouse: the estate edge gateway for guard rooms.
 #[derive(Debug, Parser)]
@@ -71,6 +81,15 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The events the platform rejected for good: list, export, requeue.
+    Deadletters {
+        /// Where the database is.
+        #[command(flatten)]
+        db: crate::lists::cli::DbArgs,
+        /// What to do.
+        #[command(subcommand)]
+        action: DeadLettersCommand,
+    },
     /// Manage unit-door cards (import, export, add, remove, block, list).
     Cards {
         /// The configuration file (its data directory and door groups).
@@ -85,6 +104,9 @@ pub enum Command {
         #[command(subcommand)]
         action: CardsCommand,
     },
+    /// Backups, restores and the installer's health check.
+    #[command(flatten)]
+    Ops(OpsCommand),
 }
 
 /// Why a command failed.
@@ -105,22 +127,62 @@ pub enum CliError {
     /// A `cards` command failed.
     #[error("cards: {0}")]
     Cards(#[from] CardsError),
+    /// A `backup`, `restore` or `doctor` command failed.
+    #[error("{0}")]
+    Ops(#[from] OpsError),
+    /// A `deadletters` command failed.
+    #[error("deadletters: {0}")]
+    DeadLetters(#[from] DeadLettersError),
     /// Shutdown ran out of time.
     #[error("shutdown budget exhausted; still running: {}", .0.join(", "))]
     Unclean(Vec<String>),
+    /// A core task failed while running; the gateway stopped so that it is
+    /// started again.
+    #[error("stopped because a core task failed: {0}")]
+    Failed(crate::tasks::CoreFailure),
 }
+
+/// Exit status after a core task failed while running (EX_SOFTWARE); the
+/// unit restarts on it.
+pub const EXIT_FAILED: u8 = 70;
 
 impl CliError {
     /// The process exit status for this error.
     pub fn exit_code(&self) -> u8 {
+        if self
+            .store_error()
+            .is_some_and(|e| matches!(e, StoreError::SchemaTooNew { .. }))
+        {
+            return EXIT_DATABASE_TOO_NEW;
+        }
         match self {
             CliError::Config(_) => EXIT_CONFIG,
+            CliError::Failed(_) => EXIT_FAILED,
             CliError::Plates(crate::lists::cli::PlatesCliError::Config(_)) => EXIT_CONFIG,
+            CliError::DeadLetters(DeadLettersError::Database(
+                crate::lists::cli::PlatesCliError::Config(_),
+            )) => EXIT_CONFIG,
             CliError::User(error) => error.exit_code(),
+            CliError::Ops(error) => error.exit_code(),
             CliError::Start(_)
             | CliError::Unclean(_)
             | CliError::Plates(_)
+            | CliError::DeadLetters(_)
             | CliError::Cards(_) => 1,
+        }
+    }
+}
+
+impl CliError {
+    /// The store error behind this one, when a command failed opening the
+    /// database.
+    fn store_error(&self) -> Option<&StoreError> {
+        use crate::lists::cli::PlatesCliError;
+        match self {
+            CliError::Start(StartError::Store(error)) => Some(error),
+            CliError::Plates(PlatesCliError::Store(error)) => Some(error),
+            CliError::DeadLetters(error) => error.store_error(),
+            _ => None,
         }
     }
 }
@@ -154,7 +216,9 @@ pub fn main() -> ExitCode {
 pub async fn execute(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Ops(command) => Ok(ops::run(command).await?),
         Command::Plates { db, action } => Ok(crate::lists::cli::run(&db, action).await?),
+        Command::Deadletters { db, action } => Ok(deadletters::run(&db, action).await?),
         Command::Run { config } => {
             let config = load_reporting(&config)?;
             serve(config).await
@@ -201,7 +265,7 @@ fn load_reporting(file: &Path) -> Result<Config, CliError> {
     })
 }
 
-fn print_problems(errors: &ConfigErrors) {
+pub(crate) fn print_problems(errors: &ConfigErrors) {
     let mut err = std::io::stderr().lock();
     for p in &errors.problems {
         let _ = writeln!(err, "{}:{}: {}: {}", p.file, p.line, p.key, p.message);
@@ -229,10 +293,15 @@ async fn serve(config: Config) -> Result<(), CliError> {
     }
     let _ = std::io::stdout().flush();
     let report = running.run_until(signal).await;
-    if report.is_clean() {
-        Ok(())
-    } else {
-        Err(CliError::Unclean(report.stragglers))
+    outcome(report)
+}
+
+/// How a run ended, as the command's result.
+fn outcome(report: app::ShutdownReport) -> Result<(), CliError> {
+    match report.failure {
+        Some(failure) => Err(CliError::Failed(failure)),
+        None if report.stragglers.is_empty() => Ok(()),
+        None => Err(CliError::Unclean(report.stragglers)),
     }
 }
 
@@ -270,11 +339,7 @@ async fn serve_demo(mut config: Config) -> Result<(), CliError> {
     let _ = std::io::stdout().flush();
     let report = running.run_until(signal).await;
     traffic.cancel();
-    if report.is_clean() {
-        Ok(())
-    } else {
-        Err(CliError::Unclean(report.stragglers))
-    }
+    outcome(report)
 }
 
 /// Installs SIGTERM and SIGINT handlers now; the future resolves when
@@ -335,5 +400,16 @@ mod tests {
         let error = CliError::Config(ConfigErrors { problems: vec![] });
         assert_eq!(error.exit_code(), 64);
         assert_eq!(CliError::Unclean(vec!["pipeline".into()]).exit_code(), 1);
+        let failed = CliError::Failed(crate::tasks::CoreFailure {
+            task: "pipeline".into(),
+            reason: "panicked: forced".into(),
+        });
+        assert_eq!(failed.exit_code(), 70, "systemd restarts it");
+        let too_new = CliError::Start(StartError::Store(StoreError::SchemaTooNew {
+            found: 9,
+            supported: 8,
+            written_by: Some("2.0.0".into()),
+        }));
+        assert_eq!(too_new.exit_code(), 65, "systemd does not restart it");
     }
 }

@@ -26,6 +26,9 @@ pub struct Built {
     pub supervised: Vec<Supervised>,
     /// Plate cameras: id → (vendor, liveness tap).
     pub cameras: HashMap<String, (CameraVendor, Seen)>,
+    /// The Modbus buses the barriers share, by name, for the caller to run
+    /// as owned tasks ([`ModbusBus::run`]).
+    pub buses: Vec<(String, ModbusBus)>,
     /// Modbus point devices: their live points (panel, metrics, API).
     pub points: Vec<PointDevice>,
 }
@@ -41,8 +44,8 @@ pub struct PointDevice {
     pub view: PointsView,
 }
 
-/// A supervised driver for each configured device. Must run inside the
-/// async runtime (bus tasks are spawned here). Devices on simulated GPIO
+/// A supervised driver for each configured device, and the buses they
+/// share (not yet running: the caller owns their tasks). Devices on simulated GPIO
 /// lines leave their simulator ends in `sim`.
 pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
     let mut built = Built::default();
@@ -69,7 +72,7 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
                 poll_interval,
                 timeout,
             } => {
-                let bus = bus_for(&mut buses, transport, *timeout);
+                let bus = bus_for(&mut buses, &mut built.buses, transport, *timeout);
                 let mut config = BarrierConfig::new(*slave, map.clone());
                 config.lane = lane.clone();
                 config.poll_interval = *poll_interval;
@@ -84,7 +87,7 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
                 full_report,
                 backoff_max,
             } => {
-                let bus = bus_for(&mut buses, transport, *timeout);
+                let bus = bus_for(&mut buses, &mut built.buses, transport, *timeout);
                 let mut config = PointsConfig::new(*slave, std::sync::Arc::clone(table));
                 config.max_gap = *max_gap;
                 config.full_report = *full_report;
@@ -131,17 +134,19 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
     built
 }
 
-/// The bus task of `transport`, started on first use: barriers and point
-/// devices on one line or TCP peer share it (one request in flight).
+/// The bus of `transport`, created on first use (the caller runs its task):
+/// barriers and point devices on one line or TCP peer share it (one request
+/// in flight).
 fn bus_for(
     buses: &mut HashMap<ModbusTransport, BusHandle>,
+    owned: &mut Vec<(String, ModbusBus)>,
     transport: &ModbusTransport,
     timeout: std::time::Duration,
 ) -> BusHandle {
     buses
         .entry(transport.clone())
         .or_insert_with(|| {
-            ModbusBus::spawn(BusConfig {
+            let (bus, handle) = ModbusBus::new(BusConfig {
                 transport: match transport {
                     ModbusTransport::Tcp(addr) => Transport::Tcp { addr: *addr },
                     ModbusTransport::Rtu { path, baud } => Transport::Rtu {
@@ -150,7 +155,9 @@ fn bus_for(
                     },
                 },
                 timeout,
-            })
+            });
+            owned.push((format!("modbus bus {transport:?}"), bus));
+            handle
         })
         .clone()
 }

@@ -20,6 +20,7 @@
 //! - [`uplink`]: the platform link (MQTT/HTTPS sinks, live-first drain, signed downlink, list sync).
 //! - [`broker`]: the embedded MQTT broker (rumqttd) for the demo and tests.
 //! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`, `/api/v1/telemetry`).
+//! - [`ops`]: the data directory's lock, backup and restore, `gatehouse doctor`, systemd notification.
 //! - [`metrics`], [`logging`], [`clock`], [`tasks`]: cross-cutting pieces.
 //! - [`cli`]: the command line.
 
@@ -38,6 +39,7 @@ pub mod lanes;
 pub mod lists;
 pub mod logging;
 pub mod metrics;
+pub mod ops;
 pub mod pipeline;
 pub mod rules;
 pub mod store;

@@ -6,7 +6,57 @@
 //! failure the gateway recovered from; INFO — lifecycle; DEBUG — details,
 //! never one line per routine event at INFO or above.
 
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
 use tracing_subscriber::EnvFilter;
+
+/// How often a line that a peer can repeat at will is logged.
+pub const PEER_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Rate limit for a log line a peer can cause at will (a refused request,
+/// a dropped message): one line per interval, carrying the count of the
+/// occurrences it stands for. Usable as a `static`.
+#[derive(Debug)]
+pub struct Every {
+    interval: Duration,
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl Every {
+    /// One line per `interval`.
+    pub const fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// One line per [`PEER_LOG_EVERY`].
+    pub const fn minute() -> Self {
+        Self::new(PEER_LOG_EVERY)
+    }
+
+    /// Counts one occurrence; `Some(count)` when a line may be logged now,
+    /// `count` being the occurrences since the last line (this one included).
+    pub fn allow(&self) -> Option<u64> {
+        self.allow_at(Instant::now())
+    }
+
+    fn allow_at(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (last, count) = &mut *state;
+        *count += 1;
+        match last {
+            Some(at) if now.duration_since(*at) < self.interval => None,
+            _ => {
+                *last = Some(now);
+                Some(std::mem::take(count))
+            }
+        }
+    }
+}
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +95,18 @@ pub fn init() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_line_is_logged_once_per_interval_with_its_count() {
+        let every = Every::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert_eq!(every.allow_at(t0), Some(1));
+        for n in 1..1000 {
+            assert_eq!(every.allow_at(t0 + Duration::from_millis(n)), None);
+        }
+        assert_eq!(every.allow_at(t0 + Duration::from_secs(60)), Some(1000));
+        assert_eq!(every.allow_at(t0 + Duration::from_secs(61)), None);
+    }
 
     #[test]
     fn only_json_selects_json() {

@@ -138,7 +138,12 @@ struct LiveState {
 }
 
 /// Encodes one unlabelled gauge.
-fn gauge<T>(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: T) -> std::fmt::Result
+pub fn gauge<T>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: T,
+) -> std::fmt::Result
 where
     ConstGauge<T>: EncodeMetric,
 {

@@ -210,6 +210,9 @@ pub enum Control {
         /// Completed once stored.
         ack: Option<Ack>,
     },
+    /// A liveness probe: answered by the loop itself, so an answer proves
+    /// the loop is turning (systemd's watchdog, [`crate::ops::notify`]).
+    Ping(oneshot::Sender<()>),
 }
 
 /// A cloneable handle for sending control inputs to the pipeline.
@@ -246,6 +249,16 @@ impl PipelineHandle {
             outcome: CommandOutcome::Failed("gateway is shutting down".into()),
             audit_seq: None,
         })
+    }
+
+    /// Whether the pipeline's loop answers a probe (false once it is gone;
+    /// a wedged loop never answers, so callers bound the wait).
+    pub async fn ping(&self) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self.control.send(Control::Ping(reply)).await.is_err() {
+            return false;
+        }
+        rx.await.is_ok()
     }
 
     /// Records a gateway event and waits until it is on disk.
@@ -591,6 +604,9 @@ impl Pipeline {
 
     async fn on_control(&mut self, control: Control, completions: &mpsc::Sender<Completion>) {
         match control {
+            Control::Ping(reply) => {
+                let _ = reply.send(());
+            }
             Control::Record {
                 device_id,
                 kind,

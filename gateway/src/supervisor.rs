@@ -4,6 +4,11 @@
 //! through which everyone else reaches a device (its command inbox and its
 //! health).
 //!
+//! A driver that panics is treated as a failure like any other: the panic
+//! is caught at the run, its message raised as a `driver_failed` alarm and
+//! the driver restarted with backoff (its actuators were released as the
+//! panic unwound through their guards).
+//!
 //! An operator can ask for a restart ([`DriverHandle::restart`]): the
 //! current run's cancellation token (a child of the driver's) is cancelled,
 //! so the driver puts its actuators in their safe state and returns, and the
@@ -29,7 +34,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::SupervisorConfig;
-use crate::tasks::Tasks;
+use crate::tasks::{CoreWatch, Tasks, panic_message};
+use futures::FutureExt as _;
+use std::panic::AssertUnwindSafe;
 
 /// How many commands may wait in one driver's inbox.
 const INBOX_CAPACITY: usize = 16;
@@ -161,14 +168,16 @@ impl std::fmt::Debug for Supervised {
     }
 }
 
-/// Starts every driver in its own task under `tasks`, each cancelled by
-/// `cancel`, and returns the registry of their handles.
+/// Starts every driver in its own task under `tasks` (watched by `watch`:
+/// a supervisor that panics is reported), each cancelled by `cancel`, and
+/// returns the registry of their handles.
 pub fn start(
     supervised: Vec<Supervised>,
     events: &mpsc::Sender<Inbound>,
     config: &SupervisorConfig,
     cancel: &CancellationToken,
     tasks: &mut Tasks,
+    watch: &CoreWatch,
 ) -> Drivers {
     let mut handles = BTreeMap::new();
     for Supervised { id, name, driver } in supervised {
@@ -185,7 +194,8 @@ pub fn start(
         let kind = driver.kind();
         let span = tracing::info_span!("driver", device = %id, kind);
         let backoff = Backoff::new(config.backoff_initial, config.backoff_max);
-        tasks.spawn(
+        tasks.spawn_owned(
+            watch,
             format!("driver {id}"),
             supervise(driver, ctx, backoff, restart_rx).instrument(span),
         );
@@ -223,7 +233,17 @@ async fn supervise(
         let this_run = ctx.cancel.clone();
         let mut restart_requested = false;
         let result = {
-            let run = driver.run(&mut ctx);
+            // A panic inside the driver ends this run, not the supervisor.
+            let run = AssertUnwindSafe(driver.run(&mut ctx))
+                .catch_unwind()
+                .map(|ended| {
+                    ended.unwrap_or_else(|panic| {
+                        Err(DriverError::Transient(format!(
+                            "driver panicked: {}",
+                            panic_message(panic.as_ref())
+                        )))
+                    })
+                });
             tokio::pin!(run);
             loop {
                 tokio::select! {
@@ -448,6 +468,7 @@ mod tests {
             &config(),
             &cancel,
             &mut tasks,
+            &CoreWatch::detached(),
         );
         let handle = drivers.get("d1").expect("registered");
         let health = wait_for_state(handle, HealthState::Ok).await;
@@ -471,6 +492,111 @@ mod tests {
         assert_eq!(handle.health().state, HealthState::Stopped);
     }
 
+    /// Panics on its first `panics` runs (holding a relay guard that
+    /// records its release), then runs until cancelled.
+    struct Panicky {
+        panics: u32,
+        runs: Arc<AtomicU32>,
+        released: Arc<AtomicU32>,
+    }
+
+    /// De-energises "the relay" when dropped, as the real guards do.
+    struct RelayGuard(Arc<AtomicU32>);
+
+    impl Drop for RelayGuard {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Driver for Panicky {
+        fn kind(&self) -> &'static str {
+            "panicky"
+        }
+        fn run<'a>(
+            &'a mut self,
+            ctx: &'a mut DriverContext,
+        ) -> BoxFuture<'a, Result<(), DriverError>> {
+            async move {
+                let _relay = RelayGuard(self.released.clone());
+                let run = self.runs.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                assert!(run >= self.panics, "index out of range in run {run}");
+                ctx.health.ok();
+                ctx.cancel.cancelled().await;
+                Ok(())
+            }
+            .boxed()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_driver_is_alarmed_and_restarted_with_backoff() {
+        let runs = Arc::new(AtomicU32::new(0));
+        let released = Arc::new(AtomicU32::new(0));
+        let (tx, mut rx) = mpsc::channel(8);
+        let cancel = CancellationToken::new();
+        let mut tasks = Tasks::default();
+        let (watch, mut failures) = CoreWatch::new();
+        let drivers = start(
+            vec![Supervised {
+                id: DeviceId::new("p1"),
+                name: "p1".into(),
+                driver: Box::new(Panicky {
+                    panics: 3,
+                    runs: runs.clone(),
+                    released: released.clone(),
+                }),
+            }],
+            &tx,
+            &config(),
+            &cancel,
+            &mut tasks,
+            &watch,
+        );
+        let handle = drivers.get("p1").expect("registered");
+        let started = Instant::now();
+        let health = wait_for_state(handle, HealthState::Ok).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
+        assert_eq!(health.restarts, 3);
+        assert_eq!(
+            released.load(Ordering::SeqCst),
+            3,
+            "each panic released the relay"
+        );
+        // Backoff between the runs: at least 50 + 100 + 200 ms (jitter keeps
+        // each delay in the upper half of its window).
+        assert!(
+            started.elapsed() >= Duration::from_millis(175),
+            "{:?}",
+            started.elapsed()
+        );
+
+        let raised = rx.recv().await.expect("alarm raised");
+        match raised.event {
+            DeviceEvent::DeviceAlarm {
+                active: true,
+                ref message,
+                ..
+            } => assert!(
+                message.contains("driver panicked: index out of range"),
+                "{message}"
+            ),
+            ref other => panic!("expected an alarm, got {other:?}"),
+        }
+        let cleared = rx.recv().await.expect("alarm cleared");
+        assert!(matches!(
+            cleared.event,
+            DeviceEvent::DeviceAlarm { active: false, .. }
+        ));
+        cancel.cancel();
+        assert!(tasks.join_within(Duration::from_secs(1)).await.is_empty());
+        assert!(
+            failures.try_recv().is_err(),
+            "the supervisor itself survived"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn supervisor_restarts_a_running_driver_on_request() {
         let runs = Arc::new(AtomicU32::new(0));
@@ -491,6 +617,7 @@ mod tests {
             &config(),
             &cancel,
             &mut tasks,
+            &CoreWatch::detached(),
         );
         let handle = drivers.get("d3").expect("registered");
         wait_for_state(handle, HealthState::Ok).await;
@@ -534,6 +661,7 @@ mod tests {
             &config(),
             &cancel,
             &mut tasks,
+            &CoreWatch::detached(),
         );
         let handle = drivers.get("d2").expect("registered");
         let health = wait_for_state(handle, HealthState::Stopped).await;

@@ -132,3 +132,40 @@ min_confidence = 120
         );
     }
 }
+
+#[test]
+fn check_config_reads_the_tls_files_and_names_the_bad_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A certificate file that is not PEM (a copy of the wrong file, say).
+    let cert = dir.path().join("panel.crt");
+    std::fs::write(&cert, "this is not a certificate\n").expect("cert");
+    let key = dir.path().join("panel.key");
+    let file = dir.path().join("tls.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[gateway]\nestate_id = \"e1\"\ngateway_id = \"g1\"\n\n[panel]\n\
+             tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .expect("write");
+    let output = Command::new(crate::GATEHOUSE)
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "stderr:\n{stderr}");
+    let name = file.display().to_string();
+    assert!(
+        stderr.contains(&format!("{name}:6: panel.tls_cert:"))
+            && stderr.contains("holds no PEM certificate"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{name}:7: panel.tls_key:")) && stderr.contains("cannot read"),
+        "{stderr}"
+    );
+}

@@ -4,6 +4,7 @@
 use drivers::{Class, Command, CommandOutcome};
 use gatehouse_tests::{DEADLINE, eventually};
 use gateway::pipeline::Origin;
+use gateway::web::Readiness;
 
 async fn start(dir: &std::path::Path) -> gateway::app::Running {
     let text = gatehouse_tests::test_config(&dir.join("data"));
@@ -106,4 +107,79 @@ async fn event_feed_publishes_recorded_events_with_their_sequence_numbers() {
         .expect("read");
     assert_eq!(stored[0].id, seen[0].id, "the feed carries what is on disk");
     assert!(running.shutdown().await.is_clean());
+}
+
+/// A core task forced to fail: the store's writer ends under a running
+/// gateway. Readiness turns 503 with the reason, the drivers stop, and the
+/// run ends with the failure (the CLI turns it into exit status 70).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_core_task_fails_readiness_stops_the_drivers_and_ends_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = start(dir.path()).await;
+    let readyz = format!("http://{}/readyz", running.panel_addr);
+    assert_eq!(reqwest::get(&readyz).await.expect("readyz").status(), 200);
+    let drivers = running.drivers.clone();
+    let store = running.store.clone();
+    let mut readiness = running.readiness();
+    let run = tokio::spawn(running.run_until(std::future::pending()));
+
+    store.close().await.expect("the writer ends");
+
+    let failed = tokio::time::timeout(
+        DEADLINE,
+        readiness.wait_for(|r| matches!(r, Readiness::Failed(_))),
+    )
+    .await
+    .expect("readiness turns to failed")
+    .expect("readiness sender alive")
+    .clone();
+    assert!(
+        matches!(failed, Readiness::Failed(ref reason) if reason.contains("store writer")),
+        "{failed:?}"
+    );
+    let report = tokio::time::timeout(DEADLINE, run)
+        .await
+        .expect("the run ends by itself")
+        .expect("joined");
+    assert!(!report.is_clean());
+    let failure = report.failure.expect("the failure is reported");
+    assert_eq!(failure.task, "store writer");
+    for handle in drivers.iter() {
+        assert_eq!(
+            handle.health().state,
+            drivers::contract::HealthState::Stopped,
+            "{} stopped",
+            handle.id
+        );
+    }
+}
+
+/// A start that fails half-way (the device listener's port is taken, after
+/// the store, the panel, the drivers and the pipeline are up) stops what it
+/// started before returning the error: the panel's port is free again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_start_stops_what_it_started() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_addr = taken.local_addr().expect("addr");
+    let panel_port = testkit::free_port();
+    let text = gatehouse_tests::test_config(&dir.path().join("data")).replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{panel_port}\""),
+    ) + &format!(
+        "\n[ingress]\nlisten = \"{taken_addr}\"\n\n[[devices]]\nid = \"cam-1\"\n\
+             type = \"lpr-camera\"\nvendor = \"vzenith\"\nlane = \"out\"\n\n\
+             [[lanes]]\nid = \"out\"\nname = \"出口\"\ndirection = \"exit\"\n\
+             barrier = \"camera\"\nexit_policy = \"open_all\"\n"
+    );
+    let config = gateway::config::parse(&text, "test.toml").expect("valid test config");
+    let error = gateway::app::start(config)
+        .await
+        .expect_err("the device listener cannot bind");
+    assert!(
+        matches!(error, gateway::app::StartError::BindIngress { .. }),
+        "{error}"
+    );
+    std::net::TcpListener::bind(("127.0.0.1", panel_port))
+        .expect("the panel listener was stopped with the failed start");
 }

@@ -9,6 +9,7 @@ mod doors_cli;
 mod in_process;
 mod lanes;
 mod lifecycle;
+mod ops;
 mod panel;
 mod plates_cli;
 mod uplink;

@@ -151,7 +151,10 @@ token = { env = "GATEHOUSE_TEST_COMMAND_KEY" }
 async fn start(data_dir: &std::path::Path, port: u16, lists: ListRegistry) -> Running {
     // The extra text lands after [uplink.mqtt]; devices and [api] are tables
     // of their own, so it is still valid TOML.
-    let config = parse(&mqtt_config(data_dir, port, SIM_TANK));
+    // Refusals are aggregated per second here (a minute by default).
+    let text = mqtt_config(data_dir, port, SIM_TANK)
+        .replace("[uplink]\n", "[uplink]\nrefusal_interval = \"1s\"\n");
+    let config = parse(&text);
     let running = gateway::app::start_with(config, lists)
         .await
         .expect("starts");
@@ -273,19 +276,29 @@ async fn signature_valid_commands_run_through_the_pipeline_and_bad_ones_are_refu
             signed(command("c-expired", "poll", Some("tank-1"), -1)),
         )
         .await;
-    for (id, reason) in [
-        ("c-unsigned", "unsigned"),
-        ("c-forged", "bad_signature"),
-        ("c-tampered", "bad_signature"),
-        ("c-expired", "expired"),
-    ] {
-        let result = result_for(&subscriber, id, 0).await;
-        assert_eq!(result["status"], "invalid", "{result}");
-        assert_eq!(result["reason"], reason, "{result}");
-        let record = uplinked(&subscriber, "command_refused", |e| e.body["id"] == id).await;
-        assert_eq!(record.body["reason"], reason);
-        assert_eq!(record.class, Class::Audit);
-    }
+    // The first refusal is answered and recorded on its own; the rest of
+    // the interval is one event with the count per reason.
+    let result = result_for(&subscriber, "c-unsigned", 0).await;
+    assert_eq!(result["status"], "invalid", "{result}");
+    assert_eq!(result["reason"], "unsigned", "{result}");
+    let record = uplinked(&subscriber, "command_refused", |e| {
+        e.body["id"] == "c-unsigned"
+    })
+    .await;
+    assert_eq!(record.body["reason"], "unsigned");
+    assert_eq!(record.class, Class::Audit);
+    let summary = uplinked(&subscriber, "command_refused", |e| {
+        e.body["reason"] == "aggregated"
+    })
+    .await;
+    assert_eq!(summary.class, Class::Audit);
+    assert_eq!(summary.body["count"], 3, "{summary:?}");
+    assert_eq!(summary.body["reasons"]["bad_signature"], 2, "{summary:?}");
+    assert_eq!(summary.body["reasons"]["expired"], 1, "{summary:?}");
+    assert_eq!(
+        summary.body["sample_ids"],
+        json!(["c-forged", "c-tampered", "c-expired"])
+    );
     let metrics = reqwest::get(format!("http://{}/metrics", running.panel_addr))
         .await
         .expect("metrics")
@@ -296,6 +309,60 @@ async fn signature_valid_commands_run_through_the_pipeline_and_bad_ones_are_refu
         metrics.contains(r#"gatehouse_uplink_commands_total{result="refused"} 4"#),
         "{metrics}"
     );
+    assert!(running.shutdown().await.is_clean());
+}
+
+/// Whoever can publish to the command topic cannot fill the disk: a flood
+/// of unsigned commands is a handful of events, each interval's refusals
+/// counted in one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_refused_commands_is_recorded_as_counts_per_interval() {
+    let broker = embedded_broker();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let subscriber = Subscriber::connect(broker, "platform-flood").await;
+    let running = start(
+        &dir.path().join("data"),
+        broker.port(),
+        ListRegistry::default(),
+    )
+    .await;
+    const FLOOD: u64 = 2_000;
+    for n in 0..FLOOD {
+        let unsigned = command(&format!("f-{n}"), "poll", Some("tank-1"), 60_000);
+        subscriber
+            .publish("commands/tank-1", unsigned.to_string().into_bytes())
+            .await;
+    }
+    // Every message is refused and counted, or dropped unread and counted.
+    let metrics_url = format!("http://{}/metrics", running.panel_addr);
+    let refusals = eventually("every message counted", DEADLINE, || {
+        let metrics = reqwest::get(metrics_url.clone());
+        let refused: Vec<Envelope> = subscriber
+            .events()
+            .into_iter()
+            .filter(|e| e.kind == "command_refused")
+            .collect();
+        async move {
+            let text = metrics.await.ok()?.text().await.ok()?;
+            let dropped =
+                gatehouse_tests::metric_sum(&text, "gatehouse_uplink_downlink_dropped_total", "")
+                    as u64;
+            let counted: u64 = refused
+                .iter()
+                .map(|e| e.body["count"].as_u64().unwrap_or(1))
+                .sum();
+            (counted + dropped == FLOOD).then_some(refused)
+        }
+    })
+    .await
+    .expect("counted");
+    assert!(
+        refusals.len() <= 20,
+        "{} events for {FLOOD} refusals",
+        refusals.len()
+    );
+    let answers = subscriber.json("/command-results").len();
+    assert!(answers <= 20, "{answers} answers for {FLOOD} refusals");
     assert!(running.shutdown().await.is_clean());
 }
 

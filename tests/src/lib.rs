@@ -199,10 +199,30 @@ impl GatewayProcess {
         Self::spawn(binary, &["run", "--config", &config.display().to_string()]).await
     }
 
+    /// Starts `BINARY run --config FILE` with extra environment variables
+    /// (e.g. systemd's `NOTIFY_SOCKET`).
+    pub async fn run_with_env(
+        binary: &str,
+        config: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let config = config.display().to_string();
+        Self::spawn_with_env(binary, &["run", "--config", &config], env).await
+    }
+
     async fn spawn(binary: &str, args: &[&str]) -> anyhow::Result<Self> {
+        Self::spawn_with_env(binary, args, &[]).await
+    }
+
+    async fn spawn_with_env(
+        binary: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let mut child = Command::new(binary)
             .args(args)
             .env("GATEHOUSE_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

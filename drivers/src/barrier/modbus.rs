@@ -194,17 +194,25 @@ impl ModbusBus {
     /// Starts the bus task and returns its handle. Connecting is lazy: the
     /// first request opens the port or connection.
     pub fn spawn(config: BusConfig) -> BusHandle {
+        let (bus, handle) = ModbusBus::new(config);
+        tokio::spawn(bus.run());
+        handle
+    }
+
+    /// The bus and its handle, for an owner that spawns [`ModbusBus::run`]
+    /// as its own task.
+    pub fn new(config: BusConfig) -> (ModbusBus, BusHandle) {
         let (tx, rx) = mpsc::channel(16);
         let bus = ModbusBus {
             config,
             context: None,
             rx,
         };
-        tokio::spawn(bus.run());
-        BusHandle { tx }
+        (bus, BusHandle { tx })
     }
 
-    async fn run(mut self) {
+    /// Serves requests until every handle is dropped, then disconnects.
+    pub async fn run(mut self) {
         while let Some(job) = self.rx.recv().await {
             let late = job
                 .deadline

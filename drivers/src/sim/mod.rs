@@ -6,6 +6,7 @@ pub mod barrier;
 pub mod camera;
 pub mod door;
 pub mod facility;
+pub mod onvif;
 pub mod snapshot;
 pub mod tank;
 

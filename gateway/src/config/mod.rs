@@ -18,6 +18,7 @@
 //! the environment seam. `config/gateway.example.toml` at the repository root
 //! documents every key.
 
+mod backup;
 mod doors;
 mod env;
 mod points;
@@ -34,6 +35,7 @@ pub(crate) fn device_type_names() -> impl Iterator<Item = &'static str> {
 mod tests;
 mod uplink;
 
+pub use backup::BackupConfig;
 pub use env::{Env, ProcessEnv};
 pub use uplink::{
     ApiConfig, BrokerConfig, ClientTls, DEFAULT_TOPIC_PREFIX, HttpsConfig, MqttConfig, MqttHost,
@@ -81,6 +83,8 @@ pub struct Config {
     pub broker: BrokerConfig,
     /// `[api]`: the platform's pull API.
     pub api: ApiConfig,
+    /// `[backup]`: scheduled local backups, when configured.
+    pub backup: Option<BackupConfig>,
 }
 
 /// `[ingress]`.

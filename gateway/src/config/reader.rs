@@ -293,6 +293,18 @@ impl<'d, 'i> Section<'d, 'i> {
         self.take_nonempty_str(key).map(PathBuf::from)
     }
 
+    /// A PEM file's path, after checking that the file can be read and
+    /// holds what `kind` says (so `check-config` catches what would
+    /// otherwise fail only at start). Problems name the file, never its
+    /// contents.
+    pub(crate) fn take_pem(&mut self, key: &str, kind: Pem) -> Option<PathBuf> {
+        let path = self.take_path(key)?;
+        if let Err(message) = kind.check(&path) {
+            self.problem(key, message);
+        }
+        Some(path)
+    }
+
     /// A duration with a unit, e.g. `"500ms"`, `"30s"`, `"2m"` (humantime).
     pub(crate) fn take_duration(&mut self, key: &str) -> Option<Duration> {
         self.take_with(key, |v| match v {
@@ -645,4 +657,43 @@ pub(crate) fn is_id(s: &str) -> bool {
 fn is_env_name(s: &str) -> bool {
     s.bytes().next().is_some_and(|b| !b.is_ascii_digit())
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// What a PEM file must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pem {
+    /// One or more certificates (a chain, or CA roots).
+    Certificates,
+    /// One private key (PKCS#8, PKCS#1 or SEC1).
+    PrivateKey,
+}
+
+impl Pem {
+    /// Reads `path` and checks its PEM blocks.
+    fn check(self, path: &std::path::Path) -> Result<(), String> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let shown = path.display();
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+        match self {
+            Pem::Certificates => {
+                let certs = CertificateDer::pem_slice_iter(&bytes)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("{shown} is not valid PEM: {e}"))?;
+                if certs.is_empty() {
+                    return Err(format!("{shown} holds no PEM certificate"));
+                }
+            }
+            Pem::PrivateKey => {
+                // The error says what is wrong, never the key's bytes.
+                PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
+                    rustls_pki_types::pem::Error::NoItemsFound => {
+                        format!("{shown} holds no PEM private key")
+                    }
+                    other => format!("{shown} is not a valid PEM private key: {other}"),
+                })?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -10,10 +10,11 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::backup;
 use super::doors;
 use super::env::Env;
 use super::points;
-use super::reader::{Leftover, Section, suggest};
+use super::reader::{Leftover, Pem, Section, suggest};
 use super::uplink;
 use super::{
     CameraVendor, Config, DeviceConfig, DeviceKind, ExitPolicy, GatewayConfig, IngressConfig,
@@ -194,6 +195,7 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         broker.embedded,
     );
     let api = uplink::read_api(root.take_table("api"), env);
+    let backup = backup::read_backup(root.take_table("backup"));
     let alarms = root
         .take_tables("alarms")
         .into_iter()
@@ -217,6 +219,7 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         uplink,
         broker,
         api,
+        backup,
     }
 }
 
@@ -281,8 +284,8 @@ fn read_store(mut s: Section<'_, '_>) -> StoreSection {
 fn read_panel(mut s: Section<'_, '_>, env: &dyn Env) -> PanelConfig {
     let listen = s.take_addr("listen");
     let metrics_token = s.take_secret("metrics_token", env);
-    let cert = s.take_path("tls_cert");
-    let key = s.take_path("tls_key");
+    let cert = s.take_pem("tls_cert", Pem::Certificates);
+    let key = s.take_pem("tls_key", Pem::PrivateKey);
     let tls = match (cert, key) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         (Some(_), None) if !s.was_present("tls_key") => {

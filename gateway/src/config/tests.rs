@@ -581,17 +581,93 @@ fn panel_security_keys_have_defaults_and_are_checked() {
         located(&problems),
         [
             (5, "store.journal_days"),
-            (7, "panel.tls_cert"),
+            (7, "panel.tls_cert"), // cannot be read
+            (7, "panel.tls_cert"), // needs tls_key
             (9, "panel.session_absolute"),
             (10, "panel.lockout_failures"),
         ],
         "{problems:#?}"
     );
 
-    let text = format!("{MINIMAL}[panel]\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = pem_pair(dir.path());
+    let text = format!(
+        "{MINIMAL}[panel]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
     let tls = check(&text).unwrap().panel.tls.unwrap();
-    assert_eq!(tls.cert, PathBuf::from("/c.pem"));
-    assert_eq!(tls.key, PathBuf::from("/k.pem"));
+    assert_eq!(tls.cert, cert);
+    assert_eq!(tls.key, key);
+}
+
+/// A self-signed certificate and its key, as PEM files in `dir`.
+fn pem_pair(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).expect("cert file");
+    std::fs::write(&key_path, key.serialize_pem()).expect("key file");
+    (cert_path, key_path)
+}
+
+#[test]
+fn pem_files_are_checked_where_they_are_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = pem_pair(dir.path());
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(
+        &garbage,
+        "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+    )
+    .expect("garbage");
+    let missing = dir.path().join("missing.pem");
+    // Key and certificate swapped; a CA file that is not PEM; one missing.
+    let text = format!(
+        "{MINIMAL}[panel]\ntls_cert = \"{key}\"\ntls_key = \"{cert}\"\n\
+         [uplink]\nsink = \"https\"\n[uplink.https]\nbase_url = \"https://p\"\nca_file = \"{garbage}\"\n\
+         [broker]\nembedded = true\n",
+        key = key.display(),
+        cert = cert.display(),
+        garbage = garbage.display(),
+    );
+    let problems = problems_in(&text);
+    assert_eq!(
+        located(&problems),
+        [
+            (5, "panel.tls_cert"),
+            (6, "panel.tls_key"),
+            (11, "uplink.https.ca_file")
+        ],
+        "{problems:#?}"
+    );
+    assert!(
+        problems[0].message.contains("no PEM certificate"),
+        "{problems:#?}"
+    );
+    assert!(
+        problems[1].message.contains("no PEM private key"),
+        "{problems:#?}"
+    );
+    assert!(
+        problems[2].message.contains("not valid PEM"),
+        "{problems:#?}"
+    );
+    // The key's bytes are never echoed.
+    let secret = std::fs::read_to_string(&key).expect("key");
+    let secret_line = secret.lines().nth(1).expect("base64 line");
+    assert!(problems.iter().all(|p| !p.message.contains(secret_line)));
+
+    let text = format!(
+        "{MINIMAL}[uplink]\nsink = \"mqtt\"\n[uplink.mqtt]\nhost = \"h\"\nca_file = \"{}\"\n",
+        missing.display()
+    );
+    let problems = problems_in(&text);
+    assert_eq!(located(&problems), [(8, "uplink.mqtt.ca_file")]);
+    assert!(problems[0].message.contains("cannot read"), "{problems:#?}");
 }
 
 #[test]
@@ -865,4 +941,28 @@ fn point_presets_are_valid_and_combine_with_the_devices_own_points() {
         problems.iter().any(|p| p.key == "devices[0].points"),
         "{problems:#?}"
     );
+}
+
+#[test]
+fn backups_are_off_by_default_and_checked_when_on() {
+    let base = "[gateway]\nestate_id = \"e\"\ngateway_id = \"g\"\n";
+    let off = parse(base, "g.toml").expect("valid");
+    assert_eq!(off.backup, None);
+    let on = parse(
+        &format!("{base}[backup]\ndir = \"/var/backups/gatehouse\"\n"),
+        "g.toml",
+    )
+    .expect("valid");
+    let on = on.backup.expect("configured");
+    assert_eq!(on.keep, 7);
+    assert_eq!(on.interval, std::time::Duration::from_secs(24 * 3600));
+    let errors = parse(
+        &format!("{base}[backup]\ninterval = \"10s\"\nkeep = 0\n"),
+        "g.toml",
+    )
+    .expect_err("invalid");
+    let text = errors.render();
+    assert!(text.contains("backup.dir"), "{text}");
+    assert!(text.contains("backup.interval"), "{text}");
+    assert!(text.contains("backup.keep"), "{text}");
 }

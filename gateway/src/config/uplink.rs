@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::Secret;
 use super::env::Env;
-use super::reader::Section;
+use super::reader::{Pem, Section};
 
 /// `[uplink] topic_prefix` default.
 pub const DEFAULT_TOPIC_PREFIX: &str = "gatehouse/v1";
@@ -23,6 +23,8 @@ pub(crate) const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(60);
 pub(crate) const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(2);
 /// `[uplink] command_max_lifetime` default.
 pub(crate) const DEFAULT_COMMAND_LIFETIME: Duration = Duration::from_secs(600);
+/// `[uplink] refusal_interval` default.
+pub(crate) const DEFAULT_REFUSAL_INTERVAL: Duration = Duration::from_secs(60);
 /// `[uplink] door_pulse_max` default.
 pub(crate) const DEFAULT_DOOR_PULSE_MAX: Duration = Duration::from_secs(60);
 /// `[uplink.mqtt] keep_alive` default.
@@ -53,6 +55,9 @@ pub struct UplinkConfig {
     pub command_key: Option<Secret>,
     /// Longest accepted `expires_ms - issued_ms` of a command.
     pub command_max_lifetime: Duration,
+    /// Refused downlink messages are recorded as one event per interval
+    /// (with a count) after the first.
+    pub refusal_interval: Duration,
     /// Longest door pulse (`duration_ms`) a platform command may ask for;
     /// longer ones are refused.
     pub door_pulse_max: Duration,
@@ -68,6 +73,7 @@ impl Default for UplinkConfig {
             reconnect_max: DEFAULT_RECONNECT_MAX,
             command_key: None,
             command_max_lifetime: DEFAULT_COMMAND_LIFETIME,
+            refusal_interval: DEFAULT_REFUSAL_INTERVAL,
             door_pulse_max: DEFAULT_DOOR_PULSE_MAX,
         }
     }
@@ -214,6 +220,12 @@ pub(crate) fn read_uplink(
     let command_max_lifetime = s
         .take_duration("command_max_lifetime")
         .unwrap_or(DEFAULT_COMMAND_LIFETIME);
+    let refusal_interval = s
+        .take_duration("refusal_interval")
+        .unwrap_or(DEFAULT_REFUSAL_INTERVAL);
+    if refusal_interval < Duration::from_secs(1) {
+        s.problem("refusal_interval", "must be at least 1s");
+    }
     let door_pulse_max = s
         .take_duration("door_pulse_max")
         .unwrap_or(DEFAULT_DOOR_PULSE_MAX);
@@ -255,6 +267,7 @@ pub(crate) fn read_uplink(
         reconnect_max,
         command_key,
         command_max_lifetime,
+        refusal_interval,
         door_pulse_max,
     }
 }
@@ -275,9 +288,9 @@ fn read_mqtt(
         Some(h) => MqttHost::Name(h),
         None => MqttHost::Name(String::new()),
     };
-    let ca_file = s.take_path("ca_file");
-    let client_cert = s.take_path("client_cert");
-    let client_key = s.take_path("client_key");
+    let ca_file = s.take_pem("ca_file", Pem::Certificates);
+    let client_cert = s.take_pem("client_cert", Pem::Certificates);
+    let client_key = s.take_pem("client_key", Pem::PrivateKey);
     let default_port = if ca_file.is_some() { 8883 } else { 1883 };
     let port = s
         .take_int("port", 1..=65_535)
@@ -344,7 +357,7 @@ fn read_https(mut s: Section<'_, '_>, env: &dyn Env) -> HttpsConfig {
         );
     }
     let token = s.take_secret("token", env);
-    let ca_file = s.take_path("ca_file");
+    let ca_file = s.take_pem("ca_file", Pem::Certificates);
     let timeout = s.take_duration("timeout").unwrap_or(DEFAULT_HTTP_TIMEOUT);
     if timeout.is_zero() {
         s.problem("timeout", "must be greater than zero");
@@ -426,7 +439,8 @@ mod tests {
             vec![
                 "uplink.batch_size",
                 "uplink.mqtt.host",
-                "uplink.mqtt.client_cert",
+                "uplink.mqtt.client_cert", // cannot be read
+                "uplink.mqtt.client_cert", // needs ca_file
                 "broker.embedded"
             ],
             "{errors:#?}"

@@ -238,12 +238,18 @@ pub enum StoreError {
     #[error("store closed")]
     Closed,
     /// The database was written by newer code; it is left untouched.
-    #[error("database schema version {found} is newer than this gateway supports ({supported})")]
+    #[error(
+        "the database was written by Gatehouse {} (schema version {found}); this Gatehouse {} supports schema version {supported} at most: install that version or newer",
+        .written_by.as_deref().unwrap_or("(a newer version)"),
+        env!("CARGO_PKG_VERSION")
+    )]
     SchemaTooNew {
         /// The file's `user_version`.
         found: i64,
         /// The newest version this code knows.
         supported: usize,
+        /// The Gatehouse version that last opened the file, when it says.
+        written_by: Option<String>,
     },
     /// Migrating the schema failed.
     #[error("schema migration: {0}")]
@@ -331,6 +337,7 @@ fn open_checked(path: &Path) -> Result<Connection, OpenFailure> {
         return Err(OpenFailure::Other(StoreError::SchemaTooNew {
             found,
             supported: SCHEMA_VERSION,
+            written_by: schema::written_by(&conn),
         }));
     }
     if let Err(err) = schema::MIGRATIONS.to_latest(&mut conn) {
@@ -340,6 +347,7 @@ fn open_checked(path: &Path) -> Result<Connection, OpenFailure> {
             OpenFailure::Other(err.into())
         });
     }
+    schema::set_written_by(&conn)?;
     Ok(conn)
 }
 
@@ -413,6 +421,17 @@ impl Store {
             },
             report,
         ))
+    }
+
+    /// Whether the writer thread has ended (closed, or died): without it
+    /// nothing more is stored.
+    pub fn writer_finished(&self) -> bool {
+        self.inner
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_none_or(JoinHandle::is_finished)
     }
 
     /// Opens another connection to the same database with the store's

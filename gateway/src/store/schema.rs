@@ -202,6 +202,26 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The `meta` key naming the Gatehouse version that last opened the file.
+const WRITTEN_BY: &str = "written_by";
+
+/// Records this Gatehouse's version as the file's last writer.
+pub(crate) fn set_written_by(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+        [WRITTEN_BY, env!("CARGO_PKG_VERSION")],
+    )?;
+    Ok(())
+}
+
+/// The Gatehouse version that last opened the file, if it recorded one.
+pub(crate) fn written_by(conn: &Connection) -> Option<String> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [WRITTEN_BY], |r| {
+        r.get(0)
+    })
+    .ok()
+}
+
 /// The database's `user_version`.
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))

@@ -331,19 +331,35 @@ async fn a_newer_schema_is_refused_not_quarantined() {
     {
         let (store, _) = Store::open(cfg.clone()).expect("open");
         store.append(env(Class::Audit, 1)).await.expect("append");
-        store
-            .connect()
-            .expect("connect")
-            .pragma_update(None, "user_version", 99)
-            .expect("bump");
+        // What a newer Gatehouse leaves behind: its schema and its version.
+        let conn = store.connect().expect("connect");
+        conn.pragma_update(None, "user_version", 99).expect("bump");
+        conn.execute(
+            "UPDATE meta SET value = '9.1.0' WHERE key = 'written_by'",
+            [],
+        )
+        .expect("newer writer");
         store.close().await.expect("close");
     }
     match Store::open(cfg.clone()) {
-        Err(StoreError::SchemaTooNew {
-            found: 99,
-            supported,
-        }) => assert_eq!(supported, SCHEMA_VERSION),
-        other => panic!("expected SchemaTooNew, got {other:?}"),
+        Err(error) => {
+            assert!(
+                error.to_string().contains("written by Gatehouse 9.1.0"),
+                "{error}"
+            );
+            match error {
+                StoreError::SchemaTooNew {
+                    found: 99,
+                    supported,
+                    written_by,
+                } => {
+                    assert_eq!(supported, SCHEMA_VERSION);
+                    assert_eq!(written_by.as_deref(), Some("9.1.0"));
+                }
+                other => panic!("expected SchemaTooNew, got {other:?}"),
+            }
+        }
+        Ok(_) => panic!("expected SchemaTooNew, the store opened"),
     }
     assert!(cfg.path.exists(), "the file stays where it is");
     let siblings = std::fs::read_dir(dir.path()).expect("ls").count();

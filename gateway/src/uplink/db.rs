@@ -25,6 +25,12 @@ pub struct DeadLetter {
     pub kind: String,
     /// Why the platform rejected it.
     pub reason: String,
+    /// The device it is about.
+    pub device_id: String,
+    /// When it was dead-lettered (ms since the epoch).
+    pub rejected_ms: i64,
+    /// The stored envelope's JSON (or the raw row of an unreadable one).
+    pub payload: String,
 }
 
 /// The uplink's connection. Cheap to clone.
@@ -74,11 +80,43 @@ impl UplinkDb {
         tx.commit()
     }
 
+    /// Keeps a queued row that cannot be decoded as it is stored (its raw
+    /// payload), with the reason. Idempotent by `seq`; an error when the row
+    /// is not there or cannot be copied (then it must stay queued).
+    pub fn dead_letter_raw(&self, seq: u64, reason: &str, now_ms: i64) -> rusqlite::Result<()> {
+        self.with(|conn| {
+            let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+            let copied = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO uplink_dead_letters
+                     (seq, id, class, kind, device_id, rejected_ms, reason, payload)
+                     SELECT seq, COALESCE(id, ''), COALESCE(class, 0), COALESCE(kind, ''),
+                            COALESCE(device_id, ''), ?2, ?3, COALESCE(CAST(payload AS TEXT), '')
+                     FROM events WHERE seq = ?1",
+                )?
+                .execute(rusqlite::params![seq, now_ms, reason])?;
+            if copied == 1 || self.has(conn, seq)? {
+                Ok(())
+            } else {
+                Err(rusqlite::Error::QueryReturnedNoRows)
+            }
+        })
+    }
+
+    fn has(&self, conn: &Connection, seq: i64) -> rusqlite::Result<bool> {
+        Ok(conn
+            .prepare_cached("SELECT 1 FROM uplink_dead_letters WHERE seq = ?1")?
+            .query_row([seq], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     /// Every dead letter, oldest first.
     pub fn dead_letters(&self) -> rusqlite::Result<Vec<DeadLetter>> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT seq, id, kind, reason FROM uplink_dead_letters ORDER BY seq",
+                "SELECT seq, id, kind, reason, device_id, rejected_ms, payload
+                 FROM uplink_dead_letters ORDER BY seq",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(DeadLetter {
@@ -86,9 +124,23 @@ impl UplinkDb {
                     id: r.get(1)?,
                     kind: r.get(2)?,
                     reason: r.get(3)?,
+                    device_id: r.get(4)?,
+                    rejected_ms: r.get(5)?,
+                    payload: r.get(6)?,
                 })
             })?;
             rows.collect()
+        })
+    }
+
+    /// Forgets the dead letter `seq` (after it was queued again).
+    pub fn forget(&self, seq: u64) -> rusqlite::Result<bool> {
+        self.with(|conn| {
+            let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+            let removed = conn
+                .prepare_cached("DELETE FROM uplink_dead_letters WHERE seq = ?1")?
+                .execute([seq])?;
+            Ok(removed == 1)
         })
     }
 

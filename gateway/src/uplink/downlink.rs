@@ -11,13 +11,24 @@
 //!
 //! A command id is remembered *before* the command runs, so a command is
 //! carried out at most once even across a crash.
+//!
+//! Anyone who can publish to the command topic can send refused messages,
+//! so refusals are aggregated ([`RefusalWindow`]): the first after a quiet
+//! interval is logged, recorded and answered at once; the rest of the
+//! interval are counted, and one `command_refused` event with the count
+//! (per reason, with sample ids) is recorded when the interval ends. At
+//! most two events, two log lines and one answer per interval, whatever
+//! the flood.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use drivers::contract::now_ms;
 use drivers::{Class, Command, CommandOutcome};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::Outbound;
 use super::db::UplinkDb;
@@ -301,6 +312,101 @@ impl Checker {
     }
 }
 
+/// How many sample ids an aggregated refusal keeps.
+const SAMPLE_IDS: usize = 10;
+
+/// Whether a refusal is handled on its own or only counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The first of an interval: log, record and answer it.
+    Single,
+    /// Counted into the interval's summary.
+    Counted,
+}
+
+/// Aggregates refused downlink messages per interval (pure; the clock is a
+/// parameter).
+#[derive(Debug)]
+pub struct RefusalWindow {
+    interval: Duration,
+    opened: Option<Instant>,
+    count: u64,
+    reasons: BTreeMap<&'static str, u64>,
+    ids: Vec<String>,
+    first_ms: i64,
+    last_ms: i64,
+}
+
+impl RefusalWindow {
+    /// A window of `interval`.
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            opened: None,
+            count: 0,
+            reasons: BTreeMap::new(),
+            ids: Vec::new(),
+            first_ms: 0,
+            last_ms: 0,
+        }
+    }
+
+    /// Takes a refusal at `now`.
+    pub fn admit(
+        &mut self,
+        now: Instant,
+        now_ms: i64,
+        code: &'static str,
+        id: Option<&str>,
+    ) -> Admission {
+        if self.opened.is_none() {
+            self.opened = Some(now);
+            return Admission::Single;
+        }
+        if self.count == 0 {
+            self.first_ms = now_ms;
+        }
+        self.count += 1;
+        self.last_ms = now_ms;
+        *self.reasons.entry(code).or_default() += 1;
+        if let Some(id) = id
+            && self.ids.len() < SAMPLE_IDS
+        {
+            self.ids.push(id.to_owned());
+        }
+        Admission::Counted
+    }
+
+    /// When the interval has ended at `now`: closes it and returns the body
+    /// of its summary event, if anything was counted.
+    pub fn due(&mut self, now: Instant) -> Option<Value> {
+        let opened = self.opened?;
+        if now.duration_since(opened) < self.interval {
+            return None;
+        }
+        self.opened = None;
+        if self.count == 0 {
+            return None;
+        }
+        let count = std::mem::take(&mut self.count);
+        let reasons: Map<String, Value> = std::mem::take(&mut self.reasons)
+            .into_iter()
+            .map(|(code, n)| (code.to_owned(), Value::from(n)))
+            .collect();
+        Some(json!({
+            "id": null,
+            "reason": "aggregated",
+            "detail": format!("{count} more refused message(s) in {}s", self.interval.as_secs()),
+            "count": count,
+            "reasons": reasons,
+            "sample_ids": std::mem::take(&mut self.ids),
+            "first_ms": self.first_ms,
+            "last_ms": self.last_ms,
+            "via": "platform",
+        }))
+    }
+}
+
 /// Handles downlink messages (the IO side).
 #[derive(Debug, Clone)]
 pub struct Downlink {
@@ -320,6 +426,8 @@ pub struct Downlink {
     pub topics: Topics,
     /// Where replies go (QoS 1, not stored).
     pub out: mpsc::Sender<Outbound>,
+    /// Refusals of the current interval.
+    pub refusals: Arc<Mutex<RefusalWindow>>,
 }
 
 impl Downlink {
@@ -352,8 +460,39 @@ impl Downlink {
         }
     }
 
+    /// Records the summary of a finished refusal interval, if one is due.
+    pub async fn flush_refusals(&self) {
+        let due = self
+            .refusals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .due(Instant::now());
+        if let Some(body) = due {
+            tracing::warn!(count = %body["count"], reasons = %body["reasons"], "More platform messages were refused.");
+            if let Err(error) = self
+                .pipeline
+                .record(GATEWAY_DEVICE, "command_refused", Class::Audit, body)
+                .await
+            {
+                tracing::error!(%error, "The refusals of platform messages were not recorded.");
+            }
+        }
+    }
+
+    /// Counts a refusal; whether it is handled on its own.
+    async fn admit(&self, refusal: &Refusal, id: Option<&str>) -> Admission {
+        self.flush_refusals().await;
+        self.refusals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit(Instant::now(), now_ms(), refusal.code(), id)
+    }
+
     async fn refuse(&self, id: Option<String>, action: Option<String>, refusal: Refusal) {
         self.status.command(false);
+        if self.admit(&refusal, id.as_deref()).await == Admission::Counted {
+            return;
+        }
         tracing::warn!(id = id.as_deref().unwrap_or("-"), reason = %refusal, "Platform command refused.");
         let body = json!({
             "id": id,
@@ -543,8 +682,10 @@ impl Downlink {
         let message = match self.checker.verified(payload) {
             Ok(m) => m,
             Err((id, refusal)) => {
-                self.record_sync(list, id, "refused", None, Some(refusal.to_string()))
-                    .await;
+                if self.admit(&refusal, id.as_deref()).await == Admission::Single {
+                    self.record_sync(list, id, "refused", None, Some(refusal.to_string()))
+                        .await;
+                }
                 return;
             }
         };
@@ -616,6 +757,46 @@ impl Downlink {
         {
             tracing::error!(%error, "The list sync record was not stored.");
         }
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_refusals_is_one_event_per_interval_with_its_count() {
+        let mut window = RefusalWindow::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert_eq!(
+            window.admit(t0, 1, "unsigned", Some("a")),
+            Admission::Single
+        );
+        for n in 0..10_000u64 {
+            let at = t0 + Duration::from_millis(n);
+            let code = if n % 2 == 0 {
+                "unsigned"
+            } else {
+                "bad_signature"
+            };
+            let id = format!("x{n}");
+            assert_eq!(window.admit(at, 2, code, Some(&id)), Admission::Counted);
+            assert_eq!(window.due(at), None, "nothing due inside the interval");
+        }
+        let summary = window.due(t0 + Duration::from_secs(60)).expect("due");
+        assert_eq!(summary["count"], 10_000);
+        assert_eq!(summary["reasons"]["unsigned"], 5_000);
+        assert_eq!(summary["reasons"]["bad_signature"], 5_000);
+        assert_eq!(
+            summary["sample_ids"].as_array().map(Vec::len),
+            Some(SAMPLE_IDS)
+        );
+        // The next refusal opens a new interval and is handled on its own.
+        let later = t0 + Duration::from_secs(61);
+        assert_eq!(window.due(later), None);
+        assert_eq!(window.admit(later, 3, "expired", None), Admission::Single);
+        // A quiet interval leaves no summary.
+        assert_eq!(window.due(later + Duration::from_secs(60)), None);
     }
 }
 

@@ -5,11 +5,12 @@
 //! | --- | --- |
 //! | 2xx | every event delivered |
 //! | 429, 5xx, timeout, connection error | retry (after `Retry-After` when given, else backoff) |
-//! | other 4xx | rejected; a batch of several is split and each event sent alone, so only the events the platform refuses are rejected |
+//! | 400, 413, 422 (the per-event rejections in `docs/uplink.md`) | rejected; a batch of several is split and each event sent alone, so only the events the platform refuses are rejected |
+//! | any other 4xx (401, 403, 404, …) | refused: the platform refuses the gateway itself (token, URL); retried with backoff, and an alarm says so |
 //!
 //! Rejected events go to the dead-letter table with the status and the
-//! start of the answer as the reason. TLS is rustls (ring) with the system's
-//! roots plus an optional CA file.
+//! start of the answer as the reason; a refusal never deletes anything. TLS
+//! is rustls (ring) with the system's roots plus an optional CA file.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,9 +70,8 @@ impl HttpsSink {
         })
     }
 
-    /// Posts one batch; one outcome for the whole batch, or `None` for a
-    /// permanent rejection (with the reason).
-    async fn post(&self, batch: &[Envelope]) -> Result<(), Result<Option<Duration>, String>> {
+    /// Posts one batch; one outcome for the whole batch.
+    async fn post(&self, batch: &[Envelope]) -> Outcome {
         let mut request = self
             .client
             .post(&self.url)
@@ -84,28 +84,43 @@ impl HttpsSink {
             Err(error) => {
                 self.status.set_connected(false);
                 tracing::debug!(error = %error.without_url(), "Uplink HTTPS request failed.");
-                return Err(Ok(None));
+                return Outcome::Retry(None);
             }
         };
         let status = response.status();
         let hint = retry_after(response.headers());
         if status.is_success() {
             self.status.set_connected(true);
-            return Ok(());
+            return Outcome::Delivered;
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             self.status.set_connected(true);
-            return Err(Ok(hint));
+            return Outcome::Retry(hint);
         }
         if status.is_server_error() {
             self.status.set_connected(false);
-            return Err(Ok(hint));
+            return Outcome::Retry(hint);
         }
         self.status.set_connected(true);
         let body = response.text().await.unwrap_or_default();
         let excerpt: String = body.chars().take(REASON_CHARS).collect();
-        Err(Err(format!("HTTP {}: {excerpt}", status.as_u16())))
+        let reason = format!("HTTP {}: {excerpt}", status.as_u16());
+        if rejects_the_events(status) {
+            Outcome::Rejected(reason)
+        } else {
+            Outcome::Refused(reason)
+        }
     }
+}
+
+/// Whether an answer rejects the events themselves (dead-letter them)
+/// rather than the gateway (retry): only the documented per-event answers
+/// do; a wrong token or URL never deletes an event.
+pub fn rejects_the_events(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNPROCESSABLE_ENTITY
+    )
 }
 
 /// `Retry-After` in seconds (HTTP dates are not honoured: backoff applies).
@@ -123,10 +138,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 impl Sink for HttpsSink {
     async fn send(&mut self, batch: &[Envelope]) -> Vec<Outcome> {
         match self.post(batch).await {
-            Ok(()) => vec![Outcome::Delivered; batch.len()],
-            Err(Ok(hint)) => vec![Outcome::Retry(hint); batch.len()],
-            Err(Err(reason)) if batch.len() == 1 => vec![Outcome::Rejected(reason)],
-            Err(Err(reason)) => {
+            Outcome::Rejected(reason) if batch.len() > 1 => {
                 tracing::warn!(
                     reason,
                     events = batch.len(),
@@ -135,18 +147,19 @@ impl Sink for HttpsSink {
                 let mut outcomes = Vec::with_capacity(batch.len());
                 for (i, event) in batch.iter().enumerate() {
                     match self.post(std::slice::from_ref(event)).await {
-                        Ok(()) => outcomes.push(Outcome::Delivered),
-                        Err(Err(reason)) => outcomes.push(Outcome::Rejected(reason)),
-                        Err(Ok(hint)) => {
+                        outcome @ (Outcome::Delivered | Outcome::Rejected(_)) => {
+                            outcomes.push(outcome);
+                        }
+                        outcome @ (Outcome::Retry(_) | Outcome::Refused(_)) => {
                             // Stop here: the rest is retried later, in order.
-                            outcomes
-                                .extend(std::iter::repeat_n(Outcome::Retry(hint), batch.len() - i));
+                            outcomes.extend(std::iter::repeat_n(outcome, batch.len() - i));
                             break;
                         }
                     }
                 }
                 outcomes
             }
+            outcome => vec![outcome; batch.len()],
         }
     }
 
@@ -157,6 +170,18 @@ impl Sink for HttpsSink {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn only_the_documented_answers_reject_events() {
+        for code in [400, 413, 422] {
+            let status = StatusCode::from_u16(code).expect("status");
+            assert!(rejects_the_events(status), "{code}");
+        }
+        for code in [401, 403, 404, 405, 407, 410, 451] {
+            let status = StatusCode::from_u16(code).expect("status");
+            assert!(!rejects_the_events(status), "{code} must not dead-letter");
+        }
+    }
 
     #[test]
     fn retry_after_seconds_are_honoured_and_capped() {

@@ -51,9 +51,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, MqttHost, SinkConfig};
-use crate::pipeline::{EventFeed, PipelineHandle};
+use crate::pipeline::{EventFeed, GATEWAY_DEVICE, PipelineHandle};
 use crate::store::{Seq, Store, StoreError};
 use crate::supervisor::{Backoff, Drivers};
+use crate::tasks::CoreWatch;
 use crate::wire::Envelope;
 
 use db::UplinkDb;
@@ -73,6 +74,8 @@ const RETRY_INITIAL: Duration = Duration::from_millis(100);
 const DOWNLINK_QUEUE: usize = 64;
 /// Replies waiting for the link.
 const REPLY_QUEUE: usize = 256;
+/// How often a finished interval of refused downlink messages is recorded.
+const REFUSAL_FLUSH: Duration = Duration::from_millis(500);
 
 /// What the platform said about one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +87,10 @@ pub enum Outcome {
     Retry(Option<Duration>),
     /// Refused for good (the reason is kept with the dead letter).
     Rejected(String),
+    /// The platform refused the gateway itself (its token, its URL), not
+    /// the event: retried with backoff, and an alarm is raised. Never
+    /// dead-lettered.
+    Refused(String),
 }
 
 /// Where events go. Implementations never decide what leaves the store:
@@ -139,6 +146,8 @@ pub struct Inputs {
     pub embedded_broker: Option<SocketAddr>,
     /// Gateway start time.
     pub started: Instant,
+    /// Watches the uplink's tasks (each is a core task).
+    pub watch: CoreWatch,
 }
 
 /// A running uplink.
@@ -175,15 +184,19 @@ pub fn start(config: &Config, inputs: Inputs) -> Result<Option<Uplink>, UplinkEr
             .map_err(UplinkError::Setup)?;
             inputs.status.enable("https", inputs.store.clone());
             tracing::info!(base_url = %https.base_url, "Uplink over HTTPS.");
-            tokio::spawn(drive(
-                sink,
-                inputs.clone(),
-                db,
-                uplink.batch_size,
-                uplink.reconnect_max,
-                drain.clone(),
-                cancel.clone(),
-            ))
+            spawn_core(
+                &inputs.watch,
+                "uplink drain",
+                drive(
+                    sink,
+                    inputs.clone(),
+                    db,
+                    uplink.batch_size,
+                    uplink.reconnect_max,
+                    drain.clone(),
+                    cancel.clone(),
+                ),
+            )
         }
         SinkConfig::Mqtt(mqtt_config) => {
             let host = match (&mqtt_config.host, inputs.embedded_broker) {
@@ -227,7 +240,10 @@ pub fn start(config: &Config, inputs: Inputs) -> Result<Option<Uplink>, UplinkEr
                 inputs.started,
                 cancel.clone(),
             );
-            others.push(("uplink mqtt link", link_task));
+            others.push((
+                "uplink mqtt link",
+                spawn_core(&inputs.watch, "uplink mqtt link", link_task),
+            ));
             let handler = Downlink {
                 checker: Checker {
                     key: uplink.command_key.clone(),
@@ -245,6 +261,9 @@ pub fn start(config: &Config, inputs: Inputs) -> Result<Option<Uplink>, UplinkEr
                 telemetry: inputs.telemetry.clone(),
                 topics: topics.clone(),
                 out: replies_tx,
+                refusals: Arc::new(std::sync::Mutex::new(downlink::RefusalWindow::new(
+                    uplink.refusal_interval,
+                ))),
             };
             if uplink.command_key.is_none() {
                 tracing::warn!(
@@ -253,23 +272,26 @@ pub fn start(config: &Config, inputs: Inputs) -> Result<Option<Uplink>, UplinkEr
             }
             others.push((
                 "uplink downlink",
-                tokio::spawn(downlink_loop(
-                    handler,
-                    downlink_rx,
-                    sink.connected(),
-                    cancel.clone(),
-                )),
+                spawn_core(
+                    &inputs.watch,
+                    "uplink downlink",
+                    downlink_loop(handler, downlink_rx, sink.connected(), cancel.clone()),
+                ),
             ));
             inputs.status.enable("mqtt", inputs.store.clone());
-            tokio::spawn(drive(
-                sink,
-                inputs.clone(),
-                db,
-                uplink.batch_size,
-                uplink.reconnect_max,
-                drain.clone(),
-                cancel.clone(),
-            ))
+            spawn_core(
+                &inputs.watch,
+                "uplink drain",
+                drive(
+                    sink,
+                    inputs.clone(),
+                    db,
+                    uplink.batch_size,
+                    uplink.reconnect_max,
+                    drain.clone(),
+                    cancel.clone(),
+                ),
+            )
         }
     };
     Ok(Some(Uplink {
@@ -330,15 +352,27 @@ impl Uplink {
     }
 }
 
+/// Spawns `future` as a core task of the gateway.
+fn spawn_core<F>(watch: &CoreWatch, name: &'static str, future: F) -> JoinHandle<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(watch.core(name, future))
+}
+
 async fn downlink_loop(
     handler: Downlink,
     mut messages: mpsc::Receiver<(String, Vec<u8>)>,
     mut connected: watch::Receiver<bool>,
     cancel: CancellationToken,
 ) {
+    // Often enough that an interval's refusals are recorded soon after it ends.
+    let mut flush = tokio::time::interval(REFUSAL_FLUSH);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
+            _ = flush.tick() => handler.flush_refusals().await,
             changed = connected.changed() => {
                 if changed.is_err() {
                     return;
@@ -362,6 +396,61 @@ async fn ack(store: Store, seqs: Vec<Seq>) {
     }
 }
 
+/// The alarm for a platform that refuses the gateway itself (a wrong
+/// token or URL): raised once when refusals start, cleared when events are
+/// delivered again.
+#[derive(Debug, Default)]
+struct Refusal {
+    raised: bool,
+    refusals: u64,
+}
+
+/// The alarm's code (a `device_alarm` of the gateway).
+pub const REFUSED_ALARM: &str = "platform_refused";
+
+impl Refusal {
+    async fn update(&mut self, refused: Option<&str>, delivered: bool, pipeline: &PipelineHandle) {
+        let body = match refused {
+            Some(reason) => {
+                self.refusals += 1;
+                if self.raised {
+                    return;
+                }
+                self.raised = true;
+                tracing::error!(
+                    reason,
+                    "The platform refused the gateway's credentials; events stay queued and are retried with backoff."
+                );
+                serde_json::json!({
+                    "code": REFUSED_ALARM,
+                    "message": format!("platform refused the gateway's credentials: {reason}"),
+                    "active": true,
+                })
+            }
+            None if self.raised && delivered => {
+                self.raised = false;
+                tracing::info!(
+                    refusals = self.refusals,
+                    "The platform accepts the gateway again."
+                );
+                self.refusals = 0;
+                serde_json::json!({
+                    "code": REFUSED_ALARM,
+                    "message": "platform accepts the gateway's credentials again",
+                    "active": false,
+                })
+            }
+            None => return,
+        };
+        if let Err(error) = pipeline
+            .record(GATEWAY_DEVICE, "device_alarm", drivers::Class::Alarm, body)
+            .await
+        {
+            tracing::error!(%error, "The platform-refused alarm was not stored.");
+        }
+    }
+}
+
 /// The drain: live-first reading, sending, acking, retrying.
 async fn drive<S: Sink>(
     mut sink: S,
@@ -379,6 +468,7 @@ async fn drive<S: Sink>(
     let mut backoff = Backoff::new(RETRY_INITIAL, reconnect_max.max(RETRY_INITIAL));
     let mut acking: Option<JoinHandle<()>> = None;
     let mut prefetched: Option<(drivers::Class, Seq, Vec<Envelope>)> = None;
+    let mut refusal = Refusal::default();
     'drain: loop {
         if cancel.is_cancelled() {
             break;
@@ -405,15 +495,34 @@ async fn drive<S: Sink>(
                 }
                 Ok(_) => {}
                 Err(StoreError::CorruptRow { seq, reason }) => {
-                    // It can never be decoded, so never sent: say so loudly
-                    // and move past it rather than stall the uplink.
-                    tracing::error!(
-                        seq,
-                        reason,
-                        "A stored event is unreadable and cannot be uplinked; it is removed."
-                    );
-                    status.rejected(1);
-                    ack(store.clone(), vec![seq]).await;
+                    // It can never be decoded, so never sent: keep its raw
+                    // row as a dead letter, then move past it rather than
+                    // stall the uplink.
+                    let db = db.clone();
+                    let why = format!("unreadable in the queue: {reason}");
+                    let kept = tokio::task::spawn_blocking(move || {
+                        db.dead_letter_raw(seq, &why, now_ms())
+                    })
+                    .await;
+                    match kept {
+                        Ok(Ok(())) => {
+                            tracing::error!(
+                                seq,
+                                reason,
+                                "A stored event is unreadable and cannot be uplinked; it is kept in the dead-letter table."
+                            );
+                            status.rejected(1);
+                            ack(store.clone(), vec![seq]).await;
+                        }
+                        Ok(Err(error)) => {
+                            tracing::error!(seq, reason, %error, "A stored event is unreadable and could not be dead-lettered; it stays in the queue.");
+                            tokio::select! {
+                                () = cancel.cancelled() => break 'drain,
+                                () = tokio::time::sleep(IDLE_POLL) => {}
+                            }
+                        }
+                        Err(_) => break 'drain,
+                    }
                     continue 'drain;
                 }
                 Err(StoreError::Closed) => break 'drain,
@@ -455,6 +564,13 @@ async fn drive<S: Sink>(
             _ => None,
         };
         let settled = settle(&mut cursors, class, &seqs, &outcomes);
+        refusal
+            .update(
+                settled.refused.as_deref(),
+                !settled.delivered.is_empty(),
+                &inputs.pipeline,
+            )
+            .await;
         let mut done = settled.delivered.clone();
         status.delivered(settled.delivered.len() as u64);
         if !settled.rejected.is_empty() {
@@ -545,6 +661,9 @@ mod tests {
         ("door_alarm", Class::Alarm),
         ("exit_button", Class::Access),
         ("relay_pulse", Class::Access),
+        ("camera_signal", Class::Telemetry),
+        ("camera_alarm", Class::Alarm),
+        ("camera_snapshot", Class::Access),
         ("threshold_alarm", Class::Alarm),
         ("blacklisted_vehicle", Class::Alarm),
         ("open_failed", Class::Alarm),

@@ -37,13 +37,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::logging::Every;
 use drivers::contract::now_ms;
 use rumqttc::{
     AsyncClient, ConnectReturnCode, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
     TlsConfiguration, Transport,
 };
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::status::UplinkStatus;
@@ -202,7 +202,8 @@ impl std::fmt::Debug for BatchRequest {
     }
 }
 
-/// Starts the link task; returns the sink and the task.
+/// The link; returns the sink and the link task's future (for its owner to
+/// spawn).
 #[allow(clippy::too_many_arguments)]
 pub fn start(
     params: LinkParams,
@@ -213,7 +214,7 @@ pub fn start(
     downlink: mpsc::Sender<(String, Vec<u8>)>,
     started: Instant,
     cancel: CancellationToken,
-) -> (MqttSink, JoinHandle<()>) {
+) -> (MqttSink, impl Future<Output = ()> + Send + 'static) {
     let (requests_tx, requests) = mpsc::channel(4);
     let (connected_tx, connected) = watch::channel(false);
     let topics = params.topics.clone();
@@ -231,7 +232,7 @@ pub fn start(
         next_batch: 0,
         offline_replies: VecDeque::new(),
     };
-    let task = tokio::spawn(link.run());
+    let task = link.run();
     (
         MqttSink {
             requests: requests_tx,
@@ -389,8 +390,12 @@ impl Link {
             self.status.set_connected(false);
             match ended {
                 Ended::Cancelled => {
-                    // Give the `offline` status and DISCONNECT a moment to go out.
-                    let _ = tokio::time::timeout(GOODBYE, poller).await;
+                    // Give the `offline` status and DISCONNECT a moment to go
+                    // out; a broker slower than that is not waited for.
+                    let mut poller = poller;
+                    if tokio::time::timeout(GOODBYE, &mut poller).await.is_err() {
+                        poller.abort();
+                    }
                     return;
                 }
                 Ended::Lost(reason) => {
@@ -563,7 +568,14 @@ impl Link {
             Event::Incoming(Packet::Publish(publish)) => {
                 let message = (publish.topic, publish.payload.to_vec());
                 if self.downlink.try_send(message).is_err() {
-                    tracing::warn!("A downlink message was dropped: the handler is behind.");
+                    static DROPPED: Every = Every::minute();
+                    self.status.downlink_dropped();
+                    if let Some(dropped) = DROPPED.allow() {
+                        tracing::warn!(
+                            dropped,
+                            "Downlink messages were dropped: the handler is behind."
+                        );
+                    }
                 }
             }
             _ => {}

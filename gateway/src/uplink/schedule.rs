@@ -53,6 +53,9 @@ pub struct Settled {
     /// Set when some event must be sent again; the hint is the platform's
     /// `Retry-After`, if it gave one.
     pub retry: Option<Option<Duration>>,
+    /// Set when the platform refused the gateway itself (the reason): the
+    /// events are retried, and the uplink raises an alarm.
+    pub refused: Option<String>,
 }
 
 /// Settles a batch of one class (`seqs` in order, one outcome each) and
@@ -64,11 +67,18 @@ pub fn settle(cursors: &mut Cursors, class: Class, seqs: &[Seq], outcomes: &[Out
         match outcome {
             Outcome::Delivered => settled.delivered.push(*seq),
             Outcome::Rejected(reason) => settled.rejected.push((index, reason.clone())),
-            Outcome::Retry(hint) => {
+            Outcome::Retry(_) | Outcome::Refused(_) => {
                 if first_retry.is_none() {
                     first_retry = Some(*seq);
                 }
-                let longest = match (settled.retry.flatten(), *hint) {
+                let hint = match outcome {
+                    Outcome::Retry(hint) => *hint,
+                    _ => None,
+                };
+                if let Outcome::Refused(reason) = outcome {
+                    settled.refused.get_or_insert_with(|| reason.clone());
+                }
+                let longest = match (settled.retry.flatten(), hint) {
                     (Some(a), Some(b)) => Some(a.max(b)),
                     (a, b) => a.or(b),
                 };
@@ -140,6 +150,24 @@ mod tests {
         assert_eq!(s.delivered, vec![10, 12]);
         assert_eq!(s.retry, Some(Some(Duration::from_secs(3))));
         assert_eq!(c.after(Class::Access), 10);
+    }
+
+    #[test]
+    fn a_refusal_of_the_gateway_is_retried_never_rejected() {
+        let mut c = Cursors::default();
+        let s = settle(
+            &mut c,
+            Class::Access,
+            &[4, 5],
+            &[
+                Outcome::Refused("HTTP 401: bad token".into()),
+                Outcome::Refused("HTTP 401: bad token".into()),
+            ],
+        );
+        assert!(s.delivered.is_empty() && s.rejected.is_empty());
+        assert_eq!(s.retry, Some(None));
+        assert_eq!(s.refused.as_deref(), Some("HTTP 401: bad token"));
+        assert_eq!(c.after(Class::Access), 3, "both are read again");
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub struct UplinkStatus {
     connects: AtomicU64,
     commands_done: AtomicU64,
     commands_refused: AtomicU64,
+    downlink_dropped: AtomicU64,
     rate: Mutex<VecDeque<(Instant, u64)>>,
 }
 
@@ -131,6 +132,11 @@ impl UplinkStatus {
             &self.commands_refused
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a downlink message dropped because the handler was behind.
+    pub fn downlink_dropped(&self) {
+        self.downlink_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Events confirmed since start.
@@ -287,6 +293,12 @@ impl Collector for StatusCollector {
             "uplink_retries",
             "Batches that had to be sent again (link down, timeout, 429, 5xx)",
             s.retries.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "uplink_downlink_dropped",
+            "Downlink messages dropped unread because the handler was behind (a flood)",
+            s.downlink_dropped.load(Ordering::Relaxed),
         )?;
         counter(
             &mut encoder,

@@ -37,6 +37,8 @@ pub enum Readiness {
     Ready,
     /// Shutting down.
     Draining,
+    /// A core task failed; the gateway is stopping to be started again.
+    Failed(String),
 }
 
 /// What the panel handlers share.
@@ -80,6 +82,7 @@ async fn readyz(State(state): State<PanelState>) -> Response {
         Readiness::Ready => axum::Json(serde_json::json!({"ready": true})).into_response(),
         Readiness::Starting(reason) => not_ready(reason),
         Readiness::Draining => not_ready("shutting down"),
+        Readiness::Failed(reason) => not_ready(&format!("failed: {reason}")),
     }
 }
 

@@ -91,6 +91,7 @@ async fn harness() -> Harness {
         },
         &cancel,
         &mut tasks,
+        &crate::tasks::CoreWatch::detached(),
     );
     let feed = EventFeed::new();
     let (pipeline, handle) = Pipeline::new(
