@@ -185,6 +185,45 @@ pub struct PointSample {
     pub quality: Quality,
 }
 
+/// How a door station's door was unlocked (对讲 unlock methods).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnlockMethod {
+    /// A card at the station's reader.
+    Card,
+    /// A PIN or password typed at the station (the code itself is never kept).
+    Pin,
+    /// Face recognition at the station.
+    Face,
+    /// A fingerprint at the station.
+    Fingerprint,
+    /// A resident's indoor monitor (室内机) during or outside a call.
+    IndoorMonitor,
+    /// The property's app (a resident opening for a visitor).
+    App,
+    /// A remote open the station cannot attribute further (its SDK, a master
+    /// station, or the gateway).
+    Remote,
+    /// The exit button inside the door.
+    ExitButton,
+    /// The station did not say.
+    Unknown,
+}
+
+/// Who answered a door-station call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answerer {
+    /// A resident's indoor monitor (室内机).
+    IndoorMonitor,
+    /// The guard room's master station (管理机).
+    MasterStation,
+    /// A resident's phone app.
+    App,
+    /// The station did not say.
+    Unknown,
+}
+
 /// A surveillance camera's alarm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -411,6 +450,47 @@ pub enum DeviceEvent {
         /// The lane or door where the event happened.
         place: String,
     },
+    /// A visitor called from a door station (门口机).
+    CallStarted {
+        /// The call's id, unique per station (the station's own where it
+        /// gives one).
+        call: String,
+        /// The unit or room called (`3-1-502`), when the station says.
+        unit: Option<String>,
+        /// A snapshot of the caller (an image file name), when one was taken.
+        snapshot: Option<String>,
+    },
+    /// A call was answered.
+    CallAnswered {
+        /// The call's id.
+        call: String,
+        /// Where it was answered.
+        by: Answerer,
+    },
+    /// An answered call ended.
+    CallEnded {
+        /// The call's id.
+        call: String,
+        /// How long it lasted from the first ring, when known.
+        duration_ms: Option<u64>,
+    },
+    /// A call rang out (or was hung up by the caller) without an answer.
+    CallMissed {
+        /// The call's id.
+        call: String,
+        /// The unit or room called, when known.
+        unit: Option<String>,
+    },
+    /// A door station unlocked its door.
+    StationUnlock {
+        /// How.
+        method: UnlockMethod,
+        /// Who, where the station says: a card number, a person number or
+        /// the room of the indoor monitor. Never a PIN.
+        who: Option<String>,
+        /// Door number on a station with several locks, when known.
+        door: Option<u8>,
+    },
 }
 
 impl DeviceEvent {
@@ -436,6 +516,11 @@ impl DeviceEvent {
             DeviceEvent::CameraSignal { .. } => "camera_signal",
             DeviceEvent::CameraAlarm { .. } => "camera_alarm",
             DeviceEvent::CameraSnapshot { .. } => "camera_snapshot",
+            DeviceEvent::CallStarted { .. } => "call_started",
+            DeviceEvent::CallAnswered { .. } => "call_answered",
+            DeviceEvent::CallEnded { .. } => "call_ended",
+            DeviceEvent::CallMissed { .. } => "call_missed",
+            DeviceEvent::StationUnlock { .. } => "station_unlock",
         }
     }
 
@@ -460,7 +545,12 @@ impl DeviceEvent {
             | DeviceEvent::DoorState { .. }
             | DeviceEvent::ExitButton { .. }
             | DeviceEvent::RelayPulse { .. }
-            | DeviceEvent::CameraSnapshot { .. } => Class::Access,
+            | DeviceEvent::CameraSnapshot { .. }
+            | DeviceEvent::CallStarted { .. }
+            | DeviceEvent::CallAnswered { .. }
+            | DeviceEvent::CallEnded { .. }
+            | DeviceEvent::CallMissed { .. }
+            | DeviceEvent::StationUnlock { .. } => Class::Access,
         }
     }
 
@@ -576,6 +666,28 @@ mod tests {
             DeviceEvent::RelayPulse {
                 duration_ms: 3000,
                 door: None,
+            },
+            DeviceEvent::CallStarted {
+                call: "1".into(),
+                unit: Some("3-1-502".into()),
+                snapshot: None,
+            },
+            DeviceEvent::CallAnswered {
+                call: "1".into(),
+                by: Answerer::IndoorMonitor,
+            },
+            DeviceEvent::CallEnded {
+                call: "1".into(),
+                duration_ms: Some(12_000),
+            },
+            DeviceEvent::CallMissed {
+                call: "2".into(),
+                unit: None,
+            },
+            DeviceEvent::StationUnlock {
+                method: UnlockMethod::Pin,
+                who: None,
+                door: Some(1),
             },
         ];
         for event in events {

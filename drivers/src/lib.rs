@@ -22,6 +22,7 @@ pub mod command;
 pub mod contract;
 pub mod door;
 pub mod event;
+pub mod intercom;
 pub mod lpr;
 pub mod points;
 pub mod sim;
@@ -31,6 +32,6 @@ pub use contract::{
     DeviceId, Driver, DriverContext, DriverError, EventSender, Health, HealthReporter, Inbound,
 };
 pub use event::{
-    ArmState, CameraAlarmKind, CameraSignalKind, Class, ControllerVerdict, DeviceEvent,
-    DoorAlarmKind, PlateColour, PointSample, Quality, Reading,
+    Answerer, ArmState, CameraAlarmKind, CameraSignalKind, Class, ControllerVerdict, DeviceEvent,
+    DoorAlarmKind, PlateColour, PointSample, Quality, Reading, UnlockMethod,
 };

@@ -4,8 +4,11 @@
 
 pub mod barrier;
 pub mod camera;
+pub mod dahua_vto;
+pub mod digest_server;
 pub mod door;
 pub mod facility;
+pub mod hik_station;
 pub mod onvif;
 pub mod snapshot;
 pub mod tank;
