@@ -23,6 +23,8 @@
 //!   plate-camera listener, snapshots, camera liveness.
 //! - [`coordinators`]: other stateful rule drivers (threshold alarms).
 //! - [`devices`]: config `type` → driver.
+//! - [`facility`]: Modbus point devices as the panel, metrics and platform
+//!   see them; 24-hour trend rings.
 //! - [`uplink`]: the platform link (MQTT/HTTPS sinks, live-first drain, signed downlink, list sync).
 //! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`,
 //!   `/api/v1/telemetry`) and the guards' web panel ([`web::panel`]).
@@ -42,6 +44,7 @@ pub mod coordinators;
 pub mod demo;
 pub mod devices;
 pub mod doors;
+pub mod facility;
 pub mod lanes;
 pub mod lists;
 pub mod logging;
