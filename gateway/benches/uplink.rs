@@ -46,12 +46,6 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 fn find_binary(name: &str) -> Option<PathBuf> {
     std::env::var("PATH")
         .unwrap_or_default()
@@ -227,7 +221,7 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir()?;
-    let port = free_port()?;
+    let port = testkit::free_port();
     let mut mosquitto = spawn_mosquitto(dir.path(), port)?;
     let broker: SocketAddr = match &mosquitto {
         Some(_) => {

@@ -578,7 +578,7 @@ async fn build(
     );
     let setup_url = if users == 0 {
         let token = auth.setup().issue(std::time::Instant::now());
-        tracing::warn!("No panel users yet: a one-time setup link was printed on standard output.");
+        tracing::info!("No panel users yet: a one-time setup link was printed on standard output.");
         Some(format!("{scheme}://{panel_addr}/setup?token={token}"))
     } else {
         None

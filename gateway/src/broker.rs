@@ -18,7 +18,7 @@
 //! and nothing ties a socket to rumqttd's thread.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,8 @@ pub const ATTEMPTS: usize = 5;
 const LISTEN_DEADLINE: Duration = Duration::from_secs(5);
 /// How long a listening port must stay ours before it is trusted.
 const CONFIRM: Duration = Duration::from_millis(50);
+/// How long the readiness probe waits for the broker's CONNACK.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// Largest message the broker accepts (list snapshots can be big).
 const MAX_PAYLOAD: usize = 16 << 20;
 
@@ -84,6 +86,22 @@ fn config(addr: SocketAddr) -> rumqttd::Config {
     }
 }
 
+/// Whether an MQTT broker on `addr` completes a CONNECT handshake. A real
+/// client, not a bare TCP connect, which rumqttd logs as an error.
+fn answers_mqtt(addr: SocketAddr) -> bool {
+    let mut options =
+        rumqttc::MqttOptions::new("gatehouse-broker-probe", addr.ip().to_string(), addr.port());
+    options.set_keep_alive(Duration::from_secs(5));
+    let (_client, mut connection) = rumqttc::Client::new(options, 1);
+    // No DISCONNECT afterwards: rumqttd would count it and the socket's
+    // close as two disconnections and log an error for the second. A bare
+    // close after CONNACK is an ordinary, quiet disconnection.
+    matches!(
+        connection.recv_timeout(PROBE_TIMEOUT),
+        Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))))
+    )
+}
+
 fn free_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
     TcpListener::bind(addr)?.local_addr()
 }
@@ -121,7 +139,7 @@ pub fn start(listen: SocketAddr) -> Result<EmbeddedBroker, BrokerError> {
                 last = format!("rumqttd could not listen on {addr}");
                 break;
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            if answers_mqtt(addr) {
                 // Still ours? A failed bind ends rumqttd's thread within
                 // moments; give it that long to show.
                 std::thread::sleep(CONFIRM);
@@ -152,7 +170,7 @@ mod tests {
     fn port_zero_gets_a_real_listening_port() {
         let broker = start("127.0.0.1:0".parse().expect("addr")).expect("starts");
         assert_ne!(broker.addr.port(), 0);
-        TcpStream::connect(broker.addr).expect("accepts connections");
+        std::net::TcpStream::connect(broker.addr).expect("accepts connections");
     }
 
     #[test]

@@ -235,6 +235,12 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
             config.gateway.data_dir =
                 data_dir.unwrap_or_else(|| std::env::temp_dir().join("gatehouse-demo"));
             config.panel.listen = listen;
+            // Nobody signs commands for the simulated estate: a fresh key at
+            // every start keeps its downlink closed (and needs no warning).
+            if config.uplink.command_key.is_none() {
+                let key: [u8; 32] = rand::random();
+                config.uplink.command_key = Some(config::Secret::new(hex::encode(key)));
+            }
             serve_demo(config).await
         }
         Command::User { command } => user::execute(command).await.map_err(|error| match error {

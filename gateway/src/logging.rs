@@ -77,11 +77,15 @@ impl Format {
     }
 }
 
+/// What is logged when `GATEHOUSE_LOG` is not set: INFO, but the embedded
+/// broker (demo) only from WARN (it logs every connection and subscription).
+pub const DEFAULT_FILTER: &str = "info,rumqttd=warn";
+
 /// Installs the global subscriber from the process environment. Safe to
 /// call once; a second call is ignored.
 pub fn init() {
     let filter =
-        EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+        EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let format = Format::parse(std::env::var("GATEHOUSE_LOG_FORMAT").ok().as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -73,6 +73,20 @@ async fn demo_becomes_ready_and_its_events_reach_the_store() {
         gateway.log_text()
     );
 
+    // A clean first screen: when nothing is wrong, a newcomer sees no ERROR
+    // or WARN line (start-up's 503s, the embedded broker's chatter and the
+    // readiness probe included).
+    let log = gateway.log_text();
+    let alarming: Vec<&str> = log
+        .lines()
+        .filter(|line| matches!(level_of(line).as_deref(), Some("WARN" | "ERROR")))
+        .collect();
+    assert!(
+        alarming.is_empty(),
+        "the demo logged:\n{}",
+        alarming.join("\n")
+    );
+
     // The queue was drained to the broker; the local journal keeps every
     // access, alarm and audit event.
     let (store, _) = gateway::store::Store::open(gateway::store::StoreConfig::new(
@@ -123,4 +137,24 @@ async fn sigterm_drains_and_exits_zero_within_the_budget() {
         "{}",
         gateway.log_text()
     );
+}
+
+/// The level of a log line (`2026-12-01T04:50:00.1Z  INFO target: …`),
+/// colours removed.
+fn level_of(line: &str) -> Option<String> {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An SGR sequence: ESC [ … m.
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain.split_whitespace().nth(1).map(str::to_owned)
 }

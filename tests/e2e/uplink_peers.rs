@@ -28,15 +28,6 @@ pub(crate) const ESTATE: &str = "test-estate";
 pub(crate) const GATEWAY: &str = "gw-test";
 pub(crate) const KEY: &str = "platform-key-for-gw-test";
 
-/// A port that was free a moment ago (for peers that cannot bind port 0
-/// and report it: mosquitto, nats-server).
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
-
 /// A gateway configuration with no devices and an MQTT uplink to `port`.
 pub(crate) fn mqtt_config(data_dir: &Path, port: u16, extra: &str) -> String {
     format!(
@@ -421,7 +412,7 @@ impl PeerProcess {
             return Ok(None);
         };
         let dir = tempfile::tempdir()?;
-        let port = free_port();
+        let port = testkit::free_port();
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,
@@ -454,8 +445,8 @@ impl PeerProcess {
             return Ok(None);
         };
         let dir = tempfile::tempdir()?;
-        let client_port = free_port();
-        let mqtt_port = free_port();
+        let client_port = testkit::free_port();
+        let mqtt_port = testkit::free_port();
         let conf = dir.path().join("nats.conf");
         std::fs::write(
             &conf,

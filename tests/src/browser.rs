@@ -36,12 +36,6 @@ fn binary(var: &str, default: &str) -> PathBuf {
     std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from)
 }
 
-/// A free loopback port (the OS picks it; released just before use).
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
 /// Where screenshots go: `$CARGO_TARGET_DIR/screenshots` (or
 /// `target/screenshots` at the workspace root).
 pub fn screenshot_dir() -> PathBuf {
@@ -81,7 +75,7 @@ impl Browser {
             }
         }
         let slot = SLOTS.clone().acquire_owned().await?;
-        let port = free_port()?;
+        let port = testkit::free_port();
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())

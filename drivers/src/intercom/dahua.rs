@@ -101,12 +101,8 @@ impl FrameDecoder {
 
 /// The login hash.
 pub fn login_hash(user: &str, password: &str, realm: &str, random: &str) -> String {
-    let inner = hex_upper(&Md5::digest(format!("{user}:{realm}:{password}")));
-    hex_upper(&Md5::digest(format!("{user}:{random}:{inner}")))
-}
-
-fn hex_upper(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
+    let inner = hex::encode_upper(Md5::digest(format!("{user}:{realm}:{password}")));
+    hex::encode_upper(Md5::digest(format!("{user}:{random}:{inner}")))
 }
 
 /// The first `global.login` (asks for the challenge).

@@ -17,9 +17,7 @@ pub struct DigestGate {
 impl DigestGate {
     /// A gate with a fresh random nonce.
     pub fn new(realm: &str, user: &str, password: &str) -> Self {
-        let nonce: String = (0..16)
-            .map(|_| format!("{:02x}", rand::random::<u8>()))
-            .collect();
+        let nonce = hex::encode(rand::random::<[u8; 16]>());
         Self {
             realm: realm.to_owned(),
             nonce,

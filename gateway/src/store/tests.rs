@@ -282,46 +282,85 @@ async fn space_is_returned_after_the_backlog_is_acked() {
     store.close().await.expect("close");
 }
 
+/// An upgrade from any released schema: a database left at every earlier
+/// version, with rows in the tables that version had, opens with today's
+/// code, reaches the current version and keeps every row.
 #[tokio::test]
-async fn a_version_1_database_is_migrated_with_its_rows() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = config(&dir);
-    let original = env(Class::Access, 20);
-    {
-        let mut conn = schema::connect(&cfg.path).expect("connect");
-        schema::MIGRATIONS.to_version(&mut conn, 1).expect("to v1");
-        let payload = serde_json::to_string(&original).expect("encode");
-        conn.execute(
-            "INSERT INTO events (id, class, kind, device_id, time_ms, size, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            rusqlite::params![
-                original.id.to_string(),
-                Class::Access.index() as i64,
-                original.kind,
-                original.device_id,
-                original.time_ms,
-                payload.len() as i64,
-                payload
-            ],
-        )
-        .expect("insert");
-        assert_eq!(schema::user_version(&conn).expect("version"), 1);
+async fn a_database_of_every_earlier_schema_version_is_migrated_with_its_rows() {
+    for version in 1..SCHEMA_VERSION {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config(&dir);
+        let original = env(Class::Access, 20 + version);
+        {
+            let mut conn = schema::connect(&cfg.path).expect("connect");
+            schema::MIGRATIONS
+                .to_version(&mut conn, version)
+                .expect("to the old version");
+            let payload = serde_json::to_string(&original).expect("encode");
+            conn.execute(
+                "INSERT INTO events (id, class, kind, device_id, time_ms, size, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                rusqlite::params![
+                    original.id.to_string(),
+                    Class::Access.index() as i64,
+                    original.kind,
+                    original.device_id,
+                    original.time_ms,
+                    payload.len() as i64,
+                    payload
+                ],
+            )
+            .expect("insert an event");
+            if version >= 3 {
+                conn.execute(
+                    "INSERT INTO blacklist (plate, reason, updated_ms) VALUES ('苏A00000', '欠费', 1)",
+                    [],
+                )
+                .expect("insert a list row");
+            }
+            if version >= 5 {
+                conn.execute(
+                    "INSERT INTO users (name, role, password_hash, created_ms, password_changed_ms) \
+                     VALUES ('guard1', 'guard', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA', 1, 1)",
+                    [],
+                )
+                .expect("insert a user");
+            }
+            assert_eq!(
+                schema::user_version(&conn).expect("version"),
+                version as i64
+            );
+        }
+        let (store, report) = Store::open(cfg).expect("an old database opens");
+        assert!(report.quarantined.is_none(), "from version {version}");
+        assert_eq!(report.depth, 1, "from version {version}");
+        let conn = store.connect().expect("connect");
+        assert_eq!(
+            schema::user_version(&conn).expect("version"),
+            SCHEMA_VERSION as i64,
+            "from version {version}"
+        );
+        let count = |table: &str| -> i64 {
+            conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .expect("count")
+        };
+        assert_eq!(
+            count("blacklist"),
+            i64::from(version >= 3),
+            "from version {version}"
+        );
+        assert_eq!(
+            count("users"),
+            i64::from(version >= 5),
+            "from version {version}"
+        );
+        let read = store.read_after(0, 10).await.expect("read");
+        assert_eq!(read.len(), 1, "from version {version}");
+        assert_eq!(read[0].id, original.id);
+        assert_eq!(read[0].seq, 1);
+        assert_eq!(store.stats().bytes, original.encoded_len() as u64);
+        drop(conn);
+        store.close().await.expect("close");
     }
-    let (store, report) = Store::open(cfg).expect("open");
-    assert!(report.quarantined.is_none());
-    assert_eq!(report.depth, 1);
-    let conn = store.connect().expect("connect");
-    assert_eq!(
-        schema::user_version(&conn).expect("version"),
-        SCHEMA_VERSION as i64
-    );
-    conn.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')", [])
-        .expect("meta exists");
-    let read = store.read_after(0, 10).await.expect("read");
-    assert_eq!(read.len(), 1);
-    assert_eq!(read[0].id, original.id);
-    assert_eq!(read[0].seq, 1);
-    assert_eq!(store.stats().bytes, original.encoded_len() as u64);
-    store.close().await.expect("close");
 }
 
 #[tokio::test]

@@ -69,7 +69,13 @@ pub fn router(state: PanelState) -> Router {
         .merge(api)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // A span per request (method, path); logged at DEBUG, never above.
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            // A 5xx answer is a state, not a fault of the listener: `/readyz`
+            // answers 503 while starting. Handlers log their own failures.
+            tower_http::trace::TraceLayer::new_for_http().on_failure(
+                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+            ),
+        )
 }
 
 async fn healthz() -> &'static str {
