@@ -396,6 +396,33 @@ pub struct Strings {
     pub unlock_user: &'static str,
     pub user_unlocked_msg: &'static str,
 
+    // Facility (设施).
+    pub nav_facility: &'static str,
+    pub facility_title: &'static str,
+    pub facility_none: &'static str,
+    pub col_point: &'static str,
+    pub col_value: &'static str,
+    pub col_quality: &'static str,
+    pub col_alarm: &'static str,
+    pub col_read_at: &'static str,
+    pub quality_good: &'static str,
+    pub quality_stale: &'static str,
+    pub quality_comm_failed: &'static str,
+    pub alarm_high: &'static str,
+    pub alarm_low: &'static str,
+    pub alarm_state: &'static str,
+    pub alarm_acked_by: &'static str,
+    pub ack_not_active: &'static str,
+    pub point_trend: &'static str,
+    pub write_title: &'static str,
+    pub write_hint: &'static str,
+    pub write_value: &'static str,
+    pub write_range: &'static str,
+    pub write_submit: &'static str,
+    pub write_confirm: &'static str,
+    pub err_write_value: &'static str,
+    pub err_not_writable: &'static str,
+
     /// Event kind → label.
     pub kinds: &'static [(&'static str, &'static str)],
     /// Command name → label.

@@ -4,6 +4,7 @@
 pub(super) mod audit;
 pub(super) mod cards;
 pub(super) mod devices;
+pub(super) mod facility;
 pub(super) mod images;
 pub(super) mod lanes;
 pub(super) mod live;
