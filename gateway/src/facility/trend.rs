@@ -215,12 +215,20 @@ pub async fn record(facility: Facility, dir: PathBuf, every: Duration, cancel: C
 }
 
 /// Renders a trend as an SVG line chart (`width` × `height` px) over the
-/// 24 hours ending at `now_slot`, with the min and max labelled. Pure.
-pub fn svg(samples: &[(i64, f32)], now_slot: i64, unit: &str, width: u32, height: u32) -> String {
+/// 24 hours ending at `now_slot`, with the min and max labelled and `title`
+/// as its accessible name. Pure.
+pub fn svg(
+    samples: &[(i64, f32)],
+    now_slot: i64,
+    unit: &str,
+    title: &str,
+    (width, height): (u32, u32),
+) -> String {
     let (w, h) = (f64::from(width), f64::from(height));
     let pad = 28.0;
     let mut out = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img"><rect width="100%" height="100%" fill="none"/>"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{}"><rect width="100%" height="100%" fill="none"/>"#,
+        escape(title)
     );
     if samples.is_empty() {
         out.push_str(&format!(
@@ -334,7 +342,7 @@ mod tests {
     #[test]
     fn svg_draws_a_path_breaks_gaps_and_escapes_the_unit() {
         let samples = vec![(100, 0.3), (101, 0.4), (110, 0.35)];
-        let s = svg(&samples, 110, "<m>", 300, 80);
+        let s = svg(&samples, 110, "<m>", "出口压力 \"24h\"", (300, 80));
         assert!(s.starts_with("<svg"), "{s}");
         assert_eq!(
             s.matches(" M").count() + usize::from(s.contains("d=\"M")),
@@ -342,7 +350,11 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("&lt;m&gt;"));
+        assert!(
+            s.contains(r#"aria-label="出口压力 &quot;24h&quot;""#),
+            "{s}"
+        );
         assert!(!s.contains("<m>"));
-        assert!(svg(&[], 110, "m", 300, 80).contains("—"));
+        assert!(svg(&[], 110, "m", "t", (300, 80)).contains("—"));
     }
 }

@@ -215,6 +215,7 @@ async fn point_page(
     };
     let facility = core.facility.clone();
     let (id, unit) = (d.id.clone(), p.unit.clone());
+    let title = format!("{} · {}", row.display, t.point_trend);
     let now_ms = drivers::contract::now_ms();
     let trend_svg = tokio::task::spawn_blocking(move || {
         let samples = facility.trend(&id, index, now_ms).unwrap_or_default();
@@ -222,8 +223,8 @@ async fn point_page(
             &samples,
             trend::slot_of(now_ms),
             &unit,
-            TREND_WIDTH,
-            TREND_HEIGHT,
+            &title,
+            (TREND_WIDTH, TREND_HEIGHT),
         )
     })
     .await
