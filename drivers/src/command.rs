@@ -30,6 +30,14 @@ pub enum Command {
         /// Pulse length; `None` uses the door's configured time.
         duration_ms: Option<u64>,
     },
+    /// Write a set-point or coil of a Modbus point table (checked against
+    /// the point's write limits; booleans as 0/1).
+    WritePoint {
+        /// Point name.
+        point: String,
+        /// The value in engineering units.
+        value: f64,
+    },
 }
 
 impl Command {
@@ -43,6 +51,7 @@ impl Command {
             Command::HoldOpen => "hold_open",
             Command::ReleaseHold => "release_hold",
             Command::PulseDoor { .. } => "pulse_door",
+            Command::WritePoint { .. } => "write_point",
         }
     }
 }

@@ -126,6 +126,16 @@ impl EventSender {
         self.send(event, None, None).await
     }
 
+    /// Reports an event that the device observed at `device_time_ms`
+    /// (Unix ms), without waiting for it to be stored.
+    pub async fn emit_at(
+        &self,
+        event: DeviceEvent,
+        device_time_ms: i64,
+    ) -> Result<(), DriverError> {
+        self.send(event, Some(device_time_ms), None).await
+    }
+
     /// Reports an event and waits until the store has it on disk.
     pub async fn emit_durable(
         &self,

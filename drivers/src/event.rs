@@ -117,6 +117,74 @@ pub enum DoorAlarmKind {
     ForcedOpen,
 }
 
+/// A point's value in engineering units.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Reading {
+    /// A coil, discrete input, bit or `bool` register.
+    Bool(bool),
+    /// A scaled number.
+    Number(f64),
+    /// A string register block.
+    Text(String),
+}
+
+impl Reading {
+    /// The value as a number (`true` = 1), for gauges, trends and alarms.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Reading::Bool(b) => Some(f64::from(u8::from(*b))),
+            Reading::Number(n) => Some(*n),
+            Reading::Text(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Reading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reading::Bool(b) => write!(f, "{}", u8::from(*b)),
+            Reading::Number(n) => write!(f, "{n}"),
+            Reading::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// How much a point's value can be trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quality {
+    /// Read in its poll group's last cycle.
+    Good,
+    /// Not read for longer than its group's staleness limit (the device
+    /// is backed off, or the bus is busy); the value is the last good one.
+    Stale,
+    /// The last read failed (no answer, an exception, a garbled reply).
+    CommFailed,
+}
+
+impl Quality {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quality::Good => "good",
+            Quality::Stale => "stale",
+            Quality::CommFailed => "comm_failed",
+        }
+    }
+}
+
+/// One point in a [`DeviceEvent::PointReport`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PointSample {
+    /// Point name, unique within the device.
+    pub point: String,
+    /// The last good value, if there ever was one.
+    pub value: Option<Reading>,
+    /// How far to trust it.
+    pub quality: Quality,
+}
+
 /// How a door station's door was unlocked (对讲 unlock methods).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -205,6 +273,28 @@ pub enum DeviceEvent {
         value: f64,
         /// Unit of measure, e.g. `m`, `MPa`.
         unit: String,
+    },
+    /// Points of a Modbus point table that changed beyond their deadband
+    /// or quality (by exception), or every point (`full`, periodically).
+    /// The envelope's device time is when the poll answered.
+    PointReport {
+        /// `true` for the periodic full report.
+        full: bool,
+        /// The points reported.
+        samples: Vec<PointSample>,
+    },
+    /// A point's threshold or state alarm was raised or cleared.
+    PointAlarm {
+        /// Point name.
+        point: String,
+        /// `high`, `low` or `state`.
+        alarm: String,
+        /// `true` when raised, `false` when cleared.
+        active: bool,
+        /// The value that raised or cleared it (booleans as 0/1).
+        value: f64,
+        /// The threshold crossed, for `high`/`low`.
+        limit: Option<f64>,
     },
     /// The device itself raised or cleared an alarm.
     DeviceAlarm {
@@ -408,6 +498,8 @@ impl DeviceEvent {
     pub fn kind(&self) -> &'static str {
         match self {
             DeviceEvent::PointValue { .. } => "point_value",
+            DeviceEvent::PointReport { .. } => "point_report",
+            DeviceEvent::PointAlarm { .. } => "point_alarm",
             DeviceEvent::DeviceAlarm { .. } => "device_alarm",
             DeviceEvent::DeviceLink { .. } => "device_link",
             DeviceEvent::PlateRead { .. } => "plate_read",
@@ -436,9 +528,11 @@ impl DeviceEvent {
     pub fn class(&self) -> Class {
         match self {
             DeviceEvent::PointValue { .. }
+            | DeviceEvent::PointReport { .. }
             | DeviceEvent::LoopState { .. }
             | DeviceEvent::CameraSignal { .. } => Class::Telemetry,
-            DeviceEvent::DeviceAlarm { .. }
+            DeviceEvent::PointAlarm { .. }
+            | DeviceEvent::DeviceAlarm { .. }
             | DeviceEvent::CameraAlarm { .. }
             | DeviceEvent::DeviceLink { .. }
             | DeviceEvent::BarrierFault { .. }
@@ -538,6 +632,21 @@ mod tests {
                 door: None,
             },
             DeviceEvent::ExitButton { door: None },
+            DeviceEvent::PointReport {
+                full: true,
+                samples: vec![PointSample {
+                    point: "outlet_pressure".into(),
+                    value: Some(Reading::Number(0.42)),
+                    quality: Quality::Good,
+                }],
+            },
+            DeviceEvent::PointAlarm {
+                point: "outlet_pressure".into(),
+                alarm: "low".into(),
+                active: true,
+                value: 0.1,
+                limit: Some(0.2),
+            },
             DeviceEvent::CameraSignal {
                 signal: CameraSignalKind::Motion,
                 active: true,

@@ -9,6 +9,7 @@
 //! - [`event`]: [`DeviceEvent`] (what devices report) and [`Class`].
 //! - [`command`]: [`Command`] (what the gateway asks devices to do) and its
 //!   [`CommandOutcome`].
+//! - [`points`]: Modbus point tables (facility telemetry) and their driver.
 //! - [`camera`]: ONVIF surveillance cameras (SOAP codecs, client, driver,
 //!   WS-Discovery).
 //! - [`sim`]: simulated devices; they are both the demo estate and test peers.
@@ -23,6 +24,7 @@ pub mod door;
 pub mod event;
 pub mod intercom;
 pub mod lpr;
+pub mod points;
 pub mod sim;
 
 pub use command::{Command, CommandOutcome, CommandRequest};
@@ -31,5 +33,5 @@ pub use contract::{
 };
 pub use event::{
     Answerer, ArmState, CameraAlarmKind, CameraSignalKind, Class, ControllerVerdict, DeviceEvent,
-    DoorAlarmKind, PlateColour, UnlockMethod,
+    DoorAlarmKind, PlateColour, PointSample, Quality, Reading, UnlockMethod,
 };

@@ -38,6 +38,7 @@ use crate::config::Config;
 use crate::coordinators::threshold::ThresholdAlarms;
 use crate::doors::Doors;
 use crate::doors::hardware::SimHardware;
+use crate::facility::{Facility, PointMetrics, trend};
 use crate::lanes::board::LaneBoard;
 use crate::lanes::coordinator::LaneCoordinator;
 use crate::lanes::images::ImageStore;
@@ -70,6 +71,9 @@ const CLOCK_CHECK: Duration = Duration::from_secs(60);
 
 /// How often expired panel sessions are deleted.
 const SESSION_PURGE: Duration = Duration::from_secs(600);
+
+/// How often the point trends sample the live values.
+const TREND_SAMPLE_EVERY: Duration = Duration::from_secs(10);
 /// Part of the drain budget kept back from the uplink for closing the
 /// store and the listener.
 const CLOSE_RESERVE: Duration = Duration::from_millis(500);
@@ -348,10 +352,12 @@ async fn build(
     let (readiness, readiness_rx) = watch::channel(Readiness::Starting("opening the store"));
     let live = Arc::new(OnceLock::new());
     let uplink_status = Arc::new(UplinkStatus::default());
+    let facility_cell = Arc::new(OnceLock::new());
     let metrics = Arc::new(
         Metrics::new()
             .with_live_state(live.clone())
             .with_collector(Box::new(StatusCollector(uplink_status.clone())))
+            .with_collector(Box::new(PointMetrics(facility_cell.clone())))
             .with_collector(Box::new(crate::ops::host::HostCollector::new(
                 data_dir.clone(),
             ))),
@@ -441,6 +447,8 @@ async fn build(
         }
     };
     let built = devices::build(&device_configs, &sim);
+    let facility = Facility::new(built.points);
+    let _ = facility_cell.set(facility.clone());
     for (name, bus) in built.buses {
         owned
             .driver_tasks
@@ -600,7 +608,20 @@ async fn build(
         .into_iter()
         .chain([Arc::new(CardsTarget(doors.credentials.clone())) as Arc<dyn ListTarget>])
         .fold(lists, ListRegistry::with);
+    if !facility.devices().is_empty() {
+        aux_tasks.spawn_owned(
+            &watch,
+            "point trends",
+            trend::record(
+                facility.clone(),
+                data_dir.join("trends"),
+                TREND_SAMPLE_EVERY,
+                aux_cancel.clone(),
+            ),
+        );
+    }
     let telemetry = TelemetrySource {
+        facility: facility.clone(),
         estate_id: config.gateway.estate_id.clone(),
         gateway_id: config.gateway.gateway_id.clone(),
         drivers: drivers.clone(),

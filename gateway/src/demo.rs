@@ -1,5 +1,6 @@
-//! The simulated estate behind `gatehouse demo`: barrier controllers as
-//! Modbus TCP servers on loopback, seeded vehicle lists, and traffic — plate
+//! The simulated estate behind `gatehouse demo`: barrier controllers and the
+//! facility devices (a water-supply pump room, an elevator) as Modbus TCP
+//! servers on loopback, seeded vehicle lists, and traffic — plate
 //! cameras posting real payload shapes (with generated JPEG snapshots of
 //! the plate) for residents, a visitor, a
 //! blacklisted car, an unknown car and a misread plate, with the cars
@@ -16,6 +17,7 @@ use drivers::PlateColour;
 use drivers::lpr::Vendor;
 use drivers::sim::barrier::{BarrierSim, BarrierSimConfig, SimHandle};
 use drivers::sim::camera::{CameraSim, SimPlate};
+use drivers::sim::facility::{Dynamics, Elevator, FacilitySim, WaterSupply};
 use rand::seq::IndexedRandom;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +31,8 @@ use crate::rules::vehicle::{Blacklisted, Resident};
 pub struct DemoEstate {
     /// Barrier simulators by lane id.
     barriers: HashMap<String, SimHandle>,
+    /// The Modbus facility simulator (pump room, elevator).
+    facility: Option<FacilitySim>,
 }
 
 /// Starts a barrier simulator for every `modbus-barrier` device whose
@@ -53,6 +57,35 @@ pub async fn prepare(config: &mut Config) -> std::io::Result<DemoEstate> {
             if let Some(lane) = lane_of.get(&device.id) {
                 estate.barriers.insert(lane.clone(), handle);
             }
+        }
+    }
+    // Point devices on loopback port 0 share one simulated Modbus/TCP
+    // gateway, each on its own unit id; an elevator table gets an
+    // elevator, anything else the water-supply set.
+    let mut facility_addr = None;
+    for device in &mut config.devices {
+        if let DeviceKind::ModbusPoints {
+            transport: ModbusTransport::Tcp(addr),
+            slave,
+            table,
+            ..
+        } = &mut device.kind
+            && addr.ip().is_loopback()
+            && addr.port() == 0
+        {
+            let sim = estate.facility.get_or_insert_with(FacilitySim::new);
+            let seed = u64::from(*slave);
+            let dynamics = if table.find("floor").is_some() {
+                Dynamics::Elevator(Elevator::new(-1, 18, seed))
+            } else {
+                Dynamics::WaterSupply(WaterSupply::new(seed))
+            };
+            sim.add(*slave, dynamics);
+            let bound = match facility_addr {
+                Some(bound) => bound,
+                None => *facility_addr.insert(sim.serve_tcp().await?),
+            };
+            *addr = bound;
         }
     }
     Ok(estate)

@@ -1,7 +1,9 @@
 //! Builds drivers from validated device configuration: the one place that
-//! maps a config `type` to a driver implementation. Barriers on the same
-//! Modbus line share one bus task (one owner per physical bus); plate
-//! cameras get a liveness driver whose tap the ingress listener holds.
+//! maps a config `type` to a driver implementation. Devices on the same
+//! Modbus line or TCP peer (barriers and point devices alike) share one bus
+//! task (one owner per physical bus); plate cameras get a liveness driver
+//! whose tap the ingress listener holds; point devices leave their live
+//! view for the panel, metrics and telemetry API.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -12,6 +14,7 @@ use drivers::door::wg_driver::WgController;
 use drivers::intercom::dahua_driver::DahuaVto;
 use drivers::intercom::hik_driver::HikStation;
 use drivers::intercom::mqtt_driver::MqttStation;
+use drivers::points::{PointsConfig, PointsDriver, PointsView};
 use drivers::sim::TankSim;
 
 use crate::config::{CameraVendor, DeviceConfig, DeviceKind, ModbusTransport, Station};
@@ -29,6 +32,19 @@ pub struct Built {
     /// The Modbus buses the barriers share, by name, for the caller to run
     /// as owned tasks ([`ModbusBus::run`]).
     pub buses: Vec<(String, ModbusBus)>,
+    /// Modbus point devices: their live points (panel, metrics, API).
+    pub points: Vec<PointDevice>,
+}
+
+/// A `modbus-points` device as the panel, metrics and telemetry API see it.
+#[derive(Debug, Clone)]
+pub struct PointDevice {
+    /// Device id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Its points' live state (the driver writes, everyone else reads).
+    pub view: PointsView,
 }
 
 /// A supervised driver for each configured device, and the buses they
@@ -59,27 +75,33 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
                 poll_interval,
                 timeout,
             } => {
-                let bus = buses
-                    .entry(transport.clone())
-                    .or_insert_with(|| {
-                        let (bus, handle) = ModbusBus::new(BusConfig {
-                            transport: match transport {
-                                ModbusTransport::Tcp(addr) => Transport::Tcp { addr: *addr },
-                                ModbusTransport::Rtu { path, baud } => Transport::Rtu {
-                                    path: path.into(),
-                                    baud: *baud,
-                                },
-                            },
-                            timeout: *timeout,
-                        });
-                        built.buses.push((format!("modbus bus {transport:?}"), bus));
-                        handle
-                    })
-                    .clone();
+                let bus = bus_for(&mut buses, &mut built.buses, transport, *timeout);
                 let mut config = BarrierConfig::new(*slave, map.clone());
                 config.lane = lane.clone();
                 config.poll_interval = *poll_interval;
                 Box::new(BarrierDriver::new(bus, config))
+            }
+            DeviceKind::ModbusPoints {
+                transport,
+                slave,
+                table,
+                timeout,
+                max_gap,
+                full_report,
+                backoff_max,
+            } => {
+                let bus = bus_for(&mut buses, &mut built.buses, transport, *timeout);
+                let mut config = PointsConfig::new(*slave, std::sync::Arc::clone(table));
+                config.max_gap = *max_gap;
+                config.full_report = *full_report;
+                config.backoff_max = *backoff_max;
+                let view = PointsView::new(std::sync::Arc::clone(table));
+                built.points.push(PointDevice {
+                    id: device.id.clone(),
+                    name: device.name.clone(),
+                    view: view.clone(),
+                });
+                Box::new(PointsDriver::new(bus, config, view))
             }
             DeviceKind::WiegandReader {
                 gpio,
@@ -118,6 +140,34 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
         });
     }
     built
+}
+
+/// The bus of `transport`, created on first use (the caller runs its task):
+/// barriers and point devices on one line or TCP peer share it (one request
+/// in flight).
+fn bus_for(
+    buses: &mut HashMap<ModbusTransport, BusHandle>,
+    owned: &mut Vec<(String, ModbusBus)>,
+    transport: &ModbusTransport,
+    timeout: std::time::Duration,
+) -> BusHandle {
+    buses
+        .entry(transport.clone())
+        .or_insert_with(|| {
+            let (bus, handle) = ModbusBus::new(BusConfig {
+                transport: match transport {
+                    ModbusTransport::Tcp(addr) => Transport::Tcp { addr: *addr },
+                    ModbusTransport::Rtu { path, baud } => Transport::Rtu {
+                        path: path.into(),
+                        baud: *baud,
+                    },
+                },
+                timeout,
+            });
+            owned.push((format!("modbus bus {transport:?}"), bus));
+            handle
+        })
+        .clone()
 }
 
 /// A stable per-device seed, so each simulated device behaves differently

@@ -10,6 +10,8 @@
 //! - [`rules`]: pure decision functions.
 //! - [`doors`]: unit-door credentials, the doors coordinator, door hardware
 //!   (real or simulated GPIO), `gatehouse cards`, the demo door.
+//! - [`facility`]: Modbus point devices as the panel, metrics and platform
+//!   see them; 24-hour trend rings.
 //! - [`store`]: the durable queue and database (SQLite).
 //! - [`wire`]: the versioned envelope (the platform contract).
 //! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`) and the
@@ -32,6 +34,7 @@ pub mod coordinators;
 pub mod demo;
 pub mod devices;
 pub mod doors;
+pub mod facility;
 pub mod lanes;
 pub mod lists;
 pub mod logging;

@@ -15,14 +15,16 @@ async fn demo_becomes_ready_and_its_events_reach_the_store() {
         .expect("demo starts");
     gateway.wait_ready().await.expect("demo ready");
 
-    let appended = eventually("telemetry appended by the demo", DEADLINE, || {
+    // The demo's pump room and elevator are polled over Modbus/TCP: a full
+    // report each at start, then reports by exception.
+    let appended = eventually("point reports appended by the demo", DEADLINE, || {
         let gateway = &gateway;
         async move {
             let text = gateway.metrics().await.ok()?;
             let n = metric_sum(
                 &text,
                 "gatehouse_events_appended_total",
-                r#"kind="point_value""#,
+                r#"kind="point_report""#,
             );
             (n >= 4.0).then_some(text)
         }

@@ -209,7 +209,7 @@ impl BarrierDriver {
                 request.answer(outcome);
                 return Ok(());
             }
-            Command::PulseDoor { .. } => {
+            Command::PulseDoor { .. } | Command::WritePoint { .. } => {
                 request.answer(CommandOutcome::Unsupported);
                 return Ok(());
             }

@@ -7,6 +7,7 @@ pub mod camera;
 pub mod dahua_vto;
 pub mod digest_server;
 pub mod door;
+pub mod facility;
 pub mod hik_station;
 pub mod onvif;
 pub mod snapshot;

@@ -450,6 +450,7 @@ fn device_type(device: &DeviceConfig) -> &'static str {
         DeviceKind::SimTank { .. } => "sim-tank",
         DeviceKind::LprCamera { .. } => "lpr-camera",
         DeviceKind::ModbusBarrier { .. } => "modbus-barrier",
+        DeviceKind::ModbusPoints { .. } => "modbus-points",
         DeviceKind::WiegandReader { .. } => "wiegand-reader",
         DeviceKind::SerialReader(_) => "serial-reader",
         DeviceKind::WgController(_) => "wg-controller",

@@ -22,6 +22,7 @@ mod backup;
 mod doors;
 mod env;
 mod intercom;
+mod points;
 mod reader;
 mod schema;
 pub use schema::DEFAULT_DATA_DIR;
@@ -267,6 +268,24 @@ pub enum DeviceKind {
         poll_interval: Duration,
         /// Timeout of every Modbus request.
         timeout: Duration,
+    },
+    /// `type = "modbus-points"`: a Modbus device read through a point
+    /// table (pumps, tanks, elevators, meters).
+    ModbusPoints {
+        /// Where the device is (shared with barriers on the same line).
+        transport: ModbusTransport,
+        /// Modbus slave (unit) id.
+        slave: u8,
+        /// The checked point table and poll groups.
+        table: std::sync::Arc<drivers::points::PointTable>,
+        /// Timeout of every Modbus request.
+        timeout: Duration,
+        /// Largest run of unused registers read to save a request.
+        max_gap: u16,
+        /// Interval of the periodic full report.
+        full_report: Duration,
+        /// Longest back-off while the device does not answer.
+        backoff_max: Duration,
     },
     /// `type = "sim-tank"`: a simulated water tank.
     SimTank {

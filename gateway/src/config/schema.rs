@@ -14,6 +14,7 @@ use super::backup;
 use super::doors;
 use super::env::Env;
 use super::intercom;
+use super::points;
 use super::reader::{Leftover, Pem, Section, suggest};
 use super::uplink;
 use super::{
@@ -115,6 +116,11 @@ pub(crate) const DEVICE_TYPES: &[DeviceType] = &[
             "timeout",
         ],
         read: read_modbus_barrier,
+    },
+    DeviceType {
+        name: "modbus-points",
+        keys: points::KEYS,
+        read: points::read_modbus_points,
     },
     DeviceType {
         name: "wiegand-reader",
@@ -582,12 +588,13 @@ fn read_lpr_camera(s: &mut Section<'_, '_>) -> DeviceKind {
     }
 }
 
-fn read_modbus_barrier(s: &mut Section<'_, '_>) -> DeviceKind {
-    use drivers::barrier::{DigitalInput, LaneConfig as ArmTiming, Preset};
+/// Reads `address` (Modbus TCP) or `serial` + `baud` (Modbus RTU): the
+/// line a Modbus device is on. Devices on one line share its bus.
+pub(crate) fn read_modbus_transport(s: &mut Section<'_, '_>) -> ModbusTransport {
     let address = s.take_addr("address");
     let serial = s.take_path("serial");
     let baud = s.take_int("baud", 1200..=921_600).unwrap_or(9600);
-    let transport = match (address, serial) {
+    match (address, serial) {
         (Some(addr), None) => ModbusTransport::Tcp(addr),
         (None, Some(path)) => ModbusTransport::Rtu {
             path: path.display().to_string(),
@@ -609,7 +616,12 @@ fn read_modbus_barrier(s: &mut Section<'_, '_>) -> DeviceKind {
                 baud: 9600,
             }
         }
-    };
+    }
+}
+
+fn read_modbus_barrier(s: &mut Section<'_, '_>) -> DeviceKind {
+    use drivers::barrier::{DigitalInput, LaneConfig as ArmTiming, Preset};
+    let transport = read_modbus_transport(s);
     let slave = s.take_int("slave", 1..=247).unwrap_or(1);
     let preset_names: Vec<&'static str> = Preset::ALL.iter().map(|(n, _)| *n).collect();
     let preset = s

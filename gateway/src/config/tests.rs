@@ -522,11 +522,18 @@ fn demo_config_is_valid() {
     assert_eq!(config.lanes.len(), 2, "an entry and an exit lane");
     assert_eq!(config.doors.len(), 1);
     assert_eq!(config.doors[0].name, "3号楼1单元门");
-    assert!(
-        config
-            .alarms
-            .iter()
-            .any(|a| a.point == "level" && a.below.is_some())
+    let points: Vec<_> = config
+        .devices
+        .iter()
+        .filter_map(|d| match &d.kind {
+            DeviceKind::ModbusPoints { table, .. } => Some(table.points().len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        points,
+        vec![12, 10],
+        "the pump room and the elevator presets"
     );
     // And with the real environment, as the demo mode loads it.
     assert!(parse(DEMO_TOML, "demo.toml").is_ok());
@@ -831,6 +838,110 @@ controller_door = 3
             .contains("already serves door \"b\"")
     );
     assert!(problems.iter().all(|p| p.line > 0));
+}
+
+#[test]
+fn point_tables_report_overlaps_impossible_types_and_ranges_at_their_keys() {
+    let text = format!(
+        r#"{MINIMAL}
+[[devices]]
+id = "pumps"
+type = "modbus-points"
+address = "192.168.1.60:502"
+[[devices.poll]]
+name = "fast"
+interval = "1s"
+[[devices.points]]
+name = "pressure"
+register = "holding"
+address = 0
+type = "f32"
+[[devices.points]]
+name = "freq"
+register = "holding"
+address = 1
+[[devices.points]]
+name = "fault"
+register = "coil"
+address = 0
+type = "u16"
+[[devices.points]]
+name = "count"
+register = "input"
+address = 65534
+type = "u64"
+[[devices.points]]
+name = "state"
+register = "holding"
+address = 10
+type = "bit"
+[[devices.points]]
+name = "setpoint"
+register = "input"
+address = 20
+writable = true
+min = 0
+max = 1
+group = "slow"
+order = "ABDC"
+"#
+    );
+    let problems = problems_in(&text);
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "devices[0].points[1].address",
+        "devices[0].points[2].type",
+        "devices[0].points[3].address",
+        "devices[0].points[4].bit",
+        "devices[0].points[5].writable",
+        "devices[0].points[5].group",
+        "devices[0].points[5].order",
+    ] {
+        assert!(keys.contains(&key), "{key} missing: {problems:#?}");
+    }
+    let overlap = find(&problems, "devices[0].points[1].address");
+    assert!(
+        overlap.message.contains("overlaps point \"pressure\""),
+        "{overlap:?}"
+    );
+    assert_eq!(overlap.line, 20);
+}
+
+#[test]
+fn point_presets_are_valid_and_combine_with_the_devices_own_points() {
+    for (name, _, _) in super::points::PRESETS {
+        let text = format!(
+            "{MINIMAL}[[devices]]\nid = \"d\"\ntype = \"modbus-points\"\nserial = \"/dev/ttyUSB0\"\npreset = \"{name}\"\n"
+        );
+        let config = check(&text).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let DeviceKind::ModbusPoints { table, .. } = &config.devices[0].kind else {
+            panic!("a point device");
+        };
+        assert!(table.points().len() >= 10, "{name}");
+        assert!(
+            table.points().iter().all(|p| !p.display.is_ascii()),
+            "{name}: Chinese names"
+        );
+    }
+    // An extra point that overlaps the preset is refused at its own key.
+    let text = format!(
+        "{MINIMAL}[[devices]]\nid = \"d\"\ntype = \"modbus-points\"\naddress = \"10.0.0.5:502\"\npreset = \"vfd-water-supply\"\n\
+         [[devices.points]]\nname = \"extra\"\nregister = \"holding\"\naddress = 3\n"
+    );
+    let problems = problems_in(&text);
+    assert_eq!(
+        located(&problems),
+        vec![(12, "devices[0].points[0].address")]
+    );
+    // No table at all.
+    let text = format!(
+        "{MINIMAL}[[devices]]\nid = \"d\"\ntype = \"modbus-points\"\naddress = \"10.0.0.5:502\"\n"
+    );
+    let problems = problems_in(&text);
+    assert!(
+        problems.iter().any(|p| p.key == "devices[0].points"),
+        "{problems:#?}"
+    );
 }
 
 #[test]

@@ -280,6 +280,22 @@ impl Checker {
                     command,
                 }
             }
+            "write_point" => {
+                let point = opt_str(&args, "point").filter(|p| !p.is_empty());
+                let value = args.get("value").and_then(|v| {
+                    v.as_f64()
+                        .or_else(|| v.as_bool().map(|b| f64::from(u8::from(b))))
+                });
+                let (Some(point), Some(value)) = (point, value) else {
+                    return Err(fail(Refusal::Malformed(
+                        "`write_point` needs `args.point` and a numeric `args.value`".into(),
+                    )));
+                };
+                Action::Device {
+                    device_id: device()?,
+                    command: Command::WritePoint { point, value },
+                }
+            }
             "resync_lists" => Action::ResyncLists(opt_str(&args, "list")),
             "request_telemetry" => Action::RequestTelemetry,
             other => return Err(fail(Refusal::UnknownAction(other.to_owned()))),

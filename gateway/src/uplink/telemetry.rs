@@ -1,7 +1,8 @@
 //! The telemetry snapshot the platform pulls (`GET /api/v1/telemetry`) or
 //! asks for over the downlink (`request_telemetry`): version and uptime,
 //! store depth and bytes, uplink state, each device's health and last-seen,
-//! recent alarms and the list versions held.
+//! recent alarms, the list versions held, and every Modbus point's value,
+//! quality and alarm.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -71,6 +72,8 @@ impl RecentAlarms {
 /// Everything the snapshot is made of. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct TelemetrySource {
+    /// The Modbus point devices.
+    pub facility: crate::facility::Facility,
     /// Estate id.
     pub estate_id: String,
     /// Gateway id.
@@ -127,6 +130,7 @@ impl TelemetrySource {
             "devices": device_health(&self.drivers),
             "recent_alarms": self.alarms.list().iter().map(|e| e.as_ref()).collect::<Vec<_>>(),
             "lists": versions,
+            "points": self.facility.snapshot(),
         })
     }
 }

@@ -74,6 +74,7 @@ mod tests {
     fn state(token: Option<&str>) -> ApiState {
         let source = Arc::new(OnceLock::new());
         let _ = source.set(TelemetrySource {
+            facility: crate::facility::Facility::default(),
             estate_id: "e".into(),
             gateway_id: "g".into(),
             drivers: Drivers::default(),
