@@ -128,9 +128,9 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
                 sim,
             ),
             DeviceKind::Intercom(station) => match station {
-                Station::Hik(config) => Box::new(HikStation::new(config.clone())),
-                Station::Dahua(config) => Box::new(DahuaVto::new(config.clone())),
-                Station::Mqtt(config) => Box::new(MqttStation::new(config.clone())),
+                Station::Hik(config) => Box::new(HikStation::new((**config).clone())),
+                Station::Dahua(config) => Box::new(DahuaVto::new((**config).clone())),
+                Station::Mqtt(config) => Box::new(MqttStation::new((**config).clone())),
             },
         };
         built.supervised.push(Supervised {

@@ -48,11 +48,11 @@ const DEFAULT_COMMAND_PAYLOAD: &str = r#"{"cmd":"unlock","door":{door}}"#;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Station {
     /// `type = "hik-intercom"`.
-    Hik(HikConfig),
+    Hik(Box<HikConfig>),
     /// `type = "dahua-vto"`.
-    Dahua(VtoConfig),
+    Dahua(Box<VtoConfig>),
     /// `type = "mqtt-intercom"`.
-    Mqtt(MqttStationConfig),
+    Mqtt(Box<MqttStationConfig>),
 }
 
 impl Station {
@@ -182,7 +182,7 @@ fn read_station(
             config.stall_after = duration(s, "stall_after", config.stall_after);
             config.call_poll = duration(s, "call_poll", config.call_poll);
             config.timeout = duration(s, "timeout", config.timeout);
-            Some(Station::Hik(config)).filter(|_| url.is_some() && password.is_some())
+            Some(Station::Hik(Box::new(config))).filter(|_| url.is_some() && password.is_some())
         }
         "dahua-vto" => {
             let address = s.require("address", Section::take_nonempty_str);
@@ -214,9 +214,10 @@ fn read_station(
             config.channel = u32::from(door) - 1;
             config.reply_timeout = duration(s, "reply_timeout", config.reply_timeout);
             config.keep_alive = duration(s, "keep_alive", config.keep_alive);
-            Some(Station::Dahua(config)).filter(|_| address.is_some() && password.is_some())
+            Some(Station::Dahua(Box::new(config)))
+                .filter(|_| address.is_some() && password.is_some())
         }
-        _ => read_mqtt(s, id, env, broker, door).map(Station::Mqtt),
+        _ => read_mqtt(s, id, env, broker, door).map(|c| Station::Mqtt(Box::new(c))),
     }
 }
 
