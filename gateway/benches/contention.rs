@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use drivers::Class;
 use gateway::doors::credentials::CredentialStore;
-use gateway::lists::import::ImportMode;
 use gateway::lists::plates::{PlateRegistry, SyncRows};
 use gateway::rules::vehicle::Resident;
 use gateway::store::{Store, StoreConfig};
+use gateway::vocab::import::ImportMode;
 use gateway::wire::{Envelope, SCHEMA_VERSION};
 use uuid::Uuid;
 

@@ -24,10 +24,10 @@ use drivers::DeviceEvent;
 use gateway::config::{DoorEntry, DoorGroupConfig};
 use gateway::doors::coordinator::DoorCoordinator;
 use gateway::doors::credentials::CredentialStore;
-use gateway::lists::import::ImportMode;
 use gateway::pipeline::Coordinator;
-use gateway::rules::door::Schedule;
 use gateway::store::{Store, StoreConfig};
+use gateway::vocab::import::ImportMode;
+use gateway::vocab::schedule::Schedule;
 
 const FRAME_GAP: Duration = Duration::from_millis(5);
 

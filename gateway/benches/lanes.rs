@@ -21,8 +21,8 @@ use drivers::PlateColour;
 use drivers::lpr::Vendor;
 use drivers::sim::barrier::{BarrierSim, BarrierSimConfig, SimArm, SimCommand, SimHandle};
 use drivers::sim::camera::CameraSim;
-use gateway::lists::import::ImportMode;
 use gateway::lists::plates::ListKind;
+use gateway::vocab::import::ImportMode;
 
 const LANES: usize = 8;
 

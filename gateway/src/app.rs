@@ -38,13 +38,14 @@ use crate::config::Config;
 use crate::coordinators::threshold::ThresholdAlarms;
 use crate::doors::Doors;
 use crate::doors::hardware::SimHardware;
+use crate::doors::sync::CardsTarget;
 use crate::facility::{Facility, PointMetrics, trend};
 use crate::lanes::board::LaneBoard;
 use crate::lanes::coordinator::LaneCoordinator;
 use crate::lanes::images::ImageStore;
 use crate::lanes::ingress::{self, CameraEntry, IngressState};
 use crate::lists::plates::PlateRegistry;
-use crate::lists::sync::{CardsTarget, PlateListTarget};
+use crate::lists::sync::PlateListTarget;
 use crate::metrics::Metrics;
 use crate::pipeline::{EventFeed, GATEWAY_DEVICE, Pipeline, PipelineHandle, Stamper};
 use crate::store::{
@@ -54,9 +55,9 @@ use crate::supervisor::{self, Drivers};
 use crate::tasks::{CoreFailure, CoreWatch, Tasks};
 use crate::uplink::status::{StatusCollector, UplinkStatus};
 use crate::uplink::sync::ListRegistry;
-use crate::uplink::sync::ListTarget;
 use crate::uplink::telemetry::{RecentAlarms, TelemetrySource};
 use crate::uplink::{self, Uplink, UplinkError};
+use crate::vocab::sync::ListTarget;
 use crate::web::api::ApiState;
 use crate::web::panel::{Panel, PanelCore};
 use crate::web::{self, PanelState, Readiness};
@@ -117,7 +118,7 @@ pub enum StartError {
     Internal(String),
     /// The lists could not be loaded.
     #[error("lists: {0}")]
-    Lists(#[from] crate::lists::ListError),
+    Lists(#[from] crate::vocab::records::ListError),
     /// Another gateway runs on this data directory.
     #[error(transparent)]
     Locked(#[from] crate::ops::lock::LockError),
@@ -326,6 +327,7 @@ async fn build(
     owned: &mut Owned,
 ) -> Result<Running, StartError> {
     let started_at = std::time::Instant::now();
+    crate::vocab::time::set_estate_zone(config.gateway.time_zone.clone());
     let data_dir = config.gateway.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
         path: data_dir.display().to_string(),

@@ -259,10 +259,12 @@ fn check_config(file: &Path) -> Result<(), CliError> {
 }
 
 fn load_reporting(file: &Path) -> Result<Config, CliError> {
-    config::load(file).map_err(|errors| {
+    let config = config::load(file).map_err(|errors| {
         print_problems(&errors);
         CliError::Config(errors)
-    })
+    })?;
+    crate::vocab::time::set_estate_zone(config.gateway.time_zone.clone());
+    Ok(config)
 }
 
 pub(crate) fn print_problems(errors: &ConfigErrors) {

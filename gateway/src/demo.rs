@@ -92,7 +92,7 @@ pub async fn prepare(config: &mut Config) -> std::io::Result<DemoEstate> {
 }
 
 /// Residents, a visitor and a blacklisted car, when the lists are empty.
-pub fn seed_lists(plates: &PlateRegistry) -> Result<(), crate::lists::ListError> {
+pub fn seed_lists(plates: &PlateRegistry) -> Result<(), crate::vocab::records::ListError> {
     if !plates.snapshot().residents.is_empty() {
         return Ok(());
     }

@@ -1,27 +1,37 @@
 //! Gatehouse, the estate edge gateway, as a library. The `gatehouse` binary
 //! is a thin shell over it.
 //!
-//! Code map:
-//! - [`config`]: TOML → validated [`config::Config`], every problem located.
-//! - [`app`]: start a whole gateway from a config; phased shutdown.
-//! - [`supervisor`]: driver tasks, restarts with backoff, the [`supervisor::Drivers`] registry.
-//! - [`devices`]: config `type` → driver.
-//! - [`pipeline`]: the one loop that stamps, decides, actuates and records.
+//! Code map, by layer, lowest first (a module imports only from layers
+//! below its own; ARCHITECTURE.md has the table, `tests/tidy.rs` enforces it):
+//! - [`vocab`]: the shared vocabulary (time model, schedules, threshold
+//!   alarms, lane direction, records errors and import reports, the sync
+//!   target contract, backoff).
+//! - [`wire`]: the versioned envelope (the platform contract).
+//! - [`tasks`], [`clock`], [`logging`]: named tasks, the clock-sync check, log setup.
+//! - [`broker`]: the embedded MQTT broker (rumqttd) for the demo and tests.
 //! - [`rules`]: pure decision functions.
+//! - [`store`]: the durable queue and database (SQLite).
+//! - [`config`]: TOML → validated [`config::Config`], every problem located.
+//! - [`auth`]: panel users, sessions, CSRF tokens, lockout, roles.
+//! - [`supervisor`]: driver tasks, restarts with backoff, the [`supervisor::Drivers`] registry.
+//! - [`metrics`]: the Prometheus registry, live values read at scrape time.
+//! - [`pipeline`]: the one loop that stamps, decides, actuates and records.
+//! - [`lists`]: the vehicle lists (residents, visitors, blacklist, vehicles inside).
 //! - [`doors`]: unit-door credentials, the doors coordinator, door hardware
 //!   (real or simulated GPIO), `gatehouse cards`, the demo door.
+//! - [`lanes`]: vehicle lanes: the lane coordinator, the guard's board, the
+//!   plate-camera listener, snapshots, camera liveness.
+//! - [`coordinators`]: other stateful rule drivers (threshold alarms).
+//! - [`devices`]: config `type` → driver.
 //! - [`facility`]: Modbus point devices as the panel, metrics and platform
 //!   see them; 24-hour trend rings.
-//! - [`store`]: the durable queue and database (SQLite).
-//! - [`wire`]: the versioned envelope (the platform contract).
-//! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`) and the
-//!   guards' web panel ([`web::panel`]).
-//! - [`auth`]: panel users, sessions, CSRF tokens, lockout, roles.
 //! - [`uplink`]: the platform link (MQTT/HTTPS sinks, live-first drain, signed downlink, list sync).
-//! - [`broker`]: the embedded MQTT broker (rumqttd) for the demo and tests.
-//! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`, `/api/v1/telemetry`).
-//! - [`ops`]: the data directory's lock, backup and restore, `gatehouse doctor`, systemd notification.
-//! - [`metrics`], [`logging`], [`clock`], [`tasks`]: cross-cutting pieces.
+//! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`,
+//!   `/api/v1/telemetry`) and the guards' web panel ([`web::panel`]).
+//! - [`ops`]: the data directory's lock, backup and restore, `gatehouse doctor`,
+//!   systemd notification, the host's disk and clock gauges.
+//! - [`app`]: start a whole gateway from a config; phased shutdown.
+//! - [`demo`]: the simulated estate of `gatehouse demo`.
 //! - [`cli`]: the command line.
 
 pub mod app;
@@ -46,5 +56,6 @@ pub mod store;
 pub mod supervisor;
 pub mod tasks;
 pub mod uplink;
+pub mod vocab;
 pub mod web;
 pub mod wire;

@@ -9,10 +9,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use jiff::Timestamp;
+use jiff::civil::{Date, DateTime, Time};
+use jiff::tz::TimeZone;
 use quick_xml::escape::escape;
 use sha1::{Digest, Sha1};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::xml::{self, Element, XmlError};
 
@@ -320,24 +321,24 @@ pub fn system_time(reply: &Element) -> Result<i64, SoapError> {
     };
     let (y, mo, d) = (num("Year")?, num("Month")?, num("Day")?);
     let (h, mi, s) = (num("Hour")?, num("Minute")?, num("Second")?);
-    let month = u8::try_from(mo)
-        .ok()
-        .and_then(|m| time::Month::try_from(m).ok())
-        .ok_or(SoapError::Missing("a valid Month"))?;
-    let date = time::Date::from_calendar_date(
-        i32::try_from(y).map_err(|_| SoapError::Missing("a valid Year"))?,
-        month,
-        u8::try_from(d).map_err(|_| SoapError::Missing("a valid Day"))?,
+    let part = |v: i64, what: &'static str| i8::try_from(v).map_err(|_| SoapError::Missing(what));
+    let date = Date::new(
+        i16::try_from(y).map_err(|_| SoapError::Missing("a valid Year"))?,
+        part(mo, "a valid Month")?,
+        part(d, "a valid Day")?,
     )
     .map_err(|_| SoapError::Missing("a valid date"))?;
-    let t = time::Time::from_hms(
-        u8::try_from(h).map_err(|_| SoapError::Missing("a valid Hour"))?,
-        u8::try_from(mi).map_err(|_| SoapError::Missing("a valid Minute"))?,
-        u8::try_from(s).map_err(|_| SoapError::Missing("a valid Second"))?,
+    let t = Time::new(
+        part(h, "a valid Hour")?,
+        part(mi, "a valid Minute")?,
+        part(s, "a valid Second")?,
+        0,
     )
     .map_err(|_| SoapError::Missing("a valid time"))?;
-    let at = time::PrimitiveDateTime::new(date, t).assume_utc();
-    Ok(unix_ms(at))
+    let at = DateTime::from_parts(date, t)
+        .to_zoned(TimeZone::UTC)
+        .map_err(|_| SoapError::Missing("a valid date"))?;
+    Ok(at.timestamp().as_millisecond())
 }
 
 /// `GetDeviceInformation`.
@@ -616,31 +617,19 @@ pub fn parse_bool(v: &str) -> Option<bool> {
 /// An `xs:dateTime` as Unix ms (`Z`, an offset, or no zone = UTC).
 pub fn parse_time(s: &str) -> Option<i64> {
     let s = s.trim();
-    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Some(unix_ms(t));
+    if let Ok(t) = s.parse::<Timestamp>() {
+        return Some(t.as_millisecond());
     }
-    OffsetDateTime::parse(&format!("{s}Z"), &Rfc3339)
-        .ok()
-        .map(unix_ms)
+    let local: DateTime = s.parse().ok()?;
+    let at = local.to_zoned(TimeZone::UTC).ok()?;
+    Some(at.timestamp().as_millisecond())
 }
 
 /// Unix ms as `xs:dateTime` in UTC, whole seconds (`2024-05-01T08:00:00Z`).
 pub fn format_time(unix_ms: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp(unix_ms.div_euclid(1000))
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-fn unix_ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    let t = Timestamp::from_millisecond(unix_ms.div_euclid(1000) * 1000)
+        .unwrap_or(Timestamp::UNIX_EPOCH);
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 #[cfg(test)]

@@ -370,16 +370,10 @@ pub fn colour_name(colour: PlateColour) -> &'static str {
 /// `dateTime` (ISO 8601 / RFC 3339 with offset) → Unix milliseconds. A time
 /// without an offset is the camera's local time in an unknown zone: `None`.
 fn parse_date_time(s: &str) -> Result<Option<i64>, ParseError> {
-    use time::format_description::well_known::{Iso8601, Rfc3339};
-    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339)
-        .or_else(|_| time::OffsetDateTime::parse(s, &Iso8601::DEFAULT))
-    {
-        let ms = t.unix_timestamp_nanos() / 1_000_000;
-        return i64::try_from(ms)
-            .map(Some)
-            .map_err(|_| ParseError::invalid("dateTime", "out of range"));
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(Some(t.as_millisecond()));
     }
-    if time::PrimitiveDateTime::parse(s, &Iso8601::DEFAULT).is_ok() {
+    if s.parse::<jiff::civil::DateTime>().is_ok() {
         return Ok(None);
     }
     Err(ParseError::invalid(

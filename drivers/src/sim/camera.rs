@@ -184,14 +184,19 @@ pub fn build_heartbeat(vendor: Vendor, serial: &str) -> SimRequest {
     }
 }
 
+/// The cameras' local time: China, UTC+8 (cameras know no zone names).
+fn china() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::fixed(jiff::tz::offset(8))
+}
+
 /// `AlarmInfoPlate` in the shape of the vendor document's full sample.
 fn vzenith_plate(serial: &str, read: &SimPlate, read_id: u64) -> Value {
     let sec = read.time_ms.div_euclid(1000);
     let usec = read.time_ms.rem_euclid(1000) * 1000;
     // The dec* fields are the camera's local time (China, UTC+8).
-    let local = time::OffsetDateTime::from_unix_timestamp(sec)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(time::macros::offset!(+8));
+    let local = jiff::Timestamp::from_second(sec)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned(china());
     let license = if read.plate.is_empty() {
         "_无_"
     } else {
@@ -211,7 +216,7 @@ fn vzenith_plate(serial: &str, read: &SimPlate, read_id: u64) -> Value {
             "decday": local.day(),
             "dechour": local.hour(),
             "decmin": local.minute(),
-            "decmon": u8::from(local.month()),
+            "decmon": local.month(),
             "decsec": local.second(),
             "decyear": local.year(),
             "sec": sec,
@@ -288,12 +293,11 @@ fn hikvision_colour_prefix(colour: PlateColour) -> &'static str {
 
 /// An `EventNotificationAlert` (Chinese ITC firmware shape) around `inner`.
 fn hikvision_alert(mac: &str, time_ms: i64, inner: &str) -> String {
-    use time::format_description::well_known::Rfc3339;
-    let date_time = time::OffsetDateTime::from_unix_timestamp(time_ms.div_euclid(1000))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(time::macros::offset!(+8))
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T08:00:00+08:00".into());
+    let date_time = jiff::Timestamp::from_second(time_ms.div_euclid(1000))
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned(china())
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string();
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <EventNotificationAlert version=\"2.0\" xmlns=\"http://www.isapi.org/ver20/XMLSchema\">\n\

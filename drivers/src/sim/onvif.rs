@@ -866,8 +866,9 @@ fn pull_response(at: i64, terminates: i64, messages: &[Message]) -> String {
 }
 
 fn system_time(at_ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(at_ms.div_euclid(1000))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = jiff::Timestamp::from_millisecond(at_ms)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned(jiff::tz::TimeZone::UTC);
     format!(
         concat!(
             r#"<tds:GetSystemDateAndTimeResponse xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:tt="http://www.onvif.org/ver10/schema">"#,
@@ -880,7 +881,7 @@ fn system_time(at_ms: i64) -> String {
         t.minute(),
         t.second(),
         t.year(),
-        u8::from(t.month()),
+        t.month(),
         t.day()
     )
 }

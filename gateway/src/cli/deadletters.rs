@@ -20,9 +20,9 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use crate::lists::cli::{DbArgs, PlatesCliError, data_dir};
-use crate::lists::time::format_ms;
 use crate::store::{Store, StoreConfig, StoreError};
 use crate::uplink::db::{DeadLetter, UplinkDb};
+use crate::vocab::time::format_ms;
 use crate::wire::Envelope;
 
 /// `gatehouse deadletters` actions.

@@ -19,7 +19,7 @@ use toml::de::DeValue;
 
 use super::reader::{ScalarOrTable, Section, expected, int_in, suggest};
 use super::{DeviceConfig, DeviceKind, DoorEntry, DoorGroupConfig, Gpio};
-use crate::rules::door::{Schedule, Window};
+use crate::vocab::schedule::{Schedule, Window};
 
 /// `gpio` default: the Pi's main GPIO chip.
 pub(crate) const DEFAULT_GPIO_CHIP: &str = "gpiochip0";

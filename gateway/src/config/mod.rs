@@ -57,7 +57,10 @@ use drivers::door::serial_driver::SerialReaderConfig;
 use drivers::door::wg_driver::WgConfig;
 use drivers::door::wiegand::WiegandConfig;
 
-use crate::rules::door::Schedule;
+use crate::vocab::lane::{Direction, ExitPolicy};
+use crate::vocab::schedule::Schedule;
+pub use crate::vocab::threshold::ThresholdAlarm;
+use crate::vocab::time::EstateZone;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -103,9 +106,6 @@ pub struct IngressConfig {
     pub images_max_bytes: u64,
 }
 
-/// A lane's direction.
-pub use crate::rules::vehicle::{Direction as LaneDirection, ExitPolicy};
-
 /// One `[[lanes]]` entry.
 #[derive(Debug, Clone)]
 pub struct LaneConfig {
@@ -114,7 +114,7 @@ pub struct LaneConfig {
     /// Display name (e.g. 南门入口).
     pub name: String,
     /// Entry or exit.
-    pub direction: LaneDirection,
+    pub direction: Direction,
     /// The `modbus-barrier` device that raises this lane's arm, or `None`
     /// when the camera's own relay does (the camera's HTTP reply opens it).
     pub barrier: Option<String>,
@@ -168,6 +168,9 @@ pub struct GatewayConfig {
     pub gateway_id: String,
     /// Where the database and images live.
     pub data_dir: PathBuf,
+    /// `time_zone`: the estate's IANA zone (default `Asia/Shanghai`), used
+    /// wherever people see local time or rules read it.
+    pub time_zone: EstateZone,
 }
 
 /// `[store]`.
@@ -365,21 +368,6 @@ pub struct DoorEntry {
     pub group: Option<String>,
     /// The other door of an anti-passback pair.
     pub anti_passback_pair: Option<String>,
-}
-
-/// One `[[alarms]]` entry: alarm when a point leaves a band.
-#[derive(Debug, Clone)]
-pub struct ThresholdAlarm {
-    /// The device id (must be defined in `[[devices]]`).
-    pub device: String,
-    /// The point name.
-    pub point: String,
-    /// Alarm above this value.
-    pub above: Option<f64>,
-    /// Alarm below this value.
-    pub below: Option<f64>,
-    /// Band the value must come back by before the alarm clears.
-    pub hysteresis: f64,
 }
 
 /// A secret read from a file or an environment variable. Its `Debug` never

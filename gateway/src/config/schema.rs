@@ -18,10 +18,11 @@ use super::points;
 use super::reader::{Leftover, Pem, Section, suggest};
 use super::uplink;
 use super::{
-    CameraVendor, Config, DeviceConfig, DeviceKind, ExitPolicy, GatewayConfig, IngressConfig,
-    LaneConfig, LaneDirection, ModbusTransport, PanelConfig, StoreSection, SupervisorConfig,
+    CameraVendor, Config, DeviceConfig, DeviceKind, Direction, ExitPolicy, GatewayConfig,
+    IngressConfig, LaneConfig, ModbusTransport, PanelConfig, StoreSection, SupervisorConfig,
     ThresholdAlarm, TlsFiles,
 };
+use crate::vocab::time::EstateZone;
 
 /// `[gateway] data_dir` default.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/gatehouse";
@@ -235,11 +236,19 @@ fn read_gateway(mut s: Section<'_, '_>) -> GatewayConfig {
     let estate_id = s.require("estate_id", Section::take_id);
     let gateway_id = s.require("gateway_id", Section::take_id);
     let data_dir = s.take_path("data_dir");
+    let time_zone = match s.take_str("time_zone") {
+        None => EstateZone::default(),
+        Some(name) => EstateZone::named(&name).unwrap_or_else(|message| {
+            s.problem("time_zone", message);
+            EstateZone::default()
+        }),
+    };
     s.finish();
     GatewayConfig {
         estate_id: estate_id.unwrap_or_default(),
         gateway_id: gateway_id.unwrap_or_default(),
         data_dir: data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        time_zone,
     }
 }
 
@@ -754,8 +763,8 @@ fn read_lanes(
         }
         let name = s.take_nonempty_str("name");
         let direction = match s.require("direction", |s, k| s.take_choice(k, &["entry", "exit"])) {
-            Some("exit") => LaneDirection::Exit,
-            _ => LaneDirection::Entry,
+            Some("exit") => Direction::Exit,
+            _ => Direction::Entry,
         };
         let barrier = s.require("barrier", Section::take_str);
         let cameras: Vec<&DeviceConfig> = devices

@@ -169,6 +169,7 @@ fn defaults_are_applied() {
     assert_eq!(config.gateway.estate_id, "e1");
     assert_eq!(config.gateway.gateway_id, "g1");
     assert_eq!(config.gateway.data_dir, PathBuf::from("/var/lib/gatehouse"));
+    assert_eq!(config.gateway.time_zone.name(), "Asia/Shanghai");
     assert_eq!(config.store.max_bytes, 256 * 1024 * 1024);
     assert_eq!(config.store.critical_reserve_bytes, 32 * 1024 * 1024);
     assert_eq!(config.store.group_commit_window, Duration::from_millis(2));
@@ -191,6 +192,19 @@ fn defaults_are_applied() {
     };
     assert_eq!(*height_m, 4.0);
     assert_eq!(*interval, Duration::from_secs(2));
+}
+
+#[test]
+fn the_time_zone_is_an_iana_name() {
+    let text = MINIMAL.replace("[gateway]\n", "[gateway]\ntime_zone = \"Asia/Urumqi\"\n");
+    assert_eq!(
+        check(&text).unwrap().gateway.time_zone.name(),
+        "Asia/Urumqi"
+    );
+    let text = MINIMAL.replace("[gateway]\n", "[gateway]\ntime_zone = \"+08:00\"\n");
+    let problems = problems_in(&text);
+    assert_eq!(located(&problems), [(2, "gateway.time_zone")]);
+    assert!(problems[0].message.contains("+08:00"), "{problems:?}");
 }
 
 #[test]

@@ -3,9 +3,9 @@
 
 use drivers::{Class, DeviceEvent};
 
-use crate::config::ThresholdAlarm;
 use crate::pipeline::{Coordinator, Decided, Record};
 use crate::rules::threshold::{Transition, evaluate};
+use crate::vocab::threshold::ThresholdAlarm;
 
 /// The configured threshold alarms and their current state.
 #[derive(Debug)]

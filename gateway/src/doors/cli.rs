@@ -11,11 +11,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::credentials::CredentialStore;
 use crate::config::Config;
-use crate::lists::ListError;
-use crate::lists::import::ImportMode;
-use crate::lists::time::{format_bound, parse_optional_ms};
 use crate::rules::door::Card;
 use crate::store::{Store, StoreConfig};
+use crate::vocab::import::ImportMode;
+use crate::vocab::records::ListError;
+use crate::vocab::time::{format_bound, parse_optional_ms};
 
 /// `gatehouse cards` subcommands.
 #[derive(Debug, Subcommand)]

@@ -13,8 +13,8 @@
 use argon2::{Algorithm, Argon2, Params, Version};
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::lists::ListError;
 use crate::rules::door::CodeHash;
+use crate::vocab::records::ListError;
 
 /// Memory (KiB), iterations and lanes of the code hash. Changing them
 /// invalidates every stored code (they must be enrolled again).

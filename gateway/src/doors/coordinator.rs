@@ -24,9 +24,11 @@ use super::credentials::CredentialStore;
 use crate::config::{DoorEntry, DoorGroupConfig};
 use crate::pipeline::{Coordinator, Decided, Record};
 use crate::rules::door::{
-    AttemptLimiter, CodeEntry, DoorPolicy, History, Presented, Reason, Schedule, Verdict,
-    canonical_card, decide, subject,
+    AttemptLimiter, CodeEntry, DoorPolicy, History, Presented, Reason, Verdict, canonical_card,
+    decide, subject,
 };
+use crate::vocab::schedule::Schedule;
+use crate::vocab::time::{EstateZone, estate_zone};
 
 /// Wrong codes per reader before a lockout.
 pub const MAX_WRONG_CODES: usize = 5;
@@ -62,6 +64,8 @@ pub struct DoorCoordinator {
     /// Temporary-code uses counted here (code id → uses).
     uses: HashMap<i64, u32>,
     limiter: AttemptLimiter,
+    /// The zone schedules are read in (the estate's, when built).
+    zone: EstateZone,
 }
 
 impl DoorCoordinator {
@@ -128,6 +132,7 @@ impl DoorCoordinator {
             passback: HashMap::new(),
             uses: HashMap::new(),
             limiter: AttemptLimiter::new(MAX_WRONG_CODES, WRONG_CODE_WINDOW_MS, LOCKOUT_MS),
+            zone: estate_zone(),
         }
     }
 
@@ -182,6 +187,7 @@ impl DoorCoordinator {
         let policy = DoorPolicy {
             door: &door.id,
             group: door.group.as_ref().map(|(g, s)| (g.as_str(), s)),
+            zone: &self.zone,
         };
         let temp_code = match presented {
             Presented::Code(h) => match snapshot.codes.get(h) {

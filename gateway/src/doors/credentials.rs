@@ -21,14 +21,13 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Deserialize;
 
 use super::codes::{self, Salt};
-use crate::lists::ListError;
-use crate::lists::import::{self, ImportMode};
-use crate::lists::plates::{ImportReport, Rejected};
-use crate::lists::time::{format_bound, parse_optional_ms};
 use crate::rules::door::{
     Blocked, Card, CodeEntry, CodeHash, Credentials, Pin, TempCode, canonical_card,
 };
 use crate::store::{Effect, Store};
+use crate::vocab::import::{self, ImportMode};
+use crate::vocab::records::{ImportReport, ListError, Rejected};
+use crate::vocab::time::{format_bound, parse_optional_ms};
 
 /// The CSV header of the card list.
 pub const CARD_HEADER: [&str; 6] = [

@@ -55,7 +55,7 @@ pub fn start(doors: &Doors) -> Option<DemoScript> {
     })))
 }
 
-fn seed(credentials: &Arc<CredentialStore>) -> Result<(), crate::lists::ListError> {
+fn seed(credentials: &Arc<CredentialStore>) -> Result<(), crate::vocab::records::ListError> {
     if !credentials.snapshot().cards.is_empty() {
         return Ok(());
     }

@@ -4,6 +4,7 @@
 //! - [`credentials`]: cards, PINs, temporary codes and blocked cards in the
 //!   database, the in-memory snapshot decisions read, card CSV import and
 //!   export, and the platform sync hooks.
+//! - [`sync`]: the door cards as a platform sync target.
 //! - [`coordinator`]: the pipeline coordinator deciding at each presentation
 //!   and opening the door on a grant.
 //! - [`cli`]: `gatehouse cards …`.
@@ -23,6 +24,7 @@ pub mod credentials;
 pub mod demo;
 pub mod hardware;
 pub mod resume;
+pub mod sync;
 
 use std::sync::Arc;
 
@@ -31,8 +33,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, DeviceKind};
-use crate::lists::ListError;
 use crate::store::Store;
+use crate::vocab::records::ListError;
 use coordinator::DoorCoordinator;
 use credentials::CredentialStore;
 use hardware::SimHardware;

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use drivers::ArmState;
 use serde::Serialize;
 
-use crate::config::{LaneConfig, LaneDirection};
+use crate::config::LaneConfig;
 use crate::rules::vehicle::{Reason, Verdict};
+use crate::vocab::lane::Direction;
 
 /// Pending reads older than this expire (the car has gone): a timer takes
 /// them off the board, and a guard's decision on one is refused.
@@ -48,7 +49,7 @@ pub struct LaneView {
     /// Display name.
     pub name: String,
     /// Entry or exit.
-    pub direction: LaneDirection,
+    pub direction: Direction,
     /// The barrier device, or `None` for a camera relay.
     pub barrier: Option<String>,
     /// Arm position, once reported.

@@ -24,12 +24,13 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::board::{LaneBoard, LastVehicle, PendingRead};
-use crate::config::{Config, DeviceKind, LaneConfig, LaneDirection};
+use crate::config::{Config, DeviceKind, LaneConfig};
 use crate::lists::plates::PlateRegistry;
 use crate::pipeline::{Coordinator, Decided, Record};
 use crate::rules::plate::{PlateText, normalise};
 use crate::rules::vehicle::{Deduper, LanePolicy, ReadFacts, Reason, Verdict, decide};
 use crate::store::Effect;
+use crate::vocab::lane::Direction;
 
 /// Remembered camera read ids (for resend detection).
 const READ_ID_MEMORY: usize = 4096;
@@ -52,7 +53,7 @@ pub struct LaneCoordinator {
 #[derive(Debug)]
 struct Awaiting {
     lane: String,
-    direction: LaneDirection,
+    direction: Direction,
     camera: String,
     plate: String,
     pass: Option<i64>,
@@ -331,13 +332,7 @@ impl LaneCoordinator {
     }
 
     /// Records a vehicle entering or leaving through a lane.
-    fn passage(
-        &self,
-        lane: &str,
-        direction: LaneDirection,
-        plate: &str,
-        now: i64,
-    ) -> (Record, Effect) {
+    fn passage(&self, lane: &str, direction: Direction, plate: &str, now: i64) -> (Record, Effect) {
         passage_record(&self.registry, lane, direction, plate, now)
     }
 
@@ -374,7 +369,7 @@ impl LaneCoordinator {
 pub(crate) fn passage_record(
     registry: &PlateRegistry,
     lane: &str,
-    direction: LaneDirection,
+    direction: Direction,
     plate: &str,
     now: i64,
 ) -> (Record, Effect) {
@@ -385,11 +380,11 @@ pub(crate) fn passage_record(
         body,
     };
     match direction {
-        LaneDirection::Entry => (
+        Direction::Entry => (
             record("vehicle_entered", json!({"plate": plate, "lane": lane})),
             registry.enter(plate, lane, now),
         ),
-        LaneDirection::Exit => {
+        Direction::Exit => {
             let (entered, effect) = registry.exit(plate);
             let record = match entered {
                 Some(t) => record(

@@ -64,7 +64,7 @@ impl ImageStore {
     /// a read reaches the lane rules (and the barrier) without waiting for
     /// the disk. The task returns the names actually written.
     pub fn save_later(&self, images: Vec<Image>) -> (Vec<String>, JoinHandle<Vec<String>>) {
-        let day = crate::lists::time::format_ms(drivers::contract::now_ms())
+        let day = crate::vocab::time::format_ms(drivers::contract::now_ms())
             .chars()
             .filter(char::is_ascii_digit)
             .take(8)

@@ -19,9 +19,9 @@ use std::sync::Arc;
 use drivers::{Class, Command, CommandOutcome};
 use serde::Serialize;
 
-use crate::config::LaneDirection;
 use crate::lists::plates::PlateRegistry;
 use crate::pipeline::{Origin, PipelineHandle};
+use crate::vocab::lane::Direction;
 pub use board::{LaneBoard, LaneView, PendingRead, Untaken};
 
 /// What happened when a guard decided a pending read.
@@ -151,7 +151,7 @@ pub async fn guard_decision(
         "allowed": allow,
         "outcome": outcome,
         "origin": origin,
-        "direction": lane.map(|l| l.direction).unwrap_or(LaneDirection::Entry),
+        "direction": lane.map(|l| l.direction).unwrap_or(Direction::Entry),
     });
     if let Err(error) = pipeline
         .record(&read.camera, "guard_decision", Class::Audit, body)

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::ListError;
-use super::import::ImportMode;
 use super::plates::{ListKind, NewVisitorPass, PlateRegistry};
-use super::time::{format_ms, parse_ms, parse_optional_ms};
 use crate::rules::vehicle::{Blacklisted, Resident};
 use crate::store::{Store, StoreConfig};
+use crate::vocab::import::ImportMode;
+use crate::vocab::records::ListError;
+use crate::vocab::time::{format_ms, parse_ms, parse_optional_ms};
 
 /// Which list, on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -155,6 +155,7 @@ pub fn data_dir(db: &DbArgs) -> Result<PathBuf, PlatesCliError> {
     }
     if let Some(file) = &db.config {
         let config = crate::config::load(file).map_err(PlatesCliError::Config)?;
+        crate::vocab::time::set_estate_zone(config.gateway.time_zone);
         return Ok(config.gateway.data_dir);
     }
     Ok(PathBuf::from(crate::config::DEFAULT_DATA_DIR))

@@ -23,12 +23,12 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::ListError;
-use super::import::{self, CsvEncoding, ImportMode};
-use super::time::{format_bound, parse_ms, parse_optional_ms};
 use crate::rules::plate::{PlateText, normalise};
 use crate::rules::vehicle::{Blacklisted, PlateLists, Resident, VisitorPass};
 use crate::store::{Effect, Store};
+use crate::vocab::import::{self, ImportMode};
+use crate::vocab::records::{ImportReport, ListError, Rejected};
+use crate::vocab::time::{format_bound, parse_ms, parse_optional_ms};
 
 /// Which list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,51 +78,6 @@ pub struct NewVisitorPass {
     pub single_use: bool,
     /// Who registered it.
     pub created_by: String,
-}
-
-/// A rejected CSV row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rejected {
-    /// 1-based line number in the file (the header is line 1).
-    pub line: u64,
-    /// Why.
-    pub reason: String,
-}
-
-/// The outcome of an import (or of its check).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ImportReport {
-    /// Rows written (by a check: rows that would be written). Zero when
-    /// any row was rejected and the import is all-or-nothing.
-    pub written: usize,
-    /// Valid rows in the file.
-    pub valid: usize,
-    /// Rows refused, with reasons.
-    pub rejected: Vec<Rejected>,
-    /// The encoding the file was read in.
-    pub encoding: CsvEncoding,
-}
-
-impl ImportReport {
-    /// The report for `valid` good rows and `rejected` bad ones under `mode`.
-    pub fn new(
-        valid: usize,
-        rejected: Vec<Rejected>,
-        encoding: CsvEncoding,
-        mode: ImportMode,
-    ) -> Self {
-        let written = if mode.writes(rejected.len()) {
-            valid
-        } else {
-            0
-        };
-        Self {
-            written,
-            valid,
-            rejected,
-            encoding,
-        }
-    }
 }
 
 /// Rows of one list coming from the platform.
@@ -929,6 +884,7 @@ fn parse_row(kind: ListKind, fields: &[&str]) -> Result<Row, String> {
 mod tests {
     use super::*;
     use crate::store::StoreConfig;
+    use crate::vocab::import::CsvEncoding;
 
     fn registry() -> (tempfile::TempDir, Store, PlateRegistry) {
         let dir = tempfile::tempdir().expect("tempdir");

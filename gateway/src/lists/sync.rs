@@ -1,4 +1,4 @@
-//! The vehicle lists and the door cards as [`ListTarget`]s, so the platform
+//! The vehicle lists as [`ListTarget`]s, so the platform
 //! can keep them in sync (full snapshots and versioned deltas, each applied
 //! in one transaction; see [`crate::uplink::sync`] for the protocol).
 //!
@@ -7,32 +7,22 @@
 //! - `residents`: `{plate, house, owner, valid_from_ms, valid_to_ms, lanes: [..]}`, key `plate`;
 //! - `visitors`: `{plate, host_unit, valid_from_ms, valid_to_ms, single_use}`, key `plate`
 //!   (only passes the platform created are replaced; guards' passes stay);
-//! - `blacklist`: `{plate, reason}`, key `plate`;
-//! - `cards`: see the door credentials (key: card number).
+//! - `blacklist`: `{plate, reason}`, key `plate`.
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::ListError;
 use super::plates::{NewVisitorPass, PlateRegistry, SyncRows};
-use crate::doors::credentials::CredentialStore;
 use crate::rules::vehicle::{Blacklisted, Resident};
-use crate::uplink::sync::{ListTarget, SyncError};
+use crate::vocab::sync::{ListTarget, SyncError};
 
 /// Who created the visitor passes the platform manages.
 pub const PLATFORM_CREATOR: &str = "platform";
 
 fn malformed(e: impl std::fmt::Display) -> SyncError {
     SyncError::Malformed(e.to_string())
-}
-
-fn storage(e: ListError) -> SyncError {
-    match e {
-        ListError::Invalid(m) => SyncError::Malformed(m),
-        other => SyncError::Storage(other.to_string()),
-    }
 }
 
 #[derive(Deserialize)]
@@ -157,14 +147,16 @@ impl ListTarget for PlateListTarget {
     }
 
     fn version(&self) -> Result<u64, SyncError> {
-        self.registry.list_version(self.name()).map_err(storage)
+        self.registry
+            .list_version(self.name())
+            .map_err(SyncError::from)
     }
 
     fn apply_snapshot(&self, version: u64, rows: Vec<Value>) -> Result<(), SyncError> {
         let rows = self.rows(rows)?;
         self.registry
             .sync_apply(self.name(), None, version, rows, &[])
-            .map_err(storage)
+            .map_err(SyncError::from)
     }
 
     fn apply_delta(
@@ -177,36 +169,6 @@ impl ListTarget for PlateListTarget {
         let rows = self.rows(upserts)?;
         self.registry
             .sync_apply(self.name(), Some(from), to, rows, &deletes)
-            .map_err(storage)
-    }
-}
-
-/// The door cards as a sync target.
-#[derive(Debug, Clone)]
-pub struct CardsTarget(pub Arc<CredentialStore>);
-
-impl ListTarget for CardsTarget {
-    fn name(&self) -> &'static str {
-        "cards"
-    }
-
-    fn version(&self) -> Result<u64, SyncError> {
-        self.0.cards_version().map_err(storage)
-    }
-
-    fn apply_snapshot(&self, version: u64, rows: Vec<Value>) -> Result<(), SyncError> {
-        self.0.replace_cards(version, rows).map_err(storage)
-    }
-
-    fn apply_delta(
-        &self,
-        from: u64,
-        to: u64,
-        upserts: Vec<Value>,
-        deletes: Vec<String>,
-    ) -> Result<(), SyncError> {
-        self.0
-            .apply_cards_delta(from, to, upserts, deletes)
-            .map_err(storage)
+            .map_err(SyncError::from)
     }
 }

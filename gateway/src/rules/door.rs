@@ -14,9 +14,9 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use time::{OffsetDateTime, Weekday};
 
-use crate::lists::time::ESTATE_OFFSET;
+use crate::vocab::schedule::Schedule;
+use crate::vocab::time::EstateZone;
 
 /// A resident's card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -106,67 +106,6 @@ pub struct Credentials {
     pub blocked: HashMap<String, Blocked>,
 }
 
-/// A weekly time window in the estate's offset. `end_min <= start_min`
-/// means the window runs past midnight into the next day (which belongs to
-/// the day it started on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Window {
-    /// Days it starts on, Monday first.
-    pub days: [bool; 7],
-    /// Start, minutes after midnight (0–1439).
-    pub start_min: u16,
-    /// End, minutes after midnight (1–1440), exclusive.
-    pub end_min: u16,
-}
-
-impl Window {
-    /// Whether local `weekday` (0 = Monday) at `minute` falls inside.
-    pub fn contains(&self, weekday: usize, minute: u16) -> bool {
-        let day = |d: usize| self.days[d % 7];
-        if self.start_min < self.end_min {
-            day(weekday) && (self.start_min..self.end_min).contains(&minute)
-        } else {
-            (day(weekday) && minute >= self.start_min)
-                || (day(weekday + 6) && minute < self.end_min)
-        }
-    }
-}
-
-/// When a door group's doors may be used; no windows = always.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Schedule {
-    /// The windows; any one is enough.
-    pub windows: Vec<Window>,
-}
-
-impl Schedule {
-    /// Whether `now_ms` falls inside the schedule.
-    pub fn allows(&self, now_ms: i64) -> bool {
-        if self.windows.is_empty() {
-            return true;
-        }
-        let (weekday, minute) = local_weekday_minute(now_ms);
-        self.windows.iter().any(|w| w.contains(weekday, minute))
-    }
-}
-
-/// Local weekday (0 = Monday) and minute of day in the estate's offset.
-pub fn local_weekday_minute(now_ms: i64) -> (usize, u16) {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .to_offset(ESTATE_OFFSET);
-    let weekday = match t.weekday() {
-        Weekday::Monday => 0,
-        Weekday::Tuesday => 1,
-        Weekday::Wednesday => 2,
-        Weekday::Thursday => 3,
-        Weekday::Friday => 4,
-        Weekday::Saturday => 5,
-        Weekday::Sunday => 6,
-    };
-    (weekday, u16::from(t.hour()) * 60 + u16::from(t.minute()))
-}
-
 /// The door a credential was presented at, as the decision needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct DoorPolicy<'a> {
@@ -175,6 +114,8 @@ pub struct DoorPolicy<'a> {
     /// Its group and the group's schedule; `None`: any valid credential,
     /// at any time.
     pub group: Option<(&'a str, &'a Schedule)>,
+    /// The estate's zone, which schedules are read in.
+    pub zone: &'a EstateZone,
 }
 
 /// What was presented.
@@ -315,7 +256,7 @@ fn check_window_and_door(
         if !groups.is_empty() && !groups.iter().any(|g| g == group) {
             return Some(Reason::WrongDoor);
         }
-        if !schedule.allows(now_ms) {
+        if !schedule.allows(door.zone, now_ms) {
             return Some(Reason::OutsideSchedule);
         }
     }
@@ -471,10 +412,13 @@ impl AttemptLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lists::time::parse_ms;
+    use crate::vocab::schedule::Window;
+
+    static SHANGHAI: std::sync::LazyLock<EstateZone> =
+        std::sync::LazyLock::new(EstateZone::default);
 
     fn ms(text: &str) -> i64 {
-        parse_ms(text, false).expect("date")
+        SHANGHAI.parse_ms(text, false).expect("date")
     }
 
     const WEEKDAYS: [bool; 7] = [true, true, true, true, true, false, false];
@@ -505,6 +449,7 @@ mod tests {
         DoorPolicy {
             door: "b3-u1",
             group,
+            zone: &SHANGHAI,
         }
     }
 
@@ -520,11 +465,17 @@ mod tests {
                 end_min: 23 * 60,
             }],
         };
-        assert!(basement.allows(ms("2026-03-02 06:00")));
-        assert!(basement.allows(ms("2026-03-06 22:59")), "Friday");
-        assert!(!basement.allows(ms("2026-03-02 05:59")));
-        assert!(!basement.allows(ms("2026-03-02 23:00")), "end is exclusive");
-        assert!(!basement.allows(ms("2026-03-07 12:00")), "Saturday");
+        assert!(basement.allows(&SHANGHAI, ms("2026-03-02 06:00")));
+        assert!(basement.allows(&SHANGHAI, ms("2026-03-06 22:59")), "Friday");
+        assert!(!basement.allows(&SHANGHAI, ms("2026-03-02 05:59")));
+        assert!(
+            !basement.allows(&SHANGHAI, ms("2026-03-02 23:00")),
+            "end is exclusive"
+        );
+        assert!(
+            !basement.allows(&SHANGHAI, ms("2026-03-07 12:00")),
+            "Saturday"
+        );
         let c = creds(vec![card("100", &["basement"])]);
         let d = door(Some(("basement", &basement)));
         let late = decide(
@@ -550,14 +501,23 @@ mod tests {
                 end_min: 6 * 60,
             }],
         };
-        assert!(night.allows(ms("2026-03-06 22:00")), "Friday night");
-        assert!(night.allows(ms("2026-03-07 05:59")), "Saturday early");
-        assert!(!night.allows(ms("2026-03-07 06:00")));
         assert!(
-            !night.allows(ms("2026-03-06 05:00")),
+            night.allows(&SHANGHAI, ms("2026-03-06 22:00")),
+            "Friday night"
+        );
+        assert!(
+            night.allows(&SHANGHAI, ms("2026-03-07 05:59")),
+            "Saturday early"
+        );
+        assert!(!night.allows(&SHANGHAI, ms("2026-03-07 06:00")));
+        assert!(
+            !night.allows(&SHANGHAI, ms("2026-03-06 05:00")),
             "Friday early is Thursday's night"
         );
-        assert!(!night.allows(ms("2026-03-07 23:00")), "Saturday night");
+        assert!(
+            !night.allows(&SHANGHAI, ms("2026-03-07 23:00")),
+            "Saturday night"
+        );
         // Sunday 23:00 → Monday 01:00 wraps the week.
         let mut sunday = [false; 7];
         sunday[6] = true;
@@ -568,15 +528,30 @@ mod tests {
                 end_min: 60,
             }],
         };
-        assert!(wrap.allows(ms("2026-03-02 00:30")), "Monday 00:30");
-        assert!(!wrap.allows(ms("2026-03-03 00:30")), "Tuesday 00:30");
+        assert!(
+            wrap.allows(&SHANGHAI, ms("2026-03-02 00:30")),
+            "Monday 00:30"
+        );
+        assert!(
+            !wrap.allows(&SHANGHAI, ms("2026-03-03 00:30")),
+            "Tuesday 00:30"
+        );
     }
 
     #[test]
-    fn schedule_uses_the_estate_offset_not_utc() {
-        // 23:30Z Sunday is 07:30 Monday in +08:00.
-        let (weekday, minute) = local_weekday_minute(ms("2026-03-01T23:30:00Z"));
-        assert_eq!((weekday, minute), (0, 7 * 60 + 30));
+    fn schedule_is_read_in_the_estate_zone_not_utc() {
+        // 23:30Z Sunday is 07:30 Monday in Shanghai.
+        let mornings = Schedule {
+            windows: vec![Window {
+                days: WEEKDAYS,
+                start_min: 7 * 60,
+                end_min: 8 * 60,
+            }],
+        };
+        let t = ms("2026-03-01T23:30:00Z");
+        assert!(mornings.allows(&SHANGHAI, t));
+        let utc = EstateZone::named("UTC").expect("utc");
+        assert!(!mornings.allows(&utc, t), "Sunday night in UTC");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Threshold alarms on device points (tank level, pump pressure …), with
 //! hysteresis so a value hovering at the limit does not flap.
 
-use crate::config::ThresholdAlarm;
+use crate::vocab::threshold::ThresholdAlarm;
 
 /// A change of an alarm's state.
 #[derive(Debug, Clone, PartialEq)]

@@ -15,6 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::plate::{PlateText, fuzzy_variants};
+use crate::vocab::lane::{Direction, ExitPolicy};
 
 /// A resident's registered vehicle.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -106,26 +107,6 @@ impl PlateLists {
             || self.visitors.contains_key(plate)
             || self.blacklist.contains_key(plate)
     }
-}
-
-/// Entry or exit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// Vehicles enter the estate here.
-    Entry,
-    /// Vehicles leave here.
-    Exit,
-}
-
-/// Who may leave through an exit lane without the guard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExitPolicy {
-    /// Everyone.
-    OpenAll,
-    /// Vehicles recorded entering, or on a list.
-    RecordedOrListed,
 }
 
 /// A lane's decision policy.

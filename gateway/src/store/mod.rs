@@ -276,6 +276,12 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
+impl From<StoreError> for crate::vocab::records::ListError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e.to_string())
+    }
+}
+
 /// The queue handle (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Store {

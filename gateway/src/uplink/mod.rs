@@ -53,8 +53,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, MqttHost, SinkConfig};
 use crate::pipeline::{EventFeed, GATEWAY_DEVICE, PipelineHandle};
 use crate::store::{Seq, Store, StoreError};
-use crate::supervisor::{Backoff, Drivers};
+use crate::supervisor::Drivers;
 use crate::tasks::CoreWatch;
+use crate::vocab::backoff::Backoff;
 use crate::wire::Envelope;
 
 use db::UplinkDb;

@@ -51,7 +51,8 @@ use super::telemetry::device_health;
 use super::topic::Topics;
 use super::{Outbound, Outcome, Sink};
 use crate::config::{ClientTls, MqttConfig};
-use crate::supervisor::{Backoff, Drivers};
+use crate::supervisor::Drivers;
+use crate::vocab::backoff::Backoff;
 use crate::wire::Envelope;
 
 /// A PUBACK that has not come after this long means the broker is not

@@ -109,10 +109,10 @@ async fn harness() -> Harness {
     let board = LaneBoard::new(&[crate::config::LaneConfig {
         id: "south-in".into(),
         name: "南门入口".into(),
-        direction: crate::config::LaneDirection::Entry,
+        direction: crate::vocab::lane::Direction::Entry,
         barrier: Some("tank-1".into()),
         min_confidence: 80,
-        exit_policy: crate::config::ExitPolicy::RecordedOrListed,
+        exit_policy: crate::vocab::lane::ExitPolicy::RecordedOrListed,
         repeat_window: Duration::from_secs(10),
     }]);
     let plates = Arc::new(PlateRegistry::open(&store).expect("plates"));

@@ -2,7 +2,8 @@
 //! used by the server-rendered rows and the server-sent events alike (every
 //! kind summarised in the viewer's language, plate reads with their verdict
 //! and reason), one [`AuditView`] per audit record, and local time
-//! formatting (the box's time zone: the estate's).
+//! formatting (in the estate's zone, `[gateway] time_zone`, whatever the
+//! box's own zone is).
 
 use drivers::Class;
 use serde::Serialize;
@@ -11,6 +12,7 @@ use super::i18n::Strings;
 use crate::pipeline::GATEWAY_DEVICE;
 use crate::rules::vehicle::Reason;
 use crate::supervisor::Drivers;
+use crate::vocab::time::estate_zone;
 use crate::wire::Envelope;
 
 /// The longest text shown for one field of an event (names typed at a
@@ -83,22 +85,19 @@ fn decision_reason(t: &'static Strings, body: &serde_json::Value) -> String {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS` in the system time zone.
+/// `YYYY-MM-DD HH:MM:SS` in the estate's time zone.
 pub fn local_time(ms: i64) -> String {
-    match jiff::Timestamp::from_millisecond(ms) {
-        Ok(ts) => ts
-            .to_zoned(jiff::tz::TimeZone::system())
-            .strftime("%Y-%m-%d %H:%M:%S")
-            .to_string(),
-        Err(_) => ms.to_string(),
-    }
+    estate_zone().format(ms, "%Y-%m-%d %H:%M:%S")
 }
 
-/// Start of the day `YYYY-MM-DD` in the system time zone (Unix ms).
+/// Start of the day `YYYY-MM-DD` in the estate's time zone (Unix ms).
 pub(crate) fn day_start_ms(date: &str) -> Option<i64> {
-    let date: jiff::civil::Date = date.trim().parse().ok()?;
-    let zoned = date.to_zoned(jiff::tz::TimeZone::system()).ok()?;
-    Some(zoned.timestamp().as_millisecond())
+    estate_zone().day_start_ms(date)
+}
+
+/// A stamp for a downloaded file's name (`20261231-1830`), local time now.
+pub(crate) fn file_stamp() -> String {
+    estate_zone().format(drivers::contract::now_ms(), "%Y%m%d-%H%M")
 }
 
 /// One event as a row.
@@ -429,6 +428,14 @@ mod tests {
             class,
             body,
         }
+    }
+
+    #[test]
+    fn times_show_in_the_estate_zone_not_the_box_zone() {
+        // The box running the tests may be set to UTC; the panel shows the
+        // estate's time (Asia/Shanghai unless configured otherwise).
+        assert_eq!(local_time(0), "1970-01-01 08:00:00");
+        assert_eq!(day_start_ms("1970-01-02"), Some(16 * 3_600_000));
     }
 
     #[test]

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use drivers::{Class, CommandOutcome};
 use serde::Deserialize;
 
-use crate::lists::ListError;
 use crate::pipeline::GATEWAY_DEVICE;
+use crate::vocab::records::ListError;
 use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;
 use crate::web::panel::{PanelCore, PanelError};

@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::blocking;
-use crate::lists::ListError;
-use crate::lists::plates::ImportReport;
+use crate::vocab::records::ImportReport;
+use crate::vocab::records::ListError;
 use crate::web::panel::PanelError;
 use crate::web::panel::i18n::Strings;
 
@@ -170,7 +170,7 @@ pub(crate) async fn from_store(
 /// The download response for `csv` (from [`write_rows`] or
 /// [`from_store`]): `gatehouse-STEM-YYYYMMDD-HHMM.csv`.
 pub(crate) fn download(stem: &str, csv: Vec<u8>) -> Response {
-    let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M").to_string();
+    let stamp = crate::web::panel::view::file_stamp();
     let disposition = format!("attachment; filename=\"gatehouse-{stem}-{stamp}.csv\"");
     (
         [

@@ -25,11 +25,11 @@ use serde::Deserialize;
 
 use super::Chrome;
 use crate::auth::Permission;
-use crate::config::LaneDirection;
 use crate::lanes::board::PENDING_TTL_MS;
 use crate::lanes::{LaneView, PendingRead, guard_decision};
 use crate::pipeline::Origin;
 use crate::rules::vehicle::Verdict;
+use crate::vocab::lane::Direction;
 use crate::web::panel::error::render;
 use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;
@@ -85,10 +85,10 @@ fn duration(t: &'static Strings, ms: i64) -> String {
     }
 }
 
-fn direction_label(t: &'static Strings, d: LaneDirection) -> &'static str {
+fn direction_label(t: &'static Strings, d: Direction) -> &'static str {
     match d {
-        LaneDirection::Entry => t.dir_entry,
-        LaneDirection::Exit => t.dir_exit,
+        Direction::Entry => t.dir_entry,
+        Direction::Exit => t.dir_exit,
     }
 }
 

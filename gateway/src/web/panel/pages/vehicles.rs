@@ -19,10 +19,10 @@ use serde::Deserialize;
 
 use super::{Chrome, audit_change, record_audit, remove_audited};
 use crate::auth::Permission;
-use crate::lists::import::ImportMode;
 use crate::lists::plates::{ListKind, canonical_plate};
-use crate::lists::time::{format_bound, parse_optional_ms};
 use crate::rules::vehicle::{Blacklisted, Resident};
+use crate::vocab::import::ImportMode;
+use crate::vocab::time::{format_bound, parse_optional_ms};
 use crate::web::panel::error::render;
 use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-use super::ListError;
+use super::records::ListError;
 
 /// The text encoding a CSV file was read in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
