@@ -7,6 +7,7 @@ mod demo;
 mod doors;
 mod doors_cli;
 mod in_process;
+mod intercom;
 mod lanes;
 mod lifecycle;
 mod ops;

@@ -562,6 +562,7 @@ fn example_config_is_valid() {
         ("GATEHOUSE_MQTT_PASSWORD", "example-password"),
         ("GATEHOUSE_PLATFORM_TOKEN", "example-platform-token"),
         ("GATEHOUSE_API_TOKEN", "example-api-token"),
+        ("GATEHOUSE_STATION_PASSWORD", "example-station-password"),
     ]);
     let config = parse_with(text, "gateway.example.toml", &vars).unwrap();
     assert_eq!(

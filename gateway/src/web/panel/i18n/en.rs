@@ -446,6 +446,9 @@ pub(super) const STRINGS: Strings = Strings {
         ("serial-reader", "Serial reader"),
         ("wg-controller", "Door controller"),
         ("door", "Door"),
+        ("hik-intercom", "Hikvision door station"),
+        ("dahua-vto", "Dahua door station"),
+        ("mqtt-intercom", "MQTT door station"),
     ],
     door_reasons: &[
         ("card", "Resident card"),

@@ -446,6 +446,9 @@ pub(super) const STRINGS: Strings = Strings {
         ("serial-reader", "串口读卡器"),
         ("wg-controller", "门禁控制器"),
         ("door", "门"),
+        ("hik-intercom", "海康门口机"),
+        ("dahua-vto", "大华门口机"),
+        ("mqtt-intercom", "MQTT 门口机"),
     ],
     door_reasons: &[
         ("card", "住户卡"),
