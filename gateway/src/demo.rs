@@ -262,7 +262,7 @@ fn spawn_visitors(estate: Arc<DemoEstate>, cancel: CancellationToken) {
             if !pause(6).await {
                 return;
             }
-            if n % 3 != 0 {
+            if !n.is_multiple_of(3) {
                 station.answer();
                 if !pause(10).await {
                     return;
