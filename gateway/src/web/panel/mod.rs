@@ -158,6 +158,7 @@ pub fn router(panel: Panel) -> Router {
             "/facility/{device}/{point}/write",
             post(pages::facility::write),
         )
+        .route("/intercom", get(pages::intercom::page))
         .route("/audit", get(pages::audit::page))
         .route("/audit.csv", get(pages::audit::csv))
         .route("/users", get(pages::users::page).post(pages::users::add))

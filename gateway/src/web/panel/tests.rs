@@ -1827,3 +1827,17 @@ async fn facility_page_shows_points_acknowledges_alarms_and_lets_only_admins_wri
     assert_eq!(audit_bodies(&h, "command").await.len(), 1);
     sim.stop();
 }
+
+#[tokio::test]
+async fn the_intercom_page_lists_door_stations_only() {
+    let h = harness().await;
+    add(&h, "guard-1", Role::Guard).await;
+    let mut guard = Browser::new(&h);
+    guard.login("guard-1", "a long password").await;
+    let page = guard.get("/intercom").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("href=\"/intercom\""), "{}", page.body);
+    // The tank is a device but no door station.
+    assert!(page.body.contains("未配置门口机"), "{}", page.body);
+    assert!(!page.body.contains("station-tank-1"), "{}", page.body);
+}
