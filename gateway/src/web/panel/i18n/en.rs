@@ -420,6 +420,7 @@ pub(super) const STRINGS: Strings = Strings {
         ("wiegand-reader", "Wiegand reader"),
         ("serial-reader", "Serial reader"),
         ("wg-controller", "Door controller"),
+        ("onvif-camera", "Surveillance camera"),
         ("door", "Door"),
     ],
     door_reasons: &[
