@@ -13,10 +13,13 @@ use drivers::DeviceId;
 use drivers::barrier::{BarrierConfig, BarrierDriver, BusConfig, BusHandle, ModbusBus, Transport};
 use drivers::camera::{CameraConfig, CameraDriver, CameraHandle, Credentials};
 use drivers::door::wg_driver::WgController;
+use drivers::intercom::dahua_driver::DahuaVto;
+use drivers::intercom::hik_driver::HikStation;
+use drivers::intercom::mqtt_driver::MqttStation;
 use drivers::points::{PointsConfig, PointsDriver, PointsView};
 use drivers::sim::TankSim;
 
-use crate::config::{CameraVendor, DeviceConfig, DeviceKind, ModbusTransport};
+use crate::config::{CameraVendor, DeviceConfig, DeviceKind, ModbusTransport, Station};
 use crate::doors::hardware::{self as door_hardware, SimHardware};
 use crate::lanes::link::{CameraLink, Seen};
 use crate::supervisor::Supervised;
@@ -162,6 +165,11 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
                 *hardware,
                 sim,
             ),
+            DeviceKind::Intercom(station) => match station {
+                Station::Hik(config) => Box::new(HikStation::new((**config).clone())),
+                Station::Dahua(config) => Box::new(DahuaVto::new((**config).clone())),
+                Station::Mqtt(config) => Box::new(MqttStation::new((**config).clone())),
+            },
         };
         built.supervised.push(Supervised {
             id: DeviceId::new(device.id.as_str()),

@@ -8,6 +8,7 @@ mod demo;
 mod doors;
 mod doors_cli;
 mod in_process;
+mod intercom;
 mod lanes;
 mod lifecycle;
 mod ops;

@@ -446,7 +446,7 @@ pub(crate) fn read_door_groups(sections: Vec<Section<'_, '_>>) -> Vec<DoorGroupC
 }
 
 fn device_type(device: &DeviceConfig) -> &'static str {
-    match device.kind {
+    match &device.kind {
         DeviceKind::SimTank { .. } => "sim-tank",
         DeviceKind::LprCamera { .. } => "lpr-camera",
         DeviceKind::ModbusBarrier { .. } => "modbus-barrier",
@@ -456,6 +456,7 @@ fn device_type(device: &DeviceConfig) -> &'static str {
         DeviceKind::WgController(_) => "wg-controller",
         DeviceKind::OnvifCamera(_) => "onvif-camera",
         DeviceKind::Door { .. } => "door",
+        DeviceKind::Intercom(station) => station.type_name(),
     }
 }
 

@@ -14,13 +14,14 @@
 //!
 //! Layout: `reader` is the reusable spanned-document reader (`Section` with
 //! `take_*` methods), `schema` the sections, keys, defaults and checks (`uplink` the
-//! platform-link sections), `env`
+//! platform-link sections, `intercom` the door stations), `env`
 //! the environment seam. `config/gateway.example.toml` at the repository root
 //! documents every key.
 
 mod backup;
 mod doors;
 mod env;
+mod intercom;
 mod points;
 mod reader;
 mod schema;
@@ -29,7 +30,10 @@ pub use schema::DEFAULT_DATA_DIR;
 /// The configurable device `type` names (for labels that must cover them).
 #[cfg(test)]
 pub(crate) fn device_type_names() -> impl Iterator<Item = &'static str> {
-    schema::DEVICE_TYPES.iter().map(|d| d.name)
+    schema::DEVICE_TYPES
+        .iter()
+        .map(|d| d.name)
+        .chain(intercom::STATION_TYPES.iter().map(|(name, _)| *name))
 }
 #[cfg(test)]
 mod tests;
@@ -37,6 +41,7 @@ mod uplink;
 
 pub use backup::BackupConfig;
 pub use env::{Env, ProcessEnv};
+pub use intercom::Station;
 pub use uplink::{
     ApiConfig, BrokerConfig, ClientTls, DEFAULT_TOPIC_PREFIX, HttpsConfig, MqttConfig, MqttHost,
     SinkConfig, UplinkConfig,
@@ -311,6 +316,8 @@ pub enum DeviceKind {
     WgController(WgConfig),
     /// `type = "onvif-camera"`: a surveillance camera spoken to over ONVIF.
     OnvifCamera(OnvifCameraConfig),
+    /// `[[intercom]]`: a door station of a video intercom.
+    Intercom(Station),
     /// `type = "door"`: a door's strike relay, contact and exit button on GPIO.
     Door {
         /// The GPIO chip, or simulated lines.

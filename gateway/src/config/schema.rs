@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::backup;
 use super::doors;
 use super::env::Env;
+use super::intercom;
 use super::points;
 use super::reader::{Leftover, Pem, Section, suggest};
 use super::uplink;
@@ -207,8 +208,16 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         .iter()
         .filter_map(|s| s.peek_str("id"))
         .collect();
-    let (devices, defined) = read_devices(root.take_tables("devices"), &lane_ids, &door_ids, env);
+    let (mut devices, mut defined) =
+        read_devices(root.take_tables("devices"), &lane_ids, &door_ids, env);
     let broker = uplink::read_broker(root.take_table("broker"));
+    intercom::read_stations(
+        root.take_tables("intercom"),
+        env,
+        &broker,
+        &mut devices,
+        &mut defined,
+    );
     let uplink = uplink::read_uplink(
         root.take_table("uplink"),
         env,

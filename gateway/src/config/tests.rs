@@ -577,6 +577,7 @@ fn example_config_is_valid() {
         ("GATEHOUSE_PLATFORM_TOKEN", "example-platform-token"),
         ("GATEHOUSE_API_TOKEN", "example-api-token"),
         ("GATEHOUSE_CCTV_PASSWORD", "example-camera-password"),
+        ("GATEHOUSE_STATION_PASSWORD", "example-station-password"),
     ]);
     let config = parse_with(text, "gateway.example.toml", &vars).unwrap();
     assert_eq!(

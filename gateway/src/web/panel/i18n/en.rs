@@ -422,6 +422,9 @@ pub(super) const STRINGS: Strings = Strings {
         ("wg-controller", "Door controller"),
         ("onvif-camera", "Surveillance camera"),
         ("door", "Door"),
+        ("hik-intercom", "Hikvision door station"),
+        ("dahua-vto", "Dahua door station"),
+        ("mqtt-intercom", "MQTT door station"),
     ],
     door_reasons: &[
         ("card", "Resident card"),

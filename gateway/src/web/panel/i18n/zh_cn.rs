@@ -422,6 +422,9 @@ pub(super) const STRINGS: Strings = Strings {
         ("wg-controller", "门禁控制器"),
         ("onvif-camera", "监控摄像机"),
         ("door", "门"),
+        ("hik-intercom", "海康门口机"),
+        ("dahua-vto", "大华门口机"),
+        ("mqtt-intercom", "MQTT 门口机"),
     ],
     door_reasons: &[
         ("card", "住户卡"),

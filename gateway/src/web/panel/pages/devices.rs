@@ -74,7 +74,8 @@ pub(crate) fn commands_for(kind: &str) -> Vec<&'static str> {
     if kind.contains("barrier") || kind.contains("lane") {
         commands.extend(["open_barrier", "close_barrier", "hold_open", "release_hold"]);
     }
-    if kind.contains("door") {
+    // Doors, controllers and the door stations of intercoms open a door.
+    if kind.contains("door") || matches!(kind, "hik-intercom" | "dahua-vto" | "mqtt-intercom") {
         commands.push("pulse_door");
     }
     commands.push("poll");
