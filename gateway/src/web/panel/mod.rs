@@ -145,6 +145,7 @@ pub fn router(panel: Panel) -> Router {
         .route("/devices/{id}", get(pages::devices::detail))
         .route("/devices/{id}/command", post(pages::devices::command))
         .route("/devices/{id}/restart", post(pages::devices::restart))
+        .route("/intercom", get(pages::intercom::page))
         .route("/audit", get(pages::audit::page))
         .route("/audit.csv", get(pages::audit::csv))
         .route("/users", get(pages::users::page).post(pages::users::add))

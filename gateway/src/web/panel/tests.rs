@@ -1595,3 +1595,17 @@ async fn actions_redirect_once_exports_are_defused_and_guards_see_no_audit_strea
     assert!(confirmed.followed, "{}", confirmed.body);
     assert_eq!(h.plates.visitor_passes().expect("passes").len(), 1);
 }
+
+#[tokio::test]
+async fn the_intercom_page_lists_door_stations_only() {
+    let h = harness().await;
+    add(&h, "guard-1", Role::Guard).await;
+    let mut guard = Browser::new(&h);
+    guard.login("guard-1", "a long password").await;
+    let page = guard.get("/intercom").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("href=\"/intercom\""), "{}", page.body);
+    // The tank is a device but no door station.
+    assert!(page.body.contains("未配置门口机"), "{}", page.body);
+    assert!(!page.body.contains("station-tank-1"), "{}", page.body);
+}

@@ -71,6 +71,11 @@ pub(super) const STRINGS: Strings = Strings {
 
     devices_title: "Devices",
     devices_empty: "No devices configured.",
+    nav_intercom: "Intercom",
+    intercom_title: "Door stations",
+    intercom_empty: "No door stations configured.",
+    intercom_no_calls: "No calls recorded yet.",
+    intercom_unlock: "Open the door…",
     col_name: "Name",
     col_type: "Type",
     col_health: "Health",

@@ -129,6 +129,11 @@ pub struct Strings {
 
     pub devices_title: &'static str,
     pub devices_empty: &'static str,
+    pub nav_intercom: &'static str,
+    pub intercom_title: &'static str,
+    pub intercom_empty: &'static str,
+    pub intercom_no_calls: &'static str,
+    pub intercom_unlock: &'static str,
     pub col_name: &'static str,
     pub col_type: &'static str,
     pub col_health: &'static str,

@@ -71,6 +71,11 @@ pub(super) const STRINGS: Strings = Strings {
 
     devices_title: "设备状态",
     devices_empty: "未配置设备。",
+    nav_intercom: "对讲",
+    intercom_title: "门口机",
+    intercom_empty: "未配置门口机。",
+    intercom_no_calls: "暂无呼叫记录。",
+    intercom_unlock: "开门…",
     col_name: "名称",
     col_type: "型号",
     col_health: "状态",

@@ -42,7 +42,7 @@ pub(crate) struct DeviceRow {
 }
 
 impl DeviceRow {
-    fn new(handle: &DriverHandle, t: &'static Strings) -> DeviceRow {
+    pub(crate) fn new(handle: &DriverHandle, t: &'static Strings) -> DeviceRow {
         let Health {
             state,
             last_error,
@@ -75,7 +75,7 @@ pub(crate) fn commands_for(kind: &str) -> Vec<&'static str> {
         commands.extend(["open_barrier", "close_barrier", "hold_open", "release_hold"]);
     }
     // Doors, controllers and the door stations of intercoms open a door.
-    if kind.contains("door") || matches!(kind, "hik-intercom" | "dahua-vto" | "mqtt-intercom") {
+    if kind.contains("door") || super::intercom::STATION_KINDS.contains(&kind) {
         commands.push("pulse_door");
     }
     commands.push("poll");

@@ -5,6 +5,7 @@ pub(super) mod audit;
 pub(super) mod cards;
 pub(super) mod devices;
 pub(super) mod images;
+pub(super) mod intercom;
 pub(super) mod lanes;
 pub(super) mod live;
 pub(super) mod login;
