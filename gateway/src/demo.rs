@@ -21,6 +21,7 @@ use drivers::sim::barrier::{BarrierSim, BarrierSimConfig, SimHandle};
 use drivers::sim::camera::{CameraSim, SimPlate};
 use drivers::sim::facility::{Dynamics, Elevator, FacilitySim, WaterSupply};
 use drivers::sim::hik_station::HikStationSim;
+use drivers::sim::onvif::{OnvifSim, SimCameraConfig};
 use rand::seq::IndexedRandom;
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +37,8 @@ pub struct DemoEstate {
     barriers: HashMap<String, SimHandle>,
     /// The Modbus facility simulator (pump room, elevator).
     facility: Option<FacilitySim>,
+    /// Simulated surveillance cameras (`onvif-camera` at `127.0.0.1:0`).
+    cctv: Vec<OnvifSim>,
     /// Building 3's door station.
     station: Option<HikStationSim>,
 }
@@ -53,6 +56,18 @@ pub async fn prepare(config: &mut Config) -> std::io::Result<DemoEstate> {
         .filter_map(|l| Some((l.barrier.clone()?, l.id.clone())))
         .collect();
     for device in &mut config.devices {
+        if let DeviceKind::OnvifCamera(camera) = &mut device.kind
+            && camera.address == "http://127.0.0.1:0/onvif/device_service"
+        {
+            let sim = OnvifSim::start(SimCameraConfig {
+                model: "Gatehouse demo camera".into(),
+                serial: device.id.clone(),
+                ..SimCameraConfig::default()
+            })
+            .await?;
+            camera.address = sim.device_url();
+            estate.cctv.push(sim);
+        }
         if let DeviceKind::ModbusBarrier {
             transport: ModbusTransport::Tcp(addr),
             ..
@@ -181,7 +196,7 @@ pub fn spawn_traffic(
     let estate = Arc::new(estate);
     spawn_visitors(estate.clone(), cancel.clone());
     tokio::spawn(async move {
-        let _estate = estate;
+        let estate = estate;
         let cars: [(&str, PlateColour, u8); 8] = [
             ("苏A8HK52", PlateColour::Blue, 96),
             ("苏E12345", PlateColour::Blue, 93),
@@ -203,6 +218,10 @@ pub fn spawn_traffic(
             }
             first = false;
             tick += 1;
+            // Somebody walks past one surveillance camera at a time.
+            for (i, cctv) in estate.cctv.iter().enumerate() {
+                cctv.control().motion(tick % (estate.cctv.len() * 2) == i);
+            }
             let Some((camera, vendor, barrier)) = cameras.get(tick % cameras.len().max(1)) else {
                 continue;
             };

@@ -2,6 +2,7 @@
 //! module names its subject.
 
 mod browser;
+mod cameras;
 mod check_config;
 mod demo;
 mod doors;

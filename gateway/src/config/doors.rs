@@ -454,6 +454,7 @@ fn device_type(device: &DeviceConfig) -> &'static str {
         DeviceKind::WiegandReader { .. } => "wiegand-reader",
         DeviceKind::SerialReader(_) => "serial-reader",
         DeviceKind::WgController(_) => "wg-controller",
+        DeviceKind::OnvifCamera(_) => "onvif-camera",
         DeviceKind::Door { .. } => "door",
         DeviceKind::Intercom(station) => station.type_name(),
     }

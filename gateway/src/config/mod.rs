@@ -314,6 +314,8 @@ pub enum DeviceKind {
     SerialReader(SerialReaderConfig),
     /// `type = "wg-controller"`: a WG/UHPPOTE access controller over UDP.
     WgController(WgConfig),
+    /// `type = "onvif-camera"`: a surveillance camera spoken to over ONVIF.
+    OnvifCamera(OnvifCameraConfig),
     /// `[[intercom]]`: a door station of a video intercom.
     Intercom(Station),
     /// `type = "door"`: a door's strike relay, contact and exit button on GPIO.
@@ -338,6 +340,23 @@ pub enum Gpio {
     Sim,
     /// `gpio = "gpiochip0"`: the kernel GPIO chip the lines are on.
     Chip(String),
+}
+
+/// `type = "onvif-camera"`.
+#[derive(Debug, Clone)]
+pub struct OnvifCameraConfig {
+    /// The device service URL (`http://192.168.1.64/onvif/device_service`).
+    pub address: String,
+    /// The camera account's user, if it needs one.
+    pub username: Option<String>,
+    /// Its password (a secret: `{ env = … }` or `{ file = … }`).
+    pub password: Option<Secret>,
+    /// Lanes it watches (a snapshot is taken on their plate reads).
+    pub lanes: Vec<String>,
+    /// Doors it watches (a snapshot is taken on their card reads and alarms).
+    pub doors: Vec<String>,
+    /// A clock drift above this raises an alarm.
+    pub drift_alarm: Duration,
 }
 
 /// One `[[door_groups]]` entry.

@@ -450,6 +450,7 @@ pub(super) const STRINGS: Strings = Strings {
         ("wiegand-reader", "Wiegand reader"),
         ("serial-reader", "Serial reader"),
         ("wg-controller", "Door controller"),
+        ("onvif-camera", "Surveillance camera"),
         ("door", "Door"),
         ("hik-intercom", "Hikvision door station"),
         ("dahua-vto", "Dahua door station"),

@@ -450,6 +450,7 @@ pub(super) const STRINGS: Strings = Strings {
         ("wiegand-reader", "韦根读卡器"),
         ("serial-reader", "串口读卡器"),
         ("wg-controller", "门禁控制器"),
+        ("onvif-camera", "监控摄像机"),
         ("door", "门"),
         ("hik-intercom", "海康门口机"),
         ("dahua-vto", "大华门口机"),
