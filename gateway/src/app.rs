@@ -594,6 +594,7 @@ async fn build(
         plates: plates.clone(),
         credentials: doors.credentials.clone(),
         uplink_status: uplink_status.clone(),
+        facility: facility.clone(),
     });
     aux_tasks.spawn_owned(
         &watch,

@@ -4,7 +4,9 @@
 //! cameras posting real payload shapes (with generated JPEG snapshots of
 //! the plate) for residents, a visitor, a
 //! blacklisted car, an unknown car and a misread plate, with the cars
-//! driving over the loops so the arms rise and fall.
+//! driving over the loops so the arms rise and fall; building 3's door
+//! station (a simulated Hikvision video intercom) that rings now and then —
+//! answered, or given up as a missed call.
 //!
 //! Only the demo uses this module; the same simulators serve the tests.
 
@@ -18,11 +20,13 @@ use drivers::lpr::Vendor;
 use drivers::sim::barrier::{BarrierSim, BarrierSimConfig, SimHandle};
 use drivers::sim::camera::{CameraSim, SimPlate};
 use drivers::sim::facility::{Dynamics, Elevator, FacilitySim, WaterSupply};
+use drivers::sim::hik_station::HikStationSim;
+use drivers::sim::onvif::{OnvifSim, SimCameraConfig};
 use rand::seq::IndexedRandom;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Running;
-use crate::config::{CameraVendor, Config, DeviceKind, ModbusTransport};
+use crate::config::{CameraVendor, Config, DeviceConfig, DeviceKind, ModbusTransport, Station};
 use crate::lists::plates::{NewVisitorPass, PlateRegistry};
 use crate::rules::vehicle::{Blacklisted, Resident};
 
@@ -33,7 +37,14 @@ pub struct DemoEstate {
     barriers: HashMap<String, SimHandle>,
     /// The Modbus facility simulator (pump room, elevator).
     facility: Option<FacilitySim>,
+    /// Simulated surveillance cameras (`onvif-camera` at `127.0.0.1:0`).
+    cctv: Vec<OnvifSim>,
+    /// Building 3's door station.
+    station: Option<HikStationSim>,
 }
+
+/// The demo's door station: its device id and name.
+pub const DEMO_STATION: (&str, &str) = ("b3-door-station", "3号楼门口机");
 
 /// Starts a barrier simulator for every `modbus-barrier` device whose
 /// address is on loopback port 0, and points the device at it.
@@ -45,6 +56,18 @@ pub async fn prepare(config: &mut Config) -> std::io::Result<DemoEstate> {
         .filter_map(|l| Some((l.barrier.clone()?, l.id.clone())))
         .collect();
     for device in &mut config.devices {
+        if let DeviceKind::OnvifCamera(camera) = &mut device.kind
+            && camera.address == "http://127.0.0.1:0/onvif/device_service"
+        {
+            let sim = OnvifSim::start(SimCameraConfig {
+                model: "Gatehouse demo camera".into(),
+                serial: device.id.clone(),
+                ..SimCameraConfig::default()
+            })
+            .await?;
+            camera.address = sim.device_url();
+            estate.cctv.push(sim);
+        }
         if let DeviceKind::ModbusBarrier {
             transport: ModbusTransport::Tcp(addr),
             ..
@@ -88,6 +111,19 @@ pub async fn prepare(config: &mut Config) -> std::io::Result<DemoEstate> {
             *addr = bound;
         }
     }
+    // Building 3's door station, with a password made up for this run (it
+    // is in no file): a device of its own, like an `[[intercom]]` table.
+    let password = format!("demo-{:016x}", rand::random::<u64>());
+    let station = HikStationSim::start("admin", &password).await?;
+    let mut hik =
+        drivers::intercom::hik_driver::HikConfig::new(&station.base(), "admin", &password);
+    hik.call_poll = Duration::from_millis(500);
+    config.devices.push(DeviceConfig {
+        id: DEMO_STATION.0.to_owned(),
+        name: DEMO_STATION.1.to_owned(),
+        kind: DeviceKind::Intercom(Station::Hik(Box::new(hik))),
+    });
+    estate.station = Some(station);
     Ok(estate)
 }
 
@@ -158,8 +194,9 @@ pub fn spawn_traffic(
         })
         .collect();
     let estate = Arc::new(estate);
+    spawn_visitors(estate.clone(), cancel.clone());
     tokio::spawn(async move {
-        let _estate = estate;
+        let estate = estate;
         let cars: [(&str, PlateColour, u8); 8] = [
             ("苏A8HK52", PlateColour::Blue, 96),
             ("苏E12345", PlateColour::Blue, 93),
@@ -181,6 +218,10 @@ pub fn spawn_traffic(
             }
             first = false;
             tick += 1;
+            // Somebody walks past one surveillance camera at a time.
+            for (i, cctv) in estate.cctv.iter().enumerate() {
+                cctv.control().motion(tick % (estate.cctv.len() * 2) == i);
+            }
             let Some((camera, vendor, barrier)) = cameras.get(tick % cameras.len().max(1)) else {
                 continue;
             };
@@ -212,6 +253,41 @@ pub fn spawn_traffic(
                 }
                 Err(error) => tracing::debug!(%error, "Demo camera push failed."),
             }
+        }
+    });
+}
+
+/// Visitors at building 3's door station: a call every half minute or so,
+/// answered by the resident two times in three, otherwise given up.
+fn spawn_visitors(estate: Arc<DemoEstate>, cancel: CancellationToken) {
+    let rooms = ["3-1-502", "3-1-1201", "3-2-803", "3-2-1502"];
+    tokio::spawn(async move {
+        let Some(station) = estate.station.as_ref() else {
+            return;
+        };
+        let pause = |secs: u64| {
+            let cancel = cancel.clone();
+            async move {
+                tokio::select! {
+                    () = cancel.cancelled() => false,
+                    () = tokio::time::sleep(Duration::from_secs(secs)) => true,
+                }
+            }
+        };
+        let mut n = 0usize;
+        while pause(20 + (rand::random::<u64>() % 20)).await {
+            n += 1;
+            station.ring(rooms[n % rooms.len()]);
+            if !pause(6).await {
+                return;
+            }
+            if !n.is_multiple_of(3) {
+                station.answer();
+                if !pause(10).await {
+                    return;
+                }
+            }
+            station.hang_up();
         }
     });
 }

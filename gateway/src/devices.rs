@@ -2,7 +2,8 @@
 //! maps a config `type` to a driver implementation. Devices on the same
 //! Modbus line or TCP peer (barriers and point devices alike) share one bus
 //! task (one owner per physical bus); plate cameras get a liveness driver
-//! whose tap the ingress listener holds; point devices leave their live
+//! whose tap the ingress listener holds; surveillance cameras leave their
+//! handles (status, snapshots) and the places they watch; point devices leave their live
 //! view for the panel, metrics and telemetry API.
 
 use std::collections::HashMap;
@@ -10,11 +11,15 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use drivers::DeviceId;
 use drivers::barrier::{BarrierConfig, BarrierDriver, BusConfig, BusHandle, ModbusBus, Transport};
+use drivers::camera::{CameraConfig, CameraDriver, CameraHandle, Credentials};
 use drivers::door::wg_driver::WgController;
+use drivers::intercom::dahua_driver::DahuaVto;
+use drivers::intercom::hik_driver::HikStation;
+use drivers::intercom::mqtt_driver::MqttStation;
 use drivers::points::{PointsConfig, PointsDriver, PointsView};
 use drivers::sim::TankSim;
 
-use crate::config::{CameraVendor, DeviceConfig, DeviceKind, ModbusTransport};
+use crate::config::{CameraVendor, DeviceConfig, DeviceKind, ModbusTransport, Station};
 use crate::doors::hardware::{self as door_hardware, SimHardware};
 use crate::lanes::link::{CameraLink, Seen};
 use crate::supervisor::Supervised;
@@ -31,6 +36,22 @@ pub struct Built {
     pub buses: Vec<(String, ModbusBus)>,
     /// Modbus point devices: their live points (panel, metrics, API).
     pub points: Vec<PointDevice>,
+    /// Surveillance cameras (`onvif-camera`): their handles and what they
+    /// watch.
+    pub cctv: Vec<CctvDevice>,
+}
+
+/// An `onvif-camera` device as the snapshot task and the panel see it.
+#[derive(Debug, Clone)]
+pub struct CctvDevice {
+    /// Device id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Its live status and snapshots (the driver writes, everyone else reads).
+    pub handle: CameraHandle,
+    /// Lanes and doors it watches.
+    pub places: Vec<String>,
 }
 
 /// A `modbus-points` device as the panel, metrics and telemetry API see it.
@@ -107,6 +128,26 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
                 wiegand,
                 door,
             } => door_hardware::wiegand_reader(&device.id, gpio, d0, d1, *wiegand, *door, sim),
+            DeviceKind::OnvifCamera(camera) => {
+                let credentials = camera.username.as_ref().map(|username| Credentials {
+                    username: username.clone(),
+                    password: camera
+                        .password
+                        .as_ref()
+                        .map(|p| p.expose().to_owned())
+                        .unwrap_or_default(),
+                });
+                let mut config = CameraConfig::new(&camera.address, credentials);
+                config.drift_alarm = camera.drift_alarm;
+                let driver = CameraDriver::new(config);
+                built.cctv.push(CctvDevice {
+                    id: device.id.clone(),
+                    name: device.name.clone(),
+                    handle: driver.handle(),
+                    places: camera.lanes.iter().chain(&camera.doors).cloned().collect(),
+                });
+                Box::new(driver)
+            }
             DeviceKind::SerialReader(config) => door_hardware::serial_reader(config),
             DeviceKind::WgController(config) => Box::new(WgController::new(config.clone())),
             DeviceKind::Door {
@@ -124,6 +165,11 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
                 *hardware,
                 sim,
             ),
+            DeviceKind::Intercom(station) => match station {
+                Station::Hik(config) => Box::new(HikStation::new((**config).clone())),
+                Station::Dahua(config) => Box::new(DahuaVto::new((**config).clone())),
+                Station::Mqtt(config) => Box::new(MqttStation::new((**config).clone())),
+            },
         };
         built.supervised.push(Supervised {
             id: DeviceId::new(device.id.as_str()),

@@ -116,7 +116,19 @@ async fn start(dir: &std::path::Path) -> Option<(GatewayProcess, Browser)> {
     let browser = Browser::start().await.expect("browser starts")?;
     let data_dir = dir.join("data");
     let file = dir.join("gateway.toml");
-    std::fs::write(&file, gatehouse_tests::test_config(&data_dir)).expect("config");
+    // A pump room over Modbus/TCP for the facility (设施) pages.
+    let pumps = drivers::sim::facility::FacilitySim::new();
+    pumps.add(
+        1,
+        drivers::sim::facility::Dynamics::WaterSupply(drivers::sim::facility::WaterSupply::new(3)),
+    );
+    let pumps_addr = pumps.serve_tcp().await.expect("pump room simulator");
+    let config = format!(
+        "{}\n[[devices]]\nid = \"pumps\"\nname = \"1号泵房\"\ntype = \"modbus-points\"\n\
+         address = \"{pumps_addr}\"\nslave = 1\npreset = \"vfd-water-supply\"\n",
+        gatehouse_tests::test_config(&data_dir)
+    );
+    std::fs::write(&file, config).expect("config");
     let file = file.display().to_string();
     for (role, name, password) in [
         ("admin", "admin", ADMIN_PASSWORD),
@@ -225,6 +237,12 @@ async fn browser_login_then_live_events_and_alarms_arrive_without_reload() {
             ("/live", "#events", "live"),
             ("/devices", "#device-tank-1", "devices"),
             ("/devices/tank-1", "#command-form", "device"),
+            ("/facility", "#point-pumps-outlet_pressure", "facility"),
+            (
+                "/facility/pumps/pressure_setpoint",
+                "#write-form",
+                "facility-point",
+            ),
             ("/users", "#add-user", "users"),
             ("/audit", "#audit", "audit"),
         ],

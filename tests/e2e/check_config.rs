@@ -65,6 +65,8 @@ fn check_config_accepts_the_example_file_and_exits_0() {
         .env("GATEHOUSE_MQTT_PASSWORD", "example-password")
         .env("GATEHOUSE_PLATFORM_TOKEN", "example-platform-token")
         .env("GATEHOUSE_API_TOKEN", "example-api-token")
+        .env("GATEHOUSE_STATION_PASSWORD", "example-station-password")
+        .env("GATEHOUSE_CCTV_PASSWORD", "example-camera-password")
         .output()
         .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -32,6 +32,20 @@ async fn demo_becomes_ready_and_its_events_reach_the_store() {
     .await
     .expect("events flow");
     assert!(appended.contains("gatehouse_driver_up{"), "{appended}");
+    // Building 3's door station (a simulated Hikvision intercom) is a
+    // device whose driver holds its alert stream.
+    eventually("the demo's door station online", DEADLINE, || {
+        let gateway = &gateway;
+        async move {
+            let text = gateway.metrics().await.ok()?;
+            text.contains(
+                r#"gatehouse_driver_up{device="b3-door-station",kind="hik-intercom",state="ok"} 1"#,
+            )
+            .then_some(())
+        }
+    })
+    .await
+    .expect("the door station's driver is up");
     eventually("a simulated car at the south gate", DEADLINE, || {
         let gateway = &gateway;
         async move {

@@ -2,11 +2,13 @@
 //! module names its subject.
 
 mod browser;
+mod cameras;
 mod check_config;
 mod demo;
 mod doors;
 mod doors_cli;
 mod in_process;
+mod intercom;
 mod lanes;
 mod lifecycle;
 mod ops;

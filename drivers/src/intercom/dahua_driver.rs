@@ -29,7 +29,7 @@ use crate::contract::{Driver, DriverContext, DriverError, now_ms};
 use crate::event::DeviceEvent;
 
 /// How to reach one VTO.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct VtoConfig {
     /// `host:port` of the JSON-RPC service (port 5000).
     pub address: String,
@@ -59,6 +59,20 @@ impl VtoConfig {
             reply_timeout: Duration::from_secs(5),
             keep_alive: Duration::from_secs(30),
         }
+    }
+}
+
+impl std::fmt::Debug for VtoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VtoConfig")
+            .field("address", &self.address)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("http_base", &self.http_base)
+            .field("channel", &self.channel)
+            .field("reply_timeout", &self.reply_timeout)
+            .field("keep_alive", &self.keep_alive)
+            .finish()
     }
 }
 

@@ -23,14 +23,22 @@ pub enum HttpError {
     Status(u16),
 }
 
-/// A digest-signing client for one station.
-#[derive(Debug)]
+/// A digest-signing client for one station (its `Debug` hides the password).
 pub struct DigestClient {
     http: reqwest::Client,
     base: String,
     user: String,
     password: String,
     challenge: Mutex<Option<WwwAuthenticateHeader>>,
+}
+
+impl std::fmt::Debug for DigestClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DigestClient")
+            .field("base", &self.base)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DigestClient {

@@ -26,7 +26,7 @@ use crate::contract::{Driver, DriverContext, DriverError, now_ms};
 use crate::event::DeviceEvent;
 
 /// How to reach one Hikvision door station.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct HikConfig {
     /// `http://host:port`.
     pub base: String,
@@ -59,6 +59,21 @@ impl HikConfig {
             timeout: Duration::from_secs(5),
             max_part: 64 * 1024,
         }
+    }
+}
+
+impl std::fmt::Debug for HikConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HikConfig")
+            .field("base", &self.base)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("door", &self.door)
+            .field("stall_after", &self.stall_after)
+            .field("call_poll", &self.call_poll)
+            .field("timeout", &self.timeout)
+            .field("max_part", &self.max_part)
+            .finish()
     }
 }
 

@@ -19,7 +19,7 @@ use crate::command::{Command, CommandOutcome};
 use crate::contract::{Driver, DriverContext, DriverError, now_ms};
 
 /// How to reach one MQTT station.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct MqttStationConfig {
     /// Broker host.
     pub host: String,
@@ -37,6 +37,21 @@ pub struct MqttStationConfig {
     pub command_payload: String,
     /// The door an unlock opens when the command does not say.
     pub door: u8,
+}
+
+impl std::fmt::Debug for MqttStationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttStationConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("client_id", &self.client_id)
+            .field("user", &self.credentials.as_ref().map(|(user, _)| user))
+            .field("map", &self.map)
+            .field("command_topic", &self.command_topic)
+            .field("command_payload", &self.command_payload)
+            .field("door", &self.door)
+            .finish()
+    }
 }
 
 /// The driver.

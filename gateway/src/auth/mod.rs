@@ -90,6 +90,8 @@ pub enum Permission {
     ManageUsers,
     /// Restart drivers.
     RestartDrivers,
+    /// Write facility set-points and coils (with a reason, range-checked).
+    WritePoints,
 }
 
 impl Permission {
@@ -101,7 +103,9 @@ impl Permission {
             | Permission::DecidePending
             | Permission::RegisterVisitors => Role::Guard,
             Permission::ViewAudit | Permission::ManageResidents => Role::Manager,
-            Permission::ManageUsers | Permission::RestartDrivers => Role::Admin,
+            Permission::ManageUsers | Permission::RestartDrivers | Permission::WritePoints => {
+                Role::Admin
+            }
         }
     }
 }

@@ -177,6 +177,9 @@ async fn role_rules_and_user_management_invariants() {
     assert!(!Role::Guard.allows(Permission::ManageUsers));
     assert!(Role::Manager.allows(Permission::ViewAudit));
     assert!(!Role::Manager.allows(Permission::RestartDrivers));
+    assert!(!Role::Guard.allows(Permission::WritePoints));
+    assert!(!Role::Manager.allows(Permission::WritePoints));
+    assert!(Role::Admin.allows(Permission::WritePoints));
     assert!(Role::Admin.allows(Permission::ManageUsers));
 
     let dir = tempfile::tempdir().expect("tempdir");

@@ -446,7 +446,7 @@ pub(crate) fn read_door_groups(sections: Vec<Section<'_, '_>>) -> Vec<DoorGroupC
 }
 
 fn device_type(device: &DeviceConfig) -> &'static str {
-    match device.kind {
+    match &device.kind {
         DeviceKind::SimTank { .. } => "sim-tank",
         DeviceKind::LprCamera { .. } => "lpr-camera",
         DeviceKind::ModbusBarrier { .. } => "modbus-barrier",
@@ -454,7 +454,9 @@ fn device_type(device: &DeviceConfig) -> &'static str {
         DeviceKind::WiegandReader { .. } => "wiegand-reader",
         DeviceKind::SerialReader(_) => "serial-reader",
         DeviceKind::WgController(_) => "wg-controller",
+        DeviceKind::OnvifCamera(_) => "onvif-camera",
         DeviceKind::Door { .. } => "door",
+        DeviceKind::Intercom(station) => station.type_name(),
     }
 }
 

@@ -14,13 +14,14 @@
 //!
 //! Layout: `reader` is the reusable spanned-document reader (`Section` with
 //! `take_*` methods), `schema` the sections, keys, defaults and checks (`uplink` the
-//! platform-link sections), `env`
+//! platform-link sections, `intercom` the door stations), `env`
 //! the environment seam. `config/gateway.example.toml` at the repository root
 //! documents every key.
 
 mod backup;
 mod doors;
 mod env;
+mod intercom;
 mod points;
 mod reader;
 mod schema;
@@ -29,7 +30,10 @@ pub use schema::DEFAULT_DATA_DIR;
 /// The configurable device `type` names (for labels that must cover them).
 #[cfg(test)]
 pub(crate) fn device_type_names() -> impl Iterator<Item = &'static str> {
-    schema::DEVICE_TYPES.iter().map(|d| d.name)
+    schema::DEVICE_TYPES
+        .iter()
+        .map(|d| d.name)
+        .chain(intercom::STATION_TYPES.iter().map(|(name, _)| *name))
 }
 #[cfg(test)]
 mod tests;
@@ -37,6 +41,7 @@ mod uplink;
 
 pub use backup::BackupConfig;
 pub use env::{Env, ProcessEnv};
+pub use intercom::Station;
 pub use uplink::{
     ApiConfig, BrokerConfig, ClientTls, DEFAULT_TOPIC_PREFIX, HttpsConfig, MqttConfig, MqttHost,
     SinkConfig, UplinkConfig,
@@ -309,6 +314,10 @@ pub enum DeviceKind {
     SerialReader(SerialReaderConfig),
     /// `type = "wg-controller"`: a WG/UHPPOTE access controller over UDP.
     WgController(WgConfig),
+    /// `type = "onvif-camera"`: a surveillance camera spoken to over ONVIF.
+    OnvifCamera(OnvifCameraConfig),
+    /// `[[intercom]]`: a door station of a video intercom.
+    Intercom(Station),
     /// `type = "door"`: a door's strike relay, contact and exit button on GPIO.
     Door {
         /// The GPIO chip, or simulated lines.
@@ -331,6 +340,23 @@ pub enum Gpio {
     Sim,
     /// `gpio = "gpiochip0"`: the kernel GPIO chip the lines are on.
     Chip(String),
+}
+
+/// `type = "onvif-camera"`.
+#[derive(Debug, Clone)]
+pub struct OnvifCameraConfig {
+    /// The device service URL (`http://192.168.1.64/onvif/device_service`).
+    pub address: String,
+    /// The camera account's user, if it needs one.
+    pub username: Option<String>,
+    /// Its password (a secret: `{ env = … }` or `{ file = … }`).
+    pub password: Option<Secret>,
+    /// Lanes it watches (a snapshot is taken on their plate reads).
+    pub lanes: Vec<String>,
+    /// Doors it watches (a snapshot is taken on their card reads and alarms).
+    pub doors: Vec<String>,
+    /// A clock drift above this raises an alarm.
+    pub drift_alarm: Duration,
 }
 
 /// One `[[door_groups]]` entry.

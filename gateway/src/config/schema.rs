@@ -13,13 +13,14 @@ use std::time::Duration;
 use super::backup;
 use super::doors;
 use super::env::Env;
+use super::intercom;
 use super::points;
 use super::reader::{Leftover, Pem, Section, suggest};
 use super::uplink;
 use super::{
     CameraVendor, Config, DeviceConfig, DeviceKind, Direction, ExitPolicy, GatewayConfig,
-    IngressConfig, LaneConfig, ModbusTransport, PanelConfig, StoreSection, SupervisorConfig,
-    ThresholdAlarm, TlsFiles,
+    IngressConfig, LaneConfig, ModbusTransport, OnvifCameraConfig, PanelConfig, StoreSection,
+    SupervisorConfig, ThresholdAlarm, TlsFiles,
 };
 use crate::vocab::time::EstateZone;
 
@@ -79,6 +80,9 @@ pub(crate) const DEFAULT_INGRESS_MAX_BODY: u64 = 8 << 20;
 pub(crate) const DEFAULT_IMAGES_MAX_BYTES: u64 = 2 << 30;
 /// `lpr-camera` `offline_after` default (heartbeats come every 5–30 s).
 pub(crate) const DEFAULT_CAMERA_OFFLINE_AFTER: Duration = Duration::from_secs(90);
+
+/// `onvif-camera` `drift_alarm` default.
+pub(crate) const DEFAULT_CAMERA_DRIFT_ALARM: Duration = Duration::from_secs(30);
 
 /// Every device family; add a line here (and a reader) for a new driver.
 pub(crate) const DEVICE_TYPES: &[DeviceType] = &[
@@ -158,6 +162,18 @@ pub(crate) const DEVICE_TYPES: &[DeviceType] = &[
         read: doors::read_wg_controller,
     },
     DeviceType {
+        name: "onvif-camera",
+        keys: &[
+            "address",
+            "username",
+            "password",
+            "lanes",
+            "doors",
+            "drift_alarm",
+        ],
+        read: read_onvif_camera,
+    },
+    DeviceType {
         name: "door",
         keys: &[
             "gpio",
@@ -187,8 +203,21 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         .iter()
         .filter_map(|s| s.peek_str("id"))
         .collect();
-    let (devices, defined) = read_devices(root.take_tables("devices"), &lane_ids);
+    let door_sections = root.take_tables("doors");
+    let door_ids: Vec<String> = door_sections
+        .iter()
+        .filter_map(|s| s.peek_str("id"))
+        .collect();
+    let (mut devices, mut defined) =
+        read_devices(root.take_tables("devices"), &lane_ids, &door_ids, env);
     let broker = uplink::read_broker(root.take_table("broker"));
+    intercom::read_stations(
+        root.take_tables("intercom"),
+        env,
+        &broker,
+        &mut devices,
+        &mut defined,
+    );
     let uplink = uplink::read_uplink(
         root.take_table("uplink"),
         env,
@@ -204,7 +233,7 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         .collect();
     let lanes = read_lanes(lane_sections, &devices, &defined);
     let door_groups = doors::read_door_groups(root.take_tables("door_groups"));
-    let doors = doors::read_doors(root.take_tables("doors"), &defined, &devices, &door_groups);
+    let doors = doors::read_doors(door_sections, &defined, &devices, &door_groups);
     root.finish();
     Config {
         gateway,
@@ -411,6 +440,8 @@ fn read_supervisor(mut s: Section<'_, '_>) -> SupervisorConfig {
 fn read_devices(
     sections: Vec<Section<'_, '_>>,
     lane_ids: &[String],
+    door_ids: &[String],
+    env: &dyn Env,
 ) -> (Vec<DeviceConfig>, Vec<String>) {
     let mut devices = Vec::new();
     // id -> line of its first definition.
@@ -446,7 +477,20 @@ fn read_devices(
             }
             found
         });
-        let kind = device_type.map(|t| (t.read)(&mut s));
+        let mut kind = device_type.map(|t| (t.read)(&mut s));
+        if let Some(DeviceKind::OnvifCamera(camera)) = &mut kind {
+            camera.password = s.take_secret("password", env);
+            match (camera.username.is_some(), s.was_present("password")) {
+                (true, false) => s.problem(
+                    "password",
+                    "`username` needs a `password`: { env = \"NAME\" } or { file = \"/path\" }",
+                ),
+                (false, true) => s.problem("username", "`password` needs a `username`"),
+                _ => {}
+            }
+            check_ids(&mut s, "lanes", &camera.lanes, lane_ids, "[[lanes]]");
+            check_ids(&mut s, "doors", &camera.doors, door_ids, "[[doors]]");
+        }
         if let Some(DeviceKind::LprCamera { lane, .. }) = &kind
             && !lane.is_empty()
             && !lane_ids.contains(lane)
@@ -618,6 +662,58 @@ pub(crate) fn read_modbus_transport(s: &mut Section<'_, '_>) -> ModbusTransport 
             }
         }
     }
+}
+
+/// Reports every id in `given` that `known` lacks.
+fn check_ids(s: &mut Section<'_, '_>, key: &str, given: &[String], known: &[String], table: &str) {
+    for id in given.iter().filter(|id| !known.contains(id)) {
+        let hint = suggest(id, known.iter().map(String::as_str))
+            .map(|close| format!("; did you mean {close:?}?"))
+            .unwrap_or_default();
+        s.problem(key, format!("no {table} entry has id {id:?}{hint}"));
+    }
+}
+
+fn read_onvif_camera(s: &mut Section<'_, '_>) -> DeviceKind {
+    let address = s
+        .require("address", Section::take_nonempty_str)
+        .unwrap_or_default();
+    let address = if address.is_empty() || address.contains("://") {
+        address
+    } else {
+        // A bare host[:port] means the usual device service path.
+        format!("http://{address}/onvif/device_service")
+    };
+    if !address.is_empty() {
+        match reqwest::Url::parse(&address) {
+            Ok(url) if url.scheme() == "http" || url.scheme() == "https" => {
+                if !url.username().is_empty() || url.password().is_some() {
+                    s.problem("address", "put the account in `username` and `password`, not in the URL");
+                }
+            }
+            _ => s.problem(
+                "address",
+                "expected the camera's device service URL, e.g. \"http://192.168.1.64/onvif/device_service\", or its address",
+            ),
+        }
+    }
+    let username = s.take_nonempty_str("username");
+    let lanes = s.take_str_list("lanes").unwrap_or_default();
+    let doors = s.take_str_list("doors").unwrap_or_default();
+    let drift_alarm = s
+        .take_duration("drift_alarm")
+        .unwrap_or(DEFAULT_CAMERA_DRIFT_ALARM);
+    if drift_alarm.is_zero() {
+        s.problem("drift_alarm", "must be greater than zero");
+    }
+    DeviceKind::OnvifCamera(OnvifCameraConfig {
+        address,
+        username,
+        password: None,
+        lanes,
+        doors,
+        drift_alarm,
+    })
 }
 
 fn read_modbus_barrier(s: &mut Section<'_, '_>) -> DeviceKind {

@@ -38,6 +38,9 @@ pub struct Ack {
 pub struct Facility {
     devices: Arc<Vec<PointDevice>>,
     acks: Arc<Mutex<HashMap<(String, String), Ack>>>,
+    /// The trend rings, one per device (in order), once the recorder opened
+    /// them; the recorder writes, the panel reads.
+    rings: Arc<OnceLock<Vec<Option<trend::Ring>>>>,
 }
 
 impl Facility {
@@ -46,6 +49,32 @@ impl Facility {
         Self {
             devices: Arc::new(devices),
             acks: Arc::default(),
+            rings: Arc::default(),
+        }
+    }
+
+    /// Hands over the trend rings (once; see [`trend::open`]).
+    pub(crate) fn set_rings(&self, rings: Vec<Option<trend::Ring>>) {
+        let _ = self.rings.set(rings);
+    }
+
+    /// The trend ring of the device at `index`, once open.
+    pub(crate) fn ring(&self, index: usize) -> Option<&trend::Ring> {
+        self.rings.get()?.get(index)?.as_ref()
+    }
+
+    /// The last 24 hours of `point` on `device` up to `now_ms`, as
+    /// `(slot, mean)` pairs (see [`trend::Ring::read`]); `None` without a
+    /// ring. Reads the disk: call it off the async threads.
+    pub fn trend(&self, device: &str, point: usize, now_ms: i64) -> Option<Vec<(i64, f32)>> {
+        let index = self.devices.iter().position(|d| d.id == device)?;
+        let ring = self.ring(index)?;
+        match ring.read(point, trend::slot_of(now_ms)) {
+            Ok(samples) => Some(samples),
+            Err(error) => {
+                tracing::debug!(%error, device, "trend not read");
+                None
+            }
         }
     }
 

@@ -105,6 +105,9 @@ impl Ring {
     /// first: `(slot, value)` for the slots that hold a value.
     pub fn read(&self, point: usize, now_slot: i64) -> io::Result<Vec<(i64, f32)>> {
         let mut out = Vec::new();
+        if point >= self.points {
+            return Ok(out);
+        }
         let len = Self::record_len(self.points);
         let mut stamp = [0u8; 4];
         let mut value = [0u8; 4];
@@ -135,17 +138,15 @@ pub fn ring_path(dir: &Path, id: &str) -> PathBuf {
     dir.join(format!("{id}.trend"))
 }
 
-/// Samples every device's good numeric values every `every`, and writes
-/// each slot's means when the slot ends, until `cancel`.
-pub async fn record(facility: Facility, dir: PathBuf, every: Duration, cancel: CancellationToken) {
-    if let Err(error) = std::fs::create_dir_all(&dir) {
-        tracing::warn!(%error, dir = %dir.display(), "Point trends are off: no trend directory.");
-        return;
-    }
-    let rings: Vec<Option<Ring>> = facility
+/// Opens every device's ring under `dir` and hands them to `facility`
+/// (which serves the panel's reads); a device whose ring cannot be opened
+/// has no trend, the others keep theirs.
+pub fn open(facility: &Facility, dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let rings = facility
         .devices()
         .iter()
-        .map(|d| match Ring::open(&ring_path(&dir, &d.id), &d.view) {
+        .map(|d| match Ring::open(&ring_path(dir, &d.id), &d.view) {
             Ok(ring) => Some(ring),
             Err(error) => {
                 tracing::warn!(%error, device = %d.id, "Point trend ring unavailable.");
@@ -153,6 +154,18 @@ pub async fn record(facility: Facility, dir: PathBuf, every: Duration, cancel: C
             }
         })
         .collect();
+    facility.set_rings(rings);
+    Ok(())
+}
+
+/// Samples every device's good numeric values every `every`, and writes
+/// each slot's means when the slot ends, until `cancel`. The only writer
+/// of the rings.
+pub async fn record(facility: Facility, dir: PathBuf, every: Duration, cancel: CancellationToken) {
+    if let Err(error) = open(&facility, &dir) {
+        tracing::warn!(%error, dir = %dir.display(), "Point trends are off: no trend directory.");
+        return;
+    }
     let mut sums: Vec<Vec<(f64, u32)>> = facility
         .devices()
         .iter()
@@ -167,7 +180,7 @@ pub async fn record(facility: Facility, dir: PathBuf, every: Duration, cancel: C
         }
         let now_slot = slot_of(drivers::contract::now_ms());
         if now_slot != slot {
-            for (ring, sums) in rings.iter().zip(sums.iter_mut()) {
+            for (i, sums) in sums.iter_mut().enumerate() {
                 let values: Vec<f32> = sums
                     .iter()
                     .map(|(sum, n)| {
@@ -178,7 +191,7 @@ pub async fn record(facility: Facility, dir: PathBuf, every: Duration, cancel: C
                         }
                     })
                     .collect();
-                if let Some(ring) = ring
+                if let Some(ring) = facility.ring(i)
                     && let Err(error) = ring.write(slot, &values)
                 {
                     tracing::debug!(%error, "trend slot not written");
@@ -202,12 +215,20 @@ pub async fn record(facility: Facility, dir: PathBuf, every: Duration, cancel: C
 }
 
 /// Renders a trend as an SVG line chart (`width` × `height` px) over the
-/// 24 hours ending at `now_slot`, with the min and max labelled. Pure.
-pub fn svg(samples: &[(i64, f32)], now_slot: i64, unit: &str, width: u32, height: u32) -> String {
+/// 24 hours ending at `now_slot`, with the min and max labelled and `title`
+/// as its accessible name. Pure.
+pub fn svg(
+    samples: &[(i64, f32)],
+    now_slot: i64,
+    unit: &str,
+    title: &str,
+    (width, height): (u32, u32),
+) -> String {
     let (w, h) = (f64::from(width), f64::from(height));
     let pad = 28.0;
     let mut out = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img"><rect width="100%" height="100%" fill="none"/>"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{}"><rect width="100%" height="100%" fill="none"/>"#,
+        escape(title)
     );
     if samples.is_empty() {
         out.push_str(&format!(
@@ -321,7 +342,7 @@ mod tests {
     #[test]
     fn svg_draws_a_path_breaks_gaps_and_escapes_the_unit() {
         let samples = vec![(100, 0.3), (101, 0.4), (110, 0.35)];
-        let s = svg(&samples, 110, "<m>", 300, 80);
+        let s = svg(&samples, 110, "<m>", "出口压力 \"24h\"", (300, 80));
         assert!(s.starts_with("<svg"), "{s}");
         assert_eq!(
             s.matches(" M").count() + usize::from(s.contains("d=\"M")),
@@ -329,7 +350,11 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("&lt;m&gt;"));
+        assert!(
+            s.contains(r#"aria-label="出口压力 &quot;24h&quot;""#),
+            "{s}"
+        );
         assert!(!s.contains("<m>"));
-        assert!(svg(&[], 110, "m", 300, 80).contains("—"));
+        assert!(svg(&[], 110, "m", "t", (300, 80)).contains("—"));
     }
 }

@@ -49,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::doors::credentials::CredentialStore;
+use crate::facility::Facility;
 use crate::lanes::LaneBoard;
 use crate::lists::plates::PlateRegistry;
 use crate::metrics::Metrics;
@@ -82,6 +83,8 @@ pub struct PanelCore {
     pub credentials: Arc<CredentialStore>,
     /// The platform link's state.
     pub uplink_status: Arc<UplinkStatus>,
+    /// Facility points (设施): live values, alarms, trends.
+    pub facility: Facility,
 }
 
 /// The panel's handle (cheap to clone): the core once set, the metrics for
@@ -145,6 +148,17 @@ pub fn router(panel: Panel) -> Router {
         .route("/devices/{id}", get(pages::devices::detail))
         .route("/devices/{id}/command", post(pages::devices::command))
         .route("/devices/{id}/restart", post(pages::devices::restart))
+        .route("/facility", get(pages::facility::page))
+        .route("/facility/{device}/{point}", get(pages::facility::point))
+        .route(
+            "/facility/{device}/{point}/ack",
+            post(pages::facility::acknowledge),
+        )
+        .route(
+            "/facility/{device}/{point}/write",
+            post(pages::facility::write),
+        )
+        .route("/intercom", get(pages::intercom::page))
         .route("/audit", get(pages::audit::page))
         .route("/audit.csv", get(pages::audit::csv))
         .route("/users", get(pages::users::page).post(pages::users::add))

@@ -35,6 +35,7 @@ struct Harness {
     credentials: Arc<CredentialStore>,
     journal: Journal,
     pipeline: crate::pipeline::PipelineHandle,
+    facility: crate::facility::Facility,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
     _tasks: Tasks,
@@ -48,6 +49,11 @@ impl Drop for Harness {
 }
 
 async fn harness() -> Harness {
+    harness_with(None).await
+}
+
+/// The harness, with a `modbus-points` device when given one.
+async fn harness_with(points: Option<DeviceConfig>) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = StoreConfig {
         group_commit_window: Duration::ZERO,
@@ -70,19 +76,24 @@ async fn harness() -> Harness {
     let cancel = CancellationToken::new();
     let mut tasks = Tasks::default();
     let (device_tx, device_rx) = mpsc::channel(64);
+    let devices: Vec<DeviceConfig> = [DeviceConfig {
+        id: "tank-1".into(),
+        name: "1号楼水箱".into(),
+        kind: DeviceKind::SimTank {
+            height_m: 4.0,
+            interval: Duration::from_secs(3600),
+        },
+    }]
+    .into_iter()
+    .chain(points)
+    .collect();
+    let built = crate::devices::build(&devices, &crate::doors::hardware::SimHardware::default());
+    for (name, bus) in built.buses {
+        tasks.spawn(name, bus.run());
+    }
+    let facility = crate::facility::Facility::new(built.points);
     let drivers = crate::supervisor::start(
-        crate::devices::build(
-            &[DeviceConfig {
-                id: "tank-1".into(),
-                name: "1号楼水箱".into(),
-                kind: DeviceKind::SimTank {
-                    height_m: 4.0,
-                    interval: Duration::from_secs(3600),
-                },
-            }],
-            &crate::doors::hardware::SimHardware::default(),
-        )
-        .supervised,
+        built.supervised,
         &device_tx,
         &SupervisorConfig {
             backoff_initial: Duration::from_millis(100),
@@ -132,6 +143,7 @@ async fn harness() -> Harness {
         plates: plates.clone(),
         credentials: credentials.clone(),
         uplink_status: Arc::new(UplinkStatus::default()),
+        facility: facility.clone(),
     });
     let (_tx, readiness) = watch::channel(Readiness::Ready);
     let router = web::router(PanelState {
@@ -150,6 +162,7 @@ async fn harness() -> Harness {
         credentials,
         journal,
         pipeline: handle,
+        facility,
         metrics,
         cancel,
         _tasks: tasks,
@@ -1594,4 +1607,237 @@ async fn actions_redirect_once_exports_are_defused_and_guards_see_no_audit_strea
         .await;
     assert!(confirmed.followed, "{}", confirmed.body);
     assert_eq!(h.plates.visitor_passes().expect("passes").len(), 1);
+}
+
+/// Waits (polling, with a deadline) until `check` holds for the facility.
+async fn until_facility(
+    h: &Harness,
+    what: &str,
+    check: impl Fn(&crate::facility::Facility) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !check(&h.facility) {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn point_status(
+    f: &crate::facility::Facility,
+    point: &str,
+) -> Option<drivers::points::PointStatus> {
+    let d = f.device("pumps")?;
+    let i = d.view.table().find(point)?;
+    Some(d.view.read()[i].clone())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn facility_page_shows_points_acknowledges_alarms_and_lets_only_admins_write() {
+    use drivers::sim::facility::{Dynamics, FacilitySim, WaterSupply};
+    let sim = FacilitySim::new();
+    sim.add(1, Dynamics::WaterSupply(WaterSupply::new(7)));
+    let addr = sim.serve_tcp().await.expect("simulator listens");
+    let config = crate::config::parse(
+        &format!(
+            "[gateway]\nestate_id = \"e1\"\ngateway_id = \"g1\"\n[[devices]]\nid = \"pumps\"\n\
+             name = \"1号泵房\"\ntype = \"modbus-points\"\naddress = \"{addr}\"\nslave = 1\n\
+             preset = \"vfd-water-supply\"\n"
+        ),
+        "g.toml",
+    )
+    .expect("valid");
+    let h = harness_with(config.devices.into_iter().next()).await;
+    add(&h, "wang", Role::Guard).await;
+    add(&h, "root", Role::Admin).await;
+    until_facility(&h, "outlet pressure read", |f| {
+        point_status(f, "outlet_pressure").is_some_and(|s| s.quality == drivers::Quality::Good)
+    })
+    .await;
+
+    // The page: every point with value, unit and quality.
+    let mut guard = Browser::new(&h);
+    guard.login("wang", "a long password").await;
+    let page = guard.get("/facility").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"facility-pumps\""), "{}", page.body);
+    let row = page
+        .body
+        .split("id=\"point-pumps-outlet_pressure\"")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .expect("outlet pressure row");
+    assert!(row.contains("MPa") && row.contains("pill ok"), "{row}");
+
+    // The trend: a slot in the ring is drawn as a line.
+    let trends = h._dir.path().join("trends");
+    crate::facility::trend::open(&h.facility, &trends).expect("rings open");
+    let table = h
+        .facility
+        .device("pumps")
+        .expect("device")
+        .view
+        .table()
+        .clone();
+    let index = table.find("outlet_pressure").expect("point");
+    let now = crate::facility::trend::slot_of(drivers::contract::now_ms());
+    let ring = h.facility.ring(0).expect("ring");
+    for slot in now - 3..now {
+        let mut values = vec![f32::NAN; table.points().len()];
+        values[index] = 0.40 + (now - slot) as f32 / 100.0;
+        ring.write(slot, &values).expect("slot written");
+    }
+    let point = guard.get("/facility/pumps/outlet_pressure").await;
+    assert_eq!(point.status, StatusCode::OK);
+    let figure = point
+        .body
+        .split("id=\"trend\"")
+        .nth(1)
+        .expect("trend figure");
+    assert!(
+        figure.contains("<svg") && figure.contains("d=\"M"),
+        "{figure}"
+    );
+    assert_eq!(
+        guard.get("/facility/pumps/nope").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // A guard sees no write form and cannot write, even with the token.
+    let setpoint = guard.get("/facility/pumps/pressure_setpoint").await;
+    assert!(!setpoint.body.contains("id=\"write-form\""));
+    let csrf = guard.csrf().await;
+    let refused = guard
+        .post(
+            "/facility/pumps/pressure_setpoint/write",
+            &[("csrf", &csrf), ("value", "0.38"), ("reason", "夜间降压")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // A pump trips: the alarm shows, a guard acknowledges it (audited).
+    sim.with(1, |_, dynamics| {
+        if let Dynamics::WaterSupply(w) = dynamics {
+            w.trip();
+        }
+    });
+    until_facility(&h, "a pump fault alarm", |f| {
+        ["pump1_fault", "pump2_fault"]
+            .iter()
+            .any(|p| point_status(f, p).is_some_and(|s| s.alarm.is_some()))
+    })
+    .await;
+    let tripped = ["pump1_fault", "pump2_fault"]
+        .into_iter()
+        .find(|p| point_status(&h.facility, p).is_some_and(|s| s.alarm.is_some()))
+        .expect("a tripped pump");
+    let ack = format!("/facility/pumps/{tripped}/ack");
+    let forged = guard.post(&ack, &[]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "no CSRF token");
+    let acked = guard.post(&ack, &[("csrf", &csrf)]).await;
+    assert!(acked.followed && acked.status == StatusCode::OK);
+    assert!(acked.body.contains("class=\"acked\""), "{}", acked.body);
+    let audits = audit_bodies(&h, "alarm_acknowledged").await;
+    assert_eq!(audits.len(), 1, "{audits:?}");
+    assert_eq!(audits[0]["point"], tripped);
+    assert_eq!(audits[0]["actor"], "wang");
+    let quiet = guard
+        .post("/facility/pumps/outlet_pressure/ack", &[("csrf", &csrf)])
+        .await;
+    assert!(quiet.body.contains("id=\"flash\""), "{}", quiet.body);
+    assert_eq!(audit_bodies(&h, "alarm_acknowledged").await.len(), 1);
+
+    // An administrator writes the set-point: out of range and without a
+    // reason is refused at the field, then written, read back and audited.
+    let mut admin = Browser::new(&h);
+    admin.login("root", "a long password").await;
+    let form = admin.get("/facility/pumps/pressure_setpoint").await;
+    assert!(form.body.contains("id=\"write-form\""), "{}", form.body);
+    assert!(
+        form.body.contains("data-confirm="),
+        "the write is confirmed"
+    );
+    let csrf = admin.csrf().await;
+    // Each refused form comes back with a fresh one-time key.
+    let key_of = |body: &str| hidden(body.split("id=\"write-form\"").nth(1).unwrap_or(""), "key");
+    let mut key = key_of(&form.body);
+    let write = "/facility/pumps/pressure_setpoint/write";
+    for (value, reason, field) in [
+        ("0.9", "夜间降压", "write-value"),
+        ("abc", "夜间降压", "write-value"),
+        ("0.38", " ", "write-reason"),
+    ] {
+        let bad = admin
+            .post(
+                write,
+                &[
+                    ("csrf", &csrf),
+                    ("value", value),
+                    ("reason", reason),
+                    ("key", &key),
+                ],
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{value}");
+        assert!(
+            bad.body.contains(&format!("id=\"{field}-error\"")),
+            "{}",
+            bad.body
+        );
+        key = key_of(&bad.body);
+    }
+    assert!(audit_bodies(&h, "command").await.is_empty(), "nothing sent");
+    let written = admin
+        .post(
+            write,
+            &[
+                ("csrf", &csrf),
+                ("value", "0.38"),
+                ("reason", "夜间降压"),
+                ("key", &key),
+            ],
+        )
+        .await;
+    assert!(written.followed, "post/redirect/get");
+    assert!(written.body.contains("flash ok"), "{}", written.body);
+    let confirmed = point_status(&h.facility, "pressure_setpoint").and_then(|s| s.value);
+    assert_eq!(confirmed, Some(drivers::Reading::Number(0.38)));
+    assert_eq!(sim.with(1, |bank, _| bank.holding[2]), Some(380));
+    let audits = audit_bodies(&h, "command").await;
+    assert_eq!(audits.len(), 1, "{audits:?}");
+    let text = audits[0].to_string();
+    assert!(
+        text.contains("root") && text.contains("夜间降压") && text.contains("write_point"),
+        "{text}"
+    );
+    let again = admin
+        .post(
+            write,
+            &[
+                ("csrf", &csrf),
+                ("value", "0.38"),
+                ("reason", "夜间降压"),
+                ("key", &key),
+            ],
+        )
+        .await;
+    assert!(
+        again.body.contains("flash warn"),
+        "a repeated key does nothing"
+    );
+    assert_eq!(audit_bodies(&h, "command").await.len(), 1);
+    sim.stop();
+}
+
+#[tokio::test]
+async fn the_intercom_page_lists_door_stations_only() {
+    let h = harness().await;
+    add(&h, "guard-1", Role::Guard).await;
+    let mut guard = Browser::new(&h);
+    guard.login("guard-1", "a long password").await;
+    let page = guard.get("/intercom").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("href=\"/intercom\""), "{}", page.body);
+    // The tank is a device but no door station.
+    assert!(page.body.contains("未配置门口机"), "{}", page.body);
+    assert!(!page.body.contains("station-tank-1"), "{}", page.body);
 }

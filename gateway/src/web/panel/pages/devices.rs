@@ -42,7 +42,7 @@ pub(crate) struct DeviceRow {
 }
 
 impl DeviceRow {
-    fn new(handle: &DriverHandle, t: &'static Strings) -> DeviceRow {
+    pub(crate) fn new(handle: &DriverHandle, t: &'static Strings) -> DeviceRow {
         let Health {
             state,
             last_error,
@@ -74,7 +74,8 @@ pub(crate) fn commands_for(kind: &str) -> Vec<&'static str> {
     if kind.contains("barrier") || kind.contains("lane") {
         commands.extend(["open_barrier", "close_barrier", "hold_open", "release_hold"]);
     }
-    if kind.contains("door") {
+    // Doors, controllers and the door stations of intercoms open a door.
+    if kind.contains("door") || super::intercom::STATION_KINDS.contains(&kind) {
         commands.push("pulse_door");
     }
     commands.push("poll");

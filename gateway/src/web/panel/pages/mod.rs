@@ -4,7 +4,9 @@
 pub(super) mod audit;
 pub(super) mod cards;
 pub(super) mod devices;
+pub(super) mod facility;
 pub(super) mod images;
+pub(super) mod intercom;
 pub(super) mod lanes;
 pub(super) mod live;
 pub(super) mod login;
