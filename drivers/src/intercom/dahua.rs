@@ -312,8 +312,8 @@ mod tests {
     #[test]
     fn login_hash_matches_the_published_construction() {
         // MD5("admin:Login to 1234:admin") then MD5("admin:5678:<that>"), upper-case.
-        let inner = hex_upper(&Md5::digest("admin:Login to 1234:admin"));
-        let expected = hex_upper(&Md5::digest(format!("admin:5678:{inner}")));
+        let inner = hex::encode_upper(Md5::digest("admin:Login to 1234:admin"));
+        let expected = hex::encode_upper(Md5::digest(format!("admin:5678:{inner}")));
         assert_eq!(
             login_hash("admin", "admin", "Login to 1234", "5678"),
             expected
