@@ -87,8 +87,16 @@ fn config(addr: SocketAddr) -> rumqttd::Config {
 }
 
 /// Whether an MQTT broker on `addr` completes a CONNECT handshake. A real
-/// client, not a bare TCP connect, which rumqttd logs as an error.
+/// client, not a bare TCP connect, which rumqttd logs as an error. The
+/// client blocks on a runtime of its own, so it runs on a thread of its own
+/// (the caller may be inside a runtime).
 fn answers_mqtt(addr: SocketAddr) -> bool {
+    std::thread::spawn(move || mqtt_handshake(addr))
+        .join()
+        .unwrap_or(false)
+}
+
+fn mqtt_handshake(addr: SocketAddr) -> bool {
     let mut options =
         rumqttc::MqttOptions::new("gatehouse-broker-probe", addr.ip().to_string(), addr.port());
     options.set_keep_alive(Duration::from_secs(5));
