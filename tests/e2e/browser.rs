@@ -151,8 +151,11 @@ async fn start(dir: &std::path::Path) -> Option<(GatewayProcess, Browser)> {
     Some((gateway, browser))
 }
 
+/// Logs in and waits for the logged-in page, so that the next navigation
+/// cannot cut the login's POST short (and land on the login page again).
 async fn login(gateway: &GatewayProcess, browser: &Browser, name: &str, password: &str) {
     login_at(&gateway.url("/login"), browser, name, password).await;
+    browser.wait_for("nav.nav").await.expect("logged in");
 }
 
 async fn login_at(url: &str, browser: &Browser, name: &str, password: &str) {
@@ -401,7 +404,7 @@ async fn browser_login_lockout_after_repeated_failures() {
     // Wrong passwords make the next attempt wait, longer each time.
     let mut waited = false;
     for attempt in 0..8 {
-        login(&gateway, &browser, "sun", "wrong password!").await;
+        login_at(&gateway.url("/login"), &browser, "sun", "wrong password!").await;
         let error = browser
             .wait_for("#login-error")
             .await
