@@ -530,7 +530,6 @@ impl Link {
                     return Some(Ended::Lost(format!("connection refused: {:?}", ack.code)));
                 }
                 session.up = true;
-                self.status.set_connected(true);
                 self.connected.send_replace(true);
                 tracing::info!(broker = %self.params.host, port = self.params.port, session_present = ack.session_present, "Uplink connected.");
                 let filters = self
@@ -560,6 +559,11 @@ impl Link {
                 if let Some(tag) = session.unassigned.pop_front() {
                     session.inflight.insert(pkid, (tag, Instant::now()));
                 }
+            }
+            // The link counts as up once the broker confirmed the downlink
+            // subscriptions: from then on a platform command reaches us.
+            Event::Incoming(Packet::SubAck(_)) => {
+                self.status.set_connected(true);
             }
             Event::Incoming(Packet::PubAck(ack)) => {
                 if let Some((tag, _)) = session.inflight.remove(&ack.pkid) {
