@@ -43,7 +43,7 @@ use crate::facility::{Facility, PointMetrics, trend};
 use crate::lanes::board::LaneBoard;
 use crate::lanes::coordinator::LaneCoordinator;
 use crate::lanes::images::ImageStore;
-use crate::lanes::ingress::{self, CameraEntry, IngressState};
+use crate::lanes::ingress::{self, CameraEntry, IngressLimits, IngressState};
 use crate::lists::plates::PlateRegistry;
 use crate::lists::sync::PlateListTarget;
 use crate::metrics::Metrics;
@@ -60,7 +60,7 @@ use crate::uplink::{self, Uplink, UplinkError};
 use crate::vocab::sync::ListTarget;
 use crate::web::api::ApiState;
 use crate::web::panel::{Panel, PanelCore};
-use crate::web::{self, PanelState, Readiness};
+use crate::web::{self, PanelState, Readiness, listener};
 use crate::{clock, devices};
 use drivers::{DeviceId, EventSender};
 
@@ -78,6 +78,13 @@ const TREND_SAMPLE_EVERY: Duration = Duration::from_secs(10);
 /// Part of the drain budget kept back from the uplink for closing the
 /// store and the listener.
 const CLOSE_RESERVE: Duration = Duration::from_millis(500);
+
+/// The plain-HTTP panel's limits: guards' browsers (each live page holds a
+/// connection open) and the platform's pulls, with room to spare.
+const PANEL_LIMITS: listener::Limits = listener::Limits {
+    max_connections: 256,
+    header_timeout: Duration::from_secs(10),
+};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -387,7 +394,7 @@ async fn build(
         ),
         None => owned.watch.core(
             "panel listener",
-            serve(listener, router, web_cancel.clone()),
+            listener::serve(listener, router, PANEL_LIMITS, web_cancel.clone(), "panel"),
         ),
     };
     owned.web = Some(tokio::spawn(web_task));
@@ -497,12 +504,25 @@ async fn build(
                 )
             })
             .collect();
-        let state = IngressState::new(cameras, images.clone(), metrics.clone());
-        let max_body = usize::try_from(config.ingress.max_body_bytes).unwrap_or(usize::MAX);
-        let router = ingress::router(state, max_body);
+        let limits = IngressLimits {
+            max_body_bytes: config.ingress.max_body_bytes,
+            body_timeout: config.ingress.body_timeout,
+            allow_from: config.ingress.allow_from.clone(),
+        };
+        let state = IngressState::new(cameras, images.clone(), metrics.clone(), limits);
+        let listener_limits = listener::Limits {
+            max_connections: config.ingress.max_connections,
+            header_timeout: config.ingress.header_timeout,
+        };
         let task = owned.watch.core(
             "device listener",
-            serve(listener, router, owned.ingress_cancel.clone()),
+            listener::serve(
+                listener,
+                ingress::router(state),
+                listener_limits,
+                owned.ingress_cancel.clone(),
+                "device listener",
+            ),
         );
         owned.ingress = Some(tokio::spawn(task));
         tracing::info!(listen = %addr, "Device listener ready.");
@@ -803,16 +823,6 @@ impl Running {
             tracing::error!(stragglers = ?report.stragglers, "Shutdown budget exhausted.");
         }
         report
-    }
-}
-
-async fn serve(listener: TcpListener, router: axum::Router, cancel: CancellationToken) {
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(error) = axum::serve(listener, app)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await
-    {
-        tracing::error!(%error, "Panel listener failed.");
     }
 }
 

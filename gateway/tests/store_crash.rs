@@ -29,7 +29,7 @@ fn acknowledged_events_survive_sigkill() {
         let want = rand::rng().random_range(1..=400);
         let new = run_child_and_kill(CHILD_TEST, dir.path(), want);
         assert!(new.len() >= want, "round {round}: {} ACKs", new.len());
-        for (seq, id) in new {
+        for store_common::Ack { seq, id, .. } in new {
             assert!(
                 seq > high,
                 "round {round}: seq {seq} not above {high} from earlier runs"

@@ -4,7 +4,8 @@
 //! some acknowledgements the child is SIGKILLed and the image is copied at
 //! once: the copy is exactly what the device held, as if power had been
 //! cut. The copy is mounted (ext4 replays its journal) and every
-//! acknowledged event must be in the store found there.
+//! acknowledged event must be in the store found there, and every snapshot
+//! image saved with one must be in the image folder, whole.
 //!
 //! Without root, loop devices, `mount` or `mkfs.ext4` the test says what it
 //! skipped and passes, unless `GATEHOUSE_REQUIRE_PEERS=1`, when it fails.
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rand::Rng;
-use store_common::{read_all, run_child_and_kill, verify};
+use store_common::{read_all, run_child_and_kill, verify, verify_images};
 
 const CHILD_TEST: &str = "child_writer";
 const CUTS: usize = 20;
@@ -128,6 +129,8 @@ fn acknowledged_events_survive_power_cuts() {
     let data = live.join("data");
 
     let mut acked = HashMap::new();
+    let mut all_acks = Vec::new();
+    let mut images_checked = 0;
     let mut high = 0;
     for cut in 0..CUTS {
         let want = rand::rng().random_range(1..=300);
@@ -142,21 +145,28 @@ fn acknowledged_events_survive_power_cuts() {
             ],
         )
         .expect("copy image");
-        for (seq, id) in new {
+        for ack in &new {
+            let (seq, id) = (ack.seq, ack.id);
             assert!(seq > high, "cut {cut}: seq {seq} not above {high}");
             assert!(
                 acked.insert(id, seq).is_none(),
                 "id {id} acknowledged twice"
             );
         }
+        all_acks.extend(new);
         let cut_dev = cleanup.attach(&snapshot).expect("attach the copy");
         cleanup
             .mount(&cut_dev, &after_cut, "")
             .expect("mount the copy (journal replay)");
         let stored = read_all(&after_cut.join("data"));
+        images_checked = verify_images(&after_cut.join("data"), &all_acks);
         cleanup.release(&after_cut, &cut_dev);
         high = high.max(verify(&stored, &acked));
         std::fs::remove_file(&snapshot).expect("remove copy");
     }
     assert!(acked.len() >= CUTS);
+    assert!(
+        images_checked > 0,
+        "no acknowledged event came with an image"
+    );
 }

@@ -22,6 +22,11 @@ struct Estate {
 
 impl Estate {
     async fn start() -> Self {
+        Self::start_with(|text| text).await
+    }
+
+    /// Starts the estate with its configuration text changed by `edit`.
+    async fn start_with(edit: impl FnOnce(String) -> String) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let (addr, barrier) = BarrierSim::spawn_tcp(BarrierSimConfig {
             rise: std::time::Duration::from_millis(100),
@@ -30,7 +35,10 @@ impl Estate {
         })
         .await
         .expect("barrier simulator");
-        let text = gatehouse_tests::lanes_config(&dir.path().join("data"), addr);
+        let text = edit(gatehouse_tests::lanes_config(
+            &dir.path().join("data"),
+            addr,
+        ));
         let config = gateway::config::parse(&text, "lanes.toml").expect("valid lanes config");
         let running = gateway::app::start(config).await.expect("starts");
         let plates = running.plates.clone();
@@ -313,6 +321,117 @@ async fn ingress_rejects_malformed_unknown_and_oversized_pushes_with_reasons_and
         );
         assert_eq!(n, 1.0, "{reason} in:\n{metrics}");
     }
+    assert!(estate.running.shutdown().await.is_clean());
+}
+
+/// Sends `head` (and `body`, if any) on a new connection and returns what
+/// the listener answered: the reply's head, or "" when it closed the
+/// connection without one.
+async fn raw_reply(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(body).await.expect("body");
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+            }
+            if reply.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the listener answers or closes within the deadline");
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingress_refuses_before_the_body_and_bounds_slow_and_foreign_pushes() {
+    let estate = Estate::start_with(|text| {
+        text.replace(
+            "max_body_bytes = \"64KiB\"",
+            "max_body_bytes = \"64KiB\"\nheader_timeout = \"300ms\"\nbody_timeout = \"300ms\"\nallow_from = [\"127.0.0.0/8\", \"::1\"]",
+        )
+    })
+    .await;
+    let addr = estate.running.ingress_addr.expect("listener");
+    // An unknown camera and a declared length over the limit are answered
+    // before the body is sent at all.
+    let unknown = raw_reply(
+        addr,
+        "POST /lpr/cam-nowhere HTTP/1.1\r\nHost: gw\r\nContent-Length: 7000000\r\n\r\n",
+        b"",
+    )
+    .await;
+    assert!(unknown.starts_with("HTTP/1.1 404"), "{unknown}");
+    let huge = raw_reply(
+        addr,
+        "POST /lpr/cam-south-in HTTP/1.1\r\nHost: gw\r\nContent-Length: 7000000\r\n\r\n",
+        b"",
+    )
+    .await;
+    assert!(huge.starts_with("HTTP/1.1 413"), "{huge}");
+    // A body that stops arriving gets 408 at the body deadline.
+    let stalled = raw_reply(
+        addr,
+        "POST /lpr/cam-south-in HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+        b"{\"AlarmInfoPlate\":",
+    )
+    .await;
+    assert!(stalled.starts_with("HTTP/1.1 408"), "{stalled}");
+    // A head that stops arriving is cut off at the head deadline.
+    let trickled = raw_reply(addr, "POST /lpr/cam-south-in HTTP/1.1\r\nHost: gw\r\n", b"").await;
+    assert!(!trickled.contains(" 200 "), "{trickled}");
+
+    let metrics = reqwest::get(format!("http://{}/metrics", estate.running.panel_addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for reason in ["unknown_camera", "too_large", "body_timeout"] {
+        let n = metric_sum(
+            &metrics,
+            "gatehouse_http_rejected_total",
+            &format!("reason=\"{reason}\""),
+        );
+        assert_eq!(n, 1.0, "{reason} in:\n{metrics}");
+    }
+    assert!(estate.running.shutdown().await.is_clean());
+
+    // A source outside `allow_from` is refused before anything else.
+    let estate = Estate::start_with(|text| {
+        text.replace(
+            "max_body_bytes = \"64KiB\"",
+            "max_body_bytes = \"64KiB\"\nallow_from = [\"192.0.2.0/24\"]",
+        )
+    })
+    .await;
+    let addr = estate.running.ingress_addr.expect("listener");
+    let foreign = raw_reply(
+        addr,
+        "POST /lpr/cam-south-in HTTP/1.1\r\nHost: gw\r\nContent-Length: 2\r\n\r\n",
+        b"{}",
+    )
+    .await;
+    assert!(foreign.starts_with("HTTP/1.1 403"), "{foreign}");
+    let metrics = reqwest::get(format!("http://{}/metrics", estate.running.panel_addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let n = metric_sum(
+        &metrics,
+        "gatehouse_http_rejected_total",
+        "reason=\"source_not_allowed\"",
+    );
+    assert_eq!(n, 1.0, "source_not_allowed in:\n{metrics}");
     assert!(estate.running.shutdown().await.is_clean());
 }
 

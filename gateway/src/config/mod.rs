@@ -104,6 +104,14 @@ pub struct IngressConfig {
     pub max_body_bytes: u64,
     /// Disk budget for saved snapshots; the oldest are deleted first.
     pub images_max_bytes: u64,
+    /// Connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// How long a camera has to send a request's head.
+    pub header_timeout: Duration,
+    /// How long a camera has to send a push's body.
+    pub body_timeout: Duration,
+    /// Source networks allowed to push; empty allows every source.
+    pub allow_from: Vec<ipnet::IpNet>,
 }
 
 /// One `[[lanes]]` entry.

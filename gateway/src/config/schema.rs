@@ -78,6 +78,14 @@ pub(crate) const DEFAULT_INGRESS_LISTEN: SocketAddr =
 pub(crate) const DEFAULT_INGRESS_MAX_BODY: u64 = 8 << 20;
 /// `[ingress] images_max_bytes` default.
 pub(crate) const DEFAULT_IMAGES_MAX_BYTES: u64 = 2 << 30;
+/// `[ingress] max_connections` default: an estate's cameras and then some.
+pub(crate) const DEFAULT_INGRESS_MAX_CONNECTIONS: u64 = 64;
+/// `[ingress] header_timeout` default.
+pub(crate) const DEFAULT_INGRESS_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// `[ingress] body_timeout` default: an 8 MiB push over a slow LAN link.
+pub(crate) const DEFAULT_INGRESS_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The shortest read deadline `[ingress]` accepts.
+const MIN_INGRESS_TIMEOUT: Duration = Duration::from_millis(100);
 /// `lpr-camera` `offline_after` default (heartbeats come every 5–30 s).
 pub(crate) const DEFAULT_CAMERA_OFFLINE_AFTER: Duration = Duration::from_secs(90);
 
@@ -603,12 +611,51 @@ fn read_ingress(mut s: Section<'_, '_>) -> IngressConfig {
     let images_max_bytes = s
         .take_bytes("images_max_bytes")
         .unwrap_or(DEFAULT_IMAGES_MAX_BYTES);
+    let max_connections = s
+        .take_int("max_connections", 1..=10_000)
+        .unwrap_or(DEFAULT_INGRESS_MAX_CONNECTIONS);
+    let header_timeout = read_deadline(&mut s, "header_timeout", DEFAULT_INGRESS_HEADER_TIMEOUT);
+    let body_timeout = read_deadline(&mut s, "body_timeout", DEFAULT_INGRESS_BODY_TIMEOUT);
+    let mut allow_from = Vec::new();
+    for entry in s.take_str_list("allow_from").unwrap_or_default() {
+        match parse_source(&entry) {
+            Some(net) => allow_from.push(net),
+            None => s.problem(
+                "allow_from",
+                format!("{entry:?} is not an address or a network (e.g. \"192.168.10.0/24\")"),
+            ),
+        }
+    }
     s.finish();
     IngressConfig {
         listen,
         max_body_bytes,
         images_max_bytes,
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        header_timeout,
+        body_timeout,
+        allow_from,
     }
+}
+
+/// A read deadline of at least [`MIN_INGRESS_TIMEOUT`].
+fn read_deadline(s: &mut Section<'_, '_>, key: &str, default: Duration) -> Duration {
+    let value = s.take_duration(key).unwrap_or(default);
+    if value < MIN_INGRESS_TIMEOUT {
+        s.problem(key, "must be at least 100ms");
+    }
+    value
+}
+
+/// An allowed source: a network in CIDR notation or a single address.
+fn parse_source(entry: &str) -> Option<ipnet::IpNet> {
+    let entry = entry.trim();
+    entry.parse::<ipnet::IpNet>().ok().or_else(|| {
+        entry
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }
 
 fn read_lpr_camera(s: &mut Section<'_, '_>) -> DeviceKind {

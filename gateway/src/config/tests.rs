@@ -996,3 +996,42 @@ fn backups_are_off_by_default_and_checked_when_on() {
     assert!(text.contains("backup.interval"), "{text}");
     assert!(text.contains("backup.keep"), "{text}");
 }
+
+#[test]
+fn the_device_listeners_limits_are_read_and_checked() {
+    let text = format!(
+        "{MINIMAL}[ingress]\nmax_connections = 8\nbody_timeout = \"2s\"\nallow_from = [\"192.168.10.0/24\", \"10.0.0.7\", \"fd00::/8\"]\n"
+    );
+    let config = check(&text).unwrap();
+    assert_eq!(config.ingress.max_connections, 8);
+    assert_eq!(config.ingress.header_timeout, Duration::from_secs(10));
+    assert_eq!(config.ingress.body_timeout, Duration::from_secs(2));
+    let allowed: Vec<String> = config
+        .ingress
+        .allow_from
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(allowed, ["192.168.10.0/24", "10.0.0.7/32", "fd00::/8"]);
+    // Defaults: no allow-list.
+    assert!(check(MINIMAL).unwrap().ingress.allow_from.is_empty());
+
+    let text = format!(
+        "{MINIMAL}[ingress]\nmax_connections = 0\nheader_timeout = \"10ms\"\nallow_from = [\"cameras\"]\n"
+    );
+    let problems = problems_in(&text);
+    assert_eq!(
+        located(&problems),
+        vec![
+            (5, "ingress.max_connections"),
+            (6, "ingress.header_timeout"),
+            (7, "ingress.allow_from"),
+        ],
+        "{problems:#?}"
+    );
+    assert!(
+        find(&problems, "ingress.allow_from")
+            .message
+            .contains("\"cameras\"")
+    );
+}

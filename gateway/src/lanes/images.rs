@@ -4,6 +4,14 @@
 //! when it grows past its budget the oldest files are deleted first (names
 //! start with a time-ordered UUIDv7, so name order is age order), and every
 //! deletion is counted.
+//!
+//! Durability: an image is written and synced (the file, its day folder,
+//! and the image folder when the day folder is new) off the barrier's path,
+//! while its read is being stored; the camera's reply waits for both. So
+//! every image of a read the camera was answered for is on disk after a
+//! power cut. A read stored but not yet answered when the power went may
+//! name an image that is missing or short; the camera sends such a read
+//! again, and the panel shows a missing image as missing.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -35,7 +43,7 @@ struct Inner {
 impl ImageStore {
     /// Opens (creating) `dir`, counting what is already there.
     pub fn open(dir: PathBuf, max_bytes: u64, metrics: Arc<Metrics>) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&dir)?;
+        create_dir_durably(&dir)?;
         let used = files(&dir)?.iter().map(|(_, size)| size).sum();
         Ok(Self {
             inner: Arc::new(Inner {
@@ -85,20 +93,15 @@ impl ImageStore {
             let mut written = Vec::with_capacity(named.len());
             for (name, image) in named {
                 let path = this.inner.dir.join(&name);
-                let result = async {
-                    if let Some(parent) = path.parent() {
-                        tokio::fs::create_dir_all(parent).await?;
-                    }
-                    tokio::fs::write(&path, &image.bytes).await
-                }
-                .await;
+                let len = image.bytes.len() as u64;
+                let result =
+                    tokio::task::spawn_blocking(move || write_durably(&path, &image.bytes)).await;
                 match result {
-                    Ok(()) => {
-                        this.inner
-                            .used
-                            .fetch_add(image.bytes.len() as u64, Ordering::Relaxed);
+                    Ok(Ok(())) => {
+                        this.inner.used.fetch_add(len, Ordering::Relaxed);
                         written.push(name);
                     }
+                    Ok(Err(error)) => tracing::warn!(%error, "A snapshot image was not saved."),
                     Err(error) => tracing::warn!(%error, "A snapshot image was not saved."),
                 }
             }
@@ -154,6 +157,35 @@ impl ImageStore {
             .all(|c| matches!(c, Component::Normal(_)));
         (plain && !name.is_empty()).then(|| self.inner.dir.join(relative))
     }
+}
+
+/// Writes `bytes` to `path` and syncs the file and its folder (creating the
+/// folder, and syncing its parent, when it is new).
+fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let folder = path.parent().unwrap_or(Path::new("."));
+    create_dir_durably(folder)?;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_data()?;
+    sync_dir(folder)
+}
+
+/// Creates `dir` if it is missing, and then syncs its parent so the new
+/// entry survives a power cut.
+fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => Ok(()),
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Every file below `dir` (one level of day folders) with its size, sorted

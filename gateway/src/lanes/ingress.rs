@@ -7,21 +7,33 @@
 //! itself opens the barrier. Bad input gets a 4xx with the reason and a
 //! counter, never a panic: 400 malformed, 404 unknown camera (logged at most
 //! once a minute), 413 too large, 503 when the store could not take it.
+//!
+//! The listener has no authentication (cameras cannot log in), so what a
+//! push may cost is bounded before its body is read: a source outside
+//! `allow_from` gets 403, an unknown camera 404 and a declared length over
+//! the limit 413, all without reading the body. Bodies being read share a
+//! budget of [`BODY_BUDGET_PUSHES`] largest pushes (a push waits for its
+//! share up to the body deadline, then gets 503 `busy`), and a body that
+//! does not arrive within `body_timeout` gets 408. Connections and request
+//! heads are bounded by the listener ([`crate::web::listener`]).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use drivers::lpr::{self, CameraMessage, PlateReadPayload, Vendor};
 use drivers::{DeviceEvent, EventSender};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use ipnet::IpNet;
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use super::images::ImageStore;
 use super::link::Seen;
@@ -30,6 +42,42 @@ use crate::metrics::Metrics;
 
 /// How often an unknown camera id is logged at most.
 const UNKNOWN_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// How many largest-size pushes may be read into memory at once; smaller
+/// pushes take a share by their declared length.
+pub const BODY_BUDGET_PUSHES: u64 = 2;
+
+/// What the device listener accepts (`[ingress]`).
+#[derive(Debug, Clone)]
+pub struct IngressLimits {
+    /// Largest push body.
+    pub max_body_bytes: u64,
+    /// How long a body may take to arrive.
+    pub body_timeout: Duration,
+    /// Source networks allowed to push; empty allows every source.
+    pub allow_from: Vec<IpNet>,
+}
+
+impl IngressLimits {
+    /// A push's share of the body budget, in KiB (at least 1).
+    fn share_kib(&self, declared: Option<u64>) -> u32 {
+        let bytes = declared
+            .unwrap_or(self.max_body_bytes)
+            .min(self.max_body_bytes);
+        u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
+    }
+
+    fn allows(&self, peer: Option<SocketAddr>) -> bool {
+        if self.allow_from.is_empty() {
+            return true;
+        }
+        // Without a known peer address an allow-list cannot be met.
+        peer.is_some_and(|peer| {
+            let ip = peer.ip().to_canonical();
+            self.allow_from.iter().any(|net| net.contains(&ip))
+        })
+    }
+}
 
 /// One configured camera as the listener knows it.
 #[derive(Debug, Clone)]
@@ -49,6 +97,9 @@ pub struct IngressState {
     images: ImageStore,
     metrics: Arc<Metrics>,
     last_unknown_log: Arc<Mutex<Option<Instant>>>,
+    limits: Arc<IngressLimits>,
+    /// KiB of push bodies that may be in memory at once.
+    body_budget: Arc<Semaphore>,
 }
 
 impl IngressState {
@@ -57,21 +108,28 @@ impl IngressState {
         cameras: HashMap<String, CameraEntry>,
         images: ImageStore,
         metrics: Arc<Metrics>,
+        limits: IngressLimits,
     ) -> Self {
+        let budget = limits
+            .share_kib(None)
+            .saturating_mul(u32::try_from(BODY_BUDGET_PUSHES).unwrap_or(u32::MAX));
         Self {
             cameras: Arc::new(cameras),
             images,
             metrics,
             last_unknown_log: Arc::new(Mutex::new(None)),
+            limits: Arc::new(limits),
+            body_budget: Arc::new(Semaphore::new(budget as usize)),
         }
     }
 }
 
-/// The listener's router; bodies above `max_body_bytes` get 413.
-pub fn router(state: IngressState, max_body_bytes: usize) -> Router {
+/// The listener's router. The handler bounds bodies itself (see the module
+/// doc), so axum's default body limit is off.
+pub fn router(state: IngressState) -> Router {
     Router::new()
         .route("/lpr/{camera_id}", post(push))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::disable())
         // A span per push (method, path with the camera id), at DEBUG.
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -98,9 +156,20 @@ fn reject(
 async fn push(
     State(state): State<IngressState>,
     Path(camera_id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer);
+    if !state.limits.allows(peer) {
+        return reject(
+            &state,
+            StatusCode::FORBIDDEN,
+            "source_not_allowed",
+            "this source may not push to the gateway".to_owned(),
+        );
+    }
     let Some(camera) = state.cameras.get(&camera_id) else {
         let now = Instant::now();
         let log = {
@@ -124,20 +193,51 @@ async fn push(
             format!("unknown camera {camera_id:?}"),
         );
     };
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            let status = rejection.status();
-            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "too_large"
-            } else {
-                "unreadable"
-            };
-            return reject(&state, status, reason, rejection.body_text());
+    let (parts, body) = request.into_parts();
+    let max = state.limits.max_body_bytes;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max) {
+        return too_large(&state, max);
+    }
+    // The body is read within one deadline: waiting for a share of the
+    // budget, then receiving it.
+    let deadline = tokio::time::Instant::now() + state.limits.body_timeout;
+    let share = state.limits.share_kib(declared);
+    let Ok(Ok(_share)) = tokio::time::timeout_at(
+        deadline,
+        state.body_budget.clone().acquire_many_owned(share),
+    )
+    .await
+    else {
+        return reject(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many pushes at once; send it again".to_owned(),
+        );
+    };
+    let body = match tokio::time::timeout_at(deadline, read_body(body, max)).await {
+        Err(_) => {
+            return reject(
+                &state,
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "the push's body did not arrive in time".to_owned(),
+            );
         }
+        Ok(Err(BodyError::TooLarge)) => return too_large(&state, max),
+        Ok(Err(BodyError::Unreadable(error))) => {
+            return reject(&state, StatusCode::BAD_REQUEST, "unreadable", error);
+        }
+        Ok(Ok(body)) => body,
     };
     camera.seen.tap();
-    let content_type = headers
+    let content_type = parts
+        .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let message = match lpr::parse(vendor(camera.vendor), content_type, &body) {
@@ -157,6 +257,30 @@ async fn push(
         CameraMessage::Heartbeat { .. } | CameraMessage::GioIn { .. } | CameraMessage::Other(_) => {
             reply(camera.vendor, None, false)
         }
+    }
+}
+
+fn too_large(state: &IngressState, max: u64) -> Response {
+    reject(
+        state,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("the push is larger than {max} bytes"),
+    )
+}
+
+enum BodyError {
+    TooLarge,
+    Unreadable(String),
+}
+
+/// The whole body, refused as soon as it passes `max` bytes.
+async fn read_body(body: Body, max: u64) -> Result<axum::body::Bytes, BodyError> {
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(error) => Err(BodyError::Unreadable(error.to_string())),
     }
 }
 

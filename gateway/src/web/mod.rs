@@ -1,13 +1,12 @@
 //! HTTP on the panel listener: process health (`/healthz`), readiness
-//! (`/readyz`), Prometheus metrics (`/metrics`), and the guards' web panel
-//! ([`panel`]). The platform API is added here as its issue lands.
-//! (`/readyz`), Prometheus metrics (`/metrics`) and the platform's pull API
-//! ([`api`]: `/api/v1/telemetry`). The panel pages are added here as their
-//! issues land.
+//! (`/readyz`), Prometheus metrics (`/metrics`), the platform's pull API
+//! ([`api`]: `/api/v1/telemetry`) and the guards' web panel ([`panel`]);
+//! how the gateway's listeners are served ([`listener`] for plain HTTP with
+//! its limits, [`tls`] for HTTPS).
 //!
 //! The router is a plain function of its state ([`router`]), so tests drive
 //! it with `tower::ServiceExt::oneshot` and the gateway serves it with
-//! `axum::serve`.
+//! [`listener::serve`].
 
 use std::sync::Arc;
 
@@ -22,6 +21,7 @@ use crate::config::Secret;
 use crate::metrics::Metrics;
 
 pub mod api;
+pub mod listener;
 pub mod panel;
 pub mod tls;
 

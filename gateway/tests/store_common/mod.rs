@@ -1,7 +1,10 @@
 //! Shared helpers of the store's integration tests: envelopes, the writer
 //! child process (the test binary re-invoked with `GATEHOUSE_STORE_CHILD`
 //! set, which appends concurrently and prints `ACK <seq> <id>` after each
-//! append returns) and the check that every acknowledged event survived.
+//! append returns, followed by `<image> <len> <fill>` when the event came
+//! with a snapshot image saved beside it, as the device listener saves a
+//! plate read's) and the checks that every acknowledged event, and every
+//! image of one, survived.
 
 #![allow(dead_code)]
 
@@ -13,6 +16,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use drivers::Class;
+use drivers::lpr::{Image, ImageKind};
+use gateway::lanes::images::ImageStore;
+use gateway::metrics::Metrics;
 use gateway::store::{Seq, Store, StoreConfig};
 use gateway::wire::{Envelope, SCHEMA_VERSION};
 use rand::Rng;
@@ -69,10 +75,17 @@ pub(crate) fn child_main_if_requested() {
         .expect("runtime");
     rt.block_on(async move {
         let (store, _) = Store::open(config(&dir)).expect("child opens the store");
+        let images = ImageStore::open(
+            images_dir(&dir),
+            u64::MAX,
+            std::sync::Arc::new(Metrics::new()),
+        )
+        .expect("child opens the image folder");
         let budget = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(CHILD_MAX_EVENTS));
         let mut tasks = Vec::new();
         for _ in 0..CHILD_APPENDERS {
             let store = store.clone();
+            let images = images.clone();
             let budget = budget.clone();
             tasks.push(tokio::spawn(async move {
                 while budget
@@ -83,15 +96,36 @@ pub(crate) fn child_main_if_requested() {
                     )
                     .is_ok()
                 {
-                    let (class, len) = {
+                    let (class, len, image_len) = {
                         let mut rng = rand::rng();
-                        (Class::ALL[rng.random_range(0..4)], rng.random_range(0..600))
+                        let image_len = rng.random_bool(0.5).then(|| rng.random_range(1..40_000));
+                        (
+                            Class::ALL[rng.random_range(0..4)],
+                            rng.random_range(0..600),
+                            image_len,
+                        )
                     };
                     let event = envelope(class, len);
                     let id = event.id;
+                    let Some(image_len) = image_len else {
+                        let seq = store.append(event).await.expect("child append");
+                        // println! writes whole lines to the (line-buffered) stdout.
+                        println!("ACK {seq} {id}");
+                        continue;
+                    };
+                    // As the device listener does: the image is saved while
+                    // the event is stored, and acknowledged after both.
+                    let fill = fill_for(id);
+                    let image = Image {
+                        kind: ImageKind::Full,
+                        bytes: vec![fill; image_len],
+                        content_type: "image/jpeg",
+                    };
+                    let (names, saving) = images.save_later(vec![image]);
                     let seq = store.append(event).await.expect("child append");
-                    // println! writes whole lines to the (line-buffered) stdout.
-                    println!("ACK {seq} {id}");
+                    let written = saving.await.expect("image task");
+                    assert_eq!(written, names, "child image saved");
+                    println!("ACK {seq} {id} {} {image_len} {fill}", names[0]);
                 }
             }));
         }
@@ -102,10 +136,30 @@ pub(crate) fn child_main_if_requested() {
     });
 }
 
+/// The snapshot folder inside a data directory.
+pub(crate) fn images_dir(dir: &Path) -> PathBuf {
+    dir.join("images")
+}
+
+/// The byte an event's image is filled with (never 0, so a zeroed block
+/// does not pass for it).
+fn fill_for(id: Uuid) -> u8 {
+    (id.as_u128() as u8) | 1
+}
+
+/// One acknowledgement the child printed.
+#[derive(Debug, Clone)]
+pub(crate) struct Ack {
+    pub seq: Seq,
+    pub id: Uuid,
+    /// The event's image: its name in the image folder, length and fill byte.
+    pub image: Option<(String, usize, u8)>,
+}
+
 /// Runs the writer child on `dir`, SIGKILLs it after `acks` acknowledgements
 /// and returns every acknowledgement it printed (including ones printed
 /// after the count was reached but before the kill landed).
-pub(crate) fn run_child_and_kill(test_name: &str, dir: &Path, acks: usize) -> Vec<(Seq, Uuid)> {
+pub(crate) fn run_child_and_kill(test_name: &str, dir: &Path, acks: usize) -> Vec<Ack> {
     let exe = std::env::current_exe().expect("current test binary");
     let mut child = Command::new(exe)
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
@@ -159,11 +213,44 @@ pub(crate) fn run_child_and_kill(test_name: &str, dir: &Path, acks: usize) -> Ve
     acked
 }
 
-fn parse_ack(line: &str) -> Option<(Seq, Uuid)> {
+fn parse_ack(line: &str) -> Option<Ack> {
     let mut parts = line.strip_prefix("ACK ")?.split(' ');
     let seq = parts.next()?.parse().ok()?;
     let id = parts.next()?.parse().ok()?;
-    Some((seq, id))
+    let image = match (parts.next(), parts.next(), parts.next()) {
+        (Some(name), Some(len), Some(fill)) => {
+            Some((name.to_owned(), len.parse().ok()?, fill.parse().ok()?))
+        }
+        _ => None,
+    };
+    Some(Ack { seq, id, image })
+}
+
+/// Checks that every acknowledged event's image is in `dir`'s image folder,
+/// whole; returns how many were checked.
+pub(crate) fn verify_images(dir: &Path, acked: &[Ack]) -> usize {
+    let folder = images_dir(dir);
+    let mut checked = 0;
+    for ack in acked {
+        let Some((name, len, fill)) = &ack.image else {
+            continue;
+        };
+        let bytes = std::fs::read(folder.join(name))
+            .unwrap_or_else(|e| panic!("image {name} of acknowledged event {}: {e}", ack.id));
+        assert_eq!(
+            bytes.len(),
+            *len,
+            "image {name} of event {} is short",
+            ack.id
+        );
+        assert!(
+            bytes.iter().all(|b| b == fill),
+            "image {name} of event {} holds other bytes",
+            ack.id
+        );
+        checked += 1;
+    }
+    checked
 }
 
 /// Every event in the store at `dir` (opening it as the gateway would).
