@@ -19,7 +19,7 @@ use tokio_serial::{SerialPortBuilderExt, SerialStream};
 use super::reject::{DEFAULT_NOISY_AFTER, RejectGate};
 use super::serial::{Framing, SerialDecoder, SerialError};
 use crate::command::{Command, CommandOutcome, CommandRequest};
-use crate::contract::{Driver, DriverContext, DriverError};
+use crate::contract::{Driver, DriverContext, DriverError, Link};
 use crate::event::DeviceEvent;
 
 /// Configuration of a serial card reader.
@@ -69,7 +69,7 @@ fn default_reconnect_max_ms() -> u64 {
 pub struct SerialReader {
     config: SerialReaderConfig,
     decoder: SerialDecoder,
-    online: Option<bool>,
+    link: Link,
     rejects: RejectGate,
 }
 
@@ -84,7 +84,7 @@ impl SerialReader {
         Ok(Self {
             config,
             decoder,
-            online: None,
+            link: Link::default(),
             rejects,
         })
     }
@@ -106,19 +106,14 @@ impl SerialReader {
         } else {
             ctx.health.degraded(&detail);
         }
-        if self.online == Some(online) {
-            return Ok(());
-        }
-        self.online = Some(online);
-        ctx.events
-            .emit(DeviceEvent::DeviceLink { online, detail })
-            .await
+        self.link.report(&ctx.events, online, || detail).await?;
+        Ok(())
     }
 
     fn answer(&self, request: CommandRequest) {
         let outcome = match request.command {
             Command::SafeState => CommandOutcome::Done,
-            Command::Poll if self.online == Some(true) => CommandOutcome::Done,
+            Command::Poll if self.link.is_up() => CommandOutcome::Done,
             Command::Poll => CommandOutcome::Failed("reader port is not open".into()),
             _ => CommandOutcome::Unsupported,
         };

@@ -39,7 +39,7 @@ use super::wg::{
     DeviceInfo, EventRecord, PACKET_LEN, Request, Response, Status, event_type, reason, reason_name,
 };
 use crate::command::{Command, CommandOutcome, CommandRequest};
-use crate::contract::{Driver, DriverContext, DriverError};
+use crate::contract::{Driver, DriverContext, DriverError, Link};
 use crate::event::{ControllerVerdict, DeviceEvent, DoorAlarmKind};
 
 /// Configuration of one WG controller.
@@ -212,7 +212,7 @@ struct Session<'a> {
     socket: UdpSocket,
     listener: SocketAddrV4,
     listener_ok: bool,
-    online: Option<bool>,
+    link: Link,
     poll_pending: bool,
     missed: u32,
     polls: u32,
@@ -274,10 +274,9 @@ impl Session<'_> {
         } else {
             ctx.health.degraded(&detail);
         }
-        if self.online == Some(online) {
+        if self.link.known() == Some(online) {
             return Ok(());
         }
-        self.online = Some(online);
         if !online {
             // What the controller logs while it cannot be reached is
             // history by the time it is fetched.
@@ -289,9 +288,8 @@ impl Session<'_> {
             self.listener_ok = false;
             self.set_listener().await?;
         }
-        ctx.events
-            .emit(DeviceEvent::DeviceLink { online, detail })
-            .await
+        self.link.report(&ctx.events, online, || detail).await?;
+        Ok(())
     }
 
     async fn poll(&mut self, ctx: &DriverContext) -> Result<(), DriverError> {
@@ -634,7 +632,7 @@ impl Driver for WgController {
                 socket,
                 listener,
                 listener_ok: false,
-                online: None,
+                link: Link::default(),
                 poll_pending: false,
                 missed: 0,
                 polls: 0,
