@@ -681,6 +681,7 @@ mod tests {
         ("gateway_stopping", Class::Audit),
         ("store_quarantined", Class::Alarm),
         ("store_pressure", Class::Alarm),
+        ("store_unavailable", Class::Alarm),
     ];
 
     #[test]
