@@ -15,35 +15,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use anyhow::{Context, bail};
-use drivers::Class;
+use common::event;
 use gateway::store::{Store, StoreConfig};
-use gateway::wire::{Envelope, SCHEMA_VERSION};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use uuid::Uuid;
-
-fn event(i: u64) -> Envelope {
-    let class = if i.is_multiple_of(10) {
-        Class::Access
-    } else {
-        Class::Telemetry
-    };
-    Envelope {
-        schema: SCHEMA_VERSION,
-        id: Uuid::now_v7(),
-        seq: 0,
-        time_ms: 1_764_000_000_000 + i as i64,
-        clock_synced: true,
-        device_time_ms: None,
-        estate_id: "bench".into(),
-        gateway_id: "gw-bench".into(),
-        device_id: format!("tank-{}", i % 8),
-        kind: "point_value".into(),
-        class,
-        body: serde_json::json!({ "point": "level", "value": (i % 1000) as f64 / 100.0, "unit": "m" }),
-    }
-}
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
