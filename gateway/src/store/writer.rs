@@ -170,10 +170,14 @@ impl Accounting {
     /// key; a short queue is counted at once, a long one by the writer in
     /// chunks ([`Accounting::count_chunk`]), so a start never scans it.
     pub(crate) fn open(conn: &Connection, count_at_open: i64) -> rusqlite::Result<Accounting> {
-        let (first, last): (Option<i64>, Option<i64>) =
-            conn.query_row("SELECT min(seq), max(seq) FROM events", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
+        // Two subqueries: SQLite reads min() or max() of the primary key
+        // from the b-tree's edge only when it is the query's one aggregate;
+        // `SELECT min(seq), max(seq)` scans the table.
+        let (first, last): (Option<i64>, Option<i64>) = conn.query_row(
+            "SELECT (SELECT min(seq) FROM events), (SELECT max(seq) FROM events)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         let mut acct = Accounting {
             oldest_time_ms: oldest_time(conn)?,
             ..Accounting::default()
