@@ -196,17 +196,22 @@ pub struct StoreConfig {
     pub critical_reserve_bytes: u64,
     /// How long the writer waits to gather concurrent appends into one commit.
     pub group_commit_window: Duration,
+    /// How long after open the integrity check starts ([`check`]): it reads
+    /// the whole file, so it waits until the start is over.
+    pub check_after: Duration,
 }
 
 impl StoreConfig {
     /// A configuration with the gateway's defaults: 256 MiB queue, 32 MiB
-    /// critical reserve, 2 ms group-commit window.
+    /// critical reserve, 2 ms group-commit window, the integrity check 10 s
+    /// after open.
     pub fn new(path: impl Into<PathBuf>) -> StoreConfig {
         StoreConfig {
             path: path.into(),
             max_bytes: 256 * 1024 * 1024,
             critical_reserve_bytes: 32 * 1024 * 1024,
             group_commit_window: Duration::from_millis(2),
+            check_after: Duration::from_secs(10),
         }
     }
 }
@@ -583,7 +588,7 @@ impl Store {
             damage.checked_at_open();
             check::Checker::default()
         } else {
-            check::Checker::start(&path, damage)?
+            check::Checker::start(&path, config.check_after, damage)?
         };
         let inner = Inner {
             path,
