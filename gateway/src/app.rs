@@ -412,6 +412,7 @@ async fn build(
         max_bytes: config.store.max_bytes,
         critical_reserve_bytes: config.store.critical_reserve_bytes,
         group_commit_window: config.store.group_commit_window,
+        ..StoreConfig::new(data_dir.join("gatehouse.db"))
     };
     let retention = JournalRetention {
         days: config.store.journal_days,

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 /// Event `i` of a benchmark queue: one access event in ten, the rest a tank's
 /// telemetry (about 270 bytes encoded).
-pub fn event(i: u64) -> Envelope {
+pub(crate) fn event(i: u64) -> Envelope {
     let class = if i.is_multiple_of(10) {
         Class::Access
     } else {
