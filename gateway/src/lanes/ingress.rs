@@ -45,8 +45,12 @@ use crate::metrics::Metrics;
 const UNKNOWN_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// How many largest-size pushes may be read into memory at once; smaller
-/// pushes take a share by their declared length.
-pub const BODY_BUDGET_PUSHES: u64 = 2;
+/// pushes take a share by their declared length. One: a push of the
+/// largest size costs about four times its size while it is parsed and its
+/// pictures decoded and written, and two of them at once took the gateway
+/// past 80 MB (the ingress benchmark); pushes of a usual size (a few
+/// hundred KB) still go many at a time.
+pub const BODY_BUDGET_PUSHES: u64 = 1;
 
 /// What the device listener accepts (`[ingress]`).
 #[derive(Debug, Clone)]
