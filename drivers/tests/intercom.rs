@@ -176,6 +176,30 @@ mod hikvision {
     }
 
     #[tokio::test]
+    async fn the_alert_stream_outlives_the_request_timeout() {
+        let sim = sim().await;
+        let mut config = config(&sim);
+        config.timeout = Duration::from_millis(300);
+        let mut rig = Rig::start(HikStation::new(config));
+        rig.expect("online", is_link(true)).await;
+        // Events keep arriving on the one stream for well past the timeout.
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_millis(1_500) {
+            sim.access_event(5, 0x01, json!({"cardNo": "3558822549", "doorNo": 1}));
+            rig.expect("card unlock", |e| {
+                matches!(e, DeviceEvent::StationUnlock { .. })
+            })
+            .await;
+        }
+        assert_eq!(sim.streams(), 1, "the stream was never reopened");
+        assert!(
+            !rig.seen.iter().any(is_link(false)),
+            "never offline: {:?}",
+            rig.seen
+        );
+    }
+
+    #[tokio::test]
     async fn a_call_nobody_answers_is_missed() {
         let sim = sim().await;
         let mut rig = Rig::start(HikStation::new(config(&sim)));

@@ -189,10 +189,14 @@ impl HikStation {
     }
 
     async fn session(&mut self, ctx: &mut DriverContext) -> Result<(), DriverError> {
-        let response = self
-            .client
-            .send(Method::GET, ALERT_STREAM, None, Some(self.config.timeout))
-            .await;
+        // `timeout` bounds the wait for the stream's head only: a request
+        // timeout would also end the body (the stream) after that long.
+        let response = tokio::time::timeout(
+            self.config.timeout,
+            self.client.send(Method::GET, ALERT_STREAM, None, None),
+        )
+        .await
+        .map_err(|_| DriverError::Transient("alert stream: no answer".into()))?;
         let response = match response {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
