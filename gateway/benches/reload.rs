@@ -104,7 +104,8 @@ fn wait_ready(panel: SocketAddr) -> anyhow::Result<()> {
     loop {
         if let Ok(mut stream) = std::net::TcpStream::connect(panel) {
             use std::io::Read;
-            let request = format!("GET /readyz HTTP/1.1\r\nHost: {panel}\r\nConnection: close\r\n\r\n");
+            let request =
+                format!("GET /readyz HTTP/1.1\r\nHost: {panel}\r\nConnection: close\r\n\r\n");
             stream.write_all(request.as_bytes())?;
             let mut reply = String::new();
             let _ = stream.read_to_string(&mut reply);

@@ -836,7 +836,12 @@ mod tests {
         let snapshot = creds.snapshot();
         let card = snapshot.cards.get("12345").expect("leading zeros dropped");
         assert_eq!(card.holder, "王芳");
-        let groups = snapshot.cards.get("22334455").expect("card").to_card().groups;
+        let groups = snapshot
+            .cards
+            .get("22334455")
+            .expect("card")
+            .to_card()
+            .groups;
         assert_eq!(groups, vec!["b3", "basement"]);
     }
 

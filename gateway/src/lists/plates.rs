@@ -1165,7 +1165,10 @@ mod tests {
             .expect("a UTF-8 file with a BOM imports");
         assert_eq!(report.encoding, CsvEncoding::Utf8Bom);
         let lists = registry.snapshot();
-        assert_eq!(lists.residents.get("苏A8HK52").map(|r| r.owner), Some("李雷"));
+        assert_eq!(
+            lists.residents.get("苏A8HK52").map(|r| r.owner),
+            Some("李雷")
+        );
     }
 
     fn registry_pair() -> (tempfile::TempDir, Store, PlateRegistry) {

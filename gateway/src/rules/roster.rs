@@ -160,11 +160,7 @@ impl RosterBuilder {
     }
 
     /// Adds a record; a later record with the same key replaces it.
-    pub fn push(
-        &mut self,
-        record: Record<'_>,
-        set: &[impl AsRef<str>],
-    ) -> Result<(), RosterFull> {
+    pub fn push(&mut self, record: Record<'_>, set: &[impl AsRef<str>]) -> Result<(), RosterFull> {
         let len = |s: &str| u32::try_from(s.len()).map_err(|_| RosterFull);
         let start = len(&self.roster.text)?;
         let (key_len, first_len, second_len) =
@@ -267,7 +263,9 @@ mod tests {
         builder.push(record("99", "韩梅梅"), none).expect("push");
         builder.push(windowed, &["b3", "basement"]).expect("push");
         builder.push(record("100", "李雷"), none).expect("push");
-        builder.push(record("", ""), none).expect("an empty key is a key");
+        builder
+            .push(record("", ""), none)
+            .expect("an empty key is a key");
         let roster = builder.build();
         assert_eq!(roster.len(), 4);
         assert_eq!(roster.get("100").map(|r| r.first), Some("李雷"));
