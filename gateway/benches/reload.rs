@@ -7,9 +7,10 @@
 //! import`, the way a property manager or a nightly job does it: the CLI
 //! writes the database and bumps the change counter, and the running
 //! gateway reloads its credential snapshot. Then the same for a
-//! 100,000-plate residents' list with `gatehouse plates import`. After each
-//! import the bench waits for the gateway's "reloaded" log line and reads
-//! the gateway's RSS from `/proc`.
+//! 100,000-plate residents' list with `gatehouse plates import`, on a
+//! fresh gateway (so that one list's leftovers do not hide the other's).
+//! After each import the bench waits for the gateway's "reloaded" log line
+//! and reads the gateway's RSS from `/proc`.
 //!
 //! Reported: RSS idle, after the first load, after every reload, the last
 //! against the first, and what the list costs above the idle gateway.
@@ -182,7 +183,10 @@ fn report(what: &str, before: u64, after: &[u64]) {
     let last = *after.last().unwrap_or(&first);
     let max = after.iter().copied().max().unwrap_or(first);
     println!("{what}:");
-    println!("  RSS before the first load: {:.1} MiB", mib(before));
+    println!(
+        "  gateway RSS idle, before the first load: {:.1} MiB",
+        mib(before)
+    );
     println!(
         "  RSS after each load: {}",
         after
@@ -192,7 +196,7 @@ fn report(what: &str, before: u64, after: &[u64]) {
             .join(" ")
     );
     println!(
-        "  after the first load: {:.1} MiB (+{:.1} MiB above before); after load {}: {:.1} MiB ({:+.1} % of the first; largest {:.1} MiB)",
+        "  after the first load: {:.1} MiB (+{:.1} MiB above idle); after load {}: {:.1} MiB ({:+.1} % of the first; largest {:.1} MiB)",
         mib(first),
         mib(first.saturating_sub(before)),
         after.len(),
@@ -202,22 +206,12 @@ fn report(what: &str, before: u64, after: &[u64]) {
     );
 }
 
-fn main() -> anyhow::Result<()> {
-    let n = env_or("GATEHOUSE_BENCH_CARDS", 100_000);
-    let count = env_or("GATEHOUSE_BENCH_RELOADS", 20);
-    let dir = tempfile::tempdir()?;
+/// Starts the gateway on a fresh data directory under `dir`.
+fn start(dir: &Path) -> anyhow::Result<(Gateway, SocketAddr, std::path::PathBuf)> {
     let panel: SocketAddr = format!("127.0.0.1:{}", testkit::free_port()).parse()?;
     let ingress: SocketAddr = format!("127.0.0.1:{}", testkit::free_port()).parse()?;
-    let config_path = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config_path,
-        config(&dir.path().join("data"), panel, ingress),
-    )?;
-    let cards = dir.path().join("cards.csv");
-    write_cards(&cards, n)?;
-    let plates = dir.path().join("plates.csv");
-    write_plates(&plates, n)?;
-
+    let config_path = dir.join("gateway.toml");
+    std::fs::write(&config_path, config(&dir.join("data"), panel, ingress))?;
     let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .arg("run")
         .arg("--config")
@@ -236,53 +230,55 @@ fn main() -> anyhow::Result<()> {
             }
         }
     });
-    let gateway = Gateway { child, lines };
-    let result = run(&gateway, panel, &config_path, &cards, &plates, n, count);
+    Ok((Gateway { child, lines }, panel, config_path))
+}
+
+/// One list on a fresh gateway: idle RSS, then `count` imports of `file`.
+fn measure(what: &str, import: &[&str], reloaded: &str, count: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (gateway, panel, config) = start(dir.path())?;
+    let result = (|| {
+        wait_ready(panel)?;
+        // Let start-up settle (first scrapes, the first list checks).
+        std::thread::sleep(Duration::from_secs(3));
+        let idle = gateway.rss()?;
+        let after = reloads(&gateway, &config, import, reloaded, count)?;
+        report(what, idle, &after);
+        Ok(())
+    })();
     let Gateway { mut child, .. } = gateway;
     let _ = child.kill();
     let _ = child.wait();
     result
 }
 
-fn run(
-    gateway: &Gateway,
-    panel: SocketAddr,
-    config: &Path,
-    cards: &Path,
-    plates: &Path,
-    n: usize,
-    count: usize,
-) -> anyhow::Result<()> {
-    wait_ready(panel)?;
-    // Let start-up settle (first scrapes, the first list checks).
-    std::thread::sleep(Duration::from_secs(3));
-    let idle = gateway.rss()?;
+fn main() -> anyhow::Result<()> {
+    let n = env_or("GATEHOUSE_BENCH_CARDS", 100_000);
+    let count = env_or("GATEHOUSE_BENCH_RELOADS", 20);
+    let files = tempfile::tempdir()?;
+    let cards = files.path().join("cards.csv");
+    write_cards(&cards, n)?;
+    let plates = files.path().join("plates.csv");
+    write_plates(&plates, n)?;
     println!(
-        "list reloads: {n} cards, then {n} residents' vehicles, each imported {count} times by the CLI while the gateway runs"
+        "list reloads: {n} cards, then {n} residents' vehicles on a fresh gateway, each list imported {count} times by the CLI while the gateway runs"
     );
-    println!("  gateway RSS idle: {:.1} MiB", mib(idle));
-    let cards = cards.to_str().context("path")?;
-    let after_cards = reloads(
-        gateway,
-        config,
-        &["cards", "import", cards],
+    measure(
+        &format!("{n} cards"),
+        &["cards", "import", cards.to_str().context("path")?],
         "Door credentials changed; reloaded.",
         count,
     )?;
-    report(&format!("{n} cards"), idle, &after_cards);
-    let before_plates = gateway.rss()?;
-    let plates = plates.to_str().context("path")?;
-    let after_plates = reloads(
-        gateway,
-        config,
-        &["plates", "import", plates, "--list", "residents"],
+    measure(
+        &format!("{n} residents' vehicles"),
+        &[
+            "plates",
+            "import",
+            plates.to_str().context("path")?,
+            "--list",
+            "residents",
+        ],
         "Vehicle lists changed outside the gateway; reloaded.",
         count,
-    )?;
-    report(
-        &format!("{n} residents' vehicles (cards still loaded)"),
-        before_plates,
-        &after_plates,
-    );
-    Ok(())
+    )
 }
