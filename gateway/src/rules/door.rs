@@ -157,7 +157,7 @@ impl<'a> From<Record<'a>> for CardRef<'a> {
 }
 
 /// The cards of a snapshot by canonical number, packed (a [`Roster`]:
-/// three allocations whatever the number of cards, each door-group set
+/// four allocations whatever the number of cards, each door-group set
 /// kept once). Iterated in the order of the numbers as text. Two indexes
 /// are equal when they hold the same cards.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

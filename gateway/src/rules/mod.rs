@@ -7,7 +7,7 @@
 //!   schedules, anti-passback); the keypad wrong-code limiter.
 //! - [`vehicle`]: allow / deny / ask the guard at a lane; repeated-read filter.
 //! - [`roster`]: the packed table that holds 100,000 cards or residents'
-//!   vehicles in three allocations.
+//!   vehicles in four allocations.
 
 pub mod door;
 pub mod plate;

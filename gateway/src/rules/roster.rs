@@ -3,15 +3,20 @@
 //! residents' vehicles (plate, house, owner, window, lanes).
 //!
 //! An estate holds 100,000 of either and reloads the list whole after every
-//! change, so the table lives in three allocations whatever the number of
+//! change, so the table lives in four allocations whatever the number of
 //! records: one text buffer with every key and both text fields back to
-//! back, one table of 40-byte entries sorted by key (looked up by binary
-//! search), and the few distinct sets (door groups, lanes), each kept once.
-//! A record in a `HashMap<String, _>` with its own `String`s and `Vec`
-//! cost about four times as much, in six allocations each, which the
-//! allocator then had to take back after every reload.
+//! back, one table of 40-byte entries sorted by key, a hash index of 4-byte
+//! positions into it (a `hashbrown::HashTable`, so a lookup costs one hash
+//! and a probe or two, as in a `HashMap`), and the few distinct sets (door
+//! groups, lanes), each kept once: about 76 bytes a record. A record in a
+//! `HashMap<String, _>` with its own `String`s and `Vec` cost about five
+//! times as much, in six allocations each, which the allocator then had to
+//! take back after every reload.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 /// One record, borrowed from its [`Roster`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,10 +59,13 @@ const HAS_TO: u8 = 2;
 /// Records by key, packed (see the module documentation). Built with
 /// [`RosterBuilder`]; iterated in key order. Two rosters are equal when
 /// they hold the same records.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Roster {
     text: String,
     entries: Vec<Entry>,
+    /// Positions in `entries`, by the hash of their key.
+    index: HashTable<u32>,
+    hasher: std::hash::RandomState,
     /// The distinct sets; the first is the empty set.
     sets: Vec<Box<[Box<str>]>>,
 }
@@ -67,8 +75,16 @@ impl Default for Roster {
         Self {
             text: String::new(),
             entries: Vec::new(),
+            index: HashTable::new(),
+            hasher: std::hash::RandomState::new(),
             sets: vec![Box::default()],
         }
+    }
+}
+
+impl std::fmt::Debug for Roster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
@@ -113,11 +129,11 @@ impl Roster {
 
     /// The record with this key.
     pub fn get(&self, key: &str) -> Option<Record<'_>> {
-        let i = self
-            .entries
-            .binary_search_by(|e| key_of(&self.text, e).cmp(key))
-            .ok()?;
-        Some(self.view(&self.entries[i]))
+        let hash = self.hasher.hash_one(key);
+        let &i = self.index.find(hash, |&i| {
+            key_of(&self.text, &self.entries[i as usize]) == key
+        })?;
+        Some(self.view(&self.entries[i as usize]))
     }
 
     /// Whether a record has this key.
@@ -231,6 +247,14 @@ impl RosterBuilder {
         roster.entries.shrink_to_fit();
         roster.text.shrink_to_fit();
         roster.sets.shrink_to_fit();
+        let (text, entries, hasher) = (&roster.text, &roster.entries, &roster.hasher);
+        let hash = |i: &u32| hasher.hash_one(key_of(text, &entries[*i as usize]));
+        let mut index = HashTable::with_capacity(entries.len());
+        // `push` kept the text under 4 GiB, so there are fewer entries.
+        for i in 0..u32::try_from(entries.len()).unwrap_or(u32::MAX) {
+            index.insert_unique(hash(&i), i, hash);
+        }
+        roster.index = index;
         roster
     }
 }

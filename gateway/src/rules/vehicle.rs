@@ -109,7 +109,7 @@ impl<'a> From<Record<'a>> for ResidentRef<'a> {
     }
 }
 
-/// Residents' vehicles by canonical plate, packed (a [`Roster`]: three
+/// Residents' vehicles by canonical plate, packed (a [`Roster`]: four
 /// allocations whatever the number of vehicles, each set of lanes kept
 /// once). Iterated in plate order. Two indexes are equal when they hold
 /// the same vehicles.
