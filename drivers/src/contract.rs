@@ -170,6 +170,54 @@ impl EventSender {
     }
 }
 
+/// A device's link as a driver last reported it: `DeviceLink` events go out
+/// only when it changes, so a device that stays down is one event, not one
+/// per failed poll. Health is the driver's own business (drivers differ in
+/// what a failed exchange means), so `Link` leaves it alone.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    online: Option<bool>,
+}
+
+impl Link {
+    /// Whether the device was last reported reachable.
+    pub fn is_up(&self) -> bool {
+        self.online == Some(true)
+    }
+
+    /// The last report: `None` before the first.
+    pub fn known(&self) -> Option<bool> {
+        self.online
+    }
+
+    /// Forgets the last report, so the next one is sent whatever it says
+    /// (a driver's fresh run reports its link anew).
+    pub fn forget(&mut self) {
+        self.online = None;
+    }
+
+    /// Records the link. On a change, emits `DeviceLink` with `detail()`
+    /// and returns `true`; otherwise returns `false` and emits nothing.
+    pub async fn report(
+        &mut self,
+        events: &EventSender,
+        online: bool,
+        detail: impl FnOnce() -> String,
+    ) -> Result<bool, DriverError> {
+        if self.online == Some(online) {
+            return Ok(false);
+        }
+        self.online = Some(online);
+        events
+            .emit(DeviceEvent::DeviceLink {
+                online,
+                detail: detail(),
+            })
+            .await?;
+        Ok(true)
+    }
+}
+
 /// A driver's health as shown on the panel, in telemetry and in `/metrics`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Health {
@@ -294,6 +342,48 @@ pub struct DriverContext {
     pub cancel: CancellationToken,
 }
 
+/// A [`DriverContext`] for a test, with the other ends of its channels.
+#[cfg(any(test, feature = "test-util"))]
+#[derive(Debug)]
+pub struct TestContext {
+    /// The context to hand to the driver under test.
+    pub ctx: DriverContext,
+    /// What the driver emits.
+    pub events: mpsc::Receiver<Inbound>,
+    /// Where the test sends commands.
+    pub commands: mpsc::Sender<CommandRequest>,
+    /// The driver's health as it reports it.
+    pub health: watch::Receiver<Health>,
+    /// Cancels the driver.
+    pub cancel: CancellationToken,
+}
+
+#[cfg(any(test, feature = "test-util"))]
+impl DriverContext {
+    /// A context for device `id` whose event channel holds
+    /// `events_capacity` events (eight commands).
+    pub fn for_test(id: &str, events_capacity: usize) -> TestContext {
+        let (tx, events) = mpsc::channel(events_capacity);
+        let (commands, inbox) = mpsc::channel(8);
+        let (reporter, health) = HealthReporter::new();
+        let cancel = CancellationToken::new();
+        let device_id = DeviceId::new(id);
+        TestContext {
+            ctx: DriverContext {
+                device_id: device_id.clone(),
+                events: EventSender::new(device_id, tx),
+                commands: inbox,
+                health: reporter,
+                cancel: cancel.clone(),
+            },
+            events,
+            commands,
+            health,
+            cancel,
+        }
+    }
+}
+
 /// A device driver. See the module docs for the contract.
 pub trait Driver: Send + 'static {
     /// A short name of the driver type (`sim-tank`, `modbus-barrier` …).
@@ -315,6 +405,53 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn link_reports_only_changes() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let events = EventSender::new(DeviceId::new("gate"), tx);
+        let mut link = Link::default();
+        assert!(!link.is_up());
+        assert!(
+            link.report(&events, false, || "no answer".into())
+                .await
+                .expect("emit")
+        );
+        assert!(
+            !link
+                .report(&events, false, || unreachable!())
+                .await
+                .expect("emit")
+        );
+        assert!(
+            link.report(&events, true, || "answered".into())
+                .await
+                .expect("emit")
+        );
+        assert!(link.is_up());
+        link.forget();
+        assert!(!link.is_up());
+        assert!(
+            link.report(&events, true, || "again".into())
+                .await
+                .expect("emit")
+        );
+        let mut seen = Vec::new();
+        while let Ok(inbound) = rx.try_recv() {
+            match inbound.event {
+                DeviceEvent::DeviceLink { online, detail } => seen.push((online, detail)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                (false, "no answer".to_owned()),
+                (true, "answered".to_owned()),
+                (true, "again".to_owned())
+            ]
+        );
+    }
 
     #[test]
     fn only_transient_and_device_errors_are_retried() {

@@ -28,8 +28,11 @@ pub mod points;
 pub mod sim;
 
 pub use command::{Command, CommandOutcome, CommandRequest};
+#[cfg(any(test, feature = "test-util"))]
+pub use contract::TestContext;
 pub use contract::{
     DeviceId, Driver, DriverContext, DriverError, EventSender, Health, HealthReporter, Inbound,
+    Link,
 };
 pub use event::{
     Answerer, ArmState, CameraAlarmKind, CameraSignalKind, Class, ControllerVerdict, DeviceEvent,

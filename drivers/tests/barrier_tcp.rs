@@ -149,6 +149,44 @@ async fn barrier_tcp_jammed_arm_raises_a_fault() {
 }
 
 #[tokio::test]
+async fn barrier_tcp_jammed_arm_with_only_a_closed_limit_is_a_fault_not_open() {
+    let config = BarrierSimConfig {
+        jammed: true,
+        ..sim_config()
+    };
+    let (sim, bus) = sim_and_bus(config, Duration::from_millis(500)).await;
+    let mut lane = lane_config();
+    // An installation wired with the closed limit only.
+    lane.map.open_limit = None;
+    lane.lane.travel_timeout = Duration::from_millis(300);
+    let mut rig = Rig::start(bus, lane);
+    rig.arm(ArmState::Closed).await;
+    assert_eq!(
+        rig.command(Command::OpenBarrier).await,
+        CommandOutcome::Done
+    );
+    rig.arm(ArmState::Opening).await;
+    // The closed limit never went off: the arm is not believed open.
+    let next = rig
+        .wait_for("fault or open", |e| {
+            matches!(
+                e,
+                DeviceEvent::BarrierFault { .. }
+                    | DeviceEvent::BarrierState {
+                        state: ArmState::Open
+                    }
+            )
+        })
+        .await;
+    assert!(
+        matches!(&next, DeviceEvent::BarrierFault { message } if message.contains("open limit")),
+        "{next:?}"
+    );
+    assert_eq!(sim.arm(), SimArm::Closed, "the jammed arm never moved");
+    assert_eq!(rig.stop().await, Ok(()));
+}
+
+#[tokio::test]
 async fn barrier_tcp_peer_restart_goes_offline_then_online_and_works_again() {
     let (sim, bus) = sim_and_bus(sim_config(), Duration::from_millis(200)).await;
     let mut rig = Rig::start(bus, lane_config());

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use drivers::TestContext;
 use drivers::camera::client::{CameraError, OnvifClient};
 use drivers::camera::discovery;
 use drivers::camera::events::{SignalKind, SignalState, classify};
@@ -14,8 +15,7 @@ use drivers::camera::xml::XmlError;
 use drivers::camera::{CameraConfig, CameraDriver, EventsState};
 use drivers::sim::onvif::{OnvifSim, SimAuth, SimCameraConfig, SimFailure, SimSnapshot};
 use drivers::{
-    CameraAlarmKind, CameraSignalKind, DeviceEvent, DeviceId, Driver, DriverContext, DriverError,
-    EventSender, HealthReporter, Inbound,
+    CameraAlarmKind, CameraSignalKind, DeviceEvent, Driver, DriverContext, DriverError, Inbound,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -365,17 +365,13 @@ fn fast_config(url: &str, creds: Option<Credentials>) -> CameraConfig {
 }
 
 fn start(mut driver: CameraDriver) -> Running {
-    let (tx, events) = mpsc::channel(256);
-    let (_cmd_tx, commands) = mpsc::channel(4);
-    let cancel = CancellationToken::new();
-    let id = DeviceId::new("cam-1");
-    let mut ctx = DriverContext {
-        device_id: id.clone(),
-        events: EventSender::new(id, tx),
-        commands,
-        health: HealthReporter::new().0,
-        cancel: cancel.clone(),
-    };
+    let TestContext {
+        mut ctx,
+        events,
+        commands: _commands,
+        cancel,
+        ..
+    } = DriverContext::for_test("cam-1", 256);
     let task = tokio::spawn(async move {
         let result = driver.run(&mut ctx).await;
         (driver, ctx, result)

@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use drivers::TestContext;
 use drivers::command::{Command, CommandOutcome, CommandRequest};
-use drivers::contract::{DeviceId, DriverContext, EventSender, HealthReporter, Inbound};
+use drivers::contract::{DriverContext, Inbound};
 use drivers::door::door_driver::{DoorDriver, DoorHardwareConfig};
 use drivers::door::gpio::{FakeInput, FakeInputHandle, FakeOutputHandle, fake_input, fake_output};
 use drivers::door::state::DoorConfig;
@@ -41,18 +42,13 @@ fn rig() -> Rig {
     let (relay, relay_handle) = fake_output();
     let (contact, contact_handle): (FakeInput, _) = fake_input(false);
     let (button, button_handle) = fake_input(false);
-    let (tx, rx) = mpsc::channel(64);
-    let (cmd_tx, cmd_rx) = mpsc::channel(4);
-    let (health, _) = HealthReporter::new();
-    let cancel = CancellationToken::new();
-    let id = DeviceId::new("door-1");
-    let mut ctx = DriverContext {
-        device_id: id.clone(),
-        events: EventSender::new(id, tx),
-        commands: cmd_rx,
-        health,
-        cancel: cancel.clone(),
-    };
+    let TestContext {
+        mut ctx,
+        events: rx,
+        commands: cmd_tx,
+        cancel,
+        ..
+    } = DriverContext::for_test("door-1", 64);
     let mut driver = DoorDriver::new(relay, contact, Some(button), config());
     let task = tokio::spawn(async move { driver.run(&mut ctx).await });
     Rig {

@@ -4,10 +4,9 @@
 
 use std::time::Duration;
 
+use drivers::TestContext;
 use drivers::command::{Command, CommandOutcome, CommandRequest};
-use drivers::contract::{
-    DeviceId, DriverContext, EventSender, HealthReporter, HealthState, Inbound,
-};
+use drivers::contract::{DriverContext, HealthState, Inbound};
 use drivers::door::serial::{Checksum, Framing, SerialDecoder, SerialError, encode};
 use drivers::door::serial_driver::{SerialReader, SerialReaderConfig};
 use drivers::sim::door::SerialReaderSim;
@@ -173,18 +172,14 @@ struct Harness {
 }
 
 fn start(config: SerialReaderConfig) -> Harness {
-    let (tx, rx) = mpsc::channel(32);
-    let (cmd_tx, cmd_rx) = mpsc::channel(4);
-    let (health, health_rx) = HealthReporter::new();
-    let cancel = CancellationToken::new();
-    let id = DeviceId::new("reader-485");
-    let mut ctx = DriverContext {
-        device_id: id.clone(),
-        events: EventSender::new(id, tx),
-        commands: cmd_rx,
-        health,
-        cancel: cancel.clone(),
-    };
+    let TestContext {
+        mut ctx,
+        events: rx,
+        commands: cmd_tx,
+        health: health_rx,
+        cancel,
+        ..
+    } = DriverContext::for_test("reader-485", 32);
     let mut driver = SerialReader::new(config).expect("framing");
     let task = tokio::spawn(async move { driver.run(&mut ctx).await });
     Harness {

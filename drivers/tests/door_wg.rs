@@ -7,10 +7,9 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
 use std::time::Duration;
 
+use drivers::TestContext;
 use drivers::command::{Command, CommandOutcome, CommandRequest};
-use drivers::contract::{
-    DeviceId, DriverContext, EventSender, HealthReporter, HealthState, Inbound,
-};
+use drivers::contract::{DriverContext, HealthState, Inbound};
 use drivers::door::wg::{
     Date, DateTime, Request, Response, Time, WgError, event_type, function, reason_name,
 };
@@ -345,18 +344,14 @@ impl Harness {
     }
 
     fn with_config(config: WgConfig) -> Self {
-        let (tx, rx) = mpsc::channel(64);
-        let (cmd_tx, cmd_rx) = mpsc::channel(4);
-        let (health, health_rx) = HealthReporter::new();
-        let cancel = CancellationToken::new();
-        let id = DeviceId::new("wg-1");
-        let mut ctx = DriverContext {
-            device_id: id.clone(),
-            events: EventSender::new(id, tx),
-            commands: cmd_rx,
-            health,
-            cancel: cancel.clone(),
-        };
+        let TestContext {
+            mut ctx,
+            events: rx,
+            commands: cmd_tx,
+            health: health_rx,
+            cancel,
+            ..
+        } = DriverContext::for_test("wg-1", 64);
         let mut driver = WgController::new(config);
         let task = tokio::spawn(async move { driver.run(&mut ctx).await });
         Self {

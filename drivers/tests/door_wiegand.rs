@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use drivers::TestContext;
 use drivers::command::{Command, CommandOutcome, CommandRequest};
-use drivers::contract::{DeviceId, DriverContext, EventSender, HealthReporter, Inbound};
+use drivers::contract::{DriverContext, Inbound};
 use drivers::door::wiegand::{
     CardMapping, WiegandConfig, WiegandDecoder, WiegandError, decode, encode_w26, encode_w34,
     parse_bits,
@@ -137,18 +138,13 @@ fn context() -> (
     mpsc::Sender<CommandRequest>,
     CancellationToken,
 ) {
-    let (tx, rx) = mpsc::channel(32);
-    let (cmd_tx, cmd_rx) = mpsc::channel(4);
-    let (health, _) = HealthReporter::new();
-    let cancel = CancellationToken::new();
-    let id = DeviceId::new("reader-1");
-    let ctx = DriverContext {
-        device_id: id.clone(),
-        events: EventSender::new(id, tx),
-        commands: cmd_rx,
-        health,
-        cancel: cancel.clone(),
-    };
+    let TestContext {
+        ctx,
+        events: rx,
+        commands: cmd_tx,
+        cancel,
+        ..
+    } = DriverContext::for_test("reader-1", 32);
     (ctx, rx, cmd_tx, cancel)
 }
 

@@ -6,10 +6,9 @@
 
 use std::time::Duration;
 
+use drivers::TestContext;
 use drivers::command::{Command, CommandOutcome, CommandRequest};
-use drivers::contract::{
-    DeviceId, Driver, DriverContext, DriverError, EventSender, HealthReporter, Inbound,
-};
+use drivers::contract::{Driver, DriverContext, DriverError, Inbound};
 use drivers::event::{Answerer, DeviceEvent, UnlockMethod};
 use drivers::intercom::dahua_driver::{DahuaVto, VtoConfig};
 use drivers::intercom::hik_driver::{HikConfig, HikStation};
@@ -33,19 +32,14 @@ struct Rig {
 
 impl Rig {
     fn start(mut driver: impl Driver) -> Self {
-        let (tx, events) = mpsc::channel(64);
-        let (cmd_tx, cmd_rx) = mpsc::channel(8);
         let (err_tx, errors) = mpsc::unbounded_channel();
-        let (health, _) = HealthReporter::new();
-        let cancel = CancellationToken::new();
-        let id = DeviceId::new("station-1");
-        let mut ctx = DriverContext {
-            device_id: id.clone(),
-            events: EventSender::new(id, tx),
-            commands: cmd_rx,
-            health,
-            cancel: cancel.clone(),
-        };
+        let TestContext {
+            mut ctx,
+            events,
+            commands: cmd_tx,
+            cancel,
+            ..
+        } = DriverContext::for_test("station-1", 64);
         tokio::spawn(async move {
             loop {
                 match driver.run(&mut ctx).await {

@@ -49,7 +49,7 @@ use crate::lists::sync::PlateListTarget;
 use crate::metrics::Metrics;
 use crate::pipeline::{EventFeed, GATEWAY_DEVICE, Pipeline, PipelineHandle, Stamper};
 use crate::store::{
-    Journal, JournalRetention, OpenReport, Pressure, Store, StoreConfig, StoreError,
+    Integrity, Journal, JournalRetention, OpenReport, Pressure, Store, StoreConfig, StoreError,
 };
 use crate::supervisor::{self, Drivers};
 use crate::tasks::{CoreFailure, CoreWatch, Tasks};
@@ -858,13 +858,25 @@ async fn watch_pressure(
 const WRITER_CHECK: Duration = Duration::from_millis(500);
 
 /// Reports the store's writer thread ending while the gateway runs (it
-/// owns every durable write: without it nothing is acknowledged).
+/// owns every durable write: without it nothing is acknowledged), and
+/// damage found in the database after start: the gateway exits so that the
+/// next start salvages the file before it is used again.
 async fn watch_store_writer(store: Store, watch: CoreWatch, cancel: CancellationToken) {
     let mut ticker = tokio::time::interval(WRITER_CHECK);
+    let mut integrity = store.integrity();
+    let mut watching = true;
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
             _ = ticker.tick() => {}
+            changed = integrity.changed(), if watching => watching = changed.is_ok(),
+        }
+        if let Integrity::Damaged(reason) = &*integrity.borrow_and_update() {
+            watch.fail(
+                "store",
+                format!("the database is damaged ({reason}); restart to salvage it"),
+            );
+            return;
         }
         if store.writer_finished() {
             watch.fail("store writer", "the writer thread ended");

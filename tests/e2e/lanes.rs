@@ -258,6 +258,49 @@ async fn lanes_blacklisted_and_unknown_plates_keep_the_barrier_down() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn lanes_blacklisted_car_at_an_exit_is_alarmed_and_left_to_the_guard() {
+    let estate = Estate::start_with(|text| {
+        text.replace(
+            r#"exit_policy = "open_all""#,
+            r#"exit_policy = "recorded_or_listed""#,
+        )
+    })
+    .await;
+    let camera = estate.camera("cam-south-out", Vendor::Huaxia);
+    let reply = camera
+        .push_plate("苏A00000", PlateColour::Blue, 95)
+        .await
+        .expect("push");
+    assert_eq!(reply.status, 200);
+    assert!(
+        !reply.opened,
+        "the camera is not told to open: {:?}",
+        reply.json
+    );
+    let read = estate
+        .event("the blacklisted exit read", plate_read("苏A00000"))
+        .await;
+    assert_eq!(read.body["decision"], "ask_guard");
+    assert_eq!(read.body["reason"]["reason"], "欠费");
+    let alarm = estate
+        .event("the blacklist alarm", |e| e.kind == "blacklisted_vehicle")
+        .await;
+    assert_eq!(alarm.class, Class::Alarm);
+    assert_eq!(alarm.body["lane"], "south-out");
+    let events = estate
+        .running
+        .store
+        .read_after(0, 100_000)
+        .await
+        .expect("read");
+    assert!(
+        !events.iter().any(|e| e.kind == "vehicle_exited"),
+        "a blacklisted car is not let out as a known exit"
+    );
+    assert!(estate.running.shutdown().await.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn lanes_huaxia_exit_lane_opens_through_the_camera_reply() {
     let estate = Estate::start().await;
     let camera = estate.camera("cam-south-out", Vendor::Huaxia);

@@ -594,7 +594,7 @@ async fn status_is_retained_online_and_metrics_show_the_uplink() {
     );
     assert!(metrics.contains("gatehouse_uplink_sent_total"), "{metrics}");
     assert!(
-        metrics.contains("gatehouse_uplink_oldest_unsent_age_seconds"),
+        metrics.contains("gatehouse_oldest_unsent_age_seconds"),
         "{metrics}"
     );
 

@@ -38,7 +38,7 @@ use crate::barrier::lane::{Action, Input, Lane, LaneCommand, LaneConfig, Output}
 use crate::barrier::map::RegisterMap;
 use crate::barrier::modbus::{BusError, BusHandle};
 use crate::command::{Command, CommandOutcome, CommandRequest};
-use crate::contract::{Driver, DriverContext, DriverError};
+use crate::contract::{Driver, DriverContext, DriverError, Link};
 use crate::event::DeviceEvent;
 
 /// Everything one lane's driver needs besides its bus.
@@ -73,7 +73,7 @@ pub struct BarrierDriver {
     bus: BusHandle,
     config: BarrierConfig,
     lane: Lane,
-    online: Option<bool>,
+    link: Link,
     /// The relay pulse in progress: its coil and when it ends. The driver
     /// keeps polling and taking commands meanwhile; the loop turns it off.
     pulsing: Option<(u16, tokio::time::Instant)>,
@@ -92,7 +92,7 @@ impl BarrierDriver {
             bus,
             config,
             lane,
-            online: None,
+            link: Link::default(),
             pulsing: None,
             deadline: None,
         }
@@ -381,18 +381,14 @@ impl BarrierDriver {
             Ok(()) => ctx.health.ok(),
             Err(error) => ctx.health.degraded(&error.to_string()),
         }
-        if self.online == Some(online) {
-            return Ok(());
-        }
-        self.online = Some(online);
-        let detail = match status {
-            Ok(()) => "module answered".to_owned(),
-            Err(error) => error.to_string(),
-        };
-        ctx.events
-            .emit(DeviceEvent::DeviceLink { online, detail })
+        let changed = self
+            .link
+            .report(&ctx.events, online, || match status {
+                Ok(()) => "module answered".to_owned(),
+                Err(error) => error.to_string(),
+            })
             .await?;
-        if !online {
+        if changed && !online {
             let step = self.lane.step(now(), Input::Offline);
             // Only events come out of `Offline`; nothing to drive.
             for output in step.outputs {

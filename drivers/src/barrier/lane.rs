@@ -15,7 +15,11 @@
 //!   that becomes occupied while the arm is closing re-opens it;
 //! - an arm that does not reach its limit within `travel_timeout` raises a
 //!   fault, and its position becomes [`ArmState::Unknown`]; without a limit
-//!   switch for that direction the arm is assumed there after the timeout;
+//!   switch for that direction the arm is assumed there after the timeout,
+//!   unless the other limit says it never left;
+//! - the module's limits win over the lane's belief: an arm that comes back
+//!   onto the closed limit while believed opening is closed (so the next
+//!   allowed read opens it again);
 //! - hold-open keeps the arm up until released; a release closes only when
 //!   the loop is clear (otherwise it closes after the vehicle leaves).
 //!
@@ -197,8 +201,14 @@ impl Lane {
                 }
             }
             Input::ClosedLimit(level) => {
-                self.closed_limit = Some(level);
-                if level && matches!(self.phase, Phase::Closing { .. } | Phase::Unknown) {
+                let was = self.closed_limit.replace(level);
+                // The arm back on the closed limit while believed rising (it
+                // left it, then fell: the controller closed it, or the open
+                // never took): the module's word wins.
+                let fell_back = was == Some(false) && matches!(self.phase, Phase::Opening { .. });
+                if level
+                    && (fell_back || matches!(self.phase, Phase::Closing { .. } | Phase::Unknown))
+                {
                     self.phase = Phase::Closed;
                 }
             }
@@ -315,7 +325,10 @@ impl Lane {
         let travel = self.config.travel_timeout;
         match self.phase {
             Phase::Opening { since } if now.saturating_duration_since(since) >= travel => {
-                if self.config.has_open_limit {
+                // Without an open limit the arm is assumed up after the
+                // travel time, unless the closed limit says it never left.
+                let never_left = self.config.has_closed_limit && self.closed_limit == Some(true);
+                if self.config.has_open_limit || never_left {
                     self.fault("open", step);
                 } else {
                     self.enter_open(now);
@@ -600,6 +613,55 @@ mod tests {
                 .any(|o| matches!(o, Output::Fault(m) if m.contains("closed limit")))
         );
         assert_eq!(rig.lane.arm(), ArmState::Unknown);
+    }
+
+    #[test]
+    fn an_arm_back_on_the_closed_limit_while_opening_is_believed_closed() {
+        let mut rig = Rig::closed();
+        rig.cmd(LaneCommand::Open);
+        rig.feed(Input::ClosedLimit(false));
+        assert_eq!(rig.lane.arm(), ArmState::Opening);
+        // The controller closed it again before it reached the top.
+        let s = rig.feed(Input::ClosedLimit(true));
+        assert_eq!(s.outputs, vec![Output::Arm(ArmState::Closed)]);
+        // So the next read opens it again.
+        assert!(has(&rig.cmd(LaneCommand::Open), Action::PulseOpen));
+    }
+
+    #[test]
+    fn the_closed_limit_still_on_at_the_start_of_an_open_is_not_a_close() {
+        let mut rig = Rig::closed();
+        rig.cmd(LaneCommand::Open);
+        // The poll right after the pulse still sees the arm down.
+        let s = rig.feed(Input::ClosedLimit(true));
+        assert!(s.outputs.is_empty(), "{:?}", s.outputs);
+        assert_eq!(rig.lane.arm(), ArmState::Opening);
+    }
+
+    #[test]
+    fn with_only_a_closed_limit_an_arm_that_never_left_it_is_a_fault_not_open() {
+        let mut rig = Rig::new(LaneConfig {
+            has_open_limit: false,
+            ..LaneConfig::default()
+        });
+        rig.feed(Input::ClosedLimit(true));
+        rig.feed(Input::Loop(false));
+        rig.cmd(LaneCommand::Open);
+        let s = rig.after(Duration::from_secs(6));
+        assert!(
+            s.outputs
+                .iter()
+                .any(|o| matches!(o, Output::Fault(m) if m.contains("open limit"))),
+            "{:?}",
+            s.outputs
+        );
+        assert_eq!(rig.lane.arm(), ArmState::Unknown);
+        // An arm that did leave the closed limit is assumed up as before.
+        rig.feed(Input::ClosedLimit(true));
+        rig.cmd(LaneCommand::Open);
+        rig.feed(Input::ClosedLimit(false));
+        let s = rig.after(Duration::from_secs(6));
+        assert_eq!(s.outputs, vec![Output::Arm(ArmState::Open)]);
     }
 
     #[test]

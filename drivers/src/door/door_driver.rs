@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::gpio::{GpioError, InputLine, Relay, RelayGuard};
@@ -22,8 +21,7 @@ use crate::contract::{Driver, DriverContext, DriverError};
 use crate::event::DeviceEvent;
 
 /// Configuration of one door's hardware.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DoorHardwareConfig {
     /// Door number, when part of a multi-door installation.
     pub door: Option<u8>,

@@ -16,11 +16,8 @@
 //! up to its terminator is discarded: a fragment of a line is never decoded.
 //! Card numbers come out in decimal.
 
-use serde::Deserialize;
-
 /// The checksum of a binary frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checksum {
     /// XOR of the data bytes.
     Xor,
@@ -39,32 +36,21 @@ impl Checksum {
 }
 
 /// How a reader frames a card number.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Framing {
     /// Hex digits terminated by CR and/or LF.
     AsciiHex,
     /// `stx`, `data_len` bytes, checksum, `etx`.
     Binary {
         /// Start byte (usually 0x02).
-        #[serde(default = "default_stx")]
         stx: u8,
         /// End byte (usually 0x03).
-        #[serde(default = "default_etx")]
         etx: u8,
         /// Number of data bytes (1–8).
         data_len: usize,
         /// Checksum over the data bytes.
         checksum: Checksum,
     },
-}
-
-fn default_stx() -> u8 {
-    0x02
-}
-
-fn default_etx() -> u8 {
-    0x03
 }
 
 /// Longest ASCII line accepted (a 64-bit card is 16 hex digits).

@@ -12,56 +12,33 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 use tokio_serial::{SerialPortBuilderExt, SerialStream};
 
 use super::reject::{DEFAULT_NOISY_AFTER, RejectGate};
 use super::serial::{Framing, SerialDecoder, SerialError};
 use crate::command::{Command, CommandOutcome, CommandRequest};
-use crate::contract::{Driver, DriverContext, DriverError};
+use crate::contract::{Driver, DriverContext, DriverError, Link};
 use crate::event::DeviceEvent;
 
 /// Configuration of a serial card reader.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SerialReaderConfig {
     /// Port path (`/dev/ttyUSB0`, or a stable `/dev/serial/by-id/…` link).
     pub path: PathBuf,
     /// Baud rate (8N1).
-    #[serde(default = "default_baud")]
     pub baud: u32,
     /// Frame format.
     pub framing: Framing,
     /// Door the reader serves, if any.
-    #[serde(default)]
     pub door: Option<u8>,
     /// First reconnect delay, in milliseconds.
-    #[serde(default = "default_reconnect_min_ms")]
     pub reconnect_min_ms: u64,
     /// Longest reconnect delay, in milliseconds.
-    #[serde(default = "default_reconnect_max_ms")]
     pub reconnect_max_ms: u64,
     /// Rejected frames are reported once per this many milliseconds, with
     /// a count.
-    #[serde(default = "default_reject_interval_ms")]
     pub reject_interval_ms: u64,
-}
-
-fn default_reject_interval_ms() -> u64 {
-    10_000
-}
-
-fn default_baud() -> u32 {
-    9600
-}
-
-fn default_reconnect_min_ms() -> u64 {
-    500
-}
-
-fn default_reconnect_max_ms() -> u64 {
-    30_000
 }
 
 /// The serial card-reader driver.
@@ -69,7 +46,7 @@ fn default_reconnect_max_ms() -> u64 {
 pub struct SerialReader {
     config: SerialReaderConfig,
     decoder: SerialDecoder,
-    online: Option<bool>,
+    link: Link,
     rejects: RejectGate,
 }
 
@@ -84,7 +61,7 @@ impl SerialReader {
         Ok(Self {
             config,
             decoder,
-            online: None,
+            link: Link::default(),
             rejects,
         })
     }
@@ -106,19 +83,14 @@ impl SerialReader {
         } else {
             ctx.health.degraded(&detail);
         }
-        if self.online == Some(online) {
-            return Ok(());
-        }
-        self.online = Some(online);
-        ctx.events
-            .emit(DeviceEvent::DeviceLink { online, detail })
-            .await
+        self.link.report(&ctx.events, online, || detail).await?;
+        Ok(())
     }
 
     fn answer(&self, request: CommandRequest) {
         let outcome = match request.command {
             Command::SafeState => CommandOutcome::Done,
-            Command::Poll if self.online == Some(true) => CommandOutcome::Done,
+            Command::Poll if self.link.is_up() => CommandOutcome::Done,
             Command::Poll => CommandOutcome::Failed("reader port is not open".into()),
             _ => CommandOutcome::Unsupported,
         };

@@ -14,14 +14,12 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::event::{DeviceEvent, DoorAlarmKind};
 
 /// Alarm timing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DoorConfig {
     /// Seconds open before the held-open alarm.
     pub held_open_after_s: u64,

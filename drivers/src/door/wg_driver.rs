@@ -31,7 +31,6 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
@@ -39,48 +38,36 @@ use super::wg::{
     DeviceInfo, EventRecord, PACKET_LEN, Request, Response, Status, event_type, reason, reason_name,
 };
 use crate::command::{Command, CommandOutcome, CommandRequest};
-use crate::contract::{Driver, DriverContext, DriverError};
+use crate::contract::{Driver, DriverContext, DriverError, Link};
 use crate::event::{ControllerVerdict, DeviceEvent, DoorAlarmKind};
 
 /// Configuration of one WG controller.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WgConfig {
     /// The controller's address (port 60000 normally).
     pub controller: SocketAddr,
     /// The controller's serial number.
     pub serial: u32,
     /// Local address to bind (events and replies arrive here).
-    #[serde(default = "default_bind")]
     pub bind: SocketAddr,
     /// Where the controller should send events, if not the bound address
     /// (required when binding 0.0.0.0).
-    #[serde(default)]
     pub listener: Option<SocketAddrV4>,
     /// Doors on the controller (1, 2 or 4).
-    #[serde(default = "default_doors")]
     pub doors: u8,
     /// Status poll period, in milliseconds.
-    #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
     /// How long to wait for a reply, in milliseconds.
-    #[serde(default = "default_reply_ms")]
     pub reply_timeout_ms: u64,
     /// Unanswered polls before the controller counts as offline.
-    #[serde(default = "default_missed")]
     pub offline_after_missed: u32,
     /// Every how many polls the listener is read back (get-listener).
-    #[serde(default = "default_listener_check")]
     pub listener_check_polls: u32,
     /// The last event index already recorded (from the journal): the
     /// records after it are fetched as history when the driver starts.
-    #[serde(default)]
     pub resume_after: Option<u32>,
 }
 
-fn default_bind() -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::UNSPECIFIED, 60001))
-}
 fn default_doors() -> u8 {
     4
 }
@@ -98,6 +85,10 @@ fn default_listener_check() -> u32 {
 }
 
 impl WgConfig {
+    /// Where the driver binds unless told otherwise.
+    pub const DEFAULT_BIND: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 60001));
+
     /// A configuration with defaults for `controller` and `serial`, bound to `bind`.
     pub fn new(controller: SocketAddr, serial: u32, bind: SocketAddr) -> Self {
         Self {
@@ -212,7 +203,7 @@ struct Session<'a> {
     socket: UdpSocket,
     listener: SocketAddrV4,
     listener_ok: bool,
-    online: Option<bool>,
+    link: Link,
     poll_pending: bool,
     missed: u32,
     polls: u32,
@@ -274,10 +265,9 @@ impl Session<'_> {
         } else {
             ctx.health.degraded(&detail);
         }
-        if self.online == Some(online) {
+        if self.link.known() == Some(online) {
             return Ok(());
         }
-        self.online = Some(online);
         if !online {
             // What the controller logs while it cannot be reached is
             // history by the time it is fetched.
@@ -289,9 +279,8 @@ impl Session<'_> {
             self.listener_ok = false;
             self.set_listener().await?;
         }
-        ctx.events
-            .emit(DeviceEvent::DeviceLink { online, detail })
-            .await
+        self.link.report(&ctx.events, online, || detail).await?;
+        Ok(())
     }
 
     async fn poll(&mut self, ctx: &DriverContext) -> Result<(), DriverError> {
@@ -634,7 +623,7 @@ impl Driver for WgController {
                 socket,
                 listener,
                 listener_ok: false,
-                online: None,
+                link: Link::default(),
                 poll_pending: false,
                 missed: 0,
                 polls: 0,

@@ -19,11 +19,8 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
-
 /// How the data bits of a frame become a card number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CardMapping {
     /// Facility code and card number (HID style): W26 8 + 16, W34 16 + 16.
     #[default]
@@ -34,8 +31,7 @@ pub enum CardMapping {
 }
 
 /// Decoder configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WiegandConfig {
     /// Silence that ends a frame, in microseconds.
     pub frame_gap_us: u64,

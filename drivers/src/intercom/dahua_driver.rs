@@ -25,8 +25,7 @@ use super::dahua::{self, FrameDecoder};
 use super::digest::DigestClient;
 use super::{Signal, clip};
 use crate::command::{Command, CommandOutcome, CommandRequest};
-use crate::contract::{Driver, DriverContext, DriverError, now_ms};
-use crate::event::DeviceEvent;
+use crate::contract::{Driver, DriverContext, DriverError, Link, now_ms};
 
 /// How to reach one VTO.
 #[derive(Clone, PartialEq)]
@@ -151,7 +150,7 @@ impl Conn {
 pub struct DahuaVto {
     config: VtoConfig,
     calls: CallTracker,
-    online: Option<bool>,
+    link: Link,
     cgi: Option<DigestClient>,
 }
 
@@ -173,7 +172,7 @@ impl DahuaVto {
         Self {
             config,
             calls: CallTracker::new(),
-            online: None,
+            link: Link::default(),
             cgi,
         }
     }
@@ -184,15 +183,9 @@ impl DahuaVto {
         online: bool,
         detail: &str,
     ) -> Result<(), DriverError> {
-        if self.online != Some(online) {
-            self.online = Some(online);
-            ctx.events
-                .emit(DeviceEvent::DeviceLink {
-                    online,
-                    detail: detail.to_owned(),
-                })
-                .await?;
-        }
+        self.link
+            .report(&ctx.events, online, || detail.to_owned())
+            .await?;
         Ok(())
     }
 

@@ -22,8 +22,7 @@ use super::hikvision::{self, ALERT_STREAM, CALL_STATUS, REMOTE_OPEN_BODY};
 use super::stream::{Piece, Splitter, boundary};
 use super::{Signal, clip};
 use crate::command::{Command, CommandOutcome, CommandRequest};
-use crate::contract::{Driver, DriverContext, DriverError, now_ms};
-use crate::event::DeviceEvent;
+use crate::contract::{Driver, DriverContext, DriverError, Link, now_ms};
 
 /// How to reach one Hikvision door station.
 #[derive(Clone, PartialEq)]
@@ -92,7 +91,7 @@ pub struct HikStation {
     config: HikConfig,
     client: DigestClient,
     calls: CallTracker,
-    online: Option<bool>,
+    link: Link,
     rejected: Rejected,
 }
 
@@ -105,7 +104,7 @@ impl HikStation {
             config,
             client,
             calls: CallTracker::new(),
-            online: None,
+            link: Link::default(),
             rejected: Rejected::default(),
         }
     }
@@ -116,15 +115,9 @@ impl HikStation {
         online: bool,
         detail: &str,
     ) -> Result<(), DriverError> {
-        if self.online != Some(online) {
-            self.online = Some(online);
-            ctx.events
-                .emit(DeviceEvent::DeviceLink {
-                    online,
-                    detail: detail.to_owned(),
-                })
-                .await?;
-        }
+        self.link
+            .report(&ctx.events, online, || detail.to_owned())
+            .await?;
         Ok(())
     }
 

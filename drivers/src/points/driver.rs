@@ -28,7 +28,7 @@ use tokio_modbus::{Request, Response};
 
 use crate::barrier::modbus::{BusError, BusHandle};
 use crate::command::{Command, CommandOutcome, CommandRequest};
-use crate::contract::{Driver, DriverContext, DriverError, now_ms};
+use crate::contract::{Driver, DriverContext, DriverError, Link, now_ms};
 use crate::event::{DeviceEvent, PointSample, Quality, Reading};
 use crate::points::alarm::AlarmChange;
 use crate::points::codec::{Encoded, encode};
@@ -82,7 +82,7 @@ pub struct PointsDriver {
     /// Back-off in force: until when, and its length.
     backoff: Option<(Instant, Duration)>,
     /// Whether the device answered last time (`None` before the first try).
-    online: Option<bool>,
+    link: Link,
     /// Monotonic origin of the alarm clock.
     epoch: Instant,
 }
@@ -110,7 +110,7 @@ impl PointsDriver {
             view,
             config,
             backoff: None,
-            online: None,
+            link: Link::default(),
             epoch: Instant::now(),
         }
     }
@@ -278,18 +278,16 @@ impl PointsDriver {
         up: bool,
         detail: String,
     ) -> Result<(), DriverError> {
-        if self.online == Some(up) {
+        if self.link.known() == Some(up) {
             return Ok(());
         }
-        self.online = Some(up);
         if up {
             ctx.health.ok();
         } else {
             ctx.health.degraded(&detail);
         }
-        ctx.events
-            .emit(DeviceEvent::DeviceLink { online: up, detail })
-            .await
+        self.link.report(&ctx.events, up, || detail).await?;
+        Ok(())
     }
 
     /// Polls the groups in `groups`, honouring the back-off.
@@ -464,7 +462,7 @@ impl Driver for PointsDriver {
 
     fn run<'a>(&'a mut self, ctx: &'a mut DriverContext) -> BoxFuture<'a, Result<(), DriverError>> {
         async move {
-            self.online = None;
+            self.link.forget();
             self.backoff = None;
             self.run_loop(ctx).await
         }

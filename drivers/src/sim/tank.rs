@@ -137,9 +137,7 @@ impl Driver for TankSim {
 mod tests {
     use super::*;
     use crate::command::CommandRequest;
-    use crate::contract::{DeviceId, EventSender, HealthReporter, HealthState};
-    use tokio::sync::mpsc;
-    use tokio_util::sync::CancellationToken;
+    use crate::contract::{HealthState, TestContext};
 
     #[test]
     fn level_stays_within_the_tank_and_the_pump_refills() {
@@ -156,18 +154,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn sim_tank_reports_level_and_pressure_and_answers_poll() {
-        let (tx, mut rx) = mpsc::channel(16);
-        let (cmd_tx, cmd_rx) = mpsc::channel(4);
-        let (health, health_rx) = HealthReporter::new();
-        let cancel = CancellationToken::new();
-        let id = DeviceId::new("tank-1");
-        let mut ctx = DriverContext {
-            device_id: id.clone(),
-            events: EventSender::new(id, tx),
-            commands: cmd_rx,
-            health,
-            cancel: cancel.clone(),
-        };
+        let TestContext {
+            mut ctx,
+            events: mut rx,
+            commands: cmd_tx,
+            health: health_rx,
+            cancel,
+            ..
+        } = DriverContext::for_test("tank-1", 16);
         let mut driver = TankSim::new(4.0, Duration::from_secs(3600), 1);
         let task = tokio::spawn(async move { driver.run(&mut ctx).await });
 

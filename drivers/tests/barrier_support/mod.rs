@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
+use drivers::TestContext;
 use drivers::barrier::{BarrierConfig, BarrierDriver, BusHandle, LaneConfig, Preset};
 use drivers::sim::barrier::BarrierSimConfig;
 use drivers::{
-    Command, CommandOutcome, CommandRequest, DeviceEvent, DeviceId, Driver, DriverContext,
-    DriverError, EventSender, Health, HealthReporter,
+    Command, CommandOutcome, CommandRequest, DeviceEvent, Driver, DriverContext, DriverError,
+    Health,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -54,18 +55,14 @@ pub struct Rig {
 
 impl Rig {
     pub fn start(bus: BusHandle, config: BarrierConfig) -> Self {
-        let (tx, events) = mpsc::channel(256);
-        let (commands, inbox) = mpsc::channel(8);
-        let (reporter, health) = HealthReporter::new();
-        let cancel = CancellationToken::new();
-        let id = DeviceId::new("lane-1");
-        let mut ctx = DriverContext {
-            device_id: id.clone(),
-            events: EventSender::new(id, tx),
-            commands: inbox,
-            health: reporter,
-            cancel: cancel.clone(),
-        };
+        let TestContext {
+            mut ctx,
+            events,
+            commands,
+            health,
+            cancel,
+            ..
+        } = DriverContext::for_test("lane-1", 256);
         let mut driver = BarrierDriver::new(bus, config);
         assert_eq!(driver.kind(), "modbus-barrier");
         let task = tokio::spawn(async move { driver.run(&mut ctx).await });

@@ -9,14 +9,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use drivers::TestContext;
 use drivers::barrier::BusHandle;
 use drivers::points::{
     AlarmRule, DataType, Point, PointTable, PointsConfig, PointsDriver, PointsView, PollGroup,
     RegisterKind, WordOrder, WriteLimits,
 };
 use drivers::{
-    Command, CommandOutcome, CommandRequest, DeviceEvent, DeviceId, Driver, DriverContext,
-    DriverError, EventSender, HealthReporter, Reading,
+    Command, CommandOutcome, CommandRequest, DeviceEvent, Driver, DriverContext, DriverError,
+    Reading,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -254,18 +255,13 @@ pub struct Rig {
 
 impl Rig {
     pub fn start(bus: BusHandle, config: PointsConfig) -> Self {
-        let (tx, events) = mpsc::channel(1024);
-        let (commands, inbox) = mpsc::channel(8);
-        let (reporter, _health) = HealthReporter::new();
-        let cancel = CancellationToken::new();
-        let id = DeviceId::new(format!("unit-{}", config.slave));
-        let mut ctx = DriverContext {
-            device_id: id.clone(),
-            events: EventSender::new(id, tx),
-            commands: inbox,
-            health: reporter,
-            cancel: cancel.clone(),
-        };
+        let TestContext {
+            mut ctx,
+            events,
+            commands,
+            health: _health,
+            cancel,
+        } = DriverContext::for_test(&format!("unit-{}", config.slave), 1024);
         let view = PointsView::new(Arc::clone(&config.table));
         let mut driver = PointsDriver::new(bus, config, view.clone());
         assert_eq!(driver.kind(), "modbus-points");

@@ -224,9 +224,7 @@ pub(crate) fn read_serial_reader(s: &mut Section<'_, '_>) -> DeviceKind {
 pub(crate) fn read_wg_controller(s: &mut Section<'_, '_>) -> DeviceKind {
     let controller = s.require("controller", Section::take_addr);
     let serial = s.require("serial", |s, k| s.take_int(k, 1..=u64::from(u32::MAX)));
-    let bind = s
-        .take_addr("bind")
-        .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 60001)));
+    let bind = s.take_addr("bind").unwrap_or(WgConfig::DEFAULT_BIND);
     let listener = s.take_addr("listener").and_then(|a| match a {
         SocketAddr::V4(v4) => Some(v4),
         SocketAddr::V6(_) => {
@@ -243,33 +241,34 @@ pub(crate) fn read_wg_controller(s: &mut Section<'_, '_>) -> DeviceKind {
             "required when bind is 0.0.0.0: the address the controller sends events to",
         );
     }
-    let doors = s.take_int("doors", 1..=4).unwrap_or(4) as u8;
-    if ![1, 2, 4].contains(&doors) {
-        s.problem("doors", "a controller has 1, 2 or 4 doors");
-    }
-    let poll_interval = s
-        .take_duration("poll_interval")
-        .unwrap_or(Duration::from_secs(5));
-    let reply_timeout = s
-        .take_duration("reply_timeout")
-        .unwrap_or(Duration::from_secs(1));
-    if poll_interval.is_zero() || reply_timeout.is_zero() {
-        s.problem(
-            "poll_interval",
-            "poll_interval and reply_timeout must be > 0",
-        );
-    }
-    let offline_after_missed = s.take_int("offline_after_missed", 1..=100).unwrap_or(3) as u32;
+    // Keys left out keep the driver's defaults (`WgConfig::new`).
     let mut config = WgConfig::new(
         controller.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 60000))),
         serial.unwrap_or(1) as u32,
         bind,
     );
     config.listener = listener;
-    config.doors = doors;
-    config.poll_interval_ms = millis(poll_interval);
-    config.reply_timeout_ms = millis(reply_timeout);
-    config.offline_after_missed = offline_after_missed;
+    if let Some(doors) = s.take_int("doors", 1..=4) {
+        if ![1, 2, 4].contains(&doors) {
+            s.problem("doors", "a controller has 1, 2 or 4 doors");
+        }
+        config.doors = doors as u8;
+    }
+    if let Some(poll) = s.take_duration("poll_interval") {
+        config.poll_interval_ms = millis(poll);
+    }
+    if let Some(reply) = s.take_duration("reply_timeout") {
+        config.reply_timeout_ms = millis(reply);
+    }
+    if config.poll_interval_ms == 0 || config.reply_timeout_ms == 0 {
+        s.problem(
+            "poll_interval",
+            "poll_interval and reply_timeout must be > 0",
+        );
+    }
+    if let Some(missed) = s.take_int("offline_after_missed", 1..=100) {
+        config.offline_after_missed = missed as u32;
+    }
     DeviceKind::WgController(config)
 }
 

@@ -112,23 +112,17 @@ impl Driver for CameraLink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use drivers::{DeviceId, EventSender, HealthReporter};
-    use tokio_util::sync::CancellationToken;
+    use drivers::TestContext;
 
     #[tokio::test(start_paused = true)]
     async fn camera_link_goes_offline_after_silence_and_back_online_when_heard() {
-        let (tx, mut rx) = mpsc::channel(8);
-        let (_cmd_tx, cmd_rx) = mpsc::channel(1);
-        let (health, health_rx) = HealthReporter::new();
-        let cancel = CancellationToken::new();
-        let id = DeviceId::new("cam-1");
-        let mut ctx = DriverContext {
-            device_id: id.clone(),
-            events: EventSender::new(id, tx),
-            commands: cmd_rx,
-            health,
-            cancel: cancel.clone(),
-        };
+        let TestContext {
+            mut ctx,
+            events: mut rx,
+            commands: _commands,
+            health: health_rx,
+            cancel,
+        } = DriverContext::for_test("cam-1", 8);
         let (mut link, seen) = CameraLink::new(Duration::from_secs(90));
         let task = tokio::spawn(async move { link.run(&mut ctx).await });
 

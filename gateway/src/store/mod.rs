@@ -83,8 +83,8 @@
 //!
 //! # Bounding ([`policy`])
 //!
-//! The queue is bounded by the encoded bytes of its events (`size`, summed at
-//! open and kept in memory). Above `max_bytes`, new events displace the
+//! The queue is bounded by the encoded bytes of its events (`size`, kept in
+//! memory by the writer). Above `max_bytes`, new events displace the
 //! oldest telemetry; telemetry that cannot make room that way is refused
 //! ([`StoreError::Full`]). Access, alarm and audit events may then use
 //! `critical_reserve_bytes` above `max_bytes` ([`Pressure::OverCapacity`],
@@ -92,10 +92,21 @@
 //! Every drop and refusal is counted ([`StoreStats::dropped`]) and summarised
 //! in the log at most once a minute.
 //!
+//! # Start without full scans
+//!
+//! Opening reads no more than the queue's ends: a queue shorter than
+//! [`COUNT_AT_OPEN`] rows is counted at once, a longer one by the writer in
+//! chunks between (and while idle, instead of) its batches
+//! ([`StoreStats::counting`] until done; a row deleted before it was counted
+//! is not subtracted). `PRAGMA quick_check` runs after open on a thread of
+//! its own ([`check`], [`Store::integrity`]); damage it finds leaves a marker
+//! that makes the next open check first.
+//!
 //! # Quarantine ([`quarantine`]) and salvage ([`salvage`])
 //!
-//! A file that is corrupt or not a database (on open, `PRAGMA quick_check`
-//! or migration) is moved aside with its `-wal`/`-shm` to
+//! A file that is corrupt or not a database (met on open, by the accounting
+//! or by migration; or found by `PRAGMA quick_check`, at the open after the
+//! check in [`check`] found damage) is moved aside with its `-wal`/`-shm` to
 //! `<name>.corrupt-<unix-seconds>` and a fresh store is started
 //! ([`OpenReport::quarantined`]), so the gateway does not crash-loop. Every
 //! row still readable in the moved file (queue, journal, lists, cards,
@@ -115,6 +126,7 @@
 //!   stored, or the producer gets [`StoreError::Full`].
 //! - `stats()` runs no SQL: it reads the writer's published accounting.
 
+mod check;
 pub mod journal;
 mod policy;
 mod quarantine;
@@ -134,8 +146,9 @@ use tokio::sync::{oneshot, watch};
 
 use crate::wire::Envelope;
 
+pub use check::Integrity;
 pub use schema::SCHEMA_VERSION;
-pub use writer::MAX_BATCH_EVENTS;
+pub use writer::{COUNT_AT_OPEN, MAX_BATCH_EVENTS};
 
 pub use journal::{Journal, JournalQuery, JournalRetention};
 use policy::Limits;
@@ -220,6 +233,10 @@ pub struct StoreStats {
     pub oldest_time_ms: Option<i64>,
     /// Events dropped or refused, by class index ([`Class::index`]).
     pub dropped: [u64; 4],
+    /// The queue found at open is still being counted (a long one is
+    /// counted by the writer after start): `depth` and `bytes` are lower
+    /// bounds until this is `false`.
+    pub counting: bool,
 }
 
 /// Store errors.
@@ -295,10 +312,12 @@ struct Inner {
     reader: Mutex<Option<Connection>>,
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    checker: check::Checker,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.checker.stop();
         // The last handle is gone: let the writer finish its batch, checkpoint
         // and stop (this blocks the dropping thread that long; prefer close()).
         let _ = self.tx.send(Request::Close { reply: None });
@@ -331,12 +350,16 @@ impl From<rusqlite::Error> for OpenFailure {
     }
 }
 
-/// Opens, checks and migrates the write connection.
-fn open_checked(path: &Path) -> Result<Connection, OpenFailure> {
+/// Opens, checks (when `check`: damage was found while the file was last
+/// in use; otherwise [`check`] runs after start) and migrates the write
+/// connection.
+fn open_checked(path: &Path, check: bool) -> Result<Connection, OpenFailure> {
     let mut conn = schema::connect(path)?;
-    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
-    if check != "ok" {
-        return Err(OpenFailure::Corrupt(format!("quick_check: {check}")));
+    if check {
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(OpenFailure::Corrupt(format!("quick_check: {check}")));
+        }
     }
     let found = schema::user_version(&conn)?;
     if found > SCHEMA_VERSION as i64 {
@@ -370,31 +393,49 @@ impl Store {
         journal: JournalRetention,
     ) -> Result<(Store, OpenReport), StoreError> {
         let path = config.path.clone();
-        let (conn, quarantined) = match open_checked(&path) {
-            Ok(conn) => (conn, None),
+        let marker = check::marker(&path);
+        let check_first = marker.exists();
+        // The accounting reads the queue's rows (all of a short queue): a
+        // damaged page met there quarantines the file like one met by the check.
+        let open = |check| {
+            let conn = open_checked(&path, check)?;
+            let acct = Accounting::open(&conn, COUNT_AT_OPEN)?;
+            Ok::<_, OpenFailure>((conn, acct))
+        };
+        let (conn, acct, quarantined) = match open(check_first) {
+            Ok((conn, acct)) => (conn, acct, None),
             Err(OpenFailure::Other(err)) => return Err(err),
             Err(OpenFailure::Corrupt(reason)) => {
                 let mut q = quarantine::quarantine(&path, reason)?;
-                match open_checked(&path) {
+                match open_checked(&path, false) {
                     Ok(mut conn) => {
                         q.salvaged = salvage::salvage(&q.moved_to, &mut conn);
-                        (conn, Some(q))
+                        let acct = Accounting::open(&conn, COUNT_AT_OPEN)?;
+                        (conn, acct, Some(q))
                     }
                     Err(OpenFailure::Other(err)) => return Err(err),
                     Err(OpenFailure::Corrupt(reason)) => return Err(StoreError::Unusable(reason)),
                 }
             }
         };
-        let acct = Accounting::load(&conn)?;
+        // Checked at open, or a fresh file: the marker has done its work.
+        let checked = check_first || quarantined.is_some();
+        if marker.exists()
+            && let Err(error) = std::fs::remove_file(&marker)
+        {
+            tracing::warn!(%error, marker = %marker.display(), "The damage marker could not be removed.");
+        }
         let reader = schema::connect(&path)?;
         let limits = Limits {
             max_bytes: config.max_bytes,
             critical_reserve_bytes: config.critical_reserve_bytes,
         };
         let pressure = policy::next_pressure(limits, acct.usage.total(), false, Pressure::Normal);
+        let damage = Arc::new(check::DamageReport::new(&path));
         let shared = Arc::new(Shared {
             accounting: Mutex::new(acct.clone()),
             pressure: watch::channel(pressure).0,
+            damage: damage.clone(),
         });
         let report = OpenReport {
             quarantined,
@@ -414,12 +455,19 @@ impl Store {
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run())?;
+        let checker = if checked {
+            damage.checked_at_open();
+            check::Checker::default()
+        } else {
+            check::Checker::start(&path, damage)?
+        };
         let inner = Inner {
             path,
             tx,
             reader: Mutex::new(Some(reader)),
             shared,
             thread: Mutex::new(Some(thread)),
+            checker,
         };
         Ok((
             Store {
@@ -625,7 +673,14 @@ impl Store {
                 + file_len(&quarantine::with_suffix(&self.inner.path, "-wal")),
             oldest_time_ms: acct.oldest_time_ms,
             dropped: acct.dropped,
+            counting: acct.counting.is_some(),
         }
+    }
+
+    /// What the integrity check that runs after open has found; damage
+    /// means the gateway must restart so the next open salvages the file.
+    pub fn integrity(&self) -> watch::Receiver<Integrity> {
+        self.inner.shared.damage.subscribe()
     }
 
     /// Pressure changes.
@@ -635,6 +690,8 @@ impl Store {
 
     /// Waits until everything submitted so far is on disk, then stops the writer.
     pub async fn close(&self) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        let _ = tokio::task::spawn_blocking(move || inner.checker.stop()).await;
         let (reply, rx) = oneshot::channel();
         self.request(Request::Close { reply: Some(reply) })?;
         let result = rx.await.map_err(|_| StoreError::Closed)?;

@@ -433,6 +433,145 @@ async fn a_garbage_file_is_quarantined_and_a_fresh_store_works() {
     store.close().await.expect("close");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_queue_is_counted_after_open_while_the_store_works() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = COUNT_AT_OPEN as usize + 5_000;
+    let (store, _) = Store::open(config(&dir)).expect("open");
+    for chunk in 0..n / 1_000 {
+        let batch = (0..1_000)
+            .map(|i| env(Class::from_index((chunk + i) % 4).expect("class"), i % 50))
+            .collect();
+        for seq in store.submit(batch).wait().await {
+            seq.expect("stored");
+        }
+    }
+    store.close().await.expect("close");
+    drop(store);
+
+    let (store, report) = Store::open(config(&dir)).expect("reopen");
+    assert_eq!(
+        report.depth, 0,
+        "a long queue is not counted before the start"
+    );
+    // The store works while it counts: an ack of the oldest, new events.
+    assert_eq!(store.ack(100).await.expect("ack"), 100);
+    for _ in 0..10 {
+        store.append(env(Class::Access, 7)).await.expect("append");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.stats().counting {
+        assert!(Instant::now() < deadline, "the count never finished");
+        tokio::task::yield_now().await;
+    }
+    let (depth, bytes): (i64, i64) = store
+        .connect()
+        .expect("connect")
+        .query_row("SELECT count(*), sum(size) FROM events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("count");
+    let stats = store.stats();
+    assert_eq!(stats.depth as i64, depth);
+    assert_eq!(stats.depth as usize, n - 100 + 10);
+    assert_eq!(stats.bytes as i64, bytes);
+    store.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_found_after_open_restarts_into_a_salvage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(&dir);
+    let (store, _) = Store::open(cfg.clone()).expect("open");
+    let seq = store.append(env(Class::Access, 10)).await.expect("append");
+    let lists = store.clone();
+    tokio::task::spawn_blocking(move || {
+        lists.write_blocking(|tx| {
+            for i in 0..300 {
+                tx.execute(
+                    "INSERT INTO resident_vehicles (plate, house, owner, updated_ms)
+                     VALUES (?1, '3-2-1201', 'owner', 0)",
+                    [format!("浙A{i:05}")],
+                )?;
+            }
+            Ok::<_, StoreError>(())
+        })
+    })
+    .await
+    .expect("join")
+    .expect("residents");
+    let root: i64 = store
+        .connect()
+        .expect("connect")
+        .query_row(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'resident_vehicles'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("root page");
+    store.close().await.expect("close");
+    drop(store);
+    // Garbage over the list's root page: nothing the open reads.
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&cfg.path)
+            .expect("open file");
+        file.seek(SeekFrom::Start((root as u64 - 1) * 4096))
+            .expect("seek");
+        file.write_all(&[0xA5; 4096]).expect("damage");
+        file.sync_all().expect("sync");
+    }
+
+    let (store, report) = Store::open(cfg.clone()).expect("opens without reading every page");
+    assert!(report.quarantined.is_none());
+    assert_eq!(report.depth, 1);
+    let found = store
+        .integrity()
+        .wait_for(|i| *i != Integrity::Checking)
+        .await
+        .expect("check")
+        .clone();
+    assert!(matches!(found, Integrity::Damaged(_)), "{found:?}");
+    assert!(
+        check::marker(&cfg.path).exists(),
+        "the marker is left for the restart"
+    );
+    store.close().await.expect("close");
+    drop(store);
+
+    let (store, report) = Store::open(cfg.clone()).expect("restart");
+    let q = report
+        .quarantined
+        .expect("the restart quarantines and salvages");
+    assert!(q.reason.contains("quick_check"), "{}", q.reason);
+    assert!(!check::marker(&cfg.path).exists(), "the marker is gone");
+    assert_eq!(*store.integrity().borrow(), Integrity::Ok);
+    let events = store.read_after(0, 10).await.expect("read");
+    assert_eq!(events.len(), 1, "the queued event is salvaged");
+    assert_eq!(events[0].seq, seq);
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn an_undamaged_file_checks_ok_after_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(config(&dir)).expect("open");
+    store.append(env(Class::Alarm, 1)).await.expect("append");
+    store.close().await.expect("close");
+    drop(store);
+    let (store, _) = Store::open(config(&dir)).expect("reopen");
+    let found = store
+        .integrity()
+        .wait_for(|i| *i != Integrity::Checking)
+        .await
+        .expect("check")
+        .clone();
+    assert_eq!(found, Integrity::Ok);
+    store.close().await.expect("close");
+}
+
 #[tokio::test]
 async fn a_corrupt_row_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().expect("tempdir");

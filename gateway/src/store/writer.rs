@@ -10,7 +10,7 @@
 //! the journal by age and row count at most every
 //! [`JournalRetention::prune_every`] (not per event).
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -129,31 +129,98 @@ pub(crate) struct Accounting {
     pub(crate) dropped: [u64; 4],
     /// Transactions committed since open (for tests and diagnostics).
     pub(crate) commits: u64,
+    /// The rows queued at open not counted yet (`None`: all counted).
+    pub(crate) counting: Option<Counting>,
 }
 
+/// The part of the queue found at open that the writer has still to count:
+/// rows with `next <= seq <= end`. Rows inserted since open are above `end`
+/// and counted as they come; a row deleted before it was counted is not
+/// subtracted (the count will not see it either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Counting {
+    pub(crate) next: i64,
+    pub(crate) end: i64,
+}
+
+/// Rows counted at open before the rest is left to the writer: a queue this
+/// long is counted in a few milliseconds.
+pub const COUNT_AT_OPEN: i64 = 20_000;
+
+/// Rows the writer counts at a time, between batches.
+const COUNT_CHUNK: usize = 5_000;
+
 impl Accounting {
-    /// Reads the accounting from the table (at open).
-    pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Accounting> {
-        let mut acct = Accounting::default();
-        let mut stmt = conn
-            .prepare("SELECT class, count(*), coalesce(sum(size), 0) FROM events GROUP BY class")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let class: i64 = row.get(0)?;
-            let count: i64 = row.get(1)?;
-            let bytes: i64 = row.get(2)?;
-            // An unknown class counts as critical: it is never shed.
-            let index = usize::try_from(class)
-                .ok()
-                .and_then(Class::from_index)
-                .unwrap_or(Class::Access)
-                .index();
-            acct.depth += count.max(0) as u64;
-            acct.usage.class_bytes[index] += bytes.max(0) as u64;
+    /// The accounting at open: the queue's ends are read from the primary
+    /// key; a short queue is counted at once, a long one by the writer in
+    /// chunks ([`Accounting::count_chunk`]), so a start never scans it.
+    pub(crate) fn open(conn: &Connection, count_at_open: i64) -> rusqlite::Result<Accounting> {
+        let (first, last): (Option<i64>, Option<i64>) =
+            conn.query_row("SELECT min(seq), max(seq) FROM events", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let mut acct = Accounting {
+            oldest_time_ms: oldest_time(conn)?,
+            ..Accounting::default()
+        };
+        if let (Some(first), Some(last)) = (first, last) {
+            acct.counting = Some(Counting {
+                next: first,
+                end: last,
+            });
+            if last - first < count_at_open {
+                while acct.counting.is_some() {
+                    acct.count_chunk(conn, usize::MAX)?;
+                }
+            }
         }
-        acct.oldest_time_ms = oldest_time(conn)?;
         Ok(acct)
     }
+
+    /// Counts up to `rows` more of the rows queued at open.
+    pub(crate) fn count_chunk(&mut self, conn: &Connection, rows: usize) -> rusqlite::Result<()> {
+        let Some(Counting { next, end }) = self.counting else {
+            return Ok(());
+        };
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, class, size FROM events WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let limit = i64::try_from(rows).unwrap_or(i64::MAX);
+        let mut found = stmt.query(params![next, end, limit])?;
+        let mut seen = 0;
+        let mut last = None;
+        while let Some(row) = found.next()? {
+            let seq: i64 = row.get(0)?;
+            self.depth += 1;
+            self.usage.class_bytes[class_index(row.get(1)?)] += row.get::<_, i64>(2)?.max(0) as u64;
+            last = Some(seq);
+            seen += 1;
+        }
+        self.counting = match last {
+            Some(last) if seen == rows && last < end => Some(Counting {
+                next: last + 1,
+                end,
+            }),
+            _ => None,
+        };
+        Ok(())
+    }
+
+    /// Whether a row with this `seq` is in the accounting (counted, or
+    /// inserted since open).
+    fn counted(&self, seq: i64) -> bool {
+        self.counting.is_none_or(|c| seq < c.next || seq > c.end)
+    }
+}
+
+/// The accounting slot of a stored class; an unknown class counts as
+/// critical (it is never shed).
+fn class_index(class: i64) -> usize {
+    usize::try_from(class)
+        .ok()
+        .and_then(Class::from_index)
+        .unwrap_or(Class::Access)
+        .index()
 }
 
 fn oldest_time(conn: &Connection) -> rusqlite::Result<Option<i64>> {
@@ -169,6 +236,7 @@ fn oldest_time(conn: &Connection) -> rusqlite::Result<Option<i64>> {
 pub(crate) struct Shared {
     pub(crate) accounting: Mutex<Accounting>,
     pub(crate) pressure: watch::Sender<Pressure>,
+    pub(crate) damage: Arc<super::check::DamageReport>,
 }
 
 impl Shared {
@@ -300,6 +368,8 @@ impl Writer {
             if self.process(batch) {
                 return;
             }
+            // A busy queue still gets counted: a chunk between batches.
+            self.count_more();
         }
         // Every handle dropped without close(): still leave a tidy file.
         self.checkpoint();
@@ -309,6 +379,16 @@ impl Writer {
     /// Blocks for the next request, then gathers a group-commit batch.
     fn next_batch(&mut self) -> Option<Vec<Request>> {
         let first = loop {
+            if self.acct.counting.is_some() {
+                match self.rx.try_recv() {
+                    Ok(req) => break req,
+                    Err(TryRecvError::Empty) => {
+                        self.count_more();
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => return None,
+                }
+            }
             match self.drop_log.wait() {
                 None => break self.rx.recv().ok()?,
                 Some(wait) => match self.rx.recv_timeout(wait) {
@@ -401,6 +481,9 @@ impl Writer {
             }
             Err(err) => {
                 tracing::error!(error = %err, "store commit failed; the batch is answered with errors");
+                if super::schema::is_corruption(&err) {
+                    self.shared.damage.damaged(&err.to_string());
+                }
                 for req in batch {
                     match req {
                         Request::Append { events, reply, .. } => {
@@ -422,6 +505,21 @@ impl Writer {
             }
         }
         stop
+    }
+
+    /// Counts a chunk of the queue found at open, if any is left.
+    fn count_more(&mut self) {
+        if self.acct.counting.is_none() {
+            return;
+        }
+        if let Err(err) = self.acct.count_chunk(&self.conn, COUNT_CHUNK) {
+            tracing::warn!(error = %err, "Counting the queued events failed; the count covers what was read.");
+            self.acct.counting = None;
+        }
+        if self.acct.counting.is_none() {
+            tracing::info!(queued = self.acct.depth, "Queued events counted.");
+        }
+        self.publish(false);
     }
 
     fn publish(&mut self, shed_now: bool) {
@@ -559,15 +657,17 @@ fn apply(
                 Answer::Append(results)
             }
             Request::Ack { upto, .. } => {
-                let mut stmt =
-                    tx.prepare_cached("DELETE FROM events WHERE seq <= ?1 RETURNING class, size")?;
+                let mut stmt = tx.prepare_cached(
+                    "DELETE FROM events WHERE seq <= ?1 RETURNING seq, class, size",
+                )?;
                 let n = forget_deleted(stmt.query(params![to_sql_seq(*upto)])?, acct)?;
                 oldest_stale |= n > 0;
                 Answer::Ack(n)
             }
             Request::AckSeqs { seqs, .. } => {
-                let mut stmt =
-                    tx.prepare_cached("DELETE FROM events WHERE seq = ?1 RETURNING class, size")?;
+                let mut stmt = tx.prepare_cached(
+                    "DELETE FROM events WHERE seq = ?1 RETURNING seq, class, size",
+                )?;
                 let mut n = 0;
                 for seq in seqs {
                     n += forget_deleted(stmt.query(params![to_sql_seq(*seq)])?, acct)?;
@@ -633,21 +733,20 @@ fn apply_effect(tx: &Transaction<'_>, effect: &Effect) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Subtracts deleted `(class, size)` rows from the accounting; returns how many.
+/// Subtracts deleted `(seq, class, size)` rows from the accounting (those
+/// it has counted); returns how many were deleted.
 fn forget_deleted(mut rows: rusqlite::Rows<'_>, acct: &mut Accounting) -> rusqlite::Result<u64> {
     let mut n = 0;
     while let Some(row) = rows.next()? {
-        let class: i64 = row.get(0)?;
-        let size: i64 = row.get(1)?;
-        let index = usize::try_from(class)
-            .ok()
-            .and_then(Class::from_index)
-            .unwrap_or(Class::Access)
-            .index();
+        n += 1;
+        if !acct.counted(row.get(0)?) {
+            continue;
+        }
+        let index = class_index(row.get(1)?);
+        let size: i64 = row.get(2)?;
         acct.usage.class_bytes[index] =
             acct.usage.class_bytes[index].saturating_sub(size.max(0) as u64);
         acct.depth = acct.depth.saturating_sub(1);
-        n += 1;
     }
     Ok(n)
 }
@@ -714,6 +813,7 @@ fn insert(
 fn shed_telemetry(tx: &Transaction<'_>, need: u64, acct: &mut Accounting) -> rusqlite::Result<()> {
     let mut freed = 0u64;
     let mut count = 0u64;
+    let (mut counted_bytes, mut counted_rows) = (0u64, 0u64);
     let mut last = None;
     {
         let mut stmt =
@@ -721,9 +821,15 @@ fn shed_telemetry(tx: &Transaction<'_>, need: u64, acct: &mut Accounting) -> rus
         let mut rows = stmt.query(params![TELEMETRY])?;
         while freed < need {
             let Some(row) = rows.next()? else { break };
-            last = Some(row.get::<_, i64>(0)?);
-            freed += row.get::<_, i64>(1)?.max(0) as u64;
+            let seq = row.get::<_, i64>(0)?;
+            let size = row.get::<_, i64>(1)?.max(0) as u64;
+            last = Some(seq);
+            freed += size;
             count += 1;
+            if acct.counted(seq) {
+                counted_bytes += size;
+                counted_rows += 1;
+            }
         }
     }
     if let Some(last) = last {
@@ -731,8 +837,103 @@ fn shed_telemetry(tx: &Transaction<'_>, need: u64, acct: &mut Accounting) -> rus
         stmt.execute(params![TELEMETRY, last])?;
     }
     let t = Class::Telemetry.index();
-    acct.usage.class_bytes[t] = acct.usage.class_bytes[t].saturating_sub(freed);
-    acct.depth = acct.depth.saturating_sub(count);
+    acct.usage.class_bytes[t] = acct.usage.class_bytes[t].saturating_sub(counted_bytes);
+    acct.depth = acct.depth.saturating_sub(counted_rows);
     acct.dropped[t] += count;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A queue of `n` rows, classes and sizes varying with the seq.
+    fn queue(n: i64) -> Connection {
+        let conn = Connection::open_in_memory().expect("memory");
+        conn.execute_batch(
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, class INTEGER NOT NULL,
+             size INTEGER NOT NULL, time_ms INTEGER NOT NULL)",
+        )
+        .expect("table");
+        for seq in 1..=n {
+            conn.execute(
+                "INSERT INTO events (class, size, time_ms) VALUES (?1, ?2, ?3)",
+                params![seq % 4, 100 + seq % 7, 1_000 + seq],
+            )
+            .expect("row");
+        }
+        conn
+    }
+
+    fn full_count(conn: &Connection) -> (u64, [u64; 4]) {
+        let mut bytes = [0u64; 4];
+        let mut depth = 0;
+        let mut stmt = conn
+            .prepare("SELECT class, count(*), sum(size) FROM events GROUP BY class")
+            .expect("prepare");
+        let mut rows = stmt.query([]).expect("query");
+        while let Some(row) = rows.next().expect("row") {
+            depth += row.get::<_, i64>(1).expect("count") as u64;
+            bytes[class_index(row.get(0).expect("class"))] +=
+                row.get::<_, i64>(2).expect("sum") as u64;
+        }
+        (depth, bytes)
+    }
+
+    #[test]
+    fn a_short_queue_is_counted_at_open_and_a_long_one_in_chunks() {
+        let conn = queue(100);
+        let short = Accounting::open(&conn, 1_000).expect("open");
+        assert_eq!(short.counting, None);
+        assert_eq!((short.depth, short.usage.class_bytes), full_count(&conn));
+        assert_eq!(short.oldest_time_ms, Some(1_001));
+
+        let mut long = Accounting::open(&conn, 10).expect("open");
+        assert_eq!(long.counting, Some(Counting { next: 1, end: 100 }));
+        assert_eq!(long.depth, 0, "nothing read at open");
+        assert_eq!(long.oldest_time_ms, Some(1_001), "from the primary key");
+        let mut chunks = 0;
+        while long.counting.is_some() {
+            long.count_chunk(&conn, 7).expect("chunk");
+            chunks += 1;
+        }
+        assert_eq!(chunks, 15, "100 rows, 7 at a time");
+        assert_eq!((long.depth, long.usage.class_bytes), full_count(&conn));
+    }
+
+    #[test]
+    fn rows_deleted_or_added_while_counting_are_counted_once() {
+        let conn = queue(100);
+        let mut acct = Accounting::open(&conn, 10).expect("open");
+        acct.count_chunk(&conn, 30).expect("chunk");
+        assert_eq!(acct.depth, 30);
+        // An ack of everything up to 40 (30 counted, 10 not yet), a single
+        // ack far ahead of the count, and a row inserted after open.
+        let mut stmt = conn
+            .prepare("DELETE FROM events WHERE seq <= ?1 RETURNING seq, class, size")
+            .expect("prepare");
+        assert_eq!(
+            forget_deleted(stmt.query([40]).expect("ack"), &mut acct).expect("forget"),
+            40
+        );
+        let mut stmt = conn
+            .prepare("DELETE FROM events WHERE seq = ?1 RETURNING seq, class, size")
+            .expect("prepare");
+        assert_eq!(
+            forget_deleted(stmt.query([90]).expect("ack"), &mut acct).expect("forget"),
+            1
+        );
+        conn.execute(
+            "INSERT INTO events (class, size, time_ms) VALUES (1, 500, 9)",
+            [],
+        )
+        .expect("insert");
+        acct.depth += 1;
+        acct.usage.class_bytes[1] += 500;
+        while acct.counting.is_some() {
+            acct.count_chunk(&conn, 25).expect("chunk");
+        }
+        assert_eq!((acct.depth, acct.usage.class_bytes), full_count(&conn));
+        assert_eq!(acct.depth, 60);
+    }
 }

@@ -255,21 +255,8 @@ impl Collector for StatusCollector {
             "1 while the uplink is connected to the platform",
             i64::from(s.connected()),
         )?;
-        gauge(
-            &mut encoder,
-            "uplink_backlog_events",
-            "Events waiting to be confirmed by the platform",
-            stats.depth as i64,
-        )?;
-        let oldest = stats
-            .oldest_time_ms
-            .map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1000.0);
-        gauge(
-            &mut encoder,
-            "uplink_oldest_unsent_age_seconds",
-            "Age of the oldest event not yet confirmed by the platform",
-            oldest,
-        )?;
+        // The backlog's size and age are the store's gauges
+        // (`gatehouse_queue_depth`, `gatehouse_oldest_unsent_age_seconds`).
         gauge(
             &mut encoder,
             "uplink_send_rate",

@@ -9,14 +9,12 @@ use std::time::Duration;
 use gpiocdev::line::{Bias, EdgeDetection, EdgeKind, EventClock, Offset, Value};
 use gpiocdev::request::Request;
 use gpiocdev::tokio::AsyncRequest;
-use serde::Deserialize;
 
 use super::{Edge, GpioError, InputLine, OutputLine};
 
 /// Which line: by name (searched on every chip, or on `chip` if given) or
 /// by offset on `chip`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineRef {
     /// A line name from the device tree (`gpio-line-names`).
     Name(String),
@@ -25,24 +23,19 @@ pub enum LineRef {
 }
 
 /// Configuration of one GPIO line.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineConfig {
     /// Chip path or name (`/dev/gpiochip0`, `gpiochip0`); required with an offset.
-    #[serde(default)]
     pub chip: Option<String>,
     /// The line.
     pub line: LineRef,
     /// The line is active when electrically low (Wiegand data lines, most
     /// opto-isolated inputs).
-    #[serde(default)]
     pub active_low: bool,
     /// Enable the internal pull-up (inputs only).
-    #[serde(default)]
     pub pull_up: bool,
     /// Kernel debounce period in microseconds (inputs only; 0 = none).
     /// Leave 0 on Wiegand lines: pulses are 50 µs.
-    #[serde(default)]
     pub debounce_us: u64,
 }
 

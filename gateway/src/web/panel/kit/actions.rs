@@ -236,14 +236,14 @@ pub(crate) async fn record_audit(
 }
 
 /// Records a change made at the panel as an audit event — who, from where,
-/// on what, and why when a reason was given — and returns the confirmation
-/// the page shows.
+/// on what, and one more field when given (`("reason", why)`, `("detail",
+/// what)`) — and returns the confirmation the page shows.
 pub(crate) async fn audit_change(
     core: &PanelCore,
     viewer: &Viewer,
     kind: &str,
     target: &str,
-    reason: Option<&str>,
+    extra: Option<(&str, &str)>,
     message: String,
 ) -> Flash {
     let mut body = serde_json::json!({
@@ -251,8 +251,8 @@ pub(crate) async fn audit_change(
         "remote": viewer.remote(),
         "target": target,
     });
-    if let (Some(reason), Some(map)) = (reason, body.as_object_mut()) {
-        map.insert("reason".into(), reason.into());
+    if let (Some((key, value)), Some(map)) = (extra, body.as_object_mut()) {
+        map.insert(key.into(), value.into());
     }
     record_audit(core, None, kind, body).await;
     Flash::ok(message)
@@ -261,18 +261,22 @@ pub(crate) async fn audit_change(
 /// Removes an entry from a list on the blocking pool and audits it: a
 /// missing entry is 404, a storage error 500 (never mistaken for "not
 /// there"); on success, the confirmation the page shows.
+/// Then back to the list `page`.
 pub(crate) async fn remove_audited(
     core: &PanelCore,
     viewer: &Viewer,
+    page: &str,
     kind: &str,
     target: &str,
     message: String,
-    remove: impl FnOnce() -> Result<bool, ListError> + Send + 'static,
-) -> Result<Flash, PanelError> {
-    if !blocking(remove).await?? {
+    remove: impl FnOnce(&str) -> Result<bool, ListError> + Send + 'static,
+) -> Result<Response, PanelError> {
+    let owned = target.to_owned();
+    if !blocking(move || remove(&owned)).await?? {
         return Err(PanelError::NotFound(viewer.ctx.lang));
     }
-    Ok(audit_change(core, viewer, kind, target, None, message).await)
+    let flash = audit_change(core, viewer, kind, target, None, message).await;
+    Ok(done(viewer, page, flash))
 }
 
 #[cfg(test)]

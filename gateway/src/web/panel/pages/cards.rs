@@ -314,15 +314,17 @@ pub(in crate::web::panel) async fn save(
     let store = core.credentials.clone();
     let saved = card.clone();
     blocking(move || store.upsert_card(&saved)).await??;
-    record_audit(
+    let detail = format!("{} {}", card.house, card.holder);
+    let message = format!("{}: {}", t.card_saved_msg, card.number);
+    let flash = audit_change(
         &core,
-        None,
+        &viewer,
         "card_saved",
-        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": card.number,
-            "detail": format!("{} {}", card.house, card.holder)}),
+        &card.number,
+        Some(("detail", &detail)),
+        message,
     )
     .await;
-    let flash = Flash::ok(format!("{}: {}", t.card_saved_msg, card.number));
     Ok(done(&viewer, "/cards", flash))
 }
 
@@ -334,19 +336,18 @@ pub(in crate::web::panel) async fn remove(
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::ManageResidents)?;
     let core = panel.core()?;
-    let t = viewer.t();
     let store = core.credentials.clone();
-    let target = number.clone();
-    let flash = remove_audited(
+    let message = format!("{}: {number}", viewer.t().card_removed_msg);
+    remove_audited(
         &core,
         &viewer,
+        "/cards",
         "card_removed",
         &number,
-        format!("{}: {number}", t.card_removed_msg),
-        move || store.remove_card(&target),
+        message,
+        move |n| store.remove_card(n),
     )
-    .await?;
-    Ok(done(&viewer, "/cards", flash))
+    .await
 }
 
 /// `POST /cards/import`: `step=check` previews, `step=write` imports.
@@ -452,7 +453,7 @@ pub(in crate::web::panel) async fn block(
         &viewer,
         "card_blocked",
         &number,
-        Some(&form.reason),
+        Some(("reason", &form.reason)),
         format!("{}: {number}", t.card_blocked_msg),
     )
     .await;
@@ -467,17 +468,16 @@ pub(in crate::web::panel) async fn unblock(
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::ManageResidents)?;
     let core = panel.core()?;
-    let t = viewer.t();
     let store = core.credentials.clone();
-    let target = number.clone();
-    let flash = remove_audited(
+    let message = format!("{}: {number}", viewer.t().card_unblocked_msg);
+    remove_audited(
         &core,
         &viewer,
+        "/cards",
         "card_unblocked",
         &number,
-        format!("{}: {number}", t.card_unblocked_msg),
-        move || store.unblock(&target),
+        message,
+        move |n| store.unblock(n),
     )
-    .await?;
-    Ok(done(&viewer, "/cards", flash))
+    .await
 }

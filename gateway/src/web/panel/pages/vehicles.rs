@@ -327,15 +327,17 @@ pub(in crate::web::panel) async fn save(
     let plates = core.plates.clone();
     let saved = resident.clone();
     blocking(move || plates.upsert_resident(&saved)).await??;
-    record_audit(
+    let detail = format!("{} {}", resident.house, resident.owner);
+    let message = format!("{}: {}", t.resident_saved_msg, resident.plate);
+    let flash = audit_change(
         &core,
-        None,
+        &viewer,
         "resident_saved",
-        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": resident.plate,
-            "detail": format!("{} {}", resident.house, resident.owner)}),
+        &resident.plate,
+        Some(("detail", &detail)),
+        message,
     )
     .await;
-    let flash = Flash::ok(format!("{}: {}", t.resident_saved_msg, resident.plate));
     Ok(done(&viewer, "/vehicles", flash))
 }
 
@@ -347,19 +349,18 @@ pub(in crate::web::panel) async fn remove(
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::ManageResidents)?;
     let core = panel.core()?;
-    let t = viewer.t();
     let plates = core.plates.clone();
-    let target = plate.clone();
-    let flash = remove_audited(
+    let message = format!("{}: {plate}", viewer.t().resident_removed_msg);
+    remove_audited(
         &core,
         &viewer,
+        "/vehicles",
         "resident_removed",
         &plate,
-        format!("{}: {plate}", t.resident_removed_msg),
-        move || plates.remove_resident(&target),
+        message,
+        move |p| plates.remove_resident(p),
     )
-    .await?;
-    Ok(done(&viewer, "/vehicles", flash))
+    .await
 }
 
 /// Which list an import or a download is about (`residents` when absent).
@@ -493,7 +494,7 @@ pub(in crate::web::panel) async fn blacklist_add(
         &viewer,
         "blacklist_added",
         &plate,
-        Some(&form.reason),
+        Some(("reason", &form.reason)),
         format!("{}: {plate}", t.blacklist_added_msg),
     )
     .await;
@@ -508,17 +509,16 @@ pub(in crate::web::panel) async fn blacklist_remove(
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::ManageResidents)?;
     let core = panel.core()?;
-    let t = viewer.t();
     let plates = core.plates.clone();
-    let target = plate.clone();
-    let flash = remove_audited(
+    let message = format!("{}: {plate}", viewer.t().blacklist_removed_msg);
+    remove_audited(
         &core,
         &viewer,
+        "/vehicles",
         "blacklist_removed",
         &plate,
-        format!("{}: {plate}", t.blacklist_removed_msg),
-        move || plates.remove_blacklist(&target),
+        message,
+        move |p| plates.remove_blacklist(p),
     )
-    .await?;
-    Ok(done(&viewer, "/vehicles", flash))
+    .await
 }
