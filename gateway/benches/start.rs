@@ -8,42 +8,21 @@
 //! 1. the store alone: `Store::open`, and how long the writer takes to count
 //!    the queue after it (while it already answers);
 //! 2. the `gatehouse` binary as a child process, `GATEHOUSE_BENCH_STARTS`
-//!    times (default 5) after a SIGTERM and as many after a SIGKILL:
-//!    process spawned → `/readyz` answers 200.
+//!    times (default 5) with nothing queued (the baseline), then with the
+//!    queue after a SIGTERM and as many after a SIGKILL: process spawned →
+//!    `/readyz` answers 200.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use anyhow::{Context, bail};
-use drivers::Class;
+use common::event;
 use gateway::store::{Store, StoreConfig};
-use gateway::wire::{Envelope, SCHEMA_VERSION};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use uuid::Uuid;
-
-fn event(i: u64) -> Envelope {
-    let class = if i.is_multiple_of(10) {
-        Class::Access
-    } else {
-        Class::Telemetry
-    };
-    Envelope {
-        schema: SCHEMA_VERSION,
-        id: Uuid::now_v7(),
-        seq: 0,
-        time_ms: 1_764_000_000_000 + i as i64,
-        clock_synced: true,
-        device_time_ms: None,
-        estate_id: "bench".into(),
-        gateway_id: "gw-bench".into(),
-        device_id: format!("tank-{}", i % 8),
-        kind: "point_value".into(),
-        class,
-        body: serde_json::json!({ "point": "level", "value": (i % 1000) as f64 / 100.0, "unit": "m" }),
-    }
-}
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -75,7 +54,7 @@ async fn ready_after(
         .arg("run")
         .arg("--config")
         .arg(config)
-        .env("RUST_LOG", "error")
+        .env("GATEHOUSE_LOG", "error")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
         .spawn()?;
@@ -113,7 +92,13 @@ async fn main() -> anyhow::Result<()> {
     let db = data_dir.join("gatehouse.db");
 
     let filled = Instant::now();
-    let (store, _) = Store::open(StoreConfig::new(&db))?;
+    // Room for the whole queue (the gateway's configuration below says the
+    // same): nothing is shed while it fills.
+    let store_config = StoreConfig {
+        max_bytes: 2 << 30,
+        ..StoreConfig::new(&db)
+    };
+    let (store, _) = Store::open(store_config.clone())?;
     let mut i = 0;
     while i < events {
         let n = (events - i).min(1_000);
@@ -132,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let opened = Instant::now();
-    let (store, report) = Store::open(StoreConfig::new(&db))?;
+    let (store, report) = Store::open(store_config)?;
     let open = opened.elapsed();
     while store.stats().counting {
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -145,11 +130,31 @@ async fn main() -> anyhow::Result<()> {
         counted.as_secs_f64() * 1000.0,
         store.stats().depth
     );
+    anyhow::ensure!(
+        store.stats().depth == events,
+        "counted {} of {events}",
+        store.stats().depth
+    );
     store.close().await?;
     drop(store);
 
     let panel: SocketAddr = format!("127.0.0.1:{}", testkit::free_port()).parse()?;
     let ingress: SocketAddr = format!("127.0.0.1:{}", testkit::free_port()).parse()?;
+    // The baseline: the same gateway with nothing queued.
+    let empty_dir = dir.path().join("empty");
+    let empty_config = dir.path().join("empty.toml");
+    std::fs::write(&empty_config, config(&empty_dir, panel, ingress))?;
+    let mut times = Vec::new();
+    for _ in 0..starts {
+        let (took, mut child) = ready_after(&empty_config, panel).await?;
+        times.push(took);
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM)?;
+        child.wait()?;
+    }
+    println!(
+        "gatehouse start → /readyz 200 with nothing queued: {}",
+        summary(times)
+    );
     let config_path = dir.path().join("gateway.toml");
     std::fs::write(&config_path, config(&data_dir, panel, ingress))?;
     for (label, signal) in [("SIGTERM", Signal::SIGTERM), ("SIGKILL", Signal::SIGKILL)] {

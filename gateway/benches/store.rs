@@ -17,36 +17,14 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+
 use anyhow::Context;
-use drivers::Class;
+use common::event;
 use gateway::store::{Seq, Store, StoreConfig};
-use gateway::wire::{Envelope, SCHEMA_VERSION};
-use uuid::Uuid;
 
 /// Concurrent appenders in the grouped runs.
 const APPENDERS: [u64; 2] = [64, 256];
-
-fn event(i: u64) -> Envelope {
-    let class = if i.is_multiple_of(10) {
-        Class::Access
-    } else {
-        Class::Telemetry
-    };
-    Envelope {
-        schema: SCHEMA_VERSION,
-        id: Uuid::now_v7(),
-        seq: 0,
-        time_ms: 1_764_000_000_000 + i as i64,
-        clock_synced: true,
-        device_time_ms: None,
-        estate_id: "estate-0042".into(),
-        gateway_id: "gw-0042-a".into(),
-        device_id: format!("tank-{}", i % 8),
-        kind: "point_value".into(),
-        class,
-        body: serde_json::json!({ "point": "level", "value": (i % 1000) as f64 / 100.0, "unit": "m" }),
-    }
-}
 
 fn proc_field(file: &str, key: &str) -> anyhow::Result<u64> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;

@@ -17,6 +17,12 @@
 //!
 //! If the budget runs out, the report names the tasks still running.
 //!
+//! A full data disk does not stop the gateway: the store opens with its
+//! reserve and refuses new events ([`crate::store::space`]); gates, doors
+//! and the panel go on from memory, readiness says "store unavailable: disk
+//! full" while it lasts, and once the store writes again each outage is
+//! recorded as a `store_unavailable` alarm (duration, refusals per class).
+//!
 //! The panel's pages get their [`PanelCore`] once the store, drivers and
 //! pipeline are up; when no user exists yet, a one-time setup link is issued
 //! ([`Running::setup_url`]) for the CLI to print.
@@ -49,7 +55,8 @@ use crate::lists::sync::PlateListTarget;
 use crate::metrics::Metrics;
 use crate::pipeline::{EventFeed, GATEWAY_DEVICE, Pipeline, PipelineHandle, Stamper};
 use crate::store::{
-    Integrity, Journal, JournalRetention, OpenReport, Pressure, Store, StoreConfig, StoreError,
+    Availability, Integrity, Journal, JournalRetention, OpenReport, Outage, Pressure, Store,
+    StoreConfig, StoreError,
 };
 use crate::supervisor::{self, Drivers};
 use crate::tasks::{CoreFailure, CoreWatch, Tasks};
@@ -194,7 +201,7 @@ pub struct Running {
     pub uplink_status: Arc<UplinkStatus>,
     /// Where the embedded MQTT broker listens, when it runs.
     pub broker_addr: Option<SocketAddr>,
-    readiness: watch::Sender<Readiness>,
+    readiness: Arc<watch::Sender<Readiness>>,
     drain_budget: Duration,
     owned: Owned,
     failures: mpsc::UnboundedReceiver<CoreFailure>,
@@ -359,6 +366,7 @@ async fn build(
         source,
     })?;
     let (readiness, readiness_rx) = watch::channel(Readiness::Starting("opening the store"));
+    let readiness = Arc::new(readiness);
     let live = Arc::new(OnceLock::new());
     let uplink_status = Arc::new(UplinkStatus::default());
     let facility_cell = Arc::new(OnceLock::new());
@@ -404,6 +412,7 @@ async fn build(
         max_bytes: config.store.max_bytes,
         critical_reserve_bytes: config.store.critical_reserve_bytes,
         group_commit_window: config.store.group_commit_window,
+        ..StoreConfig::new(data_dir.join("gatehouse.db"))
     };
     let retention = JournalRetention {
         days: config.store.journal_days,
@@ -721,6 +730,18 @@ async fn build(
 
     readiness.send_replace(Readiness::Ready);
     tracing::info!(panel = %panel_addr, devices = drivers.len(), queued = open_report.depth, uplink = uplink_running, "Gateway ready.");
+    // From now on readiness also follows the store (a full disk).
+    let watch = owned.watch.clone();
+    owned.aux_tasks.spawn_owned(
+        &watch,
+        "store availability watch",
+        watch_availability(
+            store.clone(),
+            readiness.clone(),
+            handle.clone(),
+            owned.aux_cancel.clone(),
+        ),
+    );
     let status_line = {
         let (store, drivers, uplink_status) =
             (store.clone(), drivers.clone(), uplink_status.clone());
@@ -854,6 +875,55 @@ async fn watch_pressure(
     }
 }
 
+/// Follows the store's availability: readiness says why while the store
+/// cannot write (a full disk), and each outage that ended is recorded as a
+/// `store_unavailable` alarm (kept and tried again if that fails).
+async fn watch_availability(
+    store: Store,
+    readiness: Arc<watch::Sender<Readiness>>,
+    pipeline: PipelineHandle,
+    cancel: CancellationToken,
+) {
+    let mut availability = store.availability();
+    let mut unrecorded: Vec<Outage> = Vec::new();
+    loop {
+        let state = *availability.borrow_and_update();
+        readiness.send_if_modified(|current| match (state.reason(), &*current) {
+            (Some(reason), Readiness::Ready) => {
+                *current = Readiness::Unavailable(reason);
+                true
+            }
+            (None, Readiness::Unavailable(_)) => {
+                *current = Readiness::Ready;
+                true
+            }
+            _ => false,
+        });
+        if state == Availability::Available {
+            unrecorded.extend(store.take_outages());
+            while let Some(outage) = unrecorded.first() {
+                let body = outage.alarm_body();
+                match pipeline
+                    .record(GATEWAY_DEVICE, "store_unavailable", Class::Alarm, body)
+                    .await
+                {
+                    Ok(_) => {
+                        unrecorded.remove(0);
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "The store_unavailable alarm was not stored; it is tried again when the store writes again.");
+                        break;
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            changed = availability.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
 /// How often the store's writer thread is looked at.
 const WRITER_CHECK: Duration = Duration::from_millis(500);
 
@@ -945,8 +1015,13 @@ fn service_status(store: &Store, drivers: &Drivers, uplink: &UplinkStatus) -> St
         .iter()
         .filter(|d| d.health().state == drivers::contract::HealthState::Ok)
         .count();
+    let store_state = store
+        .availability()
+        .borrow()
+        .reason()
+        .map_or(String::new(), |reason| format!("{reason}, "));
     format!(
-        "queue {}, devices {up}/{} up, platform {}",
+        "{store_state}queue {}, devices {up}/{} up, platform {}",
         stats.depth,
         drivers.len(),
         uplink.state(&stats).as_str()

@@ -292,6 +292,9 @@ async fn serve(config: Config) -> Result<(), CliError> {
         "Gatehouse panel: {}://{}/",
         running.panel_scheme, running.panel_addr
     );
+    if let Some(addr) = running.ingress_addr {
+        println!("Device listener: http://{addr}/lpr/{{camera_id}}");
+    }
     println!("Data directory: {}", data_dir.display());
     if let Some(url) = &running.setup_url {
         println!(

@@ -172,6 +172,12 @@ impl Collector for LiveState {
         )?;
         gauge(
             &mut encoder,
+            "store_available",
+            "1 when the store writes; 0 while the data disk is full (new events are refused)",
+            i64::from(store.is_available()),
+        )?;
+        gauge(
+            &mut encoder,
             "store_bytes",
             "Encoded bytes of the queued events",
             stats.bytes as i64,

@@ -554,7 +554,10 @@ impl Pipeline {
                         }
                     }
                     Err(error) => {
-                        tracing::error!(%error, kind, "The record of a rule's command was not stored.");
+                        static NOT_STORED: crate::logging::Every = crate::logging::Every::minute();
+                        if let Some(count) = NOT_STORED.allow() {
+                            tracing::error!(%error, kind, count, "Records of rules' commands were not stored (one line a minute, with the count).");
+                        }
                     }
                 }
             }
@@ -661,7 +664,11 @@ impl Pipeline {
                             Some(seq)
                         }
                         Err(error) => {
-                            tracing::error!(%error, device = %device_id, "Audit record of a command was not stored.");
+                            static NOT_STORED: crate::logging::Every =
+                                crate::logging::Every::minute();
+                            if let Some(count) = NOT_STORED.allow() {
+                                tracing::error!(%error, device = %device_id, count, "Audit records of commands were not stored (one line a minute, with the count).");
+                            }
                             None
                         }
                     };

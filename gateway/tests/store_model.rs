@@ -114,10 +114,10 @@ impl Model {
 
 fn config(dir: &tempfile::TempDir) -> StoreConfig {
     StoreConfig {
-        path: store_common::db_path(dir.path()),
         max_bytes: MAX_BYTES,
         critical_reserve_bytes: RESERVE,
         group_commit_window: Duration::from_millis(1),
+        ..StoreConfig::new(store_common::db_path(dir.path()))
     }
 }
 

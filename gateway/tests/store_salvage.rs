@@ -26,7 +26,11 @@ const PAGE: u64 = 4096;
 /// the damage (and quarantine at once); otherwise the check after open
 /// finds it, the gateway restarts, and the next open salvages.
 async fn open_damaged(path: &std::path::Path) -> (Store, OpenReport) {
-    let (store, report) = Store::open(StoreConfig::new(path)).expect("opens anyway");
+    let config = StoreConfig {
+        check_after: std::time::Duration::ZERO,
+        ..StoreConfig::new(path)
+    };
+    let (store, report) = Store::open(config).expect("opens anyway");
     if report.quarantined.is_some() {
         return (store, report);
     }

@@ -5,6 +5,7 @@ mod browser;
 mod cameras;
 mod check_config;
 mod demo;
+mod disk;
 mod doors;
 mod doors_cli;
 mod in_process;

@@ -101,8 +101,8 @@ impl ImageStore {
                         this.inner.used.fetch_add(len, Ordering::Relaxed);
                         written.push(name);
                     }
-                    Ok(Err(error)) => tracing::warn!(%error, "A snapshot image was not saved."),
-                    Err(error) => tracing::warn!(%error, "A snapshot image was not saved."),
+                    Ok(Err(error)) => not_saved(&error),
+                    Err(error) => not_saved(&error),
                 }
             }
             if this.inner.used.load(Ordering::Relaxed) > this.inner.max_bytes {
@@ -206,6 +206,15 @@ fn files(dir: &Path) -> std::io::Result<Vec<(PathBuf, u64)>> {
         }
     }
     Ok(out)
+}
+
+/// Logs a snapshot that could not be written (a full disk fails every
+/// push): one line a minute, with the count.
+fn not_saved(error: &dyn std::fmt::Display) {
+    static NOT_SAVED: crate::logging::Every = crate::logging::Every::minute();
+    if let Some(count) = NOT_SAVED.allow() {
+        tracing::warn!(%error, count, "Snapshot images were not saved (one line a minute, with the count).");
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ use tokio::sync::Semaphore;
 use super::images::ImageStore;
 use super::link::Seen;
 use crate::config::CameraVendor;
+use crate::logging::Every;
 use crate::metrics::Metrics;
 
 /// How often an unknown camera id is logged at most.
@@ -130,8 +131,14 @@ pub fn router(state: IngressState) -> Router {
     Router::new()
         .route("/lpr/{camera_id}", post(push))
         .layer(DefaultBodyLimit::disable())
-        // A span per push (method, path with the camera id), at DEBUG.
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // A span per push (method, path with the camera id), at DEBUG; a
+        // 5xx is logged at DEBUG too (the default is a line per request at
+        // ERROR): the handler logs refusals itself, once a minute.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().on_failure(
+                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+            ),
+        )
         .with_state(state)
 }
 
@@ -304,7 +311,10 @@ async fn plate(state: &IngressState, camera: &CameraEntry, payload: PlateReadPay
         .emit_durable(event, payload.device_time_ms)
         .await;
     if let Err(error) = saving.await {
-        tracing::warn!(%error, "Saving a read's snapshots failed.");
+        static SAVING: Every = Every::minute();
+        if let Some(count) = SAVING.allow() {
+            tracing::warn!(%error, count, "Saving a read's snapshots failed (one line a minute, with the count).");
+        }
     }
     match stored {
         Ok(receipt) => {
@@ -320,7 +330,10 @@ async fn plate(state: &IngressState, camera: &CameraEntry, payload: PlateReadPay
             reply(camera.vendor, read_id.as_deref(), open)
         }
         Err(error) => {
-            tracing::warn!(%error, "A plate read was not stored; the camera will resend it.");
+            static NOT_STORED: Every = Every::minute();
+            if let Some(count) = NOT_STORED.allow() {
+                tracing::warn!(%error, count, "Plate reads were not stored (503); the cameras will resend them (one line a minute, with the count).");
+            }
             reject(
                 state,
                 StatusCode::SERVICE_UNAVAILABLE,

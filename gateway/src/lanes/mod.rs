@@ -80,7 +80,10 @@ pub async fn expire_pending(
                 .record(&read.camera, "pending_expired", Class::Audit, body)
                 .await
             {
-                tracing::error!(%error, "An expired pending read was not recorded.");
+                static NOT_STORED: crate::logging::Every = crate::logging::Every::minute();
+                if let Some(count) = NOT_STORED.allow() {
+                    tracing::error!(%error, count, "Expired pending reads were not recorded (one line a minute, with the count).");
+                }
             }
         }
     }
@@ -157,7 +160,10 @@ pub async fn guard_decision(
         .record(&read.camera, "guard_decision", Class::Audit, body)
         .await
     {
-        tracing::error!(%error, "A guard decision was not recorded.");
+        static NOT_STORED: crate::logging::Every = crate::logging::Every::minute();
+        if let Some(count) = NOT_STORED.allow() {
+            tracing::error!(%error, count, "Guard decisions were not recorded (one line a minute, with the count).");
+        }
     }
     Ok(GuardOutcome {
         read,

@@ -3,7 +3,8 @@
 //! `PRAGMA quick_check` reads every page: with a million events queued that
 //! is seconds on an SD card, too long to hold the gates' start. So the store
 //! opens without it and a thread of its own ([`Checker`]) runs it on a
-//! read connection beside the writer (WAL lets both run). Damage it finds,
+//! read connection beside the writer (WAL lets both run), once the start is
+//! over (`check_after`, 10 s by default). Damage it finds,
 //! or that the writer meets (`SQLITE_CORRUPT`), is published as
 //! [`Integrity::Damaged`] and leaves a marker file beside the database
 //! (`gatehouse.db.check`); the gateway treats it as a core failure and exits
@@ -14,7 +15,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rusqlite::InterruptHandle;
 use tokio::sync::watch;
@@ -106,7 +109,15 @@ fn write_marker(path: &Path, reason: &str) -> std::io::Result<()> {
 /// The running check: a thread with its own connection.
 #[derive(Default)]
 pub(crate) struct Checker {
-    running: Mutex<Option<(InterruptHandle, JoinHandle<()>)>>,
+    running: Mutex<Option<Running>>,
+}
+
+/// The check's thread and what stops it: the end of its wait, or an
+/// interrupt of its query.
+struct Running {
+    wake: mpsc::Sender<()>,
+    interrupt: InterruptHandle,
+    thread: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Checker {
@@ -116,8 +127,13 @@ impl std::fmt::Debug for Checker {
 }
 
 impl Checker {
-    /// Starts `quick_check` of the database at `db` on a thread.
-    pub(crate) fn start(db: &Path, report: std::sync::Arc<DamageReport>) -> std::io::Result<Self> {
+    /// Starts `quick_check` of the database at `db` on a thread, `after`
+    /// this long.
+    pub(crate) fn start(
+        db: &Path,
+        after: Duration,
+        report: std::sync::Arc<DamageReport>,
+    ) -> std::io::Result<Self> {
         let conn = match schema::connect(db) {
             Ok(conn) => conn,
             Err(error) => {
@@ -126,9 +142,14 @@ impl Checker {
             }
         };
         let interrupt = conn.get_interrupt_handle();
+        let (wake, woken) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("store-check".into())
             .spawn(move || {
+                if woken.recv_timeout(after) != Err(RecvTimeoutError::Timeout) {
+                    report.finished(Integrity::Unknown("the store closed first".into()));
+                    return;
+                }
                 let result = conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0));
                 match result {
                     Ok(check) if check == "ok" => report.finished(Integrity::Ok),
@@ -140,7 +161,11 @@ impl Checker {
                 }
             })?;
         Ok(Self {
-            running: Mutex::new(Some((interrupt, thread))),
+            running: Mutex::new(Some(Running {
+                wake,
+                interrupt,
+                thread,
+            })),
         })
     }
 
@@ -151,9 +176,10 @@ impl Checker {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Some((interrupt, thread)) = running {
-            interrupt.interrupt();
-            let _ = thread.join();
+        if let Some(running) = running {
+            let _ = running.wake.send(());
+            running.interrupt.interrupt();
+            let _ = running.thread.join();
         }
     }
 }

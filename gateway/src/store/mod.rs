@@ -102,6 +102,25 @@
 //! its own ([`check`], [`Store::integrity`]); damage it finds leaves a marker
 //! that makes the next open check first.
 //!
+//! # A full disk ([`space`])
+//!
+//! The byte bound above is the queue's; the disk can still fill first
+//! (images, logs, another program). The store keeps a reserve file beside
+//! the database (`gatehouse.db.reserve`, [`space::RESERVE_BYTES`]), written
+//! when the disk has room. When the disk is full (`SQLITE_FULL` from a
+//! commit, or an open that fails while the disk is out of space) the
+//! reserve is deleted, which gives SQLite room to open the database (its
+//! `-shm` and `-wal` files), to delete what the platform confirms and to
+//! return those pages; the store turns [`Availability::DiskFull`]: every
+//! new event and list write is refused with [`StoreError::DiskFull`]
+//! (counted per class, like any refusal) without touching the database.
+//! The writer looks at the free space every 100 ms; once
+//! the disk has room for the reserve and [`space::RESUME_FREE_BYTES`]
+//! besides, it writes the reserve again, turns available and queues an
+//! [`Outage`] (since, until, refusals per class) for the gateway's
+//! `store_unavailable` alarm ([`Store::take_outages`]). No restart is
+//! needed, and a gateway stopped with a full disk starts again.
+//!
 //! # Quarantine ([`quarantine`]) and salvage ([`salvage`])
 //!
 //! A file that is corrupt or not a database (met on open, by the accounting
@@ -125,6 +144,8 @@
 //! - Access, alarm and audit events are never dropped silently: they are
 //!   stored, or the producer gets [`StoreError::Full`].
 //! - `stats()` runs no SQL: it reads the writer's published accounting.
+//! - On a full disk nothing is acknowledged that is not on disk: new events
+//!   are refused, not buffered.
 
 mod check;
 pub mod journal;
@@ -132,6 +153,7 @@ mod policy;
 mod quarantine;
 mod salvage;
 mod schema;
+pub mod space;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -174,17 +196,22 @@ pub struct StoreConfig {
     pub critical_reserve_bytes: u64,
     /// How long the writer waits to gather concurrent appends into one commit.
     pub group_commit_window: Duration,
+    /// How long after open the integrity check starts ([`check`]): it reads
+    /// the whole file, so it waits until the start is over.
+    pub check_after: Duration,
 }
 
 impl StoreConfig {
     /// A configuration with the gateway's defaults: 256 MiB queue, 32 MiB
-    /// critical reserve, 2 ms group-commit window.
+    /// critical reserve, 2 ms group-commit window, the integrity check 10 s
+    /// after open.
     pub fn new(path: impl Into<PathBuf>) -> StoreConfig {
         StoreConfig {
             path: path.into(),
             max_bytes: 256 * 1024 * 1024,
             critical_reserve_bytes: 32 * 1024 * 1024,
             group_commit_window: Duration::from_millis(2),
+            check_after: Duration::from_secs(10),
         }
     }
 }
@@ -200,6 +227,64 @@ pub enum Pressure {
     OverCapacity,
 }
 
+/// Whether the store can write, published on every change
+/// ([`Store::availability`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    /// Events are stored.
+    Available,
+    /// The disk is full: new events and list writes are refused until it
+    /// has room again; confirmed events are still deleted.
+    DiskFull {
+        /// When the store found the disk full (Unix ms).
+        since_ms: i64,
+    },
+}
+
+impl Availability {
+    /// Why the store cannot write, as readiness and the logs say it.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Availability::Available => None,
+            Availability::DiskFull { .. } => Some("store unavailable: disk full"),
+        }
+    }
+}
+
+/// A time the store could not write, reported once it writes again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Outage {
+    /// Why (`disk full`).
+    pub reason: String,
+    /// When it began (Unix ms).
+    pub since_ms: i64,
+    /// When the store wrote again (Unix ms).
+    pub until_ms: i64,
+    /// Events refused meanwhile, by class index ([`Class::index`]).
+    pub refused: [u64; 4],
+    /// Writes to the gateway's other tables (lists, cards) refused meanwhile.
+    pub writes_refused: u64,
+}
+
+impl Outage {
+    /// The alarm's body: reason, times, duration and the refusals by class name.
+    pub fn alarm_body(&self) -> serde_json::Value {
+        let refused: serde_json::Map<String, serde_json::Value> = Class::ALL
+            .iter()
+            .map(|c| (c.as_str().to_owned(), self.refused[c.index()].into()))
+            .collect();
+        serde_json::json!({
+            "reason": self.reason,
+            "active": false,
+            "since_ms": self.since_ms,
+            "until_ms": self.until_ms,
+            "duration_ms": (self.until_ms - self.since_ms).max(0),
+            "refused": refused,
+            "writes_refused": self.writes_refused,
+        })
+    }
+}
+
 /// What happened while opening.
 #[derive(Debug, Clone, Default)]
 pub struct OpenReport {
@@ -207,6 +292,9 @@ pub struct OpenReport {
     pub quarantined: Option<Quarantine>,
     /// Events found in the queue at open.
     pub depth: u64,
+    /// Set when the disk was full at open: the reserve was given back to
+    /// open the database, and the store starts [`Availability::DiskFull`].
+    pub disk_full: bool,
 }
 
 /// A database file moved aside because it could not be used.
@@ -251,6 +339,9 @@ pub enum StoreError {
         /// The refused event's class.
         class: Class,
     },
+    /// The disk is full: nothing new is stored until it has room again.
+    #[error("store unavailable: disk full")]
+    DiskFull,
     /// The writer thread is gone.
     #[error("store closed")]
     Closed,
@@ -393,6 +484,13 @@ impl Store {
         journal: JournalRetention,
     ) -> Result<(Store, OpenReport), StoreError> {
         let path = config.path.clone();
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let reserve = space::Reserve::beside(&path);
+        let mut disk_full = false;
         let marker = check::marker(&path);
         let check_first = marker.exists();
         // The accounting reads the queue's rows (all of a short queue): a
@@ -402,7 +500,22 @@ impl Store {
             let acct = Accounting::open(&conn, COUNT_AT_OPEN)?;
             Ok::<_, OpenFailure>((conn, acct))
         };
-        let (conn, acct, quarantined) = match open(check_first) {
+        let first = match open(check_first) {
+            Err(OpenFailure::Other(err)) if out_of_space(&err, &dir) => {
+                // SQLite could not even create its -shm/-wal files: give it
+                // the reserve and start refusing new events.
+                disk_full = true;
+                let released = reserve.release();
+                tracing::error!(
+                    error = %err,
+                    reserve_released = released,
+                    "The data disk is full: the database is opened with the disk's reserve and new events are refused until there is room."
+                );
+                open(check_first)
+            }
+            other => other,
+        };
+        let (conn, acct, quarantined) = match first {
             Ok((conn, acct)) => (conn, acct, None),
             Err(OpenFailure::Other(err)) => return Err(err),
             Err(OpenFailure::Corrupt(reason)) => {
@@ -426,6 +539,18 @@ impl Store {
             tracing::warn!(%error, marker = %marker.display(), "The damage marker could not be removed.");
         }
         let reader = schema::connect(&path)?;
+        if !disk_full && !reserve.ensure() {
+            tracing::warn!(
+                "The data disk has no room for the store's reserve file; a full disk will stop the store until space is freed."
+            );
+        }
+        let availability = if disk_full {
+            Availability::DiskFull {
+                since_ms: drivers::contract::now_ms(),
+            }
+        } else {
+            Availability::Available
+        };
         let limits = Limits {
             max_bytes: config.max_bytes,
             critical_reserve_bytes: config.critical_reserve_bytes,
@@ -436,10 +561,13 @@ impl Store {
             accounting: Mutex::new(acct.clone()),
             pressure: watch::channel(pressure).0,
             damage: damage.clone(),
+            availability: watch::channel(availability).0,
+            outages: Mutex::new(Vec::new()),
         });
         let report = OpenReport {
             quarantined,
             depth: acct.depth,
+            disk_full,
         };
         let (tx, rx) = mpsc::channel();
         let writer = Writer::new(
@@ -451,7 +579,8 @@ impl Store {
             acct,
             pressure,
         )
-        .with_journal(journal);
+        .with_journal(journal)
+        .with_space(dir, reserve, availability);
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run())?;
@@ -459,7 +588,7 @@ impl Store {
             damage.checked_at_open();
             check::Checker::default()
         } else {
-            check::Checker::start(&path, damage)?
+            check::Checker::start(&path, config.check_after, damage)?
         };
         let inner = Inner {
             path,
@@ -688,6 +817,29 @@ impl Store {
         self.inner.shared.pressure.subscribe()
     }
 
+    /// Whether the store can write, and its changes.
+    pub fn availability(&self) -> watch::Receiver<Availability> {
+        self.inner.shared.availability.subscribe()
+    }
+
+    /// Whether the store writes now (not [`Availability::DiskFull`]).
+    pub fn is_available(&self) -> bool {
+        *self.inner.shared.availability.borrow() == Availability::Available
+    }
+
+    /// The outages that ended since the last call, oldest first (the
+    /// gateway records each as a `store_unavailable` alarm).
+    pub fn take_outages(&self) -> Vec<Outage> {
+        std::mem::take(
+            &mut *self
+                .inner
+                .shared
+                .outages
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
     /// Waits until everything submitted so far is on disk, then stops the writer.
     pub async fn close(&self) -> Result<(), StoreError> {
         let inner = self.inner.clone();
@@ -747,6 +899,18 @@ impl Inner {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query(rusqlite::params![class, after, limit])?;
         decode_rows(rows)
+    }
+}
+
+/// Whether opening failed because the disk under `dir` is out of space.
+fn out_of_space(err: &StoreError, dir: &Path) -> bool {
+    match err {
+        StoreError::Db(e) => space::is_disk_full(e, dir),
+        StoreError::Migration(rusqlite_migration::Error::RusqliteError { err, .. }) => {
+            space::is_disk_full(err, dir)
+        }
+        StoreError::Io(_) => space::nearly_full(dir),
+        _ => false,
     }
 }
 

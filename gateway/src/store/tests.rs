@@ -29,6 +29,7 @@ fn env(class: Class, body_len: usize) -> Envelope {
 fn config(dir: &tempfile::TempDir) -> StoreConfig {
     StoreConfig {
         group_commit_window: Duration::ZERO,
+        check_after: Duration::ZERO,
         ..StoreConfig::new(dir.path().join("gatehouse.db"))
     }
 }

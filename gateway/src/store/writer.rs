@@ -9,7 +9,15 @@
 //! audit events into the local `journal` ([`super::journal`]), and it prunes
 //! the journal by age and row count at most every
 //! [`JournalRetention::prune_every`] (not per event).
+//!
+//! When a commit fails because the disk is full it gives the store's
+//! reserve back ([`super::space`]) and turns [`Availability::DiskFull`]:
+//! from then on it refuses new events and list writes without touching the
+//! database (counted per class), still deletes what the platform confirmed,
+//! and looks at the free space every [`PROBE_EVERY`] until it can write
+//! the reserve again and resume.
 
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -18,10 +26,11 @@ use drivers::Class;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::{oneshot, watch};
 
-use super::Effect;
 use super::journal::JournalRetention;
 use super::policy::{self, Decision, Limits, Usage};
-use super::{Pressure, Seq, StoreError};
+use super::space::{self, Reserve};
+use super::{Availability, Effect, Outage, Pressure, Seq, StoreError};
+use crate::logging::Every;
 
 /// Most events committed in one transaction.
 pub const MAX_BATCH_EVENTS: usize = 1024;
@@ -36,6 +45,12 @@ const RECLAIM_EMPTY_MIN_PAGES: i64 = 16;
 
 /// How often a summary of dropped and refused events is logged, at most.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How often the free space is looked at while the disk is full.
+pub(crate) const PROBE_EVERY: Duration = Duration::from_millis(100);
+
+/// How often a failed commit (other than a full disk) is logged at most.
+const COMMIT_FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 const TELEMETRY: i64 = Class::Telemetry as i64;
 
@@ -155,10 +170,14 @@ impl Accounting {
     /// key; a short queue is counted at once, a long one by the writer in
     /// chunks ([`Accounting::count_chunk`]), so a start never scans it.
     pub(crate) fn open(conn: &Connection, count_at_open: i64) -> rusqlite::Result<Accounting> {
-        let (first, last): (Option<i64>, Option<i64>) =
-            conn.query_row("SELECT min(seq), max(seq) FROM events", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
+        // Two subqueries: SQLite reads min() or max() of the primary key
+        // from the b-tree's edge only when it is the query's one aggregate;
+        // `SELECT min(seq), max(seq)` scans the table.
+        let (first, last): (Option<i64>, Option<i64>) = conn.query_row(
+            "SELECT (SELECT min(seq) FROM events), (SELECT max(seq) FROM events)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         let mut acct = Accounting {
             oldest_time_ms: oldest_time(conn)?,
             ..Accounting::default()
@@ -237,6 +256,9 @@ pub(crate) struct Shared {
     pub(crate) accounting: Mutex<Accounting>,
     pub(crate) pressure: watch::Sender<Pressure>,
     pub(crate) damage: Arc<super::check::DamageReport>,
+    pub(crate) availability: watch::Sender<Availability>,
+    /// Outages that ended, for [`super::Store::take_outages`].
+    pub(crate) outages: Mutex<Vec<Outage>>,
 }
 
 impl Shared {
@@ -294,10 +316,10 @@ impl DropLog {
                 alarm,
                 audit,
                 telemetry,
-                "store full: events refused (critical events refused, producers got errors)"
+                "store or disk full: events refused (critical events refused, producers got errors)"
             );
         } else {
-            tracing::warn!(telemetry, "store full: telemetry shed or refused");
+            tracing::warn!(telemetry, "store or disk full: telemetry shed or refused");
         }
         self.pending = [0; 4];
         self.last = Some(Instant::now());
@@ -321,6 +343,22 @@ pub(crate) struct Writer {
     /// Requests answered by the last commit: the window closes early once
     /// this many are back, so a lone appender never waits for company.
     last_batch_requests: usize,
+    /// The data directory (its free space) and the reserve file in it.
+    dir: PathBuf,
+    reserve: Option<Reserve>,
+    /// Set while the disk is full.
+    outage: Option<DiskFull>,
+    /// When the free space was last looked at during an outage.
+    last_probe: Option<Instant>,
+    commit_failures: Every,
+}
+
+/// A full disk in progress: since when, and what was refused.
+#[derive(Debug)]
+struct DiskFull {
+    since_ms: i64,
+    refused: [u64; 4],
+    writes_refused: u64,
 }
 
 /// What a request got, before the commit decides whether it stands.
@@ -353,7 +391,34 @@ impl Writer {
             journal: JournalRetention::default(),
             last_prune: None,
             last_batch_requests: 0,
+            dir: PathBuf::from("."),
+            reserve: None,
+            outage: None,
+            last_probe: None,
+            commit_failures: Every::new(COMMIT_FAILURE_LOG_EVERY),
         }
+    }
+
+    /// The same writer watching the disk under `dir`, with its reserve
+    /// file, starting in `availability` (full when the open needed the
+    /// reserve).
+    pub(crate) fn with_space(
+        mut self,
+        dir: PathBuf,
+        reserve: Reserve,
+        availability: Availability,
+    ) -> Writer {
+        self.dir = dir;
+        self.reserve = Some(reserve);
+        if let Availability::DiskFull { since_ms } = availability {
+            self.outage = Some(DiskFull {
+                since_ms,
+                refused: [0; 4],
+                writes_refused: 0,
+            });
+            self.last_probe = Some(Instant::now());
+        }
+        self
     }
 
     /// The same writer with this journal retention.
@@ -389,11 +454,20 @@ impl Writer {
                     Err(TryRecvError::Disconnected) => return None,
                 }
             }
-            match self.drop_log.wait() {
+            let wait = [self.drop_log.wait(), self.probe_wait()]
+                .into_iter()
+                .flatten()
+                .min();
+            match wait {
                 None => break self.rx.recv().ok()?,
                 Some(wait) => match self.rx.recv_timeout(wait) {
                     Ok(req) => break req,
-                    Err(RecvTimeoutError::Timeout) => self.drop_log.flush(),
+                    Err(RecvTimeoutError::Timeout) => {
+                        if self.drop_log.wait() == Some(Duration::ZERO) {
+                            self.drop_log.flush();
+                        }
+                        self.probe_if_due();
+                    }
                     Err(RecvTimeoutError::Disconnected) => return None,
                 },
             }
@@ -430,6 +504,15 @@ impl Writer {
 
     /// Applies a batch in one transaction and answers it. Returns whether to stop.
     fn process(&mut self, mut batch: Vec<Request>) -> bool {
+        if self.outage.is_some() {
+            self.probe_if_due();
+        }
+        if self.outage.is_some() {
+            batch = self.refuse_while_full(batch);
+            if batch.is_empty() {
+                return false;
+            }
+        }
         let mut scratch = self.acct.clone();
         let outcome = self
             .conn
@@ -480,9 +563,19 @@ impl Writer {
                 }
             }
             Err(err) => {
-                tracing::error!(error = %err, "store commit failed; the batch is answered with errors");
-                if super::schema::is_corruption(&err) {
-                    self.shared.damage.damaged(&err.to_string());
+                let full = space::is_disk_full(&err, &self.dir);
+                if full {
+                    self.enter_disk_full(&err);
+                    // Its appends and list writes are refusals of a full
+                    // disk: counted, and published before they are answered.
+                    batch = self.refuse_while_full(batch);
+                } else {
+                    if let Some(failures) = self.commit_failures.allow() {
+                        tracing::error!(error = %err, failures, "store commit failed; the batch is answered with errors");
+                    }
+                    if super::schema::is_corruption(&err) {
+                        self.shared.damage.damaged(&err.to_string());
+                    }
                 }
                 for req in batch {
                     match req {
@@ -520,6 +613,145 @@ impl Writer {
             tracing::info!(queued = self.acct.depth, "Queued events counted.");
         }
         self.publish(false);
+    }
+
+    /// How long until the free space is looked at again (`None`: the disk
+    /// is not full).
+    fn probe_wait(&self) -> Option<Duration> {
+        self.outage.as_ref()?;
+        Some(
+            self.last_probe
+                .map_or(Duration::ZERO, |t| PROBE_EVERY.saturating_sub(t.elapsed())),
+        )
+    }
+
+    /// While the disk is full: once it has room for the reserve and more,
+    /// writes the reserve back and resumes, queueing the outage's report.
+    fn probe_if_due(&mut self) {
+        if self.probe_wait() != Some(Duration::ZERO) {
+            return;
+        }
+        self.last_probe = Some(Instant::now());
+        if !space::has_room(&self.dir) {
+            return;
+        }
+        if let Some(reserve) = &self.reserve
+            && !reserve.ensure()
+        {
+            return;
+        }
+        let Some(outage) = self.outage.take() else {
+            return;
+        };
+        let report = Outage {
+            reason: "disk full".to_owned(),
+            since_ms: outage.since_ms,
+            until_ms: drivers::contract::now_ms(),
+            refused: outage.refused,
+            writes_refused: outage.writes_refused,
+        };
+        let [access, alarm, audit, telemetry] = report.refused;
+        tracing::warn!(
+            duration_ms = report.until_ms - report.since_ms,
+            access,
+            alarm,
+            audit,
+            telemetry,
+            writes = report.writes_refused,
+            "The data disk has room again: the store writes again (its reserve is back)."
+        );
+        self.shared
+            .outages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(report);
+        self.shared
+            .availability
+            .send_replace(Availability::Available);
+    }
+
+    /// Turns [`Availability::DiskFull`] (once per outage): gives the
+    /// reserve back to SQLite and says so in one line.
+    fn enter_disk_full(&mut self, err: &rusqlite::Error) {
+        if self.outage.is_some() {
+            return;
+        }
+        let since_ms = drivers::contract::now_ms();
+        let released = self.reserve.as_ref().is_some_and(Reserve::release);
+        tracing::error!(
+            error = %err,
+            reserve_released = released,
+            "The data disk is full: new events are refused (producers get errors) until there is room again."
+        );
+        self.outage = Some(DiskFull {
+            since_ms,
+            refused: [0; 4],
+            writes_refused: 0,
+        });
+        self.last_probe = Some(Instant::now());
+        self.shared
+            .availability
+            .send_replace(Availability::DiskFull { since_ms });
+    }
+
+    /// Answers the batch's appends and list writes with
+    /// [`StoreError::DiskFull`] (without touching the database); returns
+    /// what may still run (acknowledgements, close).
+    fn refuse_while_full(&mut self, batch: Vec<Request>) -> Vec<Request> {
+        let before = self.acct.dropped;
+        let mut keep = Vec::new();
+        let mut answers: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
+        for req in batch {
+            match req {
+                Request::Append { events, reply, .. } => {
+                    let results = self.refuse_events(&events);
+                    answers.push(Box::new(move || {
+                        let _ = reply.send(results);
+                    }));
+                }
+                Request::Exec { reply, .. } => {
+                    self.refuse_write();
+                    answers.push(Box::new(move || reply(Err(StoreError::DiskFull))));
+                }
+                other => keep.push(other),
+            }
+        }
+        // The accounting is published before anyone hears of the refusal.
+        if before != self.acct.dropped {
+            self.drop_log.record(&before, &self.acct.dropped);
+            self.publish(false);
+        }
+        for answer in answers {
+            answer();
+        }
+        keep
+    }
+
+    /// Refuses events for a full disk, counting them by class.
+    fn refuse_events(
+        &mut self,
+        events: &[Result<Encoded, StoreError>],
+    ) -> Vec<Result<Seq, StoreError>> {
+        events
+            .iter()
+            .map(|event| match event {
+                Ok(event) => {
+                    let i = event.class.index();
+                    self.acct.dropped[i] += 1;
+                    if let Some(outage) = &mut self.outage {
+                        outage.refused[i] += 1;
+                    }
+                    Err(StoreError::DiskFull)
+                }
+                Err(e) => Err(StoreError::Write(e.to_string())),
+            })
+            .collect()
+    }
+
+    fn refuse_write(&mut self) {
+        if let Some(outage) = &mut self.outage {
+            outage.writes_refused += 1;
+        }
     }
 
     fn publish(&mut self, shed_now: bool) {
@@ -575,12 +807,20 @@ impl Writer {
                     || free > RECLAIM_FREELIST_PAGES =>
             {
                 if let Err(err) = self.incremental_vacuum() {
-                    tracing::warn!(error = %err, "incremental vacuum failed");
+                    static FAILED: Every = Every::minute();
+                    if let Some(count) = FAILED.allow() {
+                        tracing::warn!(error = %err, count, "incremental vacuum failed");
+                    }
                 }
                 self.checkpoint();
             }
             Ok(_) => {}
-            Err(err) => tracing::warn!(error = %err, "reading the freelist failed"),
+            Err(err) => {
+                static FAILED: Every = Every::minute();
+                if let Some(count) = FAILED.allow() {
+                    tracing::warn!(error = %err, count, "reading the freelist failed");
+                }
+            }
         }
     }
 
@@ -602,7 +842,12 @@ impl Writer {
         match result {
             Ok((0, _, _)) => {}
             Ok((busy, log, done)) => tracing::debug!(busy, log, done, "WAL checkpoint incomplete"),
-            Err(err) => tracing::warn!(error = %err, "WAL checkpoint failed"),
+            Err(err) => {
+                static FAILED: Every = Every::minute();
+                if let Some(count) = FAILED.allow() {
+                    tracing::warn!(error = %err, count, "WAL checkpoint failed");
+                }
+            }
         }
     }
 }

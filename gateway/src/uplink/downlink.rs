@@ -513,7 +513,10 @@ impl Downlink {
         {
             Ok(receipt) => Some(receipt.seq),
             Err(error) => {
-                tracing::error!(%error, "The refusal of a platform command was not recorded.");
+                static NOT_STORED: crate::logging::Every = crate::logging::Every::minute();
+                if let Some(count) = NOT_STORED.allow() {
+                    tracing::error!(%error, count, "Refusals of platform commands were not recorded (one line a minute, with the count).");
+                }
                 None
             }
         };
@@ -760,7 +763,10 @@ impl Downlink {
             .record(GATEWAY_DEVICE, "list_sync", Class::Audit, body)
             .await
         {
-            tracing::error!(%error, "The list sync record was not stored.");
+            static NOT_STORED: crate::logging::Every = crate::logging::Every::minute();
+            if let Some(count) = NOT_STORED.allow() {
+                tracing::error!(%error, count, "List sync records were not stored (one line a minute, with the count).");
+            }
         }
     }
 }

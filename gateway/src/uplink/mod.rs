@@ -393,7 +393,10 @@ async fn downlink_loop(
 /// Acks `seqs`, logging (not losing) a failure: unacked events are sent again.
 async fn ack(store: Store, seqs: Vec<Seq>) {
     if let Err(error) = store.ack_seqs(&seqs).await {
-        tracing::error!(%error, events = seqs.len(), "Delivered events could not be removed from the store; they will be sent again.");
+        static FAILED: crate::logging::Every = crate::logging::Every::minute();
+        if let Some(count) = FAILED.allow() {
+            tracing::error!(%error, events = seqs.len(), count, "Delivered events could not be removed from the store; they will be sent again (one line a minute, with the count).");
+        }
     }
 }
 
@@ -597,7 +600,10 @@ async fn drive<S: Sink>(
                     done.extend(seqs);
                 }
                 Ok(Err(error)) => {
-                    tracing::error!(%error, "Rejected events could not be dead-lettered; they stay queued.");
+                    static FAILED: crate::logging::Every = crate::logging::Every::minute();
+                    if let Some(count) = FAILED.allow() {
+                        tracing::error!(%error, count, "Rejected events could not be dead-lettered; they stay queued (one line a minute, with the count).");
+                    }
                     cursors.rewind_all();
                 }
                 Err(_) => break,
@@ -681,6 +687,7 @@ mod tests {
         ("gateway_stopping", Class::Audit),
         ("store_quarantined", Class::Alarm),
         ("store_pressure", Class::Alarm),
+        ("store_unavailable", Class::Alarm),
     ];
 
     #[test]

@@ -39,6 +39,10 @@ pub enum Readiness {
     Draining,
     /// A core task failed; the gateway is stopping to be started again.
     Failed(String),
+    /// Running, but a part cannot do its job (the store on a full disk):
+    /// gates and doors work from memory, nothing new is recorded. The
+    /// gateway recovers by itself; no restart.
+    Unavailable(&'static str),
 }
 
 /// What the panel handlers share.
@@ -89,6 +93,7 @@ async fn readyz(State(state): State<PanelState>) -> Response {
         Readiness::Starting(reason) => not_ready(reason),
         Readiness::Draining => not_ready("shutting down"),
         Readiness::Failed(reason) => not_ready(&format!("failed: {reason}")),
+        Readiness::Unavailable(reason) => not_ready(reason),
     }
 }
 
@@ -184,6 +189,10 @@ mod tests {
         tx.send_replace(Readiness::Ready);
         let (status, _) = get(router(state.clone()), "/readyz", None).await;
         assert_eq!(status, StatusCode::OK);
+        tx.send_replace(Readiness::Unavailable("store unavailable: disk full"));
+        let (status, body) = get(router(state.clone()), "/readyz", None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("store unavailable: disk full"), "{body}");
         tx.send_replace(Readiness::Draining);
         let (status, body) = get(router(state), "/readyz", None).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

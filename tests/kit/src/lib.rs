@@ -4,7 +4,9 @@
 //! friends) listed in `tests/peers/requirements.txt`.
 //!
 //! It depends on nothing in the workspace, so every crate may use it as a
-//! dev-dependency.
+//! dev-dependency. [`disk`] mounts a small filesystem for a test to fill.
+
+pub mod disk;
 
 use std::fs::{self, OpenOptions};
 use std::net::{SocketAddr, TcpListener};

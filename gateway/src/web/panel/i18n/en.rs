@@ -394,6 +394,7 @@ pub(super) const STRINGS: Strings = Strings {
         ("gateway_stopping", "Gateway stopping"),
         ("store_pressure", "Storage pressure"),
         ("store_quarantined", "Database quarantined"),
+        ("store_unavailable", "Store unavailable (disk full)"),
         ("guard_decision", "Guard decision"),
         ("blacklisted_vehicle", "Blacklisted vehicle"),
         ("open_failed", "Barrier did not open"),

@@ -231,7 +231,10 @@ pub(crate) async fn record_audit(
 ) {
     let device = device.unwrap_or(GATEWAY_DEVICE);
     if let Err(error) = core.pipeline.record(device, kind, Class::Audit, body).await {
-        tracing::error!(%error, kind, "An audit record of a panel action was not stored.");
+        static NOT_STORED: crate::logging::Every = crate::logging::Every::minute();
+        if let Some(count) = NOT_STORED.allow() {
+            tracing::error!(%error, kind, count, "Audit records of panel actions were not stored (one line a minute, with the count).");
+        }
     }
 }
 
