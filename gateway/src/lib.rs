@@ -8,6 +8,7 @@
 //!   target contract, backoff).
 //! - [`wire`]: the versioned envelope (the platform contract).
 //! - [`tasks`], [`clock`], [`logging`]: named tasks, the clock-sync check, log setup.
+//! - [`memory`]: freed heap given back to the system after a list reload.
 //! - [`broker`]: the embedded MQTT broker (rumqttd) for the demo and tests.
 //! - [`rules`]: pure decision functions.
 //! - [`store`]: the durable queue and database (SQLite).
@@ -48,6 +49,7 @@ pub mod facility;
 pub mod lanes;
 pub mod lists;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod ops;
 pub mod pipeline;

@@ -603,7 +603,7 @@ async fn resync_residents_snapshot_from_the_platform_reaches_lane_decisions() {
                     .snapshot()
                     .residents
                     .get("苏A8HK52")
-                    .map(|r| r.house.clone())
+                    .map(|r| r.house.to_owned())
             }
         },
     )

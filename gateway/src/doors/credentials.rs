@@ -22,7 +22,8 @@ use serde::Deserialize;
 
 use super::codes::{self, Salt};
 use crate::rules::door::{
-    Blocked, Card, CodeEntry, CodeHash, Credentials, Pin, TempCode, canonical_card,
+    Blocked, Card, CardIndex, CardIndexBuilder, CodeEntry, CodeHash, Credentials, Pin, TempCode,
+    canonical_card,
 };
 use crate::store::{Effect, Store};
 use crate::vocab::import::{self, ImportMode};
@@ -158,17 +159,24 @@ impl CredentialStore {
         codes::hash_code(&self.salt, code)
     }
 
-    /// Re-reads everything and swaps the snapshot.
+    /// Re-reads everything and swaps the snapshot. The old snapshot is freed
+    /// here (unless a decision still holds it) and the freed heap given
+    /// back to the system, so that reloads do not pile up.
     pub fn reload(&self) -> Result<(), ListError> {
         let (credentials, counter) = {
             let conn = self.lock();
             (load(&conn)?, change_counter(&conn)?)
         };
         self.loaded_at.store(counter, Ordering::Relaxed);
-        *self
-            .snapshot
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(credentials);
+        let old = std::mem::replace(
+            &mut *self
+                .snapshot
+                .write()
+                .unwrap_or_else(PoisonError::into_inner),
+            Arc::new(credentials),
+        );
+        drop(old);
+        crate::memory::release_free_heap();
         Ok(())
     }
 
@@ -257,11 +265,9 @@ impl CredentialStore {
         })
     }
 
-    /// Every card, by number.
+    /// Every card, by number (as text).
     pub fn cards(&self) -> Vec<Card> {
-        let mut cards: Vec<Card> = self.snapshot().cards.values().cloned().collect();
-        cards.sort_by(|a, b| a.number.cmp(&b.number));
-        cards
+        self.snapshot().cards.iter().map(|c| c.to_card()).collect()
     }
 
     /// Blocks a card (it need not be listed).
@@ -439,20 +445,21 @@ impl CredentialStore {
     pub fn export_cards_csv(&self, output: impl Write) -> Result<usize, ListError> {
         let mut out = csv::Writer::from_writer(output);
         out.write_record(CARD_HEADER)?;
-        let cards = self.cards();
+        let snapshot = self.snapshot();
         let bound = |t: Option<i64>, end: bool| t.map(|t| format_bound(t, end)).unwrap_or_default();
-        for c in &cards {
+        // Already in the order of the numbers.
+        for c in snapshot.cards.iter() {
             out.write_record([
-                c.number.as_str(),
-                &c.holder,
-                &c.house,
+                c.number,
+                c.holder,
+                c.house,
                 &bound(c.valid_from, false),
                 &bound(c.valid_to, true),
                 &c.groups.join(";"),
             ])?;
         }
         out.flush().map_err(csv::Error::from)?;
-        Ok(cards.len())
+        Ok(snapshot.cards.len())
     }
 
     fn parse_cards_csv(&self, input: impl Read) -> Result<(Vec<Card>, Vec<Rejected>), ListError> {
@@ -677,24 +684,49 @@ fn groups_column(text: String) -> Vec<String> {
     split_groups(&text)
 }
 
-fn load(conn: &Connection) -> Result<Credentials, ListError> {
-    let mut credentials = Credentials::default();
+/// The cards, packed into the snapshot's index straight from the rows
+/// (sized first, so the index's three buffers are allocated once).
+fn load_cards(conn: &Connection) -> Result<CardIndex, ListError> {
+    let (count, text): (i64, i64) = conn.query_row(
+        "SELECT count(*), coalesce(sum(length(CAST(number AS BLOB))
+             + length(CAST(holder AS BLOB)) + length(CAST(house AS BLOB))), 0)
+         FROM door_cards",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut cards = CardIndexBuilder::with_capacity(
+        usize::try_from(count).unwrap_or(0),
+        usize::try_from(text).unwrap_or(0),
+    );
     let mut stmt =
         conn.prepare("SELECT number, holder, house, valid_from, valid_to, groups FROM door_cards")?;
-    let cards = stmt.query_map([], |r| {
-        Ok(Card {
-            number: r.get(0)?,
-            holder: r.get(1)?,
-            house: r.get(2)?,
-            valid_from: r.get(3)?,
-            valid_to: r.get(4)?,
-            groups: groups_column(r.get(5)?),
-        })
-    })?;
-    for card in cards {
-        let card = card?;
-        credentials.cards.insert(card.number.clone(), card);
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str()?));
+        let groups: Vec<&str> = text(5)?
+            .split([';', ','])
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .collect();
+        cards
+            .push(
+                text(0)?,
+                text(1)?,
+                text(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                groups.as_slice(),
+            )
+            .map_err(|e| ListError::Invalid(e.to_string()))?;
     }
+    Ok(cards.build())
+}
+
+fn load(conn: &Connection) -> Result<Credentials, ListError> {
+    let mut credentials = Credentials {
+        cards: load_cards(conn)?,
+        ..Credentials::default()
+    };
     let mut stmt = conn.prepare(
         "SELECT id, code_hash, holder, house, valid_from, valid_to, groups FROM door_pins",
     )?;
@@ -804,7 +836,13 @@ mod tests {
         let snapshot = creds.snapshot();
         let card = snapshot.cards.get("12345").expect("leading zeros dropped");
         assert_eq!(card.holder, "王芳");
-        assert_eq!(snapshot.cards["22334455"].groups, vec!["b3", "basement"]);
+        let groups = snapshot
+            .cards
+            .get("22334455")
+            .expect("card")
+            .to_card()
+            .groups;
+        assert_eq!(groups, vec!["b3", "basement"]);
     }
 
     #[tokio::test]

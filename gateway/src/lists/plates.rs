@@ -24,7 +24,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::rules::plate::{PlateText, normalise};
-use crate::rules::vehicle::{Blacklisted, PlateLists, Resident, VisitorPass};
+use crate::rules::vehicle::{
+    Blacklisted, PlateLists, Resident, ResidentIndex, ResidentIndexBuilder, VisitorPass,
+};
 use crate::store::{Effect, Store};
 use crate::vocab::import::{self, ImportMode};
 use crate::vocab::records::{ImportReport, ListError, Rejected};
@@ -208,16 +210,23 @@ impl PlateRegistry {
             .clone()
     }
 
-    /// Re-reads every list from the database and swaps the snapshot.
+    /// Re-reads every list from the database and swaps the snapshot. The
+    /// old snapshot is freed here (unless a decision still holds it) and
+    /// the freed heap given back to the system.
     pub fn reload(&self) -> Result<(), ListError> {
         let lists = {
             let conn = self.lock();
             load(&conn)?
         };
-        *self
-            .snapshot
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(lists);
+        let old = std::mem::replace(
+            &mut *self
+                .snapshot
+                .write()
+                .unwrap_or_else(PoisonError::into_inner),
+            Arc::new(lists),
+        );
+        drop(old);
+        crate::memory::release_free_heap();
         Ok(())
     }
 
@@ -450,13 +459,12 @@ impl PlateRegistry {
         let mut n = 0;
         match kind {
             ListKind::Residents => {
-                let mut rows: Vec<_> = lists.residents.values().collect();
-                rows.sort_by(|a, b| a.plate.cmp(&b.plate));
-                for r in rows {
+                // Already in plate order.
+                for r in lists.residents.iter() {
                     out.write_record([
-                        r.plate.as_str(),
-                        &r.house,
-                        &r.owner,
+                        r.plate,
+                        r.house,
+                        r.owner,
                         &bound(r.valid_from, false),
                         &bound(r.valid_to, true),
                         &r.lanes.join(";"),
@@ -727,27 +735,43 @@ fn visitor_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VisitorPass> {
     })
 }
 
-fn load(conn: &Connection) -> Result<PlateLists, ListError> {
+/// The residents' vehicles, packed into the snapshot's index straight from
+/// the rows (sized first, so the index's buffers are allocated once).
+fn load_residents(conn: &Connection) -> Result<ResidentIndex, ListError> {
+    let (count, text): (i64, i64) = conn.query_row(
+        "SELECT count(*), coalesce(sum(length(CAST(plate AS BLOB))
+             + length(CAST(house AS BLOB)) + length(CAST(owner AS BLOB))), 0)
+         FROM resident_vehicles",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut residents = ResidentIndexBuilder::with_capacity(
+        usize::try_from(count).unwrap_or(0),
+        usize::try_from(text).unwrap_or(0),
+    );
     let mut stmt = conn.prepare(
         "SELECT plate, house, owner, valid_from, valid_to, lanes FROM resident_vehicles",
     )?;
-    let residents = stmt
-        .query_map([], |r| {
-            let lanes: String = r.get(5)?;
-            Ok(Resident {
-                plate: r.get(0)?,
-                house: r.get(1)?,
-                owner: r.get(2)?,
-                valid_from: r.get(3)?,
-                valid_to: r.get(4)?,
-                lanes: lanes
-                    .split(',')
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str()?));
+        let lanes: Vec<&str> = text(5)?.split(',').filter(|l| !l.is_empty()).collect();
+        residents
+            .push(
+                text(0)?,
+                text(1)?,
+                text(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                lanes.as_slice(),
+            )
+            .map_err(|e| ListError::Invalid(e.to_string()))?;
+    }
+    Ok(residents.build())
+}
+
+fn load(conn: &Connection) -> Result<PlateLists, ListError> {
+    let residents = load_residents(conn)?;
     let mut stmt = conn.prepare(
         "SELECT id, plate, host_unit, valid_from, valid_to, single_use, used
          FROM visitor_passes WHERE revoked = 0",
@@ -949,7 +973,7 @@ mod tests {
             .residents
             .get("苏A12345")
             .expect("normalised plate imported");
-        assert_eq!(resident.lanes, vec!["south-in", "north-in"]);
+        assert_eq!(resident.to_resident().lanes, vec!["south-in", "north-in"]);
         assert!(resident.valid_to.is_some());
     }
 
@@ -1015,8 +1039,8 @@ mod tests {
                 &["苏E12345".into()],
             )
             .expect("delta");
-        let mut plates: Vec<_> = registry.snapshot().residents.keys().cloned().collect();
-        plates.sort();
+        let lists = registry.snapshot();
+        let plates: Vec<&str> = lists.residents.iter().map(|r| r.plate).collect();
         assert_eq!(plates, vec!["沪B77777", "苏A8HK52"]);
         // A gap and a bad row are both refused whole.
         assert!(
@@ -1044,7 +1068,7 @@ mod tests {
                 .is_err()
         );
         assert_eq!(registry.list_version("residents").expect("v"), 4);
-        assert!(!registry.snapshot().residents.contains_key("京A33333"));
+        assert!(!registry.snapshot().residents.contains("京A33333"));
         // A visitors snapshot replaces only the platform's passes.
         registry
             .sync_apply(
@@ -1130,7 +1154,8 @@ mod tests {
             .expect("a GBK file imports");
         assert_eq!(report.written, 1, "{:?}", report.rejected);
         assert_eq!(report.encoding, CsvEncoding::Gb18030);
-        let resident = registry.snapshot().residents["苏A8HK52"].clone();
+        let lists = registry.snapshot();
+        let resident = lists.residents.get("苏A8HK52").expect("imported");
         assert_eq!(resident.owner, "王芳");
 
         let mut bom = b"\xEF\xBB\xBF".to_vec();
@@ -1139,7 +1164,11 @@ mod tests {
             .import_csv(ListKind::Residents, &bom, ImportMode::AllOrNothing, |_| {})
             .expect("a UTF-8 file with a BOM imports");
         assert_eq!(report.encoding, CsvEncoding::Utf8Bom);
-        assert_eq!(registry.snapshot().residents["苏A8HK52"].owner, "李雷");
+        let lists = registry.snapshot();
+        assert_eq!(
+            lists.residents.get("苏A8HK52").map(|r| r.owner),
+            Some("李雷")
+        );
     }
 
     fn registry_pair() -> (tempfile::TempDir, Store, PlateRegistry) {

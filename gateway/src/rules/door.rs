@@ -10,11 +10,16 @@
 //! Order of checks: blocked, known, validity window, door group (wrong
 //! door), the group's schedule, remaining uses (temporary codes), then
 //! anti-passback. The first that fails is the reason.
+//!
+//! The cards of a snapshot are packed ([`CardIndex`], a
+//! [`super::roster::Roster`]): an estate holds 100,000 of them and reloads
+//! them whole after every change.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::roster::{Record, Roster, RosterBuilder, RosterFull};
 use crate::vocab::schedule::Schedule;
 use crate::vocab::time::EstateZone;
 
@@ -96,14 +101,157 @@ pub struct Blocked {
 pub type CodeHash = [u8; 32];
 
 /// Everything a decision consults, indexed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
     /// Cards by canonical number.
-    pub cards: HashMap<String, Card>,
+    pub cards: CardIndex,
     /// PINs and temporary codes by hash.
     pub codes: HashMap<CodeHash, CodeEntry>,
     /// Blocked cards by canonical number.
     pub blocked: HashMap<String, Blocked>,
+}
+
+/// A card as the snapshot holds it, borrowed from the [`CardIndex`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CardRef<'a> {
+    /// Canonical card number.
+    pub number: &'a str,
+    /// Holder's name.
+    pub holder: &'a str,
+    /// House / unit.
+    pub house: &'a str,
+    /// Valid from (Unix ms), if limited.
+    pub valid_from: Option<i64>,
+    /// Valid until (Unix ms), if limited.
+    pub valid_to: Option<i64>,
+    /// Door groups the card opens; empty = every door. Cards with the same
+    /// groups share this slice.
+    pub groups: &'a [Box<str>],
+}
+
+impl CardRef<'_> {
+    /// The card as an owned record (for forms, lists and files).
+    pub fn to_card(&self) -> Card {
+        Card {
+            number: self.number.to_owned(),
+            holder: self.holder.to_owned(),
+            house: self.house.to_owned(),
+            valid_from: self.valid_from,
+            valid_to: self.valid_to,
+            groups: self.groups.iter().map(|g| String::from(&**g)).collect(),
+        }
+    }
+}
+
+impl<'a> From<Record<'a>> for CardRef<'a> {
+    fn from(r: Record<'a>) -> Self {
+        Self {
+            number: r.key,
+            holder: r.first,
+            house: r.second,
+            valid_from: r.valid_from,
+            valid_to: r.valid_to,
+            groups: r.set,
+        }
+    }
+}
+
+/// The cards of a snapshot by canonical number, packed (a [`Roster`]:
+/// four allocations whatever the number of cards, each door-group set
+/// kept once). Iterated in the order of the numbers as text. Two indexes
+/// are equal when they hold the same cards.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CardIndex(Roster);
+
+impl CardIndex {
+    /// How many cards.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// No cards at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The card with this canonical number.
+    pub fn get(&self, number: &str) -> Option<CardRef<'_>> {
+        self.0.get(number).map(CardRef::from)
+    }
+
+    /// Whether a card with this canonical number is listed.
+    pub fn contains(&self, number: &str) -> bool {
+        self.0.contains(number)
+    }
+
+    /// Every card, in the order of their numbers as text.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = CardRef<'_>> + ExactSizeIterator {
+        self.0.iter().map(CardRef::from)
+    }
+
+    /// How many distinct door-group sets the cards name (the empty set
+    /// included).
+    pub fn group_sets(&self) -> usize {
+        self.0.sets()
+    }
+}
+
+impl FromIterator<Card> for CardIndex {
+    /// Cards by number; of two with the same number the later one counts.
+    fn from_iter<I: IntoIterator<Item = Card>>(cards: I) -> Self {
+        let mut builder = CardIndexBuilder::default();
+        for c in cards {
+            // A form's or a test's few cards never fill 4 GiB of text.
+            let _ = builder.push(
+                &c.number,
+                &c.holder,
+                &c.house,
+                c.valid_from,
+                c.valid_to,
+                c.groups.as_slice(),
+            );
+        }
+        builder.build()
+    }
+}
+
+/// Builds a [`CardIndex`] one card at a time (as rows come from the
+/// database); the door-group sets are interned as they come.
+#[derive(Debug, Default)]
+pub struct CardIndexBuilder(RosterBuilder);
+
+impl CardIndexBuilder {
+    /// A builder expecting about `cards` cards of `text` bytes in all
+    /// (numbers, holders and houses), so nothing is reallocated on the way.
+    pub fn with_capacity(cards: usize, text: usize) -> Self {
+        Self(RosterBuilder::with_capacity(cards, text))
+    }
+
+    /// Adds a card; a later card with the same number replaces it.
+    pub fn push(
+        &mut self,
+        number: &str,
+        holder: &str,
+        house: &str,
+        valid_from: Option<i64>,
+        valid_to: Option<i64>,
+        groups: &[impl AsRef<str>],
+    ) -> Result<(), RosterFull> {
+        let record = Record {
+            key: number,
+            first: holder,
+            second: house,
+            valid_from,
+            valid_to,
+            set: &[],
+        };
+        self.0.push(record, groups)
+    }
+
+    /// The index.
+    pub fn build(self) -> CardIndex {
+        CardIndex(self.0.build())
+    }
 }
 
 /// The door a credential was presented at, as the decision needs it.
@@ -242,7 +390,7 @@ pub fn subject(credentials: &Credentials, presented: Presented<'_>) -> Option<St
 fn check_window_and_door(
     valid_from: Option<i64>,
     valid_to: Option<i64>,
-    groups: &[String],
+    groups: &[impl AsRef<str>],
     door: &DoorPolicy<'_>,
     now_ms: i64,
 ) -> Option<Reason> {
@@ -253,7 +401,7 @@ fn check_window_and_door(
         return Some(Reason::Expired);
     }
     if let Some((group, schedule)) = door.group {
-        if !groups.is_empty() && !groups.iter().any(|g| g == group) {
+        if !groups.is_empty() && !groups.iter().any(|g| g.as_ref() == group) {
             return Some(Reason::WrongDoor);
         }
         if !schedule.allows(door.zone, now_ms) {
@@ -274,7 +422,7 @@ pub fn decide(
     let (holder, subject, granted, window) = match presented {
         Presented::Card(number) => {
             if let Some(blocked) = credentials.blocked.get(number) {
-                let holder = credentials.cards.get(number).map(|c| c.holder.clone());
+                let holder = credentials.cards.get(number).map(|c| c.holder.to_owned());
                 return Decision::deny(
                     Reason::Blocked {
                         reason: blocked.reason.clone(),
@@ -287,12 +435,12 @@ pub fn decide(
                 return Decision::deny(Reason::UnknownCard, None, None);
             };
             (
-                card.holder.clone(),
+                card.holder.to_owned(),
                 format!("card:{number}"),
                 Reason::Card {
-                    house: card.house.clone(),
+                    house: card.house.to_owned(),
                 },
-                check_window_and_door(card.valid_from, card.valid_to, &card.groups, door, now_ms),
+                check_window_and_door(card.valid_from, card.valid_to, card.groups, door, now_ms),
             )
         }
         Presented::Code(hash) => match credentials.codes.get(hash) {
@@ -436,7 +584,7 @@ mod tests {
 
     fn creds(cards: Vec<Card>) -> Credentials {
         Credentials {
-            cards: cards.into_iter().map(|c| (c.number.clone(), c)).collect(),
+            cards: cards.into_iter().collect(),
             ..Credentials::default()
         }
     }
@@ -699,6 +847,57 @@ mod tests {
             decide(&c, &d, Presented::Card("100"), other, now).verdict,
             Verdict::Grant
         );
+    }
+
+    #[test]
+    fn card_index_finds_every_card_and_keeps_the_last_of_a_number() {
+        let mut windowed = card("7", &["b3", "basement"]);
+        windowed.valid_from = Some(0);
+        windowed.valid_to = Some(-5);
+        let mut replaced = card("100", &[]);
+        replaced.holder = "李雷".into();
+        let index: CardIndex = vec![
+            card("100", &["b3"]),
+            card("99", &["b3"]),
+            windowed.clone(),
+            card("12345678901234567890", &[]),
+            replaced.clone(),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(index.len(), 4);
+        assert_eq!(index.get("100").map(|c| c.to_card()), Some(replaced));
+        assert_eq!(index.get("7").map(|c| c.to_card()), Some(windowed));
+        assert!(index.contains("12345678901234567890"));
+        assert!(!index.contains("0100"), "numbers are canonical");
+        assert!(!index.contains("8"));
+        assert!(CardIndex::default().get("1").is_none());
+        let numbers: Vec<&str> = index.iter().map(|c| c.number).collect();
+        assert_eq!(numbers, ["100", "12345678901234567890", "7", "99"]);
+        // The same cards in another order are the same index.
+        let again: CardIndex = index.iter().rev().map(|c| c.to_card()).collect();
+        assert_eq!(again, index);
+        let fewer: CardIndex = index.iter().skip(1).map(|c| c.to_card()).collect();
+        assert_ne!(fewer, index);
+    }
+
+    #[test]
+    fn card_index_keeps_each_group_set_once() {
+        let index: CardIndex = (0..1_000)
+            .map(|i| {
+                let groups: &[&str] = match i % 3 {
+                    0 => &["b3"],
+                    1 => &["b3", "basement"],
+                    _ => &[],
+                };
+                card(&i.to_string(), groups)
+            })
+            .collect();
+        assert_eq!(index.group_sets(), 3, "the empty set and two others");
+        let (a, b) = (index.get("3").expect("3"), index.get("6").expect("6"));
+        assert_eq!(a.groups, [Box::from("b3")]);
+        assert!(std::ptr::eq(a.groups, b.groups), "one copy of a group set");
+        assert_eq!(index.get("4").expect("4").groups.len(), 2);
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! - [`door`]: grant / deny at a unit door (cards, PINs, temporary codes,
 //!   schedules, anti-passback); the keypad wrong-code limiter.
 //! - [`vehicle`]: allow / deny / ask the guard at a lane; repeated-read filter.
+//! - [`roster`]: the packed table that holds 100,000 cards or residents'
+//!   vehicles in four allocations.
 
 pub mod door;
 pub mod plate;
+pub mod roster;
 pub mod threshold;
 pub mod vehicle;

@@ -15,6 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::plate::{PlateText, fuzzy_variants};
+use super::roster::{Record, Roster, RosterBuilder, RosterFull};
 use crate::vocab::lane::{Direction, ExitPolicy};
 
 /// A resident's registered vehicle.
@@ -62,11 +63,155 @@ pub struct Blacklisted {
     pub reason: String,
 }
 
+/// A resident's vehicle as the snapshot holds it, borrowed from the
+/// [`ResidentIndex`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResidentRef<'a> {
+    /// Canonical plate.
+    pub plate: &'a str,
+    /// House / unit.
+    pub house: &'a str,
+    /// Owner's name.
+    pub owner: &'a str,
+    /// Valid from (Unix ms), if limited.
+    pub valid_from: Option<i64>,
+    /// Valid until (Unix ms), if limited.
+    pub valid_to: Option<i64>,
+    /// Lanes the vehicle may use; empty = all lanes. Vehicles with the
+    /// same lanes share this slice.
+    pub lanes: &'a [Box<str>],
+}
+
+impl ResidentRef<'_> {
+    /// The vehicle as an owned record (for forms, lists and files).
+    pub fn to_resident(&self) -> Resident {
+        Resident {
+            plate: self.plate.to_owned(),
+            house: self.house.to_owned(),
+            owner: self.owner.to_owned(),
+            valid_from: self.valid_from,
+            valid_to: self.valid_to,
+            lanes: self.lanes.iter().map(|l| String::from(&**l)).collect(),
+        }
+    }
+}
+
+impl<'a> From<Record<'a>> for ResidentRef<'a> {
+    fn from(r: Record<'a>) -> Self {
+        Self {
+            plate: r.key,
+            house: r.first,
+            owner: r.second,
+            valid_from: r.valid_from,
+            valid_to: r.valid_to,
+            lanes: r.set,
+        }
+    }
+}
+
+/// Residents' vehicles by canonical plate, packed (a [`Roster`]: four
+/// allocations whatever the number of vehicles, each set of lanes kept
+/// once). Iterated in plate order. Two indexes are equal when they hold
+/// the same vehicles.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResidentIndex(Roster);
+
+impl ResidentIndex {
+    /// How many vehicles.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// No vehicles at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The vehicle with this canonical plate.
+    pub fn get(&self, plate: &str) -> Option<ResidentRef<'_>> {
+        self.0.get(plate).map(ResidentRef::from)
+    }
+
+    /// Whether a vehicle with this canonical plate is listed.
+    pub fn contains(&self, plate: &str) -> bool {
+        self.0.contains(plate)
+    }
+
+    /// Every vehicle, in plate order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = ResidentRef<'_>> + ExactSizeIterator {
+        self.0.iter().map(ResidentRef::from)
+    }
+
+    /// How many distinct sets of lanes the vehicles name (the empty set
+    /// included).
+    pub fn lane_sets(&self) -> usize {
+        self.0.sets()
+    }
+}
+
+impl FromIterator<Resident> for ResidentIndex {
+    /// Vehicles by plate; of two with the same plate the later one counts.
+    fn from_iter<I: IntoIterator<Item = Resident>>(residents: I) -> Self {
+        let mut builder = ResidentIndexBuilder::default();
+        for r in residents {
+            // A form's or a test's few vehicles never fill 4 GiB of text.
+            let _ = builder.push(
+                &r.plate,
+                &r.house,
+                &r.owner,
+                r.valid_from,
+                r.valid_to,
+                r.lanes.as_slice(),
+            );
+        }
+        builder.build()
+    }
+}
+
+/// Builds a [`ResidentIndex`] one vehicle at a time (as rows come from the
+/// database); the sets of lanes are interned as they come.
+#[derive(Debug, Default)]
+pub struct ResidentIndexBuilder(RosterBuilder);
+
+impl ResidentIndexBuilder {
+    /// A builder expecting about `vehicles` vehicles of `text` bytes in all
+    /// (plates, houses and owners), so nothing is reallocated on the way.
+    pub fn with_capacity(vehicles: usize, text: usize) -> Self {
+        Self(RosterBuilder::with_capacity(vehicles, text))
+    }
+
+    /// Adds a vehicle; a later one with the same plate replaces it.
+    pub fn push(
+        &mut self,
+        plate: &str,
+        house: &str,
+        owner: &str,
+        valid_from: Option<i64>,
+        valid_to: Option<i64>,
+        lanes: &[impl AsRef<str>],
+    ) -> Result<(), RosterFull> {
+        let record = Record {
+            key: plate,
+            first: house,
+            second: owner,
+            valid_from,
+            valid_to,
+            set: &[],
+        };
+        self.0.push(record, lanes)
+    }
+
+    /// The index.
+    pub fn build(self) -> ResidentIndex {
+        ResidentIndex(self.0.build())
+    }
+}
+
 /// The lists a decision consults, indexed by canonical plate.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlateLists {
     /// Residents' vehicles.
-    pub residents: HashMap<String, Resident>,
+    pub residents: ResidentIndex,
     /// Visitor passes (a plate may have several).
     pub visitors: HashMap<String, Vec<VisitorPass>>,
     /// Blacklist.
@@ -76,15 +221,12 @@ pub struct PlateLists {
 impl PlateLists {
     /// Builds the index from rows.
     pub fn new(
-        residents: impl IntoIterator<Item = Resident>,
+        residents: ResidentIndex,
         visitors: impl IntoIterator<Item = VisitorPass>,
         blacklist: impl IntoIterator<Item = Blacklisted>,
     ) -> Self {
         let mut lists = PlateLists {
-            residents: residents
-                .into_iter()
-                .map(|r| (r.plate.clone(), r))
-                .collect(),
+            residents,
             blacklist: blacklist
                 .into_iter()
                 .map(|b| (b.plate.clone(), b))
@@ -103,7 +245,7 @@ impl PlateLists {
 
     /// Whether the plate is on any list.
     pub fn is_listed(&self, plate: &str) -> bool {
-        self.residents.contains_key(plate)
+        self.residents.contains(plate)
             || self.visitors.contains_key(plate)
             || self.blacklist.contains_key(plate)
     }
@@ -287,17 +429,17 @@ fn window(now: i64, from: Option<i64>, to: Option<i64>) -> Option<Reason> {
     }
 }
 
-fn resident_decision(resident: &Resident, lane: &LanePolicy, now: i64) -> Decision {
+fn resident_decision(resident: ResidentRef<'_>, lane: &LanePolicy, now: i64) -> Decision {
     if let Some(reason) = window(now, resident.valid_from, resident.valid_to) {
         return Decision::new(Verdict::Deny, reason);
     }
-    if !resident.lanes.is_empty() && !resident.lanes.contains(&lane.lane) {
+    if !resident.lanes.is_empty() && !resident.lanes.iter().any(|l| **l == *lane.lane) {
         return Decision::new(Verdict::Deny, Reason::LaneNotAllowed);
     }
     Decision::new(
         Verdict::Allow,
         Reason::Resident {
-            house: resident.house.clone(),
+            house: resident.house.to_owned(),
         },
     )
 }
@@ -459,7 +601,7 @@ mod tests {
 
     fn lists() -> PlateLists {
         PlateLists::new(
-            [
+            ResidentIndex::from_iter([
                 Resident {
                     plate: "苏A8HK52".into(),
                     house: "3-2-1201".into(),
@@ -484,7 +626,7 @@ mod tests {
                     valid_to: None,
                     lanes: vec!["north-in".into()],
                 },
-            ],
+            ]),
             [VisitorPass {
                 id: 7,
                 plate: "浙B66666".into(),

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::{Chrome, audit_change, record_audit, remove_audited};
 use crate::auth::Permission;
 use crate::doors::credentials::CredentialStore;
-use crate::rules::door::{Blocked, Card, canonical_card};
+use crate::rules::door::{Blocked, Card, CardRef, canonical_card};
 use crate::vocab::import::ImportMode;
 use crate::vocab::time::{format_bound, parse_optional_ms};
 use crate::web::panel::error::render;
@@ -92,12 +92,12 @@ struct View {
     preview: Option<Preview>,
 }
 
-fn card_row(card: &Card, blocked: Option<&Blocked>) -> CardRow {
+fn card_row(card: CardRef<'_>, blocked: Option<&Blocked>) -> CardRow {
     let bound = |t: Option<i64>, end| t.map(|t| format_bound(t, end)).unwrap_or_default();
     CardRow {
-        number: card.number.clone(),
-        holder: card.holder.clone(),
-        house: card.house.clone(),
+        number: card.number.to_owned(),
+        holder: card.holder.to_owned(),
+        house: card.house.to_owned(),
         from: bound(card.valid_from, false),
         to: bound(card.valid_to, true),
         groups: card.groups.join(","),
@@ -108,9 +108,10 @@ fn card_row(card: &Card, blocked: Option<&Blocked>) -> CardRow {
 fn cards_page(core: &PanelCore, viewer: &Viewer, status: StatusCode, view: View) -> Response {
     let snapshot = core.credentials.snapshot();
     let needle = view.q.trim().to_uppercase();
-    let mut rows: Vec<CardRow> = core
-        .credentials
-        .cards()
+    // Sorted and cut while borrowed from the snapshot: only the rows shown
+    // are copied.
+    let mut found: Vec<CardRef<'_>> = snapshot
+        .cards
         .iter()
         .filter(|c| {
             needle.is_empty()
@@ -118,10 +119,13 @@ fn cards_page(core: &PanelCore, viewer: &Viewer, status: StatusCode, view: View)
                 || c.holder.to_uppercase().contains(&needle)
                 || c.house.to_uppercase().contains(&needle)
         })
-        .map(|c| card_row(c, snapshot.blocked.get(&c.number)))
         .collect();
-    rows.sort_by(|a, b| a.house.cmp(&b.house).then(a.number.cmp(&b.number)));
-    rows.truncate(MAX_ROWS);
+    found.sort_by(|a, b| a.house.cmp(b.house).then(a.number.cmp(b.number)));
+    found.truncate(MAX_ROWS);
+    let rows: Vec<CardRow> = found
+        .into_iter()
+        .map(|c| card_row(c, snapshot.blocked.get(c.number)))
+        .collect();
     let mut blocked: Vec<Blocked> = snapshot.blocked.values().cloned().collect();
     blocked.sort_by(|a, b| a.number.cmp(&b.number));
     let t = viewer.t();
@@ -164,8 +168,9 @@ pub(in crate::web::panel) async fn page(
     viewer.require(Permission::ManageResidents)?;
     let core = panel.core()?;
     let mut form = CardForm::default();
+    let snapshot = core.credentials.snapshot();
     if let Some(number) = canonical_card(&search.edit)
-        && let Some(card) = core.credentials.snapshot().cards.get(&number)
+        && let Some(card) = snapshot.cards.get(&number)
     {
         let row = card_row(card, None);
         form = CardForm {

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use super::{Chrome, audit_change, record_audit, remove_audited};
 use crate::auth::Permission;
 use crate::lists::plates::{ListKind, canonical_plate};
-use crate::rules::vehicle::{Blacklisted, Resident};
+use crate::rules::vehicle::{Blacklisted, Resident, ResidentRef};
 use crate::vocab::import::ImportMode;
 use crate::vocab::time::{format_bound, parse_optional_ms};
 use crate::web::panel::error::render;
@@ -124,12 +124,12 @@ pub(crate) fn list_name(kind: ListKind) -> &'static str {
     }
 }
 
-fn resident_row(r: &Resident) -> ResidentRow {
+fn resident_row(r: ResidentRef<'_>) -> ResidentRow {
     let bound = |t: Option<i64>, end| t.map(|t| format_bound(t, end)).unwrap_or_default();
     ResidentRow {
-        plate: r.plate.clone(),
-        house: r.house.clone(),
-        owner: r.owner.clone(),
+        plate: r.plate.to_owned(),
+        house: r.house.to_owned(),
+        owner: r.owner.to_owned(),
         from: bound(r.valid_from, false),
         to: bound(r.valid_to, true),
         lanes: r.lanes.join(","),
@@ -139,18 +139,20 @@ fn resident_row(r: &Resident) -> ResidentRow {
 fn vehicles_page(core: &PanelCore, viewer: &Viewer, status: StatusCode, view: View) -> Response {
     let lists = core.plates.snapshot();
     let needle = view.q.trim().to_uppercase();
-    let mut rows: Vec<ResidentRow> = lists
+    // Sorted and cut while borrowed from the snapshot: only the rows shown
+    // are copied.
+    let mut found: Vec<ResidentRef<'_>> = lists
         .residents
-        .values()
+        .iter()
         .filter(|r| {
             needle.is_empty()
                 || r.plate.to_uppercase().contains(&needle)
                 || r.house.to_uppercase().contains(&needle)
         })
-        .map(resident_row)
         .collect();
-    rows.sort_by(|a, b| a.house.cmp(&b.house).then(a.plate.cmp(&b.plate)));
-    rows.truncate(MAX_ROWS);
+    found.sort_by(|a, b| a.house.cmp(b.house).then(a.plate.cmp(b.plate)));
+    found.truncate(MAX_ROWS);
+    let rows: Vec<ResidentRow> = found.into_iter().map(resident_row).collect();
     let mut black: Vec<Blacklisted> = lists.blacklist.values().cloned().collect();
     black.sort_by(|a, b| a.plate.cmp(&b.plate));
     let (kind, preview) = match view.preview {
@@ -188,8 +190,9 @@ pub(in crate::web::panel) async fn page(
     viewer.require(Permission::ManageResidents)?;
     let core = panel.core()?;
     let mut form = ResidentForm::default();
+    let lists = core.plates.snapshot();
     if let Ok(plate) = canonical_plate(&search.edit)
-        && let Some(r) = core.plates.snapshot().residents.get(&plate)
+        && let Some(r) = lists.residents.get(&plate)
     {
         let row = resident_row(r);
         form = ResidentForm {
