@@ -100,15 +100,23 @@ pub fn lookup(
     };
     let idle_over = now_ms.saturating_sub(last_seen_ms) >= ms(policy.idle);
     let absolute_over = now_ms.saturating_sub(created_ms) >= ms(policy.absolute);
+    // The writes below are bookkeeping: a session is not refused because
+    // the database could not take them (a full disk), and an expired one
+    // left behind is ended again at its next use or purge.
     if idle_over || absolute_over {
-        conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [&digest])?;
+        if let Err(error) = conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [&digest]) {
+            tracing::debug!(%error, "An expired session was not deleted.");
+        }
         return Ok(None);
     }
-    if touch && now_ms.saturating_sub(last_seen_ms) >= ms(TOUCH_EVERY) {
-        conn.execute(
+    if touch
+        && now_ms.saturating_sub(last_seen_ms) >= ms(TOUCH_EVERY)
+        && let Err(error) = conn.execute(
             "UPDATE sessions SET last_seen_ms = ?1 WHERE token_hash = ?2",
             params![now_ms, digest],
-        )?;
+        )
+    {
+        tracing::debug!(%error, "A session's last use was not recorded.");
     }
     Ok(Some(Session {
         user,

@@ -112,6 +112,35 @@ async fn session_expires_when_idle_and_absolutely() {
 }
 
 #[tokio::test]
+async fn a_session_is_not_refused_when_its_use_cannot_be_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, auth) = open(&dir);
+    let user = auth
+        .add_user("wang", Role::Guard, "a long password")
+        .await
+        .expect("add");
+    let conn = store.connect().expect("connect");
+    let policy = auth.policy();
+    let t0 = 1_000_000_000;
+    let (cookie, _) = sessions::create(&conn, user.id, None, t0).expect("create");
+    // As on a full disk: the database reads but takes no writes.
+    conn.pragma_update(None, "query_only", true)
+        .expect("query_only");
+    let later = t0 + 2 * 60_000;
+    let session = sessions::lookup(&conn, &cookie, &policy, later, true)
+        .expect("a failed touch is not an error")
+        .expect("still logged in");
+    assert_eq!(session.user.name, "wang");
+    let expired = t0 + 61 * 60_000;
+    assert!(
+        sessions::lookup(&conn, &cookie, &policy, expired, true)
+            .expect("a failed delete is not an error")
+            .is_none(),
+        "expired whether or not the row could be deleted"
+    );
+}
+
+#[tokio::test]
 async fn session_password_change_logs_out_everywhere() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_store, auth) = open(&dir);
