@@ -13,21 +13,16 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+mod common;
+
+use anyhow::bail;
+use common::proc_field;
 use drivers::PlateColour;
 use drivers::lpr::Vendor;
 use drivers::sim::camera::{SimPlate, build_plate};
 
 const CLIENTS: usize = 64;
 const MAX_BODY: usize = 8 << 20;
-
-fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .with_context(|| format!("{field} of {pid}"))
-}
 
 fn config(data_dir: &Path, panel: SocketAddr, ingress: SocketAddr) -> String {
     format!(
@@ -107,7 +102,7 @@ async fn flood(
     rounds: usize,
 ) -> anyhow::Result<()> {
     wait_ready(panel).await?;
-    let idle = status_kib(pid, "VmRSS:")?;
+    let idle = proc_field(pid, "status", "VmRSS:")?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(120))
@@ -137,7 +132,7 @@ async fn flood(
         }
     }
     let elapsed = started.elapsed();
-    let peak = status_kib(pid, "VmHWM:")?;
+    let peak = proc_field(pid, "status", "VmHWM:")?;
     println!(
         "device listener flood: {rounds} rounds of {CLIENTS} concurrent pushes of {body_len} bytes"
     );

@@ -18,10 +18,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod common;
+
 use anyhow::{Context, bail};
 use drivers::sim::facility::{Dynamics, FacilitySim, WaterSupply};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
+
+use common::proc_field;
 
 const ESTATE: &str = "bench";
 const GATEWAY: &str = "gw-bench";
@@ -30,14 +34,6 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn proc_field(pid: u32, file: &str, field: &str) -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .with_context(|| format!("{field} in /proc/{pid}/{file}"))
 }
 
 /// User + system CPU time of `pid`.

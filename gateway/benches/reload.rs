@@ -23,21 +23,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use anyhow::{Context, bail};
+use common::proc_field;
 
 fn env_or(key: &str, default: usize) -> usize {
     std::env::var(key)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .with_context(|| format!("{field} of {pid}"))
 }
 
 fn mib(kib: u64) -> f64 {
@@ -141,7 +136,7 @@ impl Gateway {
     }
 
     fn rss(&self) -> anyhow::Result<u64> {
-        status_kib(self.child.id(), "VmRSS:")
+        proc_field(self.child.id(), "status", "VmRSS:")
     }
 }
 

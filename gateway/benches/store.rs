@@ -19,27 +19,18 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use anyhow::Context;
 use common::event;
 use gateway::store::{Seq, Store, StoreConfig};
 
 /// Concurrent appenders in the grouped runs.
 const APPENDERS: [u64; 2] = [64, 256];
 
-fn proc_field(file: &str, key: &str) -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .with_context(|| format!("{key} in {file}"))
-}
-
 fn write_bytes() -> anyhow::Result<u64> {
-    proc_field("/proc/self/io", "write_bytes:")
+    common::proc_field("self", "io", "write_bytes:")
 }
 
 fn rss_kib() -> anyhow::Result<u64> {
-    proc_field("/proc/self/status", "VmRSS:")
+    common::proc_field("self", "status", "VmRSS:")
 }
 
 fn config(dir: &std::path::Path, name: &str) -> StoreConfig {

@@ -1,5 +1,8 @@
-//! What the store benchmarks share: the queue they fill.
+//! What the benchmarks share: the queue the store benchmarks fill, and
+//! the numbers read from `/proc`. Each benchmark uses a part of it.
+#![allow(dead_code)]
 
+use anyhow::Context;
 use drivers::Class;
 use gateway::wire::{Envelope, SCHEMA_VERSION};
 use uuid::Uuid;
@@ -26,4 +29,19 @@ pub(crate) fn event(i: u64) -> Envelope {
         class,
         body: serde_json::json!({ "point": "level", "value": (i % 1000) as f64 / 100.0, "unit": "m" }),
     }
+}
+
+/// The number after `field` in `/proc/{pid}/{file}` (`pid` may be `self`):
+/// `VmRSS:` or `VmHWM:` in `status` (KiB), `write_bytes:` in `io` (bytes).
+pub(crate) fn proc_field(
+    pid: impl std::fmt::Display,
+    file: &str,
+    field: &str,
+) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/{file}");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .with_context(|| format!("{field} in {path}"))
 }
