@@ -34,13 +34,7 @@ async fn open_damaged(path: &std::path::Path) -> (Store, OpenReport) {
     if report.quarantined.is_some() {
         return (store, report);
     }
-    let mut integrity = store.integrity();
-    let found = integrity
-        .wait_for(|i| *i != Integrity::Checking)
-        .await
-        .expect("check")
-        .clone();
-    match found {
+    match store.checked().await {
         Integrity::Damaged(_) => {
             store.close().await.expect("close");
             drop(store);

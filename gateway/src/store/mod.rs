@@ -812,6 +812,15 @@ impl Store {
         self.inner.shared.damage.subscribe()
     }
 
+    /// What the integrity check found, once it has finished.
+    pub async fn checked(&self) -> Integrity {
+        let mut integrity = self.integrity();
+        match integrity.wait_for(|i| *i != Integrity::Checking).await {
+            Ok(found) => found.clone(),
+            Err(_) => Integrity::Unknown("the store closed".into()),
+        }
+    }
+
     /// Pressure changes.
     pub fn pressure(&self) -> watch::Receiver<Pressure> {
         self.inner.shared.pressure.subscribe()

@@ -528,12 +528,7 @@ async fn damage_found_after_open_restarts_into_a_salvage() {
     let (store, report) = Store::open(cfg.clone()).expect("opens without reading every page");
     assert!(report.quarantined.is_none());
     assert_eq!(report.depth, 1);
-    let found = store
-        .integrity()
-        .wait_for(|i| *i != Integrity::Checking)
-        .await
-        .expect("check")
-        .clone();
+    let found = store.checked().await;
     assert!(matches!(found, Integrity::Damaged(_)), "{found:?}");
     assert!(
         check::marker(&cfg.path).exists(),
@@ -563,12 +558,7 @@ async fn an_undamaged_file_checks_ok_after_open() {
     store.close().await.expect("close");
     drop(store);
     let (store, _) = Store::open(config(&dir)).expect("reopen");
-    let found = store
-        .integrity()
-        .wait_for(|i| *i != Integrity::Checking)
-        .await
-        .expect("check")
-        .clone();
+    let found = store.checked().await;
     assert_eq!(found, Integrity::Ok);
     store.close().await.expect("close");
 }
