@@ -27,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use crate::config::Config;
+use crate::config::diff::ConfigDiff;
 use crate::metrics::Metrics;
 use crate::store::{AppendTicket, Effect, Store};
 use crate::supervisor::Drivers;
@@ -86,6 +88,11 @@ pub trait Coordinator: Send + std::fmt::Debug {
     ) -> Option<Decided> {
         None
     }
+
+    /// Takes a reloaded configuration: `diff` names the lanes and doors
+    /// (and devices) that were added, removed or changed; everything else
+    /// keeps its state. The default ignores it.
+    fn reconfigure(&mut self, _config: &Config, _diff: &ConfigDiff) {}
 }
 
 /// A rule command's outcome on its way back to its coordinator.
@@ -213,6 +220,16 @@ pub enum Control {
     /// A liveness probe: answered by the loop itself, so an answer proves
     /// the loop is turning (systemd's watchdog, [`crate::ops::notify`]).
     Ping(oneshot::Sender<()>),
+    /// A reloaded configuration for the coordinators
+    /// ([`Coordinator::reconfigure`]); answered once they have it.
+    Reconfigure {
+        /// The configuration now in force.
+        config: Arc<Config>,
+        /// What changed.
+        diff: Arc<ConfigDiff>,
+        /// Answered when every coordinator has taken it.
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// A cloneable handle for sending control inputs to the pipeline.
@@ -256,6 +273,17 @@ impl PipelineHandle {
     pub async fn ping(&self) -> bool {
         let (reply, rx) = oneshot::channel();
         if self.control.send(Control::Ping(reply)).await.is_err() {
+            return false;
+        }
+        rx.await.is_ok()
+    }
+
+    /// Hands a reloaded configuration to the coordinators, between two
+    /// inputs; `false` when the pipeline has stopped.
+    pub async fn reconfigure(&self, config: Arc<Config>, diff: Arc<ConfigDiff>) -> bool {
+        let (done, rx) = oneshot::channel();
+        let control = Control::Reconfigure { config, diff, done };
+        if self.control.send(control).await.is_err() {
             return false;
         }
         rx.await.is_ok()
@@ -609,6 +637,12 @@ impl Pipeline {
         match control {
             Control::Ping(reply) => {
                 let _ = reply.send(());
+            }
+            Control::Reconfigure { config, diff, done } => {
+                for coordinator in &mut self.coordinators {
+                    coordinator.reconfigure(&config, &diff);
+                }
+                let _ = done.send(());
             }
             Control::Record {
                 device_id,

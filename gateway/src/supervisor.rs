@@ -15,11 +15,15 @@
 //! supervisor starts a new run at once (counted as a restart). Each run gets
 //! a fresh child token for this.
 //!
+//! A reload stops, starts and restarts single devices through the
+//! [`Fleet`], which owns each device's task under its own cancellation;
+//! every clone of the [`Drivers`] registry sees the change at once.
+//!
 //! **Invariant:** one task per driver, and so one owner per physical
 //! resource; nothing else talks to a device except through its handle.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use drivers::contract::HealthState;
@@ -123,29 +127,148 @@ impl DriverHandle {
     }
 }
 
-/// Every configured device's handle, by id. Cheap to clone.
+/// Every running device's handle, by id. Cheap to clone; every clone sees
+/// the devices a reload starts and stops ([`Fleet`]).
 #[derive(Debug, Clone, Default)]
-pub struct Drivers(Arc<BTreeMap<DeviceId, DriverHandle>>);
+pub struct Drivers(Arc<RwLock<Arc<BTreeMap<DeviceId, DriverHandle>>>>);
 
 impl Drivers {
-    /// The handle of `id`.
-    pub fn get(&self, id: &str) -> Option<&DriverHandle> {
-        self.0.get(&DeviceId::new(id))
+    fn snapshot(&self) -> Arc<BTreeMap<DeviceId, DriverHandle>> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// All handles, ordered by id.
-    pub fn iter(&self) -> impl Iterator<Item = &DriverHandle> {
-        self.0.values()
+    fn update(&self, change: impl FnOnce(&mut BTreeMap<DeviceId, DriverHandle>)) {
+        let mut current = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        let mut map = (**current).clone();
+        change(&mut map);
+        *current = Arc::new(map);
+    }
+
+    /// The handle of `id`.
+    pub fn get(&self, id: &str) -> Option<DriverHandle> {
+        self.snapshot().get(&DeviceId::new(id)).cloned()
+    }
+
+    /// All handles, ordered by id (as they are now).
+    pub fn iter(&self) -> impl Iterator<Item = DriverHandle> + use<> {
+        self.snapshot()
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     /// Number of devices.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.snapshot().len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.snapshot().is_empty()
+    }
+}
+
+/// The supervised drivers' owner: each device's task under its own
+/// cancellation (a child of the fleet's), so that a reload can stop, start
+/// and restart devices one by one while the others run on.
+#[derive(Debug)]
+pub struct Fleet {
+    drivers: Drivers,
+    units: BTreeMap<DeviceId, Unit>,
+    events: mpsc::Sender<Inbound>,
+    config: SupervisorConfig,
+    cancel: CancellationToken,
+    watch: CoreWatch,
+}
+
+/// One device's supervisor task and what stops it.
+#[derive(Debug)]
+struct Unit {
+    cancel: CancellationToken,
+    tasks: Tasks,
+}
+
+impl Fleet {
+    /// An empty fleet whose drivers send to `events`; `cancel` stops them
+    /// all, and `watch` reports a supervisor's panic.
+    pub fn new(
+        events: mpsc::Sender<Inbound>,
+        config: &SupervisorConfig,
+        cancel: CancellationToken,
+        watch: CoreWatch,
+    ) -> Self {
+        Self {
+            drivers: Drivers::default(),
+            units: BTreeMap::new(),
+            events,
+            config: config.clone(),
+            cancel,
+            watch,
+        }
+    }
+
+    /// The registry of the running devices' handles.
+    pub fn drivers(&self) -> Drivers {
+        self.drivers.clone()
+    }
+
+    /// Starts each driver in its own task (a device already running must
+    /// be stopped first).
+    pub fn start(&mut self, supervised: Vec<Supervised>) {
+        for device in supervised {
+            let cancel = self.cancel.child_token();
+            let mut tasks = Tasks::default();
+            let id = device.id.clone();
+            let handle = spawn(
+                device,
+                &self.events,
+                &self.config,
+                &cancel,
+                &mut tasks,
+                &self.watch,
+            );
+            self.drivers.update(|map| {
+                map.insert(id.clone(), handle);
+            });
+            self.units.insert(id, Unit { cancel, tasks });
+        }
+    }
+
+    /// Stops the devices `ids` (each puts its actuators in their safe state
+    /// and returns) and waits for them at most `budget`; returns the tasks
+    /// still running then (aborted).
+    pub async fn stop(&mut self, ids: &[String], budget: Duration) -> Vec<String> {
+        let mut stopping = Vec::new();
+        for id in ids {
+            let id = DeviceId::new(id.as_str());
+            if let Some(unit) = self.units.remove(&id) {
+                unit.cancel.cancel();
+                stopping.push(unit.tasks);
+            }
+            self.drivers.update(|map| {
+                map.remove(&id);
+            });
+        }
+        let deadline = Instant::now() + budget;
+        let mut stragglers = Vec::new();
+        for tasks in stopping {
+            let left = deadline.saturating_duration_since(Instant::now());
+            stragglers.extend(tasks.join_within(left).await);
+        }
+        stragglers
+    }
+
+    /// Waits at most `budget` for every device's task (after the fleet's
+    /// cancellation); returns those still running then (aborted).
+    pub async fn join_within(self, budget: Duration) -> Vec<String> {
+        let deadline = Instant::now() + budget;
+        let mut stragglers = Vec::new();
+        for (_, unit) in self.units {
+            let left = deadline.saturating_duration_since(Instant::now());
+            stragglers.extend(unit.tasks.join_within(left).await);
+        }
+        stragglers
     }
 }
 
@@ -179,39 +302,52 @@ pub fn start(
     tasks: &mut Tasks,
     watch: &CoreWatch,
 ) -> Drivers {
-    let mut handles = BTreeMap::new();
-    for Supervised { id, name, driver } in supervised {
-        let (commands_tx, commands_rx) = mpsc::channel(INBOX_CAPACITY);
-        let (health, health_rx) = HealthReporter::new();
-        let (restart_tx, restart_rx) = mpsc::channel(1);
-        let ctx = DriverContext {
-            device_id: id.clone(),
-            events: EventSender::new(id.clone(), events.clone()),
-            commands: commands_rx,
-            health,
-            cancel: cancel.child_token(),
-        };
-        let kind = driver.kind();
-        let span = tracing::info_span!("driver", device = %id, kind);
-        let backoff = Backoff::new(config.backoff_initial, config.backoff_max);
-        tasks.spawn_owned(
-            watch,
-            format!("driver {id}"),
-            supervise(driver, ctx, backoff, restart_rx).instrument(span),
-        );
-        handles.insert(
-            id.clone(),
-            DriverHandle {
-                id,
-                name,
-                kind,
-                commands: commands_tx,
-                health: health_rx,
-                restart: restart_tx,
-            },
-        );
+    let drivers = Drivers::default();
+    for device in supervised {
+        let id = device.id.clone();
+        let handle = spawn(device, events, config, cancel, tasks, watch);
+        drivers.update(|map| {
+            map.insert(id, handle);
+        });
     }
-    Drivers(Arc::new(handles))
+    drivers
+}
+
+/// Spawns one driver's supervisor under `tasks`, cancelled by `cancel`.
+fn spawn(
+    Supervised { id, name, driver }: Supervised,
+    events: &mpsc::Sender<Inbound>,
+    config: &SupervisorConfig,
+    cancel: &CancellationToken,
+    tasks: &mut Tasks,
+    watch: &CoreWatch,
+) -> DriverHandle {
+    let (commands_tx, commands_rx) = mpsc::channel(INBOX_CAPACITY);
+    let (health, health_rx) = HealthReporter::new();
+    let (restart_tx, restart_rx) = mpsc::channel(1);
+    let ctx = DriverContext {
+        device_id: id.clone(),
+        events: EventSender::new(id.clone(), events.clone()),
+        commands: commands_rx,
+        health,
+        cancel: cancel.child_token(),
+    };
+    let kind = driver.kind();
+    let span = tracing::info_span!("driver", device = %id, kind);
+    let backoff = Backoff::new(config.backoff_initial, config.backoff_max);
+    tasks.spawn_owned(
+        watch,
+        format!("driver {id}"),
+        supervise(driver, ctx, backoff, restart_rx).instrument(span),
+    );
+    DriverHandle {
+        id,
+        name,
+        kind,
+        commands: commands_tx,
+        health: health_rx,
+        restart: restart_tx,
+    }
 }
 
 /// Runs one driver until it is cancelled or fails for good.
@@ -421,7 +557,7 @@ mod tests {
             &CoreWatch::detached(),
         );
         let handle = drivers.get("d1").expect("registered");
-        let health = wait_for_state(handle, HealthState::Ok).await;
+        let health = wait_for_state(&handle, HealthState::Ok).await;
         assert_eq!(health.restarts, 2);
         assert_eq!(health.last_error.as_deref(), Some("transient: link down"));
         assert_eq!(runs.load(Ordering::SeqCst), 3);
@@ -506,7 +642,7 @@ mod tests {
         );
         let handle = drivers.get("p1").expect("registered");
         let started = Instant::now();
-        let health = wait_for_state(handle, HealthState::Ok).await;
+        let health = wait_for_state(&handle, HealthState::Ok).await;
         assert_eq!(runs.load(Ordering::SeqCst), 4);
         assert_eq!(health.restarts, 3);
         assert_eq!(
@@ -570,7 +706,7 @@ mod tests {
             &CoreWatch::detached(),
         );
         let handle = drivers.get("d3").expect("registered");
-        wait_for_state(handle, HealthState::Ok).await;
+        wait_for_state(&handle, HealthState::Ok).await;
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         handle.restart().expect("restart accepted");
         let mut rx = handle.health.clone();
@@ -614,7 +750,7 @@ mod tests {
             &CoreWatch::detached(),
         );
         let handle = drivers.get("d2").expect("registered");
-        let health = wait_for_state(handle, HealthState::Stopped).await;
+        let health = wait_for_state(&handle, HealthState::Stopped).await;
         assert_eq!(
             health.last_error.as_deref(),
             Some("misconfigured: no such port")
@@ -633,5 +769,55 @@ mod tests {
         // The stopped driver answers commands at once instead of hanging.
         let outcome = handle.try_command(Command::Poll).expect_err("stopped");
         assert_eq!(outcome, CommandOutcome::Failed("driver stopped".into()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fleet_stops_and_starts_one_device_and_leaves_the_other_running() {
+        let (tx, _rx) = mpsc::channel(8);
+        let cancel = CancellationToken::new();
+        let mut fleet = Fleet::new(tx, &config(), cancel.clone(), CoreWatch::detached());
+        let flaky = |runs: &Arc<AtomicU32>| {
+            Box::new(Flaky {
+                failures: 0,
+                error: DriverError::Transient("unused".into()),
+                runs: runs.clone(),
+            })
+        };
+        let (a_runs, b_runs) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        fleet.start(vec![
+            Supervised {
+                id: DeviceId::new("a"),
+                name: "a".into(),
+                driver: flaky(&a_runs),
+            },
+            Supervised {
+                id: DeviceId::new("b"),
+                name: "b".into(),
+                driver: flaky(&b_runs),
+            },
+        ]);
+        let drivers = fleet.drivers();
+        let a = drivers.get("a").expect("a");
+        wait_for_state(&a, HealthState::Ok).await;
+        wait_for_state(&drivers.get("b").expect("b"), HealthState::Ok).await;
+
+        // b is restarted with a new driver: a is not touched.
+        assert!(fleet.stop(&["b".into()], Duration::from_secs(1)).await.is_empty());
+        assert!(drivers.get("b").is_none(), "the registry follows the fleet");
+        let b2_runs = Arc::new(AtomicU32::new(0));
+        fleet.start(vec![Supervised {
+            id: DeviceId::new("b"),
+            name: "b".into(),
+            driver: flaky(&b2_runs),
+        }]);
+        wait_for_state(&drivers.get("b").expect("b again"), HealthState::Ok).await;
+        assert_eq!(b2_runs.load(Ordering::SeqCst), 1);
+        assert_eq!(a_runs.load(Ordering::SeqCst), 1, "a ran once, never restarted");
+        assert_eq!(a.health().state, HealthState::Ok);
+        assert_eq!(drivers.len(), 2);
+
+        cancel.cancel();
+        assert!(fleet.join_within(Duration::from_secs(1)).await.is_empty());
+        assert_eq!(a.health().state, HealthState::Stopped);
     }
 }

@@ -21,7 +21,8 @@ use drivers::{Class, Command, DeviceEvent};
 use serde_json::{Map, Value, json};
 
 use super::credentials::CredentialStore;
-use crate::config::{DoorEntry, DoorGroupConfig};
+use crate::config::diff::ConfigDiff;
+use crate::config::{Config, DeviceKind, DoorEntry, DoorGroupConfig};
 use crate::pipeline::{Coordinator, Decided, Record};
 use crate::rules::door::{
     AttemptLimiter, CodeEntry, DoorPolicy, History, Presented, Reason, Verdict, canonical_card,
@@ -134,6 +135,23 @@ impl DoorCoordinator {
             limiter: AttemptLimiter::new(MAX_WRONG_CODES, WRONG_CODE_WINDOW_MS, LOCKOUT_MS),
             zone: estate_zone(),
         }
+    }
+
+    /// A coordinator for the doors and groups of `config` (its WG
+    /// controllers' readers and relays addressed by door number).
+    pub fn for_config(credentials: Arc<CredentialStore>, config: &Config) -> Self {
+        let controllers: Vec<String> = config
+            .devices
+            .iter()
+            .filter(|d| matches!(d.kind, DeviceKind::WgController(_)))
+            .map(|d| d.id.clone())
+            .collect();
+        Self::new(
+            credentials,
+            &config.doors,
+            &config.door_groups,
+            &controllers,
+        )
     }
 
     fn find(
@@ -274,6 +292,29 @@ fn annotate_decision(
 impl Coordinator for DoorCoordinator {
     fn name(&self) -> &'static str {
         "doors"
+    }
+
+    /// Rebuilds the doors from the reloaded configuration; what it knows
+    /// carries over: anti-passback for the doors that did not change,
+    /// temporary-code uses and the wrong-code limiter.
+    fn reconfigure(&mut self, config: &Config, diff: &ConfigDiff) {
+        let mut next = Self::for_config(self.credentials.clone(), config);
+        for ((_, subject), last) in std::mem::take(&mut self.passback) {
+            let Some(door) = self.doors.get(last) else {
+                continue;
+            };
+            if diff.doors.touches(&door.id) {
+                continue;
+            }
+            if let Some(index) = next.doors.iter().position(|d| d.id == door.id)
+                && let Some(pair) = next.doors[index].pair
+            {
+                next.passback.insert((pair, subject), index);
+            }
+        }
+        next.uses = std::mem::take(&mut self.uses);
+        std::mem::swap(&mut next.limiter, &mut self.limiter);
+        *self = next;
     }
 
     fn on_event(&mut self, device_id: &str, event: &DeviceEvent, now_ms: i64) -> Option<Decided> {

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, DeviceKind};
+use crate::config::Config;
 use crate::store::Store;
 use crate::vocab::records::ListError;
 use coordinator::DoorCoordinator;
@@ -84,17 +84,6 @@ impl Doors {
 
     /// The coordinator for the configured doors.
     pub fn coordinator(&self, config: &Config) -> DoorCoordinator {
-        let controllers: Vec<String> = config
-            .devices
-            .iter()
-            .filter(|d| matches!(d.kind, DeviceKind::WgController(_)))
-            .map(|d| d.id.clone())
-            .collect();
-        DoorCoordinator::new(
-            self.credentials.clone(),
-            &config.doors,
-            &config.door_groups,
-            &controllers,
-        )
+        DoorCoordinator::for_config(self.credentials.clone(), config)
     }
 }

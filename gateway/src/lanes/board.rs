@@ -10,6 +10,7 @@ use drivers::ArmState;
 use serde::Serialize;
 
 use crate::config::LaneConfig;
+use crate::config::diff::Changes;
 use crate::rules::vehicle::{Reason, Verdict};
 use crate::vocab::lane::Direction;
 
@@ -62,6 +63,22 @@ pub struct LaneView {
     pub fault: Option<String>,
 }
 
+impl LaneView {
+    /// A lane as configured, before its barrier reports.
+    fn new(lane: &LaneConfig) -> Self {
+        Self {
+            id: lane.id.clone(),
+            name: lane.name.clone(),
+            direction: lane.direction,
+            barrier: lane.barrier.clone(),
+            arm: None,
+            loop_occupied: None,
+            last: None,
+            fault: None,
+        }
+    }
+}
+
 /// A read waiting for a guard: the car is at the barrier.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PendingRead {
@@ -97,27 +114,33 @@ impl LaneBoard {
     /// A board for the configured lanes.
     pub fn new(lanes: &[LaneConfig]) -> Self {
         let board = Board {
-            lanes: lanes
-                .iter()
-                .map(|l| {
-                    (
-                        l.id.clone(),
-                        LaneView {
-                            id: l.id.clone(),
-                            name: l.name.clone(),
-                            direction: l.direction,
-                            barrier: l.barrier.clone(),
-                            arm: None,
-                            loop_occupied: None,
-                            last: None,
-                            fault: None,
-                        },
-                    )
-                })
-                .collect(),
+            lanes: lanes.iter().map(|l| (l.id.clone(), LaneView::new(l))).collect(),
             pending: Vec::new(),
         };
         Self(Arc::new(Mutex::new(board)))
+    }
+
+    /// After a reload: removed lanes leave the board (with their waiting
+    /// reads), added ones join it, changed ones show their new settings and
+    /// start again from what their barrier reports next; the others stay
+    /// as they are.
+    pub fn reconfigure(&self, lanes: &[LaneConfig], changes: &Changes) {
+        self.with(|b| {
+            for id in &changes.removed {
+                b.lanes.remove(id);
+                b.pending.retain(|p| &p.lane != id);
+            }
+            for lane in lanes {
+                if changes.added.contains(&lane.id) || changes.changed.contains(&lane.id) {
+                    let last = b.lanes.remove(&lane.id).and_then(|v| v.last);
+                    let view = LaneView {
+                        last,
+                        ..LaneView::new(lane)
+                    };
+                    b.lanes.insert(lane.id.clone(), view);
+                }
+            }
+        });
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Board) -> T) -> T {

@@ -24,6 +24,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::board::{LaneBoard, LastVehicle, PendingRead};
+use crate::config::diff::ConfigDiff;
 use crate::config::{Config, DeviceKind, LaneConfig};
 use crate::lists::plates::PlateRegistry;
 use crate::pipeline::{Coordinator, Decided, Record};
@@ -44,26 +45,24 @@ pub struct LaneCoordinator {
     registry: Arc<PlateRegistry>,
     board: LaneBoard,
     deduper: Deduper,
+    /// The repeat window the deduper was built with (the lanes' longest).
+    window_ms: i64,
     /// Allowed reads waiting for their barrier's answer to the OPEN, by
     /// barrier device, oldest first.
     awaiting: HashMap<String, VecDeque<Awaiting>>,
 }
 
-/// An allowed read whose OPEN is on its way to the barrier.
-#[derive(Debug)]
-struct Awaiting {
-    lane: String,
-    direction: Direction,
-    camera: String,
-    plate: String,
-    pass: Option<i64>,
-    images: Vec<String>,
-    time_ms: i64,
+/// The lanes' settings and the devices that belong to them, as the
+/// configuration says.
+struct LaneMaps {
+    lanes: HashMap<String, (LaneConfig, LanePolicy)>,
+    camera_lane: HashMap<String, String>,
+    barrier_lane: HashMap<String, String>,
+    window_ms: i64,
 }
 
-impl LaneCoordinator {
-    /// Builds the coordinator from the configuration.
-    pub fn new(config: &Config, registry: Arc<PlateRegistry>, board: LaneBoard) -> Self {
+impl LaneMaps {
+    fn from(config: &Config) -> Self {
         let lanes = config
             .lanes
             .iter()
@@ -100,12 +99,35 @@ impl LaneCoordinator {
             lanes,
             camera_lane,
             barrier_lane,
+            window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// An allowed read whose OPEN is on its way to the barrier.
+#[derive(Debug)]
+struct Awaiting {
+    lane: String,
+    direction: Direction,
+    camera: String,
+    plate: String,
+    pass: Option<i64>,
+    images: Vec<String>,
+    time_ms: i64,
+}
+
+impl LaneCoordinator {
+    /// Builds the coordinator from the configuration.
+    pub fn new(config: &Config, registry: Arc<PlateRegistry>, board: LaneBoard) -> Self {
+        let maps = LaneMaps::from(config);
+        Self {
+            deduper: Deduper::new(maps.window_ms, READ_ID_MEMORY),
+            window_ms: maps.window_ms,
+            lanes: maps.lanes,
+            camera_lane: maps.camera_lane,
+            barrier_lane: maps.barrier_lane,
             registry,
             board,
-            deduper: Deduper::new(
-                i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
-                READ_ID_MEMORY,
-            ),
             awaiting: HashMap::new(),
         }
     }
@@ -401,6 +423,21 @@ pub(crate) fn passage_record(
 impl Coordinator for LaneCoordinator {
     fn name(&self) -> &'static str {
         "lanes"
+    }
+
+    /// Added, removed and changed lanes take their new settings (and the
+    /// board shows them); reads already in flight finish, the repeated-read
+    /// memory stays unless the longest repeat window changed.
+    fn reconfigure(&mut self, config: &Config, diff: &ConfigDiff) {
+        let maps = LaneMaps::from(config);
+        if maps.window_ms != self.window_ms {
+            self.deduper = Deduper::new(maps.window_ms, READ_ID_MEMORY);
+            self.window_ms = maps.window_ms;
+        }
+        self.lanes = maps.lanes;
+        self.camera_lane = maps.camera_lane;
+        self.barrier_lane = maps.barrier_lane;
+        self.board.reconfigure(&config.lanes, &diff.lanes);
     }
 
     fn on_outcome(

@@ -114,7 +114,7 @@ pub(in crate::web::panel) async fn list(
     let t = viewer.t();
     let page = DevicesPage {
         c: Chrome::new(&viewer, "devices"),
-        devices: core.drivers.iter().map(|d| DeviceRow::new(d, t)).collect(),
+        devices: core.drivers.iter().map(|d| DeviceRow::new(&d, t)).collect(),
     };
     Ok(render(StatusCode::OK, &page))
 }
@@ -182,7 +182,7 @@ async fn device_page(
         .collect();
     let page = DevicePage {
         c: Chrome::new(viewer, "devices"),
-        device: DeviceRow::new(handle, t),
+        device: DeviceRow::new(&handle, t),
         commands: options(
             commands_for(handle.kind)
                 .into_iter()

@@ -64,7 +64,7 @@ pub(in crate::web::panel) async fn page(
             .map(|e| EventView::new(e, t, &core.drivers))
             .collect();
         stations.push(StationView {
-            device: DeviceRow::new(handle, t),
+            device: DeviceRow::new(&handle, t),
             rows,
         });
     }
