@@ -28,6 +28,7 @@
 //! ([`Running::setup_url`]) for the CLI to print.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -40,7 +41,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, LockoutPolicy, SessionPolicy};
 use crate::broker::{self, BrokerError};
-use crate::config::Config;
+use crate::config::diff::ConfigDiff;
+use crate::config::{Config, ConfigErrors, Problem};
 use crate::coordinators::threshold::ThresholdAlarms;
 use crate::doors::Doors;
 use crate::doors::hardware::SimHardware;
@@ -58,7 +60,7 @@ use crate::store::{
     Availability, Integrity, Journal, JournalRetention, OpenReport, Outage, Pressure, Store,
     StoreConfig, StoreError,
 };
-use crate::supervisor::{self, Drivers};
+use crate::supervisor::{Drivers, Fleet};
 use crate::tasks::{CoreFailure, CoreWatch, Tasks};
 use crate::uplink::status::{StatusCollector, UplinkStatus};
 use crate::uplink::sync::ListRegistry;
@@ -205,6 +207,12 @@ pub struct Running {
     drain_budget: Duration,
     owned: Owned,
     failures: mpsc::UnboundedReceiver<CoreFailure>,
+    /// The configuration in force (what a reload compares with).
+    config: Config,
+    /// Where rebuilt simulated devices leave their other ends.
+    sim: SimHardware,
+    /// For the WG controllers' last event indices when they restart.
+    journal: Journal,
 }
 
 /// Everything a gateway started and must stop: tasks and their
@@ -215,7 +223,9 @@ struct Owned {
     ingress_cancel: CancellationToken,
     ingress: Option<JoinHandle<()>>,
     drivers_cancel: CancellationToken,
-    /// The drivers' supervisors and the buses they share.
+    /// The drivers' supervisors, each device on its own.
+    fleet: Option<Fleet>,
+    /// The Modbus buses the drivers share.
     driver_tasks: Tasks,
     aux_cancel: CancellationToken,
     aux_tasks: Tasks,
@@ -236,6 +246,7 @@ impl Owned {
             ingress_cancel: CancellationToken::new(),
             ingress: None,
             drivers_cancel: CancellationToken::new(),
+            fleet: None,
             driver_tasks: Tasks::default(),
             aux_cancel: CancellationToken::new(),
             aux_tasks: Tasks::default(),
@@ -266,6 +277,9 @@ impl Owned {
         )
         .await;
         self.drivers_cancel.cancel();
+        if let Some(fleet) = self.fleet {
+            stragglers.extend(fleet.join_within(remaining()).await);
+        }
         stragglers.extend(self.driver_tasks.join_within(remaining()).await);
         self.aux_cancel.cancel();
         stragglers.extend(self.aux_tasks.join_within(remaining()).await);
@@ -472,14 +486,15 @@ async fn build(
             .driver_tasks
             .spawn_owned(&owned.watch, name, bus.run());
     }
-    let drivers = supervisor::start(
-        built.supervised,
-        &device_tx,
+    let mut fleet = Fleet::new(
+        device_tx.clone(),
         &config.supervisor,
-        &owned.drivers_cancel,
-        &mut owned.driver_tasks,
-        &owned.watch,
+        owned.drivers_cancel.clone(),
+        owned.watch.clone(),
     );
+    fleet.start(built.supervised);
+    let drivers = fleet.drivers();
+    owned.fleet = Some(fleet);
     let _ = live.set((store.clone(), drivers.clone()));
 
     // The device-side listener: plate cameras push here.
@@ -612,6 +627,7 @@ async fn build(
     } else {
         None
     };
+    let journal_for_reload = journal.clone();
     panel.set_core(PanelCore {
         auth: auth.clone(),
         journal,
@@ -782,6 +798,9 @@ async fn build(
         drain_budget: config.supervisor.drain_budget,
         owned: Owned::new(CoreWatch::detached()),
         failures: mpsc::unbounded_channel().1,
+        sim,
+        journal: journal_for_reload,
+        config,
     })
 }
 
@@ -790,10 +809,36 @@ impl Running {
     /// After a failure, readiness says why, the drivers put their actuators
     /// in their safe state, and the report carries the failure (the CLI
     /// exits non-zero so systemd starts the gateway again).
-    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> ShutdownReport {
-        let failure = tokio::select! {
-            () = signal => None,
-            Some(failure) = self.failures.recv() => Some(failure),
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> ShutdownReport {
+        self.run_reloading(signal, None).await
+    }
+
+    /// Like [`Self::run_until`], and each time `reloads` yields (SIGHUP,
+    /// `systemctl reload`) the configuration `file` is read again and
+    /// applied ([`Self::reload_from`]).
+    pub async fn run_reloading(
+        mut self,
+        signal: impl Future<Output = ()>,
+        mut reloads: Option<(tokio::signal::unix::Signal, PathBuf)>,
+    ) -> ShutdownReport {
+        tokio::pin!(signal);
+        let failure = loop {
+            let hangup = async {
+                match reloads.as_mut() {
+                    Some((signal, _)) => signal.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = &mut signal => break None,
+                Some(failure) = self.failures.recv() => break Some(failure),
+                Some(()) = hangup => {
+                    if let Some((_, file)) = &reloads {
+                        let file = file.clone();
+                        let _ = self.reload_from(&file).await;
+                    }
+                }
+            }
         };
         if let Some(failure) = &failure {
             tracing::error!(task = %failure.task, reason = %failure.reason, "A core task failed; the gateway stops (actuators to their safe state) so that it is started again.");
@@ -803,6 +848,130 @@ impl Running {
         let mut report = self.shutdown().await;
         report.failure = failure;
         report
+    }
+
+    /// Reads the configuration `file` again and applies it
+    /// ([`Self::reload`]); when `check-config` would refuse it, keeps the
+    /// running configuration and logs and alarms every problem
+    /// ([`Self::reject`]).
+    pub async fn reload_from(&mut self, file: &Path) -> Result<ConfigDiff, ConfigErrors> {
+        tracing::info!(file = %file.display(), "Reloading the configuration.");
+        let path = file.to_owned();
+        let loaded = tokio::task::spawn_blocking(move || crate::config::load(&path))
+            .await
+            .unwrap_or_else(|join| {
+                Err(ConfigErrors {
+                    problems: vec![Problem {
+                        file: file.display().to_string(),
+                        line: 0,
+                        key: String::new(),
+                        message: format!("could not be read: {join}"),
+                    }],
+                })
+            });
+        match loaded {
+            Ok(config) => Ok(self.reload(config).await),
+            Err(errors) => {
+                self.reject(&errors).await;
+                Err(errors)
+            }
+        }
+    }
+
+    /// Keeps the running configuration: logs every problem of the refused
+    /// one (as `check-config` prints them) and records a `config_rejected`
+    /// alarm listing them.
+    pub async fn reject(&self, errors: &ConfigErrors) {
+        for problem in &errors.problems {
+            tracing::error!(%problem, "Configuration problem.");
+        }
+        tracing::error!(
+            problems = errors.problems.len(),
+            "The new configuration was refused; the gateway keeps running on the previous one."
+        );
+        let body = serde_json::json!({
+            "problems": errors.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        });
+        if let Err(error) = self
+            .pipeline
+            .record(GATEWAY_DEVICE, "config_rejected", Class::Alarm, body)
+            .await
+        {
+            tracing::error!(%error, "The config_rejected alarm was not stored.");
+        }
+    }
+
+    /// Applies a new configuration: stops the devices that were removed or
+    /// changed (actuators to their safe state), starts the added and
+    /// changed ones, hands the lanes and doors to their coordinators, and
+    /// leaves everything else running. What cannot change without a
+    /// restart keeps its old settings and is logged and audited as needing
+    /// one. The reload is recorded as a `config_reloaded` audit event.
+    pub async fn reload(&mut self, new: Config) -> ConfigDiff {
+        let diff = crate::config::diff::diff(&self.config, &new);
+        let applied = crate::config::diff::applied(&self.config, &new, &diff);
+        let restarting: Vec<String> = diff
+            .devices
+            .removed
+            .iter()
+            .chain(&diff.devices.changed)
+            .cloned()
+            .collect();
+        let starting: Vec<_> = applied
+            .devices
+            .iter()
+            .filter(|d| diff.devices.added.contains(&d.id) || diff.devices.changed.contains(&d.id))
+            .cloned()
+            .collect();
+        if let Some(fleet) = self.owned.fleet.as_mut() {
+            let stragglers = fleet.stop(&restarting, self.drain_budget).await;
+            if !stragglers.is_empty() {
+                tracing::error!(
+                    ?stragglers,
+                    "Devices did not stop in time for the reload; they were aborted."
+                );
+            }
+            let starting = crate::doors::resume::resume_points(&starting, &self.journal)
+                .await
+                .unwrap_or(starting);
+            let built = devices::build(&starting, &self.sim);
+            for (name, bus) in built.buses {
+                self.owned
+                    .driver_tasks
+                    .spawn_owned(&self.owned.watch, name, bus.run());
+            }
+            fleet.start(built.supervised);
+        }
+        let applied = Arc::new(applied);
+        if !self
+            .pipeline
+            .reconfigure(applied.clone(), Arc::new(diff.clone()))
+            .await
+        {
+            tracing::error!("The pipeline has stopped; lanes and doors were not reconfigured.");
+        }
+        self.config = Arc::unwrap_or_clone(applied);
+        tracing::info!(changes = %diff.summary(), "Configuration reloaded.");
+        if !diff.needs_restart.is_empty() {
+            tracing::warn!(
+                needs_restart = %diff.needs_restart.join(", "),
+                "Some changes take effect only after a restart (systemctl restart gatehouse); until then the previous settings stay in force."
+            );
+        }
+        let body = serde_json::json!({
+            "devices": diff.devices,
+            "lanes": diff.lanes,
+            "doors": diff.doors,
+            "needs_restart": diff.needs_restart,
+        });
+        if let Err(error) = self
+            .pipeline
+            .record(GATEWAY_DEVICE, "config_reloaded", Class::Audit, body)
+            .await
+        {
+            tracing::error!(%error, "The config_reloaded audit event was not stored.");
+        }
+        diff
     }
 
     /// Readiness as `/readyz` answers it.

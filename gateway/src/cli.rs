@@ -219,9 +219,9 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Ops(command) => Ok(ops::run(command).await?),
         Command::Plates { db, action } => Ok(crate::lists::cli::run(&db, action).await?),
         Command::Deadletters { db, action } => Ok(deadletters::run(&db, action).await?),
-        Command::Run { config } => {
-            let config = load_reporting(&config)?;
-            serve(config).await
+        Command::Run { config: file } => {
+            let config = load_reporting(&file)?;
+            serve(config, file).await
         }
         Command::Cards { config, action } => {
             let config = load_reporting(&config)?;
@@ -281,11 +281,19 @@ pub(crate) fn print_problems(errors: &ConfigErrors) {
     let _ = writeln!(err, "{} problem(s) found.", errors.problems.len());
 }
 
-async fn serve(config: Config) -> Result<(), CliError> {
+async fn serve(config: Config, file: PathBuf) -> Result<(), CliError> {
     let data_dir = config.gateway.data_dir.clone();
     // Install the handlers before anything starts, so a SIGTERM that arrives
-    // during start-up drains instead of killing the process.
+    // during start-up drains instead of killing the process, and a SIGHUP
+    // (`systemctl reload`) is never the default action (exit).
     let signal = shutdown_signal();
+    let reloads = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangup) => Some((hangup, file)),
+        Err(error) => {
+            tracing::warn!(%error, "No SIGHUP handler: the configuration cannot be reloaded.");
+            None
+        }
+    };
     let running = app::start(config).await?;
     // Tests and the demo's user read this line for the actual address.
     println!(
@@ -303,7 +311,7 @@ async fn serve(config: Config) -> Result<(), CliError> {
         );
     }
     let _ = std::io::stdout().flush();
-    let report = running.run_until(signal).await;
+    let report = running.run_reloading(signal, reloads).await;
     outcome(report)
 }
 

@@ -134,7 +134,10 @@ pub struct Drivers(Arc<RwLock<Arc<BTreeMap<DeviceId, DriverHandle>>>>);
 
 impl Drivers {
     fn snapshot(&self) -> Arc<BTreeMap<DeviceId, DriverHandle>> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn update(&self, change: impl FnOnce(&mut BTreeMap<DeviceId, DriverHandle>)) {
@@ -802,7 +805,12 @@ mod tests {
         wait_for_state(&drivers.get("b").expect("b"), HealthState::Ok).await;
 
         // b is restarted with a new driver: a is not touched.
-        assert!(fleet.stop(&["b".into()], Duration::from_secs(1)).await.is_empty());
+        assert!(
+            fleet
+                .stop(&["b".into()], Duration::from_secs(1))
+                .await
+                .is_empty()
+        );
         assert!(drivers.get("b").is_none(), "the registry follows the fleet");
         let b2_runs = Arc::new(AtomicU32::new(0));
         fleet.start(vec![Supervised {
@@ -812,7 +820,11 @@ mod tests {
         }]);
         wait_for_state(&drivers.get("b").expect("b again"), HealthState::Ok).await;
         assert_eq!(b2_runs.load(Ordering::SeqCst), 1);
-        assert_eq!(a_runs.load(Ordering::SeqCst), 1, "a ran once, never restarted");
+        assert_eq!(
+            a_runs.load(Ordering::SeqCst),
+            1,
+            "a ran once, never restarted"
+        );
         assert_eq!(a.health().state, HealthState::Ok);
         assert_eq!(drivers.len(), 2);
 

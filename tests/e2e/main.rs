@@ -15,6 +15,7 @@ mod lifecycle;
 mod ops;
 mod panel;
 mod plates_cli;
+mod reload;
 mod uplink;
 mod uplink_downlink;
 mod uplink_https;

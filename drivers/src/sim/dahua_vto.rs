@@ -47,6 +47,8 @@ struct Shared {
     refuse_rpc_open: AtomicBool,
     next_call: AtomicU32,
     connections: AtomicUsize,
+    /// Every TCP connection accepted since the start.
+    accepted: AtomicUsize,
     stop: CancellationToken,
 }
 
@@ -85,6 +87,7 @@ impl VtoSim {
             refuse_rpc_open: AtomicBool::new(false),
             next_call: AtomicU32::new(1),
             connections: AtomicUsize::new(0),
+            accepted: AtomicUsize::new(0),
             stop: CancellationToken::new(),
         });
         let sim = Self {
@@ -130,6 +133,12 @@ impl VtoSim {
     /// TCP clients logged in and attached right now.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted since the start (a client that reconnects
+    /// counts again).
+    pub fn accepted(&self) -> usize {
+        self.shared.accepted.load(Ordering::SeqCst)
     }
 
     /// Doors opened, each as `rpc` or `cgi`.
@@ -366,6 +375,7 @@ struct Counted(Arc<Shared>);
 impl Counted {
     fn new(s: &Arc<Shared>) -> Self {
         s.connections.fetch_add(1, Ordering::SeqCst);
+        s.accepted.fetch_add(1, Ordering::SeqCst);
         Self(s.clone())
     }
 }

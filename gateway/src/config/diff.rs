@@ -174,19 +174,43 @@ impl ConfigDiff {
 /// What differs between `old` (running) and `new`.
 pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
     let mut needs_restart: Vec<String> = [
-        ("[gateway]", fingerprint(&old.gateway) != fingerprint(&new.gateway)),
-        ("[store]", fingerprint(&old.store) != fingerprint(&new.store)),
-        ("[panel]", fingerprint(&old.panel) != fingerprint(&new.panel)),
-        ("[ingress]", fingerprint(&old.ingress) != fingerprint(&new.ingress)),
-        ("[uplink]", fingerprint(&old.uplink) != fingerprint(&new.uplink)),
-        ("[broker]", fingerprint(&old.broker) != fingerprint(&new.broker)),
+        (
+            "[gateway]",
+            fingerprint(&old.gateway) != fingerprint(&new.gateway),
+        ),
+        (
+            "[store]",
+            fingerprint(&old.store) != fingerprint(&new.store),
+        ),
+        (
+            "[panel]",
+            fingerprint(&old.panel) != fingerprint(&new.panel),
+        ),
+        (
+            "[ingress]",
+            fingerprint(&old.ingress) != fingerprint(&new.ingress),
+        ),
+        (
+            "[uplink]",
+            fingerprint(&old.uplink) != fingerprint(&new.uplink),
+        ),
+        (
+            "[broker]",
+            fingerprint(&old.broker) != fingerprint(&new.broker),
+        ),
         ("[api]", fingerprint(&old.api) != fingerprint(&new.api)),
         (
             "[supervisor]",
             fingerprint(&old.supervisor) != fingerprint(&new.supervisor),
         ),
-        ("[backup]", fingerprint(&old.backup) != fingerprint(&new.backup)),
-        ("[[alarms]]", fingerprint(&old.alarms) != fingerprint(&new.alarms)),
+        (
+            "[backup]",
+            fingerprint(&old.backup) != fingerprint(&new.backup),
+        ),
+        (
+            "[[alarms]]",
+            fingerprint(&old.alarms) != fingerprint(&new.alarms),
+        ),
     ]
     .into_iter()
     .filter(|(_, changed)| *changed)
@@ -243,9 +267,8 @@ fn door_print(door: &DoorEntry, config: &Config) -> String {
 /// The Modbus line a device is on, if it is on one.
 fn modbus_line(device: &DeviceConfig) -> Option<&ModbusTransport> {
     match &device.kind {
-        DeviceKind::ModbusBarrier { transport, .. } | DeviceKind::ModbusPoints { transport, .. } => {
-            Some(transport)
-        }
+        DeviceKind::ModbusBarrier { transport, .. }
+        | DeviceKind::ModbusPoints { transport, .. } => Some(transport),
         _ => None,
     }
 }
@@ -271,17 +294,19 @@ fn not_restartable_alone(old: &Config, new: &Config, devices: &Changes) -> Vec<(
     for id in &touched {
         let before = old.devices.iter().find(|d| d.id == *id);
         let after = new.devices.iter().find(|d| d.id == *id);
-        let registered = [before, after].into_iter().flatten().find_map(|device| {
-            match &device.kind {
-                DeviceKind::LprCamera { .. } => {
-                    Some("a plate camera is registered with the device listener".to_owned())
-                }
-                DeviceKind::ModbusPoints { .. } => {
-                    Some("a point device is registered with the facility view".to_owned())
-                }
-                _ => None,
-            }
-        });
+        let registered =
+            [before, after]
+                .into_iter()
+                .flatten()
+                .find_map(|device| match &device.kind {
+                    DeviceKind::LprCamera { .. } => {
+                        Some("a plate camera is registered with the device listener".to_owned())
+                    }
+                    DeviceKind::ModbusPoints { .. } => {
+                        Some("a point device is registered with the facility view".to_owned())
+                    }
+                    _ => None,
+                });
         // Leaving a shared line is fine (the bus stays with the others);
         // joining one that stays would give it a second owner.
         let shared = after.and_then(modbus_line).and_then(|line| {
@@ -366,6 +391,7 @@ id = "d1"
 type = "door"
 gpio = "sim"
 relay = 22
+contact = 23
 
 [[devices]]
 id = "cam-in"
@@ -448,17 +474,17 @@ relay = "d1"
         assert_eq!(d.doors.added, ["b"]);
         assert!(d.lanes.is_empty());
         assert!(d.needs_restart.is_empty(), "{:?}", d.needs_restart);
-        assert_eq!(
-            d.summary(),
-            "devices: added tank-2, r2; doors: added b"
-        );
+        assert_eq!(d.summary(), "devices: added tank-2, r2; doors: added b");
     }
 
     #[test]
     fn changed_and_removed_items_are_found_by_id() {
         let text = BASE
             .replace("height_m = 4.0", "height_m = 5.0")
-            .replace("direction = \"entry\"", "direction = \"entry\"\nmin_confidence = 60")
+            .replace(
+                "direction = \"entry\"",
+                "direction = \"entry\"\nmin_confidence = 60",
+            )
             .replace(
                 "[[doors]]\nid = \"a\"\nreaders = [\"r1\"]\nrelay = \"d1\"\ngroup = \"g1\"\n",
                 "",
@@ -496,7 +522,10 @@ relay = "d1"
     #[test]
     fn sections_cameras_point_devices_and_shared_lines_need_a_restart() {
         let text = BASE
-            .replace("[gateway]\nestate_id = \"e\"", "[gateway]\nestate_id = \"e2\"")
+            .replace(
+                "[gateway]\nestate_id = \"e\"",
+                "[gateway]\nestate_id = \"e2\"",
+            )
             .replace("vendor = \"vzenith\"", "vendor = \"huaxia\"")
             .replace("slave = 2", "slave = 3")
             + "\n[panel]\nlisten = \"127.0.0.1:9999\"\n";

@@ -114,7 +114,10 @@ impl LaneBoard {
     /// A board for the configured lanes.
     pub fn new(lanes: &[LaneConfig]) -> Self {
         let board = Board {
-            lanes: lanes.iter().map(|l| (l.id.clone(), LaneView::new(l))).collect(),
+            lanes: lanes
+                .iter()
+                .map(|l| (l.id.clone(), LaneView::new(l)))
+                .collect(),
             pending: Vec::new(),
         };
         Self(Arc::new(Mutex::new(board)))

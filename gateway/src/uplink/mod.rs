@@ -688,6 +688,8 @@ mod tests {
         ("store_quarantined", Class::Alarm),
         ("store_pressure", Class::Alarm),
         ("store_unavailable", Class::Alarm),
+        ("config_reloaded", Class::Audit),
+        ("config_rejected", Class::Alarm),
     ];
 
     #[test]

@@ -394,6 +394,8 @@ pub(super) const STRINGS: Strings = Strings {
         ("gateway_stopping", "Gateway stopping"),
         ("store_pressure", "Storage pressure"),
         ("store_quarantined", "Database quarantined"),
+        ("config_reloaded", "Configuration reloaded"),
+        ("config_rejected", "Configuration refused"),
         ("store_unavailable", "Store unavailable (disk full)"),
         ("guard_decision", "Guard decision"),
         ("blacklisted_vehicle", "Blacklisted vehicle"),

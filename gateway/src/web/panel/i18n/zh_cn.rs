@@ -394,6 +394,8 @@ pub(super) const STRINGS: Strings = Strings {
         ("gateway_stopping", "网关停止"),
         ("store_pressure", "存储空间告警"),
         ("store_quarantined", "数据库已隔离"),
+        ("config_reloaded", "配置已重新加载"),
+        ("config_rejected", "配置被拒绝"),
         ("store_unavailable", "存储不可用（磁盘已满）"),
         ("guard_decision", "保安确认"),
         ("blacklisted_vehicle", "黑名单车辆"),

@@ -37,6 +37,7 @@ const AUDIT_KINDS: &[&str] = &[
     "driver_restarted",
     "gateway_started",
     "gateway_stopping",
+    "config_reloaded",
 ];
 
 /// The filter, as entered.
