@@ -168,7 +168,8 @@ async fn sighup_starts_added_devices_and_doors_and_leaves_the_others_running() {
         log.contains("devices: added tank-2, b7-reader, b7-lock; doors: added b7-u1"),
         "{log}"
     );
-    assert!(log.contains("needs_restart=[supervisor]"), "{log}");
+    assert!(log.contains("needs a restart: [supervisor]"), "{log}");
+    assert!(log.contains("take effect only after a restart"), "{log}");
 
     // The station was not touched: the same connection, never restarted.
     assert!(device_up(&gateway, "b5-door").await);
