@@ -111,4 +111,9 @@ fn a_database_from_a_newer_gatehouse_exits_65_naming_that_version() {
             .any(|l| l.starts_with("RestartPreventExitStatus=") && l.contains(" 65")),
         "the unit does not restart on 65"
     );
+    assert!(
+        unit.lines()
+            .any(|l| l == "ExecReload=/bin/kill -HUP $MAINPID"),
+        "systemctl reload sends SIGHUP"
+    );
 }
