@@ -496,4 +496,63 @@ mod tests {
             .expect("decided");
         assert_eq!(refused.annotate["reason"]["code"], "too_many_attempts");
     }
+
+    /// Doors `in` and `out` (an anti-passback pair) and, with `lobby`, a
+    /// third door; door `in` opens with `in_relay`.
+    fn reloaded(lobby: bool, in_relay: &str) -> (Config, ConfigDiff) {
+        let devices = ["r-in", "r-out", "r-lobby"]
+            .iter()
+            .map(|r| format!("[[devices]]\nid = \"{r}\"\ntype = \"wiegand-reader\"\ngpio = \"sim\"\nd0 = 1\nd1 = 2\n"))
+            .chain(["relay-in", "relay-in-2", "relay-out", "relay-lobby"].iter().map(|d| {
+                format!("[[devices]]\nid = \"{d}\"\ntype = \"door\"\ngpio = \"sim\"\nrelay = 3\ncontact = 4\n")
+            }))
+            .collect::<String>();
+        let door = |id: &str, relay: &str, pair: Option<&str>| {
+            let pair = pair.map_or(String::new(), |p| format!("anti_passback_pair = \"{p}\"\n"));
+            format!("[[doors]]\nid = \"{id}\"\nreaders = [\"r-{id}\"]\nrelay = \"{relay}\"\n{pair}")
+        };
+        let text = |in_relay: &str, lobby: bool| {
+            format!(
+                "[gateway]\nestate_id = \"e\"\ngateway_id = \"g\"\n{devices}{}{}{}",
+                door("in", in_relay, Some("out")),
+                door("out", "relay-out", Some("in")),
+                if lobby {
+                    door("lobby", "relay-lobby", None)
+                } else {
+                    String::new()
+                },
+            )
+        };
+        let parse = |t: String| crate::config::parse(&t, "t.toml").expect("valid");
+        let old = parse(text("relay-in", false));
+        let new = parse(text(in_relay, lobby));
+        let diff = crate::config::diff::diff(&old, &new);
+        (new, diff)
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_anti_passback_of_unchanged_doors_and_adds_new_ones() {
+        let (_dir, _store, _creds, mut c) = setup();
+        let first = c.on_event("r-in", &read("100", "w34"), 0).expect("decided");
+        assert_eq!(first.annotate["decision"], "grant");
+
+        let (config, diff) = reloaded(true, "relay-in");
+        assert_eq!(diff.doors.added, ["lobby"]);
+        c.reconfigure(&config, &diff);
+        let again = c.on_event("r-in", &read("100", "w34"), 1).expect("decided");
+        assert_eq!(again.annotate["reason"]["code"], "anti_passback", "kept");
+        let lobby = c
+            .on_event("r-lobby", &read("100", "w34"), 2)
+            .expect("decided");
+        assert_eq!(lobby.annotate["decision"], "grant");
+        assert_eq!(lobby.commands[0].0, "relay-lobby");
+
+        // Door `in` changed (another relay): restarted, its memory gone.
+        let (config, diff) = reloaded(true, "relay-in-2");
+        assert_eq!(diff.doors.changed, ["in"]);
+        c.reconfigure(&config, &diff);
+        let fresh = c.on_event("r-in", &read("100", "w34"), 3).expect("decided");
+        assert_eq!(fresh.annotate["decision"], "grant");
+        assert_eq!(fresh.commands[0].0, "relay-in-2");
+    }
 }

@@ -280,4 +280,43 @@ mod tests {
         ));
         assert!(board.pending().is_empty());
     }
+
+    fn lane(id: &str, name: &str) -> LaneConfig {
+        LaneConfig {
+            id: id.into(),
+            name: name.into(),
+            direction: Direction::Entry,
+            barrier: None,
+            min_confidence: 80,
+            exit_policy: crate::vocab::lane::ExitPolicy::OpenAll,
+            repeat_window: std::time::Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn a_reload_adds_removes_and_renames_lanes_and_leaves_the_others() {
+        let board = LaneBoard::new(&[lane("a", "南门"), lane("b", "北门"), lane("k", "东门")]);
+        board.add_pending(pending("p1", "b", "京A11111", 0));
+        board.add_pending(pending("p2", "k", "京A22222", 0));
+        let changes = Changes {
+            added: vec!["c".into()],
+            removed: vec!["b".into()],
+            changed: vec!["a".into()],
+        };
+        board.reconfigure(
+            &[lane("a", "南门入口"), lane("k", "东门"), lane("c", "西门")],
+            &changes,
+        );
+        let names: Vec<_> = board.lanes().into_iter().map(|l| (l.id, l.name)).collect();
+        assert_eq!(
+            names,
+            [
+                ("a".into(), "南门入口".into()),
+                ("c".into(), "西门".into()),
+                ("k".into(), "东门".into())
+            ]
+        );
+        let waiting: Vec<_> = board.pending().into_iter().map(|p| p.id).collect();
+        assert_eq!(waiting, ["p2"], "the removed lane's read left with it");
+    }
 }
