@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use drivers::Class;
+use gateway::auth::{Auth, LockoutPolicy, LoginOutcome, Role, SessionPolicy};
 use gateway::store::space::RESERVE_BYTES;
 use gateway::store::{Availability, Store, StoreError};
 use store_common::{config, envelope, read_all};
@@ -52,6 +53,22 @@ async fn stored_ids(dir: &Path) -> Vec<Uuid> {
         .expect("read the store")
 }
 
+/// The panel's login service over the store.
+fn auth(store: &Store) -> Auth {
+    Auth::new(
+        store.connect().expect("connect"),
+        SessionPolicy {
+            idle: Duration::from_secs(600),
+            absolute: Duration::from_secs(3600),
+        },
+        LockoutPolicy {
+            user_failures: 3,
+            address_failures: 100,
+            duration: Duration::from_secs(900),
+        },
+    )
+}
+
 /// Waits (on the store's availability, with a deadline) until it writes again.
 async fn until_available(store: &Store) {
     let mut availability = store.availability();
@@ -81,8 +98,15 @@ async fn a_store_opens_on_a_full_disk_and_writes_again_when_space_returns() {
     store.close().await.expect("clean stop");
     drop(store);
     assert!(
-        !dir.join("gatehouse.db-shm").exists(),
-        "a clean stop removes the -shm file, which the next open must create"
+        dir.join("gatehouse.db-shm").exists(),
+        "a clean stop keeps the -shm file, so the next open needs no new space"
+    );
+    assert_eq!(
+        std::fs::metadata(dir.join("gatehouse.db-wal"))
+            .expect("the -wal file is kept")
+            .len(),
+        0,
+        "a clean stop leaves the WAL empty"
     );
 
     let filler = disk.fill();
@@ -140,6 +164,71 @@ async fn a_store_opens_on_a_full_disk_and_writes_again_when_space_returns() {
         assert!(stored.contains(id), "acknowledged event {id} lost");
     }
     assert_eq!(stored.len(), acked.len(), "no refused event was stored");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_that_never_had_its_reserve_opens_on_a_full_disk() {
+    let Some(disk) = SmallDisk::mount_or_skip(DISK_BYTES) else {
+        return;
+    };
+    let dir = disk.path();
+    let (store, _) = Store::open(config(dir)).expect("open");
+    let acked = append_acked(&store, 20).await;
+    auth(&store)
+        .add_user("wang", Role::Guard, "a long password")
+        .await
+        .expect("a guard");
+    store.close().await.expect("clean stop");
+    drop(store);
+    // As a disk that never had room for the reserve (or a store from
+    // before it) leaves the data directory.
+    std::fs::remove_file(reserve(dir)).expect("no reserve");
+    let filler = disk.fill();
+    assert!(disk.free_bytes() < 4096, "the disk is full");
+
+    let (store, report) = Store::open(config(dir))
+        .expect("the store opens on a full disk with no reserve to give back");
+    assert!(report.disk_full, "the open says the disk is full");
+    assert!(!store.is_available());
+    assert!(matches!(
+        store.append(envelope(Class::Access, 200)).await,
+        Err(StoreError::DiskFull)
+    ));
+    let held = store
+        .read_after(0, 1000)
+        .await
+        .expect("reads on a full disk");
+    assert_eq!(
+        held.iter().map(|e| e.id).collect::<Vec<_>>(),
+        acked,
+        "every acknowledged event is there"
+    );
+    // The guard logs in (the session row cannot be written: it is held).
+    let panel = auth(&store);
+    let cookie = match panel.login("wang", "a long password", None).await {
+        Ok(LoginOutcome::Ok { cookie, .. }) => cookie,
+        other => panic!("a guard must be able to log in on a full disk: {other:?}"),
+    };
+    assert_eq!(panel.held_sessions().await.expect("held"), 1);
+    assert!(
+        panel
+            .session(&cookie, true)
+            .await
+            .expect("lookup")
+            .is_some()
+    );
+
+    filler.free();
+    until_available(&store).await;
+    assert!(
+        reserve(dir).exists(),
+        "the reserve is written once there is room"
+    );
+    store
+        .append(envelope(Class::Access, 200))
+        .await
+        .expect("stores again");
+    store.close().await.expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,7 +2,8 @@
 //! tmpfs of the test's own (`testkit::disk`), filled after a clean stop.
 //! The gateway starts anyway, says "store unavailable: disk full" on
 //! `/readyz` and in `gatehouse_store_available`, drives its Modbus barrier
-//! from memory, answers a camera's push with 503 and serves the panel; once
+//! from memory, answers a camera's push with 503 and lets a guard log in
+//! (even with no reserve file to give back); once
 //! space is freed it stores again without a restart and records a
 //! `store_unavailable` alarm with what it refused.
 
@@ -69,12 +70,30 @@ async fn disk_full_gateway_starts_serves_from_memory_and_recovers_without_a_rest
         "{}",
         String::from_utf8_lossy(&added.stderr)
     );
+    let (code, out, err) = gatehouse_tests::user_cli(
+        crate::GATEHOUSE,
+        &[
+            "add",
+            "--config",
+            &config.display().to_string(),
+            "--role",
+            "guard",
+            "wang",
+        ],
+        "a long password\n",
+    )
+    .await
+    .expect("gatehouse user add");
+    assert_eq!(code, Some(0), "{out}{err}");
     let mut first = GatewayProcess::run(crate::GATEHOUSE, &config)
         .await
         .expect("starts on a disk with room");
     first.wait_ready().await.expect("ready");
     first.signal(Signal::SIGTERM).expect("sigterm");
     assert!(first.wait_exit(DEADLINE).await.expect("exits").success());
+    // As a disk that never had room for the store's reserve leaves it: the
+    // gateway has nothing of its own to free when it finds the disk full.
+    std::fs::remove_file(data.join("gatehouse.db.reserve")).expect("the reserve");
 
     let filler = disk.fill();
     assert!(disk.free_bytes() < 4096, "the disk is full");
@@ -137,12 +156,53 @@ async fn disk_full_gateway_starts_serves_from_memory_and_recovers_without_a_rest
         metric_sum(&metrics, "gatehouse_events_dropped_total", "access") >= 1.0,
         "{metrics}"
     );
-    let login = client
+    // A guard logs in (the session is held in memory: its row cannot be
+    // written) and reaches the live page.
+    let panel = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = panel
         .get(gateway.url("/login"))
         .send()
         .await
         .expect("panel");
-    assert_eq!(login.status(), 200, "the panel answers");
+    assert_eq!(page.status(), 200, "the panel answers");
+    let page = page.text().await.expect("login page");
+    let csrf = crate::hidden_field(&page, "csrf");
+    let login = panel
+        .post(gateway.url("/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("next", "/"),
+            ("name", "wang"),
+            ("password", "a long password"),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(
+        login.status(),
+        303,
+        "a guard logs in on a full disk; log:\n{}",
+        gateway.log_text()
+    );
+    assert_eq!(
+        login
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok()),
+        Some("/"),
+        "to the page asked for, not back to the login; log:\n{}",
+        gateway.log_text()
+    );
+    let live = panel
+        .get(gateway.url("/live"))
+        .send()
+        .await
+        .expect("live page");
+    assert_eq!(live.status(), 200, "logged in");
 
     // Space comes back: no restart, pushes are stored again.
     filler.free();

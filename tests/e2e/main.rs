@@ -37,3 +37,10 @@ pub async fn read_all(data_dir: &Path) -> Vec<Envelope> {
     store.close().await.expect("close");
     events
 }
+
+/// The value of the hidden form field `name` in a panel page ("" if none).
+pub fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).map_or(0, |i| i + marker.len());
+    html[start..].split('"').next().unwrap_or("").to_owned()
+}

@@ -11,13 +11,6 @@ fn config(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     (file, data_dir)
 }
 
-/// The value of the first hidden input `name` in a page.
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).map_or(0, |i| i + marker.len());
-    html[start..].split('"').next().unwrap_or("").to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn user_cli_adds_lists_changes_and_removes_users() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -137,8 +130,8 @@ async fn login_setup_link_on_first_start_creates_the_admin_once() {
         .text()
         .await
         .expect("body");
-    let token = hidden(&page, "token");
-    let csrf = hidden(&page, "csrf");
+    let token = crate::hidden_field(&page, "token");
+    let csrf = crate::hidden_field(&page, "csrf");
     let created = client
         .post(gateway.url("/setup"))
         .form(&[

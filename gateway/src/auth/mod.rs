@@ -158,8 +158,14 @@ pub enum LoginOutcome {
     Locked(Locked),
 }
 
+/// The connection and the sessions held beside it (one lock for both).
+struct Db {
+    conn: Connection,
+    held: sessions::Held,
+}
+
 struct Inner {
-    db: Mutex<Connection>,
+    db: Mutex<Db>,
     policy: SessionPolicy,
     lockout: Lockout,
     setup: SetupToken,
@@ -184,7 +190,10 @@ impl Auth {
     pub fn new(conn: Connection, policy: SessionPolicy, lockout: LockoutPolicy) -> Auth {
         Auth {
             inner: Arc::new(Inner {
-                db: Mutex::new(conn),
+                db: Mutex::new(Db {
+                    conn,
+                    held: sessions::Held::default(),
+                }),
                 policy,
                 lockout: Lockout::new(lockout),
                 setup: SetupToken::default(),
@@ -208,13 +217,29 @@ impl Auth {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, AuthError> + Send + 'static,
     {
+        self.with_db(move |db| f(&mut db.conn)).await
+    }
+
+    /// Runs `f` with the connection and the held sessions on the blocking
+    /// pool.
+    async fn with_db<T, F>(&self, f: F) -> Result<T, AuthError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<T, AuthError> + Send + 'static,
+    {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = inner.db.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut conn)
+            let mut db = inner.db.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut db)
         })
         .await
         .map_err(|_| AuthError::Task)?
+    }
+
+    /// How many sessions are held in memory because their rows could not
+    /// be written ([`sessions::Held`]).
+    pub async fn held_sessions(&self) -> Result<usize, AuthError> {
+        self.with_db(|db| Ok(db.held.len())).await
     }
 
     /// How many users exist.
@@ -259,7 +284,9 @@ impl Auth {
         let id = user.id;
         let remote = remote.map(|a| a.to_string());
         let (cookie, _csrf) = self
-            .db(move |c| sessions::create(c, id, remote.as_deref(), now_ms()))
+            .with_db(move |db| {
+                sessions::create(&db.conn, &mut db.held, id, remote.as_deref(), now_ms())
+            })
             .await?;
         Ok(LoginOutcome::Ok { user, cookie })
     }
@@ -268,8 +295,10 @@ impl Auth {
     pub async fn session(&self, cookie: &str, touch: bool) -> Result<Option<Session>, AuthError> {
         let cookie = cookie.to_owned();
         let policy = self.inner.policy;
-        self.db(move |c| sessions::lookup(c, &cookie, &policy, now_ms(), touch))
-            .await
+        self.with_db(move |db| {
+            sessions::lookup(&db.conn, &mut db.held, &cookie, &policy, now_ms(), touch)
+        })
+        .await
     }
 
     /// Starts a session for `user` without a password (right after setup).
@@ -281,7 +310,9 @@ impl Auth {
         let id = user.id;
         let remote = remote.map(|a| a.to_string());
         let (cookie, _csrf) = self
-            .db(move |c| sessions::create(c, id, remote.as_deref(), now_ms()))
+            .with_db(move |db| {
+                sessions::create(&db.conn, &mut db.held, id, remote.as_deref(), now_ms())
+            })
             .await?;
         Ok(cookie)
     }
@@ -317,13 +348,14 @@ impl Auth {
     /// Ends the session of a cookie token.
     pub async fn logout(&self, cookie: &str) -> Result<(), AuthError> {
         let cookie = cookie.to_owned();
-        self.db(move |c| sessions::delete(c, &cookie)).await
+        self.with_db(move |db| sessions::delete(&db.conn, &mut db.held, &cookie))
+            .await
     }
 
     /// Deletes expired sessions.
     pub async fn purge_expired(&self) -> Result<usize, AuthError> {
         let policy = self.inner.policy;
-        self.db(move |c| sessions::purge_expired(c, &policy, now_ms()))
+        self.with_db(move |db| sessions::purge_expired(&db.conn, &mut db.held, &policy, now_ms()))
             .await
     }
 
@@ -347,14 +379,26 @@ impl Auth {
         password::check(password, None)?;
         let hash = hash_blocking(password).await?;
         let name = name.to_owned();
-        self.db(move |c| users::set_password(c, &name, &hash, now_ms()))
-            .await
+        self.with_db(move |db| {
+            let ended = users::set_password(&mut db.conn, &name, &hash, now_ms())?;
+            let held = match users::find(&db.conn, &name)? {
+                Some((user, _)) => db.held.end_user(user.id),
+                None => 0,
+            };
+            Ok(ended + held)
+        })
+        .await
     }
 
     /// Removes a user (not the last admin) and their sessions.
     pub async fn remove_user(&self, name: &str) -> Result<User, AuthError> {
         let name = name.to_owned();
-        self.db(move |c| users::remove(c, &name)).await
+        self.with_db(move |db| {
+            let user = users::remove(&mut db.conn, &name)?;
+            db.held.end_user(user.id);
+            Ok(user)
+        })
+        .await
     }
 }
 

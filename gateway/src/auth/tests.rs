@@ -77,34 +77,42 @@ async fn session_expires_when_idle_and_absolutely() {
         .await
         .expect("add");
     let conn = store.connect().expect("connect");
+    let mut held = sessions::Held::default();
     let policy = auth.policy();
     let t0 = 1_000_000_000;
-    let (cookie, _) = sessions::create(&conn, user.id, None, t0).expect("create");
+    let (cookie, _) = sessions::create(&conn, &mut held, user.id, None, t0).expect("create");
     let minute = 60_000;
     // Used every 9 minutes: alive past the 10-minute idle limit.
     for i in 1..=5 {
         assert!(
-            sessions::lookup(&conn, &cookie, &policy, t0 + i * 9 * minute, true)
-                .expect("q")
-                .is_some(),
+            sessions::lookup(
+                &conn,
+                &mut held,
+                &cookie,
+                &policy,
+                t0 + i * 9 * minute,
+                true
+            )
+            .expect("q")
+            .is_some(),
             "use {i}"
         );
     }
     // Absolute: one hour after login, however busy.
     assert!(
-        sessions::lookup(&conn, &cookie, &policy, t0 + 60 * minute, true)
+        sessions::lookup(&conn, &mut held, &cookie, &policy, t0 + 60 * minute, true)
             .expect("q")
             .is_none()
     );
-    let (idle, _) = sessions::create(&conn, user.id, None, t0).expect("create");
+    let (idle, _) = sessions::create(&conn, &mut held, user.id, None, t0).expect("create");
     assert!(
-        sessions::lookup(&conn, &idle, &policy, t0 + 10 * minute, true)
+        sessions::lookup(&conn, &mut held, &idle, &policy, t0 + 10 * minute, true)
             .expect("q")
             .is_none(),
         "idle for 10 minutes"
     );
     assert!(
-        sessions::lookup(&conn, &idle, &policy, t0, true)
+        sessions::lookup(&conn, &mut held, &idle, &policy, t0, true)
             .expect("q")
             .is_none(),
         "an expired session is deleted"
@@ -120,24 +128,129 @@ async fn a_session_is_not_refused_when_its_use_cannot_be_written() {
         .await
         .expect("add");
     let conn = store.connect().expect("connect");
+    let mut held = sessions::Held::default();
     let policy = auth.policy();
     let t0 = 1_000_000_000;
-    let (cookie, _) = sessions::create(&conn, user.id, None, t0).expect("create");
+    let (cookie, _) = sessions::create(&conn, &mut held, user.id, None, t0).expect("create");
     // As on a full disk: the database reads but takes no writes.
     conn.pragma_update(None, "query_only", true)
         .expect("query_only");
     let later = t0 + 2 * 60_000;
-    let session = sessions::lookup(&conn, &cookie, &policy, later, true)
+    let session = sessions::lookup(&conn, &mut held, &cookie, &policy, later, true)
         .expect("a failed touch is not an error")
         .expect("still logged in");
     assert_eq!(session.user.name, "wang");
     let expired = t0 + 61 * 60_000;
     assert!(
-        sessions::lookup(&conn, &cookie, &policy, expired, true)
+        sessions::lookup(&conn, &mut held, &cookie, &policy, expired, true)
             .expect("a failed delete is not an error")
             .is_none(),
         "expired whether or not the row could be deleted"
     );
+}
+
+#[tokio::test]
+async fn a_login_is_not_refused_when_its_session_cannot_be_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, auth) = open(&dir);
+    auth.add_user("li", Role::Guard, "a long password")
+        .await
+        .expect("add");
+    // As on a full disk or a card remounted read-only: the database reads
+    // but takes no writes.
+    let conn = store.connect().expect("connect");
+    conn.pragma_update(None, "query_only", true)
+        .expect("query_only");
+    let readonly = Auth::new(
+        conn,
+        auth.policy(),
+        LockoutPolicy {
+            user_failures: 3,
+            address_failures: 100,
+            duration: Duration::from_secs(900),
+        },
+    );
+    let cookie = match login(&readonly, "li", "a long password").await {
+        LoginOutcome::Ok { cookie, user } => {
+            assert_eq!(user.name, "li");
+            cookie
+        }
+        other => panic!("a guard must be able to log in: {other:?}"),
+    };
+    assert_eq!(readonly.held_sessions().await.expect("held"), 1);
+    let session = readonly
+        .session(&cookie, true)
+        .await
+        .expect("lookup")
+        .expect("logged in");
+    assert_eq!(session.user.name, "li");
+    assert!(!session.csrf.is_empty());
+    assert!(
+        auth.session(&cookie, false)
+            .await
+            .expect("lookup")
+            .is_none(),
+        "held in memory, not in the database"
+    );
+    readonly.logout(&cookie).await.expect("logout");
+    assert!(
+        readonly
+            .session(&cookie, false)
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    assert_eq!(readonly.held_sessions().await.expect("held"), 0);
+}
+
+#[test]
+fn a_held_session_expires_and_ends_with_its_user() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _auth) = open(&dir);
+    let conn = store.connect().expect("connect");
+    conn.execute(
+        "INSERT INTO users (name, role, password_hash, created_ms, password_changed_ms)
+         VALUES ('chen', 'guard', 'x', 0, 0)",
+        [],
+    )
+    .expect("user");
+    let user_id = conn.last_insert_rowid();
+    conn.pragma_update(None, "query_only", true)
+        .expect("query_only");
+    let policy = SessionPolicy {
+        idle: Duration::from_secs(600),
+        absolute: Duration::from_secs(3600),
+    };
+    let mut held = sessions::Held::default();
+    let t0 = 1_000_000_000;
+    let minute = 60_000;
+    let (first, _) = sessions::create(&conn, &mut held, user_id, None, t0).expect("held");
+    let (second, _) = sessions::create(&conn, &mut held, user_id, None, t0).expect("held");
+    assert_eq!(held.len(), 2);
+    // Used every 9 minutes it stays; idle for 10 it ends.
+    for i in 1..=3 {
+        assert!(
+            sessions::lookup(&conn, &mut held, &first, &policy, t0 + i * 9 * minute, true)
+                .expect("lookup")
+                .is_some()
+        );
+    }
+    assert!(
+        sessions::lookup(&conn, &mut held, &second, &policy, t0 + 10 * minute, true)
+            .expect("lookup")
+            .is_none(),
+        "idle too long"
+    );
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        sessions::purge_expired(&conn, &mut held, &policy, t0 + 60 * minute).expect("purge"),
+        1,
+        "an expired held session is purged"
+    );
+    assert!(held.is_empty());
+    sessions::create(&conn, &mut held, user_id, None, t0).expect("held");
+    assert_eq!(held.end_user(user_id + 1), 0);
+    assert_eq!(held.end_user(user_id), 1, "a password change ends it");
 }
 
 #[tokio::test]

@@ -101,6 +101,17 @@ pub fn find(conn: &Connection, name: &str) -> Result<Option<(User, String)>, Aut
     Ok(found)
 }
 
+/// The user with this id, if any.
+pub fn by_id(conn: &Connection, id: i64) -> Result<Option<User>, AuthError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
+            [id],
+            user_from_row,
+        )
+        .optional()?)
+}
+
 /// The `meta` key of a pending unlock request for `name`.
 fn unlock_key(name: &str) -> String {
     format!("login_unlock:{name}")

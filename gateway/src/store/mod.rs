@@ -120,6 +120,12 @@
 //! [`Outage`] (since, until, refusals per class) for the gateway's
 //! `store_unavailable` alarm ([`Store::take_outages`]). No restart is
 //! needed, and a gateway stopped with a full disk starts again.
+//! Connections keep the `-wal` and `-shm` files when they close
+//! (`SQLITE_FCNTL_PERSIST_WAL`, the WAL truncated to nothing), and an open
+//! writes nothing to a file this version already wrote, so a store whose
+//! disk never had room for the reserve opens on a full disk too (reading,
+//! deleting what the platform confirms while SQLite finds room, refusing
+//! new events).
 //!
 //! # Quarantine ([`quarantine`]) and salvage ([`salvage`])
 //!
@@ -539,6 +545,16 @@ impl Store {
             tracing::warn!(%error, marker = %marker.display(), "The damage marker could not be removed.");
         }
         let reader = schema::connect(&path)?;
+        if !disk_full && space::nearly_full(&dir) {
+            // The open itself needed no room (its files were kept): the
+            // disk is full all the same, so the reserve goes to SQLite.
+            disk_full = true;
+            let released = reserve.release();
+            tracing::error!(
+                reserve_released = released,
+                "The data disk is full: new events are refused until there is room."
+            );
+        }
         if !disk_full && !reserve.ensure() {
             tracing::warn!(
                 "The data disk has no room for the store's reserve file; a full disk will stop the store until space is freed."

@@ -172,6 +172,9 @@ pub const SCHEMA_VERSION: usize = MIGRATION_LIST.len();
 /// How long a connection waits on another's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// `PRAGMA auto_vacuum`'s value for INCREMENTAL.
+const AUTO_VACUUM_INCREMENTAL: i64 = 2;
+
 /// Opens a connection with the store's pragmas.
 pub(crate) fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
@@ -185,7 +188,13 @@ pub(crate) fn connect(path: &Path) -> rusqlite::Result<Connection> {
 /// small page cache.
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    // Setting it writes the header (a write transaction) even when it is
+    // already set: only a file that does not have it yet gets it, so an
+    // open writes nothing (nor needs room on a full disk).
+    let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if auto_vacuum != AUTO_VACUUM_INCREMENTAL {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(rusqlite::Error::SqliteFailure(
@@ -199,14 +208,50 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // Keep a WAL left behind by a big ack from squatting on the card.
     conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)?;
     conn.pragma_update(None, "foreign_keys", true)?;
-    Ok(())
+    persist_wal(conn)
+}
+
+/// Keeps the `-wal` and `-shm` files when the last connection closes
+/// (`SQLITE_FCNTL_PERSIST_WAL`; `journal_size_limit` truncates the WAL to
+/// nothing then). Opening a WAL database whose `-shm` file is missing must
+/// create it, which a full disk refuses: kept, a gateway stopped on a disk
+/// that filled afterwards opens again even without the store's reserve
+/// ([`super::space`]). Set on every connection, since the last one to
+/// close decides.
+fn persist_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mut on: std::ffi::c_int = 1;
+    #[allow(unsafe_code)]
+    // SAFETY: `handle()` is this open connection's own pointer, used for the
+    // call only; "main" is a NUL-terminated literal; PERSIST_WAL reads and
+    // writes the one `c_int` passed, which outlives the call.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&raw mut on).cast(),
+        )
+    };
+    if rc == rusqlite::ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rc),
+            Some("SQLITE_FCNTL_PERSIST_WAL refused".into()),
+        ))
+    }
 }
 
 /// The `meta` key naming the Gatehouse version that last opened the file.
 const WRITTEN_BY: &str = "written_by";
 
-/// Records this Gatehouse's version as the file's last writer.
+/// Records this Gatehouse's version as the file's last writer, when it is
+/// not already (an open writes nothing to a file this version wrote: a
+/// full disk does not stop it, and the card is spared a write per start).
 pub(crate) fn set_written_by(conn: &Connection) -> rusqlite::Result<()> {
+    if written_by(conn).as_deref() == Some(env!("CARGO_PKG_VERSION")) {
+        return Ok(());
+    }
     conn.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
         [WRITTEN_BY, env!("CARGO_PKG_VERSION")],

@@ -3,9 +3,9 @@
 //!
 //! SQLite needs a little room of its own before it can do anything on a
 //! WAL database: a connection creates the `-shm` index (32 KiB) and the
-//! `-wal` file, and even a delete needs WAL pages. On a disk filled to the
-//! last block a gateway that stopped cleanly (which removes both files)
-//! could not open its database at all. So the store keeps
+//! `-wal` file, and even a delete needs WAL pages. The store's connections
+//! keep both files when they close (so an open on a full disk needs no new
+//! space), but a delete or a commit still needs room. So the store keeps
 //! [`RESERVE_BYTES`] of the disk in a plain file beside the database
 //! (`gatehouse.db.reserve`, written with real blocks, never sparse):
 //!
