@@ -26,7 +26,25 @@
 //! The panel's pages get their [`PanelCore`] once the store, drivers and
 //! pipeline are up; when no user exists yet, a one-time setup link is issued
 //! ([`Running::setup_url`]) for the CLI to print.
+//!
+//! A start runs in stages, each a function that puts what it starts into
+//! `Owned` (so a start that fails half-way stops it): the panel listener
+//! (`start_panel`), the store (`open_store`), the devices under their
+//! [`Fleet`] (`start_devices`), the device listener (`start_ingress`), the
+//! pipeline, the periodic jobs (`start_jobs`), the platform link
+//! (`start_platform`), then the start record and systemd
+//! (`record_start`, `follow_store_and_inform_systemd`).
+//!
+//! A reload ([`Running::reload_from`], on SIGHUP) reads the file again:
+//! refused as a whole when it has problems (logged, `config_rejected`
+//! alarm), otherwise [`crate::config::diff`] says what changed and only
+//! that is stopped, started or restarted: devices through the [`Fleet`],
+//! lanes and doors through the pipeline's coordinators
+//! ([`crate::pipeline::Coordinator::reconfigure`]). What needs a restart
+//! keeps its settings and is logged; the reload is a `config_reloaded`
+//! audit event.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -42,7 +60,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{Auth, LockoutPolicy, SessionPolicy};
 use crate::broker::{self, BrokerError};
 use crate::config::diff::ConfigDiff;
-use crate::config::{Config, ConfigErrors, Problem};
+use crate::config::{CameraVendor, Config, ConfigErrors, Problem};
 use crate::coordinators::threshold::ThresholdAlarms;
 use crate::doors::Doors;
 use crate::doors::hardware::SimHardware;
@@ -52,6 +70,7 @@ use crate::lanes::board::LaneBoard;
 use crate::lanes::coordinator::LaneCoordinator;
 use crate::lanes::images::ImageStore;
 use crate::lanes::ingress::{self, CameraEntry, IngressLimits, IngressState};
+use crate::lanes::link::Seen;
 use crate::lists::plates::PlateRegistry;
 use crate::lists::sync::PlateListTarget;
 use crate::metrics::Metrics;
@@ -364,79 +383,19 @@ async fn build(
     // One gateway per data directory, held until everything has stopped.
     owned.data_lock = Some(crate::ops::lock::DataDirLock::acquire(&data_dir)?);
 
-    let tls = match &config.panel.tls {
-        Some(files) => Some(web::tls::server_config(files).map_err(StartError::Tls)?),
-        None => None,
-    };
-    // The panel answers /healthz and /readyz from the first moment.
-    let listener = TcpListener::bind(config.panel.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.panel.listen,
-            source,
-        })?;
-    let panel_addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.panel.listen,
-        source,
-    })?;
-    let (readiness, readiness_rx) = watch::channel(Readiness::Starting("opening the store"));
-    let readiness = Arc::new(readiness);
-    let live = Arc::new(OnceLock::new());
-    let uplink_status = Arc::new(UplinkStatus::default());
-    let facility_cell = Arc::new(OnceLock::new());
-    let metrics = Arc::new(
-        Metrics::new()
-            .with_live_state(live.clone())
-            .with_collector(Box::new(StatusCollector(uplink_status.clone())))
-            .with_collector(Box::new(PointMetrics(facility_cell.clone())))
-            .with_collector(Box::new(crate::ops::host::HostCollector::new(
-                data_dir.clone(),
-            ))),
-    );
-    let web_cancel = owned.web_cancel.clone();
-    let panel = Panel::new(metrics.clone(), web_cancel.clone(), tls.is_some())
-        .with_hosts(config.panel.hosts.clone());
-    let telemetry_source = Arc::new(OnceLock::new());
-    let router = web::router(PanelState {
-        metrics: metrics.clone(),
-        readiness: readiness_rx,
-        metrics_token: config.panel.metrics_token.clone(),
-        panel: panel.clone(),
-        api: Some(ApiState {
-            token: config.api.token.clone(),
-            source: telemetry_source.clone(),
-            metrics: metrics.clone(),
-        }),
-    });
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let web_task = match tls {
-        Some(tls) => owned.watch.core(
-            "panel listener",
-            web::tls::serve(listener, router, tls, web_cancel.clone()),
-        ),
-        None => owned.watch.core(
-            "panel listener",
-            listener::serve(listener, router, PANEL_LIMITS, web_cancel.clone(), "panel"),
-        ),
-    };
-    owned.web = Some(tokio::spawn(web_task));
+    let PanelStage {
+        addr: panel_addr,
+        scheme,
+        readiness,
+        live,
+        uplink_status,
+        facility_cell,
+        metrics,
+        panel,
+        telemetry_source,
+    } = start_panel(&config, &data_dir, owned).await?;
 
-    let store_config = StoreConfig {
-        path: data_dir.join("gatehouse.db"),
-        max_bytes: config.store.max_bytes,
-        critical_reserve_bytes: config.store.critical_reserve_bytes,
-        group_commit_window: config.store.group_commit_window,
-        ..StoreConfig::new(data_dir.join("gatehouse.db"))
-    };
-    let retention = JournalRetention {
-        days: config.store.journal_days,
-        max_rows: config.store.journal_max_rows,
-        ..JournalRetention::default()
-    };
-    let opened =
-        tokio::task::spawn_blocking(move || Store::open_with(store_config, retention)).await;
-    let (store, open_report) = opened.map_err(|join| StartError::Internal(join.to_string()))??;
-    owned.store = Some(store.clone());
+    let (store, open_report) = open_store(&config, &data_dir, owned).await?;
     readiness.send_replace(Readiness::Starting("loading lists"));
     let plates = {
         let store = store.clone();
@@ -466,92 +425,20 @@ async fn build(
     let users = auth.user_count().await?;
     readiness.send_replace(Readiness::Starting("starting drivers"));
 
-    let sim = SimHardware::default();
-    let doors = Doors::open(&store, &config, sim.clone())
-        .map_err(|error| StartError::Internal(format!("door credentials: {error}")))?;
-    let (device_tx, device_rx) = mpsc::channel(DEVICE_EVENTS);
-    let device_configs = match crate::doors::resume::resume_points(&config.devices, &journal).await
-    {
-        Ok(devices) => devices,
-        Err(error) => {
-            tracing::warn!(%error, "could not read the controllers' last event indices; no backfill");
-            config.devices.clone()
-        }
-    };
-    let built = devices::build(&device_configs, &sim);
-    let facility = Facility::new(built.points);
+    let DeviceStage {
+        sim,
+        doors,
+        facility,
+        drivers,
+        cameras,
+        device_tx,
+        device_rx,
+    } = start_devices(&config, &store, &journal, owned).await?;
     let _ = facility_cell.set(facility.clone());
-    for (name, bus) in built.buses {
-        owned
-            .driver_tasks
-            .spawn_owned(&owned.watch, name, bus.run());
-    }
-    let mut fleet = Fleet::new(
-        device_tx.clone(),
-        &config.supervisor,
-        owned.drivers_cancel.clone(),
-        owned.watch.clone(),
-    );
-    fleet.start(built.supervised);
-    let drivers = fleet.drivers();
-    owned.fleet = Some(fleet);
     let _ = live.set((store.clone(), drivers.clone()));
 
-    // The device-side listener: plate cameras push here.
-    let ingress_addr = if built.cameras.is_empty() {
-        None
-    } else {
-        let listener = TcpListener::bind(config.ingress.listen)
-            .await
-            .map_err(|source| StartError::BindIngress {
-                addr: config.ingress.listen,
-                source,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::BindIngress {
-                addr: config.ingress.listen,
-                source,
-            })?;
-        let cameras = built
-            .cameras
-            .into_iter()
-            .map(|(id, (vendor, seen))| {
-                let events = EventSender::new(DeviceId::new(id.as_str()), device_tx.clone());
-                (
-                    id,
-                    CameraEntry {
-                        vendor,
-                        seen,
-                        events,
-                    },
-                )
-            })
-            .collect();
-        let limits = IngressLimits {
-            max_body_bytes: config.ingress.max_body_bytes,
-            body_timeout: config.ingress.body_timeout,
-            allow_from: config.ingress.allow_from.clone(),
-        };
-        let state = IngressState::new(cameras, images.clone(), metrics.clone(), limits);
-        let listener_limits = listener::Limits {
-            max_connections: config.ingress.max_connections,
-            header_timeout: config.ingress.header_timeout,
-        };
-        let task = owned.watch.core(
-            "device listener",
-            listener::serve(
-                listener,
-                ingress::router(state),
-                listener_limits,
-                owned.ingress_cancel.clone(),
-                "device listener",
-            ),
-        );
-        owned.ingress = Some(tokio::spawn(task));
-        tracing::info!(listen = %addr, "Device listener ready.");
-        Some(addr)
-    };
+    let ingress_addr =
+        start_ingress(&config, cameras, &device_tx, &images, &metrics, owned).await?;
     drop(device_tx);
 
     let stamper = Stamper::new(&config.gateway.estate_id, &config.gateway.gateway_id);
@@ -576,50 +463,17 @@ async fn build(
         .core("pipeline", pipeline.run(owned.intake.clone()));
     owned.pipeline = Some(tokio::spawn(pipeline_task));
 
+    start_jobs(
+        &config,
+        &store,
+        &handle,
+        (stamper, clock_check),
+        (&plates, &board, &auth),
+        owned,
+    );
     let aux_cancel = owned.aux_cancel.clone();
     let watch = owned.watch.clone();
     let aux_tasks = &mut owned.aux_tasks;
-    aux_tasks.spawn_owned(
-        &watch,
-        "store writer watch",
-        watch_store_writer(store.clone(), watch.clone(), aux_cancel.clone()),
-    );
-    aux_tasks.spawn_owned(
-        &watch,
-        "store pressure watch",
-        watch_pressure(store.pressure(), handle.clone(), aux_cancel.clone()),
-    );
-    aux_tasks.spawn_owned(
-        &watch,
-        "clock check",
-        check_clock(clock_check, stamper, aux_cancel.clone()),
-    );
-    if let Some(backups) = config.backup.clone() {
-        aux_tasks.spawn_owned(
-            &watch,
-            "scheduled backups",
-            crate::ops::backup::schedule(
-                data_dir.join(crate::ops::backup::DB_FILE),
-                backups,
-                aux_cancel.clone(),
-            ),
-        );
-    }
-    aux_tasks.spawn_owned(
-        &watch,
-        "list refresh",
-        refresh_lists(plates.clone(), aux_cancel.clone()),
-    );
-    aux_tasks.spawn_owned(
-        &watch,
-        "pending reads expiry",
-        crate::lanes::expire_pending(board.clone(), handle.clone(), aux_cancel.clone()),
-    );
-    aux_tasks.spawn_owned(
-        &watch,
-        "session purge",
-        purge_sessions(auth.clone(), aux_cancel.clone()),
-    );
     let setup_url = if users == 0 {
         let token = auth.setup().issue(std::time::Instant::now());
         tracing::info!("No panel users yet: a one-time setup link was printed on standard output.");
@@ -680,7 +534,360 @@ async fn build(
     };
     let _ = telemetry_source.set(telemetry.clone());
 
-    // The platform link: the embedded broker first (the uplink may use it).
+    let (broker_addr, uplink_running) = start_platform(
+        &config,
+        uplink::Inputs {
+            store: store.clone(),
+            pipeline: handle.clone(),
+            drivers: drivers.clone(),
+            feed: feed.clone(),
+            status: uplink_status.clone(),
+            lists,
+            telemetry,
+            embedded_broker: None,
+            started: started_at,
+            watch: owned.watch.clone(),
+        },
+        owned,
+    )
+    .await?;
+
+    record_start(&handle, &open_report, config.devices.len()).await;
+
+    readiness.send_replace(Readiness::Ready);
+    tracing::info!(panel = %panel_addr, devices = drivers.len(), queued = open_report.depth, uplink = uplink_running, "Gateway ready.");
+    follow_store_and_inform_systemd(&store, &drivers, &uplink_status, &readiness, &handle, owned);
+    Ok(Running {
+        panel_addr,
+        store,
+        pipeline: handle,
+        drivers,
+        open_report,
+        feed,
+        plates,
+        board,
+        ingress_addr,
+        panel_scheme: scheme,
+        setup_url,
+        auth,
+        doors,
+        uplink_status,
+        broker_addr,
+        readiness,
+        drain_budget: config.supervisor.drain_budget,
+        owned: Owned::new(CoreWatch::detached()),
+        failures: mpsc::unbounded_channel().1,
+        sim,
+        journal: journal_for_reload,
+        config,
+    })
+}
+
+/// What the panel stage leaves for the later ones.
+struct PanelStage {
+    addr: SocketAddr,
+    scheme: &'static str,
+    readiness: Arc<watch::Sender<Readiness>>,
+    live: Arc<OnceLock<(Store, Drivers)>>,
+    uplink_status: Arc<UplinkStatus>,
+    facility_cell: Arc<OnceLock<Facility>>,
+    metrics: Arc<Metrics>,
+    panel: Panel,
+    telemetry_source: Arc<OnceLock<TelemetrySource>>,
+}
+
+/// The panel listener, first of all (it answers `/healthz` and `/readyz`
+/// from the first moment), with the metrics registry it serves; its task
+/// is `owned.web`.
+async fn start_panel(
+    config: &Config,
+    data_dir: &Path,
+    owned: &mut Owned,
+) -> Result<PanelStage, StartError> {
+    let tls = match &config.panel.tls {
+        Some(files) => Some(web::tls::server_config(files).map_err(StartError::Tls)?),
+        None => None,
+    };
+    // The panel answers /healthz and /readyz from the first moment.
+    let listener = TcpListener::bind(config.panel.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.panel.listen,
+            source,
+        })?;
+    let panel_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.panel.listen,
+        source,
+    })?;
+    let (readiness, readiness_rx) = watch::channel(Readiness::Starting("opening the store"));
+    let readiness = Arc::new(readiness);
+    let live = Arc::new(OnceLock::new());
+    let uplink_status = Arc::new(UplinkStatus::default());
+    let facility_cell = Arc::new(OnceLock::new());
+    let metrics = Arc::new(
+        Metrics::new()
+            .with_live_state(live.clone())
+            .with_collector(Box::new(StatusCollector(uplink_status.clone())))
+            .with_collector(Box::new(PointMetrics(facility_cell.clone())))
+            .with_collector(Box::new(crate::ops::host::HostCollector::new(
+                data_dir.to_path_buf(),
+            ))),
+    );
+    let web_cancel = owned.web_cancel.clone();
+    let panel = Panel::new(metrics.clone(), web_cancel.clone(), tls.is_some())
+        .with_hosts(config.panel.hosts.clone());
+    let telemetry_source = Arc::new(OnceLock::new());
+    let router = web::router(PanelState {
+        metrics: metrics.clone(),
+        readiness: readiness_rx,
+        metrics_token: config.panel.metrics_token.clone(),
+        panel: panel.clone(),
+        api: Some(ApiState {
+            token: config.api.token.clone(),
+            source: telemetry_source.clone(),
+            metrics: metrics.clone(),
+        }),
+    });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let web_task = match tls {
+        Some(tls) => owned.watch.core(
+            "panel listener",
+            web::tls::serve(listener, router, tls, web_cancel.clone()),
+        ),
+        None => owned.watch.core(
+            "panel listener",
+            listener::serve(listener, router, PANEL_LIMITS, web_cancel.clone(), "panel"),
+        ),
+    };
+    owned.web = Some(tokio::spawn(web_task));
+    Ok(PanelStage {
+        addr: panel_addr,
+        scheme,
+        readiness,
+        live,
+        uplink_status,
+        facility_cell,
+        metrics,
+        panel,
+        telemetry_source,
+    })
+}
+
+/// Opens the store (salvaging a damaged file first); `owned` closes it.
+async fn open_store(
+    config: &Config,
+    data_dir: &Path,
+    owned: &mut Owned,
+) -> Result<(Store, OpenReport), StartError> {
+    let store_config = StoreConfig {
+        path: data_dir.join("gatehouse.db"),
+        max_bytes: config.store.max_bytes,
+        critical_reserve_bytes: config.store.critical_reserve_bytes,
+        group_commit_window: config.store.group_commit_window,
+        ..StoreConfig::new(data_dir.join("gatehouse.db"))
+    };
+    let retention = JournalRetention {
+        days: config.store.journal_days,
+        max_rows: config.store.journal_max_rows,
+        ..JournalRetention::default()
+    };
+    let opened =
+        tokio::task::spawn_blocking(move || Store::open_with(store_config, retention)).await;
+    let (store, open_report) = opened.map_err(|join| StartError::Internal(join.to_string()))??;
+    owned.store = Some(store.clone());
+    Ok((store, open_report))
+}
+
+/// What the device stage leaves for the later ones.
+struct DeviceStage {
+    sim: SimHardware,
+    doors: Doors,
+    facility: Facility,
+    drivers: Drivers,
+    cameras: HashMap<String, (CameraVendor, Seen)>,
+    device_tx: mpsc::Sender<drivers::Inbound>,
+    device_rx: mpsc::Receiver<drivers::Inbound>,
+}
+
+/// Builds every configured device's driver and starts it under the
+/// [`Fleet`] (`owned.fleet`), the buses they share in `owned.driver_tasks`.
+async fn start_devices(
+    config: &Config,
+    store: &Store,
+    journal: &Journal,
+    owned: &mut Owned,
+) -> Result<DeviceStage, StartError> {
+    let sim = SimHardware::default();
+    let doors = Doors::open(store, config, sim.clone())
+        .map_err(|error| StartError::Internal(format!("door credentials: {error}")))?;
+    let (device_tx, device_rx) = mpsc::channel(DEVICE_EVENTS);
+    let device_configs = match crate::doors::resume::resume_points(&config.devices, journal).await {
+        Ok(devices) => devices,
+        Err(error) => {
+            tracing::warn!(%error, "could not read the controllers' last event indices; no backfill");
+            config.devices.clone()
+        }
+    };
+    let built = devices::build(&device_configs, &sim);
+    let facility = Facility::new(built.points);
+    for (name, bus) in built.buses {
+        owned
+            .driver_tasks
+            .spawn_owned(&owned.watch, name, bus.run());
+    }
+    let mut fleet = Fleet::new(
+        device_tx.clone(),
+        &config.supervisor,
+        owned.drivers_cancel.clone(),
+        owned.watch.clone(),
+    );
+    fleet.start(built.supervised);
+    let drivers = fleet.drivers();
+    owned.fleet = Some(fleet);
+    Ok(DeviceStage {
+        sim,
+        doors,
+        facility,
+        drivers,
+        cameras: built.cameras,
+        device_tx,
+        device_rx,
+    })
+}
+
+/// The device-side listener, when a plate camera is configured (they push
+/// here); its task is `owned.ingress`.
+async fn start_ingress(
+    config: &Config,
+    cameras: HashMap<String, (CameraVendor, Seen)>,
+    device_tx: &mpsc::Sender<drivers::Inbound>,
+    images: &ImageStore,
+    metrics: &Arc<Metrics>,
+    owned: &mut Owned,
+) -> Result<Option<SocketAddr>, StartError> {
+    // The device-side listener: plate cameras push here.
+    if cameras.is_empty() {
+        return Ok(None);
+    }
+    {
+        let listener = TcpListener::bind(config.ingress.listen)
+            .await
+            .map_err(|source| StartError::BindIngress {
+                addr: config.ingress.listen,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::BindIngress {
+                addr: config.ingress.listen,
+                source,
+            })?;
+        let cameras = cameras
+            .into_iter()
+            .map(|(id, (vendor, seen))| {
+                let events = EventSender::new(DeviceId::new(id.as_str()), device_tx.clone());
+                (
+                    id,
+                    CameraEntry {
+                        vendor,
+                        seen,
+                        events,
+                    },
+                )
+            })
+            .collect();
+        let limits = IngressLimits {
+            max_body_bytes: config.ingress.max_body_bytes,
+            body_timeout: config.ingress.body_timeout,
+            allow_from: config.ingress.allow_from.clone(),
+        };
+        let state = IngressState::new(cameras, images.clone(), metrics.clone(), limits);
+        let listener_limits = listener::Limits {
+            max_connections: config.ingress.max_connections,
+            header_timeout: config.ingress.header_timeout,
+        };
+        let task = owned.watch.core(
+            "device listener",
+            listener::serve(
+                listener,
+                ingress::router(state),
+                listener_limits,
+                owned.ingress_cancel.clone(),
+                "device listener",
+            ),
+        );
+        owned.ingress = Some(tokio::spawn(task));
+        tracing::info!(listen = %addr, "Device listener ready.");
+        Ok(Some(addr))
+    }
+}
+
+/// The gateway's periodic jobs and watches (owned auxiliary tasks): the
+/// store's writer, pressure, the clock, backups, lists changed by the CLI,
+/// pending reads, expired sessions.
+fn start_jobs(
+    config: &Config,
+    store: &Store,
+    handle: &PipelineHandle,
+    (stamper, clock_check): (Stamper, clock::ClockCheck),
+    (plates, board, auth): (&Arc<PlateRegistry>, &LaneBoard, &Auth),
+    owned: &mut Owned,
+) {
+    let data_dir = &config.gateway.data_dir;
+    let aux_cancel = owned.aux_cancel.clone();
+    let watch = owned.watch.clone();
+    let aux_tasks = &mut owned.aux_tasks;
+    aux_tasks.spawn_owned(
+        &watch,
+        "store writer watch",
+        watch_store_writer(store.clone(), watch.clone(), aux_cancel.clone()),
+    );
+    aux_tasks.spawn_owned(
+        &watch,
+        "store pressure watch",
+        watch_pressure(store.pressure(), handle.clone(), aux_cancel.clone()),
+    );
+    aux_tasks.spawn_owned(
+        &watch,
+        "clock check",
+        check_clock(clock_check, stamper, aux_cancel.clone()),
+    );
+    if let Some(backups) = config.backup.clone() {
+        aux_tasks.spawn_owned(
+            &watch,
+            "scheduled backups",
+            crate::ops::backup::schedule(
+                data_dir.join(crate::ops::backup::DB_FILE),
+                backups,
+                aux_cancel.clone(),
+            ),
+        );
+    }
+    aux_tasks.spawn_owned(
+        &watch,
+        "list refresh",
+        refresh_lists(plates.clone(), aux_cancel.clone()),
+    );
+    aux_tasks.spawn_owned(
+        &watch,
+        "pending reads expiry",
+        crate::lanes::expire_pending(board.clone(), handle.clone(), aux_cancel.clone()),
+    );
+    aux_tasks.spawn_owned(
+        &watch,
+        "session purge",
+        purge_sessions(auth.clone(), aux_cancel.clone()),
+    );
+}
+
+/// The platform link: the embedded broker first (the uplink may use it),
+/// then the uplink (`owned.uplink`). Returns the broker's address and
+/// whether an uplink runs.
+async fn start_platform(
+    config: &Config,
+    mut inputs: uplink::Inputs,
+    owned: &mut Owned,
+) -> Result<(Option<SocketAddr>, bool), StartError> {
     let broker_addr = if config.broker.embedded {
         let listen = config.broker.listen;
         let started = tokio::task::spawn_blocking(move || broker::start(listen)).await;
@@ -692,24 +899,16 @@ async fn build(
     } else {
         None
     };
-    let uplink = uplink::start(
-        &config,
-        uplink::Inputs {
-            store: store.clone(),
-            pipeline: handle.clone(),
-            drivers: drivers.clone(),
-            feed: feed.clone(),
-            status: uplink_status.clone(),
-            lists,
-            telemetry,
-            embedded_broker: broker_addr,
-            started: started_at,
-            watch: owned.watch.clone(),
-        },
-    )?;
+    inputs.embedded_broker = broker_addr;
+    let uplink = uplink::start(config, inputs)?;
     let uplink_running = uplink.is_some();
     owned.uplink = uplink;
+    Ok((broker_addr, uplink_running))
+}
 
+/// Records the start: a quarantined database's alarm first, then the
+/// `gateway_started` audit event.
+async fn record_start(handle: &PipelineHandle, open_report: &OpenReport, devices: usize) {
     if let Some(quarantine) = &open_report.quarantined {
         let salvaged: u64 = quarantine.salvaged.iter().map(|t| t.salvaged).sum();
         let lost: u64 = quarantine.salvaged.iter().map(|t| t.lost).sum();
@@ -734,7 +933,7 @@ async fn build(
     }
     let started = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "devices": config.devices.len(),
+        "devices": devices,
         "queued": open_report.depth,
     });
     if let Err(error) = handle
@@ -743,9 +942,19 @@ async fn build(
     {
         tracing::error!(%error, "The start record was not stored.");
     }
+}
 
-    readiness.send_replace(Readiness::Ready);
-    tracing::info!(panel = %panel_addr, devices = drivers.len(), queued = open_report.depth, uplink = uplink_running, "Gateway ready.");
+/// Once ready: readiness follows the store (a full disk), and systemd hears
+/// READY=1, a status line and the watchdog (fed by a pipeline round trip),
+/// both as owned auxiliary tasks.
+fn follow_store_and_inform_systemd(
+    store: &Store,
+    drivers: &Drivers,
+    uplink_status: &Arc<UplinkStatus>,
+    readiness: &Arc<watch::Sender<Readiness>>,
+    handle: &PipelineHandle,
+    owned: &mut Owned,
+) {
     // From now on readiness also follows the store (a full disk).
     let watch = owned.watch.clone();
     owned.aux_tasks.spawn_owned(
@@ -778,30 +987,6 @@ async fn build(
                 owned.aux_cancel.clone(),
             )
         });
-    Ok(Running {
-        panel_addr,
-        store,
-        pipeline: handle,
-        drivers,
-        open_report,
-        feed,
-        plates,
-        board,
-        ingress_addr,
-        panel_scheme: scheme,
-        setup_url,
-        auth,
-        doors,
-        uplink_status,
-        broker_addr,
-        readiness,
-        drain_budget: config.supervisor.drain_budget,
-        owned: Owned::new(CoreWatch::detached()),
-        failures: mpsc::unbounded_channel().1,
-        sim,
-        journal: journal_for_reload,
-        config,
-    })
 }
 
 impl Running {
