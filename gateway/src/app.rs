@@ -1127,6 +1127,10 @@ impl Running {
             }
             fleet.start(built.supervised);
         }
+        // Cards may name the door groups the file has now.
+        self.doors
+            .credentials
+            .set_known_groups(applied.door_groups.iter().map(|g| g.id.clone()));
         let applied = Arc::new(applied);
         if !self
             .pipeline

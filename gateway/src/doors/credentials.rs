@@ -103,8 +103,9 @@ pub struct CredentialStore {
     conn: Mutex<Connection>,
     salt: Salt,
     snapshot: RwLock<Arc<Credentials>>,
-    /// Door groups that exist (from the configuration); `None`: not checked.
-    known_groups: Option<HashSet<String>>,
+    /// Door groups that exist (from the configuration, replaced by a
+    /// reload); `None`: not checked.
+    known_groups: RwLock<Option<HashSet<String>>>,
     /// The change counter the snapshot was loaded at.
     loaded_at: AtomicI64,
 }
@@ -129,7 +130,7 @@ impl CredentialStore {
             conn: Mutex::new(conn),
             salt,
             snapshot: RwLock::new(Arc::new(Credentials::default())),
-            known_groups: None,
+            known_groups: RwLock::new(None),
             loaded_at: AtomicI64::new(-1),
         };
         store.reload()?;
@@ -137,9 +138,17 @@ impl CredentialStore {
     }
 
     /// Refuses credentials naming a door group not in `groups`.
-    pub fn with_known_groups(mut self, groups: impl IntoIterator<Item = String>) -> Self {
-        self.known_groups = Some(groups.into_iter().collect());
+    pub fn with_known_groups(self, groups: impl IntoIterator<Item = String>) -> Self {
+        self.set_known_groups(groups);
         self
+    }
+
+    /// The door groups that exist now (after a reload of the configuration).
+    pub fn set_known_groups(&self, groups: impl IntoIterator<Item = String>) {
+        *self
+            .known_groups
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(groups.into_iter().collect());
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -242,7 +251,11 @@ impl CredentialStore {
     }
 
     fn check_groups(&self, groups: &[String]) -> Result<(), String> {
-        let Some(known) = &self.known_groups else {
+        let known = self
+            .known_groups
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(known) = &*known else {
             return Ok(());
         };
         match groups.iter().find(|g| !known.contains(*g)) {
@@ -1003,5 +1016,27 @@ mod tests {
         assert_eq!(creds.snapshot().blocked["777"].reason, "lost");
         assert!(creds.unblock("777").expect("unblock"));
         assert!(!creds.unblock("777").expect("again"));
+    }
+
+    #[test]
+    fn a_door_group_added_by_a_reload_may_be_named_by_cards() {
+        let (_dir, _store, creds) = open();
+        let card = |groups: &[&str]| Card {
+            number: "4242".into(),
+            holder: "赵敏".into(),
+            house: "7-1-101".into(),
+            valid_from: None,
+            valid_to: None,
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        };
+        assert!(
+            creds.upsert_card(&card(&["gym"])).is_err(),
+            "no such group yet"
+        );
+        creds.set_known_groups(["b3".to_owned(), "gym".to_owned()]);
+        creds
+            .upsert_card(&card(&["gym"]))
+            .expect("the reloaded group");
+        assert!(creds.upsert_card(&card(&["basement"])).is_err(), "gone");
     }
 }
