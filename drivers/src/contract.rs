@@ -76,13 +76,35 @@ impl DriverError {
 }
 
 /// Proof that an event reached the store's disk, with what the gateway's
-/// rules decided about it (for a plate read: allow or not, and why).
+/// rules decided about it (for a plate read: allowed or not, and who opens).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Receipt {
     /// The event's sequence number in the store.
     pub seq: u64,
-    /// The rules' annotation of the event (decision, reason …), if any.
-    pub decided: Option<serde_json::Value>,
+    /// The rules' decision about the event, when they made one (the full
+    /// decision with its reason is in the recorded event's body).
+    pub decided: Option<Decision>,
+}
+
+/// What the gateway's rules decided about a stored event, as far as its
+/// producer acts on it (a plate camera opens its own relay on
+/// [`OpenVia::Camera`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the rules let it through (a plate read allowed, a card granted).
+    pub allowed: bool,
+    /// Who raises the lane's barrier for an allowed plate read.
+    pub open_via: Option<OpenVia>,
+}
+
+/// Who raises a lane's barrier for an allowed read (`open_via` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenVia {
+    /// The lane's barrier controller, commanded by the gateway.
+    Barrier,
+    /// The plate camera's own relay, asked for in the reply to its push.
+    Camera,
 }
 
 /// Why an event was not stored (the store refused or failed).

@@ -202,7 +202,7 @@ fn decisions(cards: usize) -> anyhow::Result<()> {
     for _ in 0..rounds {
         for read in &reads {
             if let Some(decided) = coordinator.on_event("reader", read, 1_770_000_000_000)
-                && decided.annotate["decision"] == "grant"
+                && decided.members()["decision"] == "grant"
             {
                 granted += 1;
             }

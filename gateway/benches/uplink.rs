@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use drivers::Class;
+use gateway::events::Kind;
 use gateway::store::{Store, StoreConfig};
 use gateway::wire::Envelope;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -194,7 +194,7 @@ async fn prefill(data_dir: &Path, count: u64) -> anyhow::Result<()> {
         let batch: Vec<Envelope> = (n..(n + 1000).min(count))
             .map(|i| {
                 let body = serde_json::json!({"point": "level", "value": (i % 1000) as f64 / 100.0, "unit": "m"});
-                stamper.stamp(&format!("tank-{}", i % 8), "point_value", Class::Telemetry, body, None)
+                stamper.stamp(&format!("tank-{}", i % 8), Kind::PointValue, body, None)
             })
             .collect();
         n += batch.len() as u64;
@@ -285,12 +285,7 @@ inflight = 1000
         if Instant::now() >= next_live {
             let receipt = running
                 .pipeline
-                .record(
-                    "gate-1",
-                    "card_read",
-                    Class::Access,
-                    serde_json::json!({"card": "00001234", "format": "w26"}),
-                )
+                .record("gate-1", card_read("00001234"))
                 .await
                 .map_err(|e| anyhow::anyhow!(e.0))?;
             live_sent.push((receipt.seq, Instant::now()));
@@ -353,12 +348,7 @@ inflight = 1000
         let before = status.sent();
         running
             .pipeline
-            .record(
-                "gate-1",
-                "card_read",
-                Class::Access,
-                serde_json::json!({"card": "00005678"}),
-            )
+            .record("gate-1", card_read("00005678"))
             .await
             .map_err(|e| anyhow::anyhow!(e.0))?;
         // Let the backoff grow as in a real outage.
@@ -384,4 +374,15 @@ inflight = 1000
         running.shutdown().await;
     }
     Ok(())
+}
+
+/// A live access event: a card read at a gate.
+fn card_read(card: &str) -> drivers::DeviceEvent {
+    drivers::DeviceEvent::CardRead {
+        card: card.to_owned(),
+        format: "w26".to_owned(),
+        facility: None,
+        door: None,
+        controller: None,
+    }
 }

@@ -50,7 +50,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use drivers::Class;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -65,6 +64,10 @@ use crate::coordinators::threshold::ThresholdAlarms;
 use crate::doors::Doors;
 use crate::doors::hardware::SimHardware;
 use crate::doors::sync::CardsTarget;
+use crate::events::{
+    ConfigRejected, ConfigReloaded, GatewayEvent, GatewayStarted, GatewayStopping, StorePressure,
+    StoreQuarantined, StoreUnavailable,
+};
 use crate::facility::{Facility, PointMetrics, trend};
 use crate::lanes::board::LaneBoard;
 use crate::lanes::coordinator::LaneCoordinator;
@@ -919,27 +922,21 @@ async fn record_start(handle: &PipelineHandle, open_report: &OpenReport, devices
             lost,
             "The database was unreadable; it was moved aside, a fresh one started, and the readable rows copied into it."
         );
-        let body = serde_json::json!({
-            "moved_to": quarantine.moved_to.display().to_string(),
-            "reason": quarantine.reason,
-            "salvaged": quarantine.salvaged,
+        let alarm = GatewayEvent::StoreQuarantined(StoreQuarantined {
+            moved_to: quarantine.moved_to.display().to_string(),
+            reason: quarantine.reason.clone(),
+            salvaged: quarantine.salvaged.clone(),
         });
-        if let Err(error) = handle
-            .record(GATEWAY_DEVICE, "store_quarantined", Class::Alarm, body)
-            .await
-        {
+        if let Err(error) = handle.record(GATEWAY_DEVICE, alarm).await {
             tracing::error!(%error, "The quarantine alarm was not stored.");
         }
     }
-    let started = serde_json::json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "devices": devices,
-        "queued": open_report.depth,
+    let started = GatewayEvent::GatewayStarted(GatewayStarted {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        devices,
+        queued: open_report.depth,
     });
-    if let Err(error) = handle
-        .record(GATEWAY_DEVICE, "gateway_started", Class::Audit, started)
-        .await
-    {
+    if let Err(error) = handle.record(GATEWAY_DEVICE, started).await {
         tracing::error!(%error, "The start record was not stored.");
     }
 }
@@ -1074,14 +1071,10 @@ impl Running {
             problems = errors.problems.len(),
             "The new configuration was refused; the gateway keeps running on the previous one."
         );
-        let body = serde_json::json!({
-            "problems": errors.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        let alarm = GatewayEvent::ConfigRejected(ConfigRejected {
+            problems: errors.problems.iter().map(ToString::to_string).collect(),
         });
-        if let Err(error) = self
-            .pipeline
-            .record(GATEWAY_DEVICE, "config_rejected", Class::Alarm, body)
-            .await
-        {
+        if let Err(error) = self.pipeline.record(GATEWAY_DEVICE, alarm).await {
             tracing::error!(%error, "The config_rejected alarm was not stored.");
         }
     }
@@ -1147,17 +1140,13 @@ impl Running {
                 "Some changes take effect only after a restart (systemctl restart gatehouse); until then the previous settings stay in force."
             );
         }
-        let body = serde_json::json!({
-            "devices": diff.devices,
-            "lanes": diff.lanes,
-            "doors": diff.doors,
-            "needs_restart": diff.needs_restart,
+        let reloaded = GatewayEvent::ConfigReloaded(ConfigReloaded {
+            devices: diff.devices.clone(),
+            lanes: diff.lanes.clone(),
+            doors: diff.doors.clone(),
+            needs_restart: diff.needs_restart.clone(),
         });
-        if let Err(error) = self
-            .pipeline
-            .record(GATEWAY_DEVICE, "config_reloaded", Class::Audit, body)
-            .await
-        {
+        if let Err(error) = self.pipeline.record(GATEWAY_DEVICE, reloaded).await {
             tracing::error!(%error, "The config_reloaded audit event was not stored.");
         }
         diff
@@ -1183,13 +1172,11 @@ impl Running {
             !failed
         });
 
-        let stopping = serde_json::json!({"version": env!("CARGO_PKG_VERSION")});
-        let _ = tokio::time::timeout(
-            remaining(),
-            self.pipeline
-                .record(GATEWAY_DEVICE, "gateway_stopping", Class::Audit, stopping),
-        )
-        .await;
+        let stopping = GatewayEvent::GatewayStopping(GatewayStopping {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        });
+        let _ =
+            tokio::time::timeout(remaining(), self.pipeline.record(GATEWAY_DEVICE, stopping)).await;
         let stragglers = self.owned.stop(deadline).await;
         let report = ShutdownReport {
             stragglers,
@@ -1223,11 +1210,11 @@ async fn watch_pressure(
             Pressure::OverCapacity => ("over_capacity", true),
         };
         tracing::warn!(state = name, "Store pressure changed.");
-        let body = serde_json::json!({"state": name, "active": active});
-        if let Err(error) = pipeline
-            .record(GATEWAY_DEVICE, "store_pressure", Class::Alarm, body)
-            .await
-        {
+        let alarm = GatewayEvent::StorePressure(StorePressure {
+            state: name,
+            active,
+        });
+        if let Err(error) = pipeline.record(GATEWAY_DEVICE, alarm).await {
             tracing::error!(%error, "The store pressure alarm was not stored.");
         }
     }
@@ -1260,11 +1247,8 @@ async fn watch_availability(
         if state == Availability::Available {
             unrecorded.extend(store.take_outages());
             while let Some(outage) = unrecorded.first() {
-                let body = outage.alarm_body();
-                match pipeline
-                    .record(GATEWAY_DEVICE, "store_unavailable", Class::Alarm, body)
-                    .await
-                {
+                let alarm = GatewayEvent::StoreUnavailable(StoreUnavailable::from(outage));
+                match pipeline.record(GATEWAY_DEVICE, alarm).await {
                     Ok(_) => {
                         unrecorded.remove(0);
                     }

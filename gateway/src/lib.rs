@@ -12,6 +12,8 @@
 //! - [`broker`]: the embedded MQTT broker (rumqttd) for the demo and tests.
 //! - [`rules`]: pure decision functions.
 //! - [`store`]: the durable queue and database (SQLite).
+//! - [`events`]: every event kind with its class, the typed bodies of the
+//!   gateway's own events, the coordinators' typed annotations.
 //! - [`config`]: TOML → validated [`config::Config`], every problem located.
 //! - [`auth`]: panel users, sessions, CSRF tokens, lockout, roles.
 //! - [`supervisor`]: driver tasks, restarts with backoff, the [`supervisor::Drivers`] registry.
@@ -45,6 +47,7 @@ pub mod coordinators;
 pub mod demo;
 pub mod devices;
 pub mod doors;
+pub mod events;
 pub mod facility;
 pub mod lanes;
 pub mod lists;

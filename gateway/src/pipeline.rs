@@ -19,9 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use drivers::contract::{NotStored, Receipt, now_ms};
-use drivers::{Class, Command, CommandOutcome, DeviceEvent, Inbound};
-use serde::Serialize;
+use drivers::contract::{Decision, NotStored, Receipt, now_ms};
+use drivers::{Command, CommandOutcome, DeviceEvent, Inbound};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -29,6 +28,10 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::config::diff::ConfigDiff;
+pub use crate::events::Origin;
+use crate::events::{
+    Annotation, CommandAudit, CommandFailed, Commanded, Event, GatewayEvent, Kind,
+};
 use crate::metrics::Metrics;
 use crate::store::{AppendTicket, Effect, Store};
 use crate::supervisor::Drivers;
@@ -42,20 +45,17 @@ pub const GATEWAY_DEVICE: &str = "gateway";
 pub struct Record {
     /// The device it is about.
     pub device_id: String,
-    /// Event kind.
-    pub kind: String,
-    /// Priority class.
-    pub class: Class,
-    /// Body.
-    pub body: serde_json::Value,
+    /// The event.
+    pub event: GatewayEvent,
 }
 
 /// What a coordinator decided about one device event.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Decided {
-    /// Fields added to the recorded event's body (a decision and its
-    /// reason); they also come back to the producer in its [`Receipt`].
-    pub annotate: serde_json::Map<String, serde_json::Value>,
+    /// What the coordinator says about the event (a decision and its
+    /// reason), merged into its body; the decision also comes back to the
+    /// producer in its [`Receipt`].
+    pub annotate: Option<Annotation>,
     /// Further events to record with it (alarms, vehicle entered …).
     pub records: Vec<Record>,
     /// Commands for devices, sent before the events are stored.
@@ -63,6 +63,16 @@ pub struct Decided {
     /// State changes the coordinator has already made in memory, committed
     /// by the store in the same transaction as these events.
     pub effects: Vec<Effect>,
+}
+
+impl Decided {
+    /// The members its annotation adds to the event's body (none without one).
+    pub fn members(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.annotate
+            .as_ref()
+            .map(Annotation::members)
+            .unwrap_or_default()
+    }
 }
 
 /// A domain's local rules, run by the pipeline on every device event (the
@@ -138,12 +148,17 @@ impl Stamper {
         self.clock_synced.store(synced, Ordering::Relaxed);
     }
 
-    /// A new envelope, not yet stored (`seq` 0).
+    /// A new envelope for an event, not yet stored (`seq` 0).
+    pub fn stamp_event(&self, device_id: &str, event: &Event) -> Envelope {
+        self.stamp(device_id, event.kind(), event.body(), None)
+    }
+
+    /// A new envelope, not yet stored (`seq` 0): the one place an event's
+    /// kind and body become the wire's.
     pub fn stamp(
         &self,
         device_id: &str,
-        kind: &str,
-        class: Class,
+        kind: Kind,
         body: serde_json::Value,
         device_time_ms: Option<i64>,
     ) -> Envelope {
@@ -157,26 +172,25 @@ impl Stamper {
             estate_id: self.estate_id.to_string(),
             gateway_id: self.gateway_id.to_string(),
             device_id: device_id.to_owned(),
-            kind: kind.to_owned(),
-            class,
+            kind: kind.as_str().to_owned(),
+            class: kind.class(),
             body,
         }
     }
 }
 
-/// Who asked for a command, through which door, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Origin {
-    /// User name, platform id, or rule name.
-    pub actor: String,
-    /// The channel: `panel`, `platform`, `cli`, `rule`.
-    pub via: String,
-    /// The reason given (mandatory for manual actuation at the panel).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The remote address, when the command came over the network.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub remote: Option<String>,
+/// A device event's body as recorded: its own members, with the
+/// coordinators' annotations merged in (an annotation's member replaces
+/// the event's of the same name: a door's id for a controller's door
+/// number, a masked code for the code).
+pub fn annotated_body(event: &DeviceEvent, annotations: &[Annotation]) -> serde_json::Value {
+    let mut body = event.body();
+    if let Some(map) = body.as_object_mut() {
+        for annotation in annotations {
+            map.extend(annotation.members());
+        }
+    }
+    body
 }
 
 /// The result of a command, after it was audited.
@@ -206,12 +220,8 @@ pub enum Control {
     Record {
         /// The device it is about ([`GATEWAY_DEVICE`] for the gateway).
         device_id: String,
-        /// Event kind.
-        kind: String,
-        /// Priority class.
-        class: Class,
-        /// Body.
-        body: serde_json::Value,
+        /// The event.
+        event: Event,
         /// State changes committed with it.
         effects: Vec<Effect>,
         /// Completed once stored.
@@ -293,12 +303,9 @@ impl PipelineHandle {
     pub async fn record(
         &self,
         device_id: &str,
-        kind: &str,
-        class: Class,
-        body: serde_json::Value,
+        event: impl Into<Event>,
     ) -> Result<Receipt, NotStored> {
-        self.record_with(device_id, kind, class, body, Vec::new())
-            .await
+        self.record_with(device_id, event, Vec::new()).await
     }
 
     /// Records a gateway event with state changes committed in the same
@@ -306,18 +313,14 @@ impl PipelineHandle {
     pub async fn record_with(
         &self,
         device_id: &str,
-        kind: &str,
-        class: Class,
-        body: serde_json::Value,
+        event: impl Into<Event>,
         effects: Vec<Effect>,
     ) -> Result<Receipt, NotStored> {
         let (ack, rx) = oneshot::channel();
         self.control
             .send(Control::Record {
                 device_id: device_id.to_owned(),
-                kind: kind.to_owned(),
-                class,
-                body,
+                event: event.into(),
                 effects,
                 ack: Some(ack),
             })
@@ -372,8 +375,8 @@ impl EventFeed {
 struct Completion {
     ticket: AppendTicket,
     /// The producer's acknowledgement and what the rules decided for it.
-    ack: Option<(Ack, Option<serde_json::Value>)>,
-    labels: Vec<(String, Class)>,
+    ack: Option<(Ack, Option<Decision>)>,
+    labels: Vec<(String, drivers::Class)>,
     /// Copies for the feed, kept only while somebody listens.
     copies: Option<Vec<Envelope>>,
 }
@@ -473,14 +476,13 @@ impl Pipeline {
         } = inbound;
         let device = device_id.as_str();
         let now = now_ms();
-        let mut body = event.body();
         let mut extra = Vec::new();
         let mut commands = Vec::new();
         let mut effects = Vec::new();
-        let mut annotation = serde_json::Map::new();
+        let mut annotations = Vec::new();
         for (index, coordinator) in self.coordinators.iter_mut().enumerate() {
             if let Some(decided) = coordinator.on_event(device, &event, now) {
-                annotation.extend(decided.annotate);
+                annotations.extend(decided.annotate);
                 extra.extend(decided.records);
                 effects.extend(decided.effects);
                 let origin = Origin {
@@ -497,29 +499,24 @@ impl Pipeline {
                 );
             }
         }
-        if let Some(map) = body.as_object_mut() {
-            map.extend(annotation.clone());
-        }
+        let body = annotated_body(&event, &annotations);
         let mut batch =
             vec![
                 self.stamper
-                    .stamp(device, event.kind(), event.class(), body, device_time_ms),
+                    .stamp(device, Kind::of_device(&event), body, device_time_ms),
             ];
         for record in extra {
-            batch.push(self.stamper.stamp(
-                &record.device_id,
-                &record.kind,
-                record.class,
-                record.body,
-                None,
-            ));
+            batch.push(
+                self.stamper
+                    .stamp_event(&record.device_id, &Event::Gateway(record.event)),
+            );
         }
         // Actuate first (local before remote, and before the disk): the
         // commands do not wait for the append.
         for (target, command, origin, index) in commands {
             self.dispatch(target, command, origin, index);
         }
-        let decided = (!annotation.is_empty()).then_some(serde_json::Value::Object(annotation));
+        let decided = annotations.iter().find_map(Annotation::decision);
         submit(
             &self.store,
             &self.feed,
@@ -558,17 +555,16 @@ impl Pipeline {
                     outcome: outcome.clone(),
                 })
                 .await;
-            let mut batch = vec![stamper.stamp(
-                &device_id,
-                "command",
-                Class::Audit,
-                serde_json::json!({"command": command, "outcome": outcome, "origin": origin}),
-                None,
-            )];
+            let audit = GatewayEvent::Command(CommandAudit {
+                command: Commanded::Device(command.clone()),
+                outcome: outcome.clone(),
+                origin,
+            });
+            let mut batch = vec![stamper.stamp_event(&device_id, &audit.into())];
             if outcome != CommandOutcome::Done {
                 tracing::warn!(device = %device_id, command = command.name(), ?outcome, "A rule's command was not carried out.");
-                let body = serde_json::json!({"command": command, "outcome": outcome});
-                batch.push(stamper.stamp(&device_id, "command_failed", Class::Alarm, body, None));
+                let failed = GatewayEvent::CommandFailed(CommandFailed { command, outcome });
+                batch.push(stamper.stamp_event(&device_id, &failed.into()));
             }
             for envelope in batch {
                 let copy = feed.wanted().then(|| envelope.clone());
@@ -618,7 +614,7 @@ impl Pipeline {
             .into_iter()
             .map(|r| {
                 self.stamper
-                    .stamp(&r.device_id, &r.kind, r.class, r.body, None)
+                    .stamp_event(&r.device_id, &Event::Gateway(r.event))
             })
             .collect();
         if !batch.is_empty() || !decided.effects.is_empty() {
@@ -646,13 +642,11 @@ impl Pipeline {
             }
             Control::Record {
                 device_id,
-                kind,
-                class,
-                body,
+                event,
                 effects,
                 ack,
             } => {
-                let envelope = self.stamper.stamp(&device_id, &kind, class, body, None);
+                let envelope = self.stamper.stamp_event(&device_id, &event);
                 submit(
                     &self.store,
                     &self.feed,
@@ -681,16 +675,16 @@ impl Pipeline {
                 let feed = self.feed.clone();
                 self.commands.spawn(async move {
                     let outcome = await_outcome(pending, deadline).await;
-                    let body = serde_json::json!({
-                        "command": command,
-                        "outcome": outcome,
-                        "origin": origin,
+                    let audit = GatewayEvent::Command(CommandAudit {
+                        command: Commanded::Device(command),
+                        outcome: outcome.clone(),
+                        origin,
                     });
-                    let audit = stamper.stamp(&device_id, "command", Class::Audit, body, None);
+                    let audit = stamper.stamp_event(&device_id, &audit.into());
                     let copy = feed.wanted().then(|| audit.clone());
                     let audit_seq = match store.append(audit).await {
                         Ok(seq) => {
-                            metrics.appended("command", Class::Audit);
+                            metrics.appended(Kind::Command.as_str(), Kind::Command.class());
                             if let Some(mut copy) = copy {
                                 copy.seq = seq;
                                 feed.publish(copy);
@@ -732,7 +726,7 @@ async fn submit(
     store: &Store,
     feed: &EventFeed,
     (batch, effects): (Vec<Envelope>, Vec<Effect>),
-    ack: Option<(Ack, Option<serde_json::Value>)>,
+    ack: Option<(Ack, Option<Decision>)>,
     completions: &mpsc::Sender<Completion>,
 ) {
     let labels = batch.iter().map(|e| (e.kind.clone(), e.class)).collect();

@@ -7,8 +7,11 @@ use drivers::Class;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Version of the envelope layout. Bump it on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the envelope layout. Bump it on any incompatible change of
+/// the envelope or of a member it carries (docs/uplink.md lists them): 2
+/// names a door event's door by its id (`body.door`), its controller number
+/// moved to `door_number`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One recorded event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,7 +11,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use drivers::Class;
 use gatehouse_tests::{eventually, metric_sum};
 use gateway::uplink::db::UplinkDb;
 use gateway::wire::Envelope;
@@ -80,7 +79,7 @@ async fn events(
                 .into_response()
         }
         _ => {
-            if events.iter().any(|e| e.body["poison"] == true) {
+            if events.iter().any(|e| e.body["card"] == POISON) {
                 answer(400);
                 return (StatusCode::BAD_REQUEST, "schema: poison is not allowed").into_response();
             }
@@ -138,21 +137,15 @@ timeout = "500ms"
     const TOTAL: u64 = 120;
     for n in 0..TOTAL {
         let device = format!("door-{}", n % 4);
-        let body = json!({"n": n, "card": format!("{n:06}"), "format": "w34"});
         running
             .pipeline
-            .record(&device, "card_read", Class::Access, body)
+            .record(&device, card_read(&format!("{n:06}"), "w34"))
             .await
             .expect("recorded");
         if n == TOTAL / 2 {
             running
                 .pipeline
-                .record(
-                    "door-9",
-                    "card_read",
-                    Class::Access,
-                    json!({"poison": true}),
-                )
+                .record("door-9", card_read(POISON, "w34"))
                 .await
                 .expect("recorded");
         }
@@ -176,7 +169,7 @@ timeout = "500ms"
         .cloned()
         .collect();
     let delivery = check_delivery(&cards, &[]);
-    let ns: HashSet<u64> = cards.iter().filter_map(|e| e.body["n"].as_u64()).collect();
+    let ns: HashSet<u64> = cards.iter().filter_map(card_number).collect();
     assert_eq!(ns.len() as u64, TOTAL, "every card read accepted");
     assert_eq!(
         delivery.unique as u64, TOTAL,
@@ -248,7 +241,7 @@ async fn refusing(
     let mut p = platform.lock().expect("lock");
     let status = if p.refuse != 0 {
         p.refuse
-    } else if events.iter().any(|e| e.body["poison"] == true) {
+    } else if events.iter().any(|e| e.body["card"] == POISON) {
         400
     } else {
         p.accepted.extend(events);
@@ -313,7 +306,7 @@ timeout = "2s"
     for n in 0..CARDS {
         let receipt = running
             .pipeline
-            .record("door-1", "card_read", Class::Access, json!({"n": n}))
+            .record("door-1", card_read(&n.to_string(), "w34"))
             .await
             .expect("recorded");
         seqs.push(receipt.seq);
@@ -381,12 +374,7 @@ timeout = "2s"
     // clears, and a poison event is the only new dead letter.
     running
         .pipeline
-        .record(
-            "door-9",
-            "card_read",
-            Class::Access,
-            json!({"poison": true}),
-        )
+        .record("door-9", card_read(POISON, "w34"))
         .await
         .expect("recorded");
     platform.lock().expect("lock").refuse = 0;
@@ -401,7 +389,7 @@ timeout = "2s"
     let ns: HashSet<u64> = accepted
         .iter()
         .filter(|e| e.kind == "card_read")
-        .filter_map(|e| e.body["n"].as_u64())
+        .filter_map(card_number)
         .collect();
     assert_eq!(
         ns.len() as u64,
@@ -456,7 +444,7 @@ timeout = "2s"
         .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["event"], "not json {");
-    assert_eq!(lines[1]["event"]["body"]["poison"], true);
+    assert_eq!(lines[1]["event"]["body"]["card"], POISON);
 
     let requeued = cli(&["requeue", "--all"]);
     let stderr = String::from_utf8_lossy(&requeued.stderr);
@@ -467,7 +455,7 @@ timeout = "2s"
     );
     assert!(stderr.contains("not an event"), "{stderr}");
     let queued = crate::read_all(&data_dir).await;
-    let back: Vec<&Envelope> = queued.iter().filter(|e| e.body["poison"] == true).collect();
+    let back: Vec<&Envelope> = queued.iter().filter(|e| e.body["card"] == POISON).collect();
     assert_eq!(back.len(), 1, "the poison event is queued again");
     assert_eq!(back[0].id.to_string(), poison.id, "with its id");
     let listed = cli(&["list"]);
@@ -476,3 +464,22 @@ timeout = "2s"
         "{listed:?}"
     );
 }
+
+/// A card read with `card` as its number (the marker the test follows).
+fn card_read(card: &str, format: &str) -> drivers::DeviceEvent {
+    drivers::DeviceEvent::CardRead {
+        card: card.to_owned(),
+        format: format.to_owned(),
+        facility: None,
+        door: None,
+        controller: None,
+    }
+}
+
+/// The number a [`card_read`] carried.
+fn card_number(event: &Envelope) -> Option<u64> {
+    event.body["card"].as_str()?.parse().ok()
+}
+
+/// The card number of the event the mock platform refuses for good.
+const POISON: &str = "poison";

@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use drivers::Class;
 use gatehouse_tests::{DEADLINE, eventually};
+use gateway::events::Kind;
 use gateway::store::{Store, StoreConfig};
 use gateway::wire::Envelope;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -67,11 +68,10 @@ pub(crate) fn parse(text: &str) -> gateway::config::Config {
 }
 
 /// A stamped envelope for pre-filling a store.
-pub(crate) fn envelope(device: &str, kind: &str, class: Class, n: u64) -> Envelope {
+pub(crate) fn envelope(device: &str, kind: Kind, n: u64) -> Envelope {
     gateway::pipeline::Stamper::new(ESTATE, GATEWAY).stamp(
         device,
         kind,
-        class,
         serde_json::json!({"n": n, "point": "level", "value": 1, "unit": "m"}),
         None,
     )
@@ -87,7 +87,7 @@ pub(crate) async fn prefill(data_dir: &Path, device: &str, count: u64) -> Vec<uu
     let mut n = 0;
     while n < count {
         let batch: Vec<Envelope> = (n..(n + 1000).min(count))
-            .map(|i| envelope(device, "point_value", Class::Telemetry, i))
+            .map(|i| envelope(device, Kind::PointValue, i))
             .collect();
         ids.extend(batch.iter().map(|e| e.id));
         n += batch.len() as u64;

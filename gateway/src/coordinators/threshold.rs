@@ -1,8 +1,9 @@
 //! Threshold alarms on device points: remembers which alarms are raised and
 //! records `threshold_alarm` events when a reading raises or clears one.
 
-use drivers::{Class, DeviceEvent};
+use drivers::DeviceEvent;
 
+use crate::events::{GatewayEvent, ThresholdAlarm as Alarm};
 use crate::pipeline::{Coordinator, Decided, Record};
 use crate::rules::threshold::{Transition, evaluate};
 use crate::vocab::threshold::ThresholdAlarm;
@@ -36,22 +37,21 @@ impl Coordinator for ThresholdAlarms {
             if rule.device != device_id || &rule.point != point {
                 continue;
             }
-            let body = match evaluate(rule, *active, *value)? {
-                Transition::Raised { limit, threshold } => {
-                    *active = true;
-                    serde_json::json!({"point": point, "value": value, "unit": unit,
-                        "active": true, "limit": limit, "threshold": threshold})
-                }
-                Transition::Cleared => {
-                    *active = false;
-                    serde_json::json!({"point": point, "value": value, "unit": unit, "active": false})
-                }
+            let (limit, threshold) = match evaluate(rule, *active, *value)? {
+                Transition::Raised { limit, threshold } => (Some(limit), Some(threshold)),
+                Transition::Cleared => (None, None),
             };
+            *active = limit.is_some();
             decided.records.push(Record {
                 device_id: device_id.to_owned(),
-                kind: "threshold_alarm".into(),
-                class: Class::Alarm,
-                body,
+                event: GatewayEvent::ThresholdAlarm(Alarm {
+                    point: point.clone(),
+                    value: *value,
+                    unit: unit.clone(),
+                    active: *active,
+                    limit,
+                    threshold,
+                }),
             });
         }
         (!decided.records.is_empty()).then_some(decided)
@@ -88,6 +88,6 @@ mod tests {
         let cleared = alarms
             .on_event("tank-1", &reading(1.2), 0)
             .expect("cleared");
-        assert_eq!(cleared.records[0].body["active"], false);
+        assert_eq!(cleared.records[0].event.body()["active"], false);
     }
 }

@@ -17,12 +17,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use drivers::{Class, Command, DeviceEvent};
-use serde_json::{Map, Value, json};
+use drivers::{Command, DeviceEvent};
 
 use super::credentials::CredentialStore;
 use crate::config::diff::ConfigDiff;
 use crate::config::{Config, DeviceKind, DoorEntry, DoorGroupConfig};
+use crate::events::{Annotation, DoorDecision, DoorNote, GatewayEvent, KeypadLocked};
 use crate::pipeline::{Coordinator, Decided, Record};
 use crate::rules::door::{
     AttemptLimiter, CodeEntry, DoorPolicy, History, Presented, Reason, Verdict, canonical_card,
@@ -171,25 +171,22 @@ impl DoorCoordinator {
         card: &str,
         keypad: bool,
         now_ms: i64,
-    ) -> Decided {
+    ) -> (Decided, DoorNote) {
         let mut decided = Decided::default();
         let door = &self.doors[index];
-        decided
-            .annotate
-            .insert("door".into(), Value::String(door.id.clone()));
-        if keypad {
-            decided
-                .annotate
-                .insert("card".into(), Value::String(CODE_MASK.into()));
-            if let Some(until_ms) = self.limiter.locked(reader, now_ms) {
-                annotate_decision(
-                    &mut decided.annotate,
-                    Verdict::Deny,
-                    &Reason::TooManyAttempts { until_ms },
-                    None,
-                );
-                return decided;
-            }
+        let mut note = DoorNote {
+            door: door.id.clone(),
+            door_number: None,
+            card: keypad.then_some(CODE_MASK),
+            decided: None,
+        };
+        if keypad && let Some(until_ms) = self.limiter.locked(reader, now_ms) {
+            note.decided = Some(DoorDecision {
+                decision: Verdict::Deny,
+                reason: Reason::TooManyAttempts { until_ms },
+                holder: None,
+            });
+            return (decided, note);
         }
         let snapshot = self.credentials.snapshot();
         let hash;
@@ -224,12 +221,11 @@ impl DoorCoordinator {
             used: temp_code.and_then(|(id, _)| self.uses.get(&id).copied()),
         };
         let decision = decide(&snapshot, &policy, presented, history, now_ms);
-        annotate_decision(
-            &mut decided.annotate,
-            decision.verdict,
-            &decision.reason,
-            decision.holder.as_deref(),
-        );
+        note.decided = Some(DoorDecision {
+            decision: decision.verdict,
+            reason: decision.reason.clone(),
+            holder: decision.holder.clone(),
+        });
         if keypad {
             match decision.reason {
                 Reason::UnknownCode => {
@@ -237,10 +233,11 @@ impl DoorCoordinator {
                         tracing::warn!(reader, "Too many wrong codes; the keypad is locked.");
                         decided.records.push(Record {
                             device_id: reader.to_owned(),
-                            kind: "keypad_locked".into(),
-                            class: Class::Alarm,
-                            body: json!({"door": door.id, "until_ms": until_ms,
-                                "failures": MAX_WRONG_CODES}),
+                            event: GatewayEvent::KeypadLocked(KeypadLocked {
+                                door: door.id.clone(),
+                                until_ms,
+                                failures: MAX_WRONG_CODES,
+                            }),
                         });
                     }
                 }
@@ -264,29 +261,26 @@ impl DoorCoordinator {
                 decided.effects.push(self.credentials.code_use(id, used));
             }
         }
-        decided
+        (decided, note)
+    }
+
+    /// The annotation naming door `index` on an event that gave the
+    /// controller's door `number`: the door's id replaces the event's own
+    /// `door`, the number is kept as `door_number`.
+    fn door_note(&self, index: usize, number: Option<u8>) -> DoorNote {
+        DoorNote {
+            door: self.doors[index].id.clone(),
+            door_number: number,
+            card: None,
+            decided: None,
+        }
     }
 }
 
-/// The annotation's `door` (the door's id) replaces the event's own `door`
-/// (a controller's door number); the number is kept as `door_number`.
-fn keep_door_number(annotate: &mut Map<String, Value>, number: Option<u8>) {
-    if let Some(number) = number {
-        annotate.insert("door_number".into(), json!(number));
-    }
-}
-
-fn annotate_decision(
-    annotate: &mut Map<String, Value>,
-    verdict: Verdict,
-    reason: &Reason,
-    holder: Option<&str>,
-) {
-    annotate.insert("decision".into(), json!(verdict));
-    annotate.insert("reason".into(), json!(reason));
-    if let Some(holder) = holder {
-        annotate.insert("holder".into(), Value::String(holder.to_owned()));
-    }
+/// What a door coordinator says about an event.
+fn noted(mut decided: Decided, note: DoorNote) -> Option<Decided> {
+    decided.annotate = Some(Annotation::Door(note));
+    Some(decided)
 }
 
 impl Coordinator for DoorCoordinator {
@@ -323,33 +317,23 @@ impl Coordinator for DoorCoordinator {
                 card, format, door, ..
             } => {
                 let index = Self::find(&self.by_reader, device_id, *door)?;
-                let mut decided =
+                let (decided, mut note) =
                     self.presented(device_id, index, card, format == "keypad", now_ms);
-                keep_door_number(&mut decided.annotate, *door);
-                Some(decided)
+                note.door_number = *door;
+                noted(decided, note)
             }
             // A controller's record from while the gateway was away: the
             // door is named, nothing is decided or driven.
             DeviceEvent::AccessHistory { door, .. } => {
                 let index = Self::find(&self.by_reader, device_id, *door)?;
-                let mut decided = Decided::default();
-                decided
-                    .annotate
-                    .insert("door".into(), Value::String(self.doors[index].id.clone()));
-                keep_door_number(&mut decided.annotate, *door);
-                Some(decided)
+                noted(Decided::default(), self.door_note(index, *door))
             }
             DeviceEvent::DoorState { door, .. }
             | DeviceEvent::DoorAlarm { door, .. }
             | DeviceEvent::ExitButton { door }
             | DeviceEvent::RelayPulse { door, .. } => {
                 let index = Self::find(&self.by_relay, device_id, *door)?;
-                let mut decided = Decided::default();
-                decided
-                    .annotate
-                    .insert("door".into(), Value::String(self.doors[index].id.clone()));
-                keep_door_number(&mut decided.annotate, *door);
-                Some(decided)
+                noted(Decided::default(), self.door_note(index, *door))
             }
             _ => None,
         }
@@ -419,8 +403,8 @@ mod tests {
         let first = c
             .on_event("r-in", &read("00100", "w34"), 0)
             .expect("decided");
-        assert_eq!(first.annotate["decision"], "grant");
-        assert_eq!(first.annotate["door"], "in");
+        assert_eq!(first.members()["decision"], "grant");
+        assert_eq!(first.members()["door"], "in");
         assert_eq!(
             first.commands,
             vec![(
@@ -432,22 +416,22 @@ mod tests {
             )]
         );
         let again = c.on_event("r-in", &read("100", "w34"), 1).expect("decided");
-        assert_eq!(again.annotate["decision"], "deny");
-        assert_eq!(again.annotate["reason"]["code"], "anti_passback");
+        assert_eq!(again.members()["decision"], "deny");
+        assert_eq!(again.members()["reason"]["code"], "anti_passback");
         assert!(again.commands.is_empty());
         let out = c
             .on_event("r-out", &read("100", "w34"), 2)
             .expect("decided");
-        assert_eq!(out.annotate["decision"], "grant");
+        assert_eq!(out.members()["decision"], "grant");
         let unknown = c.on_event("r-in", &read("999", "w34"), 3).expect("decided");
-        assert_eq!(unknown.annotate["reason"]["code"], "unknown_card");
+        assert_eq!(unknown.members()["reason"]["code"], "unknown_card");
         assert!(c.on_event("elsewhere", &read("100", "w34"), 4).is_none());
         let contact = DeviceEvent::DoorState {
             open: true,
             door: None,
         };
         let annotated = c.on_event("relay-out", &contact, 5).expect("a door event");
-        assert_eq!(annotated.annotate["door"], "out");
+        assert_eq!(annotated.members()["door"], "out");
     }
 
     #[tokio::test]
@@ -471,30 +455,33 @@ mod tests {
         let ok = c
             .on_event("r-in", &read("4321987", "keypad"), now)
             .expect("decided");
-        assert_eq!(ok.annotate["decision"], "grant");
-        assert_eq!(ok.annotate["card"], CODE_MASK, "the code is not recorded");
+        assert_eq!(ok.members()["decision"], "grant");
+        assert_eq!(ok.members()["card"], CODE_MASK, "the code is not recorded");
         assert!(
-            !serde_json::to_string(&ok.annotate)
+            !serde_json::to_string(&ok.members())
                 .expect("json")
                 .contains("4321987")
         );
         let spent = c
             .on_event("r-out", &read("4321987", "keypad"), now + 1)
             .expect("decided");
-        assert_eq!(spent.annotate["reason"]["code"], "code_used_up");
+        assert_eq!(spent.members()["reason"]["code"], "code_used_up");
         let mut locked = None;
         for i in 0..MAX_WRONG_CODES {
             let wrong = c
                 .on_event("r-in", &read(&format!("11110{i}"), "keypad"), now + 10)
                 .expect("decided");
-            assert_eq!(wrong.annotate["reason"]["code"], "unknown_code");
+            assert_eq!(wrong.members()["reason"]["code"], "unknown_code");
             locked = wrong.records.into_iter().next();
         }
-        assert_eq!(locked.map(|r| r.kind).as_deref(), Some("keypad_locked"));
+        assert_eq!(
+            locked.map(|r| r.event.kind()),
+            Some(crate::events::Kind::KeypadLocked)
+        );
         let refused = c
             .on_event("r-in", &read("4321987", "keypad"), now + 20)
             .expect("decided");
-        assert_eq!(refused.annotate["reason"]["code"], "too_many_attempts");
+        assert_eq!(refused.members()["reason"]["code"], "too_many_attempts");
     }
 
     /// Doors `in` and `out` (an anti-passback pair) and, with `lobby`, a
@@ -534,17 +521,17 @@ mod tests {
     async fn a_reload_keeps_anti_passback_of_unchanged_doors_and_adds_new_ones() {
         let (_dir, _store, _creds, mut c) = setup();
         let first = c.on_event("r-in", &read("100", "w34"), 0).expect("decided");
-        assert_eq!(first.annotate["decision"], "grant");
+        assert_eq!(first.members()["decision"], "grant");
 
         let (config, diff) = reloaded(true, "relay-in");
         assert_eq!(diff.doors.added, ["lobby"]);
         c.reconfigure(&config, &diff);
         let again = c.on_event("r-in", &read("100", "w34"), 1).expect("decided");
-        assert_eq!(again.annotate["reason"]["code"], "anti_passback", "kept");
+        assert_eq!(again.members()["reason"]["code"], "anti_passback", "kept");
         let lobby = c
             .on_event("r-lobby", &read("100", "w34"), 2)
             .expect("decided");
-        assert_eq!(lobby.annotate["decision"], "grant");
+        assert_eq!(lobby.members()["decision"], "grant");
         assert_eq!(lobby.commands[0].0, "relay-lobby");
 
         // Door `in` changed (another relay): restarted, its memory gone.
@@ -552,7 +539,7 @@ mod tests {
         assert_eq!(diff.doors.changed, ["in"]);
         c.reconfigure(&config, &diff);
         let fresh = c.on_event("r-in", &read("100", "w34"), 3).expect("decided");
-        assert_eq!(fresh.annotate["decision"], "grant");
+        assert_eq!(fresh.members()["decision"], "grant");
         assert_eq!(fresh.commands[0].0, "relay-in-2");
     }
 }

@@ -19,13 +19,17 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use drivers::{ArmState, Class, Command, CommandOutcome, DeviceEvent};
-use serde_json::{Map, Value, json};
+use drivers::contract::OpenVia;
+use drivers::{ArmState, Command, CommandOutcome, DeviceEvent};
 use uuid::Uuid;
 
 use super::board::{LaneBoard, LastVehicle, PendingRead};
 use crate::config::diff::ConfigDiff;
 use crate::config::{Config, DeviceKind, LaneConfig};
+use crate::events::{
+    Annotation, BlacklistedVehicle, Exited, GatewayEvent, LaneNote, LaneReason, LaneVerdict,
+    OpenFailed, Passage, ReadDecision, Undecided,
+};
 use crate::lists::plates::PlateRegistry;
 use crate::pipeline::{Coordinator, Decided, Record};
 use crate::rules::plate::{PlateText, normalise};
@@ -145,48 +149,44 @@ impl LaneCoordinator {
     ) -> Option<Decided> {
         let lane_id = self.camera_lane.get(camera)?.clone();
         let (lane, policy) = self.lanes.get(&lane_id)?;
-        let mut annotate = Map::new();
-        annotate.insert("lane".into(), json!(lane.id));
-        annotate.insert("direction".into(), json!(lane.direction));
+        let undecided = |plate_normalised: Option<&str>, decision, why| {
+            Some(Decided {
+                annotate: Some(lane_note(
+                    &lane.id,
+                    ReadDecision {
+                        direction: lane.direction,
+                        plate_normalised: plate_normalised.map(str::to_owned),
+                        decision,
+                        reason: LaneReason::Undecided(why),
+                        open_via: None,
+                        pending_id: None,
+                        candidate: None,
+                    },
+                )),
+                ..Decided::default()
+            })
+        };
         let plate = match normalise(raw) {
             Ok(plate) => plate,
             Err(error) => {
-                annotate.insert("decision".into(), json!("ignored"));
-                annotate.insert(
-                    "reason".into(),
-                    json!({"code": "unreadable", "detail": error.to_string()}),
-                );
-                return Some(Decided {
-                    annotate,
-                    ..Decided::default()
-                });
+                let detail = error.to_string();
+                return undecided(None, LaneVerdict::Ignored, Undecided::Unreadable { detail });
             }
         };
         let text = match &plate {
             PlateText::Plate { text, .. } => text.clone(),
             PlateText::NoPlate => String::new(),
         };
-        annotate.insert("plate_normalised".into(), json!(text));
         if resend {
             // A stored read the camera re-sends after an outage: the car has
             // long gone; record it, do not open.
-            annotate.insert("decision".into(), json!("ignored"));
-            annotate.insert("reason".into(), json!({"code": "resend"}));
-            return Some(Decided {
-                annotate,
-                ..Decided::default()
-            });
+            return undecided(Some(&text), LaneVerdict::Ignored, Undecided::Resend);
         }
         if !self
             .deduper
             .admit(camera, &lane.id, &text, read_id, confidence, now)
         {
-            annotate.insert("decision".into(), json!("repeat"));
-            annotate.insert("reason".into(), json!({"code": "repeat"}));
-            return Some(Decided {
-                annotate,
-                ..Decided::default()
-            });
+            return undecided(Some(&text), LaneVerdict::Repeat, Undecided::Repeat);
         }
         let lists = self.registry.snapshot();
         let inside = !text.is_empty() && self.registry.is_inside(&text);
@@ -200,8 +200,15 @@ impl LaneCoordinator {
                 inside,
             },
         );
-        annotate.insert("decision".into(), json!(decision.verdict));
-        annotate.insert("reason".into(), json!(decision.reason));
+        let mut read = ReadDecision {
+            direction: lane.direction,
+            plate_normalised: Some(text.clone()),
+            decision: decision.verdict.into(),
+            reason: LaneReason::Rules(decision.reason.clone()),
+            open_via: None,
+            pending_id: None,
+            candidate: None,
+        };
         let unsure = matches!(decision.reason, Reason::LowConfidence { .. });
         self.deduper.settle(&lane.id, &text, !unsure);
         let mut decided = Decided::default();
@@ -212,14 +219,12 @@ impl LaneCoordinator {
         if let Reason::Blacklisted { reason } = &decision.reason {
             decided.records.push(Record {
                 device_id: camera.to_owned(),
-                kind: "blacklisted_vehicle".into(),
-                class: Class::Alarm,
-                body: json!({
-                    "plate": text,
-                    "lane": lane.id,
-                    "direction": lane.direction,
-                    "listed_reason": reason,
-                    "decision": decision.verdict,
+                event: GatewayEvent::BlacklistedVehicle(BlacklistedVehicle {
+                    plate: text.clone(),
+                    lane: lane.id.clone(),
+                    direction: lane.direction,
+                    listed_reason: reason.clone(),
+                    decision: decision.verdict,
                 }),
             });
         }
@@ -229,7 +234,7 @@ impl LaneCoordinator {
                     decided
                         .commands
                         .push((barrier.clone(), Command::OpenBarrier));
-                    annotate.insert("open_via".into(), json!("barrier"));
+                    read.open_via = Some(OpenVia::Barrier);
                     // Passed only once the module confirms the OPEN.
                     self.awaiting
                         .entry(barrier.clone())
@@ -245,7 +250,7 @@ impl LaneCoordinator {
                         });
                 }
                 None => {
-                    annotate.insert("open_via".into(), json!("camera"));
+                    read.open_via = Some(OpenVia::Camera);
                     if let Some(pass) = decision.consumes_pass {
                         decided.effects.push(self.registry.use_pass(&text, pass));
                     }
@@ -262,10 +267,8 @@ impl LaneCoordinator {
                     Reason::FuzzyMatch { candidate } => Some(candidate.clone()),
                     _ => None,
                 };
-                annotate.insert("pending_id".into(), json!(id));
-                if let Some(candidate) = &candidate {
-                    annotate.insert("candidate".into(), json!(candidate));
-                }
+                read.pending_id = Some(id.clone());
+                read.candidate.clone_from(&candidate);
                 self.board.add_pending(PendingRead {
                     id,
                     lane: lane.id.clone(),
@@ -287,7 +290,7 @@ impl LaneCoordinator {
             images: images.to_vec(),
         };
         self.board.update(&lane.id, |view| view.last = Some(last));
-        decided.annotate = annotate;
+        decided.annotate = Some(lane_note(&lane.id, read));
         Some(decided)
     }
 
@@ -321,15 +324,13 @@ impl LaneCoordinator {
         let id = Uuid::now_v7().to_string();
         decided.records.push(Record {
             device_id: barrier.to_owned(),
-            kind: "open_failed".into(),
-            class: Class::Alarm,
-            body: json!({
-                "lane": read.lane,
-                "plate": read.plate,
-                "camera": read.camera,
-                "read_ms": read.time_ms,
-                "detail": detail,
-                "pending_id": id,
+            event: GatewayEvent::OpenFailed(OpenFailed {
+                lane: read.lane.clone(),
+                plate: read.plate.clone(),
+                camera: read.camera.clone(),
+                read_ms: read.time_ms,
+                detail: detail.clone(),
+                pending_id: id.clone(),
             }),
         });
         let reason = Reason::BarrierFailed { detail };
@@ -376,13 +377,22 @@ impl LaneCoordinator {
             }
             _ => return None,
         }
-        let mut annotate = Map::new();
-        annotate.insert("lane".into(), Value::String(lane.clone()));
         Some(Decided {
-            annotate,
+            annotate: Some(Annotation::Lane(LaneNote {
+                lane: lane.clone(),
+                read: None,
+            })),
             ..Decided::default()
         })
     }
+}
+
+/// A lane's annotation of a plate read.
+fn lane_note(lane: &str, read: ReadDecision) -> Annotation {
+    Annotation::Lane(LaneNote {
+        lane: lane.to_owned(),
+        read: Some(read),
+    })
 }
 
 /// The `vehicle_entered` / `vehicle_exited` / `exit_without_entry` record for
@@ -395,25 +405,29 @@ pub(crate) fn passage_record(
     plate: &str,
     now: i64,
 ) -> (Record, Effect) {
-    let record = |kind: &str, body: Value| Record {
+    let record = |event| Record {
         device_id: crate::pipeline::GATEWAY_DEVICE.to_owned(),
-        kind: kind.to_owned(),
-        class: Class::Access,
-        body,
+        event,
+    };
+    let passage = Passage {
+        plate: plate.to_owned(),
+        lane: lane.to_owned(),
     };
     match direction {
         Direction::Entry => (
-            record("vehicle_entered", json!({"plate": plate, "lane": lane})),
+            record(GatewayEvent::VehicleEntered(passage)),
             registry.enter(plate, lane, now),
         ),
         Direction::Exit => {
             let (entered, effect) = registry.exit(plate);
             let record = match entered {
-                Some(t) => record(
-                    "vehicle_exited",
-                    json!({"plate": plate, "lane": lane, "entered_ms": t, "dwell_s": (now - t).max(0) / 1000}),
-                ),
-                None => record("exit_without_entry", json!({"plate": plate, "lane": lane})),
+                Some(t) => record(GatewayEvent::VehicleExited(Exited {
+                    plate: passage.plate,
+                    lane: passage.lane,
+                    entered_ms: t,
+                    dwell_s: (now - t).max(0) / 1000,
+                })),
+                None => record(GatewayEvent::ExitWithoutEntry(passage)),
             };
             (record, effect)
         }

@@ -28,6 +28,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use drivers::contract::OpenVia;
 use drivers::lpr::{self, CameraMessage, PlateReadPayload, Vendor};
 use drivers::{DeviceEvent, EventSender};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
@@ -322,12 +323,7 @@ async fn plate(state: &IngressState, camera: &CameraEntry, payload: PlateReadPay
     }
     match stored {
         Ok(receipt) => {
-            let open = receipt
-                .decided
-                .as_ref()
-                .and_then(|d| d.get("open_via"))
-                .and_then(Value::as_str)
-                == Some("camera");
+            let open = receipt.decided.and_then(|d| d.open_via) == Some(OpenVia::Camera);
             if resend && camera.vendor == CameraVendor::Vzenith {
                 return json(lpr::vzenith::reply_continue_offline(read_id.as_deref()));
             }

@@ -16,9 +16,10 @@ pub mod link;
 
 use std::sync::Arc;
 
-use drivers::{Class, Command, CommandOutcome};
+use drivers::{Command, CommandOutcome};
 use serde::Serialize;
 
+use crate::events::{GatewayEvent, GuardDecision, PendingExpired};
 use crate::lists::plates::PlateRegistry;
 use crate::pipeline::{Origin, PipelineHandle};
 use crate::vocab::lane::Direction;
@@ -70,16 +71,13 @@ pub async fn expire_pending(
             _ = ticker.tick() => {}
         }
         for read in board.expire(drivers::contract::now_ms()) {
-            let body = serde_json::json!({
-                "pending_id": read.id,
-                "lane": read.lane,
-                "plate": read.plate,
-                "read_ms": read.time_ms,
+            let expired = GatewayEvent::PendingExpired(PendingExpired {
+                pending_id: read.id,
+                lane: read.lane,
+                plate: read.plate,
+                read_ms: read.time_ms,
             });
-            if let Err(error) = pipeline
-                .record(&read.camera, "pending_expired", Class::Audit, body)
-                .await
-            {
+            if let Err(error) = pipeline.record(&read.camera, expired).await {
                 static NOT_STORED: crate::logging::Every = crate::logging::Every::minute();
                 if let Some(count) = NOT_STORED.allow() {
                     tracing::error!(%error, count, "Expired pending reads were not recorded (one line a minute, with the count).");
@@ -135,31 +133,22 @@ pub async fn guard_decision(
                 read.time_ms,
             );
             let _ = pipeline
-                .record_with(
-                    &record.device_id,
-                    &record.kind,
-                    record.class,
-                    record.body,
-                    vec![effect],
-                )
+                .record_with(&record.device_id, record.event, vec![effect])
                 .await;
         }
         outcome = Some(result);
     }
-    let body = serde_json::json!({
-        "pending_id": read.id,
-        "lane": read.lane,
-        "plate": read.plate,
-        "candidate": read.candidate,
-        "allowed": allow,
-        "outcome": outcome,
-        "origin": origin,
-        "direction": lane.map(|l| l.direction).unwrap_or(Direction::Entry),
+    let decision = GatewayEvent::GuardDecision(GuardDecision {
+        pending_id: read.id.clone(),
+        lane: read.lane.clone(),
+        plate: read.plate.clone(),
+        candidate: read.candidate.clone(),
+        allowed: allow,
+        outcome: outcome.clone(),
+        origin,
+        direction: lane.map(|l| l.direction).unwrap_or(Direction::Entry),
     });
-    if let Err(error) = pipeline
-        .record(&read.camera, "guard_decision", Class::Audit, body)
-        .await
-    {
+    if let Err(error) = pipeline.record(&read.camera, decision).await {
         static NOT_STORED: crate::logging::Every = crate::logging::Every::minute();
         if let Some(count) = NOT_STORED.allow() {
             tracing::error!(%error, count, "Guard decisions were not recorded (one line a minute, with the count).");

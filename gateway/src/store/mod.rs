@@ -272,25 +272,6 @@ pub struct Outage {
     pub writes_refused: u64,
 }
 
-impl Outage {
-    /// The alarm's body: reason, times, duration and the refusals by class name.
-    pub fn alarm_body(&self) -> serde_json::Value {
-        let refused: serde_json::Map<String, serde_json::Value> = Class::ALL
-            .iter()
-            .map(|c| (c.as_str().to_owned(), self.refused[c.index()].into()))
-            .collect();
-        serde_json::json!({
-            "reason": self.reason,
-            "active": false,
-            "since_ms": self.since_ms,
-            "until_ms": self.until_ms,
-            "duration_ms": (self.until_ms - self.since_ms).max(0),
-            "refused": refused,
-            "writes_refused": self.writes_refused,
-        })
-    }
-}
-
 /// What happened while opening.
 #[derive(Debug, Clone, Default)]
 pub struct OpenReport {

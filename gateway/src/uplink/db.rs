@@ -175,9 +175,9 @@ impl UplinkDb {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::Kind;
     use crate::pipeline::Stamper;
     use crate::store::StoreConfig;
-    use drivers::Class;
 
     #[tokio::test]
     async fn dead_letters_and_seen_commands_persist() {
@@ -186,7 +186,7 @@ mod tests {
         let (store, _) = Store::open(StoreConfig::new(&path)).expect("open");
         let db = UplinkDb::open(&store).expect("db");
         let mut event =
-            Stamper::new("e", "g").stamp("d", "k", Class::Audit, serde_json::json!({}), None);
+            Stamper::new("e", "g").stamp("d", Kind::Command, serde_json::json!({}), None);
         event.seq = 7;
         db.dead_letter(&[(&event, "400 schema")], 1)
             .expect("dead letter");

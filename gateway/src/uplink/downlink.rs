@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use drivers::contract::now_ms;
-use drivers::{Class, Command, CommandOutcome};
+use drivers::{Command, CommandOutcome};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -38,6 +38,7 @@ use super::sync::{self, ListRegistry};
 use super::telemetry::TelemetrySource;
 use super::topic::{Downlink as Route, Topics};
 use crate::config::Secret;
+use crate::events::{CommandAudit, CommandRefused, Commanded, GatewayEvent, ListSync};
 use crate::pipeline::{GATEWAY_DEVICE, Origin, PipelineHandle};
 
 /// How far in the future an issue time may be (clock skew).
@@ -377,9 +378,9 @@ impl RefusalWindow {
         Admission::Counted
     }
 
-    /// When the interval has ended at `now`: closes it and returns the body
-    /// of its summary event, if anything was counted.
-    pub fn due(&mut self, now: Instant) -> Option<Value> {
+    /// When the interval has ended at `now`: closes it and returns its
+    /// summary event, if anything was counted.
+    pub fn due(&mut self, now: Instant) -> Option<CommandRefused> {
         let opened = self.opened?;
         if now.duration_since(opened) < self.interval {
             return None;
@@ -389,21 +390,20 @@ impl RefusalWindow {
             return None;
         }
         let count = std::mem::take(&mut self.count);
-        let reasons: Map<String, Value> = std::mem::take(&mut self.reasons)
-            .into_iter()
-            .map(|(code, n)| (code.to_owned(), Value::from(n)))
-            .collect();
-        Some(json!({
-            "id": null,
-            "reason": "aggregated",
-            "detail": format!("{count} more refused message(s) in {}s", self.interval.as_secs()),
-            "count": count,
-            "reasons": reasons,
-            "sample_ids": std::mem::take(&mut self.ids),
-            "first_ms": self.first_ms,
-            "last_ms": self.last_ms,
-            "via": "platform",
-        }))
+        Some(CommandRefused::Aggregated {
+            id: None,
+            reason: "aggregated",
+            detail: format!(
+                "{count} more refused message(s) in {}s",
+                self.interval.as_secs()
+            ),
+            count,
+            reasons: std::mem::take(&mut self.reasons),
+            sample_ids: std::mem::take(&mut self.ids),
+            first_ms: self.first_ms,
+            last_ms: self.last_ms,
+            via: "platform",
+        })
     }
 }
 
@@ -472,13 +472,11 @@ impl Downlink {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .due(Instant::now());
-        if let Some(body) = due {
+        if let Some(summary) = due {
+            let event = GatewayEvent::CommandRefused(summary);
+            let body = event.body();
             tracing::warn!(count = %body["count"], reasons = %body["reasons"], "More platform messages were refused.");
-            if let Err(error) = self
-                .pipeline
-                .record(GATEWAY_DEVICE, "command_refused", Class::Audit, body)
-                .await
-            {
+            if let Err(error) = self.pipeline.record(GATEWAY_DEVICE, event).await {
                 tracing::error!(%error, "The refusals of platform messages were not recorded.");
             }
         }
@@ -499,18 +497,14 @@ impl Downlink {
             return;
         }
         tracing::warn!(id = id.as_deref().unwrap_or("-"), reason = %refusal, "Platform command refused.");
-        let body = json!({
-            "id": id,
-            "action": action,
-            "reason": refusal.code(),
-            "detail": refusal.to_string(),
-            "via": "platform",
+        let refused = GatewayEvent::CommandRefused(CommandRefused::One {
+            id: id.clone(),
+            action: action.clone(),
+            reason: refusal.code().to_owned(),
+            detail: refusal.to_string(),
+            via: "platform",
         });
-        let audit_seq = match self
-            .pipeline
-            .record(GATEWAY_DEVICE, "command_refused", Class::Audit, body)
-            .await
-        {
+        let audit_seq = match self.pipeline.record(GATEWAY_DEVICE, refused).await {
             Ok(receipt) => Some(receipt.seq),
             Err(error) => {
                 static NOT_STORED: crate::logging::Every = crate::logging::Every::minute();
@@ -627,16 +621,15 @@ impl Downlink {
         command: &PlatformCommand,
         origin: Origin,
     ) -> (CommandOutcome, Option<u64>) {
-        let body = json!({
-            "command": {"command": command.action_name, "id": command.id},
-            "outcome": CommandOutcome::Done,
-            "origin": origin,
+        let audit = GatewayEvent::Command(CommandAudit {
+            command: Commanded::Gateway {
+                command: command.action_name.clone(),
+                id: command.id.clone(),
+            },
+            outcome: CommandOutcome::Done,
+            origin,
         });
-        match self
-            .pipeline
-            .record(GATEWAY_DEVICE, "command", Class::Audit, body)
-            .await
-        {
+        match self.pipeline.record(GATEWAY_DEVICE, audit).await {
             Ok(receipt) => (CommandOutcome::Done, Some(receipt.seq)),
             Err(error) => (CommandOutcome::Failed(error.to_string()), None),
         }
@@ -757,12 +750,14 @@ impl Downlink {
                 "List sync message not applied; the previous version stays in force."
             );
         }
-        let body = json!({"list": list, "id": id, "status": status, "held_version": held, "detail": detail});
-        if let Err(error) = self
-            .pipeline
-            .record(GATEWAY_DEVICE, "list_sync", Class::Audit, body)
-            .await
-        {
+        let sync = GatewayEvent::ListSync(ListSync {
+            list: list.to_owned(),
+            id,
+            status: status.to_owned(),
+            held_version: held,
+            detail,
+        });
+        if let Err(error) = self.pipeline.record(GATEWAY_DEVICE, sync).await {
             static NOT_STORED: crate::logging::Every = crate::logging::Every::minute();
             if let Some(count) = NOT_STORED.allow() {
                 tracing::error!(%error, count, "List sync records were not stored (one line a minute, with the count).");
@@ -794,7 +789,9 @@ mod refusal_tests {
             assert_eq!(window.admit(at, 2, code, Some(&id)), Admission::Counted);
             assert_eq!(window.due(at), None, "nothing due inside the interval");
         }
-        let summary = window.due(t0 + Duration::from_secs(60)).expect("due");
+        let summary =
+            GatewayEvent::CommandRefused(window.due(t0 + Duration::from_secs(60)).expect("due"))
+                .body();
         assert_eq!(summary["count"], 10_000);
         assert_eq!(summary["reasons"]["unsigned"], 5_000);
         assert_eq!(summary["reasons"]["bad_signature"], 5_000);

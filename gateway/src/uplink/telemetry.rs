@@ -157,6 +157,7 @@ pub fn device_health(drivers: &Drivers) -> Vec<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::Kind;
     use crate::pipeline::Stamper;
 
     #[test]
@@ -165,16 +166,14 @@ mod tests {
         let stamper = Stamper::new("e", "g");
         ring.offer(Arc::new(stamper.stamp(
             "d",
-            "point_value",
-            Class::Telemetry,
+            Kind::PointValue,
             serde_json::json!({}),
             None,
         )));
         for i in 0..(RECENT_ALARMS + 3) {
             ring.offer(Arc::new(stamper.stamp(
                 "d",
-                "threshold_alarm",
-                Class::Alarm,
+                Kind::ThresholdAlarm,
                 serde_json::json!({"i": i}),
                 None,
             )));

@@ -1506,10 +1506,14 @@ async fn actions_redirect_once_exports_are_defused_and_guards_see_no_audit_strea
     h.pipeline
         .record(
             "tank-1",
-            "threshold_alarm",
-            Class::Alarm,
-            serde_json::json!({"point": "level", "value": 0.2, "unit": "m", "active": true,
-                "limit": "below", "threshold": 0.5}),
+            crate::events::GatewayEvent::ThresholdAlarm(crate::events::ThresholdAlarm {
+                point: "level".into(),
+                value: 0.2,
+                unit: "m".into(),
+                active: true,
+                limit: Some(crate::rules::threshold::Limit::Below),
+                threshold: Some(0.5),
+            }),
         )
         .await
         .expect("alarm recorded");

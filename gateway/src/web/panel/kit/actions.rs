@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use drivers::{Class, CommandOutcome};
+use drivers::CommandOutcome;
 use serde::Deserialize;
 
+use crate::events::{GatewayEvent, PanelAction, PanelAudit};
 use crate::pipeline::GATEWAY_DEVICE;
 use crate::vocab::records::ListError;
 use crate::web::panel::guard::Viewer;
@@ -223,14 +224,14 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 /// Records an audit event about the panel (never a password); a failure is
 /// logged loudly but does not undo what was done.
-pub(crate) async fn record_audit(
-    core: &PanelCore,
-    device: Option<&str>,
-    kind: &str,
-    body: serde_json::Value,
-) {
+pub(crate) async fn record_audit(core: &PanelCore, device: Option<&str>, audit: PanelAudit) {
     let device = device.unwrap_or(GATEWAY_DEVICE);
-    if let Err(error) = core.pipeline.record(device, kind, Class::Audit, body).await {
+    let kind = audit.action.kind().as_str();
+    if let Err(error) = core
+        .pipeline
+        .record(device, GatewayEvent::from(audit))
+        .await
+    {
         static NOT_STORED: crate::logging::Every = crate::logging::Every::minute();
         if let Some(count) = NOT_STORED.allow() {
             tracing::error!(%error, kind, count, "Audit records of panel actions were not stored (one line a minute, with the count).");
@@ -238,26 +239,38 @@ pub(crate) async fn record_audit(
     }
 }
 
+/// The audit of `action` by the viewer, from their address.
+pub(crate) fn audit_by(viewer: &Viewer, action: PanelAction) -> PanelAudit {
+    PanelAudit::new(action, &viewer.user.name, viewer.remote())
+}
+
+/// The one more thing an [`audit_change`] says, when it says one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Note<'a> {
+    /// The reason given (`reason`).
+    Reason(&'a str),
+    /// What was changed (`detail`).
+    Detail(&'a str),
+}
+
 /// Records a change made at the panel as an audit event — who, from where,
-/// on what, and one more field when given (`("reason", why)`, `("detail",
-/// what)`) — and returns the confirmation the page shows.
+/// on what, and the reason or detail when given — and returns the
+/// confirmation the page shows.
 pub(crate) async fn audit_change(
     core: &PanelCore,
     viewer: &Viewer,
-    kind: &str,
+    action: PanelAction,
     target: &str,
-    extra: Option<(&str, &str)>,
+    note: Option<Note<'_>>,
     message: String,
 ) -> Flash {
-    let mut body = serde_json::json!({
-        "actor": viewer.user.name,
-        "remote": viewer.remote(),
-        "target": target,
-    });
-    if let (Some((key, value)), Some(map)) = (extra, body.as_object_mut()) {
-        map.insert(key.into(), value.into());
+    let mut audit = audit_by(viewer, action).on(target);
+    match note {
+        Some(Note::Reason(reason)) => audit.reason = Some(reason.to_owned()),
+        Some(Note::Detail(detail)) => audit.detail = Some(detail.to_owned()),
+        None => {}
     }
-    record_audit(core, None, kind, body).await;
+    record_audit(core, None, audit).await;
     Flash::ok(message)
 }
 
@@ -269,7 +282,7 @@ pub(crate) async fn remove_audited(
     core: &PanelCore,
     viewer: &Viewer,
     page: &str,
-    kind: &str,
+    action: PanelAction,
     target: &str,
     message: String,
     remove: impl FnOnce(&str) -> Result<bool, ListError> + Send + 'static,
@@ -278,7 +291,7 @@ pub(crate) async fn remove_audited(
     if !blocking(move || remove(&owned)).await?? {
         return Err(PanelError::NotFound(viewer.ctx.lang));
     }
-    let flash = audit_change(core, viewer, kind, target, None, message).await;
+    let flash = audit_change(core, viewer, action, target, None, message).await;
     Ok(done(viewer, page, flash))
 }
 

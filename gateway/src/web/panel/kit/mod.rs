@@ -32,7 +32,7 @@ mod chrome;
 pub(crate) mod csv;
 
 pub(crate) use actions::{
-    CommandForm, Flash, FlashBox, audit_change, blocking, check_reason, done, first_use,
-    outcome_flash, record_audit, remove_audited, text_error,
+    CommandForm, Flash, FlashBox, Note, audit_by, audit_change, blocking, check_reason, done,
+    first_use, outcome_flash, record_audit, remove_audited, text_error,
 };
 pub(crate) use chrome::{Chrome, Opt, options};

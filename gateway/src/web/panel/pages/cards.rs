@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::{Chrome, audit_change, record_audit, remove_audited};
+use super::{Chrome, Note, PanelAction, audit_by, audit_change, record_audit, remove_audited};
 use crate::auth::Permission;
 use crate::doors::credentials::CredentialStore;
 use crate::rules::door::{Blocked, Card, CardRef, canonical_card};
@@ -319,9 +319,9 @@ pub(in crate::web::panel) async fn save(
     let flash = audit_change(
         &core,
         &viewer,
-        "card_saved",
+        PanelAction::CardSaved,
         &card.number,
-        Some(("detail", &detail)),
+        Some(Note::Detail(&detail)),
         message,
     )
     .await;
@@ -342,7 +342,7 @@ pub(in crate::web::panel) async fn remove(
         &core,
         &viewer,
         "/cards",
-        "card_removed",
+        PanelAction::CardRemoved,
         &number,
         message,
         move |n| store.remove_card(n),
@@ -380,9 +380,13 @@ pub(in crate::web::panel) async fn import(
     record_audit(
         &core,
         None,
-        "cards_imported",
-        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": "cards",
-            "detail": format!("{} written, {} rejected", report.written, report.rejected.len())}),
+        audit_by(&viewer, PanelAction::CardsImported)
+            .on("cards")
+            .detail(format!(
+                "{} written, {} rejected",
+                report.written,
+                report.rejected.len()
+            )),
     )
     .await;
     let flash = Flash::ok(format!("{}: {}", t.import_done, report.written));
@@ -451,9 +455,9 @@ pub(in crate::web::panel) async fn block(
     let flash = audit_change(
         &core,
         &viewer,
-        "card_blocked",
+        PanelAction::CardBlocked,
         &number,
-        Some(("reason", &form.reason)),
+        Some(Note::Reason(&form.reason)),
         format!("{}: {number}", t.card_blocked_msg),
     )
     .await;
@@ -474,7 +478,7 @@ pub(in crate::web::panel) async fn unblock(
         &core,
         &viewer,
         "/cards",
-        "card_unblocked",
+        PanelAction::CardUnblocked,
         &number,
         message,
         move |n| store.unblock(n),

@@ -14,8 +14,9 @@ use drivers::contract::HealthState;
 use drivers::{Command, Health};
 use serde::Deserialize;
 
-use super::{Chrome, Opt, options, record_audit};
+use super::{Chrome, Opt, PanelAction, audit_by, options, record_audit};
 use crate::auth::Permission;
+use crate::events::PanelAudit;
 use crate::pipeline::Origin;
 use crate::store::JournalQuery;
 use crate::supervisor::DriverHandle;
@@ -312,9 +313,16 @@ pub(in crate::web::panel) async fn restart(
     record_audit(
         &core,
         Some(&id),
-        "driver_restarted",
-        serde_json::json!({"actor": viewer.user.name, "reason": reason, "remote": viewer.remote(),
-            "target": handle.name, "detail": if result.is_ok() { "requested" } else { "driver stopped" }}),
+        PanelAudit {
+            reason: Some(reason),
+            ..audit_by(&viewer, PanelAction::DriverRestarted)
+                .on(handle.name.as_str())
+                .detail(if result.is_ok() {
+                    "requested"
+                } else {
+                    "driver stopped"
+                })
+        },
     )
     .await;
     let flash = match result {

@@ -18,8 +18,9 @@ use drivers::points::{AlarmSide, Point, PointStatus, WriteLimits};
 use drivers::{Quality, Reading};
 use serde::Deserialize;
 
-use super::{Chrome, record_audit};
+use super::{Chrome, PanelAction, audit_by, record_audit};
 use crate::auth::Permission;
+use crate::events::PanelAudit;
 use crate::facility::{Facility, trend};
 use crate::pipeline::Origin;
 use crate::web::panel::error::render;
@@ -29,8 +30,6 @@ use crate::web::panel::kit::{Flash, check_reason, done, first_use, outcome_flash
 use crate::web::panel::view::local_time;
 use crate::web::panel::{Panel, PanelCore, PanelError};
 
-/// The audit kind of an acknowledgement (the same as the live page's).
-const ACK_KIND: &str = "alarm_acknowledged";
 /// The trend chart's size in pixels.
 const TREND_WIDTH: u32 = 720;
 const TREND_HEIGHT: u32 = 160;
@@ -296,10 +295,13 @@ pub(in crate::web::panel) async fn acknowledge(
             record_audit(
                 &core,
                 Some(&device),
-                ACK_KIND,
-                serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(),
-                    "target": format!("{} {display}", d.name), "device": device,
-                    "point": point, "alarm": side.as_str()}),
+                PanelAudit {
+                    device: Some(device.clone()),
+                    point: Some(point.clone()),
+                    alarm: Some(side.as_str()),
+                    ..audit_by(&viewer, PanelAction::AlarmAcknowledged)
+                        .on(format!("{} {display}", d.name))
+                },
             )
             .await;
             Flash::ok(format!("{}: {} {display}", t.alarm_acked, d.name))

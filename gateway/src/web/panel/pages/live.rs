@@ -28,8 +28,9 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::{Chrome, Opt, options, record_audit};
+use super::{Chrome, Opt, PanelAction, audit_by, options, record_audit};
 use crate::auth::{Auth, Permission};
+use crate::events::{Kind, PanelAudit};
 use crate::store::JournalQuery;
 use crate::supervisor::Drivers;
 use crate::web::panel::error::render;
@@ -168,7 +169,7 @@ async fn unacknowledged(
     let acks = core
         .journal
         .query(JournalQuery {
-            kind: Some(ACK_KIND.to_owned()),
+            kind: Some(Kind::AlarmAcknowledged.as_str().to_owned()),
             limit: STRIP_ACKS,
             ..JournalQuery::default()
         })
@@ -187,9 +188,6 @@ async fn unacknowledged(
         .filter(|a| a.view.alarm)
         .collect())
 }
-
-/// The audit kind of an acknowledgement.
-const ACK_KIND: &str = "alarm_acknowledged";
 
 /// `GET /live`.
 pub(in crate::web::panel) async fn page(
@@ -268,10 +266,13 @@ pub(in crate::web::panel) async fn acknowledge(
     record_audit(
         &core,
         None,
-        ACK_KIND,
-        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "seq": seq,
-            "target": format!("#{seq} {}", view.kind_label), "device": alarm.device_id,
-            "detail": view.summary}),
+        PanelAudit {
+            seq: Some(seq),
+            device: Some(alarm.device_id.clone()),
+            ..audit_by(&viewer, PanelAction::AlarmAcknowledged)
+                .on(format!("#{seq} {}", view.kind_label))
+                .detail(view.summary.clone())
+        },
     )
     .await;
     let flash = Flash::ok(format!("{}: #{seq} {}", t.alarm_acked, view.kind_label));

@@ -12,10 +12,11 @@ use axum_extra::extract::cookie::{Cookie, CookieJar};
 use serde::Deserialize;
 use std::time::Instant;
 
-use super::record_audit;
+use super::{PanelAction, audit_by, record_audit};
 use crate::auth::{
     AuthError, LockKey, LoginOutcome, PasswordProblem, Role, password, token, users,
 };
+use crate::events::PanelAudit;
 use crate::web::panel::error::{MessagePage, render};
 use crate::web::panel::guard::{Ctx, LANG_COOKIE, PRE_COOKIE, SESSION_COOKIE, Viewer};
 use crate::web::panel::i18n::{Lang, Strings};
@@ -133,8 +134,12 @@ pub(in crate::web::panel) async fn submit(
         record_audit(
             &core,
             None,
-            "user_unlocked",
-            serde_json::json!({"actor": "gatehouse user unlock", "target": name, "via": "cli"}),
+            PanelAudit {
+                remote: None,
+                via: Some("cli"),
+                ..PanelAudit::new(PanelAction::UserUnlocked, "gatehouse user unlock", None)
+                    .on(name.as_str())
+            },
         )
         .await;
     }
@@ -148,8 +153,10 @@ pub(in crate::web::panel) async fn submit(
             record_audit(
                 &core,
                 None,
-                "user_login",
-                serde_json::json!({"actor": user.name, "role": user.role.as_str(), "remote": remote}),
+                PanelAudit {
+                    role: Some(user.role.as_str()),
+                    ..PanelAudit::new(PanelAction::UserLogin, &user.name, remote.clone())
+                },
             )
             .await;
             let jar = jar
@@ -161,8 +168,7 @@ pub(in crate::web::panel) async fn submit(
             record_audit(
                 &core,
                 None,
-                "user_login_failed",
-                serde_json::json!({"actor": name, "remote": remote}),
+                PanelAudit::new(PanelAction::UserLoginFailed, &name, remote.clone()),
             )
             .await;
             if !newly_locked.is_empty() {
@@ -177,9 +183,9 @@ pub(in crate::web::panel) async fn submit(
                 record_audit(
                     &core,
                     None,
-                    "user_locked",
-                    serde_json::json!({"actor": name, "target": name, "detail": keys.join(", "),
-                        "remote": remote}),
+                    PanelAudit::new(PanelAction::UserLocked, &name, remote.clone())
+                        .on(name.as_str())
+                        .detail(keys.join(", ")),
                 )
                 .await;
             }
@@ -219,13 +225,7 @@ pub(in crate::web::panel) async fn logout(
     if let Some(cookie) = &viewer.ctx.cookie {
         core.auth.logout(cookie).await?;
     }
-    record_audit(
-        &core,
-        None,
-        "user_logout",
-        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote()}),
-    )
-    .await;
+    record_audit(&core, None, audit_by(&viewer, PanelAction::UserLogout)).await;
     let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
     Ok((jar, Redirect::to("/login")).into_response())
 }
@@ -367,9 +367,16 @@ pub(in crate::web::panel) async fn setup_submit(
     record_audit(
         &core,
         None,
-        "user_added",
-        serde_json::json!({"actor": "setup", "target": user.name, "role": "admin",
-            "remote": ctx.remote.map(|a| a.to_string()), "via": "setup_link"}),
+        PanelAudit {
+            role: Some("admin"),
+            via: Some("setup_link"),
+            ..PanelAudit::new(
+                PanelAction::UserAdded,
+                "setup",
+                ctx.remote.map(|a| a.to_string()),
+            )
+            .on(user.name.as_str())
+        },
     )
     .await;
     let cookie = core.auth.start_session(&user, ctx.remote).await?;

@@ -20,7 +20,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::PanelError;
 use super::guard::{Ctx, Viewer};
-pub(crate) use super::kit::{Chrome, Opt, audit_change, options, record_audit, remove_audited};
+pub(crate) use super::kit::{
+    Chrome, Note, Opt, audit_by, audit_change, options, record_audit, remove_audited,
+};
+pub(crate) use crate::events::PanelAction;
 
 /// `/`: the live page.
 pub(super) async fn root(_viewer: Viewer) -> Response {

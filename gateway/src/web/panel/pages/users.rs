@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::login::{name_message, password_message};
-use super::{Chrome, Opt, options, record_audit};
+use super::{Chrome, Opt, PanelAction, audit_by, options, record_audit};
 use crate::auth::{AuthError, Permission, Role, password, users};
+use crate::events::PanelAudit;
 use crate::web::panel::error::render;
 use crate::web::panel::guard::Viewer;
 use crate::web::panel::kit::{Flash, done};
@@ -105,9 +106,13 @@ pub(in crate::web::panel) async fn unlock(
     record_audit(
         &core,
         None,
-        "user_unlocked",
-        serde_json::json!({"actor": viewer.user.name, "target": name,
-            "remote": viewer.remote(), "detail": if cleared { "cleared" } else { "nothing to clear" }}),
+        audit_by(&viewer, PanelAction::UserUnlocked)
+            .on(name.as_str())
+            .detail(if cleared {
+                "cleared"
+            } else {
+                "nothing to clear"
+            }),
     )
     .await;
     Ok(done(
@@ -171,9 +176,10 @@ pub(in crate::web::panel) async fn add(
             record_audit(
                 &core,
                 None,
-                "user_added",
-                serde_json::json!({"actor": viewer.user.name, "target": user.name,
-                    "role": role.as_str(), "remote": viewer.remote()}),
+                PanelAudit {
+                    role: Some(role.as_str()),
+                    ..audit_by(&viewer, PanelAction::UserAdded).on(user.name.as_str())
+                },
             )
             .await;
             Ok(done(&viewer, "/users", Flash::ok(t.user_added)))
@@ -226,9 +232,10 @@ pub(in crate::web::panel) async fn reset_password(
             record_audit(
                 &core,
                 None,
-                "password_changed",
-                serde_json::json!({"actor": viewer.user.name, "target": name,
-                    "remote": viewer.remote(), "sessions_ended": ended}),
+                PanelAudit {
+                    sessions_ended: Some(ended),
+                    ..audit_by(&viewer, PanelAction::PasswordChanged).on(name.as_str())
+                },
             )
             .await;
             if name == viewer.user.name {
@@ -255,9 +262,10 @@ pub(in crate::web::panel) async fn remove(
             record_audit(
                 &core,
                 None,
-                "user_removed",
-                serde_json::json!({"actor": viewer.user.name, "target": user.name,
-                    "role": user.role.as_str(), "remote": viewer.remote()}),
+                PanelAudit {
+                    role: Some(user.role.as_str()),
+                    ..audit_by(&viewer, PanelAction::UserRemoved).on(user.name.as_str())
+                },
             )
             .await;
             Ok(done(&viewer, "/users", Flash::ok(t.user_removed)))

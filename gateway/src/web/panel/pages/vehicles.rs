@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::{Chrome, audit_change, record_audit, remove_audited};
+use super::{Chrome, Note, PanelAction, audit_by, audit_change, record_audit, remove_audited};
 use crate::auth::Permission;
 use crate::lists::plates::{ListKind, canonical_plate};
 use crate::rules::vehicle::{Blacklisted, Resident, ResidentRef};
@@ -121,6 +121,15 @@ pub(crate) fn list_name(kind: ListKind) -> &'static str {
         ListKind::Residents => "residents",
         ListKind::Visitors => "visitors",
         ListKind::Blacklist => "blacklist",
+    }
+}
+
+/// The audit kind of a list's CSV import (`{list}_imported`).
+fn imported_action(kind: ListKind) -> PanelAction {
+    match kind {
+        ListKind::Residents => PanelAction::ResidentsImported,
+        ListKind::Visitors => PanelAction::VisitorsImported,
+        ListKind::Blacklist => PanelAction::BlacklistImported,
     }
 }
 
@@ -332,9 +341,9 @@ pub(in crate::web::panel) async fn save(
     let flash = audit_change(
         &core,
         &viewer,
-        "resident_saved",
+        PanelAction::ResidentSaved,
         &resident.plate,
-        Some(("detail", &detail)),
+        Some(Note::Detail(&detail)),
         message,
     )
     .await;
@@ -355,7 +364,7 @@ pub(in crate::web::panel) async fn remove(
         &core,
         &viewer,
         "/vehicles",
-        "resident_removed",
+        PanelAction::ResidentRemoved,
         &plate,
         message,
         move |p| plates.remove_resident(p),
@@ -413,9 +422,13 @@ pub(in crate::web::panel) async fn import(
     record_audit(
         &core,
         None,
-        &format!("{name}_imported"),
-        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": name,
-            "detail": format!("{} written, {} rejected", report.written, report.rejected.len())}),
+        audit_by(&viewer, imported_action(kind))
+            .on(name)
+            .detail(format!(
+                "{} written, {} rejected",
+                report.written,
+                report.rejected.len()
+            )),
     )
     .await;
     let flash = Flash::ok(format!("{}: {}", t.import_done, report.written));
@@ -492,9 +505,9 @@ pub(in crate::web::panel) async fn blacklist_add(
     let flash = audit_change(
         &core,
         &viewer,
-        "blacklist_added",
+        PanelAction::BlacklistAdded,
         &plate,
-        Some(("reason", &form.reason)),
+        Some(Note::Reason(&form.reason)),
         format!("{}: {plate}", t.blacklist_added_msg),
     )
     .await;
@@ -515,7 +528,7 @@ pub(in crate::web::panel) async fn blacklist_remove(
         &core,
         &viewer,
         "/vehicles",
-        "blacklist_removed",
+        PanelAction::BlacklistRemoved,
         &plate,
         message,
         move |p| plates.remove_blacklist(p),

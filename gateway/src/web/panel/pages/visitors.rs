@@ -14,8 +14,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::{Chrome, record_audit};
+use super::{Chrome, PanelAction, audit_by, record_audit};
 use crate::auth::Permission;
+use crate::events::PanelAudit;
 use crate::lists::plates::{NewVisitorPass, canonical_plate};
 use crate::rules::vehicle::VisitorPass;
 use crate::vocab::time::{format_ms, parse_ms};
@@ -285,10 +286,19 @@ pub(in crate::web::panel) async fn register(
     record_audit(
         &core,
         None,
-        "visitor_registered",
-        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": plate,
-            "pass_id": id, "host_unit": host_unit, "valid_from": valid_from, "valid_to": valid_to,
-            "single_use": single, "detail": format!("{host_unit} {} → {}", format_ms(valid_from), format_ms(valid_to))}),
+        PanelAudit {
+            pass_id: Some(id),
+            valid_from: Some(valid_from),
+            valid_to: Some(valid_to),
+            single_use: Some(single),
+            detail: Some(format!(
+                "{host_unit} {} → {}",
+                format_ms(valid_from),
+                format_ms(valid_to)
+            )),
+            host_unit: Some(host_unit.clone()),
+            ..audit_by(&viewer, PanelAction::VisitorRegistered).on(plate.as_str())
+        },
     )
     .await;
     let flash = Flash::ok(format!(
@@ -324,8 +334,11 @@ pub(in crate::web::panel) async fn revoke(
     record_audit(
         &core,
         None,
-        "visitor_revoked",
-        serde_json::json!({"actor": viewer.user.name, "remote": viewer.remote(), "target": target, "pass_id": id}),
+        PanelAudit {
+            target,
+            pass_id: Some(id),
+            ..audit_by(&viewer, PanelAction::VisitorRevoked)
+        },
     )
     .await;
     Ok(done(&viewer, "/visitors", Flash::ok(t.visitor_revoked_msg)))
