@@ -12,11 +12,11 @@
 //! - [`broker`]: the embedded MQTT broker (rumqttd) for the demo and tests.
 //! - [`rules`]: pure decision functions.
 //! - [`store`]: the durable queue and database (SQLite).
-//! - [`events`]: every event kind with its class, the typed bodies of the
-//!   gateway's own events, the coordinators' typed annotations.
 //! - [`config`]: TOML → validated [`config::Config`], every problem located.
 //! - [`auth`]: panel users, sessions, CSRF tokens, lockout, roles.
 //! - [`supervisor`]: driver tasks, restarts with backoff, the [`supervisor::Drivers`] registry.
+//! - [`events`]: every event kind with its class, the typed bodies of the
+//!   gateway's own events, the coordinators' typed annotations.
 //! - [`metrics`]: the Prometheus registry, live values read at scrape time.
 //! - [`pipeline`]: the one loop that stamps, decides, actuates and records.
 //! - [`lists`]: the vehicle lists (residents, visitors, blacklist, vehicles inside).
