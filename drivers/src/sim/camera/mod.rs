@@ -7,16 +7,22 @@
 //! reader ([`SimReply::from_response`]) are pure; only [`CameraSim`] does IO.
 //! The shapes follow the captured and documented payloads the codecs in
 //! [`crate::lpr`] are tested against, so the demo and the end-to-end tests
-//! drive the listener with what a guard room's cameras really send.
+//! drive the listener with what a guard room's cameras really send. Each
+//! vendor's payloads are built in a file of its own, as in `lpr/`:
+//! `vzenith.rs`, `hikvision.rs`, `huaxia.rs`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::event::PlateColour;
-use crate::lpr::{Trigger, Vendor, encode_base64, huaxia, vzenith};
+use crate::lpr::{Trigger, Vendor};
+
+mod hikvision;
+mod huaxia;
+mod vzenith;
 
 /// An 8×8 grey baseline JPEG (166 bytes) used as the simulated picture.
 pub const TINY_JPEG: &[u8] = &[
@@ -129,14 +135,14 @@ pub fn build_plate(vendor: Vendor, serial: &str, read: &SimPlate, read_id: u64) 
     match vendor {
         Vendor::Vzenith => SimRequest {
             content_type: "application/json".into(),
-            body: vzenith_plate(serial, read, read_id)
+            body: vzenith::vzenith_plate(serial, read, read_id)
                 .to_string()
                 .into_bytes(),
         },
-        Vendor::Hikvision => hikvision_plate(serial, read, read_id),
+        Vendor::Hikvision => hikvision::hikvision_plate(serial, read, read_id),
         Vendor::Huaxia => SimRequest {
             content_type: "application/x-www-form-urlencoded".into(),
-            body: huaxia_plate(serial, read).into_bytes(),
+            body: huaxia::huaxia_plate(serial, read).into_bytes(),
         },
     }
 }
@@ -164,7 +170,7 @@ pub fn build_heartbeat(vendor: Vendor, serial: &str) -> SimRequest {
         }
         Vendor::Hikvision => SimRequest {
             content_type: "application/xml; charset=\"UTF-8\"".into(),
-            body: hikvision_alert(
+            body: hikvision::hikvision_alert(
                 serial,
                 now_ms(),
                 "<eventType>videoloss</eventType>\n<eventState>inactive</eventState>\n<eventDescription>videoloss alarm</eventDescription>\n",
@@ -187,215 +193,6 @@ pub fn build_heartbeat(vendor: Vendor, serial: &str) -> SimRequest {
 /// The cameras' local time: China, UTC+8 (cameras know no zone names).
 fn china() -> jiff::tz::TimeZone {
     jiff::tz::TimeZone::fixed(jiff::tz::offset(8))
-}
-
-/// `AlarmInfoPlate` in the shape of the vendor document's full sample.
-fn vzenith_plate(serial: &str, read: &SimPlate, read_id: u64) -> Value {
-    let sec = read.time_ms.div_euclid(1000);
-    let usec = read.time_ms.rem_euclid(1000) * 1000;
-    // The dec* fields are the camera's local time (China, UTC+8).
-    let local = jiff::Timestamp::from_second(sec)
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-        .to_zoned(china());
-    let license = if read.plate.is_empty() {
-        "_无_"
-    } else {
-        read.plate.as_str()
-    };
-    let image = |on: bool| {
-        if on {
-            encode_base64(read.picture())
-        } else {
-            String::new()
-        }
-    };
-    let image_len = |on: bool| if on { read.picture().len() } else { 0 };
-    let colour = vzenith::colour_code(read.colour);
-    let time_stamp = json!({
-        "Timeval": {
-            "decday": local.day(),
-            "dechour": local.hour(),
-            "decmin": local.minute(),
-            "decmon": local.month(),
-            "decsec": local.second(),
-            "decyear": local.year(),
-            "sec": sec,
-            "usec": usec
-        }
-    });
-    let rect = json!({ "bottom": 674, "left": 1002, "right": 1263, "top": 565 });
-    let plate_result = json!({
-        "bright": 0,
-        "carBright": 0,
-        "carColor": 255,
-        "car_brand": { "brand": 255, "type": 255, "year": 65535 },
-        "carlocation": { "RECT": { "bottom": 0, "left": 0, "right": 0, "top": 0 } },
-        "clean_time": 0,
-        "colorType": colour,
-        "colorValue": 0,
-        "confidence": read.confidence,
-        "direction": 4,
-        "feature_code": true,
-        "imageFile": image(read.with_image),
-        "imageFileLen": image_len(read.with_image),
-        "imageFragmentFile": image(read.with_image),
-        "imageFragmentFileLen": image_len(read.with_image),
-        "gioouts": [
-            { "ctrltype": 0, "ionum": "0" },
-            { "ctrltype": 0, "ionum": "1" },
-            { "ctrltype": 0, "ionum": "2" }
-        ],
-        "is_fake_plate": 0,
-        "isoffline": u8::from(read.resend),
-        "license": license,
-        "license_ext_type": 0,
-        "location": { "RECT": rect },
-        "plate_distance": 0,
-        "plate_true_width": 25,
-        "plateid": read_id,
-        "plates": [{
-            "color": colour,
-            "license": license,
-            "plate_width": 281,
-            "pos": rect,
-            "type": 1
-        }],
-        "timeStamp": time_stamp,
-        "timeUsed": 0,
-        "triggerType": vzenith::trigger_code(read.trigger),
-        "type": 1
-    });
-    json!({
-        "AlarmInfoPlate": {
-            "channel": 0,
-            "deviceName": "R5-V1.0",
-            "ipaddr": "127.0.0.1",
-            "result": { "PlateResult": plate_result },
-            "rule_id": 1,
-            "serialno": serial,
-            "user_data": ""
-        }
-    })
-}
-
-/// The colour character Chinese Hikvision firmware puts before the plate.
-fn hikvision_colour_prefix(colour: PlateColour) -> &'static str {
-    match colour {
-        PlateColour::Unknown => "",
-        PlateColour::Blue => "蓝",
-        PlateColour::Yellow => "黄",
-        PlateColour::White => "白",
-        PlateColour::Black => "黑",
-        PlateColour::Green => "绿",
-        PlateColour::YellowGreen => "黄绿",
-    }
-}
-
-/// An `EventNotificationAlert` (Chinese ITC firmware shape) around `inner`.
-fn hikvision_alert(mac: &str, time_ms: i64, inner: &str) -> String {
-    let date_time = jiff::Timestamp::from_second(time_ms.div_euclid(1000))
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-        .to_zoned(china())
-        .strftime("%Y-%m-%dT%H:%M:%S%:z")
-        .to_string();
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <EventNotificationAlert version=\"2.0\" xmlns=\"http://www.isapi.org/ver20/XMLSchema\">\n\
-         <ipAddress>127.0.0.1</ipAddress>\n<portNo>80</portNo>\n<protocol>HTTP</protocol>\n\
-         <macAddress>{mac}</macAddress>\n<channelID>1</channelID>\n\
-         <dateTime>{date_time}</dateTime>\n<activePostCount>1</activePostCount>\n\
-         {inner}<channelName>IP CAPTURE CAMERA</channelName>\n</EventNotificationAlert>\n",
-        mac = quick_xml::escape::escape(mac),
-    )
-}
-
-fn hikvision_plate(mac: &str, read: &SimPlate, read_id: u64) -> SimRequest {
-    use quick_xml::escape::escape;
-    let license = if read.plate.is_empty() {
-        "unknown".to_owned()
-    } else {
-        format!("{}{}", hikvision_colour_prefix(read.colour), read.plate)
-    };
-    let confidence = if read.plate.is_empty() {
-        0
-    } else {
-        read.confidence
-    };
-    let pictures = if read.with_image {
-        "<pictureInfoList>\n\
-         <pictureInfo>\n<fileName>licensePlatePicture.jpg</fileName>\n<type>licensePlatePicture</type>\n<dataType>0</dataType>\n</pictureInfo>\n\
-         <pictureInfo>\n<fileName>detectionPicture.jpg</fileName>\n<type>detectionPicture</type>\n<dataType>0</dataType>\n</pictureInfo>\n\
-         </pictureInfoList>\n"
-    } else {
-        ""
-    };
-    let inner = format!(
-        "<eventType>ANPR</eventType>\n<eventState>active</eventState>\n<eventDescription>ANPR</eventDescription>\n\
-         <ANPR>\n<licensePlate>{license}</licensePlate>\n<line>1</line>\n<direction>forward</direction>\n\
-         <confidenceLevel>{confidence}</confidenceLevel>\n<plateType>92TypeCivil</plateType>\n\
-         <plateColor>{colour}</plateColor>\n<vehicleType>vehicle</vehicleType>\n{pictures}</ANPR>\n\
-         <UUID>sim-{read_id:016x}</UUID>\n<picNum>{pic_num}</picNum>\n\
-         <isDataRetransmission>{resend}</isDataRetransmission>\n",
-        license = escape(license.as_str()),
-        colour = crate::lpr::hikvision::colour_name(read.colour),
-        pic_num = if read.with_image { 2 } else { 0 },
-        resend = read.resend,
-    );
-    let xml = hikvision_alert(mac, read.time_ms, &inner);
-    if read.with_image {
-        multipart_request(
-            [
-                Part::file(
-                    "anpr.xml",
-                    "application/xml; charset=\"UTF-8\"",
-                    xml.as_bytes(),
-                ),
-                Part::file("licensePlatePicture.jpg", "image/jpeg", read.picture()),
-                Part::file("detectionPicture.jpg", "image/jpeg", read.picture()),
-            ]
-            .into_iter(),
-        )
-    } else {
-        SimRequest {
-            content_type: "application/xml; charset=\"UTF-8\"".into(),
-            body: xml.into_bytes(),
-        }
-    }
-}
-
-fn huaxia_plate(cam_id: &str, read: &SimPlate) -> String {
-    let picture = if read.with_image {
-        huaxia::encode_image(read.picture())
-    } else {
-        String::new()
-    };
-    let trigger = match read.trigger {
-        Trigger::Video | Trigger::VirtualLoop => "video",
-        Trigger::Loop => "hwtriger",
-        Trigger::Software | Trigger::Other => "swtriger",
-    };
-    let plate = if read.plate.is_empty() {
-        "无牌车"
-    } else {
-        read.plate.as_str()
-    };
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    form.append_pair("type", if read.resend { "offline" } else { "online" })
-        .append_pair("mode", "5")
-        .append_pair("park_id", "gatehouse-sim")
-        .append_pair("plate_num", plate)
-        .append_pair("plate_color", huaxia::colour_word(read.colour))
-        .append_pair("plate_val", "true")
-        .append_pair("car_sublogo", "")
-        .append_pair("vehicle_type", "小型车")
-        .append_pair("start_time", &read.time_ms.div_euclid(1000).to_string())
-        .append_pair("cam_id", cam_id)
-        .append_pair("vdc_type", "in")
-        .append_pair("is_whitelist", "false")
-        .append_pair("triger_type", trigger)
-        .append_pair("picture", &picture)
-        .append_pair("closeup_pic", &picture);
-    form.finish()
 }
 
 /// One part of a multipart body the simulator sends.
@@ -766,30 +563,30 @@ mod tests {
 
     #[test]
     fn replies_are_read() {
-        let body = vzenith::reply_plate(Some("7"), true).to_string();
+        let body = lpr::vzenith::reply_plate(Some("7"), true).to_string();
         let r = SimReply::from_response(Vendor::Vzenith, 200, body.as_bytes()).expect("reads");
         assert!(r.opened);
         assert_eq!(r.plate_id.as_deref(), Some("7"));
-        let body = vzenith::reply_plate(Some("7"), false).to_string();
+        let body = lpr::vzenith::reply_plate(Some("7"), false).to_string();
         let r = SimReply::from_response(Vendor::Vzenith, 200, body.as_bytes()).expect("reads");
         assert!(!r.opened);
-        let body = vzenith::reply_continue_offline(Some("9")).to_string();
+        let body = lpr::vzenith::reply_continue_offline(Some("9")).to_string();
         let r = SimReply::from_response(Vendor::Vzenith, 200, body.as_bytes()).expect("reads");
         assert!(r.continue_offline && !r.opened);
         assert_eq!(r.plate_id.as_deref(), Some("9"));
-        let body = vzenith::reply_plate_pulse(None, 0, 500).to_string();
+        let body = lpr::vzenith::reply_plate_pulse(None, 0, 500).to_string();
         assert!(
             SimReply::from_response(Vendor::Vzenith, 200, body.as_bytes())
                 .expect("reads")
                 .opened
         );
-        let body = huaxia::reply(true).to_string();
+        let body = lpr::huaxia::reply(true).to_string();
         assert!(
             SimReply::from_response(Vendor::Huaxia, 200, body.as_bytes())
                 .expect("reads")
                 .opened
         );
-        let body = huaxia::reply(false).to_string();
+        let body = lpr::huaxia::reply(false).to_string();
         assert!(
             !SimReply::from_response(Vendor::Huaxia, 200, body.as_bytes())
                 .expect("reads")
@@ -860,10 +657,10 @@ mod tests {
         .expect("the gateway codec accepts the simulator's push");
         let reply = match (&msg, vendor) {
             (CameraMessage::Plate(p), Vendor::Vzenith) => {
-                vzenith::reply_plate(p.read_id.as_deref(), p.plate == "京A12345").to_string()
+                lpr::vzenith::reply_plate(p.read_id.as_deref(), p.plate == "京A12345").to_string()
             }
             (CameraMessage::Plate(p), Vendor::Huaxia) => {
-                huaxia::reply(p.plate == "京A12345").to_string()
+                lpr::huaxia::reply(p.plate == "京A12345").to_string()
             }
             _ => String::new(),
         };
