@@ -75,7 +75,12 @@
 //! [`Store::read_after`] reads oldest first on a separate connection (WAL
 //! lets it run beside the writer), on tokio's blocking pool; the stored
 //! envelope's `seq` is set from the row. [`Store::ack`] and
-//! [`Store::ack_seqs`] delete through the writer. When the queue is empty
+//! [`Store::ack_seqs`] delete through the writer. An `ack_seqs` of fewer
+//! than a few hundred events (a live uplink's) is not committed on its own:
+//! the writer holds it for its next commit (an append's, whose pages it
+//! shares) for at most [`ACK_HOLD`], and answers it then; a crash in
+//! between sends those events again (delivery is at least once).
+//! [`Store::commit_acks`] commits what is held at once. When the queue is empty
 //! after an ack (and a few pages are free), or the freelist is large, the
 //! writer runs
 //! `PRAGMA incremental_vacuum` and `wal_checkpoint(TRUNCATE)`, so the file
@@ -176,7 +181,7 @@ use crate::wire::Envelope;
 
 pub use check::Integrity;
 pub use schema::SCHEMA_VERSION;
-pub use writer::{COUNT_AT_OPEN, MAX_BATCH_EVENTS};
+pub use writer::{ACK_HOLD, COUNT_AT_OPEN, MAX_BATCH_EVENTS};
 
 pub use journal::{Journal, JournalQuery, JournalRetention};
 use policy::Limits;
@@ -773,8 +778,16 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Commits the acknowledgements the writer holds for its next commit
+    /// ([`ACK_HOLD`]) now, and returns once they are.
+    pub async fn commit_acks(&self) -> Result<(), StoreError> {
+        // An ack of nothing is committed at once, with everything held.
+        self.ack(0).await.map(|_| ())
+    }
+
     /// Deletes exactly the events with these sequence numbers (missing ones
-    /// are ignored); returns how many were deleted.
+    /// are ignored); returns how many were deleted. Fewer than a few hundred
+    /// events wait for the writer's next commit, at most [`ACK_HOLD`].
     pub async fn ack_seqs(&self, seqs: &[Seq]) -> Result<u64, StoreError> {
         if seqs.is_empty() {
             return Ok(0);

@@ -649,3 +649,51 @@ async fn read_class_after_reads_one_class_in_seq_order() {
     );
     store.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn a_small_ack_is_committed_with_the_next_append_and_a_big_one_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(config(&dir)).expect("open");
+    let commits = || store.inner.shared.snapshot().commits;
+    let mut seqs = Vec::new();
+    for _ in 0..300 {
+        seqs.push(store.append(env(Class::Access, 10)).await.expect("append"));
+    }
+
+    // A live uplink's ack of one event (sent to the writer before the next
+    // append) is not committed on its own: the append's commit carries it.
+    let before = commits();
+    let first = [seqs[0]];
+    let mut ack = Box::pin(store.ack_seqs(&first));
+    assert!(futures::poll!(&mut ack).is_pending(), "sent, not answered");
+    store.append(env(Class::Access, 10)).await.expect("append");
+    assert_eq!(ack.await.expect("ack"), 1);
+    assert_eq!(
+        commits(),
+        before + 1,
+        "one commit for the append and the ack"
+    );
+    assert_eq!(store.stats().depth, 300);
+
+    // An ack of a few hundred events is worth a commit of its own.
+    let before = commits();
+    assert_eq!(store.ack_seqs(&seqs[1..]).await.expect("ack"), 299);
+    assert_eq!(commits(), before + 1);
+
+    // Held acks are committed at once when asked (the uplink at a retry
+    // and at shutdown), and within ACK_HOLD otherwise.
+    let last = store.read_after(0, 10).await.expect("read")[0].seq;
+    let ack = tokio::spawn({
+        let store = store.clone();
+        async move { store.ack_seqs(&[last]).await }
+    });
+    store.commit_acks().await.expect("commit acks");
+    assert_eq!(ack.await.expect("task").expect("ack"), 1);
+    assert_eq!(store.stats().depth, 0);
+    let another = store.append(env(Class::Access, 10)).await.expect("append");
+    let alone = tokio::time::timeout(ACK_HOLD * 4, store.ack_seqs(&[another]))
+        .await
+        .expect("a held ack is committed after ACK_HOLD without company");
+    assert_eq!(alone.expect("ack"), 1);
+    store.close().await.expect("close");
+}

@@ -54,6 +54,17 @@ const COMMIT_FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 const TELEMETRY: i64 = Class::Telemetry as i64;
 
+/// An acknowledgement of fewer events than this (taken with those already
+/// held) is not committed on its own: it waits for the writer's next
+/// commit (an append's, usually, whose pages it shares) for up to
+/// [`ACK_HOLD`]. Each commit rewrites its pages and syncs, so a live
+/// uplink's small acks would otherwise double the writes of a lone event.
+const ACK_HOLD_SEQS: usize = 256;
+
+/// The longest a small acknowledgement is held. After a crash within it the
+/// events it confirmed are sent again (delivery is at least once).
+pub const ACK_HOLD: Duration = Duration::from_secs(5);
+
 /// An envelope ready for its row: encoded by the submitting thread.
 #[derive(Debug)]
 pub(crate) struct Encoded {
@@ -351,6 +362,11 @@ pub(crate) struct Writer {
     /// When the free space was last looked at during an outage.
     last_probe: Option<Instant>,
     commit_failures: Every,
+    /// Small acknowledgements waiting for the next commit ([`ACK_HOLD`]),
+    /// the events they name, and since when the first has waited.
+    held: Vec<Request>,
+    held_seqs: usize,
+    held_since: Option<Instant>,
 }
 
 /// A full disk in progress: since when, and what was refused.
@@ -396,6 +412,9 @@ impl Writer {
             outage: None,
             last_probe: None,
             commit_failures: Every::new(COMMIT_FAILURE_LOG_EVERY),
+            held: Vec::new(),
+            held_seqs: 0,
+            held_since: None,
         }
     }
 
@@ -430,13 +449,21 @@ impl Writer {
     /// Runs until closed or every handle is gone.
     pub(crate) fn run(mut self) {
         while let Some(batch) = self.next_batch() {
+            let Some(batch) = self.hold_acks(batch) else {
+                continue;
+            };
             if self.process(batch) {
                 return;
             }
             // A busy queue still gets counted: a chunk between batches.
             self.count_more();
         }
-        // Every handle dropped without close(): still leave a tidy file.
+        // Every handle dropped without close(): commit what is held and
+        // still leave a tidy file.
+        let held = self.take_held();
+        if !held.is_empty() {
+            self.process(held);
+        }
         self.checkpoint();
         self.drop_log.flush();
     }
@@ -449,12 +476,15 @@ impl Writer {
                     Ok(req) => break req,
                     Err(TryRecvError::Empty) => {
                         self.count_more();
+                        if self.held_wait() == Some(Duration::ZERO) {
+                            return Some(Vec::new());
+                        }
                         continue;
                     }
                     Err(TryRecvError::Disconnected) => return None,
                 }
             }
-            let wait = [self.drop_log.wait(), self.probe_wait()]
+            let wait = [self.drop_log.wait(), self.probe_wait(), self.held_wait()]
                 .into_iter()
                 .flatten()
                 .min();
@@ -467,6 +497,9 @@ impl Writer {
                             self.drop_log.flush();
                         }
                         self.probe_if_due();
+                        if self.held_wait() == Some(Duration::ZERO) {
+                            return Some(Vec::new());
+                        }
                     }
                     Err(RecvTimeoutError::Disconnected) => return None,
                 },
@@ -500,6 +533,45 @@ impl Writer {
         }
         self.last_batch_requests = batch.len();
         Some(batch)
+    }
+
+    /// How long until the held acknowledgements are due (`None`: none is
+    /// held).
+    fn held_wait(&self) -> Option<Duration> {
+        self.held_since
+            .map(|since| ACK_HOLD.saturating_sub(since.elapsed()))
+    }
+
+    /// Holds a batch of nothing but small acknowledgements for the next
+    /// commit (`None`), or returns what to commit now: whatever is held,
+    /// then the batch (an empty batch: the held ones are due).
+    fn hold_acks(&mut self, batch: Vec<Request>) -> Option<Vec<Request>> {
+        let acked: Option<usize> = batch
+            .iter()
+            .map(|req| match req {
+                Request::AckSeqs { seqs, .. } => Some(seqs.len()),
+                _ => None,
+            })
+            .sum();
+        if let Some(acked) = acked
+            && !batch.is_empty()
+            && self.held_seqs + acked < ACK_HOLD_SEQS
+        {
+            self.held_seqs += acked;
+            self.held.extend(batch);
+            self.held_since.get_or_insert_with(Instant::now);
+            return None;
+        }
+        let mut all = self.take_held();
+        all.extend(batch);
+        (!all.is_empty()).then_some(all)
+    }
+
+    /// The held acknowledgements, no longer held.
+    fn take_held(&mut self) -> Vec<Request> {
+        self.held_seqs = 0;
+        self.held_since = None;
+        std::mem::take(&mut self.held)
     }
 
     /// Applies a batch in one transaction and answers it. Returns whether to stop.

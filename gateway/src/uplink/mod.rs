@@ -48,7 +48,7 @@ use drivers::DeviceEvent;
 use drivers::contract::now_ms;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, MqttHost, SinkConfig};
@@ -468,7 +468,9 @@ async fn drive<S: Sink>(
     let mut wake = inputs.feed.subscribe();
     let mut cursors = Cursors::default();
     let mut backoff = Backoff::new(RETRY_INITIAL, reconnect_max.max(RETRY_INITIAL));
-    let mut acking: Option<JoinHandle<()>> = None;
+    // Acks in flight: the store holds a small one for its next commit (up
+    // to `store::ACK_HOLD`), so sending goes on without waiting for it.
+    let mut acking: JoinSet<()> = JoinSet::new();
     let mut prefetched: Option<(drivers::Class, Seq, Vec<Envelope>)> = None;
     let mut refusal = Refusal::default();
     'drain: loop {
@@ -607,11 +609,10 @@ async fn drive<S: Sink>(
                 Err(_) => break,
             }
         }
-        if let Some(previous) = acking.take() {
-            let _ = previous.await;
-        }
+        while acking.try_join_next().is_some() {}
+        while acking.len() >= ACKS_IN_FLIGHT && acking.join_next().await.is_some() {}
         if !done.is_empty() {
-            acking = Some(tokio::spawn(ack(store.clone(), done)));
+            acking.spawn(ack(store.clone(), done));
         }
         match settled.retry {
             None => backoff.reset(),
@@ -623,9 +624,7 @@ async fn drive<S: Sink>(
                     break;
                 }
                 // Everything confirmed is acked before anything is read again.
-                if let Some(previous) = acking.take() {
-                    let _ = previous.await;
-                }
+                settle_acks(&store, &mut acking).await;
                 let delay = hint.unwrap_or_else(|| backoff.next_delay(&mut rand::rng()));
                 tokio::select! {
                     () = cancel.cancelled() => break,
@@ -638,9 +637,21 @@ async fn drive<S: Sink>(
             }
         }
     }
-    if let Some(previous) = acking.take() {
-        let _ = previous.await;
+    settle_acks(&store, &mut acking).await;
+}
+
+/// The most acks in flight before sending waits for one.
+const ACKS_IN_FLIGHT: usize = 16;
+
+/// Commits the acks in flight now (not at the store's next commit) and
+/// waits for them.
+async fn settle_acks(store: &Store, acking: &mut JoinSet<()>) {
+    if !acking.is_empty()
+        && let Err(error) = store.commit_acks().await
+    {
+        tracing::debug!(%error, "Held acks were not committed; they are sent again.");
     }
+    while acking.join_next().await.is_some() {}
 }
 
 #[cfg(test)]
