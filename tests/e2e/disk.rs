@@ -27,6 +27,17 @@ async fn readyz(client: &reqwest::Client, gateway: &GatewayProcess) -> Option<(u
     Some((status, response.text().await.ok()?))
 }
 
+/// Waits until `/readyz` answers 200 (the disk has room again).
+async fn ready_again(client: &reqwest::Client, gateway: &GatewayProcess) {
+    eventually("/readyz to answer 200 again", DEADLINE, || async {
+        readyz(client, gateway)
+            .await
+            .filter(|(status, _)| *status == 200)
+    })
+    .await
+    .expect("ready again");
+}
+
 /// The device listener's address, from the line the gateway prints.
 fn ingress(gateway: &GatewayProcess) -> Option<String> {
     gateway
@@ -206,13 +217,7 @@ async fn disk_full_gateway_starts_serves_from_memory_and_recovers_without_a_rest
 
     // Space comes back: no restart, pushes are stored again.
     filler.free();
-    eventually("/readyz to answer 200 again", DEADLINE, || async {
-        readyz(&client, &gateway)
-            .await
-            .filter(|(status, _)| *status == 200)
-    })
-    .await
-    .expect("ready again");
+    ready_again(&client, &gateway).await;
     let reply = camera
         .push_plate("苏B12345", PlateColour::Blue, 95)
         .await
@@ -328,13 +333,7 @@ async fn disk_filling_while_the_gateway_runs_fails_readiness_refuses_quietly_and
     );
 
     filler.free();
-    eventually("/readyz to answer 200 again", DEADLINE, || async {
-        readyz(&client, &gateway)
-            .await
-            .filter(|(status, _)| *status == 200)
-    })
-    .await
-    .expect("ready again");
+    ready_again(&client, &gateway).await;
     let reply = camera
         .push_plate("苏E00001", PlateColour::Blue, 95)
         .await

@@ -7,10 +7,12 @@
 //! is back. The same for a Dahua VTO on its TCP 5000 protocol and for a
 //! station that publishes JSON over MQTT.
 
+use std::path::Path;
 use std::time::Duration;
 
 use drivers::Class;
 use drivers::contract::now_ms;
+use drivers::sim::dahua_vto::VtoSim;
 use drivers::sim::hik_station::HikStationSim;
 use gatehouse_tests::{DEADLINE, eventually};
 use gateway::uplink::sync::ListRegistry;
@@ -135,29 +137,13 @@ timeout = "2s"
 /// platform and the platform opens its door.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dahua_vto_rings_through_the_gateway_and_the_platform_unlocks_it() {
-    let vto = drivers::sim::dahua_vto::VtoSim::start("admin", "vto-pw")
-        .await
-        .expect("sim");
+    let vto = VtoSim::start("admin", "vto-pw").await.expect("sim");
     let broker = embedded_broker();
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = dir.path().join("vto.pw");
     std::fs::write(&secret, "vto-pw").expect("secret file");
     let subscriber = Subscriber::connect(broker, "platform-vto").await;
-    let stations = format!(
-        r#"
-[[intercom]]
-id = "b5-door"
-type = "dahua-vto"
-address = "{}"
-http_url = "http://{}"
-user = "admin"
-password = {{ file = "{}" }}
-reply_timeout = "2s"
-"#,
-        vto.tcp_addr(),
-        vto.http_addr(),
-        secret.display()
-    );
+    let stations = dahua_station(&vto, &secret);
     let config = parse(&mqtt_config(
         &dir.path().join("data"),
         broker.port(),
@@ -271,4 +257,24 @@ command_topic = "b7/door/cmd"
     .expect("unlock published");
     assert_eq!(payload.payload, br#"{"cmd":"unlock","door":1}"#);
     running.shutdown().await;
+}
+
+/// The `[[intercom]]` table of door station `b5-door`: the simulated Dahua
+/// VTO `vto`, its password in the file `secret`.
+pub fn dahua_station(vto: &VtoSim, secret: &Path) -> String {
+    format!(
+        r#"
+[[intercom]]
+id = "b5-door"
+type = "dahua-vto"
+address = "{}"
+http_url = "http://{}"
+user = "admin"
+password = {{ file = "{}" }}
+reply_timeout = "2s"
+"#,
+        vto.tcp_addr(),
+        vto.http_addr(),
+        secret.display()
+    )
 }

@@ -44,3 +44,19 @@ pub fn hidden_field(html: &str, name: &str) -> String {
     let start = html.find(&marker).map_or(0, |i| i + marker.len());
     html[start..].split('"').next().unwrap_or("").to_owned()
 }
+
+/// A card read with `card` as its number (the marker the test follows).
+pub fn card_read(card: &str, format: &str) -> drivers::DeviceEvent {
+    drivers::DeviceEvent::CardRead {
+        card: card.to_owned(),
+        format: format.to_owned(),
+        facility: None,
+        door: None,
+        controller: None,
+    }
+}
+
+/// The number a [`card_read`] carried.
+pub fn card_number(event: &Envelope) -> Option<u64> {
+    event.body["card"].as_str()?.parse().ok()
+}

@@ -34,20 +34,9 @@ name = "1号楼水箱"
 type = "sim-tank"
 height_m = 4.0
 interval = "50ms"
-
-[[intercom]]
-id = "b5-door"
-type = "dahua-vto"
-address = "{}"
-http_url = "http://{}"
-user = "admin"
-password = {{ file = "{}" }}
-reply_timeout = "2s"
-{extra}"#,
+{station}{extra}"#,
         data_dir.display(),
-        vto.tcp_addr(),
-        vto.http_addr(),
-        secret.display()
+        station = crate::intercom::dahua_station(vto, secret),
     )
 }
 

@@ -21,6 +21,7 @@ use crate::uplink_peers::{
     CutProxy, PeerProcess, Subscriber, check_delivery, embedded_broker, mqtt_config, parse,
     prefill, wait_delivered,
 };
+use crate::{card_number, card_read};
 
 /// How long a whole drain or recovery may take in a test.
 const LONG: Duration = Duration::from_secs(90);
@@ -597,20 +598,4 @@ async fn status_is_retained_online_and_metrics_show_the_uplink() {
     .await
     .expect("offline published");
     assert_eq!(offline["reason"], "shutdown");
-}
-
-/// A card read with `card` as its number (the marker the test follows).
-fn card_read(card: &str, format: &str) -> drivers::DeviceEvent {
-    drivers::DeviceEvent::CardRead {
-        card: card.to_owned(),
-        format: format.to_owned(),
-        facility: None,
-        door: None,
-        controller: None,
-    }
-}
-
-/// The number a [`card_read`] carried.
-fn card_number(event: &Envelope) -> Option<u64> {
-    event.body["card"].as_str()?.parse().ok()
 }

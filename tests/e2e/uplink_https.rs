@@ -17,6 +17,7 @@ use gateway::wire::Envelope;
 use serde_json::{Value, json};
 
 use crate::uplink_peers::{ESTATE, GATEWAY, KEY, check_delivery, parse};
+use crate::{card_number, card_read};
 
 #[derive(Debug, Default)]
 struct Platform {
@@ -463,22 +464,6 @@ timeout = "2s"
         String::from_utf8_lossy(&listed.stdout).contains("1 dead letter(s)."),
         "{listed:?}"
     );
-}
-
-/// A card read with `card` as its number (the marker the test follows).
-fn card_read(card: &str, format: &str) -> drivers::DeviceEvent {
-    drivers::DeviceEvent::CardRead {
-        card: card.to_owned(),
-        format: format.to_owned(),
-        facility: None,
-        door: None,
-        controller: None,
-    }
-}
-
-/// The number a [`card_read`] carried.
-fn card_number(event: &Envelope) -> Option<u64> {
-    event.body["card"].as_str()?.parse().ok()
 }
 
 /// The card number of the event the mock platform refuses for good.

@@ -9,10 +9,11 @@ use crate::store::{Store, StoreConfig};
 
 const REMOTE: Option<IpAddr> = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
 
-fn open(dir: &tempfile::TempDir) -> (Store, Auth) {
-    let (store, _) = Store::open(StoreConfig::new(dir.path().join("g.db"))).expect("store");
-    let auth = Auth::new(
-        store.connect().expect("connect"),
+/// The service over `conn`: 10 minutes idle, an hour absolute, three
+/// free failures per name.
+fn service(conn: Connection) -> Auth {
+    Auth::new(
+        conn,
         SessionPolicy {
             idle: Duration::from_secs(600),
             absolute: Duration::from_secs(3600),
@@ -22,7 +23,12 @@ fn open(dir: &tempfile::TempDir) -> (Store, Auth) {
             address_failures: 100,
             duration: Duration::from_secs(900),
         },
-    );
+    )
+}
+
+fn open(dir: &tempfile::TempDir) -> (Store, Auth) {
+    let (store, _) = Store::open(StoreConfig::new(dir.path().join("g.db"))).expect("store");
+    let auth = service(store.connect().expect("connect"));
     (store, auth)
 }
 
@@ -161,15 +167,7 @@ async fn a_login_is_not_refused_when_its_session_cannot_be_written() {
     let conn = store.connect().expect("connect");
     conn.pragma_update(None, "query_only", true)
         .expect("query_only");
-    let readonly = Auth::new(
-        conn,
-        auth.policy(),
-        LockoutPolicy {
-            user_failures: 3,
-            address_failures: 100,
-            duration: Duration::from_secs(900),
-        },
-    );
+    let readonly = service(conn);
     let cookie = match login(&readonly, "li", "a long password").await {
         LoginOutcome::Ok { cookie, user } => {
             assert_eq!(user.name, "li");
@@ -206,7 +204,7 @@ async fn a_login_is_not_refused_when_its_session_cannot_be_written() {
 #[test]
 fn a_held_session_expires_and_ends_with_its_user() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (store, _auth) = open(&dir);
+    let (store, auth) = open(&dir);
     let conn = store.connect().expect("connect");
     conn.execute(
         "INSERT INTO users (name, role, password_hash, created_ms, password_changed_ms)
@@ -217,10 +215,7 @@ fn a_held_session_expires_and_ends_with_its_user() {
     let user_id = conn.last_insert_rowid();
     conn.pragma_update(None, "query_only", true)
         .expect("query_only");
-    let policy = SessionPolicy {
-        idle: Duration::from_secs(600),
-        absolute: Duration::from_secs(3600),
-    };
+    let policy = auth.policy();
     let mut held = sessions::Held::default();
     let t0 = 1_000_000_000;
     let minute = 60_000;

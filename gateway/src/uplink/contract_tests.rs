@@ -818,15 +818,19 @@ fn the_validator_finds_a_body_that_breaks_its_kind_rule() {
         None,
     );
     envelope.seq = 1;
-    let mut problems = Vec::new();
+    let problems_of = |value: &serde_json::Value| {
+        let mut problems = Vec::new();
+        validate(
+            value,
+            &envelope_schema,
+            &events,
+            "door_state",
+            &mut problems,
+        );
+        problems
+    };
     let value = serde_json::to_value(&envelope).expect("serialises");
-    validate(
-        &value,
-        &envelope_schema,
-        &events,
-        "door_state",
-        &mut problems,
-    );
+    let problems = problems_of(&value);
     assert!(
         problems.iter().any(|p| p.contains(".body.open")),
         "{problems:?}"
@@ -840,14 +844,7 @@ fn the_validator_finds_a_body_that_breaks_its_kind_rule() {
     value["class"] = "telemetry".into();
     value["extra"] = 1.into();
     value["body"] = serde_json::json!({"open": true});
-    let mut problems = Vec::new();
-    validate(
-        &value,
-        &envelope_schema,
-        &events,
-        "door_state",
-        &mut problems,
-    );
+    let problems = problems_of(&value);
     assert!(
         problems.iter().any(|p| p.contains(".class")),
         "{problems:?}"

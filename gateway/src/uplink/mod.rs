@@ -516,7 +516,7 @@ async fn drive<S: Sink>(
                                 "A stored event is unreadable and cannot be uplinked; it is kept in the dead-letter table."
                             );
                             status.rejected(1);
-                            ack(store.clone(), vec![seq]).await;
+                            acking.spawn(ack(store.clone(), vec![seq]));
                         }
                         Ok(Err(error)) => {
                             tracing::error!(seq, reason, %error, "A stored event is unreadable and could not be dead-lettered; it stays in the queue.");
