@@ -261,7 +261,7 @@ command_topic = "b7/door/cmd"
 
 /// The `[[intercom]]` table of door station `b5-door`: the simulated Dahua
 /// VTO `vto`, its password in the file `secret`.
-pub fn dahua_station(vto: &VtoSim, secret: &Path) -> String {
+pub(crate) fn dahua_station(vto: &VtoSim, secret: &Path) -> String {
     format!(
         r#"
 [[intercom]]
