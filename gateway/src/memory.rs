@@ -9,6 +9,9 @@
 //! reload (`cargo bench -p gateway --bench reload`). After a swap the
 //! reload asks the allocator to return every free page (`malloc_trim(0)`,
 //! documented in malloc_trim(3)); on other C libraries this does nothing.
+//! [`swap_in`] is that swap, for every list snapshot.
+
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// Returns the allocator's free pages to the system: all arenas, not only
 /// the top of each heap (glibc's `malloc_trim(0)`; a no-op elsewhere).
@@ -22,4 +25,16 @@ pub fn release_free_heap() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Swaps `new` into `slot` (a list snapshot), frees the old value there and
+/// then (unless a reader still holds it) and gives the freed heap back to
+/// the system ([`release_free_heap`]).
+pub fn swap_in<T>(slot: &RwLock<Arc<T>>, new: T) {
+    let old = std::mem::replace(
+        &mut *slot.write().unwrap_or_else(PoisonError::into_inner),
+        Arc::new(new),
+    );
+    drop(old);
+    release_free_heap();
 }

@@ -165,6 +165,7 @@ mod quarantine;
 mod salvage;
 mod schema;
 pub mod space;
+mod versions;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -186,6 +187,7 @@ pub use writer::{ACK_HOLD, COUNT_AT_OPEN, MAX_BATCH_EVENTS};
 pub use journal::{Journal, JournalQuery, JournalRetention};
 use policy::Limits;
 pub use salvage::TableSalvage;
+pub use versions::{list_version, set_list_version};
 use writer::{Accounting, Encoded, Request, Shared, Writer};
 
 /// Rows per transaction when a list is written in chunks

@@ -10,12 +10,17 @@
 //! An import is all-or-nothing by default ([`ImportMode::AllOrNothing`]):
 //! when any row is rejected nothing is written and every rejected row is
 //! reported by line. [`ImportMode::KeepGood`] writes the good rows anyway.
+//!
+//! Every list's file opens with its header line exactly ([`read_rows`]),
+//! and a row with another number of fields is rejected by line
+//! ([`row_line`]).
 
 use std::borrow::Cow;
+use std::io::Read;
 
 use serde::Serialize;
 
-use super::records::ListError;
+use super::records::{ListError, Rejected};
 
 /// The text encoding a CSV file was read in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -77,6 +82,37 @@ pub fn decode(bytes: &[u8]) -> Result<(Cow<'_, str>, CsvEncoding), ListError> {
         .decode_without_bom_handling_and_without_replacement(bytes)
         .map(|text| (text, CsvEncoding::Gb18030))
         .ok_or_else(|| not_text("neither UTF-8 nor GB18030/GBK"))
+}
+
+/// A reader of a CSV file's rows (fields trimmed, rows of any length) whose
+/// first line is `header` exactly; any other header refuses the whole file.
+pub fn read_rows<R: Read>(input: R, header: &[&str]) -> Result<csv::Reader<R>, ListError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(input);
+    let found: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
+    if found.iter().map(String::as_str).ne(header.iter().copied()) {
+        return Err(ListError::Invalid(format!(
+            "line 1: the header must be `{}`, found `{}`",
+            header.join(","),
+            found.join(",")
+        )));
+    }
+    Ok(reader)
+}
+
+/// A row's line in the file, or its rejection when it has not one field
+/// for each column of `header`.
+pub fn row_line(record: &csv::StringRecord, header: &[&str]) -> Result<u64, Rejected> {
+    let line = record.position().map_or(0, |p| p.line());
+    if record.len() != header.len() {
+        return Err(Rejected {
+            line,
+            reason: format!("expected {} fields, found {}", header.len(), record.len()),
+        });
+    }
+    Ok(line)
 }
 
 fn not_text(why: &str) -> ListError {
