@@ -17,7 +17,7 @@ use drivers::door::wg_driver::WgConfig;
 use drivers::door::wiegand::{CardMapping, WiegandConfig};
 use toml::de::DeValue;
 
-use super::reader::{ScalarOrTable, Section, expected, int_in, suggest};
+use super::reader::{ScalarOrTable, Section, expected, int_in, suggest, take_unique_id};
 use super::{DeviceConfig, DeviceKind, DoorEntry, DoorGroupConfig, Gpio};
 use crate::vocab::schedule::{Schedule, Window};
 
@@ -389,25 +389,6 @@ pub(crate) fn parse_window(text: &str) -> Result<Window, String> {
         start_min,
         end_min,
     })
-}
-
-/// The required `id` of one of a list of tables, reported when it repeats
-/// an earlier one (`first_line`: id → line of its first definition).
-fn take_unique_id(
-    s: &mut Section<'_, '_>,
-    first_line: &mut HashMap<String, usize>,
-    what: &str,
-) -> Option<String> {
-    let id = s.require("id", Section::take_id)?;
-    if let Some(line) = first_line.get(&id) {
-        s.problem(
-            "id",
-            format!("duplicate {what} id {id:?} (first defined on line {line})"),
-        );
-    } else {
-        first_line.insert(id.clone(), s.line_of("id"));
-    }
-    Some(id)
 }
 
 /// Reads `[[door_groups]]`.

@@ -13,16 +13,21 @@
 //! the [`Env`] seam; their values never appear in problems or `Debug` output.
 //!
 //! Layout: `reader` is the reusable spanned-document reader (`Section` with
-//! `take_*` methods), `schema` the sections, keys, defaults and checks (`uplink` the
-//! platform-link sections, `intercom` the door stations), `env`
-//! the environment seam. `config/gateway.example.toml` at the repository root
-//! documents every key.
+//! `take_*` methods), `schema` the whole document and the gateway's own
+//! sections, with their keys, defaults and checks; beside it one file per
+//! part: `devices` (`[[devices]]` and their types), `lanes` (`[[lanes]]`,
+//! `[ingress]`), `doors`, `intercom` (the door stations), `points`,
+//! `uplink` (the platform-link sections) and `backup`; `diff` what a reload
+//! changes; `env` the environment seam. `config/gateway.example.toml` at
+//! the repository root documents every key.
 
 mod backup;
+mod devices;
 pub mod diff;
 mod doors;
 mod env;
 mod intercom;
+mod lanes;
 mod points;
 mod reader;
 mod schema;
@@ -31,7 +36,7 @@ pub use schema::DEFAULT_DATA_DIR;
 /// The configurable device `type` names (for labels that must cover them).
 #[cfg(test)]
 pub(crate) fn device_type_names() -> impl Iterator<Item = &'static str> {
-    schema::DEVICE_TYPES
+    devices::DEVICE_TYPES
         .iter()
         .map(|d| d.name)
         .chain(intercom::STATION_TYPES.iter().map(|(name, _)| *name))

@@ -12,8 +12,8 @@ use drivers::points::{
     WriteLimits,
 };
 
+use super::devices::read_modbus_transport;
 use super::reader::{Diagnostics, Section};
-use super::schema::read_modbus_transport;
 use super::{DeviceKind, Problem};
 
 /// The point-table presets compiled into the binary: name, file, text.

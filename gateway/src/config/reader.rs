@@ -22,6 +22,7 @@
 //! loader returns the config only when no problem was recorded.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -602,6 +603,25 @@ pub(crate) fn unknown_key(key: &str, known: &[String]) -> String {
         None if known.is_empty() => "unknown key".to_owned(),
         None => format!("unknown key; expected one of: {}", known.join(", ")),
     }
+}
+
+/// The required `id` of one of a list of tables, reported when it repeats
+/// an earlier one (`first_line`: id → line of its first definition).
+pub(crate) fn take_unique_id(
+    s: &mut Section<'_, '_>,
+    first_line: &mut HashMap<String, usize>,
+    what: &str,
+) -> Option<String> {
+    let id = s.require("id", Section::take_id)?;
+    if let Some(line) = first_line.get(&id) {
+        s.problem(
+            "id",
+            format!("duplicate {what} id {id:?} (first defined on line {line})"),
+        );
+    } else {
+        first_line.insert(id.clone(), s.line_of("id"));
+    }
+    Some(id)
 }
 
 /// The candidate closest to `word`, when it is close enough to be a typo.

@@ -7,8 +7,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::reader::Leftover;
-use super::schema::{DEVICE_TYPES, DeviceType, judge_device_key};
 use super::*;
 
 /// A test environment: only the given variables.
@@ -455,61 +453,6 @@ fn secret_sources_that_fail_are_located_problems() {
         );
         assert!(problems.iter().all(|p| !p.message.contains("s3cr3t")));
     }
-}
-
-#[test]
-fn device_type_key_lists_match_their_readers() {
-    // `DeviceType::keys` drives the "key of another type" message, so it must
-    // list exactly the keys the type's reader takes.
-    for device_type in DEVICE_TYPES {
-        let diag = reader::Diagnostics::new("t.toml", "");
-        let mut section = reader::Section::root(&diag, toml::de::DeTable::parse("").unwrap());
-        (device_type.read)(&mut section);
-        let mut known = section.known_keys().to_vec();
-        if device_type.name == "onvif-camera" {
-            // The secret is taken after the reader, with the environment.
-            known.insert(2, "password".to_owned());
-        }
-        assert_eq!(known, device_type.keys, "{}", device_type.name);
-    }
-}
-
-#[test]
-fn a_key_of_another_device_type_is_named_as_such() {
-    fn unused(_: &mut reader::Section<'_, '_>) -> DeviceKind {
-        DeviceKind::SimTank {
-            height_m: 1.0,
-            interval: Duration::from_secs(1),
-        }
-    }
-    let types = [
-        DeviceType {
-            name: "alpha",
-            keys: &["height_m"],
-            read: unused,
-        },
-        DeviceType {
-            name: "beta",
-            keys: &["port"],
-            read: unused,
-        },
-    ];
-    let Leftover::Message(message) = judge_device_key("port", Some(&types[0]), &types) else {
-        panic!("a message expected");
-    };
-    assert_eq!(
-        message,
-        "unknown key for type \"alpha\" (it is a key of type \"beta\")"
-    );
-    assert!(matches!(
-        judge_device_key("colour", Some(&types[0]), &types),
-        Leftover::Unknown
-    ));
-    // With the type unknown, its keys cannot be judged: the type is the news.
-    assert!(matches!(
-        judge_device_key("port", None, &types),
-        Leftover::Ignore
-    ));
 }
 
 #[test]
