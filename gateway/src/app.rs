@@ -31,7 +31,8 @@
 //! `Owned` (so a start that fails half-way stops it): the panel listener
 //! (`start_panel`), the store (`open_store`), the devices under their
 //! [`Fleet`] (`start_devices`), the device listener (`start_ingress`), the
-//! pipeline, the periodic jobs (`start_jobs`), the platform link
+//! pipeline with its coordinators (`start_pipeline`), the periodic jobs
+//! (`start_jobs`), the platform link
 //! (`start_platform`), then the start record and systemd
 //! (`record_start`, `follow_store_and_inform_systemd`).
 //!
@@ -444,27 +445,19 @@ async fn build(
         start_ingress(&config, cameras, &device_tx, &images, &metrics, owned).await?;
     drop(device_tx);
 
-    let stamper = Stamper::new(&config.gateway.estate_id, &config.gateway.gateway_id);
-    let mut clock_check = clock::ClockCheck::default();
-    stamper.set_clock_synced(clock_check.synchronised().await);
-    let feed = EventFeed::new();
-    let (pipeline, handle) = Pipeline::new(
+    let PipelineStage {
+        handle,
+        feed,
+        stamper,
+        clock_check,
+    } = start_pipeline(
+        &config,
         device_rx,
-        store.clone(),
-        drivers.clone(),
-        stamper.clone(),
-        vec![
-            Box::new(ThresholdAlarms::new(config.alarms.clone())),
-            Box::new(LaneCoordinator::new(&config, plates.clone(), board.clone())),
-            Box::new(doors.coordinator(&config)),
-        ],
-        metrics.clone(),
-        feed.clone(),
-    );
-    let pipeline_task = owned
-        .watch
-        .core("pipeline", pipeline.run(owned.intake.clone()));
-    owned.pipeline = Some(tokio::spawn(pipeline_task));
+        (&store, &drivers, &metrics),
+        (&plates, &board, &doors),
+        owned,
+    )
+    .await;
 
     start_jobs(
         &config,
@@ -822,6 +815,53 @@ async fn start_ingress(
         owned.ingress = Some(tokio::spawn(task));
         tracing::info!(listen = %addr, "Device listener ready.");
         Ok(Some(addr))
+    }
+}
+
+/// What the pipeline stage leaves for the later ones.
+struct PipelineStage {
+    handle: PipelineHandle,
+    feed: EventFeed,
+    stamper: Stamper,
+    clock_check: clock::ClockCheck,
+}
+
+/// The one loop every input passes (`owned.pipeline`), with its stamper
+/// (told whether the clock is synchronised), its event feed and the
+/// coordinators it runs: threshold alarms, the lanes and the doors.
+async fn start_pipeline(
+    config: &Config,
+    device_rx: mpsc::Receiver<drivers::Inbound>,
+    (store, drivers, metrics): (&Store, &Drivers, &Arc<Metrics>),
+    (plates, board, doors): (&Arc<PlateRegistry>, &LaneBoard, &Doors),
+    owned: &mut Owned,
+) -> PipelineStage {
+    let stamper = Stamper::new(&config.gateway.estate_id, &config.gateway.gateway_id);
+    let mut clock_check = clock::ClockCheck::default();
+    stamper.set_clock_synced(clock_check.synchronised().await);
+    let feed = EventFeed::new();
+    let (pipeline, handle) = Pipeline::new(
+        device_rx,
+        store.clone(),
+        drivers.clone(),
+        stamper.clone(),
+        vec![
+            Box::new(ThresholdAlarms::new(config.alarms.clone())),
+            Box::new(LaneCoordinator::new(config, plates.clone(), board.clone())),
+            Box::new(doors.coordinator(config)),
+        ],
+        metrics.clone(),
+        feed.clone(),
+    );
+    let pipeline_task = owned
+        .watch
+        .core("pipeline", pipeline.run(owned.intake.clone()));
+    owned.pipeline = Some(tokio::spawn(pipeline_task));
+    PipelineStage {
+        handle,
+        feed,
+        stamper,
+        clock_check,
     }
 }
 
