@@ -21,7 +21,7 @@ use serde::Deserialize;
 use super::{Chrome, PanelAction, audit_by, record_audit};
 use crate::auth::Permission;
 use crate::events::PanelAudit;
-use crate::facility::{Facility, trend};
+use crate::facility::{Facility, PointDevice, trend};
 use crate::pipeline::Origin;
 use crate::web::panel::error::render;
 use crate::web::panel::guard::Viewer;
@@ -195,6 +195,20 @@ struct Entered {
     reason_error: Option<&'static str>,
 }
 
+/// The point device `device` and the index of its point `point`; "not
+/// found" when either is unknown.
+fn find_point<'a>(
+    core: &'a PanelCore,
+    viewer: &Viewer,
+    device: &str,
+    point: &str,
+) -> Result<(&'a PointDevice, usize), PanelError> {
+    let not_found = || PanelError::NotFound(viewer.ctx.lang);
+    let d = core.facility.device(device).ok_or_else(not_found)?;
+    let index = d.view.table().find(point).ok_or_else(not_found)?;
+    Ok((d, index))
+}
+
 async fn point_page(
     core: &PanelCore,
     viewer: &Viewer,
@@ -204,9 +218,7 @@ async fn point_page(
     entered: Entered,
 ) -> Result<Response, PanelError> {
     let t = viewer.t();
-    let not_found = || PanelError::NotFound(viewer.ctx.lang);
-    let d = core.facility.device(device).ok_or_else(not_found)?;
-    let index = d.view.table().find(point).ok_or_else(not_found)?;
+    let (d, index) = find_point(core, viewer, device, point)?;
     let p = &d.view.table().points()[index];
     let row = {
         let status = d.view.read();
@@ -274,15 +286,7 @@ pub(in crate::web::panel) async fn acknowledge(
     viewer.require(Permission::View)?;
     let core = panel.core()?;
     let t = viewer.t();
-    let d = core
-        .facility
-        .device(&device)
-        .ok_or(PanelError::NotFound(viewer.ctx.lang))?;
-    let index = d
-        .view
-        .table()
-        .find(&point)
-        .ok_or(PanelError::NotFound(viewer.ctx.lang))?;
+    let (d, index) = find_point(&core, &viewer, &device, &point)?;
     let display = d.view.table().points()[index].display.clone();
     let alarm = d.view.read()[index].alarm;
     let now_ms = drivers::contract::now_ms();
@@ -340,15 +344,7 @@ pub(in crate::web::panel) async fn write(
     viewer.require(Permission::WritePoints)?;
     let core = panel.core()?;
     let t = viewer.t();
-    let d = core
-        .facility
-        .device(&device)
-        .ok_or(PanelError::NotFound(viewer.ctx.lang))?;
-    let index = d
-        .view
-        .table()
-        .find(&point)
-        .ok_or(PanelError::NotFound(viewer.ctx.lang))?;
+    let (d, index) = find_point(&core, &viewer, &device, &point)?;
     let p = &d.view.table().points()[index];
     let back = format!("/facility/{}/{}", encode(&device), encode(&point));
     if !first_use(&viewer, &form.key) {
