@@ -223,6 +223,29 @@ async fn barrier_tcp_peer_restart_goes_offline_then_online_and_works_again() {
 }
 
 #[tokio::test]
+async fn a_shared_bus_times_each_request_out_by_its_own_handles_timeout() {
+    let (sim, bus) = sim_and_bus(sim_config(), Duration::from_secs(5)).await;
+    let quick = bus.with_timeout(Duration::from_millis(100));
+    assert_eq!(
+        quick.read_inputs(1, 0, 3).await,
+        Ok(vec![false, false, true])
+    );
+    sim.delay_next_reply(Duration::from_millis(300));
+    assert_eq!(
+        quick.read_inputs(1, 0, 3).await,
+        Err(BusError::Timeout(Duration::from_millis(100))),
+        "the handle's own timeout, not the bus's 5 s"
+    );
+    // The same bus serves a patient handle: its slow answer is waited for.
+    let patient = bus.with_timeout(Duration::from_secs(2));
+    sim.delay_next_reply(Duration::from_millis(300));
+    assert_eq!(
+        patient.read_inputs(1, 0, 3).await,
+        Ok(vec![false, false, true])
+    );
+}
+
+#[tokio::test]
 async fn barrier_tcp_late_reply_does_not_corrupt_the_next_request() {
     let (sim, bus) = sim_and_bus(sim_config(), Duration::from_millis(100)).await;
     // Settle the connection, then make the next answer arrive late.

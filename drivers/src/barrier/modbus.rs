@@ -7,7 +7,8 @@
 //! (different slave ids) are served strictly one after the other.
 //!
 //! tokio-modbus has no request timeout of its own: every call here runs
-//! under [`BusConfig::timeout`]. After a timeout or a transport error the
+//! under its handle's timeout ([`BusHandle::with_timeout`], each device its
+//! own) or else [`BusConfig::timeout`]. After a timeout or a transport error the
 //! context is dropped and rebuilt for the next request, so a late reply to
 //! an abandoned request can never be read as the answer to the next one.
 
@@ -84,6 +85,9 @@ impl BusError {
 struct Job {
     slave: u8,
     request: Request<'static>,
+    /// This request's deadline for connecting and answering (its device's
+    /// own; the bus's when `None`).
+    timeout: Option<Duration>,
     /// Not sent after this (a job queued behind a hung request).
     deadline: Option<tokio::time::Instant>,
     reply: oneshot::Sender<Result<Response, BusError>>,
@@ -100,12 +104,28 @@ impl std::fmt::Debug for Job {
 
 /// A cloneable handle to one bus. The bus task ends when every handle is
 /// dropped.
+///
+/// Each device on a shared bus may hold a handle with its own request
+/// timeout ([`Self::with_timeout`]), so the bus itself keeps no per-device
+/// setting: a device can join or leave a running bus (a reload) without
+/// the bus or its other devices being rebuilt.
 #[derive(Debug, Clone)]
 pub struct BusHandle {
     tx: mpsc::Sender<Job>,
+    timeout: Option<Duration>,
 }
 
 impl BusHandle {
+    /// A handle to the same bus whose requests use `timeout` (for
+    /// connecting and for the answer) instead of the bus's.
+    #[must_use]
+    pub fn with_timeout(&self, timeout: Duration) -> BusHandle {
+        BusHandle {
+            tx: self.tx.clone(),
+            timeout: Some(timeout),
+        }
+    }
+
     /// Sends `request` to `slave` and waits for the answer.
     pub async fn call(&self, slave: u8, request: Request<'static>) -> Result<Response, BusError> {
         self.call_by(slave, request, None).await
@@ -124,6 +144,7 @@ impl BusHandle {
             .send(Job {
                 slave,
                 request,
+                timeout: self.timeout,
                 deadline,
                 reply,
             })
@@ -208,7 +229,7 @@ impl ModbusBus {
             context: None,
             rx,
         };
-        (bus, BusHandle { tx })
+        (bus, BusHandle { tx, timeout: None })
     }
 
     /// Serves requests until every handle is dropped, then disconnects.
@@ -220,7 +241,8 @@ impl ModbusBus {
             let result = if late {
                 Err(BusError::Expired)
             } else {
-                self.serve(job.slave, job.request).await
+                let timeout = job.timeout.unwrap_or(self.config.timeout);
+                self.serve(job.slave, job.request, timeout).await
             };
             let _ = job.reply.send(result);
         }
@@ -229,11 +251,17 @@ impl ModbusBus {
         }
     }
 
-    async fn serve(&mut self, slave: u8, request: Request<'static>) -> Result<Response, BusError> {
-        let timeout = self.config.timeout;
+    async fn serve(
+        &mut self,
+        slave: u8,
+        request: Request<'static>,
+        timeout: Duration,
+    ) -> Result<Response, BusError> {
         let context = match self.context.as_mut() {
             Some(context) => context,
-            None => self.context.insert(connect(&self.config).await?),
+            None => self
+                .context
+                .insert(connect(&self.config.transport, timeout).await?),
         };
         context.set_slave(Slave(slave));
         let result = tokio::time::timeout(timeout, context.call(request)).await;
@@ -254,10 +282,9 @@ impl ModbusBus {
     }
 }
 
-/// Opens the port or connection of `config`.
-async fn connect(config: &BusConfig) -> Result<Context, BusError> {
-    let timeout = config.timeout;
-    match &config.transport {
+/// Opens the port or connection of `transport` within `timeout`.
+async fn connect(transport: &Transport, timeout: Duration) -> Result<Context, BusError> {
+    match transport {
         Transport::Tcp { addr } => {
             match tokio::time::timeout(timeout, tokio_modbus::client::tcp::connect(*addr)).await {
                 Ok(Ok(context)) => Ok(context),
