@@ -39,11 +39,16 @@
 //! A reload ([`Running::reload_from`], on SIGHUP) reads the file again:
 //! refused as a whole when it has problems (logged, `config_rejected`
 //! alarm), otherwise [`crate::config::diff`] says what changed and only
-//! that is stopped, started or restarted: devices through the [`Fleet`],
-//! lanes and doors through the pipeline's coordinators
-//! ([`crate::pipeline::Coordinator::reconfigure`]). What needs a restart
-//! keeps its settings and is logged; the reload is a `config_reloaded`
-//! audit event.
+//! that is stopped, started or restarted: devices through the [`Fleet`]
+//! (a Modbus device joins or leaves its line's running bus in
+//! [`devices::Buses`], so its neighbours on the line never stop; a plate
+//! camera's entry in the device listener's table and a point device's view
+//! in the [`Facility`] are swapped with it, and the device listener starts
+//! if the first camera arrives), lanes, doors and the threshold alarms
+//! through the pipeline's coordinators
+//! ([`crate::pipeline::Coordinator::reconfigure`]). A section that needs
+//! a restart keeps its settings and is logged; the reload is a
+//! `config_reloaded` audit event.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -226,6 +231,13 @@ pub struct Running {
     pub uplink_status: Arc<UplinkStatus>,
     /// Where the embedded MQTT broker listens, when it runs.
     pub broker_addr: Option<SocketAddr>,
+    /// The point devices and their live views.
+    pub facility: Facility,
+    /// The device listener's state (its camera table), when it runs.
+    ingress: Option<IngressState>,
+    /// What a device listener started by a reload needs.
+    images: ImageStore,
+    metrics: Arc<Metrics>,
     readiness: Arc<watch::Sender<Readiness>>,
     drain_budget: Duration,
     owned: Owned,
@@ -248,6 +260,9 @@ struct Owned {
     drivers_cancel: CancellationToken,
     /// The drivers' supervisors, each device on its own.
     fleet: Option<Fleet>,
+    /// The running Modbus buses, by line (dropped once the drivers have
+    /// stopped, so that each bus ends).
+    buses: devices::Buses,
     /// The Modbus buses the drivers share.
     driver_tasks: Tasks,
     aux_cancel: CancellationToken,
@@ -270,6 +285,7 @@ impl Owned {
             ingress: None,
             drivers_cancel: CancellationToken::new(),
             fleet: None,
+            buses: devices::Buses::default(),
             driver_tasks: Tasks::default(),
             aux_cancel: CancellationToken::new(),
             aux_tasks: Tasks::default(),
@@ -303,6 +319,8 @@ impl Owned {
         if let Some(fleet) = self.fleet {
             stragglers.extend(fleet.join_within(remaining()).await);
         }
+        // The buses end once no handle is left.
+        drop(self.buses);
         stragglers.extend(self.driver_tasks.join_within(remaining()).await);
         self.aux_cancel.cancel();
         stragglers.extend(self.aux_tasks.join_within(remaining()).await);
@@ -441,8 +459,16 @@ async fn build(
     let _ = facility_cell.set(facility.clone());
     let _ = live.set((store.clone(), drivers.clone()));
 
-    let ingress_addr =
-        start_ingress(&config, cameras, &device_tx, &images, &metrics, owned).await?;
+    let ingress = start_ingress(
+        &config,
+        camera_entries(cameras, &device_tx),
+        &images,
+        &metrics,
+        owned,
+    )
+    .await?;
+    let ingress_addr = ingress.as_ref().map(|(addr, _)| *addr);
+    let ingress = ingress.map(|(_, state)| state);
     drop(device_tx);
 
     let PipelineStage {
@@ -506,18 +532,17 @@ async fn build(
         .into_iter()
         .chain([Arc::new(CardsTarget(doors.credentials.clone())) as Arc<dyn ListTarget>])
         .fold(lists, ListRegistry::with);
-    if !facility.devices().is_empty() {
-        aux_tasks.spawn_owned(
-            &watch,
-            "point trends",
-            trend::record(
-                facility.clone(),
-                data_dir.join("trends"),
-                TREND_SAMPLE_EVERY,
-                aux_cancel.clone(),
-            ),
-        );
-    }
+    // Always: a reload may add the first point device.
+    aux_tasks.spawn_owned(
+        &watch,
+        "point trends",
+        trend::record(
+            facility.clone(),
+            data_dir.join("trends"),
+            TREND_SAMPLE_EVERY,
+            aux_cancel.clone(),
+        ),
+    );
     let telemetry = TelemetrySource {
         facility: facility.clone(),
         estate_id: config.gateway.estate_id.clone(),
@@ -569,6 +594,10 @@ async fn build(
         doors,
         uplink_status,
         broker_addr,
+        facility,
+        ingress,
+        images,
+        metrics,
         readiness,
         drain_budget: config.supervisor.drain_budget,
         owned: Owned::new(CoreWatch::detached()),
@@ -724,7 +753,7 @@ async fn start_devices(
             config.devices.clone()
         }
     };
-    let built = devices::build(&device_configs, &sim);
+    let built = devices::build(&device_configs, &sim, &mut owned.buses);
     let facility = Facility::new(built.points);
     for (name, bus) in built.buses {
         owned
@@ -751,71 +780,76 @@ async fn start_devices(
     })
 }
 
+/// The device listener's table entries of plate cameras `cameras` (id →
+/// vendor and liveness tap): their reads go to `events` (the pipeline).
+fn camera_entries(
+    cameras: HashMap<String, (CameraVendor, Seen)>,
+    events: &mpsc::Sender<drivers::Inbound>,
+) -> HashMap<String, CameraEntry> {
+    cameras
+        .into_iter()
+        .map(|(id, (vendor, seen))| {
+            let events = EventSender::new(DeviceId::new(id.as_str()), events.clone());
+            (
+                id,
+                CameraEntry {
+                    vendor,
+                    seen,
+                    events,
+                },
+            )
+        })
+        .collect()
+}
+
 /// The device-side listener, when a plate camera is configured (they push
-/// here); its task is `owned.ingress`.
+/// here): its address and state (the camera table a reload swaps); its
+/// task is `owned.ingress`.
 async fn start_ingress(
     config: &Config,
-    cameras: HashMap<String, (CameraVendor, Seen)>,
-    device_tx: &mpsc::Sender<drivers::Inbound>,
+    cameras: HashMap<String, CameraEntry>,
     images: &ImageStore,
     metrics: &Arc<Metrics>,
     owned: &mut Owned,
-) -> Result<Option<SocketAddr>, StartError> {
-    // The device-side listener: plate cameras push here.
+) -> Result<Option<(SocketAddr, IngressState)>, StartError> {
     if cameras.is_empty() {
         return Ok(None);
     }
-    {
-        let listener = TcpListener::bind(config.ingress.listen)
-            .await
-            .map_err(|source| StartError::BindIngress {
-                addr: config.ingress.listen,
-                source,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::BindIngress {
-                addr: config.ingress.listen,
-                source,
-            })?;
-        let cameras = cameras
-            .into_iter()
-            .map(|(id, (vendor, seen))| {
-                let events = EventSender::new(DeviceId::new(id.as_str()), device_tx.clone());
-                (
-                    id,
-                    CameraEntry {
-                        vendor,
-                        seen,
-                        events,
-                    },
-                )
-            })
-            .collect();
-        let limits = IngressLimits {
-            max_body_bytes: config.ingress.max_body_bytes,
-            body_timeout: config.ingress.body_timeout,
-            allow_from: config.ingress.allow_from.clone(),
-        };
-        let state = IngressState::new(cameras, images.clone(), metrics.clone(), limits);
-        let listener_limits = listener::Limits {
-            max_connections: config.ingress.max_connections,
-            header_timeout: config.ingress.header_timeout,
-        };
-        let task = owned.watch.core(
+    let listener = TcpListener::bind(config.ingress.listen)
+        .await
+        .map_err(|source| StartError::BindIngress {
+            addr: config.ingress.listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StartError::BindIngress {
+            addr: config.ingress.listen,
+            source,
+        })?;
+    let limits = IngressLimits {
+        max_body_bytes: config.ingress.max_body_bytes,
+        body_timeout: config.ingress.body_timeout,
+        allow_from: config.ingress.allow_from.clone(),
+    };
+    let state = IngressState::new(cameras, images.clone(), metrics.clone(), limits);
+    let listener_limits = listener::Limits {
+        max_connections: config.ingress.max_connections,
+        header_timeout: config.ingress.header_timeout,
+    };
+    let task = owned.watch.core(
+        "device listener",
+        listener::serve(
+            listener,
+            ingress::router(state.clone()),
+            listener_limits,
+            owned.ingress_cancel.clone(),
             "device listener",
-            listener::serve(
-                listener,
-                ingress::router(state),
-                listener_limits,
-                owned.ingress_cancel.clone(),
-                "device listener",
-            ),
-        );
-        owned.ingress = Some(tokio::spawn(task));
-        tracing::info!(listen = %addr, "Device listener ready.");
-        Ok(Some(addr))
-    }
+        ),
+    );
+    owned.ingress = Some(tokio::spawn(task));
+    tracing::info!(listen = %addr, "Device listener ready.");
+    Ok(Some((addr, state)))
 }
 
 /// What the pipeline stage leaves for the later ones.
@@ -1121,44 +1155,18 @@ impl Running {
 
     /// Applies a new configuration: stops the devices that were removed or
     /// changed (actuators to their safe state), starts the added and
-    /// changed ones, hands the lanes and doors to their coordinators, and
-    /// leaves everything else running. What cannot change without a
-    /// restart keeps its old settings and is logged and audited as needing
-    /// one. The reload is recorded as a `config_reloaded` audit event.
+    /// changed ones, hands the lanes, doors and threshold alarms to their
+    /// coordinators, and leaves everything else running. A section that
+    /// cannot change without a restart keeps its old settings and is
+    /// logged and audited as needing one. The reload is recorded as a
+    /// `config_reloaded` audit event.
     pub async fn reload(&mut self, new: Config) -> ConfigDiff {
-        let diff = crate::config::diff::diff(&self.config, &new);
-        let applied = crate::config::diff::applied(&self.config, &new, &diff);
-        let restarting: Vec<String> = diff
-            .devices
-            .removed
-            .iter()
-            .chain(&diff.devices.changed)
-            .cloned()
-            .collect();
-        let starting: Vec<_> = applied
-            .devices
-            .iter()
-            .filter(|d| diff.devices.added.contains(&d.id) || diff.devices.changed.contains(&d.id))
-            .cloned()
-            .collect();
-        if let Some(fleet) = self.owned.fleet.as_mut() {
-            let stragglers = fleet.stop(&restarting, self.drain_budget).await;
-            if !stragglers.is_empty() {
-                tracing::error!(
-                    ?stragglers,
-                    "Devices did not stop in time for the reload; they were aborted."
-                );
-            }
-            let starting = crate::doors::resume::resume_points(&starting, &self.journal)
-                .await
-                .unwrap_or(starting);
-            let built = devices::build(&starting, &self.sim);
-            for (name, bus) in built.buses {
-                self.owned
-                    .driver_tasks
-                    .spawn_owned(&self.owned.watch, name, bus.run());
-            }
-            fleet.start(built.supervised);
+        let mut diff = crate::config::diff::diff(&self.config, &new);
+        let applied = crate::config::diff::applied(&self.config, &new);
+        if !diff.devices.is_empty()
+            && let Some(problem) = self.reload_devices(&diff, &applied).await
+        {
+            diff.needs_restart.push(problem);
         }
         // Cards may name the door groups the file has now.
         self.doors
@@ -1170,7 +1178,9 @@ impl Running {
             .reconfigure(applied.clone(), Arc::new(diff.clone()))
             .await
         {
-            tracing::error!("The pipeline has stopped; lanes and doors were not reconfigured.");
+            tracing::error!(
+                "The pipeline has stopped; lanes, doors and alarms were not reconfigured."
+            );
         }
         self.config = Arc::unwrap_or_clone(applied);
         tracing::info!(changes = %diff.summary(), "Configuration reloaded.");
@@ -1184,12 +1194,85 @@ impl Running {
             devices: diff.devices.clone(),
             lanes: diff.lanes.clone(),
             doors: diff.doors.clone(),
+            alarms: diff.alarms,
             needs_restart: diff.needs_restart.clone(),
         });
         if let Err(error) = self.pipeline.record(GATEWAY_DEVICE, reloaded).await {
             tracing::error!(%error, "The config_reloaded audit event was not stored.");
         }
         diff
+    }
+
+    /// Stops the removed and changed devices, then builds and starts the
+    /// added and changed ones of `applied`: a Modbus device joins its
+    /// line's running bus (its neighbours run on), a point device's view
+    /// and a plate camera's table entry are swapped with it. Returns what
+    /// could not be applied until a restart (the device listener, when the
+    /// first camera arrives and its address cannot be bound).
+    async fn reload_devices(&mut self, diff: &ConfigDiff, applied: &Config) -> Option<String> {
+        let restarting: Vec<String> = diff
+            .devices
+            .removed
+            .iter()
+            .chain(&diff.devices.changed)
+            .cloned()
+            .collect();
+        let starting: Vec<_> = applied
+            .devices
+            .iter()
+            .filter(|d| diff.devices.added.contains(&d.id) || diff.devices.changed.contains(&d.id))
+            .cloned()
+            .collect();
+        let fleet = self.owned.fleet.as_mut()?;
+        let stragglers = fleet.stop(&restarting, self.drain_budget).await;
+        if !stragglers.is_empty() {
+            tracing::error!(
+                ?stragglers,
+                "Devices did not stop in time for the reload; they were aborted."
+            );
+        }
+        let events = fleet.events();
+        // A line no device is on any more: its bus ends with its last driver.
+        self.owned.buses.keep_only(&applied.devices);
+        let starting = crate::doors::resume::resume_points(&starting, &self.journal)
+            .await
+            .unwrap_or(starting);
+        let built = devices::build(&starting, &self.sim, &mut self.owned.buses);
+        for (name, bus) in built.buses {
+            self.owned
+                .driver_tasks
+                .spawn_owned(&self.owned.watch, name, bus.run());
+        }
+        let order: Vec<String> = applied.devices.iter().map(|d| d.id.clone()).collect();
+        self.facility.replace(&restarting, built.points, &order);
+        let cameras = camera_entries(built.cameras, &events);
+        let mut problem = None;
+        match &self.ingress {
+            Some(ingress) => ingress.replace(&restarting, cameras),
+            None => match start_ingress(
+                applied,
+                cameras,
+                &self.images,
+                &self.metrics,
+                &mut self.owned,
+            )
+            .await
+            {
+                Ok(Some((addr, state))) => {
+                    self.ingress_addr = Some(addr);
+                    self.ingress = Some(state);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::error!(%error, "The device listener could not start; plate cameras cannot push until a restart.");
+                    problem = Some(format!("[ingress] (the device listener: {error})"));
+                }
+            },
+        }
+        if let Some(fleet) = self.owned.fleet.as_mut() {
+            fleet.start(built.supervised);
+        }
+        problem
     }
 
     /// Readiness as `/readyz` answers it.

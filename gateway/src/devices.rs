@@ -1,7 +1,10 @@
 //! Builds drivers from validated device configuration: the one place that
 //! maps a config `type` to a driver implementation. Devices on the same
 //! Modbus line or TCP peer (barriers and point devices alike) share one bus
-//! task (one owner per physical bus); plate cameras get a liveness driver
+//! task (one owner per physical bus), kept in [`Buses`] across reloads: a
+//! device built later for a line that runs joins its bus (with its own
+//! request timeout), so a reload restarts one device of a shared line
+//! without touching the bus or its neighbours; plate cameras get a liveness driver
 //! whose tap the ingress listener holds; surveillance cameras leave their
 //! handles (status, snapshots) and the places they watch; point devices leave their live
 //! view for the panel, metrics and telemetry API.
@@ -31,8 +34,8 @@ pub struct Built {
     pub supervised: Vec<Supervised>,
     /// Plate cameras: id → (vendor, liveness tap).
     pub cameras: HashMap<String, (CameraVendor, Seen)>,
-    /// The Modbus buses the barriers share, by name, for the caller to run
-    /// as owned tasks ([`ModbusBus::run`]).
+    /// The Modbus buses this build opened (lines no running bus served),
+    /// by name, for the caller to run as owned tasks ([`ModbusBus::run`]).
     pub buses: Vec<(String, ModbusBus)>,
     /// Modbus point devices: their live points (panel, metrics, API).
     pub points: Vec<PointDevice>,
@@ -65,12 +68,80 @@ pub struct PointDevice {
     pub view: PointsView,
 }
 
-/// A supervised driver for each configured device, and the buses they
-/// share (not yet running: the caller owns their tasks). Devices on simulated GPIO
-/// lines leave their simulator ends in `sim`.
-pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
+/// The Modbus buses that run, one per line or TCP peer, by transport: what
+/// a device joins when it is built. Holding a handle keeps a bus's task
+/// alive; [`Buses::keep_only`] lets go of lines no device uses any more
+/// (their task ends once their devices' drivers have stopped), and dropping
+/// the registry lets every bus end with its last device.
+#[derive(Debug, Default)]
+pub struct Buses {
+    handles: HashMap<ModbusTransport, BusHandle>,
+}
+
+impl Buses {
+    /// The bus of `transport`: the running one, or a new one put in `new`
+    /// for the caller to run.
+    fn handle(
+        &mut self,
+        transport: &ModbusTransport,
+        timeout: std::time::Duration,
+        new: &mut Vec<(String, ModbusBus)>,
+    ) -> BusHandle {
+        self.handles
+            .entry(transport.clone())
+            .or_insert_with(|| {
+                let (bus, handle) = ModbusBus::new(BusConfig {
+                    transport: match transport {
+                        ModbusTransport::Tcp(addr) => Transport::Tcp { addr: *addr },
+                        ModbusTransport::Rtu { path, baud } => Transport::Rtu {
+                            path: path.into(),
+                            baud: *baud,
+                        },
+                    },
+                    timeout,
+                });
+                new.push((format!("modbus bus {transport:?}"), bus));
+                handle
+            })
+            .with_timeout(timeout)
+    }
+
+    /// Lets go of the buses of lines none of `devices` is on; returns how
+    /// many.
+    pub fn keep_only(&mut self, devices: &[DeviceConfig]) -> usize {
+        let before = self.handles.len();
+        self.handles
+            .retain(|transport, _| devices.iter().any(|d| modbus_line(d) == Some(transport)));
+        before - self.handles.len()
+    }
+
+    /// How many buses are held.
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+}
+
+/// The Modbus line or TCP peer `device` is on, if it is on one.
+pub fn modbus_line(device: &DeviceConfig) -> Option<&ModbusTransport> {
+    match &device.kind {
+        DeviceKind::ModbusBarrier { transport, .. }
+        | DeviceKind::ModbusPoints { transport, .. } => Some(transport),
+        _ => None,
+    }
+}
+
+/// A supervised driver for each configured device (not yet running: the
+/// caller starts them); a Modbus device joins its line's bus in `buses`,
+/// and the buses this opened are in [`Built::buses`] for the caller to
+/// run. Devices on simulated GPIO lines leave their simulator ends in
+/// `sim`.
+pub fn build(devices: &[DeviceConfig], sim: &SimHardware, buses: &mut Buses) -> Built {
     let mut built = Built::default();
-    let mut buses: HashMap<ModbusTransport, BusHandle> = HashMap::new();
     for device in devices {
         let driver: Box<dyn drivers::Driver> = match &device.kind {
             DeviceKind::SimTank { height_m, interval } => {
@@ -93,7 +164,7 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
                 poll_interval,
                 timeout,
             } => {
-                let bus = bus_for(&mut buses, &mut built.buses, transport, *timeout);
+                let bus = buses.handle(transport, *timeout, &mut built.buses);
                 let mut config = BarrierConfig::new(*slave, map.clone());
                 config.lane = lane.clone();
                 config.poll_interval = *poll_interval;
@@ -108,7 +179,7 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
                 full_report,
                 backoff_max,
             } => {
-                let bus = bus_for(&mut buses, &mut built.buses, transport, *timeout);
+                let bus = buses.handle(transport, *timeout, &mut built.buses);
                 let mut config = PointsConfig::new(*slave, std::sync::Arc::clone(table));
                 config.max_gap = *max_gap;
                 config.full_report = *full_report;
@@ -180,34 +251,6 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware) -> Built {
     built
 }
 
-/// The bus of `transport`, created on first use (the caller runs its task):
-/// barriers and point devices on one line or TCP peer share it (one request
-/// in flight).
-fn bus_for(
-    buses: &mut HashMap<ModbusTransport, BusHandle>,
-    owned: &mut Vec<(String, ModbusBus)>,
-    transport: &ModbusTransport,
-    timeout: std::time::Duration,
-) -> BusHandle {
-    buses
-        .entry(transport.clone())
-        .or_insert_with(|| {
-            let (bus, handle) = ModbusBus::new(BusConfig {
-                transport: match transport {
-                    ModbusTransport::Tcp(addr) => Transport::Tcp { addr: *addr },
-                    ModbusTransport::Rtu { path, baud } => Transport::Rtu {
-                        path: path.into(),
-                        baud: *baud,
-                    },
-                },
-                timeout,
-            });
-            owned.push((format!("modbus bus {transport:?}"), bus));
-            handle
-        })
-        .clone()
-}
-
 /// A stable per-device seed, so each simulated device behaves differently
 /// but the same on every run.
 fn seed(id: &str) -> u64 {
@@ -261,7 +304,8 @@ mod tests {
             barrier("barrier-1", 1),
             barrier("barrier-2", 2),
         ];
-        let built = build(&devices, &SimHardware::default());
+        let mut buses = Buses::default();
+        let built = build(&devices, &SimHardware::default(), &mut buses);
         let kinds: Vec<_> = built.supervised.iter().map(|s| s.driver.kind()).collect();
         assert_eq!(
             kinds,
@@ -270,5 +314,19 @@ mod tests {
         assert_eq!(built.supervised[0].name, "1号楼水箱");
         assert!(built.cameras.contains_key("cam-1"));
         assert_ne!(seed("tank-1"), seed("tank-2"));
+        assert_eq!(built.buses.len(), 1, "one bus for the shared line");
+
+        // A device built later for the same line joins the running bus.
+        let later = build(
+            &[barrier("barrier-3", 3)],
+            &SimHardware::default(),
+            &mut buses,
+        );
+        assert!(later.buses.is_empty(), "no second owner of the line");
+        assert_eq!(later.supervised.len(), 1);
+        // The line is let go of only when no device is on it.
+        assert_eq!(buses.keep_only(&devices), 0);
+        assert_eq!(buses.keep_only(&devices[..2]), 1);
+        assert!(buses.is_empty());
     }
 }

@@ -666,6 +666,8 @@ pub struct ConfigReloaded {
     pub lanes: Changes,
     /// Doors added, removed and changed.
     pub doors: Changes,
+    /// Whether the threshold alarms changed (the new ones are in force).
+    pub alarms: bool,
     /// What changed but keeps its previous settings until the next start.
     pub needs_restart: Vec<String>,
 }

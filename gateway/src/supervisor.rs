@@ -216,6 +216,12 @@ impl Fleet {
         self.drivers.clone()
     }
 
+    /// Where the fleet's drivers send their events (the pipeline), for
+    /// the devices whose events arrive elsewhere (plate cameras' pushes).
+    pub fn events(&self) -> mpsc::Sender<Inbound> {
+        self.events.clone()
+    }
+
     /// Starts each driver in its own task (a device already running must
     /// be stopped first).
     pub fn start(&mut self, supervised: Vec<Supervised>) {

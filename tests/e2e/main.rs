@@ -16,6 +16,7 @@ mod ops;
 mod panel;
 mod plates_cli;
 mod reload;
+mod reload_devices;
 mod uplink;
 mod uplink_downlink;
 mod uplink_https;

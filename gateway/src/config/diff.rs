@@ -4,33 +4,33 @@
 //! Devices, lanes and doors are compared one by one, by id: each is
 //! *added*, *removed* or *changed* (any of its settings, secrets included,
 //! differ; a door also changes when its door group's schedule does). The
-//! gateway restarts exactly those and leaves the rest running.
+//! gateway restarts exactly those and leaves the rest running: every kind
+//! of device restarts alone, plate cameras (their entry in the device
+//! listener's table swapped), point devices (their view in the facility
+//! registry swapped) and Modbus devices on a line or TCP peer they share
+//! with devices that stay (they leave and join the running bus) included.
+//! The threshold `[[alarms]]` are compared as a whole and handed to their
+//! coordinator.
 //!
-//! Everything else takes effect only at the next start, and is reported as
-//! needing a restart rather than silently ignored:
-//! - the sections the store, the listeners, the platform link and the
-//!   supervisor are built from (`[gateway]`, `[store]`, `[panel]`,
-//!   `[ingress]`, `[uplink]`, `[broker]`, `[api]`, `[supervisor]`,
-//!   `[backup]`) and the threshold `[[alarms]]`;
-//! - a device that is registered beyond its own driver task: plate cameras
-//!   (`lpr-camera`, in the device listener's camera table) and point
-//!   devices (`modbus-points`, in the facility view), and a Modbus device
-//!   whose line it shares with a device that stays (one owner per bus).
+//! The sections the store, the listeners, the platform link and the
+//! supervisor are built from (`[gateway]`, `[store]`, `[panel]`,
+//! `[ingress]`, `[uplink]`, `[broker]`, `[api]`, `[supervisor]`,
+//! `[backup]`) take effect only at the next start, and are reported as
+//! needing a restart rather than silently ignored.
 //!
 //! [`applied`] is the configuration actually in force after a reload: the
-//! new one, except for what needs a restart, so a later reload compares
-//! against what runs and keeps reporting what is still pending.
+//! new one, except for those sections, so a later reload compares against
+//! what runs and keeps reporting what is still pending.
 //!
 //! Two settings are compared by their full `Debug` form with secrets
 //! revealed ([`fingerprint`]; only in memory, never logged).
 
 use std::cell::Cell;
-use std::collections::BTreeSet;
 use std::fmt::Debug;
 
 use serde::Serialize;
 
-use super::{Config, DeviceConfig, DeviceKind, DoorEntry, ModbusTransport};
+use super::{Config, DoorEntry};
 
 thread_local! {
     /// Set while [`fingerprint`] formats: `Secret`'s `Debug` shows its value.
@@ -99,12 +99,6 @@ impl Changes {
             .any(|ids| ids.iter().any(|i| i == id))
     }
 
-    fn drop_id(&mut self, id: &str) {
-        for ids in [&mut self.added, &mut self.removed, &mut self.changed] {
-            ids.retain(|i| i != id);
-        }
-    }
-
     /// `added a, b; removed c; changed d` (empty parts left out).
     fn describe(&self) -> String {
         [
@@ -129,12 +123,12 @@ pub struct ConfigDiff {
     pub lanes: Changes,
     /// Doors to start, stop and restart.
     pub doors: Changes,
+    /// Whether the threshold `[[alarms]]` changed (their coordinator takes
+    /// the new ones).
+    pub alarms: bool,
     /// What changed but takes effect only at the next start: a section
-    /// (`[uplink]`), the alarms, or a device with the reason.
+    /// (`[uplink]`).
     pub needs_restart: Vec<String>,
-    /// The devices among those whose change waits for a restart: they keep
-    /// running as they were.
-    pub held_devices: Vec<String>,
 }
 
 impl ConfigDiff {
@@ -143,6 +137,7 @@ impl ConfigDiff {
         self.devices.is_empty()
             && self.lanes.is_empty()
             && self.doors.is_empty()
+            && !self.alarms
             && self.needs_restart.is_empty()
     }
 
@@ -157,6 +152,9 @@ impl ConfigDiff {
         .filter(|(_, changes)| !changes.is_empty())
         .map(|(what, changes)| format!("{what}: {}", changes.describe()))
         .collect();
+        if self.alarms {
+            parts.push("alarms: changed".to_owned());
+        }
         if !self.needs_restart.is_empty() {
             parts.push(format!(
                 "needs a restart: {}",
@@ -173,7 +171,7 @@ impl ConfigDiff {
 
 /// What differs between `old` (running) and `new`.
 pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
-    let mut needs_restart: Vec<String> = [
+    let needs_restart: Vec<String> = [
         (
             "[gateway]",
             fingerprint(&old.gateway) != fingerprint(&new.gateway),
@@ -207,31 +205,21 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
             "[backup]",
             fingerprint(&old.backup) != fingerprint(&new.backup),
         ),
-        (
-            "[[alarms]]",
-            fingerprint(&old.alarms) != fingerprint(&new.alarms),
-        ),
     ]
     .into_iter()
     .filter(|(_, changed)| *changed)
     .map(|(section, _)| section.to_owned())
     .collect();
 
-    let mut devices = Changes::between(&old.devices, &new.devices, |d| &d.id, fingerprint);
-    let mut held_devices = Vec::new();
-    for (id, reason) in not_restartable_alone(old, new, &devices) {
-        devices.drop_id(&id);
-        needs_restart.push(format!("device {id} ({reason})"));
-        held_devices.push(id);
-    }
+    let devices = Changes::between(&old.devices, &new.devices, |d| &d.id, fingerprint);
     let lanes = Changes::between(&old.lanes, &new.lanes, |l| &l.id, fingerprint);
     let doors = doors_between(old, new);
     ConfigDiff {
         devices,
         lanes,
         doors,
+        alarms: fingerprint(&old.alarms) != fingerprint(&new.alarms),
         needs_restart,
-        held_devices,
     }
 }
 
@@ -264,92 +252,16 @@ fn door_print(door: &DoorEntry, config: &Config) -> String {
     fingerprint(&(door, group))
 }
 
-/// The Modbus line a device is on, if it is on one.
-fn modbus_line(device: &DeviceConfig) -> Option<&ModbusTransport> {
-    match &device.kind {
-        DeviceKind::ModbusBarrier { transport, .. }
-        | DeviceKind::ModbusPoints { transport, .. } => Some(transport),
-        _ => None,
-    }
-}
-
-/// Touched devices that cannot be started, stopped or restarted on their
-/// own, with the reason.
-fn not_restartable_alone(old: &Config, new: &Config, devices: &Changes) -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    let touched: BTreeSet<&str> = devices
-        .added
-        .iter()
-        .chain(&devices.removed)
-        .chain(&devices.changed)
-        .map(String::as_str)
-        .collect();
-    // Devices that stay as they are, on a Modbus line.
-    let staying: Vec<&DeviceConfig> = new
-        .devices
-        .iter()
-        .filter(|d| !touched.contains(d.id.as_str()))
-        .filter(|d| modbus_line(d).is_some())
-        .collect();
-    for id in &touched {
-        let before = old.devices.iter().find(|d| d.id == *id);
-        let after = new.devices.iter().find(|d| d.id == *id);
-        let registered =
-            [before, after]
-                .into_iter()
-                .flatten()
-                .find_map(|device| match &device.kind {
-                    DeviceKind::LprCamera { .. } => {
-                        Some("a plate camera is registered with the device listener".to_owned())
-                    }
-                    DeviceKind::ModbusPoints { .. } => {
-                        Some("a point device is registered with the facility view".to_owned())
-                    }
-                    _ => None,
-                });
-        // Leaving a shared line is fine (the bus stays with the others);
-        // joining one that stays would give it a second owner.
-        let shared = after.and_then(modbus_line).and_then(|line| {
-            staying
-                .iter()
-                .find(|s| modbus_line(s) == Some(line))
-                .map(|s| format!("its Modbus line is shared with {}", s.id))
-        });
-        let reason = registered.or(shared);
-        if let Some(reason) = reason {
-            found.push(((*id).to_owned(), reason));
-        }
-    }
-    found
-}
-
-/// The configuration in force after reloading `new` over `old` with
-/// `diff`: `new`, except that what needs a restart keeps its old settings
-/// (sections, alarms, and the devices that cannot restart alone).
-pub fn applied(old: &Config, new: &Config, diff: &ConfigDiff) -> Config {
-    let pending = |id: &str| diff.held_devices.iter().any(|h| h == id);
-    let mut devices: Vec<DeviceConfig> = Vec::new();
-    for device in &new.devices {
-        if pending(&device.id) {
-            if let Some(before) = old.devices.iter().find(|d| d.id == device.id) {
-                devices.push(before.clone());
-            }
-        } else {
-            devices.push(device.clone());
-        }
-    }
-    for device in &old.devices {
-        if pending(&device.id) && !new.devices.iter().any(|d| d.id == device.id) {
-            devices.push(device.clone());
-        }
-    }
+/// The configuration in force after reloading `new` over `old`: `new`,
+/// except that the sections that need a restart keep their old settings.
+pub fn applied(old: &Config, new: &Config) -> Config {
     Config {
         gateway: old.gateway.clone(),
         store: old.store.clone(),
         panel: old.panel.clone(),
         supervisor: old.supervisor.clone(),
-        devices,
-        alarms: old.alarms.clone(),
+        devices: new.devices.clone(),
+        alarms: new.alarms.clone(),
         ingress: old.ingress.clone(),
         lanes: new.lanes.clone(),
         door_groups: new.door_groups.clone(),
@@ -520,63 +432,69 @@ relay = "d1"
     }
 
     #[test]
-    fn sections_cameras_point_devices_and_shared_lines_need_a_restart() {
-        let text = BASE
-            .replace(
-                "[gateway]\nestate_id = \"e\"",
-                "[gateway]\nestate_id = \"e2\"",
-            )
-            .replace("vendor = \"vzenith\"", "vendor = \"huaxia\"")
-            .replace("slave = 2", "slave = 3")
-            + "\n[panel]\nlisten = \"127.0.0.1:9999\"\n";
+    fn sections_need_a_restart_and_keep_their_old_settings() {
+        let text = BASE.replace(
+            "[gateway]\nestate_id = \"e\"",
+            "[gateway]\nestate_id = \"e2\"",
+        ) + "\n[panel]\nlisten = \"127.0.0.1:9999\"\n";
         let old = base();
         let new = parse(&text, "one");
         let d = diff(&old, &new);
-        assert_eq!(
-            d.needs_restart,
-            [
-                "[gateway]",
-                "[panel]",
-                "device bar-b (its Modbus line is shared with bar-a)",
-                "device cam-in (a plate camera is registered with the device listener)",
-            ]
-        );
+        assert_eq!(d.needs_restart, ["[gateway]", "[panel]"]);
         assert!(d.devices.is_empty(), "{:?}", d.devices);
-        assert_eq!(d.held_devices, ["bar-b", "cam-in"]);
 
-        // What is in force: the old sections and devices, so the next
-        // reload of the same file reports them again.
-        let now = applied(&old, &new, &d);
+        // What is in force: the old sections, so the next reload of the
+        // same file reports them again.
+        let now = applied(&old, &new);
         assert_eq!(now.gateway.estate_id, "e");
         assert_eq!(now.panel.listen, old.panel.listen);
-        assert_eq!(fingerprint(&now.devices), fingerprint(&old.devices));
         assert_eq!(diff(&now, &new), d);
     }
 
     #[test]
-    fn a_barrier_leaving_a_shared_line_restarts_alone_and_joining_one_waits() {
-        let alone = BASE.replace(
-            "address = \"127.0.0.1:5020\"\nslave = 2",
-            "address = \"127.0.0.1:5021\"\nslave = 2",
-        );
-        let (shared, alone) = (base(), parse(&alone, "one"));
-        let d = diff(&shared, &alone);
-        assert_eq!(d.devices.changed, ["bar-b"]);
+    fn cameras_point_devices_and_devices_on_a_shared_line_restart_alone() {
+        let text = BASE
+            .replace("vendor = \"vzenith\"", "vendor = \"huaxia\"")
+            .replace("slave = 2", "slave = 3")
+            + r#"
+[[devices]]
+id = "pumps"
+type = "modbus-points"
+address = "127.0.0.1:5020"
+slave = 9
+preset = "vfd-water-supply"
+"#;
+        let (old, new) = (base(), parse(&text, "one"));
+        let d = diff(&old, &new);
+        assert_eq!(d.devices.changed, ["cam-in", "bar-b"]);
+        assert_eq!(d.devices.added, ["pumps"], "it joins bar-a's line");
         assert!(d.needs_restart.is_empty(), "{:?}", d.needs_restart);
-        let d = diff(&alone, &shared);
-        assert!(d.devices.is_empty(), "{:?}", d.devices);
-        assert_eq!(
-            d.needs_restart,
-            ["device bar-b (its Modbus line is shared with bar-a)"]
-        );
+        let now = applied(&old, &new);
+        assert_eq!(fingerprint(&now.devices), fingerprint(&new.devices));
+        assert!(diff(&now, &new).is_empty());
+    }
+
+    #[test]
+    fn changed_alarms_are_reloaded() {
+        let alarm = |below: &str| {
+            format!("{BASE}\n[[alarms]]\ndevice = \"tank-1\"\npoint = \"level\"\nbelow = {below}\n")
+        };
+        let (old, new) = (parse(&alarm("1.0"), "one"), parse(&alarm("2.5"), "one"));
+        let d = diff(&old, &new);
+        assert!(d.alarms);
+        assert!(d.needs_restart.is_empty(), "{:?}", d.needs_restart);
+        assert_eq!(d.summary(), "alarms: changed");
+        let now = applied(&old, &new);
+        assert_eq!(now.alarms[0].below, Some(2.5));
+        assert!(diff(&now, &new).is_empty());
+        assert!(!diff(&old, &old).alarms);
     }
 
     #[test]
     fn applied_takes_the_new_devices_lanes_and_doors() {
         let text = BASE.replace("height_m = 4.0", "height_m = 5.0");
         let (old, new) = (base(), parse(&text, "one"));
-        let d = diff(&old, &new);
-        let now = applied(&old, &new, &d);
+        let now = applied(&old, &new);
         assert_eq!(fingerprint(&now.devices), fingerprint(&new.devices));
         assert!(diff(&now, &new).is_empty());
     }

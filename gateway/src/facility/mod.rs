@@ -5,12 +5,15 @@
 //! ring ([`trend`]).
 //!
 //! The drivers own the points (one writer per device); everything here
-//! reads their [`PointsView`]s.
+//! reads their [`PointsView`]s. A reload swaps the devices it restarted
+//! ([`Facility::replace`]): every clone (panel, metrics, telemetry, the
+//! trend recorder) sees the new list at once; the others keep their view,
+//! acknowledgements and trend.
 
 pub mod trend;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use drivers::Quality;
 use drivers::points::PointsView;
@@ -33,42 +36,70 @@ pub struct Ack {
     pub at_ms: i64,
 }
 
-/// The point devices of this gateway. Cheap to clone.
+/// The point devices of this gateway. Cheap to clone; every clone sees a
+/// reload's [`Facility::replace`].
 #[derive(Debug, Clone, Default)]
 pub struct Facility {
-    devices: Arc<Vec<PointDevice>>,
+    devices: Arc<RwLock<Arc<Vec<PointDevice>>>>,
     acks: Arc<Mutex<HashMap<(String, String), Ack>>>,
-    /// The trend rings, one per device (in order), once the recorder opened
-    /// them; the recorder writes, the panel reads.
-    rings: Arc<OnceLock<Vec<Option<trend::Ring>>>>,
+    /// The trend rings by device id, as the recorder opened them; the
+    /// recorder writes, the panel reads.
+    rings: Arc<Mutex<HashMap<String, Arc<trend::Ring>>>>,
 }
 
 impl Facility {
     /// The registry of `devices` (from [`crate::devices::build`]).
     pub fn new(devices: Vec<PointDevice>) -> Self {
         Self {
-            devices: Arc::new(devices),
+            devices: Arc::new(RwLock::new(Arc::new(devices))),
             acks: Arc::default(),
             rings: Arc::default(),
         }
     }
 
-    /// Hands over the trend rings (once; see [`trend::open`]).
-    pub(crate) fn set_rings(&self, rings: Vec<Option<trend::Ring>>) {
-        let _ = self.rings.set(rings);
+    /// Takes a reload's devices: those named in `restarted` (removed or
+    /// changed) leave with their acknowledgements, `started` (added or
+    /// changed, rebuilt) join, and the list follows the order of `order`
+    /// (the configuration's device ids). The others keep everything.
+    pub fn replace(&self, restarted: &[String], started: Vec<PointDevice>, order: &[String]) {
+        let mut current = self.devices.write().unwrap_or_else(PoisonError::into_inner);
+        let mut devices: Vec<PointDevice> = current
+            .iter()
+            .filter(|d| !restarted.contains(&d.id))
+            .cloned()
+            .chain(started)
+            .collect();
+        devices.sort_by_key(|d| order.iter().position(|id| *id == d.id));
+        *current = Arc::new(devices);
+        drop(current);
+        self.lock()
+            .retain(|(device, _), _| !restarted.contains(device));
     }
 
-    /// The trend ring of the device at `index`, once open.
-    pub(crate) fn ring(&self, index: usize) -> Option<&trend::Ring> {
-        self.rings.get()?.get(index)?.as_ref()
+    /// Hands over the trend ring of device `id` (see [`trend::record`]);
+    /// `None` takes it away.
+    pub(crate) fn set_ring(&self, id: &str, ring: Option<trend::Ring>) {
+        let mut rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
+        match ring {
+            Some(ring) => rings.insert(id.to_owned(), Arc::new(ring)),
+            None => rings.remove(id),
+        };
+    }
+
+    /// The trend ring of device `id`, once open.
+    pub(crate) fn ring(&self, id: &str) -> Option<Arc<trend::Ring>> {
+        self.rings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
     }
 
     /// The last 24 hours of `point` on `device` up to `now_ms`, as
     /// `(slot, mean)` pairs (see [`trend::Ring::read`]); `None` without a
     /// ring. Reads the disk: call it off the async threads.
     pub fn trend(&self, device: &str, point: usize, now_ms: i64) -> Option<Vec<(i64, f32)>> {
-        let index = self.devices.iter().position(|d| d.id == device)?;
-        let ring = self.ring(index)?;
+        let ring = self.ring(device)?;
         match ring.read(point, trend::slot_of(now_ms)) {
             Ok(samples) => Some(samples),
             Err(error) => {
@@ -78,14 +109,17 @@ impl Facility {
         }
     }
 
-    /// The devices, in configuration order.
-    pub fn devices(&self) -> &[PointDevice] {
-        &self.devices
+    /// The devices as they are now, in configuration order.
+    pub fn devices(&self) -> Arc<Vec<PointDevice>> {
+        self.devices
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// One device by id.
-    pub fn device(&self, id: &str) -> Option<&PointDevice> {
-        self.devices.iter().find(|d| d.id == id)
+    pub fn device(&self, id: &str) -> Option<PointDevice> {
+        self.devices().iter().find(|d| d.id == id).cloned()
     }
 
     /// Records that `by` acknowledged the active alarm of `point` on
@@ -136,7 +170,7 @@ impl Facility {
     /// quality with its timestamps, and alarm.
     pub fn snapshot(&self) -> serde_json::Value {
         let devices: Vec<serde_json::Value> = self
-            .devices
+            .devices()
             .iter()
             .map(|d| {
                 let status = d.view.read();
@@ -187,7 +221,7 @@ impl Collector for PointMetrics {
             value.metric_type(),
         )?;
         let mut n = 0;
-        for d in facility.devices() {
+        for d in facility.devices().iter() {
             let status = d.view.read();
             for (p, s) in d.view.table().points().iter().zip(status.iter()) {
                 if n == MAX_METRIC_POINTS {
@@ -208,7 +242,7 @@ impl Collector for PointMetrics {
             quality.metric_type(),
         )?;
         let mut n = 0;
-        for d in facility.devices() {
+        for d in facility.devices().iter() {
             let status = d.view.read();
             for (p, s) in d.view.table().points().iter().zip(status.iter()) {
                 if n == MAX_METRIC_POINTS {
@@ -287,6 +321,20 @@ mod tests {
         let snapshot = facility.snapshot();
         assert_eq!(snapshot[0]["device"], "pumps");
         assert_eq!(snapshot[0]["points"][0]["quality"], "stale");
+    }
+
+    #[test]
+    fn a_reload_swaps_the_restarted_devices_and_keeps_the_others() {
+        let facility = facility(2);
+        let clone = facility.clone();
+        let pumps = facility.device("pumps").expect("pumps");
+        let lift = device("lift", "电梯", pumps.view.clone());
+        facility.replace(&[], vec![lift], &["lift".into(), "pumps".into()]);
+        let ids: Vec<String> = clone.devices().iter().map(|d| d.id.clone()).collect();
+        assert_eq!(ids, ["lift", "pumps"], "every clone sees it, in order");
+        facility.replace(&["lift".into()], Vec::new(), &["pumps".into()]);
+        assert!(clone.device("lift").is_none());
+        assert!(clone.device("pumps").is_some());
     }
 
     #[test]

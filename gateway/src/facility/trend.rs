@@ -14,6 +14,7 @@
 //! The trend is a view, not a record (the queue and the platform hold the
 //! samples): a power cut may lose the slot being written, nothing else.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io;
@@ -138,39 +139,70 @@ pub fn ring_path(dir: &Path, id: &str) -> PathBuf {
     dir.join(format!("{id}.trend"))
 }
 
-/// Opens every device's ring under `dir` and hands them to `facility`
+/// Opens the ring of one device under `dir` and hands it to `facility`
 /// (which serves the panel's reads); a device whose ring cannot be opened
 /// has no trend, the others keep theirs.
+fn open_one(facility: &Facility, dir: &Path, device: &super::PointDevice) {
+    let ring = std::fs::create_dir_all(dir)
+        .and_then(|()| Ring::open(&ring_path(dir, &device.id), &device.view));
+    match ring {
+        Ok(ring) => facility.set_ring(&device.id, Some(ring)),
+        Err(error) => {
+            tracing::warn!(%error, device = %device.id, "Point trend ring unavailable.");
+            facility.set_ring(&device.id, None);
+        }
+    }
+}
+
+/// Opens every device's ring under `dir` and hands them to `facility`.
 pub fn open(facility: &Facility, dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let rings = facility
-        .devices()
-        .iter()
-        .map(|d| match Ring::open(&ring_path(dir, &d.id), &d.view) {
-            Ok(ring) => Some(ring),
-            Err(error) => {
-                tracing::warn!(%error, device = %d.id, "Point trend ring unavailable.");
-                None
-            }
-        })
-        .collect();
-    facility.set_rings(rings);
+    for device in facility.devices().iter() {
+        open_one(facility, dir, device);
+    }
     Ok(())
+}
+
+/// One device as the recorder follows it: its table's fingerprint and the
+/// sums of the slot being gathered, one per point.
+struct Followed {
+    table: u64,
+    sums: Vec<(f64, u32)>,
+}
+
+/// Follows the facility's devices as a reload changes them: a ring opened
+/// for each new device (or a device whose table changed: its old file is
+/// moved aside), and closed for each one gone.
+fn follow(facility: &Facility, dir: &Path, followed: &mut HashMap<String, Followed>) {
+    let devices = facility.devices();
+    followed.retain(|id, _| {
+        let stays = devices.iter().any(|d| &d.id == id);
+        if !stays {
+            facility.set_ring(id, None);
+        }
+        stays
+    });
+    for device in devices.iter() {
+        let table = fingerprint(&device.view);
+        if followed.get(&device.id).is_some_and(|f| f.table == table) {
+            continue;
+        }
+        open_one(facility, dir, device);
+        followed.insert(
+            device.id.clone(),
+            Followed {
+                table,
+                sums: vec![(0.0, 0); device.view.table().points().len()],
+            },
+        );
+    }
 }
 
 /// Samples every device's good numeric values every `every`, and writes
 /// each slot's means when the slot ends, until `cancel`. The only writer
-/// of the rings.
+/// of the rings; it follows the devices a reload adds, removes and changes.
 pub async fn record(facility: Facility, dir: PathBuf, every: Duration, cancel: CancellationToken) {
-    if let Err(error) = open(&facility, &dir) {
-        tracing::warn!(%error, dir = %dir.display(), "Point trends are off: no trend directory.");
-        return;
-    }
-    let mut sums: Vec<Vec<(f64, u32)>> = facility
-        .devices()
-        .iter()
-        .map(|d| vec![(0.0, 0); d.view.table().points().len()])
-        .collect();
+    let mut followed: HashMap<String, Followed> = HashMap::new();
     let mut slot = slot_of(drivers::contract::now_ms());
     let mut ticker = tokio::time::interval(every);
     loop {
@@ -178,10 +210,12 @@ pub async fn record(facility: Facility, dir: PathBuf, every: Duration, cancel: C
             () = cancel.cancelled() => return,
             _ = ticker.tick() => {}
         }
+        follow(&facility, &dir, &mut followed);
         let now_slot = slot_of(drivers::contract::now_ms());
         if now_slot != slot {
-            for (i, sums) in sums.iter_mut().enumerate() {
-                let values: Vec<f32> = sums
+            for (id, device) in &mut followed {
+                let values: Vec<f32> = device
+                    .sums
                     .iter()
                     .map(|(sum, n)| {
                         if *n == 0 {
@@ -191,18 +225,21 @@ pub async fn record(facility: Facility, dir: PathBuf, every: Duration, cancel: C
                         }
                     })
                     .collect();
-                if let Some(ring) = facility.ring(i)
+                if let Some(ring) = facility.ring(id)
                     && let Err(error) = ring.write(slot, &values)
                 {
                     tracing::debug!(%error, "trend slot not written");
                 }
-                sums.iter_mut().for_each(|s| *s = (0.0, 0));
+                device.sums.iter_mut().for_each(|s| *s = (0.0, 0));
             }
             slot = now_slot;
         }
-        for (d, sums) in facility.devices().iter().zip(sums.iter_mut()) {
+        for d in facility.devices().iter() {
+            let Some(device) = followed.get_mut(&d.id) else {
+                continue;
+            };
             let status = d.view.read();
-            for (s, acc) in status.iter().zip(sums.iter_mut()) {
+            for (s, acc) in status.iter().zip(device.sums.iter_mut()) {
                 if s.quality == Quality::Good
                     && let Some(v) = s.value.as_ref().and_then(drivers::Reading::as_f64)
                 {

@@ -16,10 +16,14 @@
 //! share up to the body deadline, then gets 503 `busy`), and a body that
 //! does not arrive within `body_timeout` gets 408. Connections and request
 //! heads are bounded by the listener ([`crate::web::listener`]).
+//!
+//! The camera table is swapped by a reload ([`IngressState::replace`]): a
+//! camera added, removed or changed takes effect at the next push, while a
+//! push already under way finishes with the entry it started with.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -99,7 +103,7 @@ pub struct CameraEntry {
 /// What the listener's handlers share.
 #[derive(Debug, Clone)]
 pub struct IngressState {
-    cameras: Arc<HashMap<String, CameraEntry>>,
+    cameras: Arc<RwLock<Arc<HashMap<String, CameraEntry>>>>,
     images: ImageStore,
     metrics: Arc<Metrics>,
     last_unknown_log: Arc<Mutex<Option<Instant>>>,
@@ -120,13 +124,47 @@ impl IngressState {
             .share_kib(None)
             .saturating_mul(u32::try_from(BODY_BUDGET_PUSHES).unwrap_or(u32::MAX));
         Self {
-            cameras: Arc::new(cameras),
+            cameras: Arc::new(RwLock::new(Arc::new(cameras))),
             images,
             metrics,
             last_unknown_log: Arc::new(Mutex::new(None)),
             limits: Arc::new(limits),
             body_budget: Arc::new(Semaphore::new(budget as usize)),
         }
+    }
+}
+
+impl IngressState {
+    /// The entry of camera `id`, as the table is now.
+    fn camera(&self, id: &str) -> Option<CameraEntry> {
+        self.cameras
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    /// Takes a reload's cameras: those named in `restarted` (removed or
+    /// changed) leave the table, `started` (added or changed) join it.
+    pub fn replace(&self, restarted: &[String], started: HashMap<String, CameraEntry>) {
+        let mut current = self.cameras.write().unwrap_or_else(PoisonError::into_inner);
+        let mut cameras: HashMap<String, CameraEntry> = (**current).clone();
+        cameras.retain(|id, _| !restarted.contains(id));
+        cameras.extend(started);
+        *current = Arc::new(cameras);
+    }
+
+    /// The ids of the cameras the listener takes pushes from, sorted.
+    pub fn camera_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .cameras
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        ids.sort();
+        ids
     }
 }
 
@@ -182,7 +220,7 @@ async fn push(
             "this source may not push to the gateway".to_owned(),
         );
     }
-    let Some(camera) = state.cameras.get(&camera_id) else {
+    let Some(camera) = state.camera(&camera_id) else {
         let now = Instant::now();
         let log = {
             let mut last = state
@@ -265,7 +303,7 @@ async fn push(
         }
     };
     match message {
-        CameraMessage::Plate(payload) => plate(&state, camera, *payload).await,
+        CameraMessage::Plate(payload) => plate(&state, &camera, *payload).await,
         CameraMessage::Heartbeat { .. } | CameraMessage::GioIn { .. } | CameraMessage::Other(_) => {
             reply(camera.vendor, None, false)
         }

@@ -638,6 +638,7 @@ fn sample(kind: Kind) -> Vec<(Event, Vec<Annotation>)> {
             },
             lanes: Changes::default(),
             doors: Changes::default(),
+            alarms: true,
             needs_restart: vec!["[uplink]".into()],
         }))],
         Kind::ConfigRejected => vec![gateway(GatewayEvent::ConfigRejected(ConfigRejected {

@@ -87,7 +87,11 @@ async fn harness_with(points: Option<DeviceConfig>) -> Harness {
     .into_iter()
     .chain(points)
     .collect();
-    let built = crate::devices::build(&devices, &crate::doors::hardware::SimHardware::default());
+    let built = crate::devices::build(
+        &devices,
+        &crate::doors::hardware::SimHardware::default(),
+        &mut crate::devices::Buses::default(),
+    );
     for (name, bus) in built.buses {
         tasks.spawn(name, bus.run());
     }
@@ -1692,7 +1696,7 @@ async fn facility_page_shows_points_acknowledges_alarms_and_lets_only_admins_wri
         .clone();
     let index = table.find("outlet_pressure").expect("point");
     let now = crate::facility::trend::slot_of(drivers::contract::now_ms());
-    let ring = h.facility.ring(0).expect("ring");
+    let ring = h.facility.ring("pumps").expect("ring");
     for slot in now - 3..now {
         let mut values = vec![f32::NAN; table.points().len()];
         values[index] = 0.40 + (now - slot) as f32 / 100.0;

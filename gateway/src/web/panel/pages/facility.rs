@@ -197,12 +197,12 @@ struct Entered {
 
 /// The point device `device` and the index of its point `point`; "not
 /// found" when either is unknown.
-fn find_point<'a>(
-    core: &'a PanelCore,
+fn find_point(
+    core: &PanelCore,
     viewer: &Viewer,
     device: &str,
     point: &str,
-) -> Result<(&'a PointDevice, usize), PanelError> {
+) -> Result<(PointDevice, usize), PanelError> {
     let not_found = || PanelError::NotFound(viewer.ctx.lang);
     let d = core.facility.device(device).ok_or_else(not_found)?;
     let index = d.view.table().find(point).ok_or_else(not_found)?;
