@@ -110,7 +110,8 @@ struct Model {
     occupied: bool,
     coils: [bool; COILS as usize],
     writes: Vec<CoilWrite>,
-    commands: Vec<(SimCommand, bool)>,
+    /// Each command pulse: what, whether the loop was occupied, and when.
+    commands: Vec<(SimCommand, bool, Instant)>,
     /// Counts commands, for waiters ([`SimHandle::commands_watch`]).
     command_count: tokio::sync::watch::Sender<usize>,
     delay_next: Option<Duration>,
@@ -197,7 +198,7 @@ impl Model {
             2 => SimCommand::Stop,
             _ => return Ok(()),
         };
-        self.commands.push((command, self.occupied));
+        self.commands.push((command, self.occupied, Instant::now()));
         let count = self.commands.len();
         self.command_count.send_replace(count);
         self.settle(Instant::now());
@@ -433,7 +434,17 @@ impl SimHandle {
 
     /// The controller inputs the relays pulsed, in order.
     pub fn commands_seen(&self) -> Vec<SimCommand> {
-        self.model().commands.iter().map(|(c, _)| *c).collect()
+        self.model().commands.iter().map(|(c, _, _)| *c).collect()
+    }
+
+    /// When each command pulse reached the controller, in order (for
+    /// latency measured at the module).
+    pub fn command_times(&self) -> Vec<(SimCommand, std::time::Instant)> {
+        self.model()
+            .commands
+            .iter()
+            .map(|(c, _, at)| (*c, at.into_std()))
+            .collect()
     }
 
     /// Every coil write, in order.
@@ -446,7 +457,7 @@ impl SimHandle {
         self.model()
             .commands
             .iter()
-            .filter(|(c, _)| *c == SimCommand::Close)
+            .filter(|(c, _, _)| *c == SimCommand::Close)
             .count()
     }
 
@@ -456,7 +467,7 @@ impl SimHandle {
         self.model()
             .commands
             .iter()
-            .filter(|(c, occupied)| *c == SimCommand::Close && *occupied)
+            .filter(|(c, occupied, _)| *c == SimCommand::Close && *occupied)
             .count()
     }
 

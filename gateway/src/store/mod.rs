@@ -47,6 +47,20 @@
 //! answered, so a lone appender never waits), caps a batch at
 //! [`MAX_BATCH_EVENTS`], commits once, then answers every ticket.
 //!
+//! # Telemetry is held, not committed alone ([`held`])
+//!
+//! Nobody is told a telemetry sample is on disk, so an append of nothing
+//! but telemetry is answered at once with its `seq` and held in memory:
+//! the uplink reads it beside the committed rows (held samples first, then
+//! the file, merged: none is missed while one is being written), and one
+//! the platform confirms while it is held is never written. The rest is
+//! written with the writer's next commit, or when the oldest has waited
+//! [`TELEMETRY_HOLD`] (10 s), or when [`TELEMETRY_HOLD_MAX`] numbers have
+//! been given since the last commit. A power cut loses what is held: at
+//! most [`TELEMETRY_HOLD`] of telemetry the platform had not confirmed.
+//! Nothing after an append that must be committed is held, so numbers
+//! follow call order.
+//!
 //! # One writer
 //!
 //! The writer's connection is the only one the gateway writes events and
@@ -147,11 +161,17 @@
 //! # Invariants
 //!
 //! - An append is answered only after COMMIT with `synchronous=FULL` has
-//!   returned.
-//! - `seq` never goes back: AUTOINCREMENT never reuses a number, even after
-//!   every row is deleted and the file is reopened. (A quarantined file takes
-//!   its sequence with it: the fresh store starts again at 1, which the open
-//!   report makes known.)
+//!   returned; telemetry alone is the exception (held, above).
+//! - `seq` never goes back and is never given twice: the writer numbers
+//!   events itself from a high-water mark the file keeps (`sqlite_sequence`,
+//!   raised in every commit to cover the numbers given since, and at least
+//!   every [`TELEMETRY_HOLD_MAX`] numbers), and a start skips
+//!   [`TELEMETRY_HOLD_MAX`] numbers, so one a crash lost with a held sample
+//!   is not given again. Numbers have gaps. Another writer's rows (`gatehouse
+//!   deadletters requeue` while the gateway runs) are numbered by SQLite
+//!   above the mark; the writer continues above them. (A quarantined file
+//!   takes its sequence with it: the fresh store starts again low, which the
+//!   open report makes known.)
 //! - Access, alarm and audit events are never dropped silently: they are
 //!   stored, or the producer gets [`StoreError::Full`].
 //! - `stats()` runs no SQL: it reads the writer's published accounting.
@@ -159,6 +179,7 @@
 //!   are refused, not buffered.
 
 mod check;
+mod held;
 pub mod journal;
 mod policy;
 mod quarantine;
@@ -181,6 +202,7 @@ use tokio::sync::{oneshot, watch};
 use crate::wire::Envelope;
 
 pub use check::Integrity;
+pub use held::{TELEMETRY_HOLD, TELEMETRY_HOLD_MAX};
 pub use schema::SCHEMA_VERSION;
 pub use writer::{ACK_HOLD, COUNT_AT_OPEN, MAX_BATCH_EVENTS};
 
@@ -567,6 +589,7 @@ impl Store {
             damage: damage.clone(),
             availability: watch::channel(availability).0,
             outages: Mutex::new(Vec::new()),
+            telemetry: held::Held::default(),
         });
         let report = OpenReport {
             quarantined,
@@ -776,7 +799,11 @@ impl Store {
     /// Deletes every event with `seq <= upto`; returns how many.
     pub async fn ack(&self, upto: Seq) -> Result<u64, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.request(Request::Ack { upto, reply })?;
+        self.request(Request::Ack {
+            upto,
+            held: 0,
+            reply,
+        })?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -797,6 +824,7 @@ impl Store {
         let (reply, rx) = oneshot::channel();
         self.request(Request::AckSeqs {
             seqs: seqs.to_vec(),
+            held: 0,
             reply,
         })?;
         rx.await.map_err(|_| StoreError::Closed)?
@@ -893,6 +921,9 @@ impl Store {
 
 impl Inner {
     fn read_after(&self, after: Seq, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        // Held samples first: one written meanwhile is then read from the
+        // file, and none is missed (see `held::merge`).
+        let held = self.shared.telemetry.after(after, limit)?;
         let guard = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         let conn = guard.as_ref().ok_or(StoreError::Closed)?;
         let mut stmt = conn.prepare_cached(
@@ -901,7 +932,12 @@ impl Inner {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query(rusqlite::params![after, limit])?;
-        decode_rows(rows)
+        let rows = decode_rows(rows)?;
+        Ok(held::merge(
+            held,
+            rows,
+            usize::try_from(limit).unwrap_or(usize::MAX),
+        ))
     }
 
     fn read_class_after(
@@ -910,6 +946,11 @@ impl Inner {
         after: Seq,
         limit: usize,
     ) -> Result<Vec<Envelope>, StoreError> {
+        let held = if class == Class::Telemetry {
+            self.shared.telemetry.after(after, limit)?
+        } else {
+            Vec::new()
+        };
         let guard = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         let conn = guard.as_ref().ok_or(StoreError::Closed)?;
         let mut stmt = conn.prepare_cached(
@@ -919,7 +960,12 @@ impl Inner {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query(rusqlite::params![class, after, limit])?;
-        decode_rows(rows)
+        let rows = decode_rows(rows)?;
+        Ok(held::merge(
+            held,
+            rows,
+            usize::try_from(limit).unwrap_or(usize::MAX),
+        ))
     }
 }
 

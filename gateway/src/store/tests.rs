@@ -456,7 +456,8 @@ async fn a_long_queue_is_counted_after_open_while_the_store_works() {
         "a long queue is not counted before the start"
     );
     // The store works while it counts: an ack of the oldest, new events.
-    assert_eq!(store.ack(100).await.expect("ack"), 100);
+    let hundredth = store.read_after(0, 100).await.expect("read")[99].seq;
+    assert_eq!(store.ack(hundredth).await.expect("ack"), 100);
     for _ in 0..10 {
         store.append(env(Class::Access, 7)).await.expect("append");
     }
@@ -695,5 +696,199 @@ async fn a_small_ack_is_committed_with_the_next_append_and_a_big_one_alone() {
         .await
         .expect("a held ack is committed after ACK_HOLD without company");
     assert_eq!(alone.expect("ack"), 1);
+    store.close().await.expect("close");
+}
+
+/// Rows of `class` in the file, through a connection of its own.
+fn rows_on_disk(store: &Store, class: Class) -> i64 {
+    store
+        .connect()
+        .expect("connect")
+        .query_row(
+            "SELECT count(*) FROM events WHERE class = ?1",
+            [class.index() as i64],
+            |r| r.get(0),
+        )
+        .expect("count")
+}
+
+#[tokio::test]
+async fn telemetry_confirmed_while_held_is_never_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(config(&dir)).expect("open");
+    let commits = || store.inner.shared.snapshot().commits;
+    let before = commits();
+    let mut seqs = Vec::new();
+    for i in 0..20 {
+        seqs.push(store.append(env(Class::Telemetry, i)).await.expect("held"));
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert_eq!(commits(), before, "held samples are not committed alone");
+    assert_eq!(rows_on_disk(&store, Class::Telemetry), 0);
+    // The uplink reads them at once, and its stats count them.
+    let read = store
+        .read_class_after(Class::Telemetry, 0, 100)
+        .await
+        .expect("read");
+    assert_eq!(read.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs);
+    assert_eq!(store.read_after(seqs[9], 5).await.expect("read").len(), 5);
+    assert_eq!(store.stats().depth, 20);
+    // Confirmed: forgotten without a write.
+    assert_eq!(store.ack_seqs(&seqs[..15]).await.expect("ack"), 15);
+    assert_eq!(store.ack(seqs[17]).await.expect("ack"), 3);
+    assert_eq!(store.stats().depth, 2);
+    let left: Vec<u64> = store
+        .read_after(0, 100)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(left, seqs[18..]);
+    store.close().await.expect("close");
+    // The two never confirmed were written at close; the rest never.
+    let conn = schema::connect(&config(&dir).path).expect("connect");
+    let on_disk: Vec<u64> = conn
+        .prepare("SELECT seq FROM events ORDER BY seq")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(on_disk, seqs[18..]);
+}
+
+#[tokio::test]
+async fn held_telemetry_rides_with_the_next_commit_in_seq_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(config(&dir)).expect("open");
+    let sample = store.append(env(Class::Telemetry, 3)).await.expect("held");
+    assert_eq!(rows_on_disk(&store, Class::Telemetry), 0);
+    let access = store.append(env(Class::Access, 4)).await.expect("durable");
+    assert!(sample < access);
+    // The access event's commit wrote the held sample too.
+    assert_eq!(rows_on_disk(&store, Class::Telemetry), 1);
+    assert_eq!(rows_on_disk(&store, Class::Access), 1);
+    let read: Vec<u64> = store
+        .read_after(0, 10)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(read, vec![sample, access]);
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn numbers_given_to_held_samples_are_committed_every_few_hundred() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(config(&dir)).expect("open");
+    let commits = || store.inner.shared.snapshot().commits;
+    let before = commits();
+    for i in 0..TELEMETRY_HOLD_MAX as usize - 1 {
+        let last = store
+            .append(env(Class::Telemetry, i % 7))
+            .await
+            .expect("held");
+        store.ack_seqs(&[last]).await.expect("ack");
+    }
+    assert_eq!(commits(), before, "confirmed while held: nothing written");
+    assert_eq!(rows_on_disk(&store, Class::Telemetry), 0);
+    // The next number given makes them enough: one commit records the
+    // high-water mark (and writes the one sample not yet confirmed).
+    let last = store.append(env(Class::Telemetry, 1)).await.expect("held");
+    // (The sample was answered before that commit: wait for it.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while commits() == before {
+        assert!(Instant::now() < deadline, "no commit");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(commits(), before + 1);
+    assert_eq!(rows_on_disk(&store, Class::Telemetry), 1);
+    let high: i64 = store
+        .connect()
+        .expect("connect")
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("high-water mark");
+    assert_eq!(high, last as i64);
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_restart_never_gives_a_number_a_lost_sample_had() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(config(&dir)).expect("open");
+    store.append(env(Class::Access, 1)).await.expect("durable");
+    let mut given = Vec::new();
+    for i in 0..10 {
+        given.push(store.append(env(Class::Telemetry, i)).await.expect("held"));
+    }
+    // A power cut now: the file as it is on disk, without what is held.
+    let copy = tempfile::tempdir().expect("tempdir");
+    let cut = copy.path().join("gatehouse.db");
+    for suffix in ["", "-wal"] {
+        let from = format!("{}{suffix}", config(&dir).path.display());
+        std::fs::copy(&from, format!("{}{suffix}", cut.display())).expect("copy");
+    }
+    store.close().await.expect("close");
+    let (after_cut, _) = Store::open(StoreConfig {
+        group_commit_window: Duration::ZERO,
+        check_after: Duration::ZERO,
+        ..StoreConfig::new(&cut)
+    })
+    .expect("open after the cut");
+    assert_eq!(
+        rows_on_disk(&after_cut, Class::Telemetry),
+        0,
+        "held samples lost"
+    );
+    let next = after_cut
+        .append(env(Class::Access, 2))
+        .await
+        .expect("durable");
+    assert!(given.iter().all(|&g| next > g), "{next} after {given:?}");
+    after_cut.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_requeue_from_another_process_does_not_collide_with_held_numbers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(config(&dir)).expect("open");
+    store.append(env(Class::Access, 1)).await.expect("durable");
+    let held = store.append(env(Class::Telemetry, 2)).await.expect("held");
+    // Another connection appends with SQLite's own numbering: it takes
+    // the number after the file's high-water mark, the held one's.
+    let other = store.connect().expect("connect");
+    let row = env(Class::Alarm, 3);
+    other
+        .execute(
+            "INSERT INTO events (id, class, kind, device_id, time_ms, size, payload)
+             VALUES (?1, 1, 'k', 'd', 0, 2, ?2)",
+            rusqlite::params![
+                row.id.to_string(),
+                serde_json::to_string(&row).expect("json")
+            ],
+        )
+        .expect("insert");
+    assert_eq!(other.last_insert_rowid(), held as i64, "the same number");
+    drop(other);
+    // The next commit writes the held sample under a number of its own.
+    let access = store.append(env(Class::Access, 4)).await.expect("durable");
+    let read = store.read_after(0, 1_000).await.expect("read");
+    let seqs: Vec<u64> = read.iter().map(|e| e.seq).collect();
+    let mut unique = seqs.clone();
+    unique.dedup();
+    assert_eq!(seqs, unique, "no number twice");
+    assert!(seqs.contains(&access));
+    assert_eq!(
+        read.iter().filter(|e| e.class == Class::Telemetry).count(),
+        1,
+        "the held sample was written: {seqs:?}"
+    );
     store.close().await.expect("close");
 }

@@ -109,8 +109,13 @@ pub(crate) fn child_main_if_requested() {
                     let id = event.id;
                     let Some(image_len) = image_len else {
                         let seq = store.append(event).await.expect("child append");
-                        // println! writes whole lines to the (line-buffered) stdout.
-                        println!("ACK {seq} {id}");
+                        // Telemetry is answered while it is held, not
+                        // promised durable (`store::TELEMETRY_HOLD`): only
+                        // the other classes' answers are acknowledgements.
+                        if class != Class::Telemetry {
+                            // println! writes whole lines to the (line-buffered) stdout.
+                            println!("ACK {seq} {id}");
+                        }
                         continue;
                     };
                     // As the device listener does: the image is saved while
@@ -125,7 +130,9 @@ pub(crate) fn child_main_if_requested() {
                     let seq = store.append(event).await.expect("child append");
                     let written = saving.await.expect("image task");
                     assert_eq!(written, names, "child image saved");
-                    println!("ACK {seq} {id} {} {image_len} {fill}", names[0]);
+                    if class != Class::Telemetry {
+                        println!("ACK {seq} {id} {} {image_len} {fill}", names[0]);
+                    }
                 }
             }));
         }
