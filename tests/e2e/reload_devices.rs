@@ -274,36 +274,9 @@ async fn reload_a_changed_plate_camera_restarts_alone_with_its_new_settings() {
     assert!(gateway.running.shutdown().await.is_clean());
 }
 
-/// A fast simulated tank whose `level` alarms below `below`.
-fn tank_with_alarm(data: &Path, below: &str) -> String {
-    format!(
-        r#"
-[gateway]
-estate_id = "test-estate"
-gateway_id = "gw-test"
-data_dir = "{}"
-
-[panel]
-listen = "127.0.0.1:0"
-
-[[devices]]
-id = "tank-1"
-type = "sim-tank"
-height_m = 4.0
-interval = "20ms"
-
-[[alarms]]
-device = "tank-1"
-point = "level"
-below = {below}
-"#,
-        data.display()
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn reload_a_changed_threshold_alarm_takes_effect() {
-    let mut gateway = Gateway::start(|data| tank_with_alarm(data, "-1.0")).await;
+    let mut gateway = Gateway::start(|data| gatehouse_tests::tank_config(data, "-1.0")).await;
     let tank = gateway.handle("tank-1");
     // Readings arrive under the old limit, which none of them crosses.
     gateway

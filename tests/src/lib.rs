@@ -32,6 +32,11 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 /// A configuration for a test gateway: one fast simulated tank with a
 /// threshold alarm that the simulated level is sure to cross, port-0 panel.
 pub fn test_config(data_dir: &Path) -> String {
+    tank_config(data_dir, "3.9")
+}
+
+/// The same with the tank's `level` alarming below `below` (a TOML number).
+pub fn tank_config(data_dir: &Path, below: &str) -> String {
     format!(
         r#"
 [gateway]
@@ -55,7 +60,7 @@ interval = "20ms"
 [[alarms]]
 device = "tank-1"
 point = "level"
-below = 3.9
+below = {below}
 "#,
         data_dir.display()
     )

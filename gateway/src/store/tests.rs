@@ -735,8 +735,11 @@ async fn telemetry_confirmed_while_held_is_never_written() {
     assert_eq!(store.stats().depth, 20);
     // Confirmed: forgotten without a write.
     assert_eq!(store.ack_seqs(&seqs[..15]).await.expect("ack"), 15);
+    assert_eq!(store.stats().oldest_time_ms, Some(1_764_000_000_015));
     assert_eq!(store.ack(seqs[17]).await.expect("ack"), 3);
     assert_eq!(store.stats().depth, 2);
+    // The oldest unsent is the oldest left (env(_, 18) is stamped +18 ms).
+    assert_eq!(store.stats().oldest_time_ms, Some(1_764_000_000_018));
     let left: Vec<u64> = store
         .read_after(0, 100)
         .await

@@ -735,8 +735,12 @@ impl Writer {
         self.acct.usage.class_bytes[t] =
             self.acct.usage.class_bytes[t].saturating_sub(sizes.iter().sum());
         self.acct.depth = self.acct.depth.saturating_sub(sizes.len() as u64);
+        let held = self.shared.telemetry.len() as u64;
         self.acct.oldest_time_ms = if self.acct.depth == 0 {
             None
+        } else if self.acct.counting.is_none() && self.acct.depth == held {
+            // Nothing written is queued (a live uplink's usual case): no SQL.
+            self.shared.telemetry.oldest_time_ms()
         } else {
             let written = oldest_time(&self.conn).unwrap_or(None);
             [written, self.shared.telemetry.oldest_time_ms()]
@@ -834,8 +838,11 @@ impl Writer {
                     written.push(*held);
                 }
                 let answers = apply(&tx, &mut batch, &mut scratch, self.limits, &mut next_seq)?;
+                // Rows inserted above `high` raised the mark already (the
+                // same page); this also covers numbers given to samples
+                // confirmed before they were written.
                 let covered = next_seq - 1;
-                if covered > high_water(&tx)? {
+                if covered > high {
                     cover(&tx, covered)?;
                 }
                 tx.commit()?;
