@@ -630,6 +630,7 @@ impl Writer {
     fn take_telemetry(&mut self, batch: Vec<Request>) -> Vec<Request> {
         let mut rest = Vec::with_capacity(batch.len());
         let mut answers = Vec::new();
+        let mut acked = Vec::new();
         let mut changed = false;
         // Numbers follow call order: nothing after an append that is
         // committed (and numbered then) is held.
@@ -669,7 +670,7 @@ impl Writer {
                     let held = held + sizes.len() as u64;
                     changed |= self.forget_held(&sizes);
                     if seqs.is_empty() {
-                        let _ = reply.send(Ok(held));
+                        acked.push((reply, held));
                     } else {
                         rest.push(Request::AckSeqs { seqs, held, reply });
                     }
@@ -694,11 +695,15 @@ impl Writer {
             if self.shared.telemetry.len() == 0 {
                 self.telemetry_since = None;
             }
-            // The accounting is published before anyone hears of it.
+            // The accounting is published before anyone hears of it (the
+            // appends' numbers and the acknowledgements alike).
             self.publish(false);
         }
         for (reply, seqs) in answers {
             let _ = reply.send(seqs);
+        }
+        for (reply, n) in acked {
+            let _ = reply.send(Ok(n));
         }
         rest
     }

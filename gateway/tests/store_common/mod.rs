@@ -100,10 +100,12 @@ pub(crate) fn child_main_if_requested() {
                         let mut rng = rand::rng();
                         let class = Class::ALL[rng.random_range(0..4)];
                         // Snapshots come with access events, never with
-                        // telemetry (which is not acknowledged: its images
-                        // would only fill the power-cut test's small disk).
+                        // telemetry (which is not acknowledged). Up to four
+                        // 4 KiB blocks: partly written blocks are what a cut
+                        // tests, and twenty cuts' images stay well inside
+                        // the power-cut test's 64 MB disk.
                         let image_len = (class != Class::Telemetry && rng.random_bool(0.5))
-                            .then(|| rng.random_range(1..40_000));
+                            .then(|| rng.random_range(1..16_000));
                         (class, rng.random_range(0..600), image_len)
                     };
                     let event = envelope(class, len);
