@@ -152,7 +152,7 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware, buses: &mut Buses) -> 
                 offline_after,
                 ..
             } => {
-                let (link, seen) = CameraLink::new(*offline_after);
+                let (link, seen) = CameraLink::new(*offline_after, vendor.replies_open());
                 built.cameras.insert(device.id.clone(), (*vendor, seen));
                 Box::new(link)
             }

@@ -99,6 +99,14 @@ pub trait Coordinator: Send + std::fmt::Debug {
         None
     }
 
+    /// The device that carries out a command addressed to `target` when
+    /// `target` is one of this coordinator's places rather than a device
+    /// (a lane id names its barrier, or its camera when the camera's relay
+    /// is the barrier). The default knows no place.
+    fn route(&self, _target: &str) -> Option<String> {
+        None
+    }
+
     /// Takes a reloaded configuration: `diff` names the lanes and doors
     /// (and devices) that were added, removed or changed; everything else
     /// keeps its state. The default ignores it.
@@ -663,9 +671,19 @@ impl Pipeline {
                 reply,
             } => {
                 let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
+                // A place (a lane) is commanded through the device that
+                // drives it, whatever that is.
+                let device_id = match self.drivers.get(&device_id) {
+                    Some(_) => device_id,
+                    None => self
+                        .coordinators
+                        .iter()
+                        .find_map(|c| c.route(&device_id))
+                        .unwrap_or(device_id),
+                };
                 let pending = match self.drivers.get(&device_id) {
                     None => Err(CommandOutcome::Failed(format!(
-                        "unknown device {device_id}"
+                        "unknown device or lane {device_id}"
                     ))),
                     Some(handle) => handle.try_command_by(command.clone(), deadline),
                 };

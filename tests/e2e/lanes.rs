@@ -539,3 +539,80 @@ async fn lanes_open_that_fails_consumes_nothing_asks_the_guard_and_the_next_read
         .await;
     assert!(estate.running.shutdown().await.is_clean());
 }
+
+fn platform(reason: &str) -> Origin {
+    Origin {
+        actor: "ops-zhang".into(),
+        via: "platform".into(),
+        reason: Some(reason.into()),
+        remote: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lanes_are_commanded_by_lane_id_whatever_drives_their_barrier() {
+    use drivers::{Command, CommandOutcome};
+    let estate = Estate::start().await;
+    let pipeline = estate.running.pipeline.clone();
+
+    // A lane with a barrier module: the OPEN goes to the module.
+    let report = pipeline
+        .command("south-in", Command::OpenBarrier, platform("访客放行"))
+        .await;
+    assert_eq!(report.outcome, CommandOutcome::Done);
+    assert!(report.audit_seq.is_some(), "audited");
+    eventually("the OPEN relay pulsed", DEADLINE, || async {
+        (estate.opens() >= 1).then_some(())
+    })
+    .await
+    .expect("opened");
+
+    // A lane whose barrier is the camera's relay: the open rides on the
+    // reply to the camera's next request (here, its heartbeat).
+    let camera = estate.camera("cam-south-out", Vendor::Huaxia);
+    let idle = camera.heartbeat().await.expect("heartbeat");
+    assert!(!idle.opened, "nothing waits: {:?}", idle.json);
+    let open = tokio::spawn({
+        let pipeline = pipeline.clone();
+        async move {
+            pipeline
+                .command("south-out", Command::OpenBarrier, platform("出口放行"))
+                .await
+        }
+    });
+    let opened = eventually("a heartbeat reply that opens", DEADLINE, || {
+        let camera = &camera;
+        async move {
+            let reply = camera.heartbeat().await.ok()?;
+            reply.opened.then_some(reply)
+        }
+    })
+    .await
+    .expect("the camera's reply opened its relay");
+    assert_eq!(opened.status, 200);
+    let report = open.await.expect("command task");
+    assert_eq!(report.outcome, CommandOutcome::Done);
+    let after = camera.heartbeat().await.expect("heartbeat");
+    assert!(!after.opened, "one open, once: {:?}", after.json);
+    let audit = estate
+        .event("the audited lane open", |e| {
+            e.kind == "command" && e.device_id == "cam-south-out"
+        })
+        .await;
+    assert_eq!(audit.body["origin"]["via"], "platform", "{}", audit.body);
+
+    // A camera relay only opens.
+    let close = pipeline
+        .command("south-out", Command::CloseBarrier, platform("关闸"))
+        .await;
+    assert_eq!(close.outcome, CommandOutcome::Unsupported);
+    let unknown = pipeline
+        .command("north-in", Command::OpenBarrier, platform("开闸"))
+        .await;
+    assert!(
+        matches!(&unknown.outcome, CommandOutcome::Failed(why) if why.contains("north-in")),
+        "{:?}",
+        unknown.outcome
+    );
+    assert!(estate.running.shutdown().await.is_clean());
+}

@@ -599,3 +599,99 @@ async fn status_is_retained_online_and_metrics_show_the_uplink() {
     .expect("offline published");
     assert_eq!(offline["reason"], "shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clean_shutdown_leaves_the_retained_status_shutdown_on_mosquitto() {
+    let Some(mosquitto) = PeerProcess::mosquitto().await.expect("mosquitto") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = start(&dir.path().join("data"), mosquitto.addr().port()).await;
+    wait_connected(&running, true).await;
+    let report = running.shutdown().await;
+    assert!(report.is_clean(), "{report:?}");
+    // The gateway said DISCONNECT before closing the connection, so the
+    // broker did not publish its last will over the retained `shutdown`:
+    // a platform client that connects afterwards reads `shutdown`.
+    let later = Subscriber::connect(mosquitto.addr(), "reader-after-shutdown").await;
+    let status = eventually("the retained status", DEADLINE, || {
+        let s = later.json("/status");
+        async move { s.into_iter().next() }
+    })
+    .await
+    .expect("retained status");
+    assert_eq!(status["state"], "offline", "{status}");
+    assert_eq!(status["reason"], "shutdown", "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_broker_fails_over_to_the_next_node_and_loses_nothing() {
+    let Some(mut first) = PeerProcess::mosquitto().await.expect("mosquitto") else {
+        return;
+    };
+    let Some(second) = PeerProcess::mosquitto().await.expect("mosquitto") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The platform reads both nodes (persistent sessions: what a node
+    // accepted reaches its reader, after a restart too).
+    let on_first = Subscriber::connect(first.addr(), "reader-failover-1").await;
+    let on_second = Subscriber::connect(second.addr(), "reader-failover-2").await;
+    let failover = format!("failover = [\"127.0.0.1:{}\"]", second.addr().port());
+    let running = gateway::app::start(parse(&mqtt_config(
+        &dir.path().join("data"),
+        first.addr().port(),
+        &failover,
+    )))
+    .await
+    .expect("gateway starts");
+    wait_connected(&running, true).await;
+
+    const TOTAL: u64 = 300;
+    let produced = Arc::new(AtomicU64::new(0));
+    let producer = produce(&running, TOTAL, produced.clone());
+    let p = produced.clone();
+    eventually("a third of the events", DEADLINE, || {
+        let p = p.clone();
+        async move { (p.load(Ordering::SeqCst) >= TOTAL / 3).then_some(()) }
+    })
+    .await
+    .expect("producing");
+    first.stop().await.expect("the first node stops");
+    // The gateway moves to the second node while events keep coming.
+    eventually("events at the second node", DEADLINE, || {
+        let n = on_second
+            .events()
+            .iter()
+            .filter(|e| e.kind == "card_read")
+            .count();
+        async move { (n > 0).then_some(()) }
+    })
+    .await
+    .expect("failed over");
+    producer.await.expect("producer");
+    wait_store_empty(&running).await;
+
+    // Every event is at one node or the other: the first node's reader
+    // collects what that node accepted once it is back.
+    first.restart().await.expect("the first node restarts");
+    on_first.wait_link(true).await;
+    let union = || {
+        let mut all = on_first.events();
+        all.extend(on_second.events());
+        all
+    };
+    eventually("every event at one node or the other", LONG, || {
+        let n: HashSet<u64> = union()
+            .iter()
+            .filter(|e| e.kind == "card_read")
+            .filter_map(card_number)
+            .collect();
+        async move { (n.len() as u64 == TOTAL).then_some(()) }
+    })
+    .await
+    .expect("nothing lost");
+    let (unique, duplicates) = check_produced(&union(), TOTAL);
+    eprintln!("failover: {unique} events, {duplicates} raw duplicates");
+    assert!(running.shutdown().await.is_clean());
+}

@@ -627,3 +627,245 @@ async fn resync_residents_snapshot_from_the_platform_reaches_lane_decisions() {
     .expect("sync status");
     assert!(running.shutdown().await.is_clean());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_sync_is_refused_and_resynced_and_a_reused_sync_id_is_refused() {
+    let broker = embedded_broker();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).expect("mkdir");
+    let (store, _) = Store::open(gateway::store::StoreConfig::new(gatehouse_tests::database(
+        &data_dir,
+    )))
+    .expect("store");
+    let plates = PlateTable::open(&store);
+    let lists = ListRegistry::default().with(plates.clone());
+    store.close().await.expect("close");
+    let subscriber = Subscriber::connect(broker, "platform-stale-sync").await;
+    let running = start(&data_dir, broker.port(), lists).await;
+    let now = now_ms();
+
+    // Issued a day ago (it waited in a broker's queue): refused as
+    // expired, and a fresh snapshot of that list is asked for.
+    subscriber
+        .publish(
+            "sync/plates",
+            signed(
+                json!({"id": "old-1", "issued_ms": now - 86_400_000, "list": "plates",
+            "type": "snapshot", "version": 3, "rows": [{"plate": "苏A8HK52", "owner": "3-1201"}]}),
+            ),
+        )
+        .await;
+    let refused = uplinked(&subscriber, "list_sync", |e| e.body["id"] == "old-1").await;
+    assert_eq!(refused.body["status"], "refused", "{}", refused.body);
+    assert_eq!(refused.body["detail"], "expired", "{}", refused.body);
+    let request = eventually("a snapshot request", DEADLINE, || {
+        let r = subscriber.json("/sync-requests");
+        async move { r.into_iter().find(|r| r["list"] == "plates") }
+    })
+    .await
+    .expect("resync requested");
+    assert_eq!(request["reason"], "sync message expired", "{request}");
+    assert_eq!(plates.version().expect("version"), 0, "nothing applied");
+
+    // A current one is applied.
+    subscriber
+        .publish(
+            "sync/plates",
+            signed(json!({"id": "s-1", "issued_ms": now, "list": "plates",
+            "type": "snapshot", "version": 4, "rows": [{"plate": "苏A8HK52", "owner": "3-1201"}]})),
+        )
+        .await;
+    eventually("version 4", DEADLINE, || {
+        let v = plates.version().ok();
+        async move { (v == Some(4)).then_some(()) }
+    })
+    .await
+    .expect("applied");
+
+    // Its id again, on a message that would otherwise apply: refused.
+    subscriber
+        .publish(
+            "sync/plates",
+            signed(json!({"id": "s-1", "issued_ms": now_ms(), "list": "plates",
+            "type": "snapshot", "version": 9, "rows": []})),
+        )
+        .await;
+    // Refusals are aggregated per interval (1 s here): the replay is
+    // recorded on its own or in the interval's summary.
+    eventually("the replay recorded", DEADLINE, || {
+        let events = subscriber.events();
+        async move {
+            events
+                .iter()
+                .any(|e| {
+                    (e.kind == "list_sync"
+                        && e.body["id"] == "s-1"
+                        && e.body["status"] == "refused")
+                        || (e.kind == "command_refused" && e.body["reasons"]["replayed"] == 1)
+                })
+                .then_some(())
+        }
+    })
+    .await
+    .expect("replay refused");
+    assert_eq!(plates.version().expect("version"), 4);
+    assert_eq!(plates.rows(), vec![("苏A8HK52".into(), "3-1201".into())]);
+    assert!(running.shutdown().await.is_clean());
+}
+
+/// Every JSON value in the ```json blocks of `docs/uplink.md`, in order.
+fn doc_examples() -> Vec<Value> {
+    let doc = include_str!("../../docs/uplink.md");
+    let mut examples = Vec::new();
+    let mut block: Option<String> = None;
+    for line in doc.lines() {
+        match (&mut block, line.trim_end()) {
+            (None, "```json") => block = Some(String::new()),
+            (Some(text), "```") => {
+                for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
+                    examples.push(value.unwrap_or_else(|e| {
+                        panic!("docs/uplink.md: an example is not JSON ({e}):\n{text}")
+                    }));
+                }
+                block = None;
+            }
+            (Some(text), line) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    examples
+}
+
+/// The members of `doc` that `real` lacks and the other way round, for
+/// objects (recursively) and the first items of arrays both have; a map
+/// keyed by names the gateway chooses (`dropped`) is compared too.
+fn member_differences(doc: &Value, real: &Value, at: &str, out: &mut Vec<String>) {
+    match (doc, real) {
+        (Value::Object(d), Value::Object(r)) => {
+            for key in d.keys().filter(|k| !r.contains_key(*k)) {
+                out.push(format!("{at}.{key}: in the doc, not sent"));
+            }
+            for key in r.keys().filter(|k| !d.contains_key(*k)) {
+                out.push(format!("{at}.{key}: sent, not in the doc"));
+            }
+            for (key, d) in d {
+                if let Some(r) = r.get(key) {
+                    member_differences(d, r, &format!("{at}.{key}"), out);
+                }
+            }
+        }
+        (Value::Array(d), Value::Array(r)) => {
+            if let (Some(d), Some(r)) = (d.first(), r.first()) {
+                member_differences(d, r, &format!("{at}[0]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_command_sync_result_and_telemetry_example_in_the_uplink_doc_holds() {
+    let examples = doc_examples();
+    let signed_examples: Vec<&Value> = examples.iter().filter(|e| e.get("sig").is_some()).collect();
+    let commands: Vec<&Value> = signed_examples
+        .iter()
+        .copied()
+        .filter(|e| e.get("action").is_some())
+        .collect();
+    let syncs: Vec<&Value> = signed_examples
+        .iter()
+        .copied()
+        .filter(|e| e.get("list").is_some())
+        .collect();
+    assert!(commands.len() >= 2, "{commands:?}");
+    assert!(syncs.len() >= 5, "{syncs:?}");
+    let broker = embedded_broker();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let subscriber = Subscriber::connect(broker, "platform-doc").await;
+    let running = start(
+        &dir.path().join("data"),
+        broker.port(),
+        ListRegistry::default(),
+    )
+    .await;
+
+    // Each sync, made current and signed, is applied by the real lists.
+    for (n, example) in syncs.iter().enumerate() {
+        let mut message = (*example).clone();
+        let id = format!("doc-sync-{n}");
+        message["id"] = json!(id);
+        message["issued_ms"] = json!(now_ms());
+        message.as_object_mut().expect("object").remove("sig");
+        let list = message["list"].as_str().expect("list").to_owned();
+        subscriber
+            .publish(&format!("sync/{list}"), signed(message))
+            .await;
+        let record = uplinked(&subscriber, "list_sync", |e| e.body["id"] == id).await;
+        assert_eq!(
+            record.body["status"], "applied",
+            "docs/uplink.md sync example {example}: {}",
+            record.body
+        );
+    }
+
+    // Each command, made current and signed, is carried out or answered
+    // for its device, never refused as a message.
+    let mut results = Vec::new();
+    for (n, example) in commands.iter().enumerate() {
+        let mut message = (*example).clone();
+        let id = format!("doc-command-{n}");
+        let now = now_ms();
+        message["id"] = json!(id);
+        message["issued_ms"] = json!(now - 1000);
+        message["expires_ms"] = json!(now + 60_000);
+        message.as_object_mut().expect("object").remove("sig");
+        subscriber.publish("commands/doc", signed(message)).await;
+        let result = result_for(&subscriber, &id, 0).await;
+        assert_ne!(
+            result["status"], "invalid",
+            "docs/uplink.md command example {example}: {result}"
+        );
+        results.push(result);
+    }
+
+    // The result example has the members results have.
+    let result_example = examples
+        .iter()
+        .find(|e| e.get("audit_seq").is_some())
+        .expect("a command-result example");
+    let mut differences = Vec::new();
+    member_differences(result_example, &results[0], "result", &mut differences);
+
+    // The telemetry example has the members the telemetry has.
+    subscriber
+        .publish(
+            "commands/telemetry",
+            signed(command("doc-tel", "request_telemetry", None, 60_000)),
+        )
+        .await;
+    assert_eq!(
+        result_for(&subscriber, "doc-tel", 0).await["status"],
+        "done"
+    );
+    let telemetry = eventually("the telemetry on its topic", DEADLINE, || {
+        let t = subscriber.json("/telemetry");
+        async move { t.into_iter().next() }
+    })
+    .await
+    .expect("telemetry pushed");
+    let telemetry_example = examples
+        .iter()
+        .find(|e| e.get("uptime_s").is_some())
+        .expect("a telemetry example");
+    member_differences(telemetry_example, &telemetry, "telemetry", &mut differences);
+    assert!(
+        differences.is_empty(),
+        "docs/uplink.md differs from what the gateway sends:\n{}",
+        differences.join("\n")
+    );
+    assert!(running.shutdown().await.is_clean());
+}

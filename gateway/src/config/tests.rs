@@ -978,3 +978,49 @@ fn the_device_listeners_limits_are_read_and_checked() {
             .contains("\"cameras\"")
     );
 }
+
+#[test]
+fn mqtt_failover_brokers_are_read_and_bad_ones_located() {
+    let text = format!(
+        "{MINIMAL}[uplink]\nsink = \"mqtt\"\n[uplink.mqtt]\nhost = \"nats-1\"\nport = 1884\nfailover = [\"nats-2\", \"nats-3:1885\", \"[fd00::3]:1886\", \"[fd00::4]\"]\n"
+    );
+    let config = check(&text).expect("valid");
+    let SinkConfig::Mqtt(mqtt) = config.uplink.sink else {
+        panic!("an MQTT uplink");
+    };
+    assert_eq!(
+        mqtt.failover,
+        [
+            ("nats-2".to_owned(), 1883),
+            ("nats-3".to_owned(), 1885),
+            ("fd00::3".to_owned(), 1886),
+            ("fd00::4".to_owned(), 1883),
+        ],
+        "the port defaults as `port` does (1883 without TLS)"
+    );
+
+    let text = format!(
+        "{MINIMAL}[uplink]\nsink = \"mqtt\"\n[uplink.mqtt]\nhost = \"nats-1\"\nfailover = [\"nats-2:0\", \"fd00::3:1883\", \"\", \"ok:1883\"]\n"
+    );
+    let problems = problems_in(&text);
+    assert_eq!(
+        located(&problems),
+        [(8, "uplink.mqtt.failover"); 3],
+        "{problems:#?}"
+    );
+    assert!(
+        problems[0].message.contains("\"nats-2:0\""),
+        "{problems:#?}"
+    );
+    assert!(problems[1].message.contains("brackets"), "{problems:#?}");
+
+    let text = format!(
+        "{MINIMAL}[broker]\nembedded = true\n[uplink]\nsink = \"mqtt\"\n[uplink.mqtt]\nhost = \"embedded\"\nfailover = [\"nats-2\"]\n"
+    );
+    let problems = problems_in(&text);
+    assert_eq!(
+        located(&problems),
+        [(10, "uplink.mqtt.failover")],
+        "{problems:#?}"
+    );
+}

@@ -114,6 +114,9 @@ pub struct MqttConfig {
     pub username: Option<String>,
     /// Password or token.
     pub password: Option<Secret>,
+    /// More brokers (a cluster's other nodes, `host:port`), tried in turn
+    /// after `host` when a connection is lost or refused.
+    pub failover: Vec<(String, u16)>,
     /// MQTT keep-alive.
     pub keep_alive: Duration,
     /// Unacknowledged QoS 1 publishes allowed at once.
@@ -322,6 +325,24 @@ fn read_mqtt(
             None
         }
     };
+    let failover = s
+        .take_str_list("failover")
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|entry| match broker_address(entry, default_port) {
+            Ok(address) => Some(address),
+            Err(why) => {
+                s.problem("failover", format!("{entry:?}: {why}"));
+                None
+            }
+        })
+        .collect::<Vec<_>>();
+    if !failover.is_empty() && host == MqttHost::Embedded {
+        s.problem(
+            "failover",
+            "the embedded broker has no other nodes; name the cluster's brokers in host and failover",
+        );
+    }
     let username = s.take_nonempty_str("username");
     let password = s.take_secret("password", env);
     let keep_alive = s.take_duration("keep_alive").unwrap_or(DEFAULT_KEEP_ALIVE);
@@ -339,9 +360,42 @@ fn read_mqtt(
         tls,
         username,
         password,
+        failover,
         keep_alive,
         inflight,
     }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port` (the port defaults to
+/// `default_port`).
+fn broker_address(entry: &str, default_port: u16) -> Result<(String, u16), String> {
+    let entry = entry.trim();
+    let port_of = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{p:?} is not a port (1 to 65535)"))
+    };
+    let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or("an IPv6 address needs its closing ]")?;
+        match after.strip_prefix(':') {
+            Some(port) => (host, port_of(port)?),
+            None if after.is_empty() => (host, default_port),
+            None => return Err("expected host:port".into()),
+        }
+    } else {
+        match entry.split_once(':') {
+            Some((host, port)) if !port.contains(':') => (host, port_of(port)?),
+            Some(_) => return Err("an IPv6 address goes in brackets: \"[::1]:1883\"".into()),
+            None => (entry, default_port),
+        }
+    };
+    if host.is_empty() || host.chars().any(char::is_whitespace) {
+        return Err("expected a host name or address, e.g. \"10.0.0.12:1883\"".into());
+    }
+    Ok((host.to_owned(), port))
 }
 
 fn read_https(mut s: Section<'_, '_>, env: &dyn Env) -> HttpsConfig {

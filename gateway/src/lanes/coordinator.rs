@@ -439,6 +439,22 @@ impl Coordinator for LaneCoordinator {
         "lanes"
     }
 
+    /// A lane's commands go to its barrier, or to its camera when the
+    /// camera's relay is the barrier (which opens with its next reply).
+    fn route(&self, target: &str) -> Option<String> {
+        let (lane, _) = self.lanes.get(target)?;
+        lane.barrier.clone().or_else(|| {
+            let mut cameras: Vec<&String> = self
+                .camera_lane
+                .iter()
+                .filter(|(_, l)| l.as_str() == target)
+                .map(|(camera, _)| camera)
+                .collect();
+            cameras.sort();
+            cameras.first().map(|c| (*c).clone())
+        })
+    }
+
     /// Added, removed and changed lanes take their new settings (and the
     /// board shows them); reads already in flight finish, the repeated-read
     /// memory stays unless the longest repeat window changed.

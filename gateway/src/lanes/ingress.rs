@@ -305,7 +305,16 @@ async fn push(
     match message {
         CameraMessage::Plate(payload) => plate(&state, &camera, *payload).await,
         CameraMessage::Heartbeat { .. } | CameraMessage::GioIn { .. } | CameraMessage::Other(_) => {
-            reply(camera.vendor, None, false)
+            // The reply is the only way to the camera's relay: a remote open
+            // waiting for this camera rides on it (`link`).
+            match camera.seen.take_open() {
+                Some(opening) => {
+                    let reply = remote_open(camera.vendor);
+                    opening.sent();
+                    reply
+                }
+                None => reply(camera.vendor, None, false),
+            }
         }
     }
 }
@@ -361,11 +370,20 @@ async fn plate(state: &IngressState, camera: &CameraEntry, payload: PlateReadPay
     }
     match stored {
         Ok(receipt) => {
-            let open = receipt.decided.and_then(|d| d.open_via) == Some(OpenVia::Camera);
             if resend && camera.vendor == CameraVendor::Vzenith {
                 return json(lpr::vzenith::reply_continue_offline(read_id.as_deref()));
             }
-            reply(camera.vendor, read_id.as_deref(), open)
+            let decided = receipt.decided.and_then(|d| d.open_via) == Some(OpenVia::Camera);
+            let remote = camera.seen.take_open();
+            let response = reply(
+                camera.vendor,
+                read_id.as_deref(),
+                decided || remote.is_some(),
+            );
+            if let Some(opening) = remote {
+                opening.sent();
+            }
+            response
         }
         Err(error) => {
             static NOT_STORED: Every = Every::minute();
@@ -385,6 +403,26 @@ async fn plate(state: &IngressState, camera: &CameraEntry, payload: PlateReadPay
 fn json(value: Value) -> Response {
     axum::Json(value).into_response()
 }
+
+/// A reply that only opens the camera's relay (a remote open, on a
+/// heartbeat or another request that is not a read): Vzenith's explicit
+/// self-timed pulse, Huaxia's `gpio_data`. Hikvision's reply carries no
+/// command (its link refuses remote opens).
+fn remote_open(vendor: CameraVendor) -> Response {
+    match vendor {
+        CameraVendor::Vzenith => json(lpr::vzenith::reply_plate_pulse(
+            None,
+            0,
+            REMOTE_OPEN_PULSE_MS,
+        )),
+        CameraVendor::Huaxia => json(lpr::huaxia::reply(true)),
+        CameraVendor::Hikvision => StatusCode::OK.into_response(),
+    }
+}
+
+/// The relay pulse of a remote open through a Vzenith camera (a barrier's
+/// OPEN input wants a short contact closure).
+const REMOTE_OPEN_PULSE_MS: u32 = 500;
 
 /// The vendor's reply; `open` asks the camera to raise the barrier.
 fn reply(vendor: CameraVendor, read_id: Option<&str>, open: bool) -> Response {

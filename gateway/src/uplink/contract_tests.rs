@@ -856,3 +856,24 @@ fn the_validator_finds_a_body_that_breaks_its_kind_rule() {
     );
     assert_eq!(Class::Telemetry.as_str(), "telemetry");
 }
+
+#[test]
+fn the_envelope_example_in_the_uplink_doc_validates_and_reads_back() {
+    const DOC: &str = include_str!("../../../docs/uplink.md");
+    let start = DOC.find("## Envelope").expect("the doc's envelope section");
+    let block = DOC[start..]
+        .split("```json")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the envelope example");
+    let example: Value = serde_json::from_str(block).expect("the example is JSON");
+    let (envelope_schema, events) = schemas();
+    let mut problems = Vec::new();
+    validate(&example, &envelope_schema, &events, "doc", &mut problems);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let envelope: Envelope = serde_json::from_value(example.clone()).expect("an envelope");
+    assert_eq!(
+        serde_json::to_value(&envelope).expect("serialises"),
+        example
+    );
+}

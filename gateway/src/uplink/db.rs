@@ -1,7 +1,7 @@
 //! The uplink's own tables (migration 3), on a connection of its own
 //! ([`Store::connect`](crate::store::Store::connect)): the dead letters
 //! (events the platform rejected for good, kept with the reason) and the
-//! downlink command ids already seen (replay protection across restarts).
+//! downlink command and sync ids already seen (replay protection across restarts).
 //! Calls block: run them on the blocking pool.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -144,15 +144,10 @@ impl UplinkDb {
         })
     }
 
-    /// Records a command id; `false` when it was seen before (a replay).
-    /// Forgets ids whose commands expired long ago (they are refused as
-    /// expired anyway).
-    pub fn remember_command(
-        &self,
-        id: &str,
-        expires_ms: i64,
-        now_ms: i64,
-    ) -> rusqlite::Result<bool> {
+    /// Records a downlink message id (a command's, or a list sync's as
+    /// `sync/{id}`); `false` when it was seen before (a replay). Forgets ids
+    /// whose messages expired long ago (they are refused as expired anyway).
+    pub fn remember_id(&self, id: &str, expires_ms: i64, now_ms: i64) -> rusqlite::Result<bool> {
         self.with(|conn| {
             conn.prepare_cached("DELETE FROM uplink_seen_commands WHERE expires_ms < ?1")?
                 .execute([now_ms - SEEN_MARGIN_MS])?;
@@ -198,17 +193,17 @@ mod tests {
         assert_eq!(letters[0].reason, "400 schema");
 
         let now = 10_000_000;
-        assert!(db.remember_command("c1", now + 1000, now).expect("first"));
-        assert!(!db.remember_command("c1", now + 1000, now).expect("replay"));
+        assert!(db.remember_id("c1", now + 1000, now).expect("first"));
+        assert!(!db.remember_id("c1", now + 1000, now).expect("replay"));
         drop(db);
         let db = UplinkDb::open(&store).expect("reopen");
         assert!(
-            !db.remember_command("c1", now + 1000, now + 10)
+            !db.remember_id("c1", now + 1000, now + 10)
                 .expect("replay after reopen")
         );
         // Long expired ids are forgotten.
         assert!(
-            db.remember_command("c1", now, now + 2 * SEEN_MARGIN_MS)
+            db.remember_id("c1", now, now + 2 * SEEN_MARGIN_MS)
                 .expect("pruned")
         );
         store.close().await.expect("close");

@@ -23,7 +23,11 @@
 //!
 //! Reconnects back off with jitter from 100 ms up to `reconnect_max`
 //! (default 2 s), so the first event after the broker returns goes out
-//! within about two seconds.
+//! within about two seconds. With a cluster (`failover`: the other nodes),
+//! each lost or refused connection moves to the next node, at once when
+//! the lost one had been serving; the session keeps its name, so a
+//! cluster that shares sessions (NATS with JetStream) keeps the
+//! subscription, and the store re-sends whatever was not acknowledged.
 //!
 //! The event loop is polled by a task of its own that forwards its
 //! notifications over a channel; the link task selects on that channel
@@ -31,7 +35,8 @@
 //!
 //! Presence: a retained `…/status` `online` message after each connect, a
 //! retained `offline` last will, an explicit retained `offline` on a clean
-//! shutdown, and a `…/heartbeat` with the device-health summary.
+//! shutdown followed by an MQTT DISCONNECT (so the broker drops the will),
+//! and a `…/heartbeat` with the device-health summary.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -135,9 +140,13 @@ fn status_payload(state: &str, started: Instant) -> Vec<u8> {
     .into_bytes()
 }
 
-fn options(params: &LinkParams, tls: Option<&Arc<rustls::ClientConfig>>) -> MqttOptions {
+fn options(
+    params: &LinkParams,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    (host, port): (&str, u16),
+) -> MqttOptions {
     let c = &params.config;
-    let mut options = MqttOptions::new(c.client_id.clone(), params.host.clone(), params.port);
+    let mut options = MqttOptions::new(c.client_id.clone(), host, port);
     options
         .set_keep_alive(c.keep_alive)
         .set_clean_session(false)
@@ -232,6 +241,7 @@ pub fn start(
         cancel,
         next_batch: 0,
         offline_replies: VecDeque::new(),
+        broker: String::new(),
     };
     let task = link.run();
     (
@@ -318,6 +328,8 @@ struct Link {
     cancel: CancellationToken,
     next_batch: u64,
     offline_replies: VecDeque<Outbound>,
+    /// The broker of the current connection (`host:port`), for the logs.
+    broker: String,
 }
 
 /// One connection's bookkeeping.
@@ -379,8 +391,16 @@ impl Link {
         let mut backoff = Backoff::new(RECONNECT_INITIAL, self.params.reconnect_max);
         let mut was_up = true;
         let mut failures: u64 = 0;
+        // `host`, then the cluster's other nodes (`failover`), in turn.
+        let brokers: Vec<(String, u16)> =
+            std::iter::once((self.params.host.clone(), self.params.port))
+                .chain(self.params.config.failover.iter().cloned())
+                .collect();
+        let mut at = 0;
         loop {
-            let options = options(&self.params, self.tls.as_ref());
+            let (host, port) = (brokers[at].0.as_str(), brokers[at].1);
+            self.broker = format!("{host}:{port}");
+            let options = options(&self.params, self.tls.as_ref(), (host, port));
             let (client, eventloop) = AsyncClient::new(options, self.params.capacity);
             let (events_tx, events) = mpsc::channel(1024);
             let poller = tokio::spawn(poll(eventloop, events_tx));
@@ -403,7 +423,7 @@ impl Link {
                     poller.abort();
                     failures += 1;
                     if session.up || was_up {
-                        tracing::warn!(reason, broker = %self.params.host, port = self.params.port, "Uplink MQTT connection lost; events stay stored and are re-sent.");
+                        tracing::warn!(reason, broker = %self.broker, "Uplink MQTT connection lost; events stay stored and are re-sent.");
                     } else if failures.is_multiple_of(30) {
                         tracing::warn!(reason, failures, "Uplink MQTT broker still unreachable.");
                     } else {
@@ -413,6 +433,14 @@ impl Link {
                     if session.up {
                         backoff.reset();
                         failures = 0;
+                    }
+                    if brokers.len() > 1 {
+                        at = (at + 1) % brokers.len();
+                        // A node that was serving is gone: the next node
+                        // is tried at once; failed connects wait as usual.
+                        if session.up {
+                            continue;
+                        }
                     }
                 }
             }
@@ -531,7 +559,7 @@ impl Link {
                 }
                 session.up = true;
                 self.connected.send_replace(true);
-                tracing::info!(broker = %self.params.host, port = self.params.port, session_present = ack.session_present, "Uplink connected.");
+                tracing::info!(broker = %self.broker, session_present = ack.session_present, "Uplink connected.");
                 let filters = self
                     .params
                     .topics
@@ -604,13 +632,19 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Polls the event loop and forwards its notifications until the first error.
+/// Polls the event loop and forwards its notifications until the first
+/// error. Once nobody listens (the link ended on shutdown), it polls on
+/// until the DISCONNECT is written, so the broker sees a clean close and
+/// keeps the retained `shutdown` status instead of firing the last will
+/// (the caller bounds that wait with [`GOODBYE`]).
 async fn poll(mut eventloop: EventLoop, events: mpsc::Sender<Result<Event, String>>) {
+    let mut listened = true;
     loop {
         match eventloop.poll().await {
+            Ok(Event::Outgoing(Outgoing::Disconnect)) if !listened => return,
             Ok(event) => {
-                if events.send(Ok(event)).await.is_err() {
-                    return;
+                if listened && events.send(Ok(event)).await.is_err() {
+                    listened = false;
                 }
             }
             Err(error) => {

@@ -59,6 +59,18 @@ pub struct PlatformCommand {
     pub reason: Option<String>,
 }
 
+/// A verified, current list sync.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedSync {
+    /// Its id (unique per gateway; replays are refused).
+    pub id: String,
+    /// Until when its id is remembered (its issue time plus the longest
+    /// lifetime: after that it would be refused as expired anyway).
+    pub remember_until: i64,
+    /// The message.
+    pub message: Map<String, Value>,
+}
+
 /// Why a command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -98,6 +110,8 @@ impl Refusal {
             Refusal::Malformed(_) => "malformed",
             Refusal::NoKey => "no_key",
             Refusal::Signature(SignatureError::Missing) => "unsigned",
+            // Not a signature problem: the message cannot be signed at all.
+            Refusal::Signature(SignatureError::Float) => "fractional_number",
             Refusal::Signature(_) => "bad_signature",
             Refusal::Expired => "expired",
             Refusal::NotYetValid => "not_yet_valid",
@@ -177,6 +191,35 @@ impl Checker {
             ));
         }
         Ok(m)
+    }
+
+    /// Parses, verifies and checks a list sync at time `now_ms`: it needs
+    /// `issued_ms`, not more than the allowed skew ahead and not older than
+    /// the longest command lifetime (a sync that waited longer, in a
+    /// broker's queue, is stale: the gateway asks for a fresh snapshot
+    /// instead). Returns the message, its id and until when the id must be
+    /// remembered.
+    pub fn sync(
+        &self,
+        payload: &[u8],
+        now_ms: i64,
+    ) -> Result<VerifiedSync, (Option<String>, Refusal)> {
+        let message = self.verified(payload)?;
+        let id = message_id(&message).unwrap_or_default();
+        let fail = |r: Refusal| (Some(id.clone()), r);
+        let issued_ms = int(&message, "issued_ms").map_err(fail)?;
+        if issued_ms > now_ms + MAX_SKEW_MS {
+            return Err(fail(Refusal::NotYetValid));
+        }
+        let remember_until = issued_ms.saturating_add(self.max_lifetime_ms);
+        if now_ms >= remember_until {
+            return Err(fail(Refusal::Expired));
+        }
+        Ok(VerifiedSync {
+            id,
+            remember_until,
+            message,
+        })
     }
 
     /// Parses, verifies and checks a command at time `now_ms`.
@@ -261,13 +304,16 @@ impl Checker {
             }
             "write_point" => {
                 let point = opt_str(&args, "point").filter(|p| !p.is_empty());
-                let value = args.get("value").and_then(|v| {
-                    v.as_f64()
-                        .or_else(|| v.as_bool().map(|b| f64::from(u8::from(b))))
+                // Signed messages hold integers only (`sign`): a fractional
+                // value comes as a decimal string, e.g. "0.38".
+                let value = args.get("value").and_then(|v| match v {
+                    Value::Bool(b) => Some(f64::from(u8::from(*b))),
+                    Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+                    other => other.as_f64(),
                 });
                 let (Some(point), Some(value)) = (point, value) else {
                     return Err(fail(Refusal::Malformed(
-                        "`write_point` needs `args.point` and a numeric `args.value`".into(),
+                        "`write_point` needs `args.point` and `args.value`: an integer, a boolean or a decimal string such as \"0.38\"".into(),
                     )));
                 };
                 Action::Device {
@@ -480,6 +526,76 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_fractional_number_is_refused_for_what_it_is_and_set_points_come_as_decimal_strings() {
+        let c = checker(Some("k"));
+        let write = |value: Value| {
+            json!({"id": "w1", "issued_ms": NOW, "expires_ms": NOW + 1000, "action": "write_point",
+                   "device_id": "pump-room-1", "args": {"point": "pressure_setpoint", "value": value}})
+        };
+        // A float cannot be signed canonically: refused, and said so.
+        let mut m = write(json!(1)).as_object().cloned().expect("object");
+        m.insert("sig".into(), Value::String("0".repeat(64)));
+        m["args"]["value"] = json!(0.38);
+        let payload = Value::Object(m).to_string().into_bytes();
+        let (_, refusal) = c.command(&payload, NOW).expect_err("a float is refused");
+        assert_eq!(refusal.code(), "fractional_number");
+        assert!(refusal.to_string().contains("fractional"), "{refusal}");
+        // The same set-point as a decimal string is accepted.
+        let cmd = c
+            .command(&signed("k", write(json!("0.38"))), NOW)
+            .expect("a decimal string");
+        assert_eq!(
+            cmd.action,
+            Action::Device {
+                device_id: "pump-room-1".into(),
+                command: Command::WritePoint {
+                    point: "pressure_setpoint".into(),
+                    value: 0.38
+                }
+            }
+        );
+        for bad in [json!("abc"), json!("NaN"), json!("inf"), json!([1])] {
+            let (_, refusal) = c
+                .command(&signed("k", write(bad.clone())), NOW)
+                .expect_err("not a number");
+            assert_eq!(refusal.code(), "malformed", "{bad}");
+        }
+    }
+
+    #[test]
+    fn syncs_are_bounded_in_time() {
+        let c = checker(Some("k"));
+        let sync = |issued: Value| {
+            json!({"id": "s1", "issued_ms": issued, "list": "blacklist", "type": "snapshot",
+                   "version": 1, "rows": []})
+        };
+        let code = |v: Value| {
+            c.sync(&signed("k", v), NOW)
+                .map(|s| s.remember_until)
+                .map_err(|(_, r)| r.code())
+        };
+        assert_eq!(code(sync(json!(NOW - 1000))), Ok(NOW - 1000 + 600_000));
+        assert_eq!(code(sync(json!(NOW - 600_000))), Err("expired"));
+        assert_eq!(
+            code(sync(json!(NOW - 86_400_000))),
+            Err("expired"),
+            "a day old"
+        );
+        assert_eq!(code(sync(json!(NOW + 120_000))), Err("not_yet_valid"));
+        assert_eq!(code(sync(Value::Null)), Err("malformed"));
+        let mut no_time = sync(Value::Null);
+        no_time.as_object_mut().expect("object").remove("issued_ms");
+        assert_eq!(code(no_time), Err("malformed"));
+        let (id, refusal) = c
+            .sync(&signed("wrong", sync(json!(NOW))), NOW)
+            .expect_err("bad signature");
+        assert_eq!(
+            (id.as_deref(), refusal.code()),
+            (Some("s1"), "bad_signature")
+        );
     }
 
     #[test]

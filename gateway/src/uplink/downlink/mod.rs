@@ -8,7 +8,10 @@
 //! [`PipelineHandle::command`] (decided, actuated and audited exactly like a
 //! panel command; the lane's safety rules apply), the record of every
 //! refusal (an `audit` event `command_refused`), the result on
-//! `…/command-results`, and list syncs through the [`ListRegistry`].
+//! `…/command-results`, and list syncs through the [`ListRegistry`]
+//! (bounded in time like commands, their ids remembered in the same table:
+//! a stale sync is refused and a fresh snapshot asked for, a reused id is
+//! refused).
 //!
 //! A command id is remembered *before* the command runs, so a command is
 //! carried out at most once even across a crash.
@@ -40,7 +43,9 @@ use crate::pipeline::{GATEWAY_DEVICE, Origin, PipelineHandle};
 
 mod check;
 
-pub use check::{Action, Admission, Checker, PlatformCommand, Refusal, RefusalWindow, message_id};
+pub use check::{
+    Action, Admission, Checker, PlatformCommand, Refusal, RefusalWindow, VerifiedSync, message_id,
+};
 
 /// Handles downlink messages (the IO side).
 #[derive(Debug, Clone)]
@@ -173,8 +178,7 @@ impl Downlink {
         };
         let db = self.db.clone();
         let (id, expires) = (command.id.clone(), command.expires_ms);
-        let fresh =
-            tokio::task::spawn_blocking(move || db.remember_command(&id, expires, now)).await;
+        let fresh = tokio::task::spawn_blocking(move || db.remember_id(&id, expires, now)).await;
         match fresh {
             Ok(Ok(true)) => {}
             Ok(Ok(false)) => {
@@ -315,17 +319,40 @@ impl Downlink {
     }
 
     async fn on_sync(&self, list: &str, payload: &[u8]) {
-        let message = match self.checker.verified(payload) {
-            Ok(m) => m,
+        let now = now_ms();
+        let sync = match self.checker.sync(payload, now) {
+            Ok(sync) => sync,
             Err((id, refusal)) => {
-                if self.admit(&refusal, id.as_deref()).await == Admission::Single {
-                    self.record_sync(list, id, "refused", None, Some(refusal.to_string()))
+                // A sync that waited too long is stale, not hostile: the
+                // platform is asked for a fresh snapshot of that list.
+                let stale = refusal == Refusal::Expired && self.lists.get(list).is_some();
+                self.refuse_sync(list, id, &refusal).await;
+                if stale {
+                    self.request_resync(Some(list), "sync message expired")
                         .await;
                 }
                 return;
             }
         };
-        let id = message_id(&message);
+        let db = self.db.clone();
+        let seen = format!("sync/{}", sync.id);
+        let until = sync.remember_until;
+        let fresh = tokio::task::spawn_blocking(move || db.remember_id(&seen, until, now)).await;
+        match fresh {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
+                return self
+                    .refuse_sync(list, Some(sync.id), &Refusal::Replayed)
+                    .await;
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "The sync id could not be remembered; the sync is refused.");
+                let refusal = Refusal::Malformed("gateway could not record the id".into());
+                return self.refuse_sync(list, Some(sync.id), &refusal).await;
+            }
+            Err(_) => return,
+        }
+        let (message, id) = (sync.message, Some(sync.id));
         let Some(target) = self.lists.get(list) else {
             self.record_sync(
                 list,
@@ -364,6 +391,14 @@ impl Downlink {
             self.request_resync(Some(list), &why).await;
         }
         self.publish_sync_status().await;
+    }
+
+    /// Counts a refused sync and records it (aggregated like commands).
+    async fn refuse_sync(&self, list: &str, id: Option<String>, refusal: &Refusal) {
+        if self.admit(refusal, id.as_deref()).await == Admission::Single {
+            self.record_sync(list, id, "refused", None, Some(refusal.to_string()))
+                .await;
+        }
     }
 
     async fn record_sync(
