@@ -490,7 +490,7 @@ async fn build(
         &store,
         &handle,
         (stamper, clock_check),
-        (&plates, &board, &auth),
+        (&plates, &board, &auth, &images),
         owned,
     );
     let aux_cancel = owned.aux_cancel.clone();
@@ -901,13 +901,13 @@ async fn start_pipeline(
 
 /// The gateway's periodic jobs and watches (owned auxiliary tasks): the
 /// store's writer, pressure, the clock, backups, lists changed by the CLI,
-/// pending reads, expired sessions.
+/// pending reads, expired sessions, the purge of personal information.
 fn start_jobs(
     config: &Config,
     store: &Store,
     handle: &PipelineHandle,
     (stamper, clock_check): (Stamper, clock::ClockCheck),
-    (plates, board, auth): (&Arc<PlateRegistry>, &LaneBoard, &Auth),
+    (plates, board, auth, images): (&Arc<PlateRegistry>, &LaneBoard, &Auth, &ImageStore),
     owned: &mut Owned,
 ) {
     let data_dir = &config.gateway.data_dir;
@@ -954,6 +954,20 @@ fn start_jobs(
         &watch,
         "session purge",
         purge_sessions(auth.clone(), aux_cancel.clone()),
+    );
+    aux_tasks.spawn_owned(
+        &watch,
+        "personal information purge",
+        crate::privacy::run(
+            crate::privacy::Holdings {
+                store: store.clone(),
+                images: images.clone(),
+                plates: plates.clone(),
+            },
+            config.privacy.clone(),
+            handle.clone(),
+            aux_cancel.clone(),
+        ),
     );
 }
 

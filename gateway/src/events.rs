@@ -144,6 +144,8 @@ kinds! {
     ConfigRejected = "config_rejected", Alarm;
     /// The data disk was full for a while (recorded when it ended).
     StoreUnavailable = "store_unavailable", Alarm;
+    /// The daily purge of personal information past its retention.
+    PrivacyPurge = "privacy_purge", Audit;
     /// Panel: a user logged in.
     UserLogin = "user_login", Audit;
     /// Panel: a login failed.
@@ -321,6 +323,8 @@ pub enum GatewayEvent {
     ConfigReloaded(ConfigReloaded),
     /// `config_rejected`.
     ConfigRejected(ConfigRejected),
+    /// `privacy_purge`.
+    PrivacyPurge(PrivacyPurge),
     /// One of the panel's audit kinds (its [`PanelAction`]).
     Panel(Box<PanelAudit>),
 }
@@ -349,6 +353,7 @@ impl GatewayEvent {
             GatewayEvent::StoreUnavailable(_) => Kind::StoreUnavailable,
             GatewayEvent::ConfigReloaded(_) => Kind::ConfigReloaded,
             GatewayEvent::ConfigRejected(_) => Kind::ConfigRejected,
+            GatewayEvent::PrivacyPurge(_) => Kind::PrivacyPurge,
             GatewayEvent::Panel(audit) => audit.action.kind(),
         }
     }
@@ -619,6 +624,20 @@ pub struct StorePressure {
     pub state: &'static str,
     /// Whether it is not `normal`.
     pub active: bool,
+}
+
+/// `privacy_purge`: what the daily purge deleted, per kind of record, and
+/// the retention (days) it applied. Counts only: never whose records.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrivacyPurge {
+    /// Records deleted, by kind of record (`snapshots`, `access_records`,
+    /// `visitors`, `call_logs`, `audit`).
+    pub deleted: BTreeMap<&'static str, u64>,
+    /// The retention applied, in days, by the same names.
+    pub retention_days: BTreeMap<&'static str, u64>,
+    /// Kinds of record the purge could not finish, with why (`{}` when
+    /// every kind was purged).
+    pub failed: BTreeMap<&'static str, String>,
 }
 
 /// `store_unavailable`: an outage of the store that ended.

@@ -33,6 +33,8 @@
 //!   `/api/v1/telemetry`) and the guards' web panel ([`web::panel`]).
 //! - [`ops`]: the data directory's lock, backup and restore, `gatehouse doctor`,
 //!   systemd notification, the host's disk and clock gauges.
+//! - [`privacy`]: the daily purge of personal information past its
+//!   `[privacy]` retention.
 //! - [`app`]: start a whole gateway from a config; phased shutdown.
 //! - [`demo`]: the simulated estate of `gatehouse demo`.
 //! - [`cli`]: the command line.
@@ -56,6 +58,7 @@ pub mod memory;
 pub mod metrics;
 pub mod ops;
 pub mod pipeline;
+pub mod privacy;
 pub mod rules;
 pub mod store;
 pub mod supervisor;

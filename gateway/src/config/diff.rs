@@ -15,7 +15,7 @@
 //! The sections the store, the listeners, the platform link and the
 //! supervisor are built from (`[gateway]`, `[store]`, `[panel]`,
 //! `[ingress]`, `[uplink]`, `[broker]`, `[api]`, `[supervisor]`,
-//! `[backup]`) take effect only at the next start, and are reported as
+//! `[backup]`, `[privacy]`) take effect only at the next start, and are reported as
 //! needing a restart rather than silently ignored.
 //!
 //! [`applied`] is the configuration actually in force after a reload: the
@@ -205,6 +205,10 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
             "[backup]",
             fingerprint(&old.backup) != fingerprint(&new.backup),
         ),
+        (
+            "[privacy]",
+            fingerprint(&old.privacy) != fingerprint(&new.privacy),
+        ),
     ]
     .into_iter()
     .filter(|(_, changed)| *changed)
@@ -270,6 +274,7 @@ pub fn applied(old: &Config, new: &Config) -> Config {
         broker: old.broker.clone(),
         api: old.api.clone(),
         backup: old.backup.clone(),
+        privacy: old.privacy.clone(),
     }
 }
 

@@ -17,7 +17,7 @@
 //! sections, with their keys, defaults and checks; beside it one file per
 //! part: `devices` (`[[devices]]` and their types), `lanes` (`[[lanes]]`,
 //! `[ingress]`), `doors`, `intercom` (the door stations), `points`,
-//! `uplink` (the platform-link sections) and `backup`; `diff` what a reload
+//! `uplink` (the platform-link sections), `backup` and `privacy`; `diff` what a reload
 //! changes; `env` the environment seam. `config/gateway.example.toml` at
 //! the repository root documents every key.
 
@@ -29,6 +29,7 @@ mod env;
 mod intercom;
 mod lanes;
 mod points;
+mod privacy;
 mod reader;
 mod schema;
 pub use schema::DEFAULT_DATA_DIR;
@@ -48,6 +49,7 @@ mod uplink;
 pub use backup::BackupConfig;
 pub use env::{Env, ProcessEnv};
 pub use intercom::Station;
+pub use privacy::PrivacyConfig;
 pub use uplink::{
     ApiConfig, BrokerConfig, ClientTls, DEFAULT_TOPIC_PREFIX, HttpsConfig, MqttConfig, MqttHost,
     SinkConfig, UplinkConfig,
@@ -99,6 +101,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// `[backup]`: scheduled local backups, when configured.
     pub backup: Option<BackupConfig>,
+    /// `[privacy]`: how long personal information is kept.
+    pub privacy: PrivacyConfig,
 }
 
 /// `[ingress]`.
@@ -196,7 +200,8 @@ pub struct StoreSection {
     pub critical_reserve_bytes: u64,
     /// Group-commit window (`group_commit_window = "2ms"`).
     pub group_commit_window: Duration,
-    /// Days the local journal keeps access, alarm and audit events.
+    /// Days the local journal keeps alarm events (access and audit events
+    /// go by `[privacy]`).
     pub journal_days: u32,
     /// Most rows the local journal keeps.
     pub journal_max_rows: u64,

@@ -4,7 +4,7 @@
 //! (`[gateway]`, `[store]`, `[panel]`, `[supervisor]`, `[[alarms]]`); the
 //! other parts have files of their own: `devices` (`[[devices]]` and their
 //! types), `lanes` (`[[lanes]]`, `[ingress]`), `doors`, `intercom`,
-//! `points`, `uplink` (`[uplink]`, `[broker]`, `[api]`) and `backup`.
+//! `points`, `uplink` (`[uplink]`, `[broker]`, `[api]`), `backup` and `privacy`.
 //!
 //! Every function here records problems and returns *something* (a default in
 //! place of an invalid value), so that one pass finds every problem; the
@@ -19,7 +19,7 @@ use super::reader::{Pem, Section, suggest};
 use super::{
     Config, GatewayConfig, PanelConfig, StoreSection, SupervisorConfig, ThresholdAlarm, TlsFiles,
 };
-use super::{backup, devices, doors, intercom, lanes, uplink};
+use super::{backup, devices, doors, intercom, lanes, privacy, uplink};
 use crate::vocab::time::EstateZone;
 
 /// `[gateway] data_dir` default.
@@ -89,6 +89,7 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
     );
     let api = uplink::read_api(root.take_table("api"), env);
     let backup = backup::read_backup(root.take_table("backup"));
+    let privacy = privacy::read_privacy(root.take_table("privacy"));
     let alarms = root
         .take_tables("alarms")
         .into_iter()
@@ -113,6 +114,7 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         broker,
         api,
         backup,
+        privacy,
     }
 }
 

@@ -1024,3 +1024,37 @@ fn mqtt_failover_brokers_are_read_and_bad_ones_located() {
         "{problems:#?}"
     );
 }
+
+#[test]
+fn privacy_retention_has_conservative_defaults_and_takes_whole_days() {
+    let config = check(MINIMAL).expect("minimal");
+    let day = Duration::from_secs(86_400);
+    assert_eq!(config.privacy.snapshots, 30 * day);
+    assert_eq!(config.privacy.access_records, 90 * day);
+    assert_eq!(config.privacy.audit, 365 * day);
+    let config = check(&format!(
+        "{MINIMAL}[privacy]\nsnapshots = \"7d\"\ncall_logs = \"14d\"\n"
+    ))
+    .expect("valid");
+    assert_eq!(config.privacy.snapshots, 7 * day);
+    assert_eq!(config.privacy.call_logs, 14 * day);
+    assert_eq!(
+        config.privacy.visitors,
+        30 * day,
+        "the rest keep their defaults"
+    );
+    let problems = problems_in(&format!(
+        "{MINIMAL}[privacy]\nsnapshots = \"12h\"\naudit = \"2000d\"\nvisitors = \"0d\"\nfaces = \"1d\"\n"
+    ));
+    assert_eq!(
+        located(&problems),
+        [
+            (5, "privacy.snapshots"),
+            (6, "privacy.audit"),
+            (7, "privacy.visitors"),
+            (8, "privacy.faces"),
+        ],
+        "{problems:#?}"
+    );
+    assert!(problems[0].message.contains("whole days"), "{problems:#?}");
+}

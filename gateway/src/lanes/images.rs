@@ -148,6 +148,38 @@ impl ImageStore {
         deleted
     }
 
+    /// Deletes the images saved before `cutoff` (by their files'
+    /// modification time) and day folders left empty; returns how many
+    /// images went. The retention of personal information
+    /// ([`crate::config::PrivacyConfig::snapshots`]).
+    pub fn purge_before(&self, cutoff: std::time::SystemTime) -> std::io::Result<u64> {
+        let _one_at_a_time = self
+            .inner
+            .pruning
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut deleted = 0;
+        let mut used = 0;
+        for (path, size) in files(&self.inner.dir)? {
+            let old = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|modified| modified < cutoff);
+            if old && std::fs::remove_file(&path).is_ok() {
+                deleted += 1;
+            } else {
+                used += size;
+            }
+        }
+        for day in std::fs::read_dir(&self.inner.dir)?.flatten() {
+            if day.file_type().is_ok_and(|t| t.is_dir()) {
+                // Fails (and is left) unless the folder is empty.
+                let _ = std::fs::remove_dir(day.path());
+            }
+        }
+        self.inner.used.store(used, Ordering::Relaxed);
+        Ok(deleted)
+    }
+
     /// The absolute path of a saved image, if `name` is a plain relative
     /// name inside the folder (no `..`, no absolute paths).
     pub fn resolve(&self, name: &str) -> Option<PathBuf> {
@@ -252,5 +284,33 @@ mod tests {
         assert!(store.resolve(&names[4]).is_some_and(|p| p.exists()));
         assert!(store.resolve("../gatehouse.db").is_none());
         assert!(store.resolve("/etc/passwd").is_none());
+    }
+
+    #[test]
+    fn images_older_than_the_retention_are_purged_and_newer_ones_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ImageStore::open(dir.path().join("images"), 1 << 20, Arc::new(Metrics::new()))
+            .expect("open");
+        std::fs::create_dir_all(dir.path().join("images/2026-01-01")).expect("old day");
+        std::fs::create_dir_all(dir.path().join("images/2026-12-01")).expect("new day");
+        let old = dir.path().join("images/2026-01-01/a.jpg");
+        let new = dir.path().join("images/2026-12-01/b.jpg");
+        std::fs::write(&old, [1u8; 10]).expect("old");
+        std::fs::write(&new, [2u8; 20]).expect("new");
+        let now = std::time::SystemTime::now();
+        let day = std::time::Duration::from_secs(86_400);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .and_then(|f| f.set_modified(now - 40 * day))
+            .expect("age the old image");
+        assert_eq!(store.purge_before(now - 30 * day).expect("purge"), 1);
+        assert!(!old.exists(), "past retention: deleted");
+        assert!(
+            !dir.path().join("images/2026-01-01").exists(),
+            "its empty day folder too"
+        );
+        assert!(new.exists(), "within retention: kept");
+        assert_eq!(store.purge_before(now - 30 * day).expect("again"), 0);
     }
 }

@@ -25,10 +25,12 @@ pub const DEFAULT_JOURNAL_MAX_ROWS: u64 = 1_000_000;
 /// How often the writer prunes the journal.
 pub const DEFAULT_PRUNE_EVERY: Duration = Duration::from_secs(600);
 
-/// How long journal rows are kept.
+/// How long journal rows are kept by the writer's own pruning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JournalRetention {
-    /// Rows older than this many days are deleted.
+    /// Alarm rows older than this many days are deleted (access and audit
+    /// rows hold personal information: their retention is `[privacy]`'s,
+    /// applied by the daily purge through [`purge`]).
     pub days: u32,
     /// At most this many rows are kept (the newest).
     pub max_rows: u64,
@@ -46,14 +48,18 @@ impl Default for JournalRetention {
     }
 }
 
-/// Deletes rows older than `days` and beyond `max_rows`; returns how many.
+/// Deletes alarm rows older than `days` and every row beyond `max_rows`;
+/// returns how many.
 pub(crate) fn prune(
     conn: &Connection,
     retention: &JournalRetention,
     now_ms: i64,
 ) -> rusqlite::Result<usize> {
     let cutoff = now_ms.saturating_sub(i64::from(retention.days).saturating_mul(86_400_000));
-    let mut deleted = conn.execute("DELETE FROM journal WHERE time_ms < ?1", [cutoff])?;
+    let mut deleted = conn.execute(
+        "DELETE FROM journal WHERE time_ms < ?1 AND class = 1",
+        [cutoff],
+    )?;
     let keep = i64::try_from(retention.max_rows).unwrap_or(i64::MAX);
     deleted += conn.execute(
         "DELETE FROM journal WHERE seq <=
@@ -61,6 +67,55 @@ pub(crate) fn prune(
         [keep],
     )?;
     Ok(deleted)
+}
+
+/// The journal's records that hold personal information, each with its
+/// own retention (`[privacy]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Personal {
+    /// Access events other than call logs: plate reads, door presentations,
+    /// passages.
+    AccessRecords,
+    /// Intercom call logs: calls, answers, missed calls, station unlocks.
+    CallLogs,
+    /// Audit records.
+    Audit,
+}
+
+/// The intercom kinds that are call logs (checked against the event kinds
+/// in the tests).
+pub const CALL_LOG_KINDS: [&str; 5] = [
+    "call_started",
+    "call_answered",
+    "call_ended",
+    "call_missed",
+    "station_unlock",
+];
+
+/// Deletes the `what` rows recorded before `cutoff_ms`, a few hundred per
+/// transaction of the store's writer (so appends never wait long behind
+/// it); returns how many went. Blocks: call it on the blocking pool.
+pub fn purge(store: &Store, what: Personal, cutoff_ms: i64) -> Result<u64, StoreError> {
+    // Classes by index: 0 access, 2 audit (`Class::index`).
+    let delete = match what {
+        Personal::AccessRecords => {
+            "DELETE FROM journal WHERE rowid IN (SELECT rowid FROM journal
+                 WHERE time_ms < ?1 AND class = 0 AND kind NOT IN
+                 ('call_started', 'call_answered', 'call_ended', 'call_missed', 'station_unlock')
+                 LIMIT 256)"
+        }
+        Personal::CallLogs => {
+            "DELETE FROM journal WHERE rowid IN (SELECT rowid FROM journal
+                 WHERE time_ms < ?1 AND kind IN
+                 ('call_started', 'call_answered', 'call_ended', 'call_missed', 'station_unlock')
+                 LIMIT 256)"
+        }
+        Personal::Audit => {
+            "DELETE FROM journal WHERE rowid IN (SELECT rowid FROM journal
+                 WHERE time_ms < ?1 AND class = 2 LIMIT 256)"
+        }
+    };
+    store.delete_in_chunks(delete, cutoff_ms)
 }
 
 /// Who an event is attributed to: the body's `actor`, or the `origin.actor`
@@ -347,5 +402,83 @@ mod tests {
         let rows = journal.query(all(100)).await.expect("query");
         let kinds: Vec<_> = rows.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(kinds, ["new-4", "new-3", "new-2"]);
+    }
+
+    #[tokio::test]
+    async fn personal_records_are_purged_by_their_own_retention_in_chunks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The writer keeps alarms ten years here: only the purge deletes.
+        let store = open(
+            &dir,
+            JournalRetention {
+                days: 3650,
+                ..JournalRetention::default()
+            },
+        );
+        let now = drivers::contract::now_ms();
+        let (old, new) = (now - 100 * 86_400_000, now - 1000);
+        let mut batch = Vec::new();
+        // More old plate reads than one chunk holds.
+        for i in 0..600 {
+            batch.push(env(
+                Class::Access,
+                "plate_read",
+                old,
+                serde_json::json!({"n": i}),
+            ));
+        }
+        for kind in CALL_LOG_KINDS {
+            batch.push(env(Class::Access, kind, old, serde_json::json!({})));
+        }
+        batch.push(env(Class::Audit, "user_login", old, serde_json::json!({})));
+        batch.push(env(Class::Alarm, "door_alarm", old, serde_json::json!({})));
+        batch.push(env(Class::Access, "plate_read", new, serde_json::json!({})));
+        batch.push(env(Class::Audit, "user_login", new, serde_json::json!({})));
+        for result in store.submit(batch).wait().await {
+            result.expect("append");
+        }
+        let cutoff = now - 90 * 86_400_000;
+        let purge_blocking = |what| {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || purge(&store, what, cutoff))
+        };
+        assert_eq!(
+            purge_blocking(Personal::CallLogs)
+                .await
+                .expect("join")
+                .expect("calls"),
+            5
+        );
+        assert_eq!(
+            purge_blocking(Personal::AccessRecords)
+                .await
+                .expect("join")
+                .expect("access"),
+            600
+        );
+        assert_eq!(
+            purge_blocking(Personal::Audit)
+                .await
+                .expect("join")
+                .expect("audit"),
+            1
+        );
+        let journal = Journal::new(&store).expect("journal");
+        let left: Vec<(String, i64)> = journal
+            .query(all(1000))
+            .await
+            .expect("query")
+            .iter()
+            .map(|e| (e.kind.clone(), e.time_ms))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                ("user_login".to_owned(), new),
+                ("plate_read".to_owned(), new),
+                ("door_alarm".to_owned(), old),
+            ],
+            "newer records and alarms (the writer's own retention) stay"
+        );
     }
 }

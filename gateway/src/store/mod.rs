@@ -81,7 +81,9 @@
 //! insert (the envelope JSON with its `seq`, kind, class, device, time and,
 //! for audit events, the actor). Telemetry is not journalled. Acks never
 //! touch the journal; it is pruned by the writer at most every
-//! [`JournalRetention::prune_every`] to `days` of age and `max_rows` rows.
+//! [`JournalRetention::prune_every`] to `max_rows` rows and alarms to `days`
+//! of age; access and audit rows (personal information) go by their own
+//! retention through [`journal::purge`], which the daily privacy purge runs.
 //! Reads go through [`journal::Journal`] on its own connection.
 //!
 //! # Read and ack
@@ -206,7 +208,9 @@ pub use held::{TELEMETRY_HOLD, TELEMETRY_HOLD_MAX};
 pub use schema::SCHEMA_VERSION;
 pub use writer::{ACK_HOLD, COUNT_AT_OPEN, MAX_BATCH_EVENTS};
 
-pub use journal::{Journal, JournalQuery, JournalRetention};
+pub use journal::{
+    CALL_LOG_KINDS, Journal, JournalQuery, JournalRetention, Personal, purge as purge_personal,
+};
 use policy::Limits;
 pub use salvage::TableSalvage;
 pub use versions::{list_version, set_list_version};

@@ -24,7 +24,8 @@ use crate::events::{
     ConfigRejected, ConfigReloaded, DoorDecision, DoorNote, Event, Exited, GatewayEvent,
     GatewayStarted, GatewayStopping, GuardDecision, KeypadLocked, Kind, LaneNote, LaneReason,
     LaneVerdict, ListSync, OpenFailed, Origin, PanelAction, PanelAudit, Passage, PendingExpired,
-    ReadDecision, StorePressure, StoreQuarantined, StoreUnavailable, ThresholdAlarm, Undecided,
+    PrivacyPurge, ReadDecision, StorePressure, StoreQuarantined, StoreUnavailable, ThresholdAlarm,
+    Undecided,
 };
 use crate::pipeline::{Stamper, annotated_body};
 use crate::rules::threshold::Limit;
@@ -630,6 +631,20 @@ fn sample(kind: Kind) -> Vec<(Event, Vec<Annotation>)> {
                 writes_refused: 1,
             }),
         ))],
+        Kind::PrivacyPurge => {
+            let names = [
+                "snapshots",
+                "access_records",
+                "visitors",
+                "call_logs",
+                "audit",
+            ];
+            vec![gateway(GatewayEvent::PrivacyPurge(PrivacyPurge {
+                deleted: names.into_iter().zip([12, 3400, 7, 90, 0]).collect(),
+                retention_days: names.into_iter().zip([30, 90, 30, 30, 365]).collect(),
+                failed: std::collections::BTreeMap::new(),
+            }))]
+        }
         Kind::ConfigReloaded => vec![gateway(GatewayEvent::ConfigReloaded(ConfigReloaded {
             devices: Changes {
                 added: vec!["cam-2".into()],

@@ -300,6 +300,23 @@ impl PlateRegistry {
         Ok(n > 0)
     }
 
+    /// Deletes the visitor passes (revoked or not) that ended before
+    /// `cutoff` (Unix ms), in short chunks through the store's writer, and
+    /// reloads the lists once; returns how many went. The retention of
+    /// personal information ([`crate::config::PrivacyConfig::visitors`]).
+    pub fn purge_visitors_ended_before(&self, cutoff: i64) -> Result<u64, ListError> {
+        let deleted = self.writer.delete_in_chunks(
+            "DELETE FROM visitor_passes WHERE id IN
+                 (SELECT id FROM visitor_passes WHERE valid_to < ?1 LIMIT 256)",
+            cutoff,
+        )?;
+        if deleted > 0 {
+            // One revision bump: the CLI and panel see the lists changed.
+            self.write(|_| Ok(()))?;
+        }
+        Ok(deleted)
+    }
+
     /// Active (not revoked) visitor passes, newest first.
     pub fn visitor_passes(&self) -> Result<Vec<VisitorPass>, ListError> {
         let conn = self.lock();

@@ -397,6 +397,7 @@ pub(super) const STRINGS: Strings = Strings {
         ("config_reloaded", "Configuration reloaded"),
         ("config_rejected", "Configuration refused"),
         ("store_unavailable", "Store unavailable (disk full)"),
+        ("privacy_purge", "Personal information purged"),
         ("guard_decision", "Guard decision"),
         ("blacklisted_vehicle", "Blacklisted vehicle"),
         ("open_failed", "Barrier did not open"),

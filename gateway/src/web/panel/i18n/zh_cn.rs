@@ -397,6 +397,7 @@ pub(super) const STRINGS: Strings = Strings {
         ("config_reloaded", "配置已重新加载"),
         ("config_rejected", "配置被拒绝"),
         ("store_unavailable", "存储不可用（磁盘已满）"),
+        ("privacy_purge", "个人信息定期清除"),
         ("guard_decision", "保安确认"),
         ("blacklisted_vehicle", "黑名单车辆"),
         ("open_failed", "开闸失败"),
