@@ -1,7 +1,8 @@
 //! The `gatehouse` command line: `run`, `check-config`, `demo`, the vehicle
 //! lists (`plates …`, in [`crate::lists::cli`]), the unit-door cards
-//! (`cards …`, in [`crate::doors::cli`]) and the panel's users
-//! (`user add|passwd|remove|list`, in [`user`]). Each command returns a
+//! (`cards …`, in [`crate::doors::cli`]), the panel's users
+//! (`user add|passwd|remove|list`, in [`user`]) and the processing record of
+//! personal information (`privacy report`, in [`privacy`]). Each command returns a
 //! [`CliError`] whose [`CliError::exit_code`] `main` exits with: 64 for a
 //! bad configuration, 65 for a database written by a newer Gatehouse (both
 //! listed in the unit's `RestartPreventExitStatus=`: restarting cannot help),
@@ -20,11 +21,13 @@ use crate::store::StoreError;
 
 mod deadletters;
 mod ops;
+mod privacy;
 mod user;
 use crate::config::{self, Config, ConfigErrors};
 use crate::doors::cli::{CardsCommand, CardsError};
 pub use deadletters::{DeadLettersCommand, DeadLettersError};
 pub use ops::{OpsCommand, OpsError};
+pub use privacy::{PrivacyCommand, PrivacyError};
 pub use user::{UserCommand, UserError};
 
 /// Exit status for a configuration the gateway cannot use (EX_USAGE).
@@ -104,6 +107,20 @@ pub enum Command {
         #[command(subcommand)]
         action: CardsCommand,
     },
+    /// Personal information: the processing record (`report`).
+    Privacy {
+        /// The configuration file (its data directory and `[privacy]`).
+        #[arg(
+            long,
+            short,
+            global = true,
+            default_value = "/etc/gatehouse/gateway.toml"
+        )]
+        config: PathBuf,
+        /// What to do.
+        #[command(subcommand)]
+        action: PrivacyCommand,
+    },
     /// Backups, restores and the installer's health check.
     #[command(flatten)]
     Ops(OpsCommand),
@@ -133,6 +150,9 @@ pub enum CliError {
     /// A `deadletters` command failed.
     #[error("deadletters: {0}")]
     DeadLetters(#[from] DeadLettersError),
+    /// A `privacy` command failed.
+    #[error("privacy: {0}")]
+    Privacy(#[from] PrivacyError),
     /// Shutdown ran out of time.
     #[error("shutdown budget exhausted; still running: {}", .0.join(", "))]
     Unclean(Vec<String>),
@@ -168,6 +188,7 @@ impl CliError {
             | CliError::Unclean(_)
             | CliError::Plates(_)
             | CliError::DeadLetters(_)
+            | CliError::Privacy(_)
             | CliError::Cards(_) => 1,
         }
     }
@@ -182,6 +203,7 @@ impl CliError {
             CliError::Start(StartError::Store(error)) => Some(error),
             CliError::Plates(PlatesCliError::Store(error)) => Some(error),
             CliError::DeadLetters(error) => error.store_error(),
+            CliError::Privacy(PrivacyError::Store(error)) => Some(error),
             _ => None,
         }
     }
@@ -226,6 +248,10 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Cards { config, action } => {
             let config = load_reporting(&config)?;
             Ok(crate::doors::cli::run(&config, action).await?)
+        }
+        Command::Privacy { config, action } => {
+            let config = load_reporting(&config)?;
+            Ok(privacy::run(&config, action).await?)
         }
         Command::Demo { data_dir, listen } => {
             let mut config = config::parse(config::DEMO_TOML, "demo.toml").map_err(|errors| {

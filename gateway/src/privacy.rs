@@ -154,6 +154,159 @@ pub async fn run(
     }
 }
 
+/// One line of the processing record: a kind of personal information the
+/// gateway holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Holding {
+    /// What it is (stable name).
+    pub record: &'static str,
+    /// Its personal fields.
+    pub fields: &'static str,
+    /// How many are held.
+    pub count: u64,
+    /// When the oldest was recorded (Unix ms), where that is known.
+    pub oldest_ms: Option<i64>,
+    /// How long it is kept.
+    pub kept: String,
+    /// Where it goes beyond the box.
+    pub sent_to: String,
+}
+
+/// The processing record (`gatehouse privacy report`): what personal
+/// information the gateway holds, how much, since when, for how long, and
+/// where it is sent. Reads only. Blocks: run it on the blocking pool.
+pub fn report(
+    conn: &rusqlite::Connection,
+    images_dir: &std::path::Path,
+    privacy: &PrivacyConfig,
+    platform: &str,
+) -> rusqlite::Result<Vec<Holding>> {
+    let count_oldest = |sql: &str| -> rusqlite::Result<(u64, Option<i64>)> {
+        conn.query_row(sql, [], |r| {
+            Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get(1)?))
+        })
+    };
+    let kept = |d: Duration| format!("{} days", days(d));
+    let as_events = format!("each event, when it happens: {platform}");
+    let (residents, _) = count_oldest("SELECT count(*), NULL FROM resident_vehicles")?;
+    let (visitors, visitors_oldest) =
+        count_oldest("SELECT count(*), min(valid_to) FROM visitor_passes")?;
+    let (blacklist, _) = count_oldest("SELECT count(*), NULL FROM blacklist")?;
+    let (cards, _) = count_oldest("SELECT count(*), NULL FROM door_cards")?;
+    let (access, access_oldest) = count_oldest(
+        "SELECT count(*), min(time_ms) FROM journal WHERE class = 0 AND kind NOT IN
+             ('call_started', 'call_answered', 'call_ended', 'call_missed', 'station_unlock')",
+    )?;
+    let (calls, calls_oldest) = count_oldest(
+        "SELECT count(*), min(time_ms) FROM journal WHERE kind IN
+             ('call_started', 'call_answered', 'call_ended', 'call_missed', 'station_unlock')",
+    )?;
+    let (audit, audit_oldest) =
+        count_oldest("SELECT count(*), min(time_ms) FROM journal WHERE class = 2")?;
+    let (queued, queued_oldest) =
+        count_oldest("SELECT count(*), min(time_ms) FROM events WHERE class <> 3")?;
+    let (images, images_oldest) = snapshot_files(images_dir);
+    let from_platform = "no: the platform sends this list (or a manager keeps it here)";
+    Ok(vec![
+        Holding {
+            record: "residents_vehicles",
+            fields: "plate, house, owner's name, validity, lanes",
+            count: residents,
+            oldest_ms: None,
+            kept: "until removed".into(),
+            sent_to: from_platform.into(),
+        },
+        Holding {
+            record: "visitor_passes",
+            fields: "plate, host's house, validity",
+            count: visitors,
+            oldest_ms: visitors_oldest,
+            kept: format!("{} after the pass ends", kept(privacy.visitors)),
+            sent_to: from_platform.into(),
+        },
+        Holding {
+            record: "blacklist",
+            fields: "plate, reason",
+            count: blacklist,
+            oldest_ms: None,
+            kept: "until removed".into(),
+            sent_to: from_platform.into(),
+        },
+        Holding {
+            record: "door_cards",
+            fields: "card number, holder's name, house, validity",
+            count: cards,
+            oldest_ms: None,
+            kept: "until removed".into(),
+            sent_to: from_platform.into(),
+        },
+        Holding {
+            record: "access_records",
+            fields: "plate or card number, holder, place, time, decision",
+            count: access,
+            oldest_ms: access_oldest,
+            kept: kept(privacy.access_records),
+            sent_to: as_events.clone(),
+        },
+        Holding {
+            record: "call_logs",
+            fields: "called flat, time, who answered, unlocks",
+            count: calls,
+            oldest_ms: calls_oldest,
+            kept: kept(privacy.call_logs),
+            sent_to: as_events.clone(),
+        },
+        Holding {
+            record: "audit",
+            fields: "user names, addresses, what they did",
+            count: audit,
+            oldest_ms: audit_oldest,
+            kept: kept(privacy.audit),
+            sent_to: as_events,
+        },
+        Holding {
+            record: "snapshots",
+            fields: "images of vehicles and faces",
+            count: images,
+            oldest_ms: images_oldest,
+            kept: kept(privacy.snapshots),
+            sent_to: format!("the image's name in its event (the image stays here): {platform}"),
+        },
+        Holding {
+            record: "queue",
+            fields: "events above, not yet confirmed by the platform",
+            count: queued,
+            oldest_ms: queued_oldest,
+            kept: "until the platform confirms them".into(),
+            sent_to: platform.into(),
+        },
+    ])
+}
+
+/// How many snapshot images there are, and the oldest one's time.
+fn snapshot_files(dir: &std::path::Path) -> (u64, Option<i64>) {
+    let mut count = 0;
+    let mut oldest: Option<SystemTime> = None;
+    let days = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    for day in days.filter(|d| d.file_type().is_ok_and(|t| t.is_dir())) {
+        for file in std::fs::read_dir(day.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Ok(meta) = file.metadata() else { continue };
+            if meta.is_file() {
+                count += 1;
+                if let Ok(modified) = meta.modified() {
+                    oldest = Some(oldest.map_or(modified, |o| o.min(modified)));
+                }
+            }
+        }
+    }
+    let oldest_ms = oldest.map(|t| cutoff_ms(t, Duration::ZERO));
+    (count, oldest_ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,6 +477,33 @@ mod tests {
             "{:?}",
             again.deleted
         );
+
+        // The processing record counts what is left; the queue (nothing was
+        // confirmed: no platform) still holds every event.
+        let conn = store.connect().expect("connect");
+        let record = report(
+            &conn,
+            images.dir(),
+            &PrivacyConfig::default(),
+            "the platform over MQTT (mqtt.example:8883)",
+        )
+        .expect("report");
+        let held = |name: &str| {
+            let h = record.iter().find(|h| h.record == name).expect("a record");
+            (h.count, h.kept.clone())
+        };
+        assert_eq!(held("access_records"), (1, "90 days".to_owned()));
+        assert_eq!(held("call_logs"), (1, "30 days".to_owned()));
+        assert_eq!(held("audit"), (1, "365 days".to_owned()));
+        assert_eq!(held("snapshots").0, 1);
+        assert_eq!(held("visitor_passes").0, 1);
+        assert_eq!(held("queue").0, 8, "the purge never touches the queue");
+        let snapshots = record
+            .iter()
+            .find(|h| h.record == "snapshots")
+            .expect("snapshots");
+        assert!(snapshots.sent_to.contains("mqtt.example"), "{snapshots:?}");
+        drop(conn);
         store.close().await.expect("close");
     }
 }

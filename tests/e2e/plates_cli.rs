@@ -1,5 +1,6 @@
 //! `gatehouse plates …`: CSV import with rejected rows reported by line, and
-//! a change made from the command line reaching a running gateway.
+//! a change made from the command line reaching a running gateway; the
+//! processing record of what those lists hold (`gatehouse privacy report`).
 
 use std::process::Command;
 
@@ -182,4 +183,63 @@ async fn plates_cli_change_reaches_a_running_gateway() {
     assert_eq!(read.body["decision"], "allow");
     assert_eq!(read.body["reason"]["house"], "7-1-701");
     assert!(running.shutdown().await.is_clean());
+}
+
+#[test]
+fn privacy_report_lists_what_personal_information_is_held_and_for_how_long() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let csv = dir.path().join("residents.csv");
+    std::fs::write(
+        &csv,
+        "plate,house,owner,valid_from,valid_to,lanes\n苏A8HK52,3-2-1201,王芳,,,\n浙B12345,2-2-202,张伟,,,\n",
+    )
+    .expect("csv");
+    let data_arg = data.display().to_string();
+    let import = gatehouse(&[
+        "plates",
+        "import",
+        &csv.display().to_string(),
+        "--data-dir",
+        &data_arg,
+    ]);
+    assert!(import.status.success(), "{import:?}");
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nestate_id = \"e1\"\ngateway_id = \"g1\"\ndata_dir = \"{data_arg}\"\n\
+             [privacy]\nsnapshots = \"14d\"\n"
+        ),
+    )
+    .expect("config");
+    let config_arg = config.display().to_string();
+    let report = gatehouse(&["privacy", "report", "--config", &config_arg, "--json"]);
+    assert!(report.status.success(), "{report:?}");
+    let record: serde_json::Value = serde_json::from_slice(&report.stdout).expect("JSON");
+    let holding = |name: &str| {
+        record["holdings"]
+            .as_array()
+            .expect("holdings")
+            .iter()
+            .find(|h| h["record"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {record}"))
+    };
+    assert_eq!(holding("residents_vehicles")["count"], 2);
+    assert_eq!(holding("snapshots")["kept"], "14 days", "from [privacy]");
+    assert_eq!(holding("audit")["kept"], "365 days", "the default");
+    assert!(
+        holding("access_records")["sent_to"]
+            .as_str()
+            .is_some_and(|s| s.contains("no uplink")),
+        "{record}"
+    );
+    // The table says the same to a person.
+    let table = gatehouse(&["privacy", "report", "--config", &config_arg]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(table.status.success(), "{table:?}");
+    assert!(text.contains("residents_vehicles: 2 held"), "{text}");
+    assert!(text.contains("kept: 14 days"), "{text}");
 }
