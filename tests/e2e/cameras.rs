@@ -266,7 +266,7 @@ async fn a_plate_read_at_a_watched_lane_gets_a_stored_snapshot_the_platform_can_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_hanging_snapshot_delays_no_open_and_is_given_up_within_its_bound() {
+async fn a_hanging_or_huge_snapshot_delays_no_open_and_is_given_up_within_its_bounds() {
     let estate = Watched::start().await;
     estate.sim.control().snapshot(SimSnapshot::Hang);
     let pushed = Instant::now();
@@ -329,6 +329,45 @@ async fn a_hanging_snapshot_delays_no_open_and_is_given_up_within_its_bound() {
         took >= bound && took < bound + Duration::from_secs(5),
         "given up at its bound ({bound:?}), after {took:?}"
     );
+    assert!(
+        !estate
+            .events()
+            .await
+            .iter()
+            .any(|e| e.kind == "camera_snapshot"),
+        "no snapshot recorded"
+    );
+
+    // Too large: refused at its byte bound, counted, nothing recorded.
+    estate
+        .sim
+        .control()
+        .snapshot(SimSnapshot::Huge(Limits::default().max_bytes + 1));
+    estate
+        .camera()
+        .push_plate("苏A8HK52", PlateColour::Blue, 95)
+        .await
+        .expect("push");
+    eventually(
+        "the snapshot counted as too large",
+        DEADLINE,
+        || async move {
+            let text = reqwest::get(format!("http://{panel}/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let n = metric_sum(
+                &text,
+                "gatehouse_camera_snapshots_total",
+                "outcome=\"too_large\"",
+            );
+            (n >= 1.0).then_some(())
+        },
+    )
+    .await
+    .expect("refused");
     assert!(
         !estate
             .events()
