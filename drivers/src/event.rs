@@ -447,6 +447,9 @@ pub enum DeviceEvent {
         image: String,
         /// The `seq` of the access event the snapshot belongs to.
         of_seq: u64,
+        /// The envelope `id` of that event (what the platform de-duplicates
+        /// on and keys its events by).
+        of_id: String,
         /// The lane or door where the event happened.
         place: String,
     },
@@ -661,6 +664,7 @@ mod tests {
             DeviceEvent::CameraSnapshot {
                 image: "a.jpg".into(),
                 of_seq: 1,
+                of_id: "0190a0b0-0000-7000-8000-000000000001".into(),
                 place: "south".into(),
             },
             DeviceEvent::RelayPulse {

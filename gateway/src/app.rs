@@ -89,6 +89,7 @@ use crate::store::{
     StoreConfig, StoreError,
 };
 use crate::supervisor::{Drivers, Fleet};
+use crate::surveillance::{Limits, Surveillance};
 use crate::tasks::{CoreFailure, CoreWatch, Tasks};
 use crate::uplink::status::{StatusCollector, UplinkStatus};
 use crate::uplink::sync::ListRegistry;
@@ -233,6 +234,8 @@ pub struct Running {
     pub broker_addr: Option<SocketAddr>,
     /// The point devices and their live views.
     pub facility: Facility,
+    /// The surveillance cameras and their snapshots.
+    pub cctv: Surveillance,
     /// The device listener's state (its camera table), when it runs.
     ingress: Option<IngressState>,
     /// What a device listener started by a reload needs.
@@ -453,10 +456,12 @@ async fn build(
         facility,
         drivers,
         cameras,
+        cctv,
         device_tx,
         device_rx,
     } = start_devices(&config, &store, &journal, owned).await?;
     let _ = facility_cell.set(facility.clone());
+    let cctv = Surveillance::new(cctv, images.clone(), metrics.clone(), Limits::default());
     let _ = live.set((store.clone(), drivers.clone()));
 
     let ingress = start_ingress(
@@ -516,7 +521,15 @@ async fn build(
         credentials: doors.credentials.clone(),
         uplink_status: uplink_status.clone(),
         facility: facility.clone(),
+        cctv: cctv.clone(),
     });
+    // Always: a reload may add the first surveillance camera.
+    aux_tasks.spawn_owned(
+        &watch,
+        "camera snapshots",
+        cctv.clone()
+            .follow(feed.clone(), handle.clone(), aux_cancel.clone()),
+    );
     aux_tasks.spawn_owned(
         &watch,
         "door credentials watch",
@@ -595,6 +608,7 @@ async fn build(
         uplink_status,
         broker_addr,
         facility,
+        cctv,
         ingress,
         images,
         metrics,
@@ -671,6 +685,7 @@ async fn start_panel(
             token: config.api.token.clone(),
             source: telemetry_source.clone(),
             metrics: metrics.clone(),
+            images_dir: data_dir.join("images"),
         }),
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -730,6 +745,7 @@ struct DeviceStage {
     facility: Facility,
     drivers: Drivers,
     cameras: HashMap<String, (CameraVendor, Seen)>,
+    cctv: Vec<devices::CctvDevice>,
     device_tx: mpsc::Sender<drivers::Inbound>,
     device_rx: mpsc::Receiver<drivers::Inbound>,
 }
@@ -775,6 +791,7 @@ async fn start_devices(
         facility,
         drivers,
         cameras: built.cameras,
+        cctv: built.cctv,
         device_tx,
         device_rx,
     })
@@ -1259,6 +1276,7 @@ impl Running {
         }
         let order: Vec<String> = applied.devices.iter().map(|d| d.id.clone()).collect();
         self.facility.replace(&restarting, built.points, &order);
+        self.cctv.replace(&restarting, built.cctv, &order);
         let cameras = camera_entries(built.cameras, &events);
         let mut problem = None;
         match &self.ingress {

@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand};
 use crate::app::{self, StartError};
 use crate::store::StoreError;
 
+mod cameras;
 mod deadletters;
 mod ops;
 mod privacy;
@@ -121,6 +122,13 @@ pub enum Command {
         #[command(subcommand)]
         action: PrivacyCommand,
     },
+    /// Surveillance cameras (ONVIF): find them on the LAN, check the
+    /// configured ones.
+    Cameras {
+        /// What to do.
+        #[command(subcommand)]
+        action: cameras::CamerasCommand,
+    },
     /// Backups, restores and the installer's health check.
     #[command(flatten)]
     Ops(OpsCommand),
@@ -153,6 +161,9 @@ pub enum CliError {
     /// A `privacy` command failed.
     #[error("privacy: {0}")]
     Privacy(#[from] PrivacyError),
+    /// A `cameras` command failed.
+    #[error("cameras: {0}")]
+    Cameras(#[from] cameras::CamerasError),
     /// Shutdown ran out of time.
     #[error("shutdown budget exhausted; still running: {}", .0.join(", "))]
     Unclean(Vec<String>),
@@ -189,6 +200,7 @@ impl CliError {
             | CliError::Plates(_)
             | CliError::DeadLetters(_)
             | CliError::Privacy(_)
+            | CliError::Cameras(_)
             | CliError::Cards(_) => 1,
         }
     }
@@ -241,6 +253,13 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Ops(command) => Ok(ops::run(command).await?),
         Command::Plates { db, action } => Ok(crate::lists::cli::run(&db, action).await?),
         Command::Deadletters { db, action } => Ok(deadletters::run(&db, action).await?),
+        Command::Cameras { action } => {
+            let config = match &action {
+                cameras::CamerasCommand::Check { config } => Some(load_reporting(config)?),
+                cameras::CamerasCommand::Discover { .. } => None,
+            };
+            Ok(cameras::run(action, config.as_ref()).await?)
+        }
         Command::Run { config: file } => {
             let config = load_reporting(&file)?;
             serve(config, file).await

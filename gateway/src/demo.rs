@@ -66,6 +66,10 @@ pub async fn prepare(config: &mut Config) -> std::io::Result<DemoEstate> {
             })
             .await?;
             camera.address = sim.device_url();
+            // The unit door's camera also sees the door station's callers.
+            if camera.doors.iter().any(|d| d == "b3-u1") {
+                camera.doors.push(DEMO_STATION.0.to_owned());
+            }
             estate.cctv.push(sim);
         }
         if let DeviceKind::ModbusBarrier {

@@ -164,6 +164,8 @@ kinds! {
     PasswordChanged = "password_changed", Audit;
     /// Panel: a driver's restart was requested.
     DriverRestarted = "driver_restarted", Audit;
+    /// Panel: a surveillance camera's snapshot was taken on request.
+    CameraSnapshotTaken = "camera_snapshot_taken", Audit;
     /// Panel: an alarm (an event, or a point's alarm) was acknowledged.
     AlarmAcknowledged = "alarm_acknowledged", Audit;
     /// Panel: a visitor pass was registered.
@@ -719,6 +721,8 @@ pub enum PanelAction {
     PasswordChanged,
     /// `driver_restarted`.
     DriverRestarted,
+    /// `camera_snapshot_taken`.
+    CameraSnapshotTaken,
     /// `alarm_acknowledged`.
     AlarmAcknowledged,
     /// `visitor_registered`.
@@ -764,6 +768,7 @@ impl PanelAction {
             PanelAction::UserRemoved => Kind::UserRemoved,
             PanelAction::PasswordChanged => Kind::PasswordChanged,
             PanelAction::DriverRestarted => Kind::DriverRestarted,
+            PanelAction::CameraSnapshotTaken => Kind::CameraSnapshotTaken,
             PanelAction::AlarmAcknowledged => Kind::AlarmAcknowledged,
             PanelAction::VisitorRegistered => Kind::VisitorRegistered,
             PanelAction::VisitorRevoked => Kind::VisitorRevoked,

@@ -28,9 +28,11 @@
 //! - [`devices`]: config `type` → driver.
 //! - [`facility`]: Modbus point devices as the panel, metrics and platform
 //!   see them; 24-hour trend rings.
+//! - [`surveillance`]: ONVIF cameras as the panel sees them; snapshots of
+//!   access events at the lanes and doors they watch.
 //! - [`uplink`]: the platform link (MQTT/HTTPS sinks, live-first drain, signed downlink, list sync).
 //! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`,
-//!   `/api/v1/telemetry`) and the guards' web panel ([`web::panel`]).
+//!   `/api/v1/telemetry`, `/api/v1/images/…`) and the guards' web panel ([`web::panel`]).
 //! - [`ops`]: the data directory's lock, backup and restore, `gatehouse doctor`,
 //!   systemd notification, the host's disk and clock gauges.
 //! - [`privacy`]: the daily purge of personal information past its
@@ -62,6 +64,7 @@ pub mod privacy;
 pub mod rules;
 pub mod store;
 pub mod supervisor;
+pub mod surveillance;
 pub mod tasks;
 pub mod uplink;
 pub mod vocab;

@@ -36,6 +36,12 @@ struct RejectLabels {
     reason: &'static str,
 }
 
+/// Labels of `gatehouse_camera_snapshots_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SnapshotLabels {
+    outcome: &'static str,
+}
+
 /// The gateway's metrics registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -43,6 +49,7 @@ pub struct Metrics {
     events_appended: Family<EventLabels, Counter>,
     http_rejected: Family<RejectLabels, Counter>,
     images_pruned: Counter,
+    camera_snapshots: Family<SnapshotLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -73,11 +80,18 @@ impl Metrics {
             "Snapshot images deleted (oldest first) to stay within the image budget",
             images_pruned.clone(),
         );
+        let camera_snapshots = Family::<SnapshotLabels, Counter>::default();
+        registry.register(
+            "camera_snapshots",
+            "Surveillance camera snapshots of access events, by outcome (stored, timeout, too_large, failed, unsaved, busy)",
+            camera_snapshots.clone(),
+        );
         Self {
             registry,
             events_appended,
             http_rejected,
             images_pruned,
+            camera_snapshots,
         }
     }
 
@@ -117,6 +131,13 @@ impl Metrics {
     /// Counts snapshot images deleted for space.
     pub fn images_pruned(&self, n: u64) {
         self.images_pruned.inc_by(n);
+    }
+
+    /// Counts one surveillance snapshot attempt by its outcome.
+    pub fn camera_snapshot(&self, outcome: &'static str) {
+        self.camera_snapshots
+            .get_or_create(&SnapshotLabels { outcome })
+            .inc();
     }
 
     /// The Prometheus text exposition.

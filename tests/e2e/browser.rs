@@ -123,9 +123,19 @@ async fn start(dir: &std::path::Path) -> Option<(GatewayProcess, Browser)> {
         drivers::sim::facility::Dynamics::WaterSupply(drivers::sim::facility::WaterSupply::new(3)),
     );
     let pumps_addr = pumps.serve_tcp().await.expect("pump room simulator");
+    // A surveillance camera for the 监控 page; it serves until the test's
+    // runtime ends, like the pump room.
+    let cctv =
+        drivers::sim::onvif::OnvifSim::start(drivers::sim::onvif::SimCameraConfig::default())
+            .await
+            .expect("camera simulator");
+    let cctv_url = cctv.device_url();
+    std::mem::forget(cctv);
     let config = format!(
         "{}\n[[devices]]\nid = \"pumps\"\nname = \"1号泵房\"\ntype = \"modbus-points\"\n\
-         address = \"{pumps_addr}\"\nslave = 1\npreset = \"vfd-water-supply\"\n",
+         address = \"{pumps_addr}\"\nslave = 1\npreset = \"vfd-water-supply\"\n\
+         \n[[devices]]\nid = \"cctv-1\"\nname = \"南门监控\"\ntype = \"onvif-camera\"\n\
+         address = \"{cctv_url}\"\n",
         gatehouse_tests::test_config(&data_dir)
     );
     std::fs::write(&file, config).expect("config");
@@ -241,6 +251,7 @@ async fn browser_login_then_live_events_and_alarms_arrive_without_reload() {
             ("/devices", "#device-tank-1", "devices"),
             ("/devices/tank-1", "#command-form", "device"),
             ("/facility", "#point-pumps-outlet_pressure", "facility"),
+            ("/cctv", "#camera-cctv-1", "cctv"),
             (
                 "/facility/pumps/pressure_setpoint",
                 "#write-form",

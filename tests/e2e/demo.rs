@@ -60,6 +60,24 @@ async fn demo_becomes_ready_and_its_events_reach_the_store() {
     })
     .await
     .expect("demo traffic reaches the gateway");
+    eventually(
+        "the south gate camera's snapshot of a read",
+        DEADLINE,
+        || {
+            let gateway = &gateway;
+            async move {
+                let text = gateway.metrics().await.ok()?;
+                let n = metric_sum(
+                    &text,
+                    "gatehouse_events_appended_total",
+                    r#"kind="camera_snapshot""#,
+                );
+                (n >= 1.0).then_some(())
+            }
+        },
+    )
+    .await
+    .expect("the demo's cameras take snapshots of access events");
     assert!(appended.contains("gatehouse_build_info"), "{appended}");
 
     // The demo uplinks to its embedded broker: events leave the store once
@@ -119,6 +137,7 @@ async fn demo_becomes_ready_and_its_events_reach_the_store() {
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert!(kinds.contains(&"gateway_started"), "{kinds:?}");
     assert!(kinds.contains(&"plate_read"), "{kinds:?}");
+    assert!(kinds.contains(&"camera_snapshot"), "{kinds:?}");
     assert!(kinds.contains(&"gateway_stopping"), "{kinds:?}");
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert!(

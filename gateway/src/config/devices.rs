@@ -195,7 +195,13 @@ pub(super) fn read_devices(
                 _ => {}
             }
             check_ids(&mut s, "lanes", &camera.lanes, lane_ids, "[[lanes]]");
-            check_ids(&mut s, "doors", &camera.doors, door_ids, "[[doors]]");
+            check_ids(
+                &mut s,
+                "doors",
+                &camera.doors,
+                door_ids,
+                "[[doors]] or [[intercom]]",
+            );
         }
         if let Some(DeviceKind::LprCamera { lane, .. }) = &kind
             && !lane.is_empty()

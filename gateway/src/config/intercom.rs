@@ -499,4 +499,34 @@ door = 0
         // The pasted password is not echoed.
         assert!(!problems.iter().any(|p| p.message.contains("admin12345")));
     }
+
+    #[test]
+    fn a_surveillance_camera_may_watch_a_door_station_but_not_an_unknown_one() {
+        let station = r#"[[intercom]]
+id = "b3-door"
+type = "hik-intercom"
+url = "http://192.168.1.64/"
+user = "admin"
+password = { env = "B3_PW" }
+"#;
+        let camera = |doors: &str| {
+            format!(
+                "{station}[[devices]]\nid = \"cctv-b3\"\ntype = \"onvif-camera\"\n\
+                 address = \"192.168.1.65\"\ndoors = [{doors}]\n"
+            )
+        };
+        let config = load(&camera("\"b3-door\"")).expect("a station is a place to watch");
+        let watched = config.devices.iter().find_map(|d| match &d.kind {
+            DeviceKind::OnvifCamera(c) => Some(c.doors.clone()),
+            _ => None,
+        });
+        assert_eq!(watched, Some(vec!["b3-door".to_owned()]));
+        let refused = problems(&camera("\"b9-door\""));
+        assert!(
+            refused
+                .iter()
+                .any(|p| p.key.ends_with("doors") && p.message.contains("[[intercom]]")),
+            "{refused:?}"
+        );
+    }
 }

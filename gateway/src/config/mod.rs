@@ -372,7 +372,8 @@ pub struct OnvifCameraConfig {
     pub password: Option<Secret>,
     /// Lanes it watches (a snapshot is taken on their plate reads).
     pub lanes: Vec<String>,
-    /// Doors it watches (a snapshot is taken on their card reads and alarms).
+    /// Doors and door stations it watches (a snapshot is taken on a door's
+    /// card reads and alarms, and on a station's calls).
     pub doors: Vec<String>,
     /// A clock drift above this raises an alarm.
     pub drift_alarm: Duration,

@@ -67,20 +67,17 @@ pub(crate) fn build(mut root: Section<'_, '_>, env: &dyn Env) -> Config {
         .filter_map(|s| s.peek_str("id"))
         .collect();
     let door_sections = root.take_tables("doors");
+    let station_sections = root.take_tables("intercom");
+    // A surveillance camera watches doors and door stations (their calls).
     let door_ids: Vec<String> = door_sections
         .iter()
+        .chain(&station_sections)
         .filter_map(|s| s.peek_str("id"))
         .collect();
     let (mut devices, mut defined) =
         devices::read_devices(root.take_tables("devices"), &lane_ids, &door_ids, env);
     let broker = uplink::read_broker(root.take_table("broker"));
-    intercom::read_stations(
-        root.take_tables("intercom"),
-        env,
-        &broker,
-        &mut devices,
-        &mut defined,
-    );
+    intercom::read_stations(station_sections, env, &broker, &mut devices, &mut defined);
     let uplink = uplink::read_uplink(
         root.take_table("uplink"),
         env,

@@ -450,8 +450,9 @@ fn sample(kind: Kind) -> Vec<(Event, Vec<Annotation>)> {
             detail: "offset 12 s".into(),
         })],
         Kind::CameraSnapshot => vec![device(DeviceEvent::CameraSnapshot {
-            image: "a.jpg".into(),
+            image: "20261202/0190a0b0-0000-7000-8000-00000000002a-full.jpg".into(),
             of_seq: 41,
+            of_id: "0190a0b0-0000-7000-8000-000000000029".into(),
             place: "south-in".into(),
         })],
         Kind::CallStarted => vec![device(DeviceEvent::CallStarted {
@@ -701,6 +702,10 @@ fn sample(kind: Kind) -> Vec<(Event, Vec<Annotation>)> {
         Kind::DriverRestarted => vec![audit(PanelAudit {
             reason: Some("stuck".into()),
             ..panel(PanelAction::DriverRestarted).detail("requested")
+        })],
+        Kind::CameraSnapshotTaken => vec![audit(PanelAudit {
+            device: Some("cctv-south-gate".into()),
+            ..panel(PanelAction::CameraSnapshotTaken).detail("20261202/a-full.jpg")
         })],
         Kind::AlarmAcknowledged => vec![
             audit(PanelAudit {

@@ -1,14 +1,18 @@
 //! The platform's pull API on the panel listener: `GET /api/v1/telemetry`
-//! (the [`TelemetrySource`] snapshot). Every route needs
+//! (the [`TelemetrySource`] snapshot) and `GET /api/v1/images/{name}` (a
+//! snapshot image an event names: a plate read's `images`, a
+//! `camera_snapshot`'s `image`, from `<data_dir>/images`; names are checked
+//! so a request never leaves that folder). Every route needs
 //! `Authorization: Bearer <[api] token>`, compared in constant time
 //! ([`super::bearer_matches`]); a missing or wrong token, or no token
 //! configured at all, gets 401.
 
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -25,12 +29,18 @@ pub struct ApiState {
     pub source: Arc<OnceLock<TelemetrySource>>,
     /// For counting rejected requests.
     pub metrics: Arc<Metrics>,
+    /// Where snapshot images are stored (`<data_dir>/images`).
+    pub images_dir: PathBuf,
 }
+
+/// Largest image served.
+const MAX_IMAGE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// The API router.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/telemetry", get(telemetry))
+        .route("/api/v1/images/{*name}", get(image))
         .with_state(state)
 }
 
@@ -56,6 +66,49 @@ async fn telemetry(State(state): State<ApiState>, headers: HeaderMap) -> Respons
         Some(source) => axum::Json(source.snapshot().await).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response(),
     }
+}
+
+async fn image(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let authorised = state
+        .token
+        .as_ref()
+        .is_some_and(|token| super::bearer_matches(&headers, token));
+    if !authorised {
+        state.metrics.rejected("api_images", "unauthorized");
+        return unauthorized();
+    }
+    let not_found = || (StatusCode::NOT_FOUND, "no such image\n").into_response();
+    if !crate::web::panel::is_safe_name(&name) {
+        return not_found();
+    }
+    let path = state.images_dir.join(&name);
+    match tokio::fs::metadata(&path).await {
+        Ok(m) if m.is_file() && m.len() <= MAX_IMAGE_BYTES => {}
+        _ => return not_found(),
+    }
+    let Ok(bytes) = tokio::fs::read(&path).await else {
+        return not_found();
+    };
+    let content_type = if name.to_ascii_lowercase().ends_with(".png") {
+        "image/png"
+    } else {
+        "image/jpeg"
+    };
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=86400"),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -87,11 +140,16 @@ mod tests {
             token: token.map(|t| Secret::new(t.into())),
             source,
             metrics: Arc::new(Metrics::new()),
+            images_dir: PathBuf::from("/nonexistent"),
         }
     }
 
     async fn get(state: ApiState, auth: Option<&str>) -> (StatusCode, String) {
-        let mut request = Request::get("/api/v1/telemetry");
+        get_at(state, "/api/v1/telemetry", auth).await
+    }
+
+    async fn get_at(state: ApiState, uri: &str, auth: Option<&str>) -> (StatusCode, String) {
+        let mut request = Request::get(uri);
         if let Some(auth) = auth {
             request = request.header(header::AUTHORIZATION, auth);
         }
@@ -126,5 +184,36 @@ mod tests {
         assert!(json["store"]["depth"].is_u64(), "{json}");
         assert!(json["devices"].is_array());
         assert!(json["recent_alarms"].is_array());
+    }
+
+    #[tokio::test]
+    async fn images_are_served_to_the_platform_token_only_and_only_from_the_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("images/20261202")).expect("day folder");
+        std::fs::write(
+            dir.path().join("images/20261202/a-full.jpg"),
+            b"\xff\xd8jpeg",
+        )
+        .expect("image");
+        std::fs::write(dir.path().join("secret.jpg"), b"outside").expect("outside");
+        let with_dir = || ApiState {
+            images_dir: dir.path().join("images"),
+            ..state(Some("t0ken"))
+        };
+        let uri = "/api/v1/images/20261202/a-full.jpg";
+        let (status, _) = get_at(with_dir(), uri, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, body) = get_at(with_dir(), uri, Some("Bearer t0ken")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.ends_with("jpeg"));
+        for outside in [
+            "/api/v1/images/../secret.jpg",
+            "/api/v1/images/20261202/..%2F..%2Fsecret.jpg",
+            "/api/v1/images/20261202/missing.jpg",
+            "/api/v1/images/20261202",
+        ] {
+            let (status, _) = get_at(with_dir(), outside, Some("Bearer t0ken")).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{outside}");
+        }
     }
 }

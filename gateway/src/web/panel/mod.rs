@@ -38,6 +38,8 @@ mod kit;
 mod pages;
 mod view;
 
+pub(crate) use pages::images::is_safe_name;
+
 pub use view::local_time;
 
 use std::path::PathBuf;
@@ -56,6 +58,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{EventFeed, PipelineHandle};
 use crate::store::Journal;
 use crate::supervisor::Drivers;
+use crate::surveillance::Surveillance;
 use crate::uplink::status::UplinkStatus;
 
 pub(crate) use error::PanelError;
@@ -85,6 +88,8 @@ pub struct PanelCore {
     pub uplink_status: Arc<UplinkStatus>,
     /// Facility points (设施): live values, alarms, trends.
     pub facility: Facility,
+    /// Surveillance cameras (监控): status, snapshots.
+    pub cctv: Surveillance,
 }
 
 /// The panel's handle (cheap to clone): the core once set, the metrics for
@@ -159,6 +164,8 @@ pub fn router(panel: Panel) -> Router {
             post(pages::facility::write),
         )
         .route("/intercom", get(pages::intercom::page))
+        .route("/cctv", get(pages::cctv::page))
+        .route("/cctv/{id}/snapshot", post(pages::cctv::snapshot))
         .route("/audit", get(pages::audit::page))
         .route("/audit.csv", get(pages::audit::csv))
         .route("/users", get(pages::users::page).post(pages::users::add))

@@ -36,6 +36,7 @@ struct Harness {
     journal: Journal,
     pipeline: crate::pipeline::PipelineHandle,
     facility: crate::facility::Facility,
+    cctv: crate::surveillance::Surveillance,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
     _tasks: Tasks,
@@ -96,6 +97,15 @@ async fn harness_with(points: Option<DeviceConfig>) -> Harness {
         tasks.spawn(name, bus.run());
     }
     let facility = crate::facility::Facility::new(built.points);
+    let images =
+        crate::lanes::images::ImageStore::open(dir.path().join("images"), 1 << 30, metrics.clone())
+            .expect("images");
+    let cctv = crate::surveillance::Surveillance::new(
+        built.cctv,
+        images,
+        metrics.clone(),
+        crate::surveillance::Limits::default(),
+    );
     let drivers = crate::supervisor::start(
         built.supervised,
         &device_tx,
@@ -148,6 +158,7 @@ async fn harness_with(points: Option<DeviceConfig>) -> Harness {
         credentials: credentials.clone(),
         uplink_status: Arc::new(UplinkStatus::default()),
         facility: facility.clone(),
+        cctv: cctv.clone(),
     });
     let (_tx, readiness) = watch::channel(Readiness::Ready);
     let router = web::router(PanelState {
@@ -167,6 +178,7 @@ async fn harness_with(points: Option<DeviceConfig>) -> Harness {
         journal,
         pipeline: handle,
         facility,
+        cctv,
         metrics,
         cancel,
         _tasks: tasks,
@@ -463,6 +475,7 @@ async fn csrf_token_is_required_on_every_state_changing_route() {
         "/users",
         "/users/guard-1/password",
         "/users/guard-1/remove",
+        "/cctv/cctv-1/snapshot",
     ];
     for route in routes {
         let missing = b
@@ -484,7 +497,7 @@ async fn csrf_token_is_required_on_every_state_changing_route() {
     }
     let text = h.metrics.render();
     assert!(
-        text.contains(r#"gatehouse_http_rejected_total{route="panel",reason="csrf"} 12"#),
+        text.contains(r#"gatehouse_http_rejected_total{route="panel",reason="csrf"} 14"#),
         "{text}"
     );
     // Nothing happened: the guard still exists, we are still logged in.
@@ -1856,4 +1869,76 @@ async fn the_intercom_page_lists_door_stations_only() {
     // The tank is a device but no door station.
     assert!(page.body.contains("未配置门口机"), "{}", page.body);
     assert!(!page.body.contains("station-tank-1"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn the_cctv_page_shows_each_cameras_state_streams_and_takes_a_snapshot_on_request() {
+    use drivers::sim::onvif::{OnvifSim, SimCameraConfig};
+    let sim = OnvifSim::start(SimCameraConfig {
+        model: "DS-2CD2T47".into(),
+        ..SimCameraConfig::default()
+    })
+    .await
+    .expect("camera simulator");
+    let camera = DeviceConfig {
+        id: "cctv-1".into(),
+        name: "南门监控".into(),
+        kind: DeviceKind::OnvifCamera(crate::config::OnvifCameraConfig {
+            address: sim.device_url(),
+            username: None,
+            password: None,
+            lanes: vec!["south-in".into()],
+            doors: vec![],
+            drift_alarm: Duration::from_secs(30),
+        }),
+    };
+    let h = harness_with(Some(camera)).await;
+    add(&h, "guard-1", Role::Guard).await;
+    let mut guard = Browser::new(&h);
+    guard.login("guard-1", "a long password").await;
+    let mut status = h
+        .cctv
+        .device("cctv-1")
+        .expect("the camera")
+        .handle
+        .view()
+        .subscribe();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        status.wait_for(|s| s.online && s.snapshot_uri.is_some() && !s.streams.is_empty()),
+    )
+    .await
+    .expect("the camera connects")
+    .expect("status");
+    let page = guard.get("/cctv").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("href=\"/cctv\""), "in the navigation");
+    assert!(page.body.contains("id=\"camera-cctv-1\""), "{}", page.body);
+    assert!(page.body.contains("在线"), "online: {}", page.body);
+    assert!(page.body.contains("DS-2CD2T47"), "model: {}", page.body);
+    assert!(page.body.contains("rtsp://"), "stream URIs: {}", page.body);
+    assert!(page.body.contains("south-in"), "what it watches");
+    assert!(page.body.contains("暂无抓拍"), "no snapshot yet");
+
+    // A snapshot on request: CSRF-checked, audited, post/redirect/get.
+    let token = guard.csrf().await;
+    let taken = guard
+        .post("/cctv/cctv-1/snapshot", &[("csrf", &token)])
+        .await;
+    assert!(taken.followed, "redirected back to the page");
+    assert!(taken.body.contains("flash ok"), "{}", taken.body);
+    assert!(taken.body.contains("<img src=\"/images/"), "{}", taken.body);
+    let audits = audit_bodies(&h, "camera_snapshot_taken").await;
+    assert_eq!(audits.len(), 1);
+    assert_eq!(audits[0]["actor"], "guard-1");
+    assert_eq!(audits[0]["device"], "cctv-1");
+    let image = audits[0]["detail"].as_str().expect("image name").to_owned();
+    let served = guard.get(&format!("/images/{image}")).await;
+    assert_eq!(served.status, StatusCode::OK);
+    assert_eq!(sim.control().stats().snapshots, 1);
+
+    let unknown = guard
+        .post("/cctv/nowhere/snapshot", &[("csrf", &token)])
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }

@@ -155,9 +155,14 @@ impl EventView {
     }
 }
 
-/// The first image of a plate read, as a panel URL.
+/// The first image of a plate read, a camera snapshot's image or a
+/// call's snapshot, as a panel URL.
 fn image_of(env: &Envelope) -> Option<String> {
-    let name = env.body.get("images")?.as_array()?.first()?.as_str()?;
+    let b = &env.body;
+    let name = match b.get("images") {
+        Some(images) => images.as_array()?.first()?.as_str()?,
+        None => b.get("image").or_else(|| b.get("snapshot"))?.as_str()?,
+    };
     super::pages::images::is_safe_name(name).then(|| format!("/images/{name}"))
 }
 
@@ -303,6 +308,7 @@ fn summary(env: &Envelope, t: &'static Strings) -> String {
             };
             format!("{} → {outcome} · {reason}", t.command(&command))
         }
+        "camera_snapshot" => joined(&[&field("place"), &format!("#{}", field("of_seq"))]),
         "device_alarm" | "barrier_fault" => field("message"),
         "device_link" => {
             let online = b.get("online").and_then(|o| o.as_bool()) == Some(true);
@@ -472,6 +478,14 @@ mod tests {
             serde_json::json!({"plate": "x", "images": ["../../etc/passwd"]}),
         );
         assert_eq!(EventView::new(&sneaky, t, &drivers).image, None);
+        let snapshot = env(
+            "camera_snapshot",
+            Class::Access,
+            serde_json::json!({"image": "20261202/b-full.jpg", "of_seq": 41, "of_id": "x", "place": "south-in"}),
+        );
+        let view = EventView::new(&snapshot, t, &drivers);
+        assert_eq!(view.image.as_deref(), Some("/images/20261202/b-full.jpg"));
+        assert_eq!(view.summary, "south-in · #41");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub(super) mod audit;
 pub(super) mod cards;
+pub(super) mod cctv;
 pub(super) mod devices;
 pub(super) mod facility;
 pub(super) mod images;
