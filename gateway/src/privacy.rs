@@ -270,7 +270,9 @@ pub fn report(
             count: images,
             oldest_ms: images_oldest,
             kept: kept(privacy.snapshots),
-            sent_to: format!("the image's name in its event (the image stays here): {platform}"),
+            sent_to: format!(
+                "the image's name in its event; the image itself only when the platform asks for it (GET /api/v1/images/{{name}}): {platform}"
+            ),
         },
         Holding {
             record: "queue",
