@@ -6,7 +6,7 @@
 //! and one whose snapshot hangs delays nothing and is given up in time;
 //! `gatehouse cameras discover` and `cameras check` against the simulator.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use drivers::lpr::Vendor;
 use drivers::sim::barrier::{BarrierSim, BarrierSimConfig, SimCommand};
@@ -269,18 +269,33 @@ async fn a_plate_read_at_a_watched_lane_gets_a_stored_snapshot_the_platform_can_
 async fn a_hanging_or_huge_snapshot_delays_no_open_and_is_given_up_within_its_bounds() {
     let estate = Watched::start().await;
     estate.sim.control().snapshot(SimSnapshot::Hang);
+    let panel = estate.running.panel_addr;
+    let timeouts = || async move {
+        let text = reqwest::get(format!("http://{panel}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        Some(metric_sum(
+            &text,
+            "gatehouse_camera_snapshots_total",
+            "outcome=\"timeout\"",
+        ))
+    };
     let pushed = Instant::now();
     let reply = estate
         .camera()
         .push_plate("苏A8HK52", PlateColour::Blue, 95)
         .await
         .expect("push");
-    let replied = pushed.elapsed();
     assert_eq!(reply.status, 200);
-    let bound = Limits::default().deadline;
-    assert!(
-        replied < bound,
-        "the camera's reply waited for nothing of the snapshot: {replied:?}"
+    // The snapshot hangs until it is given up: had the reply waited for it,
+    // the give-up would already be counted.
+    assert_eq!(
+        timeouts().await,
+        Some(0.0),
+        "the camera's reply waited for nothing of the snapshot"
     );
     let barrier = estate.barrier.clone();
     eventually("the OPEN relay pulsed", DEADLINE, || {
@@ -289,10 +304,10 @@ async fn a_hanging_or_huge_snapshot_delays_no_open_and_is_given_up_within_its_bo
     })
     .await
     .expect("barrier opened");
-    let opened = pushed.elapsed();
-    assert!(
-        opened < bound,
-        "the OPEN waited for nothing of the snapshot: {opened:?}"
+    assert_eq!(
+        timeouts().await,
+        Some(0.0),
+        "the OPEN waited for nothing of the snapshot"
     );
     let read = estate
         .events()
@@ -302,32 +317,23 @@ async fn a_hanging_or_huge_snapshot_delays_no_open_and_is_given_up_within_its_bo
         .expect("the read is stored");
     assert_eq!(read.body["decision"], "allow");
 
-    // Given up at the bound: counted as a timeout, nothing recorded.
-    let panel = estate.running.panel_addr;
+    // Given up at its bound, never before: counted as a timeout, nothing
+    // recorded.
     let given_up = eventually(
         "the snapshot counted as timed out",
         DEADLINE,
         || async move {
-            let text = reqwest::get(format!("http://{panel}/metrics"))
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
-            let n = metric_sum(
-                &text,
-                "gatehouse_camera_snapshots_total",
-                "outcome=\"timeout\"",
-            );
+            let n = timeouts().await?;
             (n >= 1.0).then(Instant::now)
         },
     )
     .await
     .expect("given up");
+    let bound = Limits::default().deadline;
     let took = given_up.duration_since(pushed);
     assert!(
-        took >= bound && took < bound + Duration::from_secs(5),
-        "given up at its bound ({bound:?}), after {took:?}"
+        took >= bound,
+        "given up before its bound ({bound:?}): {took:?}"
     );
     assert!(
         !estate
