@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::Duration;
 
 use drivers::DeviceId;
 use drivers::barrier::{BarrierConfig, BarrierDriver, BusConfig, BusHandle, ModbusBus, Transport};
@@ -55,6 +56,10 @@ pub struct CctvDevice {
     pub handle: CameraHandle,
     /// Lanes and doors it watches.
     pub places: Vec<String>,
+    /// A snapshot not complete within this is given up.
+    pub snapshot_deadline: Duration,
+    /// A larger snapshot is refused.
+    pub snapshot_max_bytes: usize,
 }
 
 /// A `modbus-points` device as the panel, metrics and telemetry API see it.
@@ -216,6 +221,9 @@ pub fn build(devices: &[DeviceConfig], sim: &SimHardware, buses: &mut Buses) -> 
                     name: device.name.clone(),
                     handle: driver.handle(),
                     places: camera.lanes.iter().chain(&camera.doors).cloned().collect(),
+                    snapshot_deadline: camera.snapshot_timeout,
+                    snapshot_max_bytes: usize::try_from(camera.snapshot_max_bytes)
+                        .unwrap_or(usize::MAX),
                 });
                 Box::new(driver)
             }
@@ -262,7 +270,6 @@ fn seed(id: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test]
     async fn each_configured_device_gets_a_driver_of_its_type() {

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::PrivacyConfig;
+use crate::config::{PlateDisclosure, PrivacyConfig, UplinkDisclosure};
 use crate::events::{GatewayEvent, PrivacyPurge};
 use crate::lanes::images::ImageStore;
 use crate::lists::plates::PlateRegistry;
@@ -187,7 +187,10 @@ pub fn report(
         })
     };
     let kept = |d: Duration| format!("{} days", days(d));
-    let as_events = format!("each event, when it happens: {platform}");
+    let as_events = format!(
+        "each event, when it happens ({}): {platform}",
+        withheld(privacy.uplink)
+    );
     let (residents, _) = count_oldest("SELECT count(*), NULL FROM resident_vehicles")?;
     let (visitors, visitors_oldest) =
         count_oldest("SELECT count(*), min(valid_to) FROM visitor_passes")?;
@@ -283,6 +286,26 @@ pub fn report(
             sent_to: platform.into(),
         },
     ])
+}
+
+/// What the uplink holds back of each event, in words.
+fn withheld(uplink: UplinkDisclosure) -> String {
+    let held: Vec<&str> = [
+        (!uplink.names).then_some("names"),
+        (!uplink.houses).then_some("house numbers"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut words = if held.is_empty() {
+        "names and house numbers included".to_owned()
+    } else {
+        format!("without {}", held.join(" or "))
+    };
+    if uplink.plates == PlateDisclosure::Masked {
+        words.push_str(", plates masked");
+    }
+    words
 }
 
 /// How many snapshot images there are, and the oldest one's time.
@@ -505,6 +528,14 @@ mod tests {
             .find(|h| h.record == "snapshots")
             .expect("snapshots");
         assert!(snapshots.sent_to.contains("mqtt.example"), "{snapshots:?}");
+        let access = record
+            .iter()
+            .find(|h| h.record == "access_records")
+            .expect("access records");
+        assert!(
+            access.sent_to.contains("without names or house numbers"),
+            "{access:?}"
+        );
         drop(conn);
         store.close().await.expect("close");
     }

@@ -46,24 +46,17 @@ use crate::wire::Envelope;
 /// How many recent signals and alarms are kept per camera.
 pub const RECENT: usize = 10;
 
-/// How snapshots are bounded.
+/// How snapshots are bounded across cameras (each camera's own deadline
+/// and byte limit are its `snapshot_timeout` and `snapshot_max_bytes`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// A snapshot not complete within this is given up.
-    pub deadline: Duration,
-    /// A larger snapshot is refused (and nothing is saved).
-    pub max_bytes: usize,
     /// At most this many snapshots are fetched at once.
     pub in_flight: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            deadline: Duration::from_secs(3),
-            max_bytes: 4 * 1024 * 1024,
-            in_flight: 8,
-        }
+        Self { in_flight: 8 }
     }
 }
 
@@ -157,7 +150,6 @@ struct Inner {
     devices: RwLock<Arc<Vec<CctvDevice>>>,
     latest: Mutex<HashMap<String, Latest>>,
     recent: Mutex<HashMap<String, VecDeque<Arc<Envelope>>>>,
-    limits: Limits,
     in_flight: Arc<Semaphore>,
     images: ImageStore,
     metrics: Arc<Metrics>,
@@ -179,7 +171,6 @@ impl Surveillance {
                 devices: RwLock::new(Arc::new(devices)),
                 latest: Mutex::default(),
                 recent: Mutex::default(),
-                limits,
                 in_flight: Arc::new(Semaphore::new(limits.in_flight.max(1))),
                 images,
                 metrics,
@@ -283,15 +274,15 @@ impl Surveillance {
     }
 
     async fn fetch_and_save(&self, device: &CctvDevice) -> Result<Latest, SnapshotError> {
-        let limits = self.inner.limits;
+        let deadline = device.snapshot_deadline;
         // The handle bounds the request by the deadline; this bounds
         // everything else too (a URI lookup, a slow body).
         let bytes = tokio::time::timeout(
-            limits.deadline,
-            device.handle.snapshot(limits.max_bytes, limits.deadline),
+            deadline,
+            device.handle.snapshot(device.snapshot_max_bytes, deadline),
         )
         .await
-        .map_err(|_| SnapshotError::Timeout(limits.deadline))??;
+        .map_err(|_| SnapshotError::Timeout(deadline))??;
         let image = Image::new(ImageKind::Full, bytes);
         if image.content_type == "application/octet-stream" {
             return Err(SnapshotError::NotImage);

@@ -14,7 +14,6 @@ use drivers::sim::camera::CameraSim;
 use drivers::sim::onvif::{OnvifSim, SimAuth, SimCameraConfig, SimSnapshot};
 use drivers::{Class, PlateColour};
 use gatehouse_tests::{DEADLINE, eventually, metric_sum};
-use gateway::surveillance::Limits;
 use gateway::wire::Envelope;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -142,6 +141,8 @@ name = "南门监控"
 type = "onvif-camera"
 address = "{}"
 lanes = ["south-in"]
+snapshot_timeout = "2s"
+snapshot_max_bytes = "256KiB"
 
 [api]
 token = {{ file = "{}" }}
@@ -329,7 +330,7 @@ async fn a_hanging_or_huge_snapshot_delays_no_open_and_is_given_up_within_its_bo
     )
     .await
     .expect("given up");
-    let bound = Limits::default().deadline;
+    let bound = std::time::Duration::from_secs(2);
     let took = given_up.duration_since(pushed);
     assert!(
         took >= bound,
@@ -348,7 +349,7 @@ async fn a_hanging_or_huge_snapshot_delays_no_open_and_is_given_up_within_its_bo
     estate
         .sim
         .control()
-        .snapshot(SimSnapshot::Huge(Limits::default().max_bytes + 1));
+        .snapshot(SimSnapshot::Huge(256 * 1024 + 1));
     estate
         .camera()
         .push_plate("苏A8HK52", PlateColour::Blue, 95)

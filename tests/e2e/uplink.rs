@@ -695,3 +695,74 @@ async fn a_lost_broker_fails_over_to_the_next_node_and_loses_nothing() {
     eprintln!("failover: {unique} events, {duplicates} raw duplicates");
     assert!(running.shutdown().await.is_clean());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn house_numbers_stay_in_the_store_and_never_reach_mosquitto() {
+    let Some(mosquitto) = PeerProcess::mosquitto().await.expect("mosquitto") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let subscriber = Subscriber::connect(mosquitto.addr(), "reader-policy").await;
+    let running = start(&dir.path().join("data"), mosquitto.addr().port()).await;
+    wait_connected(&running, true).await;
+    // A call for a flat, and a guard registering a visitor for one.
+    running
+        .pipeline
+        .record(
+            "station-b3",
+            drivers::DeviceEvent::CallStarted {
+                call: "c-7".into(),
+                unit: Some("3-2-1201".into()),
+                snapshot: None,
+            },
+        )
+        .await
+        .expect("recorded");
+    let mut audit = gateway::events::PanelAudit::new(
+        gateway::events::PanelAction::VisitorRegistered,
+        "guard-li",
+        Some("192.0.2.7".into()),
+    )
+    .on("苏A8HK52");
+    audit.host_unit = Some("5-1-302".into());
+    running
+        .pipeline
+        .record("gateway", gateway::events::Event::Gateway(audit.into()))
+        .await
+        .expect("recorded");
+    let stored = running.store.read_after(0, 1_000).await.expect("queue");
+    let stored_text = serde_json::to_string(&stored).expect("json");
+    assert!(
+        stored_text.contains("3-2-1201") && stored_text.contains("5-1-302"),
+        "the store keeps the events whole"
+    );
+    let sent = eventually("both events at mosquitto", DEADLINE, || {
+        let sent = subscriber.events();
+        let both = ["call_started", "visitor_registered"]
+            .iter()
+            .all(|k| sent.iter().any(|e| e.kind == *k));
+        async move { both.then_some(sent) }
+    })
+    .await
+    .expect("delivered");
+    let call = sent
+        .iter()
+        .find(|e| e.kind == "call_started")
+        .expect("the call reached mosquitto");
+    assert_eq!(call.body["call"], "c-7");
+    assert!(call.body.get("unit").is_none(), "{:?}", call.body);
+    let visitor = sent
+        .iter()
+        .find(|e| e.kind == "visitor_registered")
+        .expect("the audit reached mosquitto");
+    assert_eq!(
+        visitor.body["target"], "苏A8HK52",
+        "plates go whole by default"
+    );
+    let sent_text = serde_json::to_string(&sent).expect("json");
+    assert!(
+        !sent_text.contains("3-2-1201") && !sent_text.contains("5-1-302"),
+        "{sent_text}"
+    );
+    assert!(running.shutdown().await.is_clean());
+}

@@ -27,6 +27,14 @@ pub(crate) const DEFAULT_CAMERA_OFFLINE_AFTER: Duration = Duration::from_secs(90
 /// `onvif-camera` `drift_alarm` default.
 pub(crate) const DEFAULT_CAMERA_DRIFT_ALARM: Duration = Duration::from_secs(30);
 
+/// `onvif-camera` `snapshot_timeout` default: a snapshot not complete
+/// within it is given up.
+pub const DEFAULT_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `onvif-camera` `snapshot_max_bytes` default: a larger snapshot is
+/// refused (a 4K JPEG is 1–3 MB).
+pub const DEFAULT_SNAPSHOT_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
 /// One device family: its `type` name, its own keys, and how to read them.
 pub(crate) struct DeviceType {
     /// The `type = "..."` value.
@@ -124,6 +132,8 @@ pub(crate) const DEVICE_TYPES: &[DeviceType] = &[
             "lanes",
             "doors",
             "drift_alarm",
+            "snapshot_timeout",
+            "snapshot_max_bytes",
         ],
         read: read_onvif_camera,
     },
@@ -356,6 +366,21 @@ fn read_onvif_camera(s: &mut Section<'_, '_>) -> DeviceKind {
     if drift_alarm.is_zero() {
         s.problem("drift_alarm", "must be greater than zero");
     }
+    let snapshot_timeout = s
+        .take_duration("snapshot_timeout")
+        .unwrap_or(DEFAULT_SNAPSHOT_TIMEOUT);
+    if snapshot_timeout.is_zero() || snapshot_timeout > Duration::from_secs(30) {
+        s.problem(
+            "snapshot_timeout",
+            "must be more than zero and at most 30s (the event waits for nothing; a longer wait only holds one of the 8 snapshot slots)",
+        );
+    }
+    let snapshot_max_bytes = s
+        .take_bytes("snapshot_max_bytes")
+        .unwrap_or(DEFAULT_SNAPSHOT_MAX_BYTES);
+    if !(1024..=32 * 1024 * 1024).contains(&snapshot_max_bytes) {
+        s.problem("snapshot_max_bytes", "must be between 1KiB and 32MiB");
+    }
     DeviceKind::OnvifCamera(OnvifCameraConfig {
         address,
         username,
@@ -363,6 +388,8 @@ fn read_onvif_camera(s: &mut Section<'_, '_>) -> DeviceKind {
         lanes,
         doors,
         drift_alarm,
+        snapshot_timeout,
+        snapshot_max_bytes,
     })
 }
 

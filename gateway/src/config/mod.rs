@@ -47,9 +47,10 @@ mod tests;
 mod uplink;
 
 pub use backup::BackupConfig;
+pub use devices::{DEFAULT_SNAPSHOT_MAX_BYTES, DEFAULT_SNAPSHOT_TIMEOUT};
 pub use env::{Env, ProcessEnv};
 pub use intercom::Station;
-pub use privacy::PrivacyConfig;
+pub use privacy::{PlateDisclosure, PrivacyConfig, UplinkDisclosure};
 pub use uplink::{
     ApiConfig, BrokerConfig, ClientTls, DEFAULT_TOPIC_PREFIX, HttpsConfig, MqttConfig, MqttHost,
     SinkConfig, UplinkConfig,
@@ -377,6 +378,10 @@ pub struct OnvifCameraConfig {
     pub doors: Vec<String>,
     /// A clock drift above this raises an alarm.
     pub drift_alarm: Duration,
+    /// A snapshot not complete within this is given up.
+    pub snapshot_timeout: Duration,
+    /// A larger snapshot is refused (nothing is saved).
+    pub snapshot_max_bytes: u64,
 }
 
 /// One `[[door_groups]]` entry.

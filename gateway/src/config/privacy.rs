@@ -1,7 +1,8 @@
 //! `[privacy]`: how long personal information is kept on the box, per kind
-//! of record (see [`crate::privacy`] for the daily purge). Every default is
-//! conservative and has its reason beside it; an estate may shorten any of
-//! them, and lengthen them only up to [`MAX_DAYS`].
+//! of record (see [`crate::privacy`] for the daily purge), and which
+//! personal fields the uplink sends (`uplink_*`). Every default is
+//! conservative and has its reason beside it; an estate may shorten any
+//! retention, and lengthen it only up to [`MAX_DAYS`].
 
 use std::time::Duration;
 
@@ -29,7 +30,34 @@ pub(crate) const DEFAULT_CALL_LOGS: Duration = Duration::from_secs(30 * 86_400);
 /// the longest, since they are the property company's accountability.
 pub(crate) const DEFAULT_AUDIT: Duration = Duration::from_secs(365 * 86_400);
 
-/// `[privacy]`: retention per kind of record.
+/// How plates leave the box (`uplink_plates`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlateDisclosure {
+    /// Whole: the district platform's vehicle records need them (default).
+    #[default]
+    Full,
+    /// Masked to the province, the first letter and the last character
+    /// (`苏A****2`).
+    Masked,
+}
+
+/// What of residents' and visitors' personal fields the uplink sends (the
+/// store keeps every event whole; see [`crate::uplink::policy`]). Snapshots
+/// only ever leave as references (an image name the platform fetches with
+/// its token), whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UplinkDisclosure {
+    /// Card holders' and vehicle owners' names (`uplink_names`, default
+    /// `false`: the platform identifies a person by card or plate).
+    pub names: bool,
+    /// House numbers, visitors' host units and the flat a call was for
+    /// (`uplink_houses`, default `false`).
+    pub houses: bool,
+    /// Plates (`uplink_plates`, default `"full"`).
+    pub plates: PlateDisclosure,
+}
+
+/// `[privacy]`: retention per kind of record, and what leaves the box.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrivacyConfig {
     /// Snapshot images (plate and face) are deleted after this.
@@ -43,6 +71,8 @@ pub struct PrivacyConfig {
     pub call_logs: Duration,
     /// Audit records in the journal are deleted after this.
     pub audit: Duration,
+    /// What of personal fields the uplink sends.
+    pub uplink: UplinkDisclosure,
 }
 
 impl Default for PrivacyConfig {
@@ -53,6 +83,7 @@ impl Default for PrivacyConfig {
             visitors: DEFAULT_VISITORS,
             call_logs: DEFAULT_CALL_LOGS,
             audit: DEFAULT_AUDIT,
+            uplink: UplinkDisclosure::default(),
         }
     }
 }
@@ -82,6 +113,14 @@ pub(crate) fn read_privacy(mut s: Section<'_, '_>) -> PrivacyConfig {
         visitors: days("visitors", defaults.visitors),
         call_logs: days("call_logs", defaults.call_logs),
         audit: days("audit", defaults.audit),
+        uplink: UplinkDisclosure {
+            names: s.take_bool("uplink_names").unwrap_or(false),
+            houses: s.take_bool("uplink_houses").unwrap_or(false),
+            plates: match s.take_choice("uplink_plates", &["full", "masked"]) {
+                Some("masked") => PlateDisclosure::Masked,
+                _ => PlateDisclosure::Full,
+            },
+        },
     };
     s.finish();
     config

@@ -1058,3 +1058,39 @@ fn privacy_retention_has_conservative_defaults_and_takes_whole_days() {
     );
     assert!(problems[0].message.contains("whole days"), "{problems:#?}");
 }
+
+#[test]
+fn a_cameras_snapshot_bounds_default_and_are_checked_where_written() {
+    let camera =
+        "[[devices]]\nid = \"cctv-1\"\ntype = \"onvif-camera\"\naddress = \"192.168.1.64\"\n";
+    let bounds = |config: &Config| {
+        config.devices.iter().find_map(|d| match &d.kind {
+            DeviceKind::OnvifCamera(c) => Some((c.snapshot_timeout, c.snapshot_max_bytes)),
+            _ => None,
+        })
+    };
+    let config = check(&format!("{MINIMAL}{camera}")).expect("valid");
+    assert_eq!(
+        bounds(&config),
+        Some((DEFAULT_SNAPSHOT_TIMEOUT, DEFAULT_SNAPSHOT_MAX_BYTES))
+    );
+    let config = check(&format!(
+        "{MINIMAL}{camera}snapshot_timeout = \"1500ms\"\nsnapshot_max_bytes = \"512KiB\"\n"
+    ))
+    .expect("valid");
+    assert_eq!(
+        bounds(&config),
+        Some((Duration::from_millis(1500), 512 * 1024))
+    );
+    let problems = problems_in(&format!(
+        "{MINIMAL}{camera}snapshot_timeout = \"1m\"\nsnapshot_max_bytes = \"64MiB\"\n"
+    ));
+    assert_eq!(
+        located(&problems),
+        [
+            (8, "devices[0].snapshot_timeout"),
+            (9, "devices[0].snapshot_max_bytes"),
+        ],
+        "{problems:#?}"
+    );
+}

@@ -15,6 +15,8 @@
 //!   through [`sync::ListRegistry`]); replies go back through the link.
 //! - [`status::UplinkStatus`] is the state everyone reads (`/metrics`,
 //!   `/api/v1/telemetry`, the heartbeat).
+//! - What leaves the box is the stored event less what [`policy`] holds
+//!   back (`[privacy]` `uplink_*`); the store keeps it whole.
 //! - Protocol pieces are pure and unit-tested: [`topic`], [`sign`],
 //!   [`schedule`], [`sync`]'s state machine, [`downlink::Checker`].
 //!
@@ -33,6 +35,7 @@ pub mod db;
 pub mod downlink;
 pub mod https;
 pub mod mqtt;
+pub mod policy;
 pub mod schedule;
 pub mod sign;
 pub mod status;
@@ -51,7 +54,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, MqttHost, SinkConfig};
+use crate::config::{Config, MqttHost, SinkConfig, UplinkDisclosure};
 use crate::pipeline::{EventFeed, GATEWAY_DEVICE, PipelineHandle};
 use crate::store::{Seq, Store, StoreError};
 use crate::supervisor::Drivers;
@@ -193,8 +196,11 @@ pub fn start(config: &Config, inputs: Inputs) -> Result<Option<Uplink>, UplinkEr
                     sink,
                     inputs.clone(),
                     db,
-                    uplink.batch_size,
-                    uplink.reconnect_max,
+                    Pace {
+                        batch_size: uplink.batch_size,
+                        reconnect_max: uplink.reconnect_max,
+                        disclosure: config.privacy.uplink,
+                    },
                     drain.clone(),
                     cancel.clone(),
                 ),
@@ -288,8 +294,11 @@ pub fn start(config: &Config, inputs: Inputs) -> Result<Option<Uplink>, UplinkEr
                     sink,
                     inputs.clone(),
                     db,
-                    uplink.batch_size,
-                    uplink.reconnect_max,
+                    Pace {
+                        batch_size: uplink.batch_size,
+                        reconnect_max: uplink.reconnect_max,
+                        disclosure: config.privacy.uplink,
+                    },
                     drain.clone(),
                     cancel.clone(),
                 ),
@@ -453,16 +462,31 @@ impl Refusal {
     }
 }
 
+/// How the drain reads and sends.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    /// Events per read and per batch handed to the sink.
+    batch_size: usize,
+    /// The longest retry back-off.
+    reconnect_max: Duration,
+    /// What of each event leaves the box.
+    disclosure: UplinkDisclosure,
+}
+
 /// The drain: live-first reading, sending, acking, retrying.
 async fn drive<S: Sink>(
     mut sink: S,
     inputs: Inputs,
     db: UplinkDb,
-    batch_size: usize,
-    reconnect_max: Duration,
+    pace: Pace,
     drain: CancellationToken,
     cancel: CancellationToken,
 ) {
+    let Pace {
+        batch_size,
+        reconnect_max,
+        disclosure,
+    } = pace;
     let store = inputs.store;
     let status = inputs.status;
     let mut wake = inputs.feed.subscribe();
@@ -557,10 +581,12 @@ async fn drive<S: Sink>(
         let seqs: Vec<Seq> = batch.iter().map(|e| e.seq).collect();
         // Read the next batch of this class while this one is in flight.
         let last = seqs.last().copied().unwrap_or(0);
+        // What leaves the box: the batch less what the policy holds back.
+        let outgoing = policy::apply_batch(disclosure, &batch);
         let (outcomes, ahead) = tokio::select! {
             () = cancel.cancelled() => break,
             both = async {
-                tokio::join!(sink.send(&batch), store.read_class_after(class, last, batch_size))
+                tokio::join!(sink.send(&outgoing), store.read_class_after(class, last, batch_size))
             } => both,
         };
         prefetched = match ahead {

@@ -1890,6 +1890,8 @@ async fn the_cctv_page_shows_each_cameras_state_streams_and_takes_a_snapshot_on_
             lanes: vec!["south-in".into()],
             doors: vec![],
             drift_alarm: Duration::from_secs(30),
+            snapshot_timeout: crate::config::DEFAULT_SNAPSHOT_TIMEOUT,
+            snapshot_max_bytes: crate::config::DEFAULT_SNAPSHOT_MAX_BYTES,
         }),
     };
     let h = harness_with(Some(camera)).await;
