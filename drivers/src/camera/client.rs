@@ -9,7 +9,7 @@
 //! every body is read up to a byte cap, so a camera that hangs or floods
 //! costs a bounded time and memory.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -68,16 +68,31 @@ struct Shared {
     digest: Option<digest_auth::WwwAuthenticateHeader>,
 }
 
+/// How long a connection to a camera may take to open (every request is
+/// bounded as a whole by the camera's own timeout as well).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The one HTTP client every camera's requests go through: its TLS roots
+/// and connection pools (per camera address) are built once. A client of
+/// its own per camera cost about 200 KB each (`cargo bench -p gateway
+/// --bench cameras`).
+fn shared_http() -> reqwest::Client {
+    static HTTP: OnceLock<reqwest::Client> = OnceLock::new();
+    HTTP.get_or_init(|| {
+        reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_max_idle_per_host(2)
+            .build()
+            .unwrap_or_default()
+    })
+    .clone()
+}
+
 impl OnvifClient {
     /// A client for the device service at `device_url`.
     pub fn new(device_url: &str, creds: Option<Credentials>, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .pool_max_idle_per_host(2)
-            .build()
-            .unwrap_or_default();
         Self {
-            http,
+            http: shared_http(),
             device_url: device_url.to_owned(),
             creds,
             timeout,
