@@ -48,7 +48,7 @@ mod uplink;
 
 pub use backup::BackupConfig;
 pub use env::{Env, ProcessEnv};
-pub use intercom::Station;
+pub use intercom::{Station, is_station};
 pub use privacy::PrivacyConfig;
 pub use uplink::{
     ApiConfig, BrokerConfig, ClientTls, DEFAULT_TOPIC_PREFIX, HttpsConfig, MqttConfig, MqttHost,
