@@ -178,7 +178,7 @@ fn call_log(
     if missed {
         events.retain(|e| e.kind == "call_missed");
     }
-    events.sort_by(|a, b| b.seq.cmp(&a.seq));
+    events.sort_by_key(|e| std::cmp::Reverse(e.seq));
     events.truncate(LOG_ROWS);
     events
 }
