@@ -2,7 +2,8 @@
 // script (the CSP forbids it). Rows are built with textContent only.
 "use strict";
 
-// Sound: a short tone on a new alarm and on a car waiting for a decision.
+// Sound: a short tone on a new alarm and on a car waiting for a decision,
+// and a ring every few seconds while a door station's call waits.
 // Off until the guard switches it on (browsers allow sound only after a
 // tap); the choice is remembered on this device.
 const gatehouseSound = (function () {
@@ -40,6 +41,7 @@ const gatehouseSound = (function () {
   return {
     alarm: () => { tone(880, 250); setTimeout(() => tone(880, 250), 350); },
     waiting: () => tone(660, 300),
+    ring: () => { tone(740, 200); setTimeout(() => tone(587, 300), 250); },
   };
 })();
 
@@ -223,4 +225,106 @@ const gatehouseSound = (function () {
       file.text().then((text) => { target.value = text; });
     });
   });
+})();
+
+(function () {
+  // Ringing banner, on every page: the calls waiting at the door stations
+  // come over server-sent events (the whole set on every change); each
+  // has the caller's snapshot when there is one and, for those who may
+  // open doors, an unlock form (reason required, CSRF token, one-time
+  // key). Calls already shown keep their node, so a reason being typed
+  // survives an update. Rings while a call waits (when sound is on).
+  const RING_EVERY_MS = 4000;
+  const banner = document.getElementById("ring-banner");
+  const list = document.getElementById("ring-calls");
+  if (!banner || !list || !banner.dataset.stream || !window.EventSource) return;
+  const csrf = document.querySelector('meta[name="csrf-token"]');
+  const d = banner.dataset;
+  let ringer = null;
+  const el = (tag, cls, text) => {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text) e.textContent = text;
+    return e;
+  };
+  const hidden = (name, value) => {
+    const i = el("input");
+    i.type = "hidden";
+    i.name = name;
+    i.value = value;
+    return i;
+  };
+  const onceKey = () => {
+    const b = new Uint8Array(16);
+    window.crypto.getRandomValues(b);
+    return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  };
+  const snapshot = (li, src) => {
+    let img = li.querySelector("img.ring-snap");
+    if (!src) return;
+    if (!img) {
+      img = el("img", "ring-snap");
+      img.alt = d.snapshot;
+      li.insertBefore(img, li.firstChild);
+    }
+    if (img.getAttribute("src") !== src) img.src = src;
+  };
+  const item = (r) => {
+    const li = el("li", "ring-call");
+    li.dataset.key = r.key;
+    const what = el("span", "ring-what");
+    what.appendChild(el("strong", "", d.title));
+    what.append(" " + r.name + " " + d.calls + " " + r.unit + " ");
+    what.appendChild(el("span", "time", r.since));
+    li.appendChild(what);
+    if (d.canUnlock && csrf) {
+      const form = el("form", "ring-unlock");
+      form.method = "post";
+      form.action = r.unlock;
+      form.appendChild(hidden("csrf", csrf.content));
+      form.appendChild(hidden("key", onceKey()));
+      form.appendChild(hidden("next", d.here || "/"));
+      const reason = el("input");
+      reason.name = "reason";
+      reason.maxLength = 200;
+      reason.required = true;
+      reason.placeholder = d.reason;
+      reason.setAttribute("aria-label", d.reason);
+      form.appendChild(reason);
+      const button = el("button", "unlock", d.unlock);
+      button.type = "submit";
+      form.appendChild(button);
+      li.appendChild(form);
+    }
+    snapshot(li, r.snapshot);
+    return li;
+  };
+  const show = (calls) => {
+    const have = new Map();
+    Array.from(list.children).forEach((li) => have.set(li.dataset.key, li));
+    const keys = new Set(calls.map((r) => r.key));
+    have.forEach((li, key) => { if (!keys.has(key)) li.remove(); });
+    let fresh = false;
+    calls.forEach((r) => {
+      const li = have.get(r.key);
+      if (li) {
+        snapshot(li, r.snapshot);
+      } else {
+        list.appendChild(item(r));
+        fresh = true;
+      }
+    });
+    banner.hidden = calls.length === 0;
+    if (calls.length === 0) {
+      if (ringer) clearInterval(ringer);
+      ringer = null;
+    } else if (fresh || !ringer) {
+      gatehouseSound.ring();
+      if (!ringer) ringer = setInterval(() => gatehouseSound.ring(), RING_EVERY_MS);
+    }
+  };
+  const source = new EventSource(d.stream);
+  source.addEventListener("ring", (msg) => show(JSON.parse(msg.data)));
+  // A page being left closes its stream at once (the listener counts it).
+  window.addEventListener("pagehide", () => source.close());
 })();

@@ -75,6 +75,7 @@ use crate::events::{
     StoreQuarantined, StoreUnavailable,
 };
 use crate::facility::{Facility, PointMetrics, trend};
+use crate::intercom::Intercom;
 use crate::lanes::board::LaneBoard;
 use crate::lanes::coordinator::LaneCoordinator;
 use crate::lanes::images::ImageStore;
@@ -509,6 +510,7 @@ async fn build(
         None
     };
     let journal_for_reload = journal.clone();
+    let intercom = Intercom::new();
     panel.set_core(PanelCore {
         auth: auth.clone(),
         journal,
@@ -522,7 +524,14 @@ async fn build(
         uplink_status: uplink_status.clone(),
         facility: facility.clone(),
         cctv: cctv.clone(),
+        intercom: intercom.clone(),
     });
+    // Always: a reload may add the first door station.
+    aux_tasks.spawn_owned(
+        &watch,
+        "ringing calls",
+        intercom.follow(feed.clone(), aux_cancel.clone()),
+    );
     // Always: a reload may add the first surveillance camera.
     aux_tasks.spawn_owned(
         &watch,

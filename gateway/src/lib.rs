@@ -30,6 +30,8 @@
 //!   see them; 24-hour trend rings.
 //! - [`surveillance`]: ONVIF cameras as the panel sees them; snapshots of
 //!   access events at the lanes and doors they watch.
+//! - [`intercom`]: door stations' calls ringing now (the panel's ringing
+//!   banner).
 //! - [`uplink`]: the platform link (MQTT/HTTPS sinks, live-first drain, signed downlink, list sync).
 //! - [`web`]: the panel listener (`/healthz`, `/readyz`, `/metrics`,
 //!   `/api/v1/telemetry`, `/api/v1/images/…`) and the guards' web panel ([`web::panel`]).
@@ -53,6 +55,7 @@ pub mod devices;
 pub mod doors;
 pub mod events;
 pub mod facility;
+pub mod intercom;
 pub mod lanes;
 pub mod lists;
 pub mod logging;

@@ -252,6 +252,24 @@ impl Collector for LiveState {
             }
         }
         {
+            let (online, all) = drivers
+                .iter()
+                .filter(|d| crate::config::is_station(d.kind))
+                .fold((0i64, 0i64), |(online, all), d| {
+                    let up = d.health().state == HealthState::Ok;
+                    (online + i64::from(up), all + 1)
+                });
+            let metric = ConstGauge::new(0i64);
+            let mut family = encoder.encode_descriptor(
+                "intercom_stations",
+                "Door stations (intercom) by state: online (their driver talks to them) or offline",
+                None,
+                metric.metric_type(),
+            )?;
+            ConstGauge::new(online).encode(family.encode_family(&[("state", "online")])?)?;
+            ConstGauge::new(all - online).encode(family.encode_family(&[("state", "offline")])?)?;
+        }
+        {
             let counter = ConstCounter::new(0u64);
             let mut family = encoder.encode_descriptor(
                 "driver_restarts",

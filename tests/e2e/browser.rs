@@ -15,6 +15,7 @@ use drivers::PlateColour;
 use drivers::lpr::Vendor;
 use drivers::sim::barrier::{BarrierSim, BarrierSimConfig, SimCommand, SimHandle};
 use drivers::sim::camera::CameraSim;
+use drivers::sim::hik_station::HikStationSim;
 use gatehouse_tests::browser::Browser;
 use gatehouse_tests::{DEADLINE, GatewayProcess, eventually, user_cli};
 use gateway::app::Running;
@@ -113,7 +114,24 @@ const GUARD_PASSWORD: &str = "guard password 1";
 /// admin `admin`, a guard `wang` and a guard `sun`, and a browser; `None`
 /// when the browser is missing (and not required).
 async fn start(dir: &std::path::Path) -> Option<(GatewayProcess, Browser)> {
+    let (gateway, browser, station) = start_with_station(dir).await?;
+    // It serves until the test's runtime ends, like the pump room.
+    std::mem::forget(station);
+    Some((gateway, browser))
+}
+
+/// [`start`], and the simulated Hikvision door station `b3-door` of the
+/// gateway's `[[intercom]]`.
+async fn start_with_station(
+    dir: &std::path::Path,
+) -> Option<(GatewayProcess, Browser, HikStationSim)> {
     let browser = Browser::start().await.expect("browser starts")?;
+    // Building 3's door station for the 对讲 page and the ringing banner.
+    let station = HikStationSim::start("admin", "station-pw")
+        .await
+        .expect("door station simulator");
+    let station_pw = dir.join("station.pw");
+    std::fs::write(&station_pw, "station-pw\n").expect("station password file");
     let data_dir = dir.join("data");
     let file = dir.join("gateway.toml");
     // A pump room over Modbus/TCP for the facility (设施) pages.
@@ -135,8 +153,13 @@ async fn start(dir: &std::path::Path) -> Option<(GatewayProcess, Browser)> {
         "{}\n[[devices]]\nid = \"pumps\"\nname = \"1号泵房\"\ntype = \"modbus-points\"\n\
          address = \"{pumps_addr}\"\nslave = 1\npreset = \"vfd-water-supply\"\n\
          \n[[devices]]\nid = \"cctv-1\"\nname = \"南门监控\"\ntype = \"onvif-camera\"\n\
-         address = \"{cctv_url}\"\n",
-        gatehouse_tests::test_config(&data_dir)
+         address = \"{cctv_url}\"\ndoors = [\"b3-door\"]\n\
+         \n[[intercom]]\nid = \"b3-door\"\nname = \"3号楼门口机\"\ntype = \"hik-intercom\"\n\
+         url = \"{station_url}\"\nuser = \"admin\"\npassword = {{ file = \"{station_pw}\" }}\n\
+         call_poll = \"100ms\"\ntimeout = \"2s\"\n",
+        gatehouse_tests::test_config(&data_dir),
+        station_url = station.base(),
+        station_pw = station_pw.display(),
     );
     std::fs::write(&file, config).expect("config");
     let file = file.display().to_string();
@@ -158,7 +181,7 @@ async fn start(dir: &std::path::Path) -> Option<(GatewayProcess, Browser)> {
         .await
         .expect("gateway starts");
     gateway.wait_ready().await.expect("ready");
-    Some((gateway, browser))
+    Some((gateway, browser, station))
 }
 
 /// Logs in and waits for the logged-in page, so that the next navigation
@@ -252,6 +275,7 @@ async fn browser_login_then_live_events_and_alarms_arrive_without_reload() {
             ("/devices/tank-1", "#command-form", "device"),
             ("/facility", "#point-pumps-outlet_pressure", "facility"),
             ("/cctv", "#camera-cctv-1", "cctv"),
+            ("/intercom", "#station-b3-door", "intercom"),
             (
                 "/facility/pumps/pressure_setpoint",
                 "#write-form",
@@ -687,4 +711,166 @@ async fn browser_lanes_open_with_a_reason_is_found_in_the_audit_log() {
     .await;
     browser.close().await.expect("close");
     assert!(lanes.running.shutdown().await.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_a_ringing_call_shows_its_banner_on_another_page_and_its_unlock_opens_the_station()
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((gateway, browser, station)) = start_with_station(dir.path()).await else {
+        return;
+    };
+    login(&gateway, &browser, "wang", GUARD_PASSWORD).await;
+    browser.set_size(PHONE.0, PHONE.1).await.expect("phone");
+    browser
+        .goto(&gateway.url("/devices"))
+        .await
+        .expect("devices");
+    browser
+        .wait_for("#device-b3-door")
+        .await
+        .expect("the devices page");
+    assert!(
+        browser
+            .wait_for("#ring-banner")
+            .await
+            .expect("the banner's place")
+            .attr("hidden")
+            .await
+            .expect("attribute")
+            .is_some(),
+        "nothing rings yet"
+    );
+    eventually("the station's alert stream", DEADLINE, || {
+        let n = station.streams();
+        async move { (n > 0).then_some(()) }
+    })
+    .await
+    .expect("the driver opened the stream");
+    browser
+        .script("window.gatehouseMarker = 7;")
+        .await
+        .expect("script");
+
+    // A visitor calls 3-1-502: the banner comes up on the devices page,
+    // without a reload, with the caller's snapshot from the camera that
+    // watches the station.
+    station.ring("3-1-502");
+    let call = browser
+        .wait_for("#ring-banner:not([hidden]) li.ring-call")
+        .await
+        .expect("the ringing banner");
+    let text = call.text().await.expect("text");
+    assert!(
+        text.contains("3号楼门口机") && text.contains("3-1-502"),
+        "{text}"
+    );
+    browser
+        .wait_for("#ring-banner li.ring-call img.ring-snap")
+        .await
+        .expect("the caller's snapshot");
+    let marker = browser
+        .script("return window.gatehouseMarker;")
+        .await
+        .expect("script");
+    assert_eq!(marker, serde_json::json!(7), "the page was not reloaded");
+    browser
+        .screenshot("ring-banner-phone")
+        .await
+        .expect("screenshot");
+    assert_accessible(&browser, "/devices with a call ringing").await;
+
+    // Without a reason nothing is sent (the field is required).
+    browser
+        .click("#ring-banner li.ring-call button.unlock")
+        .await
+        .expect("unlock without a reason");
+    assert!(
+        station.unlocks().borrow().is_empty(),
+        "no unlock without a reason"
+    );
+    // With one, the station's door opens, and the guard is back on the
+    // page with the outcome.
+    browser
+        .fill(
+            "#ring-banner li.ring-call input[name=reason]",
+            "访客 3-1-502，已与业主通话",
+        )
+        .await
+        .expect("reason");
+    browser
+        .click("#ring-banner li.ring-call button.unlock")
+        .await
+        .expect("unlock");
+    let mut unlocks = station.unlocks();
+    tokio::time::timeout(DEADLINE, unlocks.wait_for(|doors| doors == &[1]))
+        .await
+        .expect("the station's door opened in time")
+        .expect("station running");
+    let flash = browser.wait_for("#flash").await.expect("outcome shown");
+    let text = flash.text().await.expect("text");
+    assert!(
+        text.contains("已执行") && text.contains("审计记录号"),
+        "{text}"
+    );
+    browser
+        .wait_for("#device-b3-door")
+        .await
+        .expect("back on the devices page");
+
+    // The call rings out: the banner goes.
+    station.hang_up();
+    browser
+        .wait_for("#ring-banner[hidden]")
+        .await
+        .expect("the banner gone once the call is missed");
+
+    // The 对讲 page: the station online, the call in the log, found again
+    // by its unit and among the missed calls; another unit finds nothing.
+    browser
+        .goto(&gateway.url("/intercom?unit=1-502&missed=1"))
+        .await
+        .expect("intercom");
+    browser
+        .wait_for("#station-b3-door .pill.ok")
+        .await
+        .expect("the station online");
+    browser
+        .wait_for("#calls li.ev")
+        .await
+        .expect("the missed call, by its unit");
+    browser
+        .goto(&gateway.url("/intercom?unit=9-9-999"))
+        .await
+        .expect("intercom");
+    browser.wait_for("#call-log").await.expect("the call log");
+    assert!(
+        browser
+            .client
+            .find_all(fantoccini::Locator::Css("#calls li.ev"))
+            .await
+            .expect("rows")
+            .is_empty(),
+        "another unit's calls"
+    );
+    // The unlock is audited with the guard's reason (an admin reads it).
+    browser
+        .click("form[action='/logout'] button")
+        .await
+        .expect("log out");
+    browser.wait_for("#login-form").await.expect("logged out");
+    login(&gateway, &browser, "admin", ADMIN_PASSWORD).await;
+    browser
+        .goto(&gateway.url("/audit?kind=command"))
+        .await
+        .expect("audit");
+    let row = browser
+        .wait_for("tr.audit-command td.reason")
+        .await
+        .expect("the unlock in the audit log");
+    assert_eq!(
+        row.text().await.expect("text"),
+        "访客 3-1-502，已与业主通话"
+    );
+    browser.close().await.expect("close");
 }

@@ -41,6 +41,11 @@ pub(crate) const STATION_TYPES: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Whether a device `type` is a door station's.
+pub fn is_station(kind: &str) -> bool {
+    STATION_TYPES.iter().any(|(name, _)| *name == kind)
+}
+
 /// `mqtt-intercom` `command_payload` default.
 const DEFAULT_COMMAND_PAYLOAD: &str = r#"{"cmd":"unlock","door":{door}}"#;
 

@@ -49,7 +49,7 @@ mod uplink;
 pub use backup::BackupConfig;
 pub use devices::{DEFAULT_SNAPSHOT_MAX_BYTES, DEFAULT_SNAPSHOT_TIMEOUT};
 pub use env::{Env, ProcessEnv};
-pub use intercom::Station;
+pub use intercom::{Station, is_station};
 pub use privacy::{PlateDisclosure, PrivacyConfig, UplinkDisclosure};
 pub use uplink::{
     ApiConfig, BrokerConfig, ClientTls, DEFAULT_TOPIC_PREFIX, HttpsConfig, MqttConfig, MqttHost,

@@ -28,6 +28,7 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
 use super::i18n::{Lang, Strings};
 use super::kit::FlashBox;
+use super::pages::intercom::RingView;
 use super::{Panel, PanelError};
 use crate::auth::{Permission, Session, User, token};
 
@@ -61,6 +62,8 @@ pub(crate) struct Ctx {
     pub(crate) memo: FlashBox,
     /// Reads waiting for a guard's decision (the badge on every page).
     pub(crate) waiting: usize,
+    /// Door-station calls ringing now (the banner on every page).
+    pub(crate) ringing: Vec<RingView>,
 }
 
 impl Ctx {
@@ -238,10 +241,13 @@ async fn guarded(panel: Panel, request: Request, next: Next) -> Response {
         .filter(|v| !v.is_empty());
     let mut session = None;
     let mut waiting = 0;
+    let mut ringing = Vec::new();
     if let (Some(cookie), Ok(core)) = (&cookie, panel.core()) {
         waiting = core.board.pending().len();
-        // The live stream re-checks its session without counting as use.
-        let touch = request.uri().path() != "/live/stream";
+        ringing = RingView::all(&core.intercom.ringing(), &core.drivers, lang.strings());
+        // The live streams re-check their session without counting as use
+        // (the ringing banner's is open on every page).
+        let touch = !matches!(request.uri().path(), "/live/stream" | "/intercom/ringing");
         match core.auth.session(cookie, touch).await {
             Ok(found) => session = found,
             Err(error) => return PanelError::from(error).into_response(),
@@ -256,6 +262,7 @@ async fn guarded(panel: Panel, request: Request, next: Next) -> Response {
         secure: panel.secure_cookies,
         memo: panel.memo.clone(),
         waiting,
+        ringing,
     };
 
     let safe = matches!(*request.method(), Method::GET | Method::HEAD);

@@ -52,6 +52,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Auth;
 use crate::doors::credentials::CredentialStore;
 use crate::facility::Facility;
+use crate::intercom::Intercom;
 use crate::lanes::LaneBoard;
 use crate::lists::plates::PlateRegistry;
 use crate::metrics::Metrics;
@@ -90,6 +91,8 @@ pub struct PanelCore {
     pub facility: Facility,
     /// Surveillance cameras (监控): status, snapshots.
     pub cctv: Surveillance,
+    /// Door stations' calls ringing now (the banner on every page).
+    pub intercom: Intercom,
 }
 
 /// The panel's handle (cheap to clone): the core once set, the metrics for
@@ -164,6 +167,8 @@ pub fn router(panel: Panel) -> Router {
             post(pages::facility::write),
         )
         .route("/intercom", get(pages::intercom::page))
+        .route("/intercom/ringing", get(pages::intercom::ringing))
+        .route("/intercom/{id}/unlock", post(pages::intercom::unlock))
         .route("/cctv", get(pages::cctv::page))
         .route("/cctv/{id}/snapshot", post(pages::cctv::snapshot))
         .route("/audit", get(pages::audit::page))

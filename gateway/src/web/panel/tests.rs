@@ -37,6 +37,7 @@ struct Harness {
     pipeline: crate::pipeline::PipelineHandle,
     facility: crate::facility::Facility,
     cctv: crate::surveillance::Surveillance,
+    intercom: crate::intercom::Intercom,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
     _tasks: Tasks,
@@ -131,6 +132,7 @@ async fn harness_with(points: Option<DeviceConfig>) -> Harness {
     tokio::spawn(pipeline.run(cancel.clone()));
     let journal = Journal::new(&store).expect("journal");
     let panel = Panel::new(metrics.clone(), cancel.clone(), false);
+    let intercom = crate::intercom::Intercom::new();
     let board = LaneBoard::new(&[crate::config::LaneConfig {
         id: "south-in".into(),
         name: "南门入口".into(),
@@ -159,6 +161,7 @@ async fn harness_with(points: Option<DeviceConfig>) -> Harness {
         uplink_status: Arc::new(UplinkStatus::default()),
         facility: facility.clone(),
         cctv: cctv.clone(),
+        intercom: intercom.clone(),
     });
     let (_tx, readiness) = watch::channel(Readiness::Ready);
     let router = web::router(PanelState {
@@ -179,6 +182,7 @@ async fn harness_with(points: Option<DeviceConfig>) -> Harness {
         pipeline: handle,
         facility,
         cctv,
+        intercom,
         metrics,
         cancel,
         _tasks: tasks,
@@ -476,6 +480,7 @@ async fn csrf_token_is_required_on_every_state_changing_route() {
         "/users/guard-1/password",
         "/users/guard-1/remove",
         "/cctv/cctv-1/snapshot",
+        "/intercom/b3-door/unlock",
     ];
     for route in routes {
         let missing = b
@@ -497,7 +502,7 @@ async fn csrf_token_is_required_on_every_state_changing_route() {
     }
     let text = h.metrics.render();
     assert!(
-        text.contains(r#"gatehouse_http_rejected_total{route="panel",reason="csrf"} 14"#),
+        text.contains(r#"gatehouse_http_rejected_total{route="panel",reason="csrf"} 16"#),
         "{text}"
     );
     // Nothing happened: the guard still exists, we are still logged in.
@@ -1869,6 +1874,166 @@ async fn the_intercom_page_lists_door_stations_only() {
     // The tank is a device but no door station.
     assert!(page.body.contains("未配置门口机"), "{}", page.body);
     assert!(!page.body.contains("station-tank-1"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn a_ringing_call_is_on_every_page_and_its_unlock_needs_a_reason_opens_the_station_once_and_is_audited()
+ {
+    use drivers::intercom::hik_driver::HikConfig;
+    use drivers::sim::hik_station::HikStationSim;
+    let station = HikStationSim::start("admin", "station-pw")
+        .await
+        .expect("station");
+    let mut hik = HikConfig::new(&station.base(), "admin", "station-pw");
+    hik.timeout = Duration::from_secs(5);
+    let h = harness_with(Some(DeviceConfig {
+        id: "b3-door".into(),
+        name: "3号楼门口机".into(),
+        kind: DeviceKind::Intercom(crate::config::Station::Hik(Box::new(hik))),
+    }))
+    .await;
+    add(&h, "guard-1", Role::Guard).await;
+    let mut b = Browser::new(&h);
+    b.login("guard-1", "a long password").await;
+    let quiet = b.get("/devices").await;
+    assert!(quiet.body.contains("id=\"ring-banner\""), "{}", quiet.body);
+    assert!(
+        !quiet.body.contains("class=\"ring-call\""),
+        "{}",
+        quiet.body
+    );
+
+    // A call rings (as the feed would deliver it): every page shows it,
+    // with the caller's snapshot and an unlock that comes back here.
+    let started = crate::wire::Envelope {
+        schema: crate::wire::SCHEMA_VERSION,
+        id: uuid::Uuid::now_v7(),
+        seq: 41,
+        time_ms: drivers::contract::now_ms(),
+        clock_synced: true,
+        device_time_ms: None,
+        estate_id: "e1".into(),
+        gateway_id: "g1".into(),
+        device_id: "b3-door".into(),
+        kind: "call_started".into(),
+        class: Class::Access,
+        body: serde_json::json!({"call": "9", "unit": "3-1-502", "snapshot": "2026/caller.jpg"}),
+    };
+    h.intercom.observe(&started);
+    for page in ["/devices", "/traffic", "/intercom"] {
+        let reply = b.get(page).await;
+        assert!(
+            reply.body.contains("class=\"ring-call\""),
+            "{page}: {}",
+            reply.body
+        );
+        assert!(reply.body.contains("3-1-502"), "{page}");
+        assert!(
+            reply.body.contains("src=\"/images/2026/caller.jpg\""),
+            "{page}"
+        );
+        assert!(
+            reply.body.contains("action=\"/intercom/b3-door/unlock\""),
+            "{page}"
+        );
+        assert!(
+            reply
+                .body
+                .contains(&format!("name=\"next\" value=\"{page}\"")),
+            "{page}"
+        );
+    }
+    // The 对讲 page: the station's health and its own unlock form.
+    let page = b.get("/intercom").await;
+    assert!(
+        page.body.contains("id=\"station-b3-door\""),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"unlock-b3-door\""), "{}", page.body);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while station.streams() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out: the station's alert stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let csrf = b.csrf().await;
+    // Without the CSRF token: refused before anything happens.
+    let forged = b
+        .post(
+            "/intercom/b3-door/unlock",
+            &[("reason", "x"), ("next", "/devices")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    // Without a reason: nothing sent, said on the page the guard was on.
+    let missing = b
+        .post(
+            "/intercom/b3-door/unlock",
+            &[
+                ("csrf", &csrf),
+                ("reason", " "),
+                ("next", "/devices"),
+                ("key", "k0"),
+            ],
+        )
+        .await;
+    assert!(missing.followed, "back to the page");
+    assert!(missing.body.contains("flash bad"), "{}", missing.body);
+    assert!(audit_bodies(&h, "command").await.is_empty());
+    assert!(station.unlocks().borrow().is_empty());
+    // Not a door station: no such thing to open.
+    let tank = b
+        .post(
+            "/intercom/tank-1/unlock",
+            &[("csrf", &csrf), ("reason", "r"), ("next", "/devices")],
+        )
+        .await;
+    assert_eq!(tank.status, StatusCode::NOT_FOUND);
+    // With a reason: the station's door opens, once for a double tap.
+    let mut unlocks = station.unlocks();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("reason", "访客 3-1-502"),
+        ("next", "/traffic"),
+        ("key", "k1"),
+    ];
+    let done = b.post("/intercom/b3-door/unlock", &form).await;
+    assert!(done.followed, "back to the page");
+    assert!(done.body.contains("flash ok"), "{}", done.body);
+    tokio::time::timeout(Duration::from_secs(10), unlocks.wait_for(|d| d == &[1]))
+        .await
+        .expect("the station's door opened")
+        .expect("station running");
+    let again = b.post("/intercom/b3-door/unlock", &form).await;
+    assert!(again.body.contains("flash warn"), "{}", again.body);
+    let audits = audit_bodies(&h, "command").await;
+    assert_eq!(audits.len(), 1, "{audits:?}");
+    let text = audits[0].to_string();
+    assert!(
+        text.contains("访客 3-1-502") && text.contains("guard-1") && text.contains("pulse_door"),
+        "{text}"
+    );
+    assert_eq!(*station.unlocks().borrow(), [1]);
+
+    // Answered: the banner goes from every page.
+    h.intercom.observe(&crate::wire::Envelope {
+        seq: 42,
+        kind: "call_answered".into(),
+        body: serde_json::json!({"call": "9", "by": "indoor_monitor"}),
+        id: uuid::Uuid::now_v7(),
+        ..started
+    });
+    let quiet = b.get("/devices").await;
+    assert!(
+        !quiet.body.contains("class=\"ring-call\""),
+        "{}",
+        quiet.body
+    );
+    station.stop();
 }
 
 #[tokio::test]

@@ -1,10 +1,12 @@
 //! The frame every page shares: navigation, who is signed in, the language
 //! switch, the CSRF token for forms, the flash left by the last action
-//! (post/redirect/get), and one-time keys for actuating forms.
+//! (post/redirect/get), one-time keys for actuating forms, and the calls
+//! ringing at the door stations (the ringing banner).
 
 use crate::auth::{Permission, token};
 use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;
+use crate::web::panel::pages::intercom::RingView;
 
 use super::Flash;
 
@@ -28,6 +30,10 @@ pub(crate) struct Chrome {
     pub(crate) flash: Option<Flash>,
     /// Reads waiting for a guard (the badge on every page).
     pub(crate) waiting: usize,
+    /// Door-station calls ringing now (the banner on every page).
+    pub(crate) calls: Vec<RingView>,
+    /// Whether the viewer may open doors (the banner's unlock).
+    pub(crate) can_actuate: bool,
     /// No message (for `kit::field` on a field that has none).
     pub(crate) no_error: Option<&'static str>,
 }
@@ -39,6 +45,7 @@ impl Chrome {
         let mut chrome = Chrome::fragment(viewer, nav);
         chrome.flash = viewer.ctx.memo.take_flash(&viewer.csrf);
         chrome.waiting = viewer.ctx.waiting;
+        chrome.calls = viewer.ctx.ringing.clone();
         chrome
     }
 
@@ -61,6 +68,8 @@ impl Chrome {
             here: viewer.ctx.path.clone(),
             flash: None,
             waiting: 0,
+            calls: Vec::new(),
+            can_actuate: viewer.may(Permission::Actuate),
             no_error: None,
         }
     }

@@ -76,7 +76,7 @@ pub(crate) fn commands_for(kind: &str) -> Vec<&'static str> {
         commands.extend(["open_barrier", "close_barrier", "hold_open", "release_hold"]);
     }
     // Doors, controllers and the door stations of intercoms open a door.
-    if kind.contains("door") || super::intercom::STATION_KINDS.contains(&kind) {
+    if kind.contains("door") || crate::config::is_station(kind) {
         commands.push("pulse_door");
     }
     commands.push("poll");
