@@ -522,6 +522,11 @@ async fn build(
         uplink_status: uplink_status.clone(),
         facility: facility.clone(),
         cctv: cctv.clone(),
+        eraser: crate::privacy::Eraser {
+            store: store.clone(),
+            images: images.clone(),
+            key: config.uplink.command_key.clone(),
+        },
     });
     // Always: a reload may add the first surveillance camera.
     aux_tasks.spawn_owned(

@@ -180,6 +180,31 @@ impl ImageStore {
         Ok(deleted)
     }
 
+    /// Deletes the images named (an erasure on request); returns how many
+    /// files went. A name that is not a plain relative name, or whose file
+    /// is already gone, is skipped.
+    pub fn remove(&self, names: &[String]) -> u64 {
+        let _one_at_a_time = self
+            .inner
+            .pruning
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut deleted = 0;
+        for path in names.iter().filter_map(|name| self.resolve(name)) {
+            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+            if std::fs::remove_file(&path).is_ok() {
+                deleted += 1;
+                let _ = self
+                    .inner
+                    .used
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                        Some(u.saturating_sub(size))
+                    });
+            }
+        }
+        deleted
+    }
+
     /// The absolute path of a saved image, if `name` is a plain relative
     /// name inside the folder (no `..`, no absolute paths).
     pub fn resolve(&self, name: &str) -> Option<PathBuf> {

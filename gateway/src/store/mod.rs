@@ -778,6 +778,44 @@ impl Store {
         }
     }
 
+    /// Like [`Store::write_blocking`], with every byte the change deletes
+    /// or overwrites zeroed (`PRAGMA secure_delete` on for it alone): an
+    /// erasure's writes. Follow them with [`Store::scrub`].
+    pub fn write_erasing<T, E>(
+        &self,
+        change: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.write_blocking(move |tx| {
+            tx.pragma_update(None, "secure_delete", schema::SECURE_DELETE)
+                .map_err(StoreError::from)?;
+            let result = change(tx);
+            let restored = tx.pragma_update(None, "secure_delete", schema::SECURE_DELETE_FAST);
+            let value = result?;
+            restored.map_err(StoreError::from)?;
+            Ok(value)
+        })
+    }
+
+    /// After the writer's next commit, frees every free page (what deleted
+    /// rows left in them goes with them) and checkpoints the WAL with
+    /// TRUNCATE, so neither file keeps what was deleted or overwritten.
+    /// Returns whether both completed (a long read on another connection
+    /// can hold the checkpoint back; the next one finishes it). Blocks:
+    /// call it from a blocking context.
+    pub fn scrub(&self) -> Result<bool, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.request(Request::Scrub {
+            reply: Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        })?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
     /// Up to `limit` events with `seq > after`, oldest first.
     pub async fn read_after(&self, after: Seq, limit: usize) -> Result<Vec<Envelope>, StoreError> {
         let inner = self.inner.clone();

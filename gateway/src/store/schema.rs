@@ -208,8 +208,24 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // Keep a WAL left behind by a big ack from squatting on the card.
     conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Deleted rows are zeroed in the pages a delete writes anyway (no more
+    // IO); pages freed whole keep their bytes until an erasure frees them
+    // ([`SECURE_DELETE`]).
+    conn.pragma_update(None, "secure_delete", SECURE_DELETE_FAST)?;
     persist_wal(conn)
 }
+
+/// `PRAGMA secure_delete`'s every-day value: deleted content is overwritten
+/// with zeros where that costs no extra write, so a deleted row leaves no
+/// bytes in the pages still in use. Pages freed whole (the freelist) are
+/// not overwritten at this setting; an erasure on request turns it
+/// [`SECURE_DELETE`] for its own transactions and then frees the freelist
+/// and truncates the WAL ([`super::Store::scrub`]).
+pub(crate) const SECURE_DELETE_FAST: &str = "FAST";
+
+/// `PRAGMA secure_delete` for an erasure's transactions: every deleted
+/// byte overwritten with zeros, freed pages included.
+pub(crate) const SECURE_DELETE: &str = "ON";
 
 /// Keeps the `-wal` and `-shm` files when the last connection closes
 /// (`SQLITE_FCNTL_PERSIST_WAL`; `journal_size_limit` truncates the WAL to
@@ -324,6 +340,46 @@ mod tests {
             )
             .expect("q");
         assert_eq!(index, 1);
+    }
+
+    /// Whether `needle` is anywhere in the bytes of the database or its WAL.
+    fn on_disk(path: &Path, needle: &[u8]) -> bool {
+        let wal = path.with_extension("db-wal");
+        [path.to_path_buf(), wal].iter().any(|p| {
+            std::fs::read(p).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        })
+    }
+
+    #[test]
+    fn a_deleted_row_leaves_no_bytes_in_the_pages_in_use_only_with_secure_delete() {
+        let needle = "苏A7SECRET".as_bytes();
+        for (secure, left) in [(true, false), (false, true)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("g.db");
+            let conn = connect(&path).expect("connect");
+            if !secure {
+                conn.pragma_update(None, "secure_delete", 0).expect("off");
+            }
+            conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+                .expect("table");
+            for i in 0..20 {
+                conn.execute(
+                    "INSERT INTO t (v) VALUES (?1)",
+                    [format!("row {i} 苏A7SECRE{}", i % 2)],
+                )
+                .expect("insert");
+            }
+            conn.execute("INSERT INTO t (v) VALUES ('苏A7SECRET')", [])
+                .expect("insert");
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+                .expect("checkpoint");
+            assert!(on_disk(&path, needle), "written");
+            conn.execute("DELETE FROM t WHERE v = '苏A7SECRET'", [])
+                .expect("delete");
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+                .expect("checkpoint");
+            assert_eq!(on_disk(&path, needle), left, "secure_delete {secure}");
+        }
     }
 
     #[test]

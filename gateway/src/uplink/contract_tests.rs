@@ -24,8 +24,8 @@ use crate::events::{
     ConfigRejected, ConfigReloaded, DoorDecision, DoorNote, Event, Exited, GatewayEvent,
     GatewayStarted, GatewayStopping, GuardDecision, KeypadLocked, Kind, LaneNote, LaneReason,
     LaneVerdict, ListSync, OpenFailed, Origin, PanelAction, PanelAudit, Passage, PendingExpired,
-    PrivacyPurge, ReadDecision, StorePressure, StoreQuarantined, StoreUnavailable, ThresholdAlarm,
-    Undecided,
+    PrivacyErasure, PrivacyPurge, ReadDecision, StorePressure, StoreQuarantined, StoreUnavailable,
+    ThresholdAlarm, Undecided,
 };
 use crate::pipeline::{Stamper, annotated_body};
 use crate::rules::threshold::Limit;
@@ -644,6 +644,31 @@ fn sample(kind: Kind) -> Vec<(Event, Vec<Annotation>)> {
                 deleted: names.into_iter().zip([12, 3400, 7, 90, 0]).collect(),
                 retention_days: names.into_iter().zip([30, 90, 30, 30, 365]).collect(),
                 failed: std::collections::BTreeMap::new(),
+            }))]
+        }
+        Kind::PrivacyErasure => {
+            let removed = [
+                "residents",
+                "visitors",
+                "blacklist",
+                "inside",
+                "cards",
+                "blocked_cards",
+                "pins",
+                "temp_codes",
+            ];
+            let stripped = ["journal", "queue", "dead_letters", "snapshots"];
+            vec![gateway(GatewayEvent::PrivacyErasure(PrivacyErasure {
+                by: "plate",
+                masked: crate::rules::erasure::mask_plate("苏A8HK52"),
+                reference: Some("5f".repeat(32)),
+                reason: "the resident moved out and asked".into(),
+                actor: "admin".into(),
+                via: "panel",
+                remote: Some("192.0.2.7".into()),
+                removed: removed.into_iter().zip([1, 2, 0, 1, 0, 0, 0, 0]).collect(),
+                stripped: stripped.into_iter().zip([41, 3, 0, 12]).collect(),
+                scrubbed: true,
             }))]
         }
         Kind::ConfigReloaded => vec![gateway(GatewayEvent::ConfigReloaded(ConfigReloaded {

@@ -159,6 +159,16 @@ async fn harness_with(points: Option<DeviceConfig>) -> Harness {
         uplink_status: Arc::new(UplinkStatus::default()),
         facility: facility.clone(),
         cctv: cctv.clone(),
+        eraser: crate::privacy::Eraser {
+            store: store.clone(),
+            images: crate::lanes::images::ImageStore::open(
+                dir.path().join("images"),
+                1 << 30,
+                metrics.clone(),
+            )
+            .expect("images"),
+            key: None,
+        },
     });
     let (_tx, readiness) = watch::channel(Readiness::Ready);
     let router = web::router(PanelState {
@@ -1941,4 +1951,108 @@ async fn the_cctv_page_shows_each_cameras_state_streams_and_takes_a_snapshot_on_
         .post("/cctv/nowhere/snapshot", &[("csrf", &token)])
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn privacy_erasure_is_an_admins_with_a_reason_and_a_confirmation_and_names_nobody() {
+    let h = harness().await;
+    add(&h, "admin", Role::Admin).await;
+    add(&h, "mgr", Role::Manager).await;
+    {
+        let plates = h.plates.clone();
+        tokio::task::spawn_blocking(move || {
+            plates.upsert_resident(&crate::rules::vehicle::Resident {
+                plate: "苏A8HK52".into(),
+                house: "3-2-1201".into(),
+                owner: "王芳".into(),
+                valid_from: None,
+                valid_to: None,
+                lanes: Vec::new(),
+            })
+        })
+        .await
+        .expect("join")
+        .expect("resident");
+    }
+    let erase = |csrf: &str, reason: &str, confirm: bool, value: &str| {
+        let mut form = vec![
+            ("csrf", csrf.to_owned()),
+            ("by", "plate".to_owned()),
+            ("value", value.to_owned()),
+            ("reason", reason.to_owned()),
+        ];
+        if confirm {
+            form.push(("confirm", "yes".to_owned()));
+        }
+        form
+    };
+    let mut manager = Browser::new(&h);
+    manager.login("mgr", "a long password").await;
+    assert_eq!(manager.get("/privacy").await.status, StatusCode::FORBIDDEN);
+    let csrf = manager.csrf().await;
+    let form = erase(&csrf, "asked", true, "苏A8HK52");
+    let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        manager.post("/privacy/erase", &refs).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let mut b = Browser::new(&h);
+    b.login("admin", "a long password").await;
+    assert!(b.get("/users").await.body.contains("href=\"/privacy\""));
+    let page = b.get("/privacy").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("action=\"/privacy/erase\""),
+        "{}",
+        page.body
+    );
+    let csrf = b.csrf().await;
+    for (reason, confirm, value) in [
+        ("", true, "苏A8HK52"),
+        ("asked", false, "苏A8HK52"),
+        ("asked", true, "not a plate"),
+    ] {
+        let form = erase(&csrf, reason, confirm, value);
+        let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let refused = b.post("/privacy/erase", &refs).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{reason} {confirm} {value}"
+        );
+        assert!(refused.body.contains("class=\"error\""), "{}", refused.body);
+    }
+    let form = erase("", "asked in writing", true, "苏A8HK52");
+    let refs: Vec<(&str, &str)> = form[1..].iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        b.post("/privacy/erase", &refs).await.status,
+        StatusCode::FORBIDDEN,
+        "no CSRF token"
+    );
+    assert!(
+        h.plates.snapshot().residents.get("苏A8HK52").is_some(),
+        "nothing erased yet"
+    );
+
+    let form = erase(&csrf, "asked in writing", true, "苏a8hk52");
+    let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = b.post("/privacy/erase", &refs).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("苏A8***2"), "{}", done.body);
+    assert!(
+        h.plates.snapshot().residents.is_empty(),
+        "the lists in memory follow at once"
+    );
+    let records = audit_bodies(&h, "privacy_erasure").await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record = &records[0];
+    assert_eq!(record["actor"], "admin");
+    assert_eq!(record["via"], "panel");
+    assert_eq!(record["reason"], "asked in writing");
+    assert_eq!(record["removed"]["residents"], 1);
+    let text = record.to_string();
+    for gone in ["苏A8HK52", "王芳", "3-2-1201"] {
+        assert!(!text.contains(gone), "{text}");
+    }
 }
