@@ -1124,7 +1124,15 @@ mod tests {
         for name in &read_images {
             assert!(!images.resolve(name).expect("path").exists(), "{name}");
         }
-        assert!(images.resolve(&other_images[0]).expect("path").exists());
+        let kept = images.resolve(&other_images[0]).expect("path");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&kept).expect("kept").permissions(),
+        );
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "snapshots are the service user's alone"
+        );
         // The history keeps the events, masked.
         let journal = Journal::new(&store).expect("journal");
         let kept = journal

@@ -1,7 +1,8 @@
 //! `gatehouse privacy erase`, run as the real binary: a household's cards
 //! and vehicles erased by house leave no byte of the household in the
 //! database files, the erasure is recorded without it, and a missing or
-//! unusable identifier is refused with why.
+//! unusable identifier is refused with why. The data directory and the
+//! database files are the service user's alone (0700 / 0600).
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -105,6 +106,15 @@ fn privacy_erase_by_house_leaves_no_trace_of_the_household_and_records_only_coun
         "the neighbours stay"
     );
     assert!(on_disk(&data, "privacy_erasure") && on_disk(&data, "moved out, asked in writing"));
+    // The data directory and the database are the service user's alone.
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).expect("meta").permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&data), 0o700);
+    for name in ["gatehouse.db", "gatehouse.db-wal", "gatehouse.db-shm"] {
+        assert_eq!(mode(&data.join(name)), 0o600, "{name}");
+    }
     let listed = gatehouse(&config, &["cards", "list"]);
     assert!(
         listed.status.success() && !text(&listed).contains(card),

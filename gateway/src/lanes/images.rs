@@ -13,6 +13,7 @@
 //! name an image that is missing or short; the camera sends such a read
 //! again, and the panel shows a missing image as missing.
 
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -222,7 +223,13 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let folder = path.parent().unwrap_or(Path::new("."));
     create_dir_durably(folder)?;
-    let mut file = std::fs::File::create(path)?;
+    // The service user's alone (the image shows a person).
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(crate::store::FILE_MODE)
+        .open(path)?;
     file.write_all(bytes)?;
     file.sync_data()?;
     sync_dir(folder)
@@ -234,7 +241,10 @@ fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(crate::store::DIR_MODE)
+        .create(dir)?;
     match dir.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
         _ => Ok(()),

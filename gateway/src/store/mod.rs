@@ -205,7 +205,7 @@ use crate::wire::Envelope;
 
 pub use check::Integrity;
 pub use held::{TELEMETRY_HOLD, TELEMETRY_HOLD_MAX};
-pub use schema::SCHEMA_VERSION;
+pub use schema::{DIR_MODE, FILE_MODE, SCHEMA_VERSION};
 pub use writer::{ACK_HOLD, COUNT_AT_OPEN, MAX_BATCH_EVENTS};
 
 pub use journal::{
@@ -559,6 +559,9 @@ impl Store {
             tracing::warn!(%error, marker = %marker.display(), "The damage marker could not be removed.");
         }
         let reader = schema::connect(&path)?;
+        // Every file of the database exists now (the WAL and its index
+        // too): the service user's alone, like their folder.
+        schema::restrict(&path);
         if !disk_full && space::nearly_full(&dir) {
             // The open itself needed no room (its files were kept): the
             // disk is full all the same, so the reserve goes to SQLite.

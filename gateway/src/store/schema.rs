@@ -258,6 +258,42 @@ fn persist_wal(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
+/// The mode of the database's files: the service user's alone.
+pub const FILE_MODE: u32 = 0o600;
+/// The mode of the database's folder (the data directory).
+pub const DIR_MODE: u32 = 0o700;
+
+/// Keeps the database's files ([`FILE_MODE`]: the file, its `-wal` and
+/// `-shm`) and its folder ([`DIR_MODE`]) to the service user: any bit wider
+/// than those is taken away (a file SQLite created under a looser umask, a
+/// data directory made by an older package). A failure is logged, never
+/// fatal: a gateway must not stop over a mode it cannot change.
+pub(crate) fn restrict(path: &Path) {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        narrow(dir, DIR_MODE);
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        narrow(Path::new(&file), FILE_MODE);
+    }
+}
+
+fn narrow(path: &Path, allowed: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & !allowed == 0 {
+        return;
+    }
+    let narrower = std::fs::Permissions::from_mode(mode & allowed);
+    if let Err(error) = std::fs::set_permissions(path, narrower) {
+        tracing::warn!(%error, path = %path.display(), mode = format!("{mode:o}"), "Could not make this file the service user's alone.");
+    }
+}
+
 /// The `meta` key naming the Gatehouse version that last opened the file.
 const WRITTEN_BY: &str = "written_by";
 
@@ -380,6 +416,30 @@ mod tests {
                 .expect("checkpoint");
             assert_eq!(on_disk(&path, needle), left, "secure_delete {secure}");
         }
+    }
+
+    #[test]
+    fn the_database_files_and_folder_become_the_service_users_alone() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).expect("data dir");
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = data.join("g.db");
+        let conn = connect(&path).expect("connect");
+        conn.execute_batch("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('x');")
+            .expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        restrict(&path);
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        for name in ["g.db", "g.db-wal", "g.db-shm"] {
+            assert_eq!(mode(&data.join(name)), 0o600, "{name}");
+        }
+        // Narrower modes stay as they are.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+        restrict(&path);
+        assert_eq!(mode(&path), 0o400);
     }
 
     #[test]
