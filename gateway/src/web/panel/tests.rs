@@ -774,7 +774,12 @@ async fn audit_csv_exports_the_log_with_a_bom_and_defused_cells() {
             .starts_with("attachment")
     );
     assert!(csv.body.contains("'=HYPERLINK"), "{}", csv.body);
-    assert_eq!(csv.body.lines().count(), 2, "{}", csv.body);
+    assert_eq!(csv.body.lines().count(), 3, "{}", csv.body);
+    let last = csv.body.lines().last().expect("a last line");
+    assert!(
+        last.starts_with("# exported by admin at "),
+        "the watermark names who and when: {last}"
+    );
 }
 
 #[tokio::test]

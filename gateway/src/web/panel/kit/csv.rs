@@ -3,8 +3,9 @@
 //! their line numbers; nothing written) then write (the same text posted
 //! again, one transaction) — through [`import`]. Every download goes
 //! through [`download`]: UTF-8 with a BOM (so spreadsheets read Chinese),
-//! a dated file name, and every cell defused ([`defuse`]) so a spreadsheet
-//! never evaluates a cell as a formula.
+//! a dated file name, every cell defused ([`defuse`]) so a spreadsheet
+//! never evaluates a cell as a formula, and a last line naming who
+//! exported it and when (`crate::vocab::import::watermark`; imports skip it).
 //!
 //! The CSV travels in a form field (a file picked in the browser is read
 //! into it by the page's script, or pasted), because the CSRF guard reads
@@ -20,6 +21,7 @@ use super::blocking;
 use crate::vocab::records::ImportReport;
 use crate::vocab::records::ListError;
 use crate::web::panel::PanelError;
+use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;
 
 /// A checked import: rows to write, rows refused.
@@ -168,8 +170,13 @@ pub(crate) async fn from_store(
 }
 
 /// The download response for `csv` (from [`write_rows`] or
-/// [`from_store`]): `gatehouse-STEM-YYYYMMDD-HHMM.csv`.
-pub(crate) fn download(stem: &str, csv: Vec<u8>) -> Response {
+/// [`from_store`]): `gatehouse-STEM-YYYYMMDD-HHMM.csv`, ending with the
+/// watermark line naming the viewer and the time
+/// ([`crate::vocab::import::watermark`]). Every export goes out here.
+pub(crate) fn download(viewer: &Viewer, stem: &str, mut csv: Vec<u8>) -> Response {
+    csv.extend_from_slice(
+        crate::vocab::import::watermark(&viewer.user.name, drivers::contract::now_ms()).as_bytes(),
+    );
     let stamp = crate::web::panel::view::file_stamp();
     let disposition = format!("attachment; filename=\"gatehouse-{stem}-{stamp}.csv\"");
     (
