@@ -198,6 +198,8 @@ kinds! {
     CardUnblocked = "card_unblocked", Audit;
     /// Panel: door cards were imported from CSV.
     CardsImported = "cards_imported", Audit;
+    /// Panel: a CSV file was exported (which list, how many rows).
+    DataExported = "data_exported", Audit;
 }
 
 impl Kind {
@@ -794,6 +796,8 @@ pub enum PanelAction {
     CardUnblocked,
     /// `cards_imported`.
     CardsImported,
+    /// `data_exported`.
+    DataExported,
 }
 
 impl PanelAction {
@@ -825,6 +829,7 @@ impl PanelAction {
             PanelAction::CardBlocked => Kind::CardBlocked,
             PanelAction::CardUnblocked => Kind::CardUnblocked,
             PanelAction::CardsImported => Kind::CardsImported,
+            PanelAction::DataExported => Kind::DataExported,
         }
     }
 }

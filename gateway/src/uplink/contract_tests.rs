@@ -780,6 +780,11 @@ fn sample(kind: Kind) -> Vec<(Event, Vec<Annotation>)> {
             ..panel(PanelAction::CardBlocked)
         })],
         Kind::CardUnblocked => vec![audit(panel(PanelAction::CardUnblocked))],
+        Kind::DataExported => vec![audit(
+            panel(PanelAction::DataExported)
+                .on("residents")
+                .detail("120 rows"),
+        )],
         Kind::CardsImported => vec![audit(
             panel(PanelAction::CardsImported).detail("10 written, 0 rejected"),
         )],

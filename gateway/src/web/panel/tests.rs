@@ -780,6 +780,11 @@ async fn audit_csv_exports_the_log_with_a_bom_and_defused_cells() {
         last.starts_with("# exported by admin at "),
         "the watermark names who and when: {last}"
     );
+    let exports = audit_bodies(&h, "data_exported").await;
+    assert_eq!(exports.len(), 1, "{exports:?}");
+    assert_eq!(exports[0]["actor"], "admin");
+    assert_eq!(exports[0]["target"], "audit");
+    assert_eq!(exports[0]["detail"], "1 rows", "counts, not contents");
 }
 
 #[tokio::test]

@@ -456,6 +456,7 @@ pub(super) const STRINGS: Strings = Strings {
         ("card_blocked", "Card blocked"),
         ("card_unblocked", "Card unblocked"),
         ("cards_imported", "Cards imported"),
+        ("data_exported", "CSV exported"),
         ("blacklist_imported", "Blacklist imported"),
         ("visitors_imported", "Visitors imported"),
         ("exit_without_entry", "Exit without entry"),

@@ -456,6 +456,7 @@ pub(super) const STRINGS: Strings = Strings {
         ("card_blocked", "门禁卡挂失"),
         ("card_unblocked", "门禁卡解除挂失"),
         ("cards_imported", "导入门禁卡"),
+        ("data_exported", "导出 CSV"),
         ("blacklist_imported", "导入黑名单"),
         ("visitors_imported", "导入访客"),
         ("exit_without_entry", "无入场记录出场"),

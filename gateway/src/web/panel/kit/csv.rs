@@ -18,11 +18,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::blocking;
+use crate::events::PanelAction;
 use crate::vocab::records::ImportReport;
 use crate::vocab::records::ListError;
+use crate::web::panel::PanelCore;
 use crate::web::panel::PanelError;
 use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;
+use crate::web::panel::kit::{audit_by, record_audit};
 
 /// A checked import: rows to write, rows refused.
 #[derive(Debug, Clone, Default)]
@@ -172,8 +175,28 @@ pub(crate) async fn from_store(
 /// The download response for `csv` (from [`write_rows`] or
 /// [`from_store`]): `gatehouse-STEM-YYYYMMDD-HHMM.csv`, ending with the
 /// watermark line naming the viewer and the time
-/// ([`crate::vocab::import::watermark`]). Every export goes out here.
-pub(crate) fn download(viewer: &Viewer, stem: &str, mut csv: Vec<u8>) -> Response {
+/// ([`crate::vocab::import::watermark`]), recorded as a `data_exported`
+/// audit event (the list and the number of rows). Every export goes out
+/// here.
+pub(crate) async fn download(
+    core: &PanelCore,
+    viewer: &Viewer,
+    stem: &str,
+    mut csv: Vec<u8>,
+) -> Response {
+    // Recorded: who exported which list, and how many rows (never which).
+    let rows = csv::ReaderBuilder::new()
+        .from_reader(csv.as_slice())
+        .records()
+        .count();
+    record_audit(
+        core,
+        None,
+        audit_by(viewer, PanelAction::DataExported)
+            .on(stem)
+            .detail(format!("{rows} rows")),
+    )
+    .await;
     csv.extend_from_slice(
         crate::vocab::import::watermark(&viewer.user.name, drivers::contract::now_ms()).as_bytes(),
     );

@@ -402,7 +402,7 @@ pub(in crate::web::panel) async fn export(
     let core = panel.core()?;
     let store = core.credentials.clone();
     let out = csv::from_store(move |out| store.export_cards_csv(out)).await?;
-    Ok(csv::download(&viewer, "cards", out))
+    Ok(csv::download(&core, &viewer, "cards", out).await)
 }
 
 #[derive(Deserialize)]

@@ -451,7 +451,7 @@ pub(in crate::web::panel) async fn export(
     let kind = which.kind();
     let plates = core.plates.clone();
     let out = csv::from_store(move |out| plates.export_csv(kind, out)).await?;
-    Ok(csv::download(&viewer, list_name(kind), out))
+    Ok(csv::download(&core, &viewer, list_name(kind), out).await)
 }
 
 #[derive(Deserialize)]
