@@ -200,6 +200,8 @@ kinds! {
     CardsImported = "cards_imported", Audit;
     /// Panel: a CSV file was exported (which list, how many rows).
     DataExported = "data_exported", Audit;
+    /// Panel: a list of people's data was searched (which, how many found).
+    DataSearched = "data_searched", Audit;
 }
 
 impl Kind {
@@ -798,6 +800,8 @@ pub enum PanelAction {
     CardsImported,
     /// `data_exported`.
     DataExported,
+    /// `data_searched`.
+    DataSearched,
 }
 
 impl PanelAction {
@@ -830,6 +834,7 @@ impl PanelAction {
             PanelAction::CardUnblocked => Kind::CardUnblocked,
             PanelAction::CardsImported => Kind::CardsImported,
             PanelAction::DataExported => Kind::DataExported,
+            PanelAction::DataSearched => Kind::DataSearched,
         }
     }
 }

@@ -780,6 +780,11 @@ fn sample(kind: Kind) -> Vec<(Event, Vec<Annotation>)> {
             ..panel(PanelAction::CardBlocked)
         })],
         Kind::CardUnblocked => vec![audit(panel(PanelAction::CardUnblocked))],
+        Kind::DataSearched => vec![audit(
+            panel(PanelAction::DataSearched)
+                .on("cards")
+                .detail("3 found"),
+        )],
         Kind::DataExported => vec![audit(
             panel(PanelAction::DataExported)
                 .on("residents")

@@ -1248,6 +1248,16 @@ async fn vehicles_form_and_blacklist_validate_next_to_the_field_and_audit() {
     );
     let search = b.get("/vehicles?q=3-2").await;
     assert!(search.body.contains("苏A8HK52"));
+    let searches = audit_bodies(&h, "data_searched").await;
+    assert_eq!(searches.len(), 1, "{searches:?}");
+    assert_eq!(searches[0]["actor"], "mgr");
+    assert_eq!(searches[0]["target"], "residents");
+    assert_eq!(searches[0]["detail"], "1 found");
+    assert!(
+        !searches[0].to_string().contains("3-2"),
+        "never what was searched for: {}",
+        searches[0]
+    );
     let none = b.get("/vehicles?q=9-9").await;
     assert!(!none.body.contains("<td class=\"plate\">苏A8HK52"));
     let edit = b.get("/vehicles?edit=%E8%8B%8FA8HK52").await;

@@ -457,6 +457,7 @@ pub(super) const STRINGS: Strings = Strings {
         ("card_unblocked", "Card unblocked"),
         ("cards_imported", "Cards imported"),
         ("data_exported", "CSV exported"),
+        ("data_searched", "Searched people's data"),
         ("blacklist_imported", "Blacklist imported"),
         ("visitors_imported", "Visitors imported"),
         ("exit_without_entry", "Exit without entry"),

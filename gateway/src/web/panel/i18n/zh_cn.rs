@@ -457,6 +457,7 @@ pub(super) const STRINGS: Strings = Strings {
         ("card_unblocked", "门禁卡解除挂失"),
         ("cards_imported", "导入门禁卡"),
         ("data_exported", "导出 CSV"),
+        ("data_searched", "查询个人信息"),
         ("blacklist_imported", "导入黑名单"),
         ("visitors_imported", "导入访客"),
         ("exit_without_entry", "无入场记录出场"),
