@@ -44,7 +44,7 @@ use crate::events::{GatewayEvent, PrivacyErasure, PrivacyPurge};
 use crate::lanes::images::ImageStore;
 use crate::lists::plates::{PlateRegistry, bump_revision, canonical_plate};
 use crate::pipeline::{GATEWAY_DEVICE, PipelineHandle};
-use crate::rules::erasure::{Person, mask_card, mask_house, mask_plate, scrub};
+use crate::rules::erasure::{Person, mask_card, mask_house, mask_plate, names, scrub};
 use crate::store::{CHUNK_ROWS, Personal, Store, StoreError, purge_personal};
 
 /// How often the purge runs.
@@ -198,10 +198,9 @@ impl Subject {
             "plate" => canonical_plate(value)
                 .map(Subject::Plate)
                 .map_err(|e| ErasureError::Invalid(e.to_string())),
-            "card" if value.chars().any(char::is_whitespace) => Err(ErasureError::Invalid(
-                format!("invalid card number {value:?}"),
-            )),
-            "card" => Ok(Subject::Card(value.to_owned())),
+            "card" => crate::rules::door::canonical_card(value)
+                .map(Subject::Card)
+                .ok_or_else(|| ErasureError::Invalid(format!("invalid card number {value:?}"))),
             "house" => Ok(Subject::House(value.to_owned())),
             other => Err(ErasureError::Invalid(format!(
                 "unknown kind {other:?} (plate, card or house)"
@@ -399,7 +398,9 @@ fn remove_from_lists(
     Ok((person, removed))
 }
 
-/// The rows of `table` that name the person.
+/// The rows of `table` that name the person: found by the identifiers'
+/// text, kept when their body names the person as a whole
+/// ([`crate::rules::erasure::names`]; card `42` is not in `1042`).
 fn rows_naming(
     conn: &rusqlite::Connection,
     table: &str,
@@ -407,11 +408,21 @@ fn rows_naming(
 ) -> rusqlite::Result<BTreeSet<i64>> {
     let mut rows = BTreeSet::new();
     let mut stmt = conn.prepare(&format!(
-        "SELECT rowid FROM {table} WHERE instr(payload, ?1) > 0"
+        "SELECT rowid, payload FROM {table} WHERE instr(payload, ?1) > 0"
     ))?;
     for identifier in person.identifiers() {
-        for row in stmt.query_map([identifier], |r| r.get::<_, i64>(0))? {
-            rows.insert(row?);
+        let found = stmt.query_map([identifier], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in found {
+            let (rowid, payload) = row?;
+            let named = match serde_json::from_str::<Value>(&payload) {
+                Ok(event) => event.get("body").is_some_and(|b| names(b, person)),
+                Err(_) => person.found_in(&payload),
+            };
+            if named {
+                rows.insert(rowid);
+            }
         }
     }
     Ok(rows)
@@ -479,12 +490,18 @@ fn strip_rows(
         else {
             continue;
         };
+        // Only the body: the envelope's own fields (id, device, kind) are
+        // nobody's.
         let clean = match serde_json::from_str::<Value>(&payload) {
             Ok(mut event) => {
                 images_named(&event, &mut images);
-                scrub(&mut event, person).then(|| event.to_string())
+                let changed = event
+                    .get_mut("body")
+                    .is_some_and(|body| scrub(body, person));
+                changed.then(|| event.to_string())
             }
-            Err(_) => person.scrub_text(&payload),
+            Err(_) if person.found_in(&payload) => person.scrub_text(&payload),
+            Err(_) => None,
         };
         if let Some(clean) = clean {
             // `size` stays as it was: the writer's byte accounting of the

@@ -93,17 +93,22 @@ impl Person {
         self.masks.iter().map(|(i, _)| i.as_str())
     }
 
-    /// Whether `text` contains one of the identifiers.
+    /// Whether `text` names the person: contains one of the identifiers
+    /// as a whole (not inside a longer run of letters and digits: card
+    /// `42` is not in `1042` nor in a UUID).
     pub fn found_in(&self, text: &str) -> bool {
-        self.identifiers().any(|i| text.contains(i))
+        self.identifiers()
+            .any(|i| whole_matches(text, i).next().is_some())
     }
 
     /// `text` with every identifier masked and every name and house
-    /// number removed (`None`: nothing in it).
+    /// number removed (`None`: nothing in it). Only for a record that
+    /// names the person ([`Person::found_in`]): a name alone is not
+    /// theirs.
     pub fn scrub_text(&self, text: &str) -> Option<String> {
         let mut out = text.to_owned();
         for (identifier, mask) in &self.masks {
-            out = out.replace(identifier.as_str(), mask);
+            out = replace_whole(&out, identifier, mask);
         }
         for strip in &self.strip {
             out = out.replace(strip.as_str(), "");
@@ -112,11 +117,53 @@ impl Person {
     }
 }
 
-/// Strips `person` from a recorded event (any JSON): every string that
-/// contains an identifier gets the masked form instead, every name or house
-/// number in a string is removed. Keys are left as they are. Returns
-/// whether anything changed.
+/// Where `needle` is in `text` as a whole: not preceded or followed by
+/// an ASCII letter or digit.
+fn whole_matches<'a>(text: &'a str, needle: &'a str) -> impl Iterator<Item = usize> + 'a {
+    text.match_indices(needle)
+        .map(|(i, _)| i)
+        .filter(move |&i| {
+            let before = text[..i].chars().next_back();
+            let after = text[i + needle.len()..].chars().next();
+            !before.is_some_and(|c| c.is_ascii_alphanumeric())
+                && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+        })
+}
+
+/// `text` with every whole `needle` replaced by `with`.
+fn replace_whole(text: &str, needle: &str, with: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for i in whole_matches(text, needle) {
+        out.push_str(&text[last..i]);
+        out.push_str(with);
+        last = i + needle.len();
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// Whether any string in `value` (a recorded event's body) names the
+/// person ([`Person::found_in`]).
+pub fn names(value: &Value, person: &Person) -> bool {
+    match value {
+        Value::String(text) => person.found_in(text),
+        Value::Array(items) => items.iter().any(|item| names(item, person)),
+        Value::Object(map) => map.values().any(|item| names(item, person)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+/// Strips `person` from a recorded event's body (any JSON) that names
+/// them: every identifier in a string gets the masked form instead, every
+/// name or house number in a string is removed. A body that does not name
+/// them is left alone (their name alone may be someone else's). Keys are
+/// left as they are. Returns whether anything changed.
 pub fn scrub(value: &mut Value, person: &Person) -> bool {
+    names(value, person) && rewrite(value, person)
+}
+
+fn rewrite(value: &mut Value, person: &Person) -> bool {
     match value {
         Value::String(text) => match person.scrub_text(text) {
             Some(clean) => {
@@ -127,10 +174,10 @@ pub fn scrub(value: &mut Value, person: &Person) -> bool {
         },
         Value::Array(items) => items
             .iter_mut()
-            .fold(false, |changed, item| scrub(item, person) | changed),
+            .fold(false, |changed, item| rewrite(item, person) | changed),
         Value::Object(map) => map
             .values_mut()
-            .fold(false, |changed, item| scrub(item, person) | changed),
+            .fold(false, |changed, item| rewrite(item, person) | changed),
         Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
@@ -184,6 +231,32 @@ mod tests {
         assert_eq!(event["seq"], 7);
         assert!(!scrub(&mut event, &person), "a second pass changes nothing");
         assert!(!person.found_in(&text));
+    }
+
+    #[test]
+    fn an_identifier_inside_a_longer_number_or_id_is_not_the_person() {
+        let mut person = Person::new();
+        person.identify("42", mask_card("42"));
+        person.strip("王芳");
+        let mut other = json!({
+            "id": "0193a5b2-4242-7cc3-9f00-1a2b3c4d5e6f",
+            "card": "1042",
+            "holder": "王芳",
+            "note": "card 42x"
+        });
+        let before = other.clone();
+        assert!(!scrub(&mut other, &person), "not this person's record");
+        assert_eq!(other, before, "a namesake keeps her name");
+        let mut theirs = json!({"card": "42", "holder": "王芳", "id": "0193-4242"});
+        assert!(scrub(&mut theirs, &person));
+        assert_eq!(
+            theirs,
+            json!({"card": "**", "holder": "", "id": "0193-4242"})
+        );
+        assert_eq!(
+            person.scrub_text("card 42, door 1").as_deref(),
+            Some("card **, door 1")
+        );
     }
 
     #[test]
