@@ -525,6 +525,11 @@ async fn build(
         facility: facility.clone(),
         cctv: cctv.clone(),
         intercom: intercom.clone(),
+        eraser: crate::privacy::Eraser {
+            store: store.clone(),
+            images: images.clone(),
+            key: config.uplink.command_key.clone(),
+        },
     });
     // Always: a reload may add the first door station.
     aux_tasks.spawn_owned(

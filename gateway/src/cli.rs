@@ -1,8 +1,9 @@
 //! The `gatehouse` command line: `run`, `check-config`, `demo`, the vehicle
 //! lists (`plates …`, in [`crate::lists::cli`]), the unit-door cards
 //! (`cards …`, in [`crate::doors::cli`]), the panel's users
-//! (`user add|passwd|remove|list`, in [`user`]) and the processing record of
-//! personal information (`privacy report`, in [`privacy`]). Each command returns a
+//! (`user add|passwd|remove|list`, in [`user`]) and personal information
+//! (`privacy report`, the processing record; `privacy erase`, erasure on
+//! request; in [`privacy`]). Each command returns a
 //! [`CliError`] whose [`CliError::exit_code`] `main` exits with: 64 for a
 //! bad configuration, 65 for a database written by a newer Gatehouse (both
 //! listed in the unit's `RestartPreventExitStatus=`: restarting cannot help),
@@ -108,7 +109,8 @@ pub enum Command {
         #[command(subcommand)]
         action: CardsCommand,
     },
-    /// Personal information: the processing record (`report`).
+    /// Personal information: the processing record (`report`), erasure on
+    /// request (`erase`).
     Privacy {
         /// The configuration file (its data directory and `[privacy]`).
         #[arg(

@@ -146,6 +146,8 @@ kinds! {
     StoreUnavailable = "store_unavailable", Alarm;
     /// The daily purge of personal information past its retention.
     PrivacyPurge = "privacy_purge", Audit;
+    /// One person's personal information erased on request.
+    PrivacyErasure = "privacy_erasure", Audit;
     /// Panel: a user logged in.
     UserLogin = "user_login", Audit;
     /// Panel: a login failed.
@@ -196,6 +198,10 @@ kinds! {
     CardUnblocked = "card_unblocked", Audit;
     /// Panel: door cards were imported from CSV.
     CardsImported = "cards_imported", Audit;
+    /// Panel: a CSV file was exported (which list, how many rows).
+    DataExported = "data_exported", Audit;
+    /// Panel: a list of people's data was searched (which, how many found).
+    DataSearched = "data_searched", Audit;
 }
 
 impl Kind {
@@ -327,6 +333,8 @@ pub enum GatewayEvent {
     ConfigRejected(ConfigRejected),
     /// `privacy_purge`.
     PrivacyPurge(PrivacyPurge),
+    /// `privacy_erasure`.
+    PrivacyErasure(PrivacyErasure),
     /// One of the panel's audit kinds (its [`PanelAction`]).
     Panel(Box<PanelAudit>),
 }
@@ -356,6 +364,7 @@ impl GatewayEvent {
             GatewayEvent::ConfigReloaded(_) => Kind::ConfigReloaded,
             GatewayEvent::ConfigRejected(_) => Kind::ConfigRejected,
             GatewayEvent::PrivacyPurge(_) => Kind::PrivacyPurge,
+            GatewayEvent::PrivacyErasure(_) => Kind::PrivacyErasure,
             GatewayEvent::Panel(audit) => audit.action.kind(),
         }
     }
@@ -642,6 +651,42 @@ pub struct PrivacyPurge {
     pub failed: BTreeMap<&'static str, String>,
 }
 
+/// `privacy_erasure`: one person's personal information erased on request
+/// (`gatehouse privacy erase`, or an administrator at the panel). It holds
+/// no personal information itself: the identifier only masked and as a
+/// one-way reference, counts, the reason and who.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrivacyErasure {
+    /// What identified the person: `plate`, `card` or `house`.
+    pub by: &'static str,
+    /// The identifier masked (`苏A8***2`, `******78`, `3*******`).
+    pub masked: String,
+    /// HMAC-SHA256 (hex) of `by:identifier` under the gateway's
+    /// `[uplink] command_key`, which the platform holds too: it finds its
+    /// own records of the person with it. `null` without a key.
+    pub reference: Option<String>,
+    /// Why (as the administrator gave it).
+    pub reason: String,
+    /// Who erased: the panel user, or `cli`.
+    pub actor: String,
+    /// `panel` or `cli`.
+    pub via: &'static str,
+    /// The administrator's address, for an erasure at the panel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// List entries deleted, by list (`residents`, `visitors`, `blacklist`,
+    /// `inside`, `cards`, `blocked_cards`, `pins`, `temp_codes`).
+    pub removed: BTreeMap<&'static str, u64>,
+    /// Recorded events stripped of the person, by where they were
+    /// (`journal`, `queue`, `dead_letters`), and snapshot images deleted
+    /// (`snapshots`).
+    pub stripped: BTreeMap<&'static str, u64>,
+    /// Whether the database file and its WAL were rewritten without the
+    /// deleted bytes at once (`false`: a reader held the checkpoint back;
+    /// the next checkpoint completes it).
+    pub scrubbed: bool,
+}
+
 /// `store_unavailable`: an outage of the store that ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoreUnavailable {
@@ -753,6 +798,10 @@ pub enum PanelAction {
     CardUnblocked,
     /// `cards_imported`.
     CardsImported,
+    /// `data_exported`.
+    DataExported,
+    /// `data_searched`.
+    DataSearched,
 }
 
 impl PanelAction {
@@ -784,6 +833,8 @@ impl PanelAction {
             PanelAction::CardBlocked => Kind::CardBlocked,
             PanelAction::CardUnblocked => Kind::CardUnblocked,
             PanelAction::CardsImported => Kind::CardsImported,
+            PanelAction::DataExported => Kind::DataExported,
+            PanelAction::DataSearched => Kind::DataSearched,
         }
     }
 }

@@ -38,7 +38,7 @@
 //! - [`ops`]: the data directory's lock, backup and restore, `gatehouse doctor`,
 //!   systemd notification, the host's disk and clock gauges.
 //! - [`privacy`]: the daily purge of personal information past its
-//!   `[privacy]` retention.
+//!   `[privacy]` retention, and erasure on request.
 //! - [`app`]: start a whole gateway from a config; phased shutdown.
 //! - [`demo`]: the simulated estate of `gatehouse demo`.
 //! - [`cli`]: the command line.

@@ -81,11 +81,23 @@ fn cards_csv_cli_imports_reports_rejected_lines_and_exports_the_same_cards() {
     let export = cards(&config, &["export", exported.to_str().expect("utf-8")]);
     assert!(export.status.success());
     let text = std::fs::read_to_string(&exported).expect("exported");
+    let (rows, watermark) = text
+        .split_once("# exported by ")
+        .expect("the export ends with its watermark");
     assert_eq!(
-        text,
+        rows,
         "number,holder,house,valid_from,valid_to,groups\n\
          2871005410,韩梅梅,3-1-0801,2026-01-01,,\n\
          3054391123,王芳,3-1-1201,,2027-12-31,b3\n"
+    );
+    assert!(watermark.contains("(command line) at "), "{watermark}");
+    assert_eq!(watermark.lines().count(), 1, "{watermark}");
+    // The exported file, watermark and all, imports again.
+    let again = cards(&config, &["import", exported.to_str().expect("utf-8")]);
+    assert!(
+        stdout(&again).contains("2 card(s) written, 0 row(s) rejected"),
+        "{}",
+        stdout(&again)
     );
 
     let add = cards(

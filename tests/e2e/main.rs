@@ -15,6 +15,7 @@ mod lifecycle;
 mod ops;
 mod panel;
 mod plates_cli;
+mod privacy;
 mod reload;
 mod reload_devices;
 mod uplink;

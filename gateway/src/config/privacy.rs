@@ -37,7 +37,7 @@ pub enum PlateDisclosure {
     #[default]
     Full,
     /// Masked to the province, the first letter and the last character
-    /// (`苏A****2`).
+    /// (`苏A8***2`).
     Masked,
 }
 

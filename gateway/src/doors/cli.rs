@@ -13,7 +13,7 @@ use super::credentials::CredentialStore;
 use crate::config::Config;
 use crate::rules::door::Card;
 use crate::store::{Store, StoreConfig};
-use crate::vocab::import::ImportMode;
+use crate::vocab::import::{ImportMode, watermark};
 use crate::vocab::records::ListError;
 use crate::vocab::time::{format_bound, parse_optional_ms};
 
@@ -158,8 +158,12 @@ fn execute(credentials: &CredentialStore, command: CardsCommand) -> Result<(), C
             Ok(())
         }
         CardsCommand::Export { file } => {
-            let out = std::fs::File::create(&file).map_err(file_error(&file))?;
-            let n = credentials.export_cards_csv(std::io::BufWriter::new(out))?;
+            let mut csv = Vec::new();
+            let n = credentials.export_cards_csv(&mut csv)?;
+            csv.extend_from_slice(
+                watermark(&crate::lists::cli::cli_user(), drivers::contract::now_ms()).as_bytes(),
+            );
+            std::fs::write(&file, &csv).map_err(file_error(&file))?;
             println!("{}: {n} card(s) exported", file.display());
             Ok(())
         }

@@ -13,6 +13,7 @@
 //! name an image that is missing or short; the camera sends such a read
 //! again, and the panel shows a missing image as missing.
 
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -180,6 +181,31 @@ impl ImageStore {
         Ok(deleted)
     }
 
+    /// Deletes the images named (an erasure on request); returns how many
+    /// files went. A name that is not a plain relative name, or whose file
+    /// is already gone, is skipped.
+    pub fn remove(&self, names: &[String]) -> u64 {
+        let _one_at_a_time = self
+            .inner
+            .pruning
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut deleted = 0;
+        for path in names.iter().filter_map(|name| self.resolve(name)) {
+            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+            if std::fs::remove_file(&path).is_ok() {
+                deleted += 1;
+                let _ = self
+                    .inner
+                    .used
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                        Some(u.saturating_sub(size))
+                    });
+            }
+        }
+        deleted
+    }
+
     /// The absolute path of a saved image, if `name` is a plain relative
     /// name inside the folder (no `..`, no absolute paths).
     pub fn resolve(&self, name: &str) -> Option<PathBuf> {
@@ -197,7 +223,13 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let folder = path.parent().unwrap_or(Path::new("."));
     create_dir_durably(folder)?;
-    let mut file = std::fs::File::create(path)?;
+    // The service user's alone (the image shows a person).
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(crate::store::FILE_MODE)
+        .open(path)?;
     file.write_all(bytes)?;
     file.sync_data()?;
     sync_dir(folder)
@@ -209,7 +241,10 @@ fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(crate::store::DIR_MODE)
+        .create(dir)?;
     match dir.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
         _ => Ok(()),

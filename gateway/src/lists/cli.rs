@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::plates::{ListKind, NewVisitorPass, PlateRegistry};
 use crate::rules::vehicle::{Blacklisted, Resident};
 use crate::store::{Store, StoreConfig};
-use crate::vocab::import::ImportMode;
+use crate::vocab::import::{ImportMode, watermark};
 use crate::vocab::records::ListError;
 use crate::vocab::time::{format_ms, parse_ms, parse_optional_ms};
 
@@ -171,6 +171,14 @@ pub async fn run(db: &DbArgs, command: PlatesCommand) -> Result<(), PlatesCliErr
     result
 }
 
+/// Who runs the command line, for an export's watermark.
+pub(crate) fn cli_user() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user} (command line)")
+}
+
 fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> PlatesCliError + '_ {
     move |source| PlatesCliError::File {
         path: path.display().to_string(),
@@ -239,12 +247,17 @@ fn execute(registry: &PlateRegistry, command: PlatesCommand) -> Result<(), Plate
             }
         }
         PlatesCommand::Export { file, list } => {
+            let mut csv = Vec::new();
+            let n = registry.export_csv(list.into(), &mut csv)?;
+            csv.extend_from_slice(watermark(&cli_user(), drivers::contract::now_ms()).as_bytes());
             if file.as_os_str() == "-" {
-                let n = registry.export_csv(list.into(), std::io::stdout().lock())?;
+                std::io::stdout()
+                    .lock()
+                    .write_all(&csv)
+                    .map_err(file_error(&file))?;
                 eprintln!("{n} row(s) exported");
             } else {
-                let out = std::fs::File::create(&file).map_err(file_error(&file))?;
-                let n = registry.export_csv(list.into(), std::io::BufWriter::new(out))?;
+                std::fs::write(&file, &csv).map_err(file_error(&file))?;
                 println!("{}: {n} row(s) exported", file.display());
             }
             Ok(())

@@ -3,6 +3,8 @@
 //!
 //! - [`threshold`]: alarms when a measured point leaves its configured band.
 //! - [`plate`]: Chinese plate normalisation and OCR-confusable variants.
+//! - [`erasure`]: masking a person's identifiers and stripping them from a
+//!   recorded event (erasure on request).
 //! - [`door`]: grant / deny at a unit door (cards, PINs, temporary codes,
 //!   schedules, anti-passback); the keypad wrong-code limiter.
 //! - [`vehicle`]: allow / deny / ask the guard at a lane; repeated-read filter.
@@ -10,6 +12,7 @@
 //!   vehicles in four allocations.
 
 pub mod door;
+pub mod erasure;
 pub mod plate;
 pub mod roster;
 pub mod threshold;

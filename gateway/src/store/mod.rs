@@ -205,7 +205,7 @@ use crate::wire::Envelope;
 
 pub use check::Integrity;
 pub use held::{TELEMETRY_HOLD, TELEMETRY_HOLD_MAX};
-pub use schema::SCHEMA_VERSION;
+pub use schema::{DIR_MODE, FILE_MODE, SCHEMA_VERSION};
 pub use writer::{ACK_HOLD, COUNT_AT_OPEN, MAX_BATCH_EVENTS};
 
 pub use journal::{
@@ -559,6 +559,9 @@ impl Store {
             tracing::warn!(%error, marker = %marker.display(), "The damage marker could not be removed.");
         }
         let reader = schema::connect(&path)?;
+        // Every file of the database exists now (the WAL and its index
+        // too): the service user's alone, like their folder.
+        schema::restrict(&path);
         if !disk_full && space::nearly_full(&dir) {
             // The open itself needed no room (its files were kept): the
             // disk is full all the same, so the reserve goes to SQLite.
@@ -776,6 +779,44 @@ impl Store {
             }
             total += n as u64;
         }
+    }
+
+    /// Like [`Store::write_blocking`], with every byte the change deletes
+    /// or overwrites zeroed (`PRAGMA secure_delete` on for it alone): an
+    /// erasure's writes. Follow them with [`Store::scrub`].
+    pub fn write_erasing<T, E>(
+        &self,
+        change: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.write_blocking(move |tx| {
+            tx.pragma_update(None, "secure_delete", schema::SECURE_DELETE)
+                .map_err(StoreError::from)?;
+            let result = change(tx);
+            let restored = tx.pragma_update(None, "secure_delete", schema::SECURE_DELETE_FAST);
+            let value = result?;
+            restored.map_err(StoreError::from)?;
+            Ok(value)
+        })
+    }
+
+    /// After the writer's next commit, frees every free page (what deleted
+    /// rows left in them goes with them) and checkpoints the WAL with
+    /// TRUNCATE, so neither file keeps what was deleted or overwritten.
+    /// Returns whether both completed (a long read on another connection
+    /// can hold the checkpoint back; the next one finishes it). Blocks:
+    /// call it from a blocking context.
+    pub fn scrub(&self) -> Result<bool, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.request(Request::Scrub {
+            reply: Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        })?;
+        rx.recv().map_err(|_| StoreError::Closed)?
     }
 
     /// Up to `limit` events with `seq > after`, oldest first.

@@ -208,8 +208,24 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // Keep a WAL left behind by a big ack from squatting on the card.
     conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Deleted rows are zeroed in the pages a delete writes anyway (no more
+    // IO); pages freed whole keep their bytes until an erasure frees them
+    // ([`SECURE_DELETE`]).
+    conn.pragma_update(None, "secure_delete", SECURE_DELETE_FAST)?;
     persist_wal(conn)
 }
+
+/// `PRAGMA secure_delete`'s every-day value: deleted content is overwritten
+/// with zeros where that costs no extra write, so a deleted row leaves no
+/// bytes in the pages still in use. Pages freed whole (the freelist) are
+/// not overwritten at this setting; an erasure on request turns it
+/// [`SECURE_DELETE`] for its own transactions and then frees the freelist
+/// and truncates the WAL ([`super::Store::scrub`]).
+pub(crate) const SECURE_DELETE_FAST: &str = "FAST";
+
+/// `PRAGMA secure_delete` for an erasure's transactions: every deleted
+/// byte overwritten with zeros, freed pages included.
+pub(crate) const SECURE_DELETE: &str = "ON";
 
 /// Keeps the `-wal` and `-shm` files when the last connection closes
 /// (`SQLITE_FCNTL_PERSIST_WAL`; `journal_size_limit` truncates the WAL to
@@ -239,6 +255,42 @@ fn persist_wal(conn: &Connection) -> rusqlite::Result<()> {
             rusqlite::ffi::Error::new(rc),
             Some("SQLITE_FCNTL_PERSIST_WAL refused".into()),
         ))
+    }
+}
+
+/// The mode of the database's files: the service user's alone.
+pub const FILE_MODE: u32 = 0o600;
+/// The mode of the database's folder (the data directory).
+pub const DIR_MODE: u32 = 0o700;
+
+/// Keeps the database's files ([`FILE_MODE`]: the file, its `-wal` and
+/// `-shm`) and its folder ([`DIR_MODE`]) to the service user: any bit wider
+/// than those is taken away (a file SQLite created under a looser umask, a
+/// data directory made by an older package). A failure is logged, never
+/// fatal: a gateway must not stop over a mode it cannot change.
+pub(crate) fn restrict(path: &Path) {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        narrow(dir, DIR_MODE);
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        narrow(Path::new(&file), FILE_MODE);
+    }
+}
+
+fn narrow(path: &Path, allowed: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & !allowed == 0 {
+        return;
+    }
+    let narrower = std::fs::Permissions::from_mode(mode & allowed);
+    if let Err(error) = std::fs::set_permissions(path, narrower) {
+        tracing::warn!(%error, path = %path.display(), mode = format!("{mode:o}"), "Could not make this file the service user's alone.");
     }
 }
 
@@ -324,6 +376,70 @@ mod tests {
             )
             .expect("q");
         assert_eq!(index, 1);
+    }
+
+    /// Whether `needle` is anywhere in the bytes of the database or its WAL.
+    fn on_disk(path: &Path, needle: &[u8]) -> bool {
+        let wal = path.with_extension("db-wal");
+        [path.to_path_buf(), wal].iter().any(|p| {
+            std::fs::read(p).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        })
+    }
+
+    #[test]
+    fn a_deleted_row_leaves_no_bytes_in_the_pages_in_use_only_with_secure_delete() {
+        let needle = "苏A7SECRET".as_bytes();
+        for (secure, left) in [(true, false), (false, true)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("g.db");
+            let conn = connect(&path).expect("connect");
+            if !secure {
+                conn.pragma_update(None, "secure_delete", 0).expect("off");
+            }
+            conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+                .expect("table");
+            for i in 0..20 {
+                conn.execute(
+                    "INSERT INTO t (v) VALUES (?1)",
+                    [format!("row {i} 苏A7SECRE{}", i % 2)],
+                )
+                .expect("insert");
+            }
+            conn.execute("INSERT INTO t (v) VALUES ('苏A7SECRET')", [])
+                .expect("insert");
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+                .expect("checkpoint");
+            assert!(on_disk(&path, needle), "written");
+            conn.execute("DELETE FROM t WHERE v = '苏A7SECRET'", [])
+                .expect("delete");
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+                .expect("checkpoint");
+            assert_eq!(on_disk(&path, needle), left, "secure_delete {secure}");
+        }
+    }
+
+    #[test]
+    fn the_database_files_and_folder_become_the_service_users_alone() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).expect("data dir");
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = data.join("g.db");
+        let conn = connect(&path).expect("connect");
+        conn.execute_batch("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('x');")
+            .expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        restrict(&path);
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        for name in ["g.db", "g.db-wal", "g.db-shm"] {
+            assert_eq!(mode(&data.join(name)), 0o600, "{name}");
+        }
+        // Narrower modes stay as they are.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+        restrict(&path);
+        assert_eq!(mode(&path), 0o400);
     }
 
     #[test]

@@ -94,6 +94,10 @@ pub(crate) type Job = Box<dyn FnOnce(&Transaction<'_>) -> bool + Send>;
 /// Told once a job's transaction has committed (or failed).
 pub(crate) type JobReply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
+/// How a scrub is answered: whether the WAL is empty and the file holds no
+/// free page.
+pub(crate) type ScrubReply = Box<dyn FnOnce(Result<bool, StoreError>) + Send>;
+
 /// What the writer is asked to do.
 pub(crate) enum Request {
     /// Store these events (an entry is already an error when it failed to encode).
@@ -120,6 +124,10 @@ pub(crate) enum Request {
         held: u64,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
+    /// After the commit: free every free page and checkpoint with
+    /// TRUNCATE (an erasure's last step); answers whether the checkpoint
+    /// completed.
+    Scrub { reply: ScrubReply },
     /// Commit what came before, checkpoint and stop.
     Close {
         reply: Option<oneshot::Sender<Result<(), StoreError>>>,
@@ -142,6 +150,7 @@ impl std::fmt::Debug for Request {
                 .debug_struct("AckSeqs")
                 .field("seqs", &seqs.len())
                 .finish(),
+            Request::Scrub { .. } => f.write_str("Scrub"),
             Request::Close { .. } => f.write_str("Close"),
         }
     }
@@ -414,6 +423,7 @@ enum Answer {
     Append(Vec<Result<Seq, StoreError>>),
     Exec,
     Ack(u64),
+    Scrub,
     Close,
 }
 
@@ -525,7 +535,7 @@ impl Writer {
         if !held.is_empty() || self.shared.telemetry.len() > 0 || self.given > 0 {
             self.process(held);
         }
-        self.checkpoint();
+        let _ = self.checkpoint();
         self.drop_log.flush();
     }
 
@@ -887,8 +897,9 @@ impl Writer {
                             let _ = reply.send(Ok(n));
                         }
                         (Request::Exec { reply, .. }, Answer::Exec) => reply(Ok(())),
+                        (Request::Scrub { reply }, Answer::Scrub) => reply(Ok(self.scrub())),
                         (Request::Close { reply }, Answer::Close) => {
-                            self.checkpoint();
+                            let _ = self.checkpoint();
                             self.drop_log.flush();
                             if let Some(reply) = reply {
                                 let _ = reply.send(Ok(()));
@@ -925,11 +936,12 @@ impl Writer {
                             let _ = reply.send(events.iter().map(|_| Err(failed(&err))).collect());
                         }
                         Request::Exec { reply, .. } => reply(Err(failed(&err))),
+                        Request::Scrub { reply } => reply(Err(failed(&err))),
                         Request::Ack { reply, .. } | Request::AckSeqs { reply, .. } => {
                             let _ = reply.send(Err(failed(&err)));
                         }
                         Request::Close { reply } => {
-                            self.checkpoint();
+                            let _ = self.checkpoint();
                             if let Some(reply) = reply {
                                 let _ = reply.send(Err(failed(&err)));
                             }
@@ -1154,7 +1166,7 @@ impl Writer {
                         tracing::warn!(error = %err, count, "incremental vacuum failed");
                     }
                 }
-                self.checkpoint();
+                let _ = self.checkpoint();
             }
             Ok(_) => {}
             Err(err) => {
@@ -1175,20 +1187,42 @@ impl Writer {
         Ok(())
     }
 
-    fn checkpoint(&mut self) {
+    /// Frees every free page (the bytes they held go with them) and
+    /// checkpoints with TRUNCATE, outside any transaction; returns whether
+    /// both completed (a reader in the middle of a read can hold the
+    /// checkpoint back).
+    fn scrub(&mut self) -> bool {
+        if let Err(err) = self.incremental_vacuum() {
+            tracing::warn!(error = %err, "incremental vacuum failed");
+            return false;
+        }
+        let free: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .unwrap_or(-1);
+        let checkpointed = self.checkpoint();
+        free == 0 && checkpointed
+    }
+
+    /// Checkpoints with TRUNCATE; returns whether it completed.
+    fn checkpoint(&mut self) -> bool {
         let result: rusqlite::Result<(i64, i64, i64)> =
             self.conn
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 });
         match result {
-            Ok((0, _, _)) => {}
-            Ok((busy, log, done)) => tracing::debug!(busy, log, done, "WAL checkpoint incomplete"),
+            Ok((0, _, _)) => true,
+            Ok((busy, log, done)) => {
+                tracing::debug!(busy, log, done, "WAL checkpoint incomplete");
+                false
+            }
             Err(err) => {
                 static FAILED: Every = Every::minute();
                 if let Some(count) = FAILED.allow() {
                     tracing::warn!(error = %err, count, "WAL checkpoint failed");
                 }
+                false
             }
         }
     }
@@ -1270,6 +1304,7 @@ fn apply(
                 oldest_stale |= n > 0;
                 Answer::Ack(n + *held)
             }
+            Request::Scrub { .. } => Answer::Scrub,
             Request::Close { .. } => Answer::Close,
         });
     }

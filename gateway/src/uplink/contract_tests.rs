@@ -24,8 +24,8 @@ use crate::events::{
     ConfigRejected, ConfigReloaded, DoorDecision, DoorNote, Event, Exited, GatewayEvent,
     GatewayStarted, GatewayStopping, GuardDecision, KeypadLocked, Kind, LaneNote, LaneReason,
     LaneVerdict, ListSync, OpenFailed, Origin, PanelAction, PanelAudit, Passage, PendingExpired,
-    PrivacyPurge, ReadDecision, StorePressure, StoreQuarantined, StoreUnavailable, ThresholdAlarm,
-    Undecided,
+    PrivacyErasure, PrivacyPurge, ReadDecision, StorePressure, StoreQuarantined, StoreUnavailable,
+    ThresholdAlarm, Undecided,
 };
 use crate::pipeline::{Stamper, annotated_body};
 use crate::rules::threshold::Limit;
@@ -646,6 +646,31 @@ fn sample(kind: Kind) -> Vec<(Event, Vec<Annotation>)> {
                 failed: std::collections::BTreeMap::new(),
             }))]
         }
+        Kind::PrivacyErasure => {
+            let removed = [
+                "residents",
+                "visitors",
+                "blacklist",
+                "inside",
+                "cards",
+                "blocked_cards",
+                "pins",
+                "temp_codes",
+            ];
+            let stripped = ["journal", "queue", "dead_letters", "snapshots"];
+            vec![gateway(GatewayEvent::PrivacyErasure(PrivacyErasure {
+                by: "plate",
+                masked: crate::rules::erasure::mask_plate("苏A8HK52"),
+                reference: Some("5f".repeat(32)),
+                reason: "the resident moved out and asked".into(),
+                actor: "admin".into(),
+                via: "panel",
+                remote: Some("192.0.2.7".into()),
+                removed: removed.into_iter().zip([1, 2, 0, 1, 0, 0, 0, 0]).collect(),
+                stripped: stripped.into_iter().zip([41, 3, 0, 12]).collect(),
+                scrubbed: true,
+            }))]
+        }
         Kind::ConfigReloaded => vec![gateway(GatewayEvent::ConfigReloaded(ConfigReloaded {
             devices: Changes {
                 added: vec!["cam-2".into()],
@@ -755,6 +780,16 @@ fn sample(kind: Kind) -> Vec<(Event, Vec<Annotation>)> {
             ..panel(PanelAction::CardBlocked)
         })],
         Kind::CardUnblocked => vec![audit(panel(PanelAction::CardUnblocked))],
+        Kind::DataSearched => vec![audit(
+            panel(PanelAction::DataSearched)
+                .on("cards")
+                .detail("3 found"),
+        )],
+        Kind::DataExported => vec![audit(
+            panel(PanelAction::DataExported)
+                .on("residents")
+                .detail("120 rows"),
+        )],
         Kind::CardsImported => vec![audit(
             panel(PanelAction::CardsImported).detail("10 written, 0 rejected"),
         )],

@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use crate::config::{PlateDisclosure, UplinkDisclosure};
+use crate::rules::erasure::mask_plate;
 use crate::wire::Envelope;
 
 /// Keys holding a person's name.
@@ -26,25 +27,6 @@ pub const HOUSE_KEYS: &[&str] = &["house", "host_unit"];
 pub const CALL_UNIT_KINDS: &[&str] = &["call_started", "call_missed"];
 /// Keys holding a plate.
 pub const PLATE_KEYS: &[&str] = &["plate", "plate_normalised", "candidate"];
-
-/// `plate` masked to its province, first letter and last character
-/// (`苏A8HK52` → `苏A****2`); shorter plates keep only their first
-/// character.
-pub fn mask_plate(plate: &str) -> String {
-    let chars: Vec<char> = plate.chars().collect();
-    match chars.len() {
-        0 => String::new(),
-        n if n <= 3 => chars[..1]
-            .iter()
-            .chain(std::iter::repeat_n(&'*', n - 1))
-            .collect(),
-        n => chars[..2]
-            .iter()
-            .chain(std::iter::repeat_n(&'*', n - 3))
-            .chain(&chars[n - 1..])
-            .collect(),
-    }
-}
 
 /// Whether `policy` changes anything of `envelope`.
 fn touches(policy: UplinkDisclosure, envelope: &Envelope) -> bool {
@@ -152,15 +134,7 @@ mod tests {
     }
 
     #[test]
-    fn plates_are_masked_to_province_letter_and_last_character() {
-        assert_eq!(mask_plate("苏A8HK52"), "苏A****2");
-        assert_eq!(mask_plate("沪AD12345"), "沪A*****5");
-        assert_eq!(mask_plate("AB1"), "A**");
-        assert_eq!(mask_plate(""), "");
-    }
-
-    #[test]
-    fn by_default_names_and_houses_stay_and_plates_go_whole() {
+    fn by_default_names_and_houses_are_held_back_and_plates_go_whole() {
         let read = envelope(
             "plate_read",
             serde_json::json!({"plate": "苏A8HK52", "plate_normalised": "苏A8HK52",
@@ -227,7 +201,7 @@ mod tests {
         };
         assert_eq!(
             apply(masked, &read).body,
-            serde_json::json!({"plate": "苏A****2", "candidate": "苏A****3",
+            serde_json::json!({"plate": "苏A8***2", "candidate": "苏A8***3",
                 "reason": {"code": "resident", "house": "3-2-1201"}})
         );
     }

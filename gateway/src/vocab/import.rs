@@ -14,6 +14,10 @@
 //! Every list's file opens with its header line exactly ([`read_rows`]),
 //! and a row with another number of fields is rejected by line
 //! ([`row_line`]).
+//!
+//! Every CSV export ends with a watermark line naming who exported it and
+//! when ([`watermark`]); it starts with `#`, which a spreadsheet shows as
+//! text and an import skips, so an exported file imports again as it is.
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -90,6 +94,7 @@ pub fn read_rows<R: Read>(input: R, header: &[&str]) -> Result<csv::Reader<R>, L
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
+        .comment(Some(b'#'))
         .from_reader(input);
     let found: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
     if found.iter().map(String::as_str).ne(header.iter().copied()) {
@@ -113,6 +118,26 @@ pub fn row_line(record: &csv::StringRecord, header: &[&str]) -> Result<u64, Reje
         });
     }
     Ok(line)
+}
+
+/// The line every CSV export ends with: `# exported by WHO at TIME`
+/// (the estate's time). `who` loses any character that could end the line
+/// or quote a cell, so the line always starts with `#`.
+pub fn watermark(who: &str, at_ms: i64) -> String {
+    let who: String = who
+        .chars()
+        .map(|c| {
+            if c.is_control() || c == '"' || c == ',' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!(
+        "# exported by {who} at {} (Gatehouse)\r\n",
+        super::time::format_ms(at_ms)
+    )
 }
 
 fn not_text(why: &str) -> ListError {
@@ -159,6 +184,17 @@ mod tests {
         );
         let error = decode(b"\xEF\xBB\xBFplate\n\xFF\n").expect_err("bad after BOM");
         assert!(error.to_string().contains("byte-order mark"), "{error}");
+    }
+
+    #[test]
+    fn the_watermark_is_one_line_an_import_skips() {
+        let line = watermark("ad,min\n\"=1+1", 0);
+        assert!(line.starts_with("# exported by ad_min__=1+1 at "), "{line}");
+        assert_eq!(line.matches('\n').count(), 1);
+        let file = format!("plate,house\r\n苏A8HK52,3-1\r\n{line}");
+        let mut reader = read_rows(file.as_bytes(), &["plate", "house"]).expect("header");
+        let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+        assert_eq!(rows.len(), 1, "the watermark is not a row");
     }
 
     #[test]

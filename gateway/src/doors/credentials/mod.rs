@@ -300,8 +300,9 @@ fn write_card(tx: &Transaction<'_>, card: &Card, now: i64) -> Result<(), ListErr
     Ok(())
 }
 
-/// Bumps the change counter a running gateway watches.
-fn bump_changes(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+/// Bumps the change counter a running gateway watches (also after an
+/// erasure's deletes, `crate::privacy`).
+pub fn bump_changes(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO meta (key, value) VALUES (?1, '1')
          ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",

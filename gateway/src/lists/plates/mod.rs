@@ -108,6 +108,18 @@ pub struct PlateRegistry {
     rev: Mutex<i64>,
 }
 
+/// Bumps the lists' revision, so that every registry on the database
+/// (the running gateway's, the CLI's) reloads at its next look (also after
+/// an erasure's deletes, `crate::privacy`).
+pub fn bump_revision(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('plates_rev', '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        [],
+    )
+    .map(drop)
+}
+
 /// Normalises a plate typed by a person or a platform; a no-plate marker is
 /// not a listable plate.
 pub fn canonical_plate(raw: &str) -> Result<String, ListError> {
@@ -159,11 +171,7 @@ impl PlateRegistry {
     ) -> Result<T, ListError> {
         let (value, rev) = self.writer.write_blocking(move |tx| {
             let value = change(tx)?;
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('plates_rev', '1')
-                 ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-                [],
-            )?;
+            bump_revision(tx)?;
             Ok::<_, ListError>((value, read_rev(tx)?))
         })?;
         self.reload()?;

@@ -57,6 +57,7 @@ use crate::lanes::LaneBoard;
 use crate::lists::plates::PlateRegistry;
 use crate::metrics::Metrics;
 use crate::pipeline::{EventFeed, PipelineHandle};
+use crate::privacy::Eraser;
 use crate::store::Journal;
 use crate::supervisor::Drivers;
 use crate::surveillance::Surveillance;
@@ -93,6 +94,8 @@ pub struct PanelCore {
     pub cctv: Surveillance,
     /// Door stations' calls ringing now (the banner on every page).
     pub intercom: Intercom,
+    /// Erasure on request (个人信息删除).
+    pub eraser: Eraser,
 }
 
 /// The panel's handle (cheap to clone): the core once set, the metrics for
@@ -177,6 +180,8 @@ pub fn router(panel: Panel) -> Router {
         .route("/users/{name}/password", post(pages::users::reset_password))
         .route("/users/{name}/remove", post(pages::users::remove))
         .route("/users/{name}/unlock", post(pages::users::unlock))
+        .route("/privacy", get(pages::privacy::page))
+        .route("/privacy/erase", post(pages::privacy::erase))
         .route("/lanes", get(pages::lanes::page))
         .route("/lanes/live", get(pages::lanes::live))
         .route("/lanes/{id}/command", post(pages::lanes::command))

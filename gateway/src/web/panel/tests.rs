@@ -162,6 +162,16 @@ async fn harness_with(points: Option<DeviceConfig>) -> Harness {
         facility: facility.clone(),
         cctv: cctv.clone(),
         intercom: intercom.clone(),
+        eraser: crate::privacy::Eraser {
+            store: store.clone(),
+            images: crate::lanes::images::ImageStore::open(
+                dir.path().join("images"),
+                1 << 30,
+                metrics.clone(),
+            )
+            .expect("images"),
+            key: None,
+        },
     });
     let (_tx, readiness) = watch::channel(Readiness::Ready);
     let router = web::router(PanelState {
@@ -769,7 +779,17 @@ async fn audit_csv_exports_the_log_with_a_bom_and_defused_cells() {
             .starts_with("attachment")
     );
     assert!(csv.body.contains("'=HYPERLINK"), "{}", csv.body);
-    assert_eq!(csv.body.lines().count(), 2, "{}", csv.body);
+    assert_eq!(csv.body.lines().count(), 3, "{}", csv.body);
+    let last = csv.body.lines().last().expect("a last line");
+    assert!(
+        last.starts_with("# exported by admin at "),
+        "the watermark names who and when: {last}"
+    );
+    let exports = audit_bodies(&h, "data_exported").await;
+    assert_eq!(exports.len(), 1, "{exports:?}");
+    assert_eq!(exports[0]["actor"], "admin");
+    assert_eq!(exports[0]["target"], "audit");
+    assert_eq!(exports[0]["detail"], "1 rows", "counts, not contents");
 }
 
 #[tokio::test]
@@ -1233,6 +1253,16 @@ async fn vehicles_form_and_blacklist_validate_next_to_the_field_and_audit() {
     );
     let search = b.get("/vehicles?q=3-2").await;
     assert!(search.body.contains("苏A8HK52"));
+    let searches = audit_bodies(&h, "data_searched").await;
+    assert_eq!(searches.len(), 1, "{searches:?}");
+    assert_eq!(searches[0]["actor"], "mgr");
+    assert_eq!(searches[0]["target"], "residents");
+    assert_eq!(searches[0]["detail"], "1 found");
+    assert!(
+        !searches[0].to_string().contains("3-2"),
+        "never what was searched for: {}",
+        searches[0]
+    );
     let none = b.get("/vehicles?q=9-9").await;
     assert!(!none.body.contains("<td class=\"plate\">苏A8HK52"));
     let edit = b.get("/vehicles?edit=%E8%8B%8FA8HK52").await;
@@ -2108,4 +2138,108 @@ async fn the_cctv_page_shows_each_cameras_state_streams_and_takes_a_snapshot_on_
         .post("/cctv/nowhere/snapshot", &[("csrf", &token)])
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn privacy_erasure_is_an_admins_with_a_reason_and_a_confirmation_and_names_nobody() {
+    let h = harness().await;
+    add(&h, "admin", Role::Admin).await;
+    add(&h, "mgr", Role::Manager).await;
+    {
+        let plates = h.plates.clone();
+        tokio::task::spawn_blocking(move || {
+            plates.upsert_resident(&crate::rules::vehicle::Resident {
+                plate: "苏A8HK52".into(),
+                house: "3-2-1201".into(),
+                owner: "王芳".into(),
+                valid_from: None,
+                valid_to: None,
+                lanes: Vec::new(),
+            })
+        })
+        .await
+        .expect("join")
+        .expect("resident");
+    }
+    let erase = |csrf: &str, reason: &str, confirm: bool, value: &str| {
+        let mut form = vec![
+            ("csrf", csrf.to_owned()),
+            ("by", "plate".to_owned()),
+            ("value", value.to_owned()),
+            ("reason", reason.to_owned()),
+        ];
+        if confirm {
+            form.push(("confirm", "yes".to_owned()));
+        }
+        form
+    };
+    let mut manager = Browser::new(&h);
+    manager.login("mgr", "a long password").await;
+    assert_eq!(manager.get("/privacy").await.status, StatusCode::FORBIDDEN);
+    let csrf = manager.csrf().await;
+    let form = erase(&csrf, "asked", true, "苏A8HK52");
+    let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        manager.post("/privacy/erase", &refs).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let mut b = Browser::new(&h);
+    b.login("admin", "a long password").await;
+    assert!(b.get("/users").await.body.contains("href=\"/privacy\""));
+    let page = b.get("/privacy").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("action=\"/privacy/erase\""),
+        "{}",
+        page.body
+    );
+    let csrf = b.csrf().await;
+    for (reason, confirm, value) in [
+        ("", true, "苏A8HK52"),
+        ("asked", false, "苏A8HK52"),
+        ("asked", true, "not a plate"),
+    ] {
+        let form = erase(&csrf, reason, confirm, value);
+        let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let refused = b.post("/privacy/erase", &refs).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{reason} {confirm} {value}"
+        );
+        assert!(refused.body.contains("class=\"error\""), "{}", refused.body);
+    }
+    let form = erase("", "asked in writing", true, "苏A8HK52");
+    let refs: Vec<(&str, &str)> = form[1..].iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        b.post("/privacy/erase", &refs).await.status,
+        StatusCode::FORBIDDEN,
+        "no CSRF token"
+    );
+    assert!(
+        h.plates.snapshot().residents.get("苏A8HK52").is_some(),
+        "nothing erased yet"
+    );
+
+    let form = erase(&csrf, "asked in writing", true, "苏a8hk52");
+    let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = b.post("/privacy/erase", &refs).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("苏A8***2"), "{}", done.body);
+    assert!(
+        h.plates.snapshot().residents.is_empty(),
+        "the lists in memory follow at once"
+    );
+    let records = audit_bodies(&h, "privacy_erasure").await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record = &records[0];
+    assert_eq!(record["actor"], "admin");
+    assert_eq!(record["via"], "panel");
+    assert_eq!(record["reason"], "asked in writing");
+    assert_eq!(record["removed"]["residents"], 1);
+    let text = record.to_string();
+    for gone in ["苏A8HK52", "王芳", "3-2-1201"] {
+        assert!(!text.contains(gone), "{text}");
+    }
 }

@@ -3,8 +3,9 @@
 //! their line numbers; nothing written) then write (the same text posted
 //! again, one transaction) — through [`import`]. Every download goes
 //! through [`download`]: UTF-8 with a BOM (so spreadsheets read Chinese),
-//! a dated file name, and every cell defused ([`defuse`]) so a spreadsheet
-//! never evaluates a cell as a formula.
+//! a dated file name, every cell defused ([`defuse`]) so a spreadsheet
+//! never evaluates a cell as a formula, and a last line naming who
+//! exported it and when (`crate::vocab::import::watermark`; imports skip it).
 //!
 //! The CSV travels in a form field (a file picked in the browser is read
 //! into it by the page's script, or pasted), because the CSRF guard reads
@@ -17,10 +18,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::blocking;
+use crate::events::PanelAction;
 use crate::vocab::records::ImportReport;
 use crate::vocab::records::ListError;
+use crate::web::panel::PanelCore;
 use crate::web::panel::PanelError;
+use crate::web::panel::guard::Viewer;
 use crate::web::panel::i18n::Strings;
+use crate::web::panel::kit::{audit_by, record_audit};
 
 /// A checked import: rows to write, rows refused.
 #[derive(Debug, Clone, Default)]
@@ -168,8 +173,33 @@ pub(crate) async fn from_store(
 }
 
 /// The download response for `csv` (from [`write_rows`] or
-/// [`from_store`]): `gatehouse-STEM-YYYYMMDD-HHMM.csv`.
-pub(crate) fn download(stem: &str, csv: Vec<u8>) -> Response {
+/// [`from_store`]): `gatehouse-STEM-YYYYMMDD-HHMM.csv`, ending with the
+/// watermark line naming the viewer and the time
+/// ([`crate::vocab::import::watermark`]), recorded as a `data_exported`
+/// audit event (the list and the number of rows). Every export goes out
+/// here.
+pub(crate) async fn download(
+    core: &PanelCore,
+    viewer: &Viewer,
+    stem: &str,
+    mut csv: Vec<u8>,
+) -> Response {
+    // Recorded: who exported which list, and how many rows (never which).
+    let rows = csv::ReaderBuilder::new()
+        .from_reader(csv.as_slice())
+        .records()
+        .count();
+    record_audit(
+        core,
+        None,
+        audit_by(viewer, PanelAction::DataExported)
+            .on(stem)
+            .detail(format!("{rows} rows")),
+    )
+    .await;
+    csv.extend_from_slice(
+        crate::vocab::import::watermark(&viewer.user.name, drivers::contract::now_ms()).as_bytes(),
+    );
     let stamp = crate::web::panel::view::file_stamp();
     let disposition = format!("attachment; filename=\"gatehouse-{stem}-{stamp}.csv\"");
     (

@@ -198,5 +198,5 @@ pub(in crate::web::panel) async fn csv(
         ]
     });
     let out = csv::write_rows(std::iter::once(header).chain(lines))?;
-    Ok(csv::download("audit", out))
+    Ok(csv::download(&core, &viewer, "audit", out).await)
 }

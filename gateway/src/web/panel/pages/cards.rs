@@ -105,6 +105,15 @@ fn card_row(card: CardRef<'_>, blocked: Option<&Blocked>) -> CardRow {
     }
 }
 
+/// Whether a card matches a search (upper case; empty: everything) by
+/// number, holder or house.
+fn card_matches(c: &CardRef<'_>, needle: &str) -> bool {
+    needle.is_empty()
+        || c.number.contains(needle)
+        || c.holder.to_uppercase().contains(needle)
+        || c.house.to_uppercase().contains(needle)
+}
+
 fn cards_page(core: &PanelCore, viewer: &Viewer, status: StatusCode, view: View) -> Response {
     let snapshot = core.credentials.snapshot();
     let needle = view.q.trim().to_uppercase();
@@ -113,12 +122,7 @@ fn cards_page(core: &PanelCore, viewer: &Viewer, status: StatusCode, view: View)
     let mut found: Vec<CardRef<'_>> = snapshot
         .cards
         .iter()
-        .filter(|c| {
-            needle.is_empty()
-                || c.number.contains(&needle)
-                || c.holder.to_uppercase().contains(&needle)
-                || c.house.to_uppercase().contains(&needle)
-        })
+        .filter(|c| card_matches(c, &needle))
         .collect();
     found.sort_by(|a, b| a.house.cmp(b.house).then(a.number.cmp(b.number)));
     found.truncate(MAX_ROWS);
@@ -182,6 +186,25 @@ pub(in crate::web::panel) async fn page(
             groups: row.groups,
             ..CardForm::default()
         };
+    }
+    let needle = search.q.trim().to_uppercase();
+    if !needle.is_empty() {
+        // Recorded: who searched the cards, and how many were found (never
+        // what was searched for).
+        let found = snapshot
+            .cards
+            .iter()
+            .filter(|c| card_matches(c, &needle))
+            .count();
+        drop(snapshot);
+        record_audit(
+            &core,
+            None,
+            audit_by(&viewer, PanelAction::DataSearched)
+                .on("cards")
+                .detail(format!("{found} found")),
+        )
+        .await;
     }
     let view = View {
         q: search.q,
@@ -402,7 +425,7 @@ pub(in crate::web::panel) async fn export(
     let core = panel.core()?;
     let store = core.credentials.clone();
     let out = csv::from_store(move |out| store.export_cards_csv(out)).await?;
-    Ok(csv::download("cards", out))
+    Ok(csv::download(&core, &viewer, "cards", out).await)
 }
 
 #[derive(Deserialize)]

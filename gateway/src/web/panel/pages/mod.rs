@@ -12,6 +12,7 @@ pub(super) mod lanes;
 pub(super) mod live;
 pub(super) mod login;
 pub(super) mod platform;
+pub(super) mod privacy;
 pub(super) mod traffic;
 pub(super) mod users;
 pub(super) mod vehicles;

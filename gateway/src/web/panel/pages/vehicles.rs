@@ -145,6 +145,14 @@ fn resident_row(r: ResidentRef<'_>) -> ResidentRow {
     }
 }
 
+/// Whether a resident's vehicle matches a search (upper case; empty:
+/// everything) by plate or house.
+fn resident_matches(r: &ResidentRef<'_>, needle: &str) -> bool {
+    needle.is_empty()
+        || r.plate.to_uppercase().contains(needle)
+        || r.house.to_uppercase().contains(needle)
+}
+
 fn vehicles_page(core: &PanelCore, viewer: &Viewer, status: StatusCode, view: View) -> Response {
     let lists = core.plates.snapshot();
     let needle = view.q.trim().to_uppercase();
@@ -153,11 +161,7 @@ fn vehicles_page(core: &PanelCore, viewer: &Viewer, status: StatusCode, view: Vi
     let mut found: Vec<ResidentRef<'_>> = lists
         .residents
         .iter()
-        .filter(|r| {
-            needle.is_empty()
-                || r.plate.to_uppercase().contains(&needle)
-                || r.house.to_uppercase().contains(&needle)
-        })
+        .filter(|r| resident_matches(r, &needle))
         .collect();
     found.sort_by(|a, b| a.house.cmp(b.house).then(a.plate.cmp(b.plate)));
     found.truncate(MAX_ROWS);
@@ -213,6 +217,25 @@ pub(in crate::web::panel) async fn page(
             lanes: row.lanes,
             ..ResidentForm::default()
         };
+    }
+    let needle = search.q.trim().to_uppercase();
+    if !needle.is_empty() {
+        // Recorded: who searched the residents, and how many were found
+        // (never what was searched for).
+        let found = lists
+            .residents
+            .iter()
+            .filter(|r| resident_matches(r, &needle))
+            .count();
+        drop(lists);
+        record_audit(
+            &core,
+            None,
+            audit_by(&viewer, PanelAction::DataSearched)
+                .on("residents")
+                .detail(format!("{found} found")),
+        )
+        .await;
     }
     let view = View {
         q: search.q,
@@ -451,7 +474,7 @@ pub(in crate::web::panel) async fn export(
     let kind = which.kind();
     let plates = core.plates.clone();
     let out = csv::from_store(move |out| plates.export_csv(kind, out)).await?;
-    Ok(csv::download(list_name(kind), out))
+    Ok(csv::download(&core, &viewer, list_name(kind), out).await)
 }
 
 #[derive(Deserialize)]
