@@ -131,15 +131,26 @@ async fn harness_with(points: Option<DeviceConfig>) -> Harness {
     tokio::spawn(pipeline.run(cancel.clone()));
     let journal = Journal::new(&store).expect("journal");
     let panel = Panel::new(metrics.clone(), cancel.clone(), false);
-    let board = LaneBoard::new(&[crate::config::LaneConfig {
-        id: "south-in".into(),
-        name: "南门入口".into(),
-        direction: crate::vocab::lane::Direction::Entry,
-        barrier: Some("tank-1".into()),
-        min_confidence: 80,
-        exit_policy: crate::vocab::lane::ExitPolicy::RecordedOrListed,
-        repeat_window: Duration::from_secs(10),
-    }]);
+    let board = LaneBoard::new(&[
+        crate::config::LaneConfig {
+            id: "south-in".into(),
+            name: "南门入口".into(),
+            direction: crate::vocab::lane::Direction::Entry,
+            barrier: Some("tank-1".into()),
+            min_confidence: 80,
+            exit_policy: crate::vocab::lane::ExitPolicy::RecordedOrListed,
+            repeat_window: Duration::from_secs(10),
+        },
+        crate::config::LaneConfig {
+            id: "south-out".into(),
+            name: "南门出口".into(),
+            direction: crate::vocab::lane::Direction::Exit,
+            barrier: None,
+            min_confidence: 80,
+            exit_policy: crate::vocab::lane::ExitPolicy::RecordedOrListed,
+            repeat_window: Duration::from_secs(10),
+        },
+    ]);
     let plates = Arc::new(PlateRegistry::open(&store).expect("plates"));
     let credentials = Arc::new(
         CredentialStore::open(&store)
@@ -941,6 +952,71 @@ async fn lanes_command_needs_a_reason_and_is_audited() {
         text.contains("救护车") && text.contains("guard-1"),
         "{text}"
     );
+}
+
+/// A lane whose barrier is the camera's relay says so, offers only what it
+/// can do (open, with a reason, audited), and refuses the rest without
+/// sending anything.
+#[tokio::test]
+async fn camera_relay_lane_offers_and_sends_only_open() {
+    let h = harness().await;
+    add(&h, "guard-1", Role::Guard).await;
+    let mut b = Browser::new(&h);
+    b.login("guard-1", "a long password").await;
+    let page = b.get("/lanes").await;
+    let card = page
+        .body
+        .split("id=\"lane-south-out\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</article>").next())
+        .expect("the camera lane's card");
+    assert!(card.contains("由相机控制"), "{card}");
+    assert!(card.contains("value=\"open_barrier\""), "{card}");
+    for other in ["close_barrier", "hold_open", "release_hold"] {
+        assert!(!card.contains(other), "{other} offered: {card}");
+    }
+    let barrier_lane = page
+        .body
+        .split("id=\"lane-south-in\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</article>").next())
+        .expect("the barrier lane's card");
+    assert!(
+        barrier_lane.contains("value=\"hold_open\""),
+        "{barrier_lane}"
+    );
+    let csrf = b.csrf().await;
+    let close = b
+        .post(
+            "/lanes/south-out/command",
+            &[
+                ("csrf", &csrf),
+                ("command", "close_barrier"),
+                ("reason", "试试"),
+            ],
+        )
+        .await;
+    assert!(
+        close.followed && close.body.contains("南门出口: 由相机控制"),
+        "{}",
+        close.body
+    );
+    assert!(audit_bodies(&h, "command").await.is_empty(), "nothing sent");
+    let open = b
+        .post(
+            "/lanes/south-out/command",
+            &[
+                ("csrf", &csrf),
+                ("command", "open_barrier"),
+                ("reason", "送货车"),
+            ],
+        )
+        .await;
+    assert!(open.followed, "{}", open.body);
+    let audits = audit_bodies(&h, "command").await;
+    assert_eq!(audits.len(), 1, "{audits:?}");
+    assert_eq!(audits[0]["command"]["command"], "open_barrier");
+    assert_eq!(audits[0]["origin"]["reason"], "送货车");
 }
 
 #[tokio::test]
