@@ -253,7 +253,7 @@ fn panel(action: PanelAction) -> PanelAudit {
 /// Events of `kind` as the gateway records them: the event and the
 /// annotations merged into it. Every kind has at least one; device kinds
 /// the coordinators annotate have the annotated and the plain form.
-fn sample(kind: Kind) -> Vec<(Event, Vec<Annotation>)> {
+pub(crate) fn sample(kind: Kind) -> Vec<(Event, Vec<Annotation>)> {
     let device = |e: DeviceEvent| (Event::Device(e), Vec::new());
     let annotated = |e: DeviceEvent, a: Annotation| (Event::Device(e), vec![a]);
     let gateway = |e: GatewayEvent| (Event::Gateway(e), Vec::new());
@@ -797,7 +797,10 @@ fn sample(kind: Kind) -> Vec<(Event, Vec<Annotation>)> {
 }
 
 /// What the pipeline would store for one sample.
-fn stamp(stamper: &Stamper, (event, annotations): &(Event, Vec<Annotation>)) -> Envelope {
+pub(crate) fn stamp(
+    stamper: &Stamper,
+    (event, annotations): &(Event, Vec<Annotation>),
+) -> Envelope {
     let mut envelope = match event {
         Event::Device(device) => stamper.stamp(
             "dev-1",

@@ -681,7 +681,7 @@ async fn settle_acks(store: &Store, acking: &mut JoinSet<()>) {
 }
 
 #[cfg(test)]
-mod contract_tests;
+pub(crate) mod contract_tests;
 
 #[cfg(test)]
 mod tests {

@@ -133,15 +133,26 @@ async fn harness_with(points: Option<DeviceConfig>) -> Harness {
     let journal = Journal::new(&store).expect("journal");
     let panel = Panel::new(metrics.clone(), cancel.clone(), false);
     let intercom = crate::intercom::Intercom::new();
-    let board = LaneBoard::new(&[crate::config::LaneConfig {
-        id: "south-in".into(),
-        name: "南门入口".into(),
-        direction: crate::vocab::lane::Direction::Entry,
-        barrier: Some("tank-1".into()),
-        min_confidence: 80,
-        exit_policy: crate::vocab::lane::ExitPolicy::RecordedOrListed,
-        repeat_window: Duration::from_secs(10),
-    }]);
+    let board = LaneBoard::new(&[
+        crate::config::LaneConfig {
+            id: "south-in".into(),
+            name: "南门入口".into(),
+            direction: crate::vocab::lane::Direction::Entry,
+            barrier: Some("tank-1".into()),
+            min_confidence: 80,
+            exit_policy: crate::vocab::lane::ExitPolicy::RecordedOrListed,
+            repeat_window: Duration::from_secs(10),
+        },
+        crate::config::LaneConfig {
+            id: "south-out".into(),
+            name: "南门出口".into(),
+            direction: crate::vocab::lane::Direction::Exit,
+            barrier: None,
+            min_confidence: 80,
+            exit_policy: crate::vocab::lane::ExitPolicy::RecordedOrListed,
+            repeat_window: Duration::from_secs(10),
+        },
+    ]);
     let plates = Arc::new(PlateRegistry::open(&store).expect("plates"));
     let credentials = Arc::new(
         CredentialStore::open(&store)
@@ -470,6 +481,49 @@ async fn login_with_a_wrong_password_is_refused_and_audited_without_the_password
     assert!(!failed[0].body.to_string().contains("not-the-password-xyz"));
 }
 
+/// The panel answers only to its addresses, `localhost` and `[panel]
+/// hosts` (421 otherwise: DNS rebinding), and sends Strict-Transport-
+/// Security when it is served over TLS, never over plain HTTP.
+#[tokio::test]
+async fn host_header_is_checked_and_hsts_is_sent_only_under_tls() {
+    for tls in [false, true] {
+        let metrics = Arc::new(Metrics::new());
+        let panel = Panel::new(metrics.clone(), CancellationToken::new(), tls)
+            .with_hosts(vec!["gate.estate.example".to_owned()]);
+        let (_tx, readiness) = watch::channel(Readiness::Ready);
+        let router = web::router(PanelState {
+            metrics,
+            readiness,
+            metrics_token: None,
+            panel,
+            api: None,
+        })
+        .layer(MockConnectInfo(SocketAddr::from(REMOTE)));
+        let get = |host: &'static str| {
+            router.clone().oneshot(
+                Request::get("/login")
+                    .header(header::HOST, host)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+        };
+        for host in ["gate.estate.example", "192.168.1.10:8080", "localhost"] {
+            let reply = get(host).await.expect("infallible");
+            assert_ne!(reply.status(), StatusCode::MISDIRECTED_REQUEST, "{host}");
+            assert_eq!(
+                reply
+                    .headers()
+                    .get(header::STRICT_TRANSPORT_SECURITY)
+                    .is_some(),
+                tls,
+                "{host}, TLS {tls}"
+            );
+        }
+        let rebound = get("attacker.example").await.expect("infallible");
+        assert_eq!(rebound.status(), StatusCode::MISDIRECTED_REQUEST);
+    }
+}
+
 #[tokio::test]
 async fn csrf_token_is_required_on_every_state_changing_route() {
     let h = harness().await;
@@ -667,6 +721,35 @@ async fn lockout_after_repeated_failures_refuses_the_right_password() {
     );
 }
 
+/// `gatehouse user unlock NAME` leaves a request in the shared database;
+/// the running panel applies it at the name's next login attempt, audited
+/// as done from the command line, so the right password works at once.
+#[tokio::test]
+async fn an_unlock_requested_from_the_command_line_clears_the_delay_and_is_audited() {
+    let h = harness().await;
+    add(&h, "sun", Role::Guard).await;
+    let mut b = Browser::new(&h);
+    for _ in 0..3 {
+        b.login("sun", "wrong password!!").await;
+    }
+    assert_eq!(
+        b.login("sun", "a long password").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // What `gatehouse user unlock sun` writes.
+    h.auth.request_unlock("sun").await.expect("requested");
+    assert_eq!(
+        b.login("sun", "a long password").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let unlocked = audit_bodies(&h, "user_unlocked").await;
+    assert_eq!(unlocked.len(), 1, "{unlocked:?}");
+    assert_eq!(unlocked[0]["actor"], "gatehouse user unlock");
+    assert_eq!(unlocked[0]["target"], "sun");
+    // The request was used up.
+    assert!(!h.auth.apply_unlock_request("sun").await.expect("read"));
+}
+
 #[tokio::test]
 async fn session_ends_everywhere_when_an_admin_resets_the_password() {
     let h = harness().await;
@@ -701,6 +784,61 @@ async fn session_ends_everywhere_when_an_admin_resets_the_password() {
     );
     let removed = admin.post("/users/admin/remove", &[("csrf", &token)]).await;
     assert_eq!(removed.status, StatusCode::CONFLICT, "not the last admin");
+}
+
+/// An open live stream ends with its session: after a logout and after
+/// the user's removal, within its re-check (seconds), not at the next
+/// event or keep-alive. A stream that outlived its session would hang here
+/// (the generous bound only turns a hang into a failure).
+#[tokio::test]
+async fn live_stream_ends_after_logout_or_the_users_removal() {
+    let h = harness().await;
+    add(&h, "admin", Role::Admin).await;
+    add(&h, "sun", Role::Guard).await;
+    add(&h, "li", Role::Guard).await;
+    let mut admin = Browser::new(&h);
+    admin.login("admin", "a long password").await;
+    let admin_token = admin.csrf().await;
+    for (name, by_removal) in [("sun", false), ("li", true)] {
+        let mut guard = Browser::new(&h);
+        guard.login(name, "a long password").await;
+        let cookie = guard
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let stream = h
+            .router
+            .clone()
+            .oneshot(
+                Request::get("/live/stream")
+                    .header(header::COOKIE, cookie)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible");
+        assert_eq!(stream.status(), StatusCode::OK, "{name}");
+        if by_removal {
+            let removed = admin
+                .post(&format!("/users/{name}/remove"), &[("csrf", &admin_token)])
+                .await;
+            assert!(removed.followed, "{}", removed.body);
+        } else {
+            let token = guard.csrf().await;
+            let out = guard.post("/logout", &[("csrf", &token)]).await;
+            assert_eq!(out.status, StatusCode::SEE_OTHER);
+            assert_eq!(guard.get("/live").await.status, StatusCode::SEE_OTHER);
+        }
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            axum::body::to_bytes(stream.into_body(), 1 << 22),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the stream of {name} did not end"))
+        .expect("body");
+    }
 }
 
 #[tokio::test]
@@ -861,6 +999,37 @@ fn pending_read(id: &str, plate: &str, candidate: &str) -> crate::lanes::Pending
     }
 }
 
+/// While a car waits for a guard, every page's navigation carries a badge
+/// with the count (so a guard on another page sees it); none otherwise.
+#[tokio::test]
+async fn a_waiting_car_shows_a_badge_on_every_page() {
+    let h = harness().await;
+    add(&h, "guard-1", Role::Guard).await;
+    let mut b = Browser::new(&h);
+    b.login("guard-1", "a long password").await;
+    let pages = ["/live", "/lanes", "/visitors", "/devices", "/traffic"];
+    for page in pages {
+        let reply = b.get(page).await;
+        assert_eq!(reply.status, StatusCode::OK, "{page}");
+        assert!(!reply.body.contains("id=\"waiting-badge\""), "{page}");
+    }
+    h.board
+        .add_pending(pending_read("p1", "苏ABHK52", "苏A8HK52"));
+    h.board
+        .add_pending(pending_read("p2", "苏ABHK53", "苏A8HK52"));
+    for page in pages {
+        let body = b.get(page).await.body;
+        let badge = body
+            .split("id=\"waiting-badge\"")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no badge on {page}"));
+        assert!(
+            badge.starts_with(" title=\"有车辆等待确认\">2</span>"),
+            "{page}: {badge:.80}"
+        );
+    }
+}
+
 async fn audit_bodies(h: &Harness, kind: &str) -> Vec<serde_json::Value> {
     h.journal
         .query(JournalQuery {
@@ -966,6 +1135,71 @@ async fn lanes_command_needs_a_reason_and_is_audited() {
         text.contains("救护车") && text.contains("guard-1"),
         "{text}"
     );
+}
+
+/// A lane whose barrier is the camera's relay says so, offers only what it
+/// can do (open, with a reason, audited), and refuses the rest without
+/// sending anything.
+#[tokio::test]
+async fn camera_relay_lane_offers_and_sends_only_open() {
+    let h = harness().await;
+    add(&h, "guard-1", Role::Guard).await;
+    let mut b = Browser::new(&h);
+    b.login("guard-1", "a long password").await;
+    let page = b.get("/lanes").await;
+    let card = page
+        .body
+        .split("id=\"lane-south-out\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</article>").next())
+        .expect("the camera lane's card");
+    assert!(card.contains("由相机控制"), "{card}");
+    assert!(card.contains("value=\"open_barrier\""), "{card}");
+    for other in ["close_barrier", "hold_open", "release_hold"] {
+        assert!(!card.contains(other), "{other} offered: {card}");
+    }
+    let barrier_lane = page
+        .body
+        .split("id=\"lane-south-in\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</article>").next())
+        .expect("the barrier lane's card");
+    assert!(
+        barrier_lane.contains("value=\"hold_open\""),
+        "{barrier_lane}"
+    );
+    let csrf = b.csrf().await;
+    let close = b
+        .post(
+            "/lanes/south-out/command",
+            &[
+                ("csrf", &csrf),
+                ("command", "close_barrier"),
+                ("reason", "试试"),
+            ],
+        )
+        .await;
+    assert!(
+        close.followed && close.body.contains("南门出口: 由相机控制"),
+        "{}",
+        close.body
+    );
+    assert!(audit_bodies(&h, "command").await.is_empty(), "nothing sent");
+    let open = b
+        .post(
+            "/lanes/south-out/command",
+            &[
+                ("csrf", &csrf),
+                ("command", "open_barrier"),
+                ("reason", "送货车"),
+            ],
+        )
+        .await;
+    assert!(open.followed, "{}", open.body);
+    let audits = audit_bodies(&h, "command").await;
+    assert_eq!(audits.len(), 1, "{audits:?}");
+    assert_eq!(audits[0]["command"]["command"], "open_barrier");
+    assert_eq!(audits[0]["origin"]["reason"], "送货车");
 }
 
 #[tokio::test]

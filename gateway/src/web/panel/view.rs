@@ -283,7 +283,7 @@ fn summary(env: &Envelope, t: &'static Strings) -> String {
             joined(&[&field("plate"), verdict, &field("reason")])
         }
         "read_rejected" => t.read_rejected_text.to_owned(),
-        "command" => {
+        "command" | "command_failed" => {
             let command = b
                 .get("command")
                 .and_then(|c| c.get("command"))
@@ -318,8 +318,75 @@ fn summary(env: &Envelope, t: &'static Strings) -> String {
                 } else {
                     t.link_offline
                 },
-                &field("detail"),
+                &link_detail(t, &field("detail")),
             ])
+        }
+        "point_report" => {
+            let n = b
+                .get("samples")
+                .and_then(|s| s.as_array())
+                .map_or(0, Vec::len);
+            t.count_points.replace("{n}", &n.to_string())
+        }
+        "point_alarm" => {
+            let alarm = match field("alarm").as_str() {
+                "high" => t.alarm_high,
+                "low" => t.alarm_low,
+                _ => t.alarm_state,
+            };
+            let limit = field("limit");
+            let value = format!("{} = {}", field("point"), field("value"));
+            if limit.is_empty() {
+                joined(&[&value, alarm])
+            } else {
+                format!("{value} ({alarm} {limit})")
+            }
+        }
+        "camera_signal" | "camera_alarm" => {
+            let what = b.get("signal").or_else(|| b.get("alarm")).map(text);
+            let active = b.get("active").and_then(|a| a.as_bool()) == Some(true);
+            joined(&[
+                t.word(&what.unwrap_or_default()),
+                &field("source"),
+                if active {
+                    t.signal_started
+                } else {
+                    t.signal_ended
+                },
+                t.word(&field("detail")),
+            ])
+        }
+        "call_started" | "call_missed" => field("unit"),
+        "call_answered" => t.word(&field("by")).to_owned(),
+        "call_ended" => match b.get("duration_ms").and_then(|d| d.as_i64()) {
+            Some(ms) => format!("{} {}", ms / 1000, t.unit_s),
+            None => String::new(),
+        },
+        "station_unlock" => joined(&[t.word(&field("method")), &field("who"), &door_of(t, b)]),
+        "open_failed" => joined(&[
+            &field("plate"),
+            &field("lane"),
+            &format!("{} ({})", t.reason_barrier_failed, field("detail")),
+        ]),
+        "store_quarantined" => field("moved_to"),
+        "store_pressure" => t.word(&field("state")).to_owned(),
+        "store_unavailable" => {
+            let active = b.get("active").and_then(|a| a.as_bool()) == Some(true);
+            joined(&[
+                t.word(&field("reason")),
+                if active {
+                    t.badge_alarm
+                } else {
+                    t.badge_cleared
+                },
+            ])
+        }
+        "config_rejected" => {
+            let n = b
+                .get("problems")
+                .and_then(|p| p.as_array())
+                .map_or(0, Vec::len);
+            t.count_problems.replace("{n}", &n.to_string())
         }
         _ if env.class == Class::Audit => {
             let target = audit_target(t, b);
@@ -329,6 +396,23 @@ fn summary(env: &Envelope, t: &'static Strings) -> String {
         _ => compact(b),
     };
     truncate(&s, 160)
+}
+
+/// A driver's link detail in the viewer's language: its fixed phrases and
+/// the two it fills in (how long a camera was silent, how many polls went
+/// unanswered); anything else (an error's own text, a port, a camera's
+/// model) as the device said it.
+fn link_detail(t: &'static Strings, detail: &str) -> String {
+    if let Some(d) = detail.strip_prefix("no push or heartbeat for ") {
+        return t.link_silent.replace("{d}", d);
+    }
+    if let Some(n) = detail
+        .strip_suffix(" unanswered status polls")
+        .filter(|n| n.parse::<u32>().is_ok())
+    {
+        return t.link_unanswered.replace("{n}", n);
+    }
+    t.word(detail).to_owned()
 }
 
 /// The object of an audit record: a user name (capped), a plate, a card —
@@ -486,6 +570,92 @@ mod tests {
         let view = EventView::new(&snapshot, t, &drivers);
         assert_eq!(view.image.as_deref(), Some("/images/20261202/b-full.jpg"));
         assert_eq!(view.summary, "south-in · #41");
+    }
+
+    /// Every kind the gateway records (the wire contract's sample of each)
+    /// reads as words on the panel in both languages: none falls back to
+    /// its body as raw `key=value`.
+    #[test]
+    fn every_recorded_kind_is_summarised_in_words() {
+        use crate::uplink::contract_tests::{sample, stamp};
+        let stamper = crate::pipeline::Stamper::new("e", "g");
+        let drivers = Drivers::default();
+        let mut raw = Vec::new();
+        for lang in [Lang::ZhCn, Lang::En] {
+            for &kind in crate::events::Kind::ALL {
+                for one in sample(kind) {
+                    let env = stamp(&stamper, &one);
+                    let view = EventView::new(&env, lang.strings(), &drivers);
+                    let keys = env.body.as_object().into_iter().flat_map(|m| m.keys());
+                    if let Some(key) = keys
+                        .into_iter()
+                        .find(|k| view.summary.contains(&format!("{k}=")))
+                    {
+                        raw.push(format!(
+                            "{kind} ({}): {key}= in {:?}",
+                            lang.code(),
+                            view.summary
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(raw.is_empty(), "{raw:#?}");
+    }
+
+    #[test]
+    fn drivers_link_details_and_body_words_read_in_chinese() {
+        let t = Lang::ZhCn.strings();
+        let drivers = Drivers::default();
+        let summary = |kind: &str, class: Class, body: serde_json::Value| {
+            EventView::new(&env(kind, class, body), t, &drivers).summary
+        };
+        let link = |online: bool, detail: &str| {
+            summary(
+                "device_link",
+                Class::Alarm,
+                serde_json::json!({"online": online, "detail": detail}),
+            )
+        };
+        assert_eq!(link(true, "answering"), "已连接 · 应答正常");
+        assert_eq!(link(true, "alert stream open"), "已连接 · 事件流已连接");
+        assert_eq!(
+            link(false, "no push or heartbeat for 1m 30s"),
+            "已断开 · 1m 30s 内无推送或心跳"
+        );
+        assert_eq!(
+            link(false, "3 unanswered status polls"),
+            "已断开 · 连续 3 次状态查询无应答"
+        );
+        // A device's own error text is shown as it said it.
+        assert_eq!(
+            link(false, "connection refused"),
+            "已断开 · connection refused"
+        );
+        assert_eq!(
+            summary(
+                "camera_alarm",
+                Class::Alarm,
+                serde_json::json!({"alarm": "video_loss", "active": true, "source": "1", "detail": "state when subscribed"}),
+            ),
+            "视频丢失 · 1 · 开始 · 订阅时的状态"
+        );
+        assert_eq!(
+            summary(
+                "station_unlock",
+                Class::Access,
+                serde_json::json!({"method": "face", "who": null, "door": 1}),
+            ),
+            "人脸 · 门 1"
+        );
+        assert_eq!(
+            summary(
+                "store_pressure",
+                Class::Alarm,
+                serde_json::json!({"state": "over_capacity", "active": true}),
+            ),
+            "存储超出容量"
+        );
     }
 
     #[test]

@@ -439,6 +439,16 @@ pub struct Strings {
     pub limit_below: &'static str,
     pub limit_above: &'static str,
     pub read_rejected_text: &'static str,
+    /// `{n}`: samples in a point report.
+    pub count_points: &'static str,
+    /// `{n}`: problems found in a rejected configuration.
+    pub count_problems: &'static str,
+    pub signal_started: &'static str,
+    pub signal_ended: &'static str,
+    /// `{d}`: how long a camera sent nothing (a link detail).
+    pub link_silent: &'static str,
+    /// `{n}`: status polls a controller left unanswered (a link detail).
+    pub link_unanswered: &'static str,
 
     pub alarm_strip_title: &'static str,
     pub ack_button: &'static str,
@@ -486,6 +496,10 @@ pub struct Strings {
     pub device_types: &'static [(&'static str, &'static str)],
     /// Door decision reason code → label.
     pub door_reasons: &'static [(&'static str, &'static str)],
+    /// The fixed words of event bodies (camera alarms and signals, who
+    /// answered a call, how a door station was opened, the store's
+    /// states) and the drivers' fixed link details → label.
+    pub words: &'static [(&'static str, &'static str)],
 }
 
 impl Strings {
@@ -507,6 +521,12 @@ impl Strings {
     /// The label of a door decision's reason code.
     pub fn door_reason<'a>(&'static self, code: &'a str) -> &'a str {
         lookup(self.door_reasons, code)
+    }
+
+    /// The label of an event body's word or a driver's link detail (the
+    /// text itself when unknown: a device's own error message).
+    pub fn word<'a>(&'static self, word: &'a str) -> &'a str {
+        lookup(self.words, word)
     }
 
     /// The label of a class.
@@ -572,6 +592,47 @@ mod tests {
                 lang.code()
             );
         }
+    }
+
+    /// The fixed words of event bodies the panel shows (`enum`s in
+    /// `docs/schema/events.json`) are in both languages' word tables.
+    #[test]
+    fn every_fixed_word_of_a_shown_body_field_has_a_label_in_both_languages() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../../docs/schema/events.json"))
+                .expect("events.json");
+        let shown = [
+            ("camera_alarm", "alarm"),
+            ("camera_signal", "signal"),
+            ("call_answered", "by"),
+            ("station_unlock", "method"),
+            ("store_pressure", "state"),
+            ("store_unavailable", "reason"),
+        ];
+        let mut found = 0;
+        let mut missing = Vec::new();
+        for rule in schema["allOf"].as_array().expect("allOf") {
+            let kind = rule["if"]["properties"]["kind"]["const"]
+                .as_str()
+                .unwrap_or("");
+            for (k, field) in shown.iter().filter(|(k, _)| *k == kind) {
+                let words = rule["then"]["properties"]["body"]["properties"][field]["enum"]
+                    .as_array()
+                    .expect("an enum");
+                found += 1;
+                for word in words.iter().filter_map(|w| w.as_str()) {
+                    for lang in [Lang::ZhCn, Lang::En] {
+                        if !lang.strings().words.iter().any(|(w, _)| *w == word) {
+                            missing.push(format!("{k}.{field} {word:?} ({})", lang.code()));
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(found, shown.len(), "a shown field left the schema");
+        assert!(missing.is_empty(), "{missing:#?}");
+        let keys = |t: &'static Strings| t.words.iter().map(|(k, _)| *k).collect::<Vec<_>>();
+        assert_eq!(keys(Lang::ZhCn.strings()), keys(Lang::En.strings()));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! (open / close / hold-open / release, each its own colour; the reason is
 //! asked in a sheet; through `PipelineHandle::command`, so audited with
 //! who, why and from where). A lane whose barrier is the camera's relay
-//! shows "controlled by the camera" and offers no command it cannot do.
+//! shows "controlled by the camera" and offers only what it can do: open
+//! (a pulse of the camera's relay).
 //! Below, the reads waiting for a guard (待确认), oldest first so a new one
 //! never moves the buttons under a finger, each with its age and the time
 //! left before it expires, and one-click Allow / Deny (through
@@ -329,10 +330,15 @@ pub(in crate::web::panel) async fn command(
     let Some(command) = parse_command(&form.command) else {
         return Ok(done(&viewer, "/lanes", Flash::bad(t.err_command_unknown)));
     };
-    // A camera-relay lane offers no command: the camera opens it.
-    let Some(barrier) = lane.barrier.clone() else {
-        let flash = Flash::warn(format!("{}: {}", lane.name, t.arm_by_camera));
-        return Ok(done(&viewer, "/lanes", flash));
+    // A camera-relay lane can only be opened (a pulse of the camera's
+    // relay, routed by the lane's id); its arm is the camera's own.
+    let target = match &lane.barrier {
+        Some(barrier) => barrier.clone(),
+        None if command == Command::OpenBarrier => lane.id.clone(),
+        None => {
+            let flash = Flash::warn(format!("{}: {}", lane.name, t.arm_by_camera));
+            return Ok(done(&viewer, "/lanes", flash));
+        }
     };
     if let Some(error) = check_reason(t, &reason) {
         let refused = Refused {
@@ -354,7 +360,7 @@ pub(in crate::web::panel) async fn command(
         reason: Some(reason),
         remote: viewer.remote(),
     };
-    let report = core.pipeline.command(&barrier, command, origin).await;
+    let report = core.pipeline.command(&target, command, origin).await;
     let flash = outcome_flash(t, &what, &report.outcome, report.audit_seq);
     Ok(done(&viewer, "/lanes", flash))
 }

@@ -354,3 +354,27 @@ fn events(state: StreamState) -> impl Stream<Item = Result<Event, Infallible>> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The live page leaves telemetry out unless asked for, and audit
+    /// records out for those who may not read the audit log, whatever
+    /// else is asked.
+    #[test]
+    fn telemetry_only_when_asked_and_audit_only_for_its_readers() {
+        let default = Filter::default();
+        assert_eq!(default.classes(false), vec![Class::Access, Class::Alarm]);
+        assert_eq!(
+            default.classes(true),
+            vec![Class::Access, Class::Alarm, Class::Audit]
+        );
+        let telemetry = Filter {
+            telemetry: "1".into(),
+            ..Filter::default()
+        };
+        assert!(telemetry.classes(false).contains(&Class::Telemetry));
+        assert!(!telemetry.classes(false).contains(&Class::Audit));
+    }
+}
