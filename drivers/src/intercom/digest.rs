@@ -3,7 +3,7 @@
 //! `WWW-Authenticate: Digest` challenge is answered once, and the challenge
 //! is reused (with a growing nonce count) until the station asks again.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use digest_auth::{AuthContext, HttpMethod, WwwAuthenticateHeader};
@@ -30,6 +30,22 @@ pub struct DigestClient {
     user: String,
     password: String,
     challenge: Mutex<Option<WwwAuthenticateHeader>>,
+    /// Bounds a stream's request up to its response headers.
+    connect_timeout: Duration,
+}
+
+/// The one HTTP client every station's requests go through: its TLS roots
+/// and connection pools (per station address) are built once; a client of
+/// its own per station cost about 200 KB each.
+fn shared_http() -> reqwest::Client {
+    static HTTP: OnceLock<reqwest::Client> = OnceLock::new();
+    HTTP.get_or_init(|| {
+        reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default()
+    })
+    .clone()
 }
 
 impl std::fmt::Debug for DigestClient {
@@ -45,13 +61,9 @@ impl DigestClient {
     /// A client for `base` (`http://host:port`) with a per-request timeout
     /// for connecting (the body of a stream is read without one).
     pub fn new(base: &str, user: &str, password: &str, connect_timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
         Self {
-            http,
+            http: shared_http(),
+            connect_timeout,
             base: base.trim_end_matches('/').to_owned(),
             user: user.to_owned(),
             password: password.to_owned(),
@@ -73,6 +85,8 @@ impl DigestClient {
             let mut request = self
                 .http
                 .request(method.clone(), format!("{}{path}", self.base));
+            // A request is bounded as a whole; a stream up to its headers.
+            let bound = timeout.unwrap_or(self.connect_timeout);
             if let Some(t) = timeout {
                 request = request.timeout(t);
             }
@@ -82,9 +96,9 @@ impl DigestClient {
             if let Some(auth) = self.authorization(&method, path, body) {
                 request = request.header(reqwest::header::AUTHORIZATION, auth);
             }
-            let response = request
-                .send()
+            let response = tokio::time::timeout(bound, request.send())
                 .await
+                .map_err(|_| HttpError::Transport("timed out".into()))?
                 .map_err(|e| HttpError::Transport(without_url(&e)))?;
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
