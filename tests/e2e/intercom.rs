@@ -37,6 +37,27 @@ async fn uplinked(
     .expect("uplinked event")
 }
 
+/// The flat a call was for, as the gateway's journal keeps it.
+async fn called_flat(
+    running: &gateway::app::Running,
+    call: &serde_json::Value,
+) -> serde_json::Value {
+    let journal = gateway::store::Journal::new(&running.store).expect("journal");
+    let calls = journal
+        .query(gateway::store::JournalQuery {
+            kind: Some("call_started".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("journal query");
+    calls
+        .into_iter()
+        .find(|e| e.body["call"] == *call)
+        .map(|e| e.body["unit"].clone())
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hikvision_station_rings_through_the_gateway_and_the_platform_unlocks_it() {
     let station = HikStationSim::start("admin", "station-pw")
@@ -82,7 +103,12 @@ timeout = "2s"
     let started = uplinked(&subscriber, "call_started", |_| true).await;
     assert_eq!(started.device_id, "b3-door");
     assert_eq!(started.class, Class::Access);
-    assert_eq!(started.body["unit"], "3-1-502", "{:?}", started.body);
+    // The called flat stays on the box ([privacy] uplink_houses).
+    assert!(started.body.get("unit").is_none(), "{:?}", started.body);
+    assert_eq!(
+        called_flat(&running, &started.body["call"]).await,
+        "3-1-502"
+    );
     station.hang_up();
     let missed = uplinked(&subscriber, "call_missed", |_| true).await;
     assert_eq!(missed.body["call"], started.body["call"]);
@@ -128,7 +154,7 @@ timeout = "2s"
     })
     .await;
     again.ring("3-1-503");
-    uplinked(&subscriber, "call_started", |e| e.body["unit"] == "3-1-503").await;
+    uplinked(&subscriber, "call_started", |e| e.seq > offline.seq).await;
     running.shutdown().await;
 }
 
@@ -158,7 +184,12 @@ async fn a_dahua_vto_rings_through_the_gateway_and_the_platform_unlocks_it() {
     .await;
     let call = vto.ring("5-2-301");
     let started = uplinked(&subscriber, "call_started", |e| e.device_id == "b5-door").await;
-    assert_eq!(started.body["unit"], "5-2-301", "{:?}", started.body);
+    // The called flat stays on the box ([privacy] uplink_houses).
+    assert!(started.body.get("unit").is_none(), "{:?}", started.body);
+    assert_eq!(
+        called_flat(&running, &started.body["call"]).await,
+        "5-2-301"
+    );
     vto.no_answer(&call);
     uplinked(&subscriber, "call_missed", |e| e.device_id == "b5-door").await;
 
@@ -235,7 +266,12 @@ command_topic = "b7/door/cmd"
     })
     .await
     .expect("call forwarded");
-    assert_eq!(started.body["unit"], "7-1-101", "{:?}", started.body);
+    // The called flat stays on the box ([privacy] uplink_houses).
+    assert!(started.body.get("unit").is_none(), "{:?}", started.body);
+    assert_eq!(
+        called_flat(&running, &started.body["call"]).await,
+        "7-1-101"
+    );
 
     let now = now_ms();
     let command = json!({"id": "open-b7", "issued_ms": now - 1000, "expires_ms": now + 60_000,
