@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use drivers::PlateColour;
 use drivers::lpr::Vendor;
 use drivers::sim::barrier::{BarrierSim, BarrierSimConfig, SimArm, SimCommand, SimHandle};
@@ -34,14 +34,7 @@ use drivers::sim::camera::CameraSim;
 use drivers::sim::onvif::{OnvifSim, SimAuth, SimCameraConfig};
 use gateway::rules::vehicle::Resident;
 
-use common::proc_field;
-
-fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{cpu_time, env_number, proc_field};
 
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
@@ -60,15 +53,6 @@ fn summary(samples: &mut [Duration]) -> String {
         at(1.0),
         samples.len()
     )
-}
-
-/// User + system CPU time of `pid`.
-fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = stat.rsplit_once(')').context("stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    Ok(Duration::from_millis(ticks * 10))
 }
 
 async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {

@@ -26,18 +26,9 @@ mod common;
 use anyhow::{Context, bail};
 use drivers::sim::hik_station::HikStationSim;
 
-use common::proc_field;
+use common::{cpu_time, proc_field};
 
 const PASSWORD: &str = "bench guard password";
-
-/// User + system CPU time of `pid`.
-fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = stat.rsplit_once(')').context("stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    Ok(Duration::from_millis(ticks * 10))
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

@@ -26,12 +26,16 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use drivers::PlateColour;
 use drivers::lpr::Vendor;
 use drivers::sim::barrier::{BarrierSim, BarrierSimConfig, SimArm, SimCommand};
 use drivers::sim::camera::CameraSim;
 use gateway::lists::plates::ListKind;
 use gateway::vocab::import::ImportMode;
+
+use common::env_number;
 
 const LANES: usize = 8;
 
@@ -114,13 +118,6 @@ fn load_generator(
             })
         })
         .collect()
-}
-
-fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn millis(d: Duration) -> f64 {

@@ -25,7 +25,7 @@ use drivers::sim::facility::{Dynamics, FacilitySim, WaterSupply};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 
-use common::proc_field;
+use common::{cpu_time, proc_field};
 
 const ESTATE: &str = "bench";
 const GATEWAY: &str = "gw-bench";
@@ -34,17 +34,6 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// User + system CPU time of `pid`.
-fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) start at ')'.
-    let rest = stat.rsplit_once(')').context("stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    // The clock tick is 100 Hz on Linux.
-    Ok(Duration::from_millis(ticks * 10))
 }
 
 fn find_binary(name: &str) -> Option<PathBuf> {

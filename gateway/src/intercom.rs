@@ -184,31 +184,13 @@ impl Intercom {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use drivers::Class;
     use serde_json::json;
-
-    fn envelope(seq: u64, kind: &str, device: &str, body: serde_json::Value) -> Envelope {
-        Envelope {
-            schema: crate::wire::SCHEMA_VERSION,
-            id: uuid::Uuid::now_v7(),
-            seq,
-            time_ms: 1_000 * seq as i64,
-            clock_synced: true,
-            device_time_ms: None,
-            estate_id: "e".into(),
-            gateway_id: "g".into(),
-            device_id: device.into(),
-            kind: kind.into(),
-            class: Class::Access,
-            body,
-        }
-    }
 
     #[test]
     fn a_call_rings_until_answered_missed_ended_or_its_station_goes_offline() {
         let intercom = Intercom::new();
         let mut changes = intercom.subscribe();
-        intercom.observe(&envelope(
+        intercom.observe(&Envelope::for_test(
             1,
             "call_started",
             "b3-door",
@@ -222,7 +204,7 @@ mod tests {
         changes.mark_unchanged();
 
         // A camera watching the station sends the caller's picture.
-        intercom.observe(&envelope(
+        intercom.observe(&Envelope::for_test(
             2,
             "camera_snapshot",
             "cctv-1",
@@ -234,7 +216,7 @@ mod tests {
         );
         // A snapshot of another event changes nothing.
         changes.mark_unchanged();
-        intercom.observe(&envelope(
+        intercom.observe(&Envelope::for_test(
             3,
             "camera_snapshot",
             "cctv-1",
@@ -243,9 +225,14 @@ mod tests {
         assert!(!changes.has_changed().expect("sender alive"));
 
         // Another station's end does not end this call; its own does.
-        intercom.observe(&envelope(4, "call_missed", "b5-door", json!({"call": "7"})));
+        intercom.observe(&Envelope::for_test(
+            4,
+            "call_missed",
+            "b5-door",
+            json!({"call": "7"}),
+        ));
         assert_eq!(intercom.ringing().len(), 1);
-        intercom.observe(&envelope(
+        intercom.observe(&Envelope::for_test(
             5,
             "call_answered",
             "b3-door",
@@ -256,15 +243,15 @@ mod tests {
         for (seq, end) in [
             (
                 7,
-                envelope(8, "call_missed", "b3-door", json!({"call": "8"})),
+                Envelope::for_test(8, "call_missed", "b3-door", json!({"call": "8"})),
             ),
             (
                 9,
-                envelope(10, "call_ended", "b3-door", json!({"call": "10"})),
+                Envelope::for_test(10, "call_ended", "b3-door", json!({"call": "10"})),
             ),
             (
                 11,
-                envelope(
+                Envelope::for_test(
                     12,
                     "device_link",
                     "b3-door",
@@ -273,7 +260,7 @@ mod tests {
             ),
         ] {
             let call = (seq + 1).to_string();
-            intercom.observe(&envelope(
+            intercom.observe(&Envelope::for_test(
                 seq,
                 "call_started",
                 "b3-door",
@@ -284,7 +271,7 @@ mod tests {
             assert!(intercom.ringing().is_empty(), "{end:?}");
         }
         // Back online: nothing rings by itself.
-        intercom.observe(&envelope(
+        intercom.observe(&Envelope::for_test(
             13,
             "device_link",
             "b3-door",
@@ -296,7 +283,7 @@ mod tests {
     #[test]
     fn a_call_nobody_ends_is_dropped_after_the_longest_ring() {
         let intercom = Intercom::new();
-        intercom.observe(&envelope(
+        intercom.observe(&Envelope::for_test(
             1,
             "call_started",
             "b3-door",

@@ -393,29 +393,11 @@ impl Surveillance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use drivers::Class;
-
-    fn envelope(kind: &str, device: &str, body: serde_json::Value) -> Envelope {
-        Envelope {
-            schema: crate::wire::SCHEMA_VERSION,
-            id: uuid::Uuid::now_v7(),
-            seq: 7,
-            time_ms: 1,
-            clock_synced: true,
-            device_time_ms: None,
-            estate_id: "e".into(),
-            gateway_id: "g".into(),
-            device_id: device.into(),
-            kind: kind.into(),
-            class: Class::Access,
-            body,
-        }
-    }
 
     #[test]
     fn access_events_at_a_place_ask_for_snapshots_and_others_do_not() {
         let place = |kind: &str, device: &str, body: serde_json::Value| {
-            trigger(&envelope(kind, device, body)).map(|t| t.place)
+            trigger(&Envelope::for_test(7, kind, device, body)).map(|t| t.place)
         };
         let read = serde_json::json!({"plate": "苏A8HK52", "lane": "south-in", "resend": false});
         assert_eq!(
@@ -444,7 +426,7 @@ mod tests {
         let motion = serde_json::json!({"signal": "motion", "active": true});
         assert_eq!(place("camera_signal", "cctv", motion), None);
 
-        let envelope = envelope("plate_read", "cam", serde_json::json!({"lane": "x"}));
+        let envelope = Envelope::for_test(7, "plate_read", "cam", serde_json::json!({"lane": "x"}));
         let t = trigger(&envelope).expect("a trigger");
         assert_eq!((t.of_seq, t.of_id), (7, envelope.id.to_string()));
     }

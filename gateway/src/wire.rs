@@ -49,6 +49,26 @@ impl Envelope {
     pub fn encoded_len(&self) -> usize {
         serde_json::to_vec(self).map(|v| v.len()).unwrap_or(0)
     }
+
+    /// An access-class event of `kind` from `device` for unit tests, stored
+    /// as number `seq` at `seq` seconds past the epoch.
+    #[cfg(test)]
+    pub(crate) fn for_test(seq: u64, kind: &str, device: &str, body: serde_json::Value) -> Self {
+        Envelope {
+            schema: SCHEMA_VERSION,
+            id: Uuid::now_v7(),
+            seq,
+            time_ms: 1_000 * seq as i64,
+            clock_synced: true,
+            device_time_ms: None,
+            estate_id: "e".into(),
+            gateway_id: "g".into(),
+            device_id: device.into(),
+            kind: kind.into(),
+            class: drivers::Class::Access,
+            body,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -45,3 +45,22 @@ pub(crate) fn proc_field(
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         .with_context(|| format!("{field} in {path}"))
 }
+
+/// User + system CPU time of process `pid` (`/proc/{pid}/stat`, at the
+/// kernel's 100 Hz clock tick).
+pub(crate) fn cpu_time(pid: u32) -> anyhow::Result<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let rest = stat.rsplit_once(')').context("stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    Ok(std::time::Duration::from_millis(ticks * 10))
+}
+
+/// The number in environment variable `name`, or `default`.
+pub(crate) fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

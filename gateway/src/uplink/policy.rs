@@ -116,27 +116,12 @@ pub fn apply_batch(policy: UplinkDisclosure, batch: &[Envelope]) -> Cow<'_, [Env
 mod tests {
     use super::*;
 
-    fn envelope(kind: &str, body: Value) -> Envelope {
-        Envelope {
-            schema: crate::wire::SCHEMA_VERSION,
-            id: uuid::Uuid::now_v7(),
-            seq: 7,
-            time_ms: 1_764_000_000_000,
-            clock_synced: true,
-            device_time_ms: None,
-            estate_id: "e1".into(),
-            gateway_id: "g1".into(),
-            device_id: "d1".into(),
-            kind: kind.into(),
-            class: drivers::Class::Access,
-            body,
-        }
-    }
-
     #[test]
     fn by_default_names_and_houses_are_held_back_and_plates_go_whole() {
-        let read = envelope(
+        let read = Envelope::for_test(
+            7,
             "plate_read",
+            "d1",
             serde_json::json!({"plate": "苏A8HK52", "plate_normalised": "苏A8HK52",
                 "reason": {"code": "resident", "house": "3-2-1201"}, "decision": "allow"}),
         );
@@ -146,8 +131,10 @@ mod tests {
             serde_json::json!({"plate": "苏A8HK52", "plate_normalised": "苏A8HK52",
                 "reason": {"code": "resident"}, "decision": "allow"})
         );
-        let card = envelope(
+        let card = Envelope::for_test(
+            7,
             "card_read",
+            "d1",
             serde_json::json!({"card": "3847561", "holder": "王芳", "reason": {"code": "card", "house": "3-2-1201"}}),
         );
         let sent = apply(UplinkDisclosure::default(), &card);
@@ -155,8 +142,10 @@ mod tests {
             sent.body,
             serde_json::json!({"card": "3847561", "reason": {"code": "card"}})
         );
-        let call = envelope(
+        let call = Envelope::for_test(
+            7,
             "call_started",
+            "d1",
             serde_json::json!({"call": "c1", "unit": "3-2-1201"}),
         );
         assert_eq!(
@@ -167,8 +156,10 @@ mod tests {
 
     #[test]
     fn a_measuring_unit_and_telemetry_are_left_alone_without_a_copy() {
-        let value = envelope(
+        let value = Envelope::for_test(
+            7,
             "point_value",
+            "d1",
             serde_json::json!({"point": "level", "value": 1.5, "unit": "m"}),
         );
         assert!(matches!(
@@ -184,8 +175,10 @@ mod tests {
 
     #[test]
     fn an_estate_may_send_names_and_houses_or_mask_plates() {
-        let read = envelope(
+        let read = Envelope::for_test(
+            7,
             "plate_read",
+            "d1",
             serde_json::json!({"plate": "苏A8HK52", "candidate": "苏A8HK53",
                 "reason": {"code": "resident", "house": "3-2-1201"}}),
         );

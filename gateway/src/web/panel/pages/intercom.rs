@@ -367,55 +367,37 @@ fn calls(state: StreamState) -> impl Stream<Item = Result<Event, Infallible>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use drivers::Class;
     use serde_json::json;
-
-    fn env(seq: u64, kind: &str, device: &str, body: serde_json::Value) -> Envelope {
-        Envelope {
-            schema: crate::wire::SCHEMA_VERSION,
-            id: uuid::Uuid::now_v7(),
-            seq,
-            time_ms: 1,
-            clock_synced: true,
-            device_time_ms: None,
-            estate_id: "e".into(),
-            gateway_id: "g".into(),
-            device_id: device.into(),
-            kind: kind.into(),
-            class: Class::Access,
-            body,
-        }
-    }
 
     #[test]
     fn the_call_log_filters_by_unit_with_the_calls_answers_and_to_missed_calls() {
         let events = vec![
-            env(
+            Envelope::for_test(
                 1,
                 "call_started",
                 "b3",
                 json!({"call": "1", "unit": "3-1-502"}),
             ),
-            env(2, "call_answered", "b3", json!({"call": "1", "by": "app"})),
-            env(
+            Envelope::for_test(2, "call_answered", "b3", json!({"call": "1", "by": "app"})),
+            Envelope::for_test(
                 3,
                 "call_started",
                 "b3",
                 json!({"call": "2", "unit": "3-2-101"}),
             ),
-            env(
+            Envelope::for_test(
                 4,
                 "call_missed",
                 "b3",
                 json!({"call": "2", "unit": "3-2-101"}),
             ),
-            env(
+            Envelope::for_test(
                 5,
                 "call_started",
                 "other",
                 json!({"call": "1", "unit": "3-1-502"}),
             ),
-            env(6, "station_unlock", "b3", json!({"method": "card"})),
+            Envelope::for_test(6, "station_unlock", "b3", json!({"method": "card"})),
         ];
         let stations = ["b3".to_owned()];
         let seqs = |v: Vec<Envelope>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
